@@ -1,0 +1,291 @@
+"""The in-memory data set: id maps, interactions as sparse CSR, and item/user attributes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from lmrec._atomic import atomic_dir
+from lmrec.data.idmap import IdMap, as_id_array
+from lmrec.errors import DataError
+
+#: Columns of :attr:`Dataset.interactions`, with their dtypes; optional ones may be absent.
+INTERACTION_COLUMNS = {
+    "user_idx": np.int32,
+    "item_idx": np.int32,
+    "weight": np.float32,
+    "rating": np.float32,
+    "timestamp": np.float64,
+}
+_REQUIRED = ("user_idx", "item_idx", "weight")
+DATASET_FORMAT_VERSION = 1
+
+
+class Dataset:
+    """Interactions between users and items, with the maps to and from external ids.
+
+    One row per (user, item) pair. ``weight`` is what models learn from (1.0 unless the
+    input named a weight column); ``rating`` and ``timestamp`` are kept when the input
+    had them. ``items`` and ``users`` are optional attribute tables indexed by external
+    id, aligned with the id maps (rows of ids without attributes are NaN).
+
+    A ``Dataset`` is immutable: derived data sets (splits, subsets) share its id maps,
+    so the same dense index means the same user or item in all of them.
+
+    Parameters
+    ----------
+    interactions : DataFrame
+        Columns ``user_idx``, ``item_idx``, ``weight`` and optionally ``rating``,
+        ``timestamp`` (seconds since the epoch). Copied, never mutated.
+    user_ids, item_ids : IdMap
+        The id universes. Items only in the catalog belong to ``item_ids`` too
+        (they can be recommended: the cold-start case).
+    items, users : DataFrame, optional
+        Attribute tables indexed by external id.
+    name : str
+        A label for reports.
+    """
+
+    def __init__(
+        self,
+        interactions: pd.DataFrame,
+        user_ids: IdMap,
+        item_ids: IdMap,
+        *,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        name: str = "dataset",
+    ) -> None:
+        missing = [c for c in _REQUIRED if c not in interactions.columns]
+        if missing:
+            raise DataError(f"Dataset interactions lack column(s) {missing}.")
+        cols = {}
+        for col, dtype in INTERACTION_COLUMNS.items():
+            if col in interactions.columns:
+                values = interactions[col].to_numpy(dtype=dtype, copy=True)
+                values.flags.writeable = False
+                cols[col] = values
+        frame = pd.DataFrame(cols)
+        n_u, n_i = len(user_ids), len(item_ids)
+        if len(frame) and (
+            frame["user_idx"].min() < 0
+            or frame["user_idx"].max() >= n_u
+            or frame["item_idx"].min() < 0
+            or frame["item_idx"].max() >= n_i
+        ):
+            raise DataError("Dataset interactions reference indices outside the id maps.")
+        self._interactions = frame
+        self.user_ids = user_ids
+        self.item_ids = item_ids
+        self.items = _align(items, item_ids, "items")
+        self.users = _align(users, user_ids, "users")
+        self.name = name
+        self._matrix: sp.csr_matrix | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        user_ids: IdMap | None = None,
+        item_ids: IdMap | None = None,
+        name: str = "dataset",
+    ) -> Dataset:
+        """Build a data set from a canonical frame with external ids.
+
+        ``frame`` has columns ``user``, ``item`` and optionally ``weight``, ``rating``,
+        ``timestamp``; (user, item) pairs must be unique (:func:`lmrec.data.read_interactions`
+        resolves duplicates by policy before this point). Id maps are built from the
+        sorted distinct ids of the frame and the attribute tables unless given.
+        """
+        for col in ("user", "item"):
+            if col not in frame.columns:
+                raise DataError(f"Interaction frame lacks the {col!r} column.")
+        users_ext = as_id_array(frame["user"].to_numpy())
+        items_ext = as_id_array(frame["item"].to_numpy())
+        if user_ids is None:
+            extra = users.index if users is not None else []
+            user_ids = IdMap.from_values(np.concatenate([users_ext, as_id_array(extra)]))
+        if item_ids is None:
+            extra = items.index if items is not None else []
+            item_ids = IdMap.from_values(np.concatenate([items_ext, as_id_array(extra)]))
+        out = pd.DataFrame(
+            {
+                "user_idx": user_ids.index(users_ext, kind="user"),
+                "item_idx": item_ids.index(items_ext, kind="item"),
+                "weight": frame["weight"].to_numpy(np.float32)
+                if "weight" in frame
+                else np.ones(len(frame), np.float32),
+            }
+        )
+        for col in ("rating", "timestamp"):
+            if col in frame:
+                out[col] = frame[col].to_numpy()
+        if out.duplicated(["user_idx", "item_idx"]).any():
+            raise DataError(
+                "Interaction frame has duplicate (user, item) pairs; read it with "
+                "lmrec.data.read_interactions(..., duplicates='last'|'sum'|'max') to merge them."
+            )
+        return cls(out, user_ids, item_ids, items=items, users=users, name=name)
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def interactions(self) -> pd.DataFrame:
+        """The interaction table (a copy: the data set itself cannot be changed)."""
+        return self._interactions.copy()
+
+    @property
+    def n_users(self) -> int:
+        """Number of users in the id universe (including users with no interactions here)."""
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        """Number of items in the id universe (including catalog-only items)."""
+        return len(self.item_ids)
+
+    @property
+    def n_interactions(self) -> int:
+        """Number of (user, item) pairs."""
+        return len(self._interactions)
+
+    @property
+    def has_timestamps(self) -> bool:
+        """Whether interactions carry timestamps."""
+        return "timestamp" in self._interactions
+
+    @property
+    def has_ratings(self) -> bool:
+        """Whether interactions carry explicit ratings."""
+        return "rating" in self._interactions
+
+    def column(self, name: str) -> np.ndarray:
+        """One interaction column as a read-only array (no copy)."""
+        if name not in self._interactions:
+            raise KeyError(f"No interaction column {name!r}; have {list(self._interactions)}.")
+        return self._interactions[name].to_numpy()
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """Users x items CSR matrix of weights (float32, sorted indices), built once."""
+        if self._matrix is None:
+            f = self._interactions
+            m = sp.csr_matrix(
+                (f["weight"].to_numpy(np.float32), (f["user_idx"], f["item_idx"])),
+                shape=(self.n_users, self.n_items),
+                dtype=np.float32,
+            )
+            m.sort_indices()
+            self._matrix = m
+        return self._matrix
+
+    def user_counts(self) -> np.ndarray:
+        """Interactions per user (int64, length ``n_users``)."""
+        return np.bincount(self.column("user_idx"), minlength=self.n_users)
+
+    def item_counts(self) -> np.ndarray:
+        """Interactions per item (int64, length ``n_items``)."""
+        return np.bincount(self.column("item_idx"), minlength=self.n_items)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Interactions with external ids: columns ``user, item, weight[, rating][, timestamp]``."""
+        f = self._interactions
+        out = pd.DataFrame(
+            {
+                "user": self.user_ids.lookup(f["user_idx"].to_numpy()),
+                "item": self.item_ids.lookup(f["item_idx"].to_numpy()),
+            }
+        )
+        for col in ("weight", "rating", "timestamp"):
+            if col in f:
+                out[col] = f[col].to_numpy()
+        return out
+
+    # ------------------------------------------------------------------ derived sets
+    def subset(self, rows: np.ndarray, *, name: str | None = None) -> Dataset:
+        """A data set with the selected interaction rows (bool mask or positions), same id maps."""
+        rows = np.asarray(rows)
+        part = self._interactions.iloc[np.flatnonzero(rows) if rows.dtype == bool else rows]
+        return Dataset(
+            part.reset_index(drop=True),
+            self.user_ids,
+            self.item_ids,
+            items=self.items,
+            users=self.users,
+            name=name or self.name,
+        )
+
+    def concat(self, other: Dataset, *, name: str | None = None) -> Dataset:
+        """Union of two data sets over the same id maps (for refitting on train + valid)."""
+        if other.user_ids != self.user_ids or other.item_ids != self.item_ids:
+            raise DataError("Only data sets that share id maps (splits of one data set) concat.")
+        both = pd.concat([self._interactions, other._interactions], ignore_index=True)
+        if both.duplicated(["user_idx", "item_idx"]).any():
+            raise DataError("The two data sets share (user, item) pairs; they must be disjoint.")
+        return Dataset(
+            both, self.user_ids, self.item_ids, items=self.items, users=self.users,
+            name=name or self.name,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, n_users={self.n_users}, n_items={self.n_items}, "
+            f"n_interactions={self.n_interactions})"
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the data set as Parquet + JSON into directory ``path`` (atomically, no pickle)."""
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            self._interactions.to_parquet(tmp / "interactions.parquet", index=False)
+            pd.DataFrame({"user": self.user_ids.ids}).to_parquet(tmp / "users_ids.parquet")
+            pd.DataFrame({"item": self.item_ids.ids}).to_parquet(tmp / "items_ids.parquet")
+            if self.items is not None:
+                self.items.to_parquet(tmp / "items.parquet")
+            if self.users is not None:
+                self.users.to_parquet(tmp / "users.parquet")
+            meta = {"format_version": DATASET_FORMAT_VERSION, "name": self.name}
+            (tmp / "dataset.json").write_text(json.dumps(meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Dataset:
+        """Read a data set written by :meth:`save`."""
+        path = Path(path)
+        meta_file = path / "dataset.json"
+        if not meta_file.is_file():
+            raise DataError(f"{path} is not an lmrec data set directory (no dataset.json).")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format_version") != DATASET_FORMAT_VERSION:
+            raise DataError(f"{path}: unsupported data set format {meta.get('format_version')}.")
+        items = pd.read_parquet(path / "items.parquet") if (path / "items.parquet").exists() else None
+        users = pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
+        return cls(
+            pd.read_parquet(path / "interactions.parquet"),
+            IdMap(pd.read_parquet(path / "users_ids.parquet")["user"].to_numpy()),
+            IdMap(pd.read_parquet(path / "items_ids.parquet")["item"].to_numpy()),
+            items=items,
+            users=users,
+            name=meta.get("name", "dataset"),
+        )
+
+
+def _align(table: pd.DataFrame | None, ids: IdMap, what: str) -> pd.DataFrame | None:
+    """Reindex an attribute table to the id map's order (missing ids become NaN rows)."""
+    if table is None:
+        return None
+    if not isinstance(table, pd.DataFrame):
+        raise DataError(f"{what} must be a pandas DataFrame indexed by external id.")
+    t = table.copy()
+    t.index = pd.Index(as_id_array(t.index), dtype=object, name=table.index.name or "id")
+    if not t.index.is_unique:
+        raise DataError(f"The {what} table has duplicate ids: {t.index[t.index.duplicated()][:5].tolist()}")
+    return t.reindex(pd.Index(ids.ids, dtype=object, name=t.index.name))
