@@ -1,0 +1,352 @@
+"""The one recommender protocol every lmrec model implements.
+
+A model subclasses :class:`Recommender`, declares its hyperparameters as a
+:class:`~lmrec.models.config.ModelConfig`, and implements three hooks:
+
+- ``_fit(dataset)`` -- learn from the training data set;
+- ``_score(user_idx)`` -- a dense (n_users, n_items) score block for known users;
+- ``_get_state()`` / ``_set_state(arrays, meta)`` -- the fitted arrays, for save/load.
+
+Everything else -- external ids, unknown-id policy, exclusion of seen items,
+candidate filters, batching, top-k, save/load with checksums -- lives here once,
+so the CLI, the evaluator, the tuner and the service never special-case a model.
+Models that can score a history given at request time (new users, anonymous
+sessions) also implement ``_score_history(history)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from typing_extensions import Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from lmrec.data.dataset import Dataset
+from lmrec.data.idmap import IdMap, OnUnknown, as_id_array
+from lmrec.errors import ConfigError, NotFittedError
+from lmrec.models.config import ModelConfig, build_config
+from lmrec.models.topk import mask_rows, topk
+
+RECOMMENDATION_COLUMNS = ["user", "item", "rank", "score"]
+
+
+def check_k(k: object, where: str = "recommend") -> int:
+    """Validate a list length ``k`` (an int >= 1)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"The 'k' parameter of {where} must be an int >= 1. Got {k!r} instead.")
+    return int(k)
+
+
+class Recommender(ABC):
+    """Base class of all recommenders: ``fit``, ``score``, ``recommend``, ``save``, ``load``.
+
+    Parameters
+    ----------
+    config : ModelConfig, optional
+        The model's hyperparameters. Pass either a config object or keyword
+        arguments, not both.
+    **params
+        Hyperparameters as keywords, validated against the model's config class.
+    """
+
+    #: Registry name, set by :func:`lmrec.models.registry.register_model`.
+    name: ClassVar[str] = ""
+    #: The pydantic config class holding this model's hyperparameters.
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: Rows of users scored per block in ``recommend`` (bounds memory to block x n_items).
+    score_block_size: ClassVar[int] = 1024
+
+    # Fitted state, set by fit() or load().
+    user_ids_: IdMap | None
+    item_ids_: IdMap | None
+    seen_: sp.csr_matrix | None
+
+    def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise ConfigError(
+                f"Pass {type(self).__name__} either a config object or keyword parameters, not both."
+            )
+        if config is None:
+            config = build_config(self.config_class, params)
+        elif not isinstance(config, self.config_class):
+            raise ConfigError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}; "
+                f"got {type(config).__name__}."
+            )
+        self.config = config
+        self.user_ids_ = None
+        self.item_ids_ = None
+        self.seen_ = None
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn from ``dataset`` (a refit starts over); returns the fitted model."""
+        if not isinstance(dataset, Dataset):
+            raise TypeError(
+                f"fit expects an lmrec.data.Dataset; got {type(dataset).__name__}. "
+                "Build one with lmrec.data.load_dataset or Dataset.from_frame."
+            )
+        if dataset.n_interactions == 0:
+            raise ConfigError(f"Cannot fit {type(self).__name__} on an empty data set.")
+        self.user_ids_ = dataset.user_ids
+        self.item_ids_ = dataset.item_ids
+        seen = dataset.matrix.copy()
+        seen.data = np.ones_like(seen.data)
+        self.seen_ = seen
+        self._fit(dataset)
+        return self
+
+    @abstractmethod
+    def _fit(self, dataset: Dataset) -> None:
+        """Learn model parameters from ``dataset``."""
+
+    @abstractmethod
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        """Scores (float32, shape (len(user_idx), n_items)) of all items for known users."""
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        """Scores for users described only by a history row (n, n_items); fold-in models override."""
+        raise ConfigError(
+            f"Model {self.name or type(self).__name__!r} cannot recommend from an item list "
+            "given at request time; use a model that folds in new users (e.g. ease, itemknn, als)."
+        )
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the model has been fitted or loaded."""
+        return self.item_ids_ is not None
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted; call .fit(data) first (or Model.load(dir))."
+            )
+
+    @property
+    def n_items(self) -> int:
+        """Size of the item universe the model ranks over."""
+        self._check_fitted()
+        return len(self.item_ids_)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ scoring
+    def score(
+        self,
+        users: Iterable[object] | object,
+        items: Iterable[object] | None = None,
+        *,
+        on_unknown: OnUnknown = "raise",
+    ) -> np.ndarray:
+        """Raw scores of ``items`` (default: all, in id-map order) for known ``users``.
+
+        Returns a float32 array (n_users, n_items); rows of unknown users (when
+        ``on_unknown`` is not ``"raise"``) are NaN.
+        """
+        self._check_fitted()
+        uidx = self.user_ids_.index(users, on_unknown=on_unknown, kind="user")  # type: ignore[union-attr]
+        iidx = None
+        if items is not None:
+            iidx = self.item_ids_.index(items, on_unknown="raise", kind="item")  # type: ignore[union-attr]
+        n_cols = self.n_items if iidx is None else len(iidx)
+        out = np.full((len(uidx), n_cols), np.nan, np.float32)
+        known = np.flatnonzero(uidx >= 0)
+        for start in range(0, len(known), self.score_block_size):
+            rows = known[start : start + self.score_block_size]
+            block = self._score(uidx[rows])
+            out[rows] = block if iidx is None else block[:, iidx]
+        return out
+
+    def recommend_indices(
+        self,
+        user_idx: np.ndarray,
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        candidates: np.ndarray | None = None,
+        exclude: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` dense item indices and scores for dense ``user_idx`` (the fast path).
+
+        ``candidates`` (dense item indices) restricts the ranking; ``exclude`` is an
+        extra (n_users_total, n_items) matrix of items to drop per user.
+        Returns ``items`` (int64, -1 padded) and ``scores`` (float32), both (n, k).
+        """
+        self._check_fitted()
+        k = check_k(k)
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        items = np.empty((len(user_idx), k), np.int64)
+        scores = np.empty((len(user_idx), k), np.float32)
+        keep = None
+        if candidates is not None:
+            keep = np.zeros(self.n_items, bool)
+            keep[np.asarray(candidates, dtype=np.int64)] = True
+        for start in range(0, len(user_idx), self.score_block_size):
+            rows = user_idx[start : start + self.score_block_size]
+            block = np.array(self._score(rows), dtype=np.float32, copy=True)
+            self._apply_filters(block, rows, exclude_seen, exclude, keep)
+            items[start : start + len(rows)], scores[start : start + len(rows)] = topk(block, k)
+        return items, scores
+
+    def _apply_filters(
+        self,
+        block: np.ndarray,
+        rows: np.ndarray,
+        exclude_seen: bool,
+        exclude: sp.csr_matrix | None,
+        keep: np.ndarray | None,
+    ) -> None:
+        block[~np.isfinite(block)] = -np.inf
+        if exclude_seen:
+            mask_rows(block, self.seen_[rows])  # type: ignore[index]
+        if exclude is not None:
+            mask_rows(block, exclude[rows])
+        if keep is not None:
+            block[:, ~keep] = -np.inf
+
+    def recommend(
+        self,
+        users: Iterable[object] | object,
+        *,
+        k: int = 10,
+        exclude_seen: bool = True,
+        candidates: Iterable[object] | None = None,
+        on_unknown: OnUnknown = "raise",
+    ) -> pd.DataFrame:
+        """Top-``k`` items for each of ``users`` (external ids in, external ids out).
+
+        Parameters
+        ----------
+        users : id or iterable of ids
+            Users seen at training time. Unknown users raise
+            :class:`~lmrec.errors.UnknownIdError` unless ``on_unknown`` is
+            ``"warn"`` or ``"ignore"`` (they are then left out of the result).
+        k : int
+            List length, >= 1.
+        exclude_seen : bool
+            Drop the items each user interacted with in the training data.
+        candidates : iterable of item ids, optional
+            Rank only these items (unknown item ids raise).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``user, item, rank, score``; ``rank`` starts at 1. A user gets
+            fewer than ``k`` rows when fewer items remain after exclusion.
+        """
+        self._check_fitted()
+        k = check_k(k)
+        uidx = self.user_ids_.index(users, on_unknown=on_unknown, kind="user")  # type: ignore[union-attr]
+        uidx = uidx[uidx >= 0]
+        cand = None
+        if candidates is not None:
+            cand = self.item_ids_.index(candidates, kind="item")  # type: ignore[union-attr]
+        items, scores = self.recommend_indices(uidx, k, exclude_seen=exclude_seen, candidates=cand)
+        return self._to_frame(self.user_ids_.lookup(uidx), items, scores)  # type: ignore[union-attr]
+
+    def recommend_for_items(
+        self,
+        histories: Sequence[Iterable[object]] | Iterable[object],
+        *,
+        k: int = 10,
+        exclude_seen: bool = True,
+        candidates: Iterable[object] | None = None,
+        on_unknown: OnUnknown = "ignore",
+        session_ids: Sequence[object] | None = None,
+    ) -> pd.DataFrame:
+        """Recommend for new users described only by the items they interacted with.
+
+        ``histories`` is one list of external item ids, or a list of such lists (one
+        per anonymous user). No retraining: models fold the history in (closed form for
+        ALS, directly for EASE and kNN). Unknown items are ignored by default.
+        The ``user`` column of the result holds ``session_ids`` (default ``0, 1, ...``).
+        """
+        self._check_fitted()
+        k = check_k(k)
+        hist_list = _as_history_list(histories)
+        rows, cols = [], []
+        for i, hist in enumerate(hist_list):
+            idx = self.item_ids_.index(hist, on_unknown=on_unknown, kind="item")  # type: ignore[union-attr]
+            idx = np.unique(idx[idx >= 0])
+            rows.append(np.full(len(idx), i))
+            cols.append(idx)
+        r = np.concatenate(rows) if rows else np.empty(0, np.int64)
+        c = np.concatenate(cols) if cols else np.empty(0, np.int64)
+        history = sp.csr_matrix(
+            (np.ones(len(r), np.float32), (r, c)), shape=(len(hist_list), self.n_items)
+        )
+        scores_full = np.array(self._score_history(history), dtype=np.float32, copy=True)
+        keep = None
+        if candidates is not None:
+            keep = np.zeros(self.n_items, bool)
+            keep[self.item_ids_.index(candidates, kind="item")] = True  # type: ignore[union-attr]
+        scores_full[~np.isfinite(scores_full)] = -np.inf
+        if exclude_seen:
+            mask_rows(scores_full, history)
+        if keep is not None:
+            scores_full[:, ~keep] = -np.inf
+        items, scores = topk(scores_full, k)
+        ids = np.asarray(
+            list(session_ids) if session_ids is not None else range(len(hist_list)), dtype=object
+        )
+        if len(ids) != len(hist_list):
+            raise ConfigError("session_ids must have one id per history.")
+        return self._to_frame(ids.astype(str), items, scores)
+
+    def _to_frame(self, user_ext: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+        k = items.shape[1]
+        valid = items >= 0
+        n_valid = valid.sum(axis=1)
+        return pd.DataFrame(
+            {
+                "user": np.repeat(np.asarray(user_ext, dtype=object), n_valid),
+                "item": self.item_ids_.lookup(items[valid]),  # type: ignore[union-attr]
+                "rank": np.broadcast_to(np.arange(1, k + 1), items.shape)[valid],
+                "score": scores[valid],
+            },
+            columns=RECOMMENDATION_COLUMNS,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Fitted arrays (saved as safetensors) and JSON-able metadata of the model."""
+        return {}, {}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Restore what :meth:`_get_state` returned."""
+
+    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Write the fitted model to directory ``path`` atomically (no pickle)."""
+        from lmrec.models.persist import save_model
+
+        return save_model(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model directory, verifying checksums; works on the base class or the right subclass."""
+        from lmrec.models.persist import load_model
+
+        model = load_model(path)
+        if cls is not Recommender and not isinstance(model, cls):
+            raise ConfigError(
+                f"{path} holds a {type(model).__name__} model, not a {cls.__name__}; "
+                "use lmrec.models.load_model to load any model."
+            )
+        return model
+
+
+def _as_history_list(histories: Sequence[Iterable[object]] | Iterable[object]) -> list[np.ndarray]:
+    """Accept one history (flat list of ids) or many (list of lists)."""
+    items = list(histories)
+    if items and all(not isinstance(h, (str, bytes, int, np.integer)) and hasattr(h, "__iter__")
+                     for h in items):
+        return [as_id_array(list(h)) for h in items]
+    return [as_id_array(items)]

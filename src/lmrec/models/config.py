@@ -1,0 +1,48 @@
+"""Typed, frozen hyperparameter configs shared by all models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lmrec.errors import ConfigError
+
+
+class ModelConfig(BaseModel):
+    """Base class of every model's hyperparameters.
+
+    Frozen and strict about unknown keys, so a typo in ``--param`` fails loudly
+    instead of being ignored. Subclasses declare fields with defaults and
+    docstrings; the CLI and the tuner derive their flags and spaces from them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+def build_config(config_class: type[ModelConfig], values: dict[str, Any]) -> ModelConfig:
+    """Validate ``values`` against ``config_class``, turning pydantic errors into ConfigError."""
+    try:
+        return config_class(**values)
+    except ValidationError as e:
+        valid = ", ".join(sorted(config_class.model_fields))
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
+            + (f" (got {err['input']!r})" if "input" in err and err["type"] != "extra_forbidden" else "")
+            for err in e.errors()
+        )
+        raise ConfigError(
+            f"Invalid {config_class.__name__}: {problems}. Valid parameters: {valid or '(none)'}."
+        ) from e
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, str]:
+    """Parse CLI ``key=value`` strings; values stay strings and pydantic converts them."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"Parameters are written key=value; got {pair!r}.")
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,75 @@
+"""Names to model classes: how the CLI, tuner, service and model files find a model.
+
+Built-in models are listed once, below, as ``module:Class`` strings written in
+this source file (never read from a model file), and imported only when first
+used. Plugins register with :func:`register_model` or through the
+``lmrec.models`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from importlib.metadata import entry_points
+
+from lmrec.errors import ConfigError
+
+_BUILTINS: dict[str, str] = {
+    "popularity": "lmrec.models.popularity:Popularity",
+}
+_REGISTERED: dict[str, type] = {}
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def register_model(name: str, cls: type) -> None:
+    """Register a model class under ``name`` (lowercase letters, digits, underscores).
+
+    Raises :class:`ConfigError` for a bad name, a duplicate, or a class that is not a
+    :class:`~lmrec.models.base.Recommender`.
+    """
+    from lmrec.models.base import Recommender
+
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            f"Model names are 1-40 lowercase letters, digits or '_' starting with a letter; "
+            f"got {name!r}."
+        )
+    if name in _BUILTINS or name in _REGISTERED:
+        raise ConfigError(f"A model named {name!r} is already registered.")
+    if not (isinstance(cls, type) and issubclass(cls, Recommender)):
+        raise ConfigError(f"register_model needs a Recommender subclass; got {cls!r}.")
+    cls.name = name
+    _REGISTERED[name] = cls
+
+
+def _plugins() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group="lmrec.models")}
+
+
+def list_models() -> list[str]:
+    """Names of all available models (built-in, registered and plugins), sorted."""
+    return sorted({*_BUILTINS, *_REGISTERED, *_plugins()})
+
+
+def get_model_class(name: str) -> type:
+    """The model class registered under ``name``; an unknown name lists the valid ones."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name in _BUILTINS:
+        module, _, attr = _BUILTINS[name].partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+    else:
+        plugin = _plugins().get(name)
+        if plugin is None:
+            raise ConfigError(
+                f"Unknown model {name!r}. Available models: {', '.join(list_models())}."
+            )
+        cls = plugin.load()  # type: ignore[attr-defined]
+    cls.name = name
+    _REGISTERED[name] = cls
+    return cls
+
+
+def create_model(name: str, params: dict | None = None):
+    """Instantiate model ``name`` with hyperparameters ``params`` (validated by its config)."""
+    return get_model_class(name)(**(params or {}))
