@@ -29,6 +29,7 @@ class Popularity(Recommender):
     the fallback for unknown users.
     """
 
+    name = "popularity"
     config_class = PopularityConfig
     config: PopularityConfig
     scores_: np.ndarray | None = None

@@ -2,7 +2,7 @@
 
 Built-in models are listed once, below, as ``module:Class`` strings written in
 this source file (never read from a model file), and imported only when first
-used. Plugins register with :func:`register_model` or through the
+used; each built-in class declares the same ``name`` as a class attribute. Plugins register with :func:`register_model` or through the
 ``lmrec.models`` entry-point group.
 """
 
@@ -58,6 +58,8 @@ def get_model_class(name: str) -> type:
     if name in _BUILTINS:
         module, _, attr = _BUILTINS[name].partition(":")
         cls = getattr(importlib.import_module(module), attr)
+        if cls.name != name:
+            raise ConfigError(f"Built-in {_BUILTINS[name]} declares name {cls.name!r}, not {name!r}.")
     else:
         plugin = _plugins().get(name)
         if plugin is None:
