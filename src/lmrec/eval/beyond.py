@@ -35,7 +35,7 @@ from lmrec.eval.ranking import (
 )
 
 if TYPE_CHECKING:
-    from lmrec.eval.metrics import EvalInputs
+    from lmrec.eval.metrics import _EvalInputs
 
 __all__ = ["Coverage", "GiniIndex", "IntraListDiversity", "Novelty", "item_exposure"]
 
@@ -78,8 +78,9 @@ def item_exposure(recs: ArrayLike, n_items: int, *, k: int | None = None) -> Int
     array([1, 3, 0])
     """
     n = _check_n_items(n_items)
-    width = np.asarray(recs).shape[-1] if k is None else _check_k(k, "item_exposure")
-    _, items = _recommended(recs, max(width, 0), n)
+    arr = _as_recs(recs, n)
+    width = arr.shape[1] if k is None else _check_k(k, "item_exposure")
+    _, items = _recommended(arr, width, n)
     return np.bincount(items, minlength=n).astype(np.int64)
 
 
@@ -132,8 +133,8 @@ class Coverage(_BeyondMetric):
             return _nan_with_warning(f"{self.name}: recs holds no item; returning NaN.")
         return float(np.unique(items).size / n)
 
-    def _evaluate(self, inputs: EvalInputs) -> tuple[float, FloatArray | None]:
-        return self(inputs.recs, n_items=inputs.require_n_items(self.name)), None
+    def _evaluate(self, inputs: _EvalInputs) -> tuple[float, FloatArray | None]:
+        return self(inputs.recs, n_items=inputs.n_items), None
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,8 @@ class GiniIndex(_BeyondMetric):
         weights = 2.0 * np.arange(1, n + 1) - n - 1.0
         return float(weights @ counts / (n * counts.sum()))
 
-    def _evaluate(self, inputs: EvalInputs) -> tuple[float, FloatArray | None]:
-        return self(inputs.recs, n_items=inputs.require_n_items(self.name)), None
+    def _evaluate(self, inputs: _EvalInputs) -> tuple[float, FloatArray | None]:
+        return self(inputs.recs, n_items=inputs.n_items), None
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ class Novelty(_BeyondMetric):
         p = np.where(popularity > 0, popularity / max(n_train_users, 1), 1.0 / (n_train_users + 1))
         return float(np.mean(-np.log2(p[items])))
 
-    def _evaluate(self, inputs: EvalInputs) -> tuple[float, FloatArray | None]:
+    def _evaluate(self, inputs: _EvalInputs) -> tuple[float, FloatArray | None]:
         return self(inputs.recs, train=inputs.require("train", self.name)), None
 
 
@@ -278,9 +279,9 @@ class IntraListDiversity(_BeyondMetric):
         sq_norm = np.zeros(n_users)
         for start in range(0, n_users, _ILD_CHUNK):
             stop = min(start + _ILD_CHUNK, n_users)
-            sel = (rows >= start) & (rows < stop)
+            lo, hi = np.searchsorted(rows, [start, stop])  # rows is sorted (row-major)
             member = sp.csr_matrix(
-                (np.ones(int(sel.sum())), (rows[sel] - start, items[sel])),
+                (np.ones(hi - lo), (rows[lo:hi] - start, items[lo:hi])),
                 shape=(stop - start, unit.shape[0]),
             )
             summed = member @ unit  # per-user sum of unit feature rows
@@ -304,7 +305,7 @@ class IntraListDiversity(_BeyondMetric):
         values = self.per_user(recs, item_features=item_features)
         return _mean_or_nan(values, self.name, "no list holds two or more items")
 
-    def _evaluate(self, inputs: EvalInputs) -> tuple[float, FloatArray | None]:
+    def _evaluate(self, inputs: _EvalInputs) -> tuple[float, FloatArray | None]:
         values = self.per_user(
             inputs.recs, item_features=inputs.require("item_features", self.name)
         )
@@ -317,7 +318,7 @@ def _unit_rows(features: Any) -> Any:
         csr = sp.csr_matrix(features, dtype=np.float64)
         norms = np.sqrt(np.asarray(csr.multiply(csr).sum(axis=1)).ravel())
         scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        return sp.diags(scale) @ csr
+        return sp.csr_matrix(csr.multiply(scale[:, None]))
     dense = np.asarray(features, dtype=np.float64)
     if dense.ndim != 2:
         raise DataError(

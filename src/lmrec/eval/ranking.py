@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from lmrec.errors import ConfigError, DataError, DataWarning
 
 if TYPE_CHECKING:
-    from lmrec.eval.metrics import EvalInputs
+    from lmrec.eval.metrics import _EvalInputs
 
 __all__ = [
     "NDCG",
@@ -310,7 +310,7 @@ class RankingMetric:
         """
         return _mean_or_nan(self.per_user(recs, truth), self.name, "no user has a relevant item")
 
-    def _evaluate(self, inputs: EvalInputs) -> tuple[float, FloatArray | None]:
+    def _evaluate(self, inputs: _EvalInputs) -> tuple[float, FloatArray | None]:
         values = self.per_user_from_hits(inputs.hits, inputs.n_relevant)
         return _mean_or_nan(values, self.name, "no user has a relevant item"), values
 

@@ -16,6 +16,13 @@ from lmrec.errors import ConfigError
 
 _BUILTINS: dict[str, str] = {
     "popularity": "lmrec.models.popularity:Popularity",
+    "itemknn": "lmrec.models.knn:ItemKNN",
+    "userknn": "lmrec.models.knn:UserKNN",
+    "ease": "lmrec.models.ease:EASE",
+    "svd": "lmrec.models.svd:PureSVD",
+    "als": "lmrec.models.als:ALS",
+    "bpr": "lmrec.models.bpr:BPR",
+    "fm": "lmrec.models.fm:FactorizationMachine",
 }
 _REGISTERED: dict[str, type] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
