@@ -289,3 +289,29 @@ def _align(table: pd.DataFrame | None, ids: IdMap, what: str) -> pd.DataFrame | 
     if not t.index.is_unique:
         raise DataError(f"The {what} table has duplicate ids: {t.index[t.index.duplicated()][:5].tolist()}")
     return t.reindex(pd.Index(ids.ids, dtype=object, name=t.index.name))
+
+
+def datasets_with_shared_ids(
+    frames: list[pd.DataFrame],
+    *,
+    items: pd.DataFrame | None = None,
+    users: pd.DataFrame | None = None,
+    names: list[str] | None = None,
+) -> list[Dataset]:
+    """Build one Dataset per canonical frame, all over the same user and item id maps.
+
+    Use it for train/valid/test files read separately, so that the same external id
+    gets the same dense index in each (the id maps are the union of all frames and
+    the attribute tables).
+    """
+    if not frames:
+        raise DataError("datasets_with_shared_ids needs at least one frame.")
+    user_vals = [f["user"].to_numpy() for f in frames] + ([users.index.to_numpy()] if users is not None else [])
+    item_vals = [f["item"].to_numpy() for f in frames] + ([items.index.to_numpy()] if items is not None else [])
+    user_ids = IdMap.from_values(np.concatenate([as_id_array(v) for v in user_vals]))
+    item_ids = IdMap.from_values(np.concatenate([as_id_array(v) for v in item_vals]))
+    names = names or [f"part{i}" for i in range(len(frames))]
+    return [
+        Dataset.from_frame(f, items=items, users=users, user_ids=user_ids, item_ids=item_ids, name=n)
+        for f, n in zip(frames, names)
+    ]

@@ -27,7 +27,7 @@ from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
 
 DEFAULT_METRICS = (
     "precision@10", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "map@10", "mrr@10",
-    "hitrate@10", "coverage@10", "gini@10", "novelty@10",
+    "hit_rate@10", "coverage@10", "gini@10", "novelty@10",
 )  # fmt: skip
 
 
@@ -218,3 +218,70 @@ def compare(
                     )
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
+
+
+def recommendation_matrix(recs: pd.DataFrame, user_ids: IdMap, item_ids: IdMap, k: int) -> np.ndarray:
+    """Turn a ``user,item,rank`` frame into an (n_users, k) index matrix, -1 padded.
+
+    Lists are ordered by ``rank`` (then by file order); ranks beyond ``k`` are cut.
+    """
+    frame = recs.assign(
+        _u=user_ids.index(recs["user"], on_unknown="ignore"),
+        _i=item_ids.index(recs["item"], on_unknown="ignore"),
+        _order=np.arange(len(recs)),
+    )
+    frame = frame[frame["_u"] >= 0].sort_values(["_u", "rank", "_order"], kind="stable")
+    pos = frame.groupby("_u").cumcount().to_numpy()
+    keep = pos < k
+    out = np.full((len(user_ids), k), -1, np.int64)
+    out[frame["_u"].to_numpy()[keep], pos[keep]] = frame["_i"].to_numpy()[keep]
+    return out
+
+
+def evaluate_recommendations(
+    recs: pd.DataFrame,
+    test: pd.DataFrame,
+    *,
+    train: pd.DataFrame | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    n_items: int | None = None,
+    name: str = "recommendations",
+) -> EvaluationResult:
+    """Evaluate recommendation lists produced by any system.
+
+    ``recs`` has columns ``user, item, rank`` (external ids); ``test`` and the optional
+    ``train`` have ``user, item``. Every test user is evaluated (a user without a
+    list scores zero). The catalog for coverage is ``n_items`` if given, else every
+    item seen in train, test or the lists. ``train`` enables novelty.
+    """
+    for col in ("user", "item", "rank"):
+        if col not in recs:
+            raise DataError(f"Recommendation lists need columns user,item,rank; missing {col!r}.")
+    if not np.issubdtype(np.asarray(recs["rank"]).dtype, np.number):
+        raise DataError("The 'rank' column of the recommendations must be numeric.")
+    specs = [parse_metric(m) for m in metrics]
+    kmax = max((getattr(s, "k", 0) or 0) for s in specs) or 10
+    frames = [recs["item"], test["item"]] + ([train["item"]] if train is not None else [])
+    item_ids = IdMap.from_values(pd.concat(frames, ignore_index=True))
+    user_ids = IdMap.from_values(test["user"])
+    eval_users, truth, _, _ = truth_from_ids(user_ids, item_ids, test["user"], test["item"])
+    rec_matrix = recommendation_matrix(recs, user_ids, item_ids, kmax)[eval_users]
+    train_csr = None
+    if train is not None:
+        tu = IdMap.from_values(train["user"])
+        train_csr = sp.csr_matrix(
+            (np.ones(len(train), np.float32),
+             (tu.index(train["user"]), item_ids.index(train["item"]))),
+            shape=(len(tu), len(item_ids)),
+        )  # fmt: skip
+        train_csr.sum_duplicates()
+    needs_train = [m for m in metrics if m.lower().startswith("novelty")]
+    if train_csr is None and needs_train:
+        metrics = [m for m in metrics if m not in needs_train]
+    summary, per_user = compute_ranking_metrics(
+        rec_matrix, truth, list(metrics), n_items=n_items or len(item_ids), train=train_csr,
+    )  # fmt: skip
+    per_user_df = pd.DataFrame(per_user, index=pd.Index(user_ids.lookup(eval_users), name="user"))
+    notes = ["novelty needs --train; skipped."] if needs_train and train is None else []
+    return EvaluationResult(name=name, summary={k: float(v) for k, v in summary.items()},
+                            per_user=per_user_df, n_users=len(eval_users), notes=notes)  # fmt: skip

@@ -1,0 +1,56 @@
+"""The ``lmrec`` command line: a thin layer over the library.
+
+Each subcommand parses its flags, validates everything it can before doing any
+work (inputs readable, outputs writable, model name and parameters valid), calls
+one library function, and writes results. Errors in the user's input end the
+process with exit code 2 and a one-paragraph message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lmrec._version import __version__
+from lmrec.errors import LmrecError
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    from lmrec.cli import data_cmds, eval_cmds, model_cmds
+
+    parser = argparse.ArgumentParser(
+        prog="lmrec",
+        description="Recommender systems from interaction logs and item text: "
+        "load, split, train, recommend, evaluate and compare.",
+    )
+    parser.add_argument("--version", action="version", version=f"lmrec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    data_cmds.register(sub)
+    model_cmds.register(sub)
+    eval_cmds.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (0 success, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (LmrecError, FileNotFoundError, FileExistsError, PermissionError,
+            IsADirectoryError, NotADirectoryError) as e:  # fmt: skip
+        msg = str(e) if not isinstance(e, OSError) or not e.filename else f"{e.strerror}: {e.filename}"
+        print(f"lmrec {args.command}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Flags and checks shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from lmrec.errors import ConfigError
+
+
+def add_read_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that describe how to read an interaction file."""
+    g = p.add_argument_group("reading interaction files")
+    g.add_argument("--user-col", default="user", help="user id column (default: user)")
+    g.add_argument("--item-col", default="item", help="item id column (default: item)")
+    g.add_argument("--rating-col", help="explicit rating column, if any")
+    g.add_argument("--weight-col", help="interaction weight column, if any (default weight 1)")
+    g.add_argument("--timestamp-col", help="timestamp column (epoch seconds or ISO dates)")
+    g.add_argument("--sep", help="field delimiter (default: detected among , tab ; | ::)")
+    g.add_argument("--no-header", action="store_true",
+                   help="the file has no header row; columns are then 0-based positions")  # fmt: skip
+    g.add_argument("--duplicates", default="raise", choices=["raise", "last", "first", "sum", "max"],
+                   help="what to do with repeated (user, item) pairs (default: raise)")  # fmt: skip
+    g.add_argument("--drop-invalid", action="store_true",
+                   help="skip rows with invalid values (they are counted and reported)")  # fmt: skip
+
+
+def _col(value: str | None, header: bool) -> Any:
+    if value is None or header:
+        return value
+    try:
+        return int(value)
+    except ValueError as e:
+        raise ConfigError(
+            f"With --no-header, columns are 0-based positions; got {value!r}."
+        ) from e
+
+
+def read_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for :func:`lmrec.data.read_interactions` from the read flags."""
+    header = not args.no_header
+    user = _col(args.user_col, header) if not (args.no_header and args.user_col == "user") else 0
+    item = _col(args.item_col, header) if not (args.no_header and args.item_col == "item") else 1
+    kw: dict[str, Any] = {
+        "user": user,
+        "item": item,
+        "rating": _col(args.rating_col, header),
+        "weight": _col(args.weight_col, header),
+        "timestamp": _col(args.timestamp_col, header),
+        "header": header,
+        "duplicates": args.duplicates,
+        "on_invalid": "drop" if args.drop_invalid else "raise",
+    }
+    if args.sep is not None:
+        kw["sep"] = "\t" if args.sep in ("\\t", "tab") else args.sep
+    return kw
+
+
+def check_output(path: str | Path, force: bool, *, is_dir: bool = False) -> Path:
+    """Fail early if ``path`` exists (without --force) or its parent is not writable."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(
+            f"{path} already exists; pass --force to overwrite it or choose another path."
+        )
+    if path.exists() and is_dir != path.is_dir():
+        kind = "a directory" if path.is_dir() else "a file"
+        raise ConfigError(f"{path} is {kind}; choose another output path.")
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise PermissionError(13, "Output location is not writable", str(parent))
+    return path
+
+
+def check_input(path: str | Path, what: str) -> Path:
+    """Fail early if an input file or directory does not exist."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, f"{what} not found", str(path))
+    return path
+
+
+def info(msg: str) -> None:
+    """Status line on stderr (so stdout stays clean for data)."""
+    print(msg, file=sys.stderr)
+
+
+def split_file_kwargs(path: str | Path) -> dict[str, Any]:
+    """Read options for a CSV written by ``lmrec split``: optional columns used when present."""
+    import pandas as pd
+
+    columns = set(pd.read_csv(path, nrows=0).columns)
+    kw: dict[str, Any] = {"sep": ","}
+    for col in ("weight", "rating", "timestamp"):
+        if col in columns:
+            kw[col] = col
+    return kw

@@ -1,0 +1,241 @@
+"""``lmrec evaluate``, ``lmrec compare``, ``lmrec models`` and ``lmrec demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import pandas as pd
+
+from lmrec.cli._common import add_read_flags, check_input, check_output, info, read_kwargs
+from lmrec.cli.data_cmds import add_data_source, load_input, run_split
+from lmrec.errors import ConfigError
+
+
+def register(sub: Any) -> None:
+    """Add the evaluation subcommands to the parser."""
+    e = sub.add_parser(
+        "evaluate",
+        help="score a model directory or a recommendation file against test data",
+        description="Either --model DIR (full ranking over the catalog, training items "
+        "excluded) or --recommendations recs.csv (columns user,item,rank[,score]) from any "
+        "system, against --test.",
+    )
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="model directory from lmrec train")
+    src.add_argument("--recommendations", help="CSV with columns user,item,rank[,score]")
+    e.add_argument("--test", required=True, help="test interactions file")
+    e.add_argument("--train", help="training interactions (for novelty, with --recommendations)")
+    add_metric_flags(e)
+    e.add_argument("--format", default="table", choices=["table", "json"])
+    e.add_argument("--per-user", help="also write per-user metrics to this CSV")
+    add_read_flags(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser(
+        "compare",
+        help="train several models on one split and compare them with confidence intervals",
+    )
+    add_data_source(c, required=False)
+    c.add_argument("--train", help="train file (instead of --data/--dataset + split)")
+    c.add_argument("--test", help="test file, with --train")
+    c.add_argument("--models", required=True, help="comma-separated model names, e.g. popularity,ease")
+    c.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                   help="hyperparameter for one model, e.g. ease.l2=300 (repeatable)")  # fmt: skip
+    c.add_argument("--protocol", default="random", help="split protocol for --data/--dataset")
+    c.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.1, 0.1])
+    c.add_argument("--test-fraction", type=float)
+    c.add_argument("--test-n", type=int)
+    c.add_argument("--fraction", type=float, default=0.2)
+    c.add_argument("--seed", type=int, default=2026, help="split seed (default 2026)")
+    add_metric_flags(c)
+    c.add_argument("--format", default="table", choices=["table", "json", "markdown"])
+    c.set_defaults(func=cmd_compare)
+
+    m = sub.add_parser("models", help="list registered models and their hyperparameters")
+    m.set_defaults(func=cmd_models)
+
+    d = sub.add_parser("demo", help="the MovieLens-100K walk-through: train, evaluate, compare, show")
+    d.add_argument("--models", default=None, help="comma-separated models (default: a strong set)")
+    d.add_argument("--seed", type=int, default=2026)
+    d.add_argument("--users", type=int, default=3, help="how many example users to show")
+    d.set_defaults(func=cmd_demo)
+
+
+def add_metric_flags(p: argparse.ArgumentParser) -> None:
+    """``-k`` and ``--metrics``."""
+    p.add_argument("-k", type=int, nargs="+", default=[10, 20], help="cut-offs (default 10 20)")
+    p.add_argument("--metrics", help="comma-separated metric names overriding the defaults, "
+                   "e.g. ndcg@10,recall@20,coverage@10")  # fmt: skip
+
+
+def metric_names(args: argparse.Namespace) -> list[str]:
+    """Metric specs from ``--metrics`` or the defaults at each ``-k``."""
+    from lmrec.eval.metrics import parse_metric
+    from lmrec.models.base import check_k
+
+    if args.metrics:
+        names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    else:
+        ks = sorted({check_k(k, "-k") for k in args.k})
+        names = [f"{m}@{k}" for k in ks for m in ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")]
+        names += [f"{m}@{ks[-1]}" for m in ("coverage", "gini", "novelty")]
+    for n in names:
+        parse_metric(n)
+    return names
+
+
+def _print_result(res, fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps({"model": res.name, "users": res.n_users, "cold_users": res.n_cold_users,
+                          "metrics": res.summary, "notes": res.notes}, indent=2))  # fmt: skip
+        return
+    width = max(len(k) for k in res.summary)
+    print(f"{'users':<{width}}  {res.n_users}")
+    for k, v in res.summary.items():
+        print(f"{k:<{width}}  {v:.4f}")
+    for note in res.notes:
+        info(f"note: {note}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from lmrec.data import load_dataset, read_interactions
+    from lmrec.eval.protocol import evaluate, evaluate_recommendations
+
+    names = metric_names(args)
+    test_path = check_input(args.test, "Test file")
+    if args.per_user:
+        check_output(args.per_user, True)
+    if args.model:
+        from lmrec.models import load_model
+
+        model = load_model(check_input(args.model, "Model directory"))
+        test, report = load_dataset(test_path, **read_kwargs(args))
+        res = evaluate(model, test, metrics=names)
+    else:
+        recs_path = check_input(args.recommendations, "Recommendation file")
+        recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
+        test, _ = read_interactions(test_path, **read_kwargs(args))
+        train = None
+        if args.train:
+            train, _ = read_interactions(check_input(args.train, "Train file"), **read_kwargs(args))
+        res = evaluate_recommendations(recs, test, train=train, metrics=names)
+    _print_result(res, args.format)
+    if args.per_user:
+        res.per_user.to_csv(args.per_user)
+    return 0
+
+
+def _split_params(pairs: list[str], models: list[str]) -> dict[str, dict[str, str]]:
+    from lmrec.models.config import parse_params
+
+    out: dict[str, dict[str, str]] = {m: {} for m in models}
+    for key, value in parse_params(pairs).items():
+        model, dot, param = key.partition(".")
+        if not dot or model not in out:
+            raise ConfigError(f"--param for compare is MODEL.KEY=VALUE with MODEL in {models}; got {key!r}.")
+        out[model][param] = value
+    return out
+
+
+def _compare_inputs(args: argparse.Namespace):
+    from lmrec.data import read_interactions
+    from lmrec.data.dataset import datasets_with_shared_ids
+
+    if args.train or args.test:
+        if not (args.train and args.test) or args.data or args.dataset:
+            raise ConfigError("Use --train with --test, or --data/--dataset (split here), not both.")
+        tr, _ = read_interactions(check_input(args.train, "Train file"), **read_kwargs(args))
+        te, _ = read_interactions(check_input(args.test, "Test file"), **read_kwargs(args))
+        train, test = datasets_with_shared_ids([tr, te], names=["train", "test"])
+        return train, test
+    if not (args.data or args.dataset):
+        raise ConfigError("compare needs --data FILE or --dataset NAME, or --train with --test.")
+    split = run_split(load_input(args), args)
+    info(split.summary())
+    train = split.train if split.valid is None else split.train.concat(split.valid, name="train+valid")
+    return train, split.test
+
+
+def run_comparison(train, test, models: list[str], params: dict[str, dict[str, Any]],
+                   metrics: list[str]) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """Fit each model on ``train``, evaluate on ``test``; the comparison table and results."""
+    import time
+
+    from lmrec.eval.protocol import compare, evaluate
+    from lmrec.models import create_model
+
+    results, fitted = {}, {}
+    for name in models:
+        model = create_model(name, params.get(name))
+        start = time.perf_counter()
+        model.fit(train)
+        seconds = time.perf_counter() - start
+        info(f"fitted {name} in {seconds:.1f}s")
+        results[name] = evaluate(model, test, metrics=metrics, name=name)
+        results[name].summary["fit_seconds"] = seconds
+        fitted[name] = model
+    return compare(results, metrics=metrics), fitted
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from lmrec.models.config import build_config
+    from lmrec.models.registry import get_model_class
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise ConfigError("--models lists no model.")
+    params = _split_params(args.param, models)
+    for m in models:
+        cls = get_model_class(m)
+        build_config(cls.config_class, params[m])
+    names = metric_names(args)
+    train, test = _compare_inputs(args)
+    table, _ = run_comparison(train, test, models, params, names)
+    _print_table(table, args.format)
+    return 0
+
+
+def _print_table(table: pd.DataFrame, fmt: str) -> None:
+    if fmt == "json":
+        print(table.to_json(orient="index", indent=2))
+    elif fmt == "markdown":
+        print(table.to_markdown() if _has_tabulate() else table.to_string())
+    else:
+        with pd.option_context("display.width", 200, "display.max_columns", 50,
+                               "display.float_format", "{:.4f}".format):  # fmt: skip
+            print(table.to_string())
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from lmrec.models.registry import get_model_class, list_models
+
+    for name in list_models():
+        try:
+            cls = get_model_class(name)
+        except ImportError as e:
+            print(f"{name}\t(unavailable: {e})")
+            continue
+        fields = ", ".join(f"{k}={v.default!r}" for k, v in cls.config_class.model_fields.items())
+        print(f"{name}\t{fields}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lmrec.demo import run_demo
+
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    run_demo(models=models, seed=args.seed, n_users=args.users, out=sys.stdout)
+    return 0
+
+

@@ -1,0 +1,200 @@
+"""``lmrec train``, ``lmrec recommend`` and ``lmrec tune``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lmrec.cli._common import check_input, check_output, info
+from lmrec.cli.data_cmds import add_data_source, load_input, write_csv
+from lmrec.errors import ConfigError
+
+
+def register(sub: Any) -> None:
+    """Add the model subcommands to the parser."""
+    t = sub.add_parser(
+        "train",
+        help="train a model and save it to a directory",
+        description="Train a registered model on an interaction file and save it "
+        "(safetensors + JSON, no pickle). Example: lmrec train --data train.csv "
+        "--model ease --param l2=300 --out models/ease",
+    )
+    add_data_source(t)
+    add_model_flags(t)
+    t.add_argument("--out", required=True, help="model directory to write")
+    t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser(
+        "recommend",
+        help="write top-k recommendations to a CSV (user,item,rank,score)",
+    )
+    r.add_argument("--model", required=True, help="model directory from lmrec train")
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--users", help="file of user ids: one per line, or a CSV with a 'user' column")
+    who.add_argument("--all", action="store_true", help="every user the model knows")
+    r.add_argument("-k", type=int, default=20, help="list length (default 20)")
+    r.add_argument("--include-seen", action="store_true",
+                   help="do not exclude items the user interacted with in training")  # fmt: skip
+    r.add_argument("--on-unknown", default="raise", choices=["raise", "skip"],
+                   help="unknown user ids: fail (default) or skip them with a warning")  # fmt: skip
+    r.add_argument("--output", required=True, help="CSV file to write ('-' for stdout)")
+    r.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    r.set_defaults(func=cmd_recommend)
+
+    u = sub.add_parser(
+        "tune",
+        help="search hyperparameters on a validation split with optuna",
+        description="Fit on train, score on valid, keep the best parameters, refit on "
+        "train+valid. Writes best_params.json, trials.csv and the refitted model.",
+    )
+    u.add_argument("--model", required=True, help="registered model name")
+    u.add_argument("--split", required=True,
+                   help="directory from lmrec split (train.csv, valid.csv)")  # fmt: skip
+    u.add_argument("--items", help="item catalog file")
+    u.add_argument("--users", dest="users_file", help="user attribute file")
+    u.add_argument("--metric", default="ndcg@10", help="validation metric (default ndcg@10)")
+    u.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
+    u.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"])
+    u.add_argument("--space", help="JSON file with a custom search space")
+    u.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="fixed hyperparameter (repeatable)")  # fmt: skip
+    u.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    u.add_argument("--out", required=True, help="output directory")
+    u.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    u.set_defaults(func=cmd_tune)
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """``--model``, ``--param``, ``--config`` and ``--seed``."""
+    p.add_argument("--model", required=True, help="registered model name (see: lmrec models)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="hyperparameter, repeatable (e.g. --param l2=300)")  # fmt: skip
+    p.add_argument("--config", help="JSON or TOML file of hyperparameters (--param wins)")
+    p.add_argument("--seed", type=int, help="seed, for models that take one")
+
+
+def model_params(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
+    """Hyperparameters from --config, --param and --seed, validated against the model config."""
+    from lmrec.models.config import build_config, parse_params
+    from lmrec.models.registry import get_model_class
+
+    cls = get_model_class(model_name)
+    params: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        params.update(_read_config_file(Path(check_input(args.config, "Config file"))))
+    params.update(parse_params(args.param))
+    if getattr(args, "seed", None) is not None:
+        if "seed" not in cls.config_class.model_fields:
+            raise ConfigError(f"Model {model_name!r} takes no seed; drop --seed.")
+        params["seed"] = args.seed
+    build_config(cls.config_class, params)  # validate before any data is read
+    return params
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        return json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from e
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lmrec.models import create_model
+
+    out = check_output(args.out, args.force, is_dir=True)
+    params = model_params(args, args.model)
+    dataset = load_input(args)
+    model = create_model(args.model, params)
+    start = time.perf_counter()
+    model.fit(dataset)
+    info(f"trained {model!r} in {time.perf_counter() - start:.1f}s")
+    model.save(out)
+    print(out)
+    return 0
+
+
+def read_user_list(path: str) -> np.ndarray:
+    """User ids from a file: a CSV with a 'user' column, or one id per line."""
+    p = check_input(path, "User list")
+    lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    if not lines:
+        raise ConfigError(f"{p} lists no users.")
+    if "," in lines[0] or lines[0] == "user":
+        frame = pd.read_csv(p, dtype=str)
+        if "user" not in frame:
+            raise ConfigError(f"{p} looks like a CSV but has no 'user' column: {list(frame)}.")
+        return frame["user"].dropna().str.strip().unique()
+    return pd.unique(np.asarray(lines, dtype=object))
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from lmrec.models import load_model
+    from lmrec.models.base import check_k
+
+    check_k(args.k, "lmrec recommend (-k)")
+    if args.output != "-":
+        check_output(args.output, args.force)
+    check_input(args.model, "Model directory")
+    users = None if args.all else read_user_list(args.users)
+    model = load_model(args.model)
+    if users is None:
+        users = model.user_ids_.ids
+    on_unknown = "warn" if args.on_unknown == "skip" else "raise"
+    recs = model.recommend(users, k=args.k, exclude_seen=not args.include_seen, on_unknown=on_unknown)
+    if args.output == "-":
+        recs.to_csv(__import__("sys").stdout, index=False)
+    else:
+        write_csv(recs, Path(args.output))
+        info(f"wrote {len(recs)} recommendations for {recs['user'].nunique()} users to {args.output}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from lmrec.data import load_dataset
+    from lmrec.models.config import parse_params
+    from lmrec.tune import tune
+
+    out = check_output(args.out, args.force, is_dir=True)
+    split_dir = Path(check_input(args.split, "Split directory"))
+    for name in ("train.csv", "valid.csv"):
+        check_input(split_dir / name, f"{name} of the split")
+    space = json.loads(Path(check_input(args.space, "Search space")).read_text()) if args.space else None
+    fixed = parse_params(args.param)
+    train, valid = _load_split_pair(split_dir, args)
+    result = tune(args.model, train, valid, metric=args.metric, n_trials=args.trials,
+                  sampler=args.sampler, seed=args.seed, fixed_params=fixed, space=space)  # fmt: skip
+    model = result.refit(train, valid)
+    result.save(out)
+    model.save(out / "model")
+    info(f"best {args.metric} on valid = {result.best_value:.4f} with {result.best_params}")
+    print(out)
+    return 0
+
+
+def _load_split_pair(split_dir: Path, args: argparse.Namespace):
+    """train.csv and valid.csv of a split directory over one shared id universe."""
+    from lmrec.data import read_interactions, read_items, read_users
+    from lmrec.data.dataset import datasets_with_shared_ids
+
+    from lmrec.cli._common import split_file_kwargs
+
+    train, _ = read_interactions(split_dir / "train.csv", **split_file_kwargs(split_dir / "train.csv"))
+    valid, _ = read_interactions(split_dir / "valid.csv", **split_file_kwargs(split_dir / "valid.csv"))
+    items = read_items(args.items) if args.items else None
+    users = read_users(args.users_file) if args.users_file else None
+    train_ds, valid_ds = datasets_with_shared_ids(
+        [train, valid], items=items, users=users, names=["train", "valid"]
+    )
+    return train_ds, valid_ds
