@@ -1,0 +1,314 @@
+"""Neighbourhood models: item-based and user-based k-nearest-neighbour collaborative filtering.
+
+Both models compare the rows of a sparse matrix -- items by the users who interacted
+with them (:class:`ItemKNN`), or users by the items they interacted with
+(:class:`UserKNN`) -- and keep only each row's ``k_neighbors`` most similar rows.
+
+Similarity
+----------
+Let ``a`` and ``b`` be two rows ("documents") over the other side ("terms").
+
+``cosine``
+    ``sim(a, b) = a.b / (||a|| ||b|| + shrinkage)``. The *shrinkage* in the
+    denominator (as in Ferrari Dacrema et al., RecSys 2019) pulls similarities
+    supported by few common interactions towards zero; ``shrinkage=0`` is the plain
+    cosine.
+``tfidf``, ``bm25``
+    The plain dot product of re-weighted rows, as in ``implicit``'s
+    ``TFIDFRecommender`` and ``BM25Recommender``: a term is weighted by
+    ``idf = log(n_docs) - log(1 + df)`` (so very active users, or very popular items,
+    count less), and the term frequency ``x`` by ``sqrt(x)`` (tfidf) or by
+    ``x (k1 + 1) / (k1 L + x)`` with length normalisation
+    ``L = 1 - b + b * len(row) / mean_len`` (bm25). Shrinkage is a cosine-only
+    option and must stay 0 here (these similarities are not normalised).
+
+Only positive similarities are kept. The neighbour lists are computed in blocks of
+rows, so memory stays ``O(block * n_rows)`` and never ``O(n_rows^2)``.
+
+Scoring
+-------
+Item-kNN (Sarwar et al. 2001; Deshpande & Karypis 2004): ``score(u, j) = sum over the
+items i of u's history that are among j's k nearest neighbours of x_ui sim(i, j)``, i.e.
+``X_u S`` with ``S[:, j]`` holding item ``j``'s neighbours. A new user is folded in by the
+same product with the history row.
+
+User-kNN: ``score(u, j) = sum over u's k nearest users v of sim(u, v) x_vj``. A new
+user's history is compared with every training user (same weighting, with the
+training statistics), and the same formula is applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field, model_validator
+
+from lmrec.data.dataset import Dataset
+from lmrec.models.base import Recommender
+from lmrec.models.config import ModelConfig
+
+#: Upper bound on the number of cells of one dense similarity block (float32: 256 MiB).
+_BLOCK_CELLS = 1 << 26
+#: Rows compared per block (fewer when the other dimension is huge; see _BLOCK_CELLS).
+_BLOCK_ROWS = 1024
+
+
+class KNNConfig(ModelConfig):
+    """Hyperparameters of :class:`ItemKNN` and :class:`UserKNN`."""
+
+    k_neighbors: int = Field(default=100, ge=1)
+    """Neighbours kept per item (ItemKNN) or per user (UserKNN)."""
+    similarity: Literal["cosine", "bm25", "tfidf"] = "cosine"
+    """Similarity of two rows: shrunk cosine, or dot product of tf-idf / BM25 weighted rows."""
+    shrinkage: float = Field(default=0.0, ge=0)
+    """Cosine only: ``sim = a.b / (||a|| ||b|| + shrinkage)``; 0 is the plain cosine."""
+    bm25_k1: float = Field(default=1.2, ge=0)
+    """BM25 only: term-frequency saturation ``k1`` (0 ignores the weights' size)."""
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    """BM25 only: strength ``b`` of the length normalisation, in [0, 1]."""
+    implicit: bool = True
+    """Binarise interaction weights (every observed pair counts 1); else use the weights."""
+
+    @model_validator(mode="after")
+    def _shrinkage_is_cosine_only(self) -> KNNConfig:
+        if self.shrinkage > 0 and self.similarity != "cosine":
+            raise ValueError(
+                f"shrinkage applies to similarity='cosine' only; got shrinkage={self.shrinkage} "
+                f"with similarity={self.similarity!r} (set shrinkage=0)"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------- similarity kernels
+class RowWeighting:
+    """Re-weighting of rows (documents) over columns (terms), with statistics from training.
+
+    The statistics (idf per column, mean row length) are those of the training rows,
+    so a new row (a folded-in user) is weighted exactly like a training row would be.
+    """
+
+    def __init__(self, config: KNNConfig, train_rows: sp.csr_matrix) -> None:
+        self.config = config
+        n_docs = train_rows.shape[0]
+        df = np.bincount(train_rows.indices, minlength=train_rows.shape[1])
+        self.idf = (np.log(max(n_docs, 1)) - np.log1p(df)).astype(np.float32)
+        lengths = np.asarray(train_rows.sum(axis=1)).ravel()
+        self.mean_length = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
+
+    def __call__(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        cfg = self.config
+        out = rows.astype(np.float32, copy=True)
+        if cfg.similarity == "cosine":
+            return out
+        idf = self.idf[out.indices]
+        if cfg.similarity == "tfidf":
+            out.data = np.sqrt(out.data) * idf
+            return out
+        lengths = np.asarray(rows.sum(axis=1), dtype=np.float64).ravel()
+        norm = (1.0 - cfg.bm25_b) + cfg.bm25_b * lengths / self.mean_length
+        per_entry = np.repeat(norm, np.diff(out.indptr)).astype(np.float32)
+        k1 = np.float32(cfg.bm25_k1)
+        out.data = out.data * (k1 + 1) / (k1 * per_entry + out.data) * idf
+        return out
+
+
+def row_norms(rows: sp.csr_matrix) -> np.ndarray:
+    """Euclidean norm of each row of a CSR matrix (float32)."""
+    return np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float64).ravel()).astype(
+        np.float32
+    )
+
+
+def topk_similarities(
+    query: sp.csr_matrix,
+    base: sp.csr_matrix,
+    *,
+    config: KNNConfig,
+    base_norms: np.ndarray | None = None,
+    exclude_self: bool = False,
+) -> sp.csr_matrix:
+    """The ``k_neighbors`` most similar ``base`` rows of each ``query`` row, as float32 CSR.
+
+    ``query`` and ``base`` are weighted rows over the same columns. Row ``i`` of the result
+    holds the positive similarities of query row ``i`` to its nearest base rows.
+    With ``exclude_self`` (query is base) a row is never its own neighbour.
+    Computed ``block`` query rows at a time (dense ``block x n_base`` at most).
+    """
+    n_query, n_base = query.shape[0], base.shape[0]
+    k = min(config.k_neighbors, n_base)
+    cosine = config.similarity == "cosine"
+    if cosine:
+        base_norms = row_norms(base) if base_norms is None else base_norms
+        query_norms = base_norms if exclude_self else row_norms(query)
+    base_t = base.T.tocsr()
+    block = max(1, min(_BLOCK_ROWS, _BLOCK_CELLS // max(n_base, 1)))
+    rows, cols, vals = [], [], []
+    for start in range(0, n_query, block):
+        stop = min(start + block, n_query)
+        sims = np.asarray((query[start:stop] @ base_t).toarray(), dtype=np.float32)
+        if cosine:
+            denom = query_norms[start:stop, None] * base_norms[None, :]
+            denom += np.float32(config.shrinkage)
+            np.divide(sims, denom, out=sims, where=denom > 0)
+        if exclude_self:
+            sims[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        if k < n_base:
+            nbrs = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        else:
+            nbrs = np.broadcast_to(np.arange(n_base), (stop - start, n_base))
+        best = np.take_along_axis(sims, nbrs, axis=1)
+        keep = best > 0
+        rows.append(np.repeat(np.arange(start, stop), keep.sum(axis=1)))
+        cols.append(nbrs[keep])
+        vals.append(best[keep])
+    out = sp.csr_matrix(
+        (
+            np.concatenate(vals) if vals else np.empty(0, np.float32),
+            (
+                np.concatenate(rows) if rows else np.empty(0, np.int64),
+                np.concatenate(cols) if cols else np.empty(0, np.int64),
+            ),
+        ),
+        shape=(n_query, n_base),
+        dtype=np.float32,
+    )
+    out.sort_indices()
+    return out
+
+
+def _csr_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}.data": m.data.astype(np.float32),
+        f"{prefix}.indices": m.indices.astype(np.int32),
+        f"{prefix}.indptr": m.indptr.astype(np.int64),
+    }
+
+
+def _csr_from_state(
+    prefix: str, arrays: dict[str, np.ndarray], shape: tuple[int, int]
+) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]),
+        shape=shape,
+    )
+
+
+def _user_items(dataset: Dataset, implicit: bool) -> sp.csr_matrix:
+    x = dataset.matrix.astype(np.float32, copy=True)
+    if implicit:
+        x.data[:] = 1.0
+    return x
+
+
+class _KNNBase(Recommender):
+    """What item- and user-kNN share: config, training matrix, similarity state."""
+
+    config_class = KNNConfig
+    config: KNNConfig
+    #: Which side the neighbours are on: "item" (similarity_ is n_items^2) or "user".
+    _neighbor_side: ClassVar[str] = "item"
+    #: Training users x items matrix (binarised when ``implicit``), float32 CSR.
+    user_items_: sp.csr_matrix | None = None
+    #: Neighbour similarities, float32 CSR (see the subclasses for its orientation).
+    similarity_: sp.csr_matrix | None = None
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = _csr_state("similarity", self.similarity_)  # type: ignore[arg-type]
+        arrays.update(_csr_state("user_items", self.user_items_))  # type: ignore[arg-type]
+        return arrays, {}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        self.user_items_ = _csr_from_state("user_items", arrays, (n_users, n_items))
+        n = n_items if self._neighbor_side == "item" else n_users
+        self.similarity_ = _csr_from_state("similarity", arrays, (n, n))
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Derived, unsaved state rebuilt after fit and load (none by default)."""
+
+
+class ItemKNN(_KNNBase):
+    """Item-based k-nearest-neighbour CF: score items by their similarity to the user's items.
+
+    ``similarity_`` is an ``n_items x n_items`` CSR matrix whose column ``j`` holds
+    the (at most ``k_neighbors``) items most similar to item ``j``; scores are
+    ``X_u @ similarity_``. New users fold in directly from their item list.
+
+    Parameters
+    ----------
+    config : KNNConfig, optional
+        Hyperparameters; or pass them as keywords (``ItemKNN(k_neighbors=50)``).
+
+    Examples
+    --------
+    >>> from lmrec.testing import checkerboard
+    >>> model = ItemKNN(k_neighbors=5).fit(checkerboard())
+    >>> int(model.similarity_.getnnz(axis=0).max()) <= 5
+    True
+    """
+
+    name = "itemknn"
+
+    def _fit(self, dataset: Dataset) -> None:
+        x = _user_items(dataset, self.config.implicit)
+        items = x.T.tocsr()
+        weighted = RowWeighting(self.config, items)(items)
+        nbrs = topk_similarities(weighted, weighted, config=self.config, exclude_self=True)
+        # Row i of nbrs lists item i's neighbours; column j of S must, so transpose.
+        self.similarity_ = nbrs.T.tocsr()
+        self.user_items_ = x
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return self._score_history(self.user_items_[user_idx])  # type: ignore[index]
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        scores = history.astype(np.float32) @ self.similarity_
+        return np.asarray(scores.toarray(), dtype=np.float32)
+
+
+class UserKNN(_KNNBase):
+    """User-based k-nearest-neighbour CF: score items by what the most similar users liked.
+
+    ``similarity_`` is an ``n_users x n_users`` CSR matrix whose row ``u`` holds the
+    (at most ``k_neighbors``) training users most similar to user ``u``; scores are
+    ``similarity_[u] @ X``. A new user's history is compared with all training users.
+
+    Parameters
+    ----------
+    config : KNNConfig, optional
+        Hyperparameters; or pass them as keywords (``UserKNN(k_neighbors=50)``).
+    """
+
+    name = "userknn"
+    _neighbor_side = "user"
+    #: Weighted training rows and their weighting (rebuilt from ``user_items_``, not saved).
+    _weighting: RowWeighting | None = None
+    _weighted: sp.csr_matrix | None = None
+    _norms: np.ndarray | None = None
+
+    def _fit(self, dataset: Dataset) -> None:
+        self.user_items_ = _user_items(dataset, self.config.implicit)
+        self._prepare()
+        self.similarity_ = topk_similarities(
+            self._weighted, self._weighted, config=self.config,  # type: ignore[arg-type]
+            base_norms=self._norms, exclude_self=True,
+        )  # fmt: skip
+
+    def _prepare(self) -> None:
+        self._weighting = RowWeighting(self.config, self.user_items_)  # type: ignore[arg-type]
+        self._weighted = self._weighting(self.user_items_)  # type: ignore[arg-type]
+        self._norms = row_norms(self._weighted)
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        scores = self.similarity_[user_idx] @ self.user_items_  # type: ignore[index,operator]
+        return np.asarray(scores.toarray(), dtype=np.float32)
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        query = self._weighting(history)  # type: ignore[misc]
+        sims = topk_similarities(
+            query, self._weighted, config=self.config, base_norms=self._norms  # type: ignore[arg-type]
+        )
+        return np.asarray((sims @ self.user_items_).toarray(), dtype=np.float32)
