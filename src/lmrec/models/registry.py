@@ -23,6 +23,9 @@ _BUILTINS: dict[str, str] = {
     "als": "lmrec.models.als:ALS",
     "bpr": "lmrec.models.bpr:BPR",
     "fm": "lmrec.models.fm:FactorizationMachine",
+    "content": "lmrec.models.content:ContentModel",
+    "blend": "lmrec.models.blend:BlendModel",
+    "twotower": "lmrec.models.twotower:TwoTower",
 }
 _REGISTERED: dict[str, type] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
