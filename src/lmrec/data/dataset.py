@@ -125,9 +125,10 @@ class Dataset:
                 else np.ones(len(frame), np.float32),
             }
         )
-        for col in ("rating", "timestamp"):
-            if col in frame:
-                out[col] = frame[col].to_numpy()
+        if "rating" in frame:
+            out["rating"] = frame["rating"].to_numpy()
+        if "timestamp" in frame:
+            out["timestamp"] = _epoch_seconds(frame["timestamp"])
         if out.duplicated(["user_idx", "item_idx"]).any():
             raise DataError(
                 "Interaction frame has duplicate (user, item) pairs; read it with "
@@ -276,6 +277,14 @@ class Dataset:
             users=users,
             name=meta.get("name", "dataset"),
         )
+
+
+def _epoch_seconds(values: pd.Series) -> np.ndarray:
+    """Timestamps as float seconds since the epoch, whatever datetime unit pandas chose."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        ts = pd.to_datetime(values, utc=True)
+        return (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(np.float64)
+    return values.to_numpy(np.float64)
 
 
 def _align(table: pd.DataFrame | None, ids: IdMap, what: str) -> pd.DataFrame | None:
