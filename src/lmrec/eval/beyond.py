@@ -50,10 +50,17 @@ def _check_n_items(n_items: object) -> int:
 
 
 def _recommended(recs: ArrayLike, k: int, n_items: int | None) -> tuple[IntArray, IntArray]:
-    """Row and item of every counted slot (first occurrences, no padding) in the top ``k``."""
+    """Row and item of every counted slot (first occurrences, no padding) in the top ``k``.
+
+    Rows come out sorted (row-major order).
+    """
     arr = _as_recs(recs, n_items)[:, :k]
-    rows, cols = np.nonzero(_first_occurrence(arr))
-    return rows.astype(np.int64), arr[rows, cols]
+    keep = _first_occurrence(arr)
+    if keep.all():
+        rows = np.repeat(np.arange(arr.shape[0], dtype=np.int64), arr.shape[1])
+        return rows, arr.ravel()
+    rows = np.nonzero(keep)[0].astype(np.int64)
+    return rows, arr[keep]
 
 
 def item_exposure(recs: ArrayLike, n_items: int, *, k: int | None = None) -> IntArray:
@@ -131,7 +138,7 @@ class Coverage(_BeyondMetric):
         _, items = _recommended(recs, self.k, n)
         if items.size == 0:
             return _nan_with_warning(f"{self.name}: recs holds no item; returning NaN.")
-        return float(np.unique(items).size / n)
+        return float(np.count_nonzero(np.bincount(items, minlength=n)) / n)
 
     def _evaluate(self, inputs: _EvalInputs) -> tuple[float, FloatArray | None]:
         return self(inputs.recs, n_items=inputs.n_items), None
@@ -223,7 +230,7 @@ class Novelty(_BeyondMetric):
         if items.size == 0:
             return _nan_with_warning(f"{self.name}: recs holds no item; returning NaN.")
         rows, cols = _nonzero_coords(csr)
-        n_train_users = np.unique(rows).size
+        n_train_users = int(np.count_nonzero(np.bincount(rows, minlength=csr.shape[0])))
         popularity = np.bincount(cols, minlength=csr.shape[1]).astype(np.float64)
         p = np.where(popularity > 0, popularity / max(n_train_users, 1), 1.0 / (n_train_users + 1))
         return float(np.mean(-np.log2(p[items])))
@@ -276,15 +283,13 @@ class IntraListDiversity(_BeyondMetric):
         m = np.bincount(rows, minlength=n_users).astype(np.float64)
         nonzero = np.asarray(abs(unit).sum(axis=1)).ravel() > 0
         self_sim = np.bincount(rows, weights=nonzero[items], minlength=n_users)  # sum ||f_i||^2
+        # Membership matrix (users x items), built straight from CSR parts: rows is sorted.
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=n_users))))
+        member = sp.csr_matrix((np.ones(items.size), items, indptr), shape=(n_users, unit.shape[0]))
         sq_norm = np.zeros(n_users)
         for start in range(0, n_users, _ILD_CHUNK):
             stop = min(start + _ILD_CHUNK, n_users)
-            lo, hi = np.searchsorted(rows, [start, stop])  # rows is sorted (row-major)
-            member = sp.csr_matrix(
-                (np.ones(hi - lo), (rows[lo:hi] - start, items[lo:hi])),
-                shape=(stop - start, unit.shape[0]),
-            )
-            summed = member @ unit  # per-user sum of unit feature rows
+            summed = member[start:stop] @ unit  # per-user sum of unit feature rows
             if sp.issparse(summed):
                 sq_norm[start:stop] = np.asarray(summed.multiply(summed).sum(axis=1)).ravel()
             else:

@@ -275,7 +275,9 @@ class LogLoss:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.eps < 0.5:
-            raise ConfigError(f"The 'eps' parameter of LogLoss must be in (0, 0.5). Got {self.eps!r}.")
+            raise ConfigError(
+                f"The 'eps' parameter of LogLoss must be in (0, 0.5). Got {self.eps!r}."
+            )
 
     def __call__(self, y_true: ArrayLike, p: ArrayLike) -> float:
         return log_loss(y_true, p, eps=self.eps)

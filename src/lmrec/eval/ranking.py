@@ -115,19 +115,27 @@ def _first_occurrence(recs: IntArray) -> BoolArray:
     """Mask of the slots that hold a real item seen for the first time in their row.
 
     A list is treated as the *set* of its first occurrences: a repeated item and ``-1``
-    padding are masked out. Vectorized with one stable sort per row.
+    padding are masked out. Vectorized: one row-wise sort finds the rows with a repeat
+    (usually none), and only those rows pay for a stable argsort.
     """
     valid = recs >= 0
     if recs.shape[1] < 2:
         return valid
-    order = np.argsort(recs, axis=1, kind="stable")
-    srt = np.take_along_axis(recs, order, axis=1)
-    dup_sorted = np.zeros(recs.shape, dtype=bool)
+    srt = np.sort(recs, axis=1)
+    repeat = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
+    dup_rows = np.flatnonzero(repeat.any(axis=1))
+    if dup_rows.size == 0:
+        return valid
+    sub = recs[dup_rows]
+    order = np.argsort(sub, axis=1, kind="stable")
+    sub_sorted = np.take_along_axis(sub, order, axis=1)
+    dup_sorted = np.zeros(sub.shape, dtype=bool)
     # Stable sort keeps equal items in list order, so the earliest copy comes first.
-    dup_sorted[:, 1:] = srt[:, 1:] == srt[:, :-1]
+    dup_sorted[:, 1:] = sub_sorted[:, 1:] == sub_sorted[:, :-1]
     dup = np.empty_like(dup_sorted)
     np.put_along_axis(dup, order, dup_sorted, axis=1)
-    return valid & ~dup
+    valid[dup_rows] &= ~dup
+    return valid
 
 
 def _nan_with_warning(message: str, stacklevel: int = 3) -> float:
@@ -405,8 +413,8 @@ class MAP(RankingMetric):
         AP@k = \frac{1}{\min(k, |T_u|)} \sum_{i=1}^{k} P@i \cdot rel_i
 
     ``P@i`` is the precision of the first ``i`` slots. Dividing by ``min(k, |T_u|)``
-    (as in ``ml_metrics.apk`` and LensKit) makes a perfect list score 1; RecTools divides
-    by ``|T_u|`` by default.
+    (as ``ml_metrics.apk`` does) makes a perfect list score 1; RecTools divides by
+    ``|T_u|`` by default.
 
     Examples
     --------
@@ -420,9 +428,13 @@ class MAP(RankingMetric):
     label: ClassVar[str] = "map"
 
     def _score(self, hits: BoolArray, n_relevant: IntArray) -> FloatArray:
-        ranks = np.arange(1, hits.shape[1] + 1, dtype=np.float64)
-        precision_at_i = np.cumsum(hits, axis=1) / ranks
-        return (precision_at_i * hits).sum(axis=1) / np.minimum(n_relevant, self.k)
+        # Hits are few: visit only them. np.nonzero is row-major, so within a row the
+        # hits come in rank order and the j-th hit (from 0) has P@rank = (j + 1) / rank.
+        rows, cols = np.nonzero(hits)
+        row_start = np.searchsorted(rows, rows)  # index of the row's first hit
+        precision = (np.arange(rows.size) - row_start + 1.0) / (cols + 1.0)
+        total = np.bincount(rows, weights=precision, minlength=hits.shape[0])
+        return total / np.minimum(n_relevant, self.k)
 
 
 @dataclass(frozen=True)
