@@ -19,6 +19,10 @@ import pandas as pd
 #: Models shown by default, with hyperparameters tuned on the validation split.
 DEMO_MODELS: dict[str, dict[str, Any]] = {
     "popularity": {},
+    "itemknn": {"k_neighbors": 200},
+    "svd": {"factors": 20},
+    "ease": {"l2": 500.0},
+    "bpr": {"torch_threads": 1},
 }
 DEMO_METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit_rate@10", "mrr@10",
                 "coverage@10", "novelty@10"]  # fmt: skip
