@@ -83,7 +83,8 @@ def test_unknown_component_lists_models():
 @pytest.mark.realdata
 def test_ml100k_blend_beats_content_only(ml100k_split):
     """Measured (seed 2026, 80/10/10, fit on train+valid, test NDCG@10): content-only
-    0.0XX, EASE(l2=500) 0.33X, blend 0.33X with weight 0.XX learned on valid."""
+    0.0165, EASE(l2=500) 0.3337, blend 0.3325 with content weight 0.3 learned on valid
+    (valid: 0.2760 vs 0.2740 at weight 0). About 11 s on 2 cores."""
     from lmrec.eval.protocol import evaluate
     from lmrec.models.content import ContentModel
 
