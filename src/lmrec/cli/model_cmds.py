@@ -78,6 +78,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="hyperparameter, repeatable (e.g. --param l2=300)")  # fmt: skip
     p.add_argument("--config", help="JSON or TOML file of hyperparameters (--param wins)")
     p.add_argument("--seed", type=int, help="seed, for models that take one")
+    p.add_argument("--text-template", help="item text template for text models, e.g. "
+                   "'{title} ({year}). Genres: {genres}' (default: every string column)")  # fmt: skip
 
 
 def model_params(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
@@ -94,6 +96,10 @@ def model_params(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
         if "seed" not in cls.config_class.model_fields:
             raise ConfigError(f"Model {model_name!r} takes no seed; drop --seed.")
         params["seed"] = args.seed
+    if getattr(args, "text_template", None) is not None:
+        if "text_template" not in cls.config_class.model_fields:
+            raise ConfigError(f"Model {model_name!r} reads no item text; drop --text-template.")
+        params["text_template"] = args.text_template
     build_config(cls.config_class, params)  # validate before any data is read
     return params
 
