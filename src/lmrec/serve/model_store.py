@@ -1,0 +1,233 @@
+"""The served model: loaded, precomputed, validated, and swapped atomically on reload.
+
+A :class:`LoadedModel` is immutable once built: the model, its version, the top-k lists
+precomputed for every known user, the popularity fallback and the co-occurrence
+fallback. :class:`ModelStore` holds a reference to the current one (and the previous
+one, for rollback). A request reads ``store.current`` once and uses that object to the
+end, so a reload that swaps the reference never changes a request in flight; the old
+model is freed when its last request finishes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lmrec.errors import ConfigError, LmrecError, ModelFileError
+from lmrec.models.base import Recommender
+from lmrec.serve.scoring import Cooccurrence, history_matrix, score_history, supports_fold_in
+
+log = logging.getLogger("lmrec.serve")
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """One model version, ready to serve (never mutated after :meth:`build`)."""
+
+    model: Recommender
+    name: str
+    version: str
+    path: Path
+    loaded_at: float
+    load_seconds: float
+    fold_in: bool
+    top_items: np.ndarray | None  # int32 (n_users, precompute_k), -1 padded
+    top_scores: np.ndarray | None  # float32 (n_users, precompute_k)
+    popularity: np.ndarray  # float32 (n_items,): training interaction counts
+    popular_order: np.ndarray  # int64: items by decreasing popularity
+    cooc: Cooccurrence = field(repr=False)
+    user_index: dict[str, int] = field(repr=False, default_factory=dict)
+    item_index: dict[str, int] = field(repr=False, default_factory=dict)
+    item_ids: list[str] = field(repr=False, default_factory=list)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.model.user_ids_)  # type: ignore[arg-type]
+
+    @property
+    def n_items(self) -> int:
+        return self.model.n_items
+
+    @classmethod
+    def build(
+        cls, path: str | Path, *, precompute_k: int, precompute_max_users: int
+    ) -> LoadedModel:
+        """Load ``path``, precompute, and smoke-test; any failure raises :class:`ModelFileError`."""
+        from lmrec.models.persist import load_model
+
+        start = time.perf_counter()
+        path = Path(path).resolve()
+        try:
+            model = load_model(path)
+            version = _version(path, model.name)
+            seen = model.seen_
+            n_users, n_items = seen.shape
+            fold_in = supports_fold_in(model)
+            top_items = top_scores = None
+            if 0 < n_users <= precompute_max_users:
+                k = min(precompute_k, n_items)
+                items, scores = model.recommend_indices(np.arange(n_users), k, exclude_seen=True)
+                top_items, top_scores = items.astype(np.int32), scores
+                _check_finite_or_excluded(top_items, top_scores, path)
+            popularity = np.bincount(seen.indices, minlength=n_items).astype(np.float32)
+            popular_order = np.argsort(-popularity, kind="stable")
+            cooc = Cooccurrence.from_seen(seen)
+            _smoke(model, fold_in, n_users, path)
+            user_ids = [str(u) for u in model.user_ids_.ids]
+            item_ids = [str(i) for i in model.item_ids_.ids]
+        except ModelFileError:
+            raise
+        except (
+            LmrecError,
+            OSError,
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+            MemoryError,
+            AttributeError,
+        ) as e:
+            raise ModelFileError(f"{path}: the model could not be loaded and served: {e}") from e
+        took = time.perf_counter() - start
+        log.info("loaded model %s (%s) from %s in %.2fs", model.name, version, path, took)
+        return cls(
+            model=model,
+            name=model.name,
+            version=version,
+            path=path,
+            loaded_at=time.time(),
+            load_seconds=took,
+            fold_in=fold_in,
+            top_items=top_items,
+            top_scores=top_scores,
+            popularity=popularity,
+            popular_order=popular_order,
+            cooc=cooc,
+            user_index={u: i for i, u in enumerate(user_ids)},
+            item_index={it: i for i, it in enumerate(item_ids)},
+            item_ids=item_ids,
+        )
+
+
+def _version(path: Path, name: str) -> str:
+    """``name-<12 hex>``: a digest of the manifest, which lists the sha256 of every file."""
+    digest = hashlib.sha256((path / "manifest.json").read_bytes()).hexdigest()[:12]
+    return f"{name}-{digest}"
+
+
+def _check_finite_or_excluded(items: np.ndarray, scores: np.ndarray, path: Path) -> None:
+    valid = items >= 0
+    if np.isnan(scores[valid]).any():
+        raise ModelFileError(f"{path}: the model produces NaN scores; refusing to serve it.")
+
+
+def _smoke(model: Recommender, fold_in: bool, n_users: int, path: Path) -> None:
+    """One real recommendation through each path the service uses."""
+    k = min(10, model.n_items)
+    if n_users:
+        items, _ = model.recommend_indices(np.array([0]), k, exclude_seen=False)
+        if items.shape != (1, k):
+            raise ModelFileError(f"{path}: smoke recommendation returned shape {items.shape}.")
+    if fold_in:
+        out = score_history(model, history_matrix([np.array([0])], model.n_items))
+        if out.shape != (1, model.n_items) or np.isnan(out).any():
+            raise ModelFileError(f"{path}: fold-in smoke test returned bad scores.")
+
+
+class ModelStore:
+    """Holds the current :class:`LoadedModel` and swaps it atomically.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        The model served at startup.
+    precompute_k, precompute_max_users : int
+        Passed to :meth:`LoadedModel.build` on reload.
+    allowed_root : Path, optional
+        Reloads must name a directory under this one.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        precompute_k: int = 100,
+        precompute_max_users: int = 2_000_000,
+        allowed_root: Path | None = None,
+    ) -> None:
+        self._current = loaded
+        self._previous: LoadedModel | None = None
+        self._lock = threading.Lock()  # one reload at a time; readers never take it
+        self.precompute_k = precompute_k
+        self.precompute_max_users = precompute_max_users
+        self.allowed_root = allowed_root.resolve() if allowed_root is not None else None
+        self.startup_seconds = loaded.load_seconds
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        precompute_k: int = 100,
+        precompute_max_users: int = 2_000_000,
+        allowed_root: Path | None = None,
+    ) -> ModelStore:
+        """Load ``path`` and hold it as the current model."""
+        loaded = LoadedModel.build(
+            path, precompute_k=precompute_k, precompute_max_users=precompute_max_users
+        )
+        return cls(
+            loaded,
+            precompute_k=precompute_k,
+            precompute_max_users=precompute_max_users,
+            allowed_root=allowed_root,
+        )
+
+    @property
+    def current(self) -> LoadedModel:
+        """The model to serve the next request (reading a reference is atomic)."""
+        return self._current
+
+    @property
+    def previous(self) -> LoadedModel | None:
+        """The model replaced by the last reload, kept for :meth:`rollback`."""
+        return self._previous
+
+    def resolve(self, path: str | Path | None) -> Path:
+        """The directory a reload would load (default: the current one), checked against root."""
+        target = self._current.path if path is None else Path(path).resolve()
+        if self.allowed_root is not None and not target.is_relative_to(self.allowed_root):
+            raise ConfigError(
+                f"Reload path must lie under {self.allowed_root} (the server's reload_root)."
+            )
+        return target
+
+    def reload(self, path: str | Path | None = None) -> LoadedModel:
+        """Load ``path`` beside the current model, validate it, then swap.
+
+        Blocking: call it from a worker thread. A broken directory raises
+        :class:`ModelFileError` and the current model keeps serving.
+        """
+        target = self.resolve(path)
+        with self._lock:
+            new = LoadedModel.build(
+                target,
+                precompute_k=self.precompute_k,
+                precompute_max_users=self.precompute_max_users,
+            )
+            self._previous, self._current = self._current, new
+        return new
+
+    def rollback(self) -> LoadedModel:
+        """Swap back to the model served before the last reload."""
+        with self._lock:
+            if self._previous is None:
+                raise ConfigError("There is no previous model version to roll back to.")
+            self._previous, self._current = self._current, self._previous
+            return self._current

@@ -1,0 +1,230 @@
+"""Request and response bodies of the HTTP API (separate from the internal types).
+
+Response models are plain module-level classes. Request models carry limits from the
+server's settings (largest ``k``, list sizes, id length), so they are built per app by
+:func:`request_models`; the OpenAPI schema then states the real limits.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from typing_extensions import Self
+
+from lmrec.serve.settings import ServeSettings
+
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+#: Timestamps are seconds since the epoch; this bound is the year 5138.
+MAX_TIMESTAMP = 1e11
+
+
+class _Strict(BaseModel):
+    # strict: no silent coercion (``"timestamp": false`` or ``"k": "10"`` is a 422)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+# ---------------------------------------------------------------------- responses
+class RecommendResponse(BaseModel):
+    """A ranked list; ``fallback`` is true when the model could not personalise it."""
+
+    user: str | None = Field(description="The user id asked for (null for a session).")
+    items: list[str] = Field(description="Item ids, best first.")
+    scores: list[float] = Field(description="Scores of ``items`` (model-specific scale).")
+    model_version: str
+    fallback: bool = Field(description="True when a non-personalised fallback was used.")
+    strategy: str = Field(description="precomputed | model | fold-in | co-occurrence | popularity")
+
+
+class SimilarResponse(BaseModel):
+    item: str
+    items: list[str]
+    scores: list[float]
+    model_version: str
+    fallback: bool
+    strategy: str
+
+
+class ContributionOut(BaseModel):
+    item: str = Field(description="A history item.")
+    weight: float = Field(description="How much the score drops when this item is left out.")
+
+
+class ExplainResponse(BaseModel):
+    user: str | None
+    item: str
+    score: float | None
+    contributions: list[ContributionOut]
+    explanation: list[str] = Field(description="The contributions in plain words.")
+    method: str = Field(description="leave-one-out | co-occurrence | popularity")
+    fallback: bool
+    model_version: str
+
+
+class FeedbackResponse(BaseModel):
+    accepted: int = Field(description="Events stored now.")
+    duplicates: int = Field(description="Events whose idempotency key was already stored.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    n_users: int
+    n_items: int
+    fold_in: bool = Field(description="Whether the model rescores histories given at request time.")
+    precomputed: bool = Field(description="Whether top-k lists are precomputed for known users.")
+    loaded_at: float
+    load_seconds: float
+    current: bool
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+    startup_seconds: float
+
+
+class StatusResponse(BaseModel):
+    status: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: str = Field(description="Every problem, in one readable line.")
+    errors: list[FieldError] = Field(default_factory=list, description="Per-field problems.")
+
+
+# ---------------------------------------------------------------------- requests
+@dataclass(frozen=True)
+class RequestModels:
+    """The request body classes of one app."""
+
+    Id: object
+    RecommendRequest: type[BaseModel]
+    ExplainRequest: type[BaseModel]
+    FeedbackEvent: type[BaseModel]
+    FeedbackRequest: type[BaseModel]
+    ReloadRequest: type[BaseModel]
+
+
+#: JSON schema of "exactly one of user / items" (pydantic cannot derive it).
+_ONE_OF_USER_ITEMS = {
+    "oneOf": [
+        {"required": ["user"], "not": {"required": ["items"]}},
+        {"required": ["items"], "not": {"required": ["user"]}},
+    ]
+}
+
+
+def _one_of_user_items(user: object, items: object, what: str) -> None:
+    if (user is None) == (items is None):
+        raise ValueError(
+            f"{what} needs exactly one of 'user' (a user id) or 'items' "
+            "(the item ids of an anonymous session)"
+        )
+
+
+def request_models(settings: ServeSettings) -> RequestModels:
+    """Request body classes with the limits of ``settings``."""
+    Id = Annotated[str, StringConstraints(min_length=1, max_length=settings.max_id_length)]
+    max_list = settings.max_list
+
+    class RecommendRequest(_Strict):
+        """Recommend for a user id, or for an anonymous session given as item ids."""
+
+        model_config = ConfigDict(json_schema_extra=_ONE_OF_USER_ITEMS)
+
+        # ``user`` and ``items`` are optional but never null: exactly one of them is sent.
+        user: Id = Field(default=None, description="A user id.")
+        items: list[Id] = Field(
+            default=None, max_length=max_list, description="Item ids of an anonymous session."
+        )
+        k: int = Field(default=10, ge=1, le=settings.max_k, description="List length.")
+        exclude: list[Id] = Field(
+            default_factory=list, max_length=max_list, description="Item ids never to recommend."
+        )
+        candidates: list[Id] | None = Field(
+            default=None, max_length=max_list, description="Rank only these item ids."
+        )
+        exclude_seen: bool = Field(
+            default=True, description="Drop items the user or session already has."
+        )
+        model: str | None = Field(
+            default=None,
+            max_length=128,
+            description="Expected model name or version (404 if not served).",
+        )
+
+        @model_validator(mode="after")
+        def _one_of(self) -> Self:
+            _one_of_user_items(self.user, self.items, "recommend")
+            return self
+
+    class ExplainRequest(_Strict):
+        """Why ``item`` is recommended to ``user`` (or to a session of ``items``)."""
+
+        model_config = ConfigDict(json_schema_extra=_ONE_OF_USER_ITEMS)
+
+        user: Id = Field(default=None, description="A user id.")
+        items: list[Id] = Field(default=None, max_length=max_list, description="Session item ids.")
+        item: Id
+        n: int = Field(default=3, ge=1, le=20, description="History items to name.")
+
+        @model_validator(mode="after")
+        def _one_of(self) -> Self:
+            _one_of_user_items(self.user, self.items, "explain")
+            return self
+
+    class FeedbackEvent(_Strict):
+        """One interaction event."""
+
+        user: Id
+        item: Id
+        type: str = Field(
+            default="interaction",
+            pattern=EVENT_TYPE_PATTERN,
+            description="click, view, purchase, rating, dislike, ...",
+        )
+        weight: float = Field(
+            default=1.0,
+            ge=-1e6,
+            le=1e6,
+            description="> 0 adds the item to the user's history; <= 0 only excludes it.",
+        )
+        timestamp: float | None = Field(
+            default=None,
+            ge=0,
+            le=MAX_TIMESTAMP,
+            description="Seconds since the epoch (default: now).",
+        )
+        idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+            description="A client-chosen unique key; a repeated key is a no-op."
+        )
+
+    class FeedbackRequest(_Strict):
+        events: list[FeedbackEvent] = Field(min_length=1, max_length=max_list)
+
+    class ReloadRequest(_Strict):
+        path: str | None = Field(
+            default=None,
+            min_length=1,
+            max_length=4096,
+            description="Model directory (default: reload the current one).",
+        )
+
+    return RequestModels(
+        Id, RecommendRequest, ExplainRequest, FeedbackEvent, FeedbackRequest, ReloadRequest
+    )
+
+
+def finite(values: list[float]) -> list[float]:
+    """Scores as JSON-safe floats (non-finite values cannot occur after top-k; be safe)."""
+    return [v if math.isfinite(v) else 0.0 for v in values]

@@ -1,0 +1,126 @@
+"""Settings of the HTTP service: one frozen pydantic model, built from CLI flags or a file.
+
+There is no module-level settings object: :func:`lmrec.serve.app.create_app` takes a
+:class:`ServeSettings` instance, so two apps with different settings can live in one
+process (tests do exactly that).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lmrec.errors import ConfigError
+
+#: Largest ``k`` any configuration may allow (keeps responses and top-k work bounded).
+HARD_MAX_K = 1000
+#: Largest list (history, exclusions, candidates, feedback batch) any configuration may allow.
+HARD_MAX_LIST = 10_000
+
+
+class ServeSettings(BaseModel):
+    """Everything ``lmrec serve`` can be told; CLI flags and ``--config`` files fill it in.
+
+    Examples
+    --------
+    >>> s = ServeSettings(model_dir="models/ease", auth=False)
+    >>> s.max_k, s.store_url
+    (100, 'sqlite:///lmrec-events.db')
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    model_dir: Path
+    """Model directory (from ``lmrec train``) served at startup."""
+    host: str = "127.0.0.1"
+    """Interface to bind; the default serves this machine only."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """TCP port."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Worker processes. Each loads the model; online updates reach the other workers
+    within ``sync_interval_s`` through the event store."""
+    store_url: str = "sqlite:///lmrec-events.db"
+    """SQLAlchemy URL of the feedback event store (``sqlite:///file.db`` or
+    ``postgresql+psycopg://user@host/db``)."""
+    auth: bool = True
+    """Require API keys. Turn off only for local experiments."""
+    keys_file: Path | None = Path("lmrec-keys.json")
+    """JSON file of hashed API keys and roles (``lmrec serve --create-key ROLE``)."""
+    metrics_auth: bool = False
+    """Require a read key for ``/metrics`` too (scrapers usually cannot send one)."""
+    max_k: int = Field(default=100, ge=1, le=HARD_MAX_K)
+    """Largest list length a request may ask for."""
+    max_list: int = Field(default=1000, ge=1, le=HARD_MAX_LIST)
+    """Largest list in a request: session items, exclusions, candidates, feedback events."""
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    """Requests with a larger body are refused with 413."""
+    max_id_length: int = Field(default=256, ge=1, le=4096)
+    """Longest user or item id accepted."""
+    precompute_k: int = Field(default=100, ge=1, le=HARD_MAX_K)
+    """Length of the top-k list precomputed for every known user at (re)load."""
+    precompute_max_users: int = Field(default=2_000_000, ge=0)
+    """Skip precomputation (and use the LRU cache only) for models with more users."""
+    cache_size: int = Field(default=10_000, ge=0)
+    """Entries of the LRU cache of computed recommendation lists (0 disables it)."""
+    sync_interval_s: float = Field(default=1.0, gt=0)
+    """How often a worker reads events written by other workers into its online overlay."""
+    reload_root: Path | None = None
+    """Model directories ``/v1/models/reload`` may load must lie under this directory
+    (default: the parent of ``model_dir``)."""
+    catalog: Path | None = None
+    """Optional CSV or Parquet with ``item`` and ``title`` columns, for readable explanations."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins allowed by CORS; empty (the default) sends no CORS headers at all."""
+    log_level: str = "info"
+    """Log level of the service and uvicorn."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ServeSettings:
+        if self.auth and self.keys_file is None:
+            raise ValueError("auth is on but keys_file is not set; set keys_file or auth=false")
+        return self
+
+    @property
+    def allowed_reload_root(self) -> Path:
+        """The directory reloads are confined to."""
+        root = self.reload_root if self.reload_root is not None else self.model_dir.parent
+        return Path(root).resolve()
+
+
+def build_settings(values: dict[str, Any]) -> ServeSettings:
+    """Validate ``values``, turning pydantic errors into one readable :class:`ConfigError`."""
+    try:
+        return ServeSettings(**values)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"
+            for err in e.errors()
+        )
+        valid = ", ".join(sorted(ServeSettings.model_fields))
+        raise ConfigError(f"Invalid serve settings: {problems}. Valid keys: {valid}.") from e
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """Key/values from a TOML (``.toml``) or JSON file; a ``[serve]`` table is used if present."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "Config file not found", str(path))
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a table of settings.")
+    serve = data.get("serve", data)
+    if not isinstance(serve, dict):
+        raise ConfigError(f"{path}: [serve] must be a table of settings.")
+    return dict(serve)
