@@ -1,0 +1,191 @@
+"""Implicit-feedback matrix factorisation by alternating least squares (Hu, Koren & Volinsky 2008).
+
+Every observed (user, item) pair is a positive preference ``p = 1`` held with
+confidence ``c = 1 + alpha * r``; every unobserved pair is ``p = 0`` with confidence
+``c = 1``. ALS minimises
+
+.. math::
+
+    \\sum_{u,i} c_{ui} (p_{ui} - x_u^\\top y_i)^2
+    + \\lambda \\Big(\\sum_u \\lVert x_u \\rVert^2 + \\sum_i \\lVert y_i \\rVert^2\\Big)
+
+by solving for all user factors with the item factors fixed, then the reverse. The
+fit is delegated to ``implicit`` (its CPU conjugate-gradient solver, Takács et al.
+2011), so accuracy and speed equal implicit's by construction; lmrec adds the id
+maps, exclusion, batching, save/load and a closed-form fold-in of new users.
+
+How ``alpha`` maps onto implicit
+--------------------------------
+implicit 0.7 treats each stored matrix value *as the confidence itself*, not as
+``r``: its solver adds ``(value - 1) * y_i y_i^T`` to ``Y^T Y`` and ``value * y_i``
+to the right-hand side, and its ``fit`` only multiplies the matrix by its own
+``alpha`` (when that is not 1). Fitting implicit on raw 0/1 data with ``alpha=1``
+therefore gives observed pairs confidence 1 -- the same as unobserved ones -- which
+is not the model of the paper. lmrec builds the confidence ``1 + alpha * r``
+itself (``r`` = 1 when ``implicit=True``, else the interaction weight) and passes
+it to implicit with implicit's ``alpha=1``; that is, ``ALS(alpha=a)`` equals
+``implicit.cpu.als.AlternatingLeastSquares(alpha=1.0).fit(1 + a * R)`` exactly.
+
+Determinism
+-----------
+The same ``seed`` gives the same initial factors. With ``num_threads=1`` two fits
+are bitwise equal. With several threads implicit solves users (and items) in
+parallel; each solve reads only the other side's factors, so results are in
+practice equal too, but implicit and OpenMP make no such promise -- tests that need
+bitwise equality use ``num_threads=1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from lmrec.data.dataset import Dataset
+from lmrec.errors import DataError
+from lmrec.models.base import Recommender
+from lmrec.models.config import ModelConfig
+
+
+class ALSConfig(ModelConfig):
+    """Hyperparameters of :class:`ALS`."""
+
+    factors: int = Field(default=64, ge=1)
+    """Number of latent factors per user and per item."""
+    regularization: float = Field(default=0.01, ge=0)
+    """L2 penalty ``lambda`` on every user and item factor vector (not scaled by counts)."""
+    alpha: float = Field(default=1.0, ge=0)
+    """Confidence scaling: an observed pair has confidence ``1 + alpha * r`` (HKV eq. 6)."""
+    iterations: int = Field(default=15, ge=1)
+    """Number of ALS sweeps (each solves all users, then all items)."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of the random initial factors; the same seed gives the same model."""
+    num_threads: int = Field(default=0, ge=0)
+    """Threads for the fit; 0 uses all cores. Use 1 for bitwise-reproducible fits."""
+    implicit: bool = True
+    """Binarise interaction weights (``r = 1``) before the confidence; else ``r = weight``."""
+
+
+class ALS(Recommender):
+    """Implicit-feedback ALS with conjugate-gradient solves, fitted by ``implicit``.
+
+    Scores are dot products ``x_u . y_i`` of float32 user and item factors. New users
+    given as item lists are folded in exactly (one small linear solve per user).
+
+    Parameters
+    ----------
+    config : ALSConfig, optional
+        Hyperparameters; or pass them as keywords (``ALS(factors=32)``).
+
+    Examples
+    --------
+    >>> from lmrec.testing import checkerboard
+    >>> model = ALS(factors=4, iterations=5, num_threads=1).fit(checkerboard())
+    >>> model.user_factors_.shape, model.item_factors_.dtype
+    ((40, 4), dtype('float32'))
+    """
+
+    name = "als"
+    config_class = ALSConfig
+    config: ALSConfig
+
+    user_factors_: np.ndarray | None = None
+    """User factors ``X``, float32 (n_users, factors)."""
+    item_factors_: np.ndarray | None = None
+    """Item factors ``Y``, float32 (n_items, factors)."""
+
+    # ------------------------------------------------------------------ fitting
+    def confidence(self, weights: sp.csr_matrix) -> sp.csr_matrix:
+        """The confidence matrix ``1 + alpha * r`` on the pattern of ``weights`` (users x items).
+
+        Shares the index arrays of ``weights``; only the values are new.
+        """
+        cfg = self.config
+        if cfg.implicit:
+            data = np.full(weights.nnz, 1.0 + cfg.alpha, np.float32)
+        else:
+            if weights.nnz and weights.data.min() < 0:
+                raise DataError(
+                    "ALS with implicit=False needs non-negative interaction weights (they "
+                    "scale the confidence 1 + alpha * weight); got negative weights."
+                )
+            data = (1.0 + cfg.alpha * weights.data.astype(np.float64)).astype(np.float32)
+        out = sp.csr_matrix(
+            (data, weights.indices, weights.indptr), shape=weights.shape, copy=False
+        )
+        out.has_sorted_indices = weights.has_sorted_indices
+        return out
+
+    def _fit(self, dataset: Dataset) -> None:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        cfg = self.config
+        conf = self.confidence(dataset.matrix)
+        # implicit runs its own OpenMP threads; a multithreaded BLAS underneath them
+        # oversubscribes the cores and can make the fit ~10x slower (implicit's advice).
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=cfg.factors,
+                regularization=cfg.regularization,
+                alpha=1.0,  # the confidence is already 1 + alpha * r; see the module docstring
+                dtype=np.float32,
+                use_cg=True,
+                iterations=cfg.iterations,
+                calculate_training_loss=False,
+                num_threads=cfg.num_threads,
+                random_state=cfg.seed,
+            )
+            model.fit(conf, show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors_[user_idx] @ self.item_factors_.T  # type: ignore[index,union-attr]
+
+    def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """User factors for histories given at request time, by the exact ALS user solve.
+
+        For each row ``u`` of ``history`` (n, n_items) with confidences ``C_u`` and
+        preferences ``p_u`` (1 on stored items),
+
+        .. math:: x_u = (Y^T Y + Y^T (C_u - I) Y + \\lambda I)^{-1} Y^T C_u p_u
+
+        solved in float64. ``Y^T Y`` is computed once per call; each user then costs
+        O(n_u f^2 + f^3). An empty history gives a zero vector.
+
+        Returns
+        -------
+        ndarray
+            float32 (n, factors).
+        """
+        self._check_fitted()
+        Y = self.item_factors_.astype(np.float64)  # type: ignore[union-attr]
+        f = Y.shape[1]
+        base = Y.T @ Y + self.config.regularization * np.eye(f)
+        hist = sp.csr_matrix(history)
+        conf = self.confidence(hist)
+        out = np.zeros((hist.shape[0], f), np.float64)
+        for u in range(hist.shape[0]):
+            lo, hi = conf.indptr[u], conf.indptr[u + 1]
+            if lo == hi:
+                continue
+            Yu = Y[conf.indices[lo:hi]]
+            c = conf.data[lo:hi].astype(np.float64)
+            A = base + (Yu.T * (c - 1.0)) @ Yu
+            out[u] = np.linalg.solve(A, Yu.T @ c)
+        return out.astype(np.float32)
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self.fold_in(history) @ self.item_factors_.T  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}, {}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self.user_factors_ = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
