@@ -69,7 +69,7 @@ class Dataset:
                 values = interactions[col].to_numpy(dtype=dtype, copy=True)
                 values.flags.writeable = False
                 cols[col] = values
-        frame = pd.DataFrame(cols)
+        frame = pd.DataFrame(cols, copy=False)
         n_u, n_i = len(user_ids), len(item_ids)
         if len(frame) and (
             frame["user_idx"].min() < 0

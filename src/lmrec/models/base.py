@@ -59,8 +59,10 @@ class Recommender(ABC):
     name: ClassVar[str] = ""
     #: The pydantic config class holding this model's hyperparameters.
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
-    #: Rows of users scored per block in ``recommend`` (bounds memory to block x n_items).
+    #: Most rows of users scored per block in ``recommend``.
     score_block_size: ClassVar[int] = 1024
+    #: Score cells per block: blocks shrink for large catalogs to stay cache- and memory-friendly.
+    score_block_cells: ClassVar[int] = 1 << 23
 
     # Fitted state, set by fit() or load().
     user_ids_: IdMap | None
@@ -100,9 +102,9 @@ class Recommender(ABC):
             raise ConfigError(f"Cannot fit {type(self).__name__} on an empty data set.")
         self.user_ids_ = dataset.user_ids
         self.item_ids_ = dataset.item_ids
-        seen = dataset.matrix.copy()
-        seen.data = np.ones_like(seen.data)
-        self.seen_ = seen
+        # The binary training pattern; index arrays are shared with the (immutable) data set.
+        m = dataset.matrix
+        self.seen_ = sp.csr_matrix((np.ones(m.nnz, np.float32), m.indices, m.indptr), shape=m.shape)
         self._fit(dataset)
         return self
 
@@ -189,12 +191,17 @@ class Recommender(ABC):
         if candidates is not None:
             keep = np.zeros(self.n_items, bool)
             keep[np.asarray(candidates, dtype=np.int64)] = True
-        for start in range(0, len(user_idx), self.score_block_size):
-            rows = user_idx[start : start + self.score_block_size]
+        step = self._block_rows()
+        for start in range(0, len(user_idx), step):
+            rows = user_idx[start : start + step]
             block = np.array(self._score(rows), dtype=np.float32, copy=True)
             self._apply_filters(block, rows, exclude_seen, exclude, keep)
             items[start : start + len(rows)], scores[start : start + len(rows)] = topk(block, k)
         return items, scores
+
+    def _block_rows(self) -> int:
+        """Users per scoring block: at most ``score_block_size``, fewer for big catalogs."""
+        return max(1, min(self.score_block_size, self.score_block_cells // max(1, self.n_items)))
 
     def _apply_filters(
         self,
