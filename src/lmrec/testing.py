@@ -52,6 +52,8 @@ class RecommenderContract:
     supports_fold_in: bool = True
     #: Tolerance for score equality between two fits / save-load (0 = bitwise).
     atol: float = 1e-5
+    #: Share of folded-in recommendations that must fall in the right checkerboard group.
+    fold_in_floor: float = 0.8
 
     def make_model(self):  # pragma: no cover - overridden
         raise AssertionError("subclasses define make_model()")
@@ -86,8 +88,18 @@ class RecommenderContract:
         users = [f"u{i}" for i in range(10)]
         batch = model.recommend(users, k=5)
         single = pd.concat([model.recommend([u], k=5) for u in users], ignore_index=True)
-        pd.testing.assert_frame_equal(batch[["user", "item", "rank"]], single[["user", "item", "rank"]])
+        pd.testing.assert_frame_equal(batch[["user", "rank"]], single[["user", "rank"]])
         np.testing.assert_allclose(batch["score"], single["score"], atol=self.atol)
+        # Items must match except among scores tied within atol (BLAS may round a batch
+        # and a single row differently, which legitimately reorders exact ties).
+        for (_, b), (_, o) in zip(batch.groupby("user"), single.groupby("user")):
+            cut = b["score"].min() + self.atol
+            clear = b["score"].to_numpy() > cut
+            untied = clear & (np.abs(np.diff(b["score"].to_numpy(), prepend=np.inf)) > self.atol) & (
+                np.abs(np.diff(b["score"].to_numpy(), append=-np.inf)) > self.atol
+            )
+            assert (b["item"].to_numpy()[untied] == o["item"].to_numpy()[untied]).all()
+            assert set(b["item"][clear]) == set(o["item"][o["score"].to_numpy() > cut])
 
     def test_exclude_seen_and_sorted_unique(self):
         data = self.data()
@@ -153,4 +165,4 @@ class RecommenderContract:
         recs = model.recommend_for_items([["i0", "i2", "i4"], ["i1", "i3"]], k=3)
         assert not set(recs.loc[recs["user"] == "0", "item"]) & {"i0", "i2", "i4"}
         groups = recs["user"].astype(int).map({0: 0, 1: 1}) == recs["item"].str[1:].astype(int) % 2
-        assert groups.mean() >= 0.8
+        assert groups.mean() >= self.fold_in_floor

@@ -69,16 +69,14 @@ class Dataset:
                 values = interactions[col].to_numpy(dtype=dtype, copy=True)
                 values.flags.writeable = False
                 cols[col] = values
-        frame = pd.DataFrame(cols, copy=False)
         n_u, n_i = len(user_ids), len(item_ids)
-        if len(frame) and (
-            frame["user_idx"].min() < 0
-            or frame["user_idx"].max() >= n_u
-            or frame["item_idx"].min() < 0
-            or frame["item_idx"].max() >= n_i
+        u_idx, i_idx = cols["user_idx"], cols["item_idx"]
+        if len(u_idx) and (
+            u_idx.min() < 0 or u_idx.max() >= n_u or i_idx.min() < 0 or i_idx.max() >= n_i
         ):
             raise DataError("Dataset interactions reference indices outside the id maps.")
-        self._interactions = frame
+        cols = _in_csr_order(cols, n_i)
+        self._interactions = pd.DataFrame(cols, copy=False)
         self.user_ids = user_ids
         self.item_ids = item_ids
         self.items = _align(items, item_ids, "items")
@@ -175,15 +173,24 @@ class Dataset:
 
     @property
     def matrix(self) -> sp.csr_matrix:
-        """Users x items CSR matrix of weights (float32, sorted indices), built once."""
+        """Users x items CSR matrix of weights (float32, canonical), built once.
+
+        Interactions are stored in CSR order, so the matrix shares the ``item_idx``
+        and ``weight`` columns instead of copying them; its arrays are read-only
+        (copy the matrix to change it).
+        """
         if self._matrix is None:
-            f = self._interactions
+            counts = np.bincount(self.column("user_idx"), minlength=self.n_users)
+            index_dtype = np.int32 if self.n_interactions < 2**31 else np.int64
+            indptr = np.zeros(self.n_users + 1, index_dtype)
+            np.cumsum(counts, out=indptr[1:])
             m = sp.csr_matrix(
-                (f["weight"].to_numpy(np.float32), (f["user_idx"], f["item_idx"])),
+                (self.column("weight"), self.column("item_idx").astype(index_dtype, copy=False),
+                 indptr),
                 shape=(self.n_users, self.n_items),
-                dtype=np.float32,
-            )
-            m.sort_indices()
+            )  # fmt: skip
+            m.has_sorted_indices = True
+            m.has_canonical_format = True
             self._matrix = m
         return self._matrix
 
@@ -277,6 +284,33 @@ class Dataset:
             users=users,
             name=meta.get("name", "dataset"),
         )
+
+
+def _in_csr_order(cols: dict[str, np.ndarray], n_items: int) -> dict[str, np.ndarray]:
+    """Sort interaction columns by (user, item) unless they already are; reject repeated pairs.
+
+    Keeping rows in this order lets the CSR matrix share the columns' memory.
+    """
+    users, items = cols["user_idx"], cols["item_idx"]
+    if len(users) < 2:
+        return cols
+    key = users.astype(np.int64) * n_items + items
+    step = np.diff(key)
+    if (step > 0).all():
+        return cols
+    order = np.argsort(key, kind="stable")
+    if (np.diff(key[order]) == 0).any():
+        raise DataError(
+            "Dataset interactions repeat (user, item) pairs; merge them first "
+            "(read_interactions(..., duplicates='last'|'sum'|'max'))."
+        )
+    del key, step
+    out = {}
+    for name, values in cols.items():
+        sorted_values = values[order]
+        sorted_values.flags.writeable = False
+        out[name] = sorted_values
+    return out
 
 
 def _epoch_seconds(values: pd.Series) -> np.ndarray:

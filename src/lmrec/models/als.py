@@ -100,7 +100,8 @@ class ALS(Recommender):
     def confidence(self, weights: sp.csr_matrix) -> sp.csr_matrix:
         """The confidence matrix ``1 + alpha * r`` on the pattern of ``weights`` (users x items).
 
-        Shares the index arrays of ``weights``; only the values are new.
+        Shares the index arrays of ``weights`` when they are writable (implicit needs
+        writable buffers); only the values are new.
         """
         cfg = self.config
         if cfg.implicit:
@@ -112,9 +113,13 @@ class ALS(Recommender):
                     "scale the confidence 1 + alpha * weight); got negative weights."
                 )
             data = (1.0 + cfg.alpha * weights.data.astype(np.float64)).astype(np.float32)
-        out = sp.csr_matrix(
-            (data, weights.indices, weights.indptr), shape=weights.shape, copy=False
-        )
+        # implicit's Cython kernels take writable buffers; a data set's arrays are read-only.
+        indices, indptr = weights.indices, weights.indptr
+        if not indices.flags.writeable:
+            indices = indices.copy()
+        if not indptr.flags.writeable:
+            indptr = indptr.copy()
+        out = sp.csr_matrix((data, indices, indptr), shape=weights.shape, copy=False)
         out.has_sorted_indices = weights.has_sorted_indices
         return out
 
