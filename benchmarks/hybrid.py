@@ -9,9 +9,17 @@ Warm items
 
     - ``ease``: l2 from {200, 300, 500, 800} on valid.
     - ``content``: :class:`lmrec.models.content.ContentModel` defaults (MiniLM text).
-    - ``blend(ease+content)`` / ``blend(ease+twotower)``: :class:`BlendModel` with the
-      tuned EASE, content weight learned on valid (``fit_with_validation``).
+    - ``text2cf``: :class:`lmrec.models.text2cf.Text2CF` defaults (ridge map text -> EASE).
+    - ``text_ease``: :class:`lmrec.models.text_ease.TextEASE` (EASE with item text in the
+      Gram matrix), side information (features / text-neighbour pseudo-users), l2 and
+      beta chosen on valid.
     - ``twotower``: a few configs chosen on valid.
+    - ``blend(ease+content)``: :class:`BlendModel` with the tuned EASE, content weight
+      learned on valid (``fit_with_validation``), for reference.
+    - ``best blend``: every pair (CF in {tuned ease, tuned text_ease}) x (partner in
+      {content, text2cf, each twotower config}) has its weight searched on valid
+      (``BlendModel.search_weight``); the pair *and* weight with the best *blend* valid
+      NDCG@10 are kept (not the partner with the best standalone score).
 Cold-start users
     :func:`lmrec.eval.coldusers.cold_user_curve`: 20% of users held out, NDCG@10 on
     their later interactions with their first n = 0, 1, 3, 5 in train.
@@ -34,7 +42,14 @@ SEED = 2026
 METRIC = "ndcg@10"
 TEST_METRICS = ["ndcg@10", "recall@20", "hit_rate@10"]
 EASE_L2 = (200.0, 300.0, 500.0, 800.0)
+TEXT_EASE_GRID = (
+    *({"side": "features", "l2": l2, "beta": b}
+      for l2 in (300.0, 500.0) for b in (3.0, 10.0, 30.0)),
+    *({"side": "neighbours", "n_neighbours": 10, "l2": l2, "beta": b}
+      for l2 in (300.0, 500.0) for b in (1.0, 3.0, 10.0)),
+)  # fmt: skip
 TWOTOWER_CONFIGS = (
+    {"epochs": 30, "weight_decay": 0.1},
     {"epochs": 30, "weight_decay": 1.0},
     {"epochs": 30, "weight_decay": 5.0},
     {"epochs": 60, "weight_decay": 1.0, "factors": 128},
@@ -76,6 +91,11 @@ def main() -> None:
     best_l2 = max(ease_valid, key=ease_valid.get)
     by_l2 = ", ".join(f"{k:g}: {v:.4f}" for k, v in ease_valid.items())
     note(f"- EASE valid NDCG@10 by l2: {by_l2} -> l2={best_l2:g}")
+    te_valid = {i: valid_score(create_model("text_ease", cfg).fit(split.train), split.valid)
+                for i, cfg in enumerate(TEXT_EASE_GRID)}  # fmt: skip
+    best_te = TEXT_EASE_GRID[max(te_valid, key=te_valid.get)]
+    by_te = "; ".join(f"{TEXT_EASE_GRID[i]}: {v:.4f}" for i, v in te_valid.items())
+    note(f"- text_ease valid NDCG@10: {by_te} -> {best_te}")
     tt_valid = {}
     for i, cfg in enumerate(TWOTOWER_CONFIGS):
         model = create_model("twotower", {**cfg, **TT_FIXED}).fit(split.train)
@@ -84,25 +104,42 @@ def main() -> None:
     by_cfg = "; ".join(f"{TWOTOWER_CONFIGS[i]}: {v:.4f}" for i, v in tt_valid.items())
     note(f"- twotower valid NDCG@10: {by_cfg} -> {best_tt}")
 
+    # ---- blends: choose CF model, partner and weight by the blend's valid score
+    cf_options = {"ease": ("ease", {"l2": best_l2}), "text_ease": ("text_ease", best_te)}
+    partners = {"content": ("content", {}), "text2cf": ("text2cf", {})}
+    partners.update({f"twotower{TWOTOWER_CONFIGS[i]}": ("twotower", {**c, **TT_FIXED})
+                     for i, c in enumerate(TWOTOWER_CONFIGS)})  # fmt: skip
+    pair_valid = {}
+    for cf_label, (cf_name, cf_params) in cf_options.items():
+        for p_label, (p_name, p_params) in partners.items():
+            cfg = {"cf_model": cf_name, "cf_params": cf_params,
+                   "content_model": p_name, "content_params": p_params}  # fmt: skip
+            weight, table = create_model("blend", cfg).search_weight(split.train, split.valid)
+            pair_valid[(cf_label, p_label)] = (table[weight], weight, cfg)
+            grid = ", ".join(f"{w:g}: {v:.4f}" for w, v in table.items())
+            note(f"- blend({cf_label}+{p_label}) valid NDCG@10 by weight: {grid} -> {weight:g}")
+    best_pair = max(pair_valid, key=lambda k: pair_valid[k][0])
+    best_valid, best_w, best_cfg = pair_valid[best_pair]
+    best_label = f"blend({best_pair[0]}+{best_pair[1].split('{')[0]})"
+    note(f"- best blend on valid: {best_pair[0]} + {best_pair[1]}, weight {best_w:g} "
+         f"(valid NDCG@10 {best_valid:.4f})")  # fmt: skip
+
     # ---- refit on train + valid, evaluate on test
     ease = create_model("ease", {"l2": best_l2}).fit(tv)
     content = create_model("content").fit(tv)
     twotower = create_model("twotower", best_tt).fit(tv)
     blend_content = create_model("blend", {"cf_params": {"l2": best_l2}})
     blend_content.fit_with_validation(split.train, split.valid)
-    blend_tt = create_model("blend", {"cf_params": {"l2": best_l2}, "content_model": "twotower",
-                                      "content_params": best_tt})  # fmt: skip
-    blend_tt.fit_with_validation(split.train, split.valid)
-    for name, b in (("ease+content", blend_content), ("ease+twotower", blend_tt)):
-        grid = ", ".join(f"{w:g}: {v:.4f}" for w, v in b.validation_.items())
-        note(f"- blend({name}) valid NDCG@10 by content weight: {grid} -> {b.weight_:g}")
+    best_blend = create_model("blend", {**best_cfg, "weight": best_w}).fit(tv)
     models = {
         "ease": ease,
         "popularity": create_model("popularity").fit(tv),
         "content": content,
+        "text2cf": create_model("text2cf").fit(tv),
+        "text_ease": create_model("text_ease", best_te).fit(tv),
         "twotower": twotower,
         "blend(ease+content)": blend_content,
-        "blend(ease+twotower)": blend_tt,
+        f"best blend: {best_label}": best_blend,
     }
     results = {name: evaluate(m, split.test, metrics=TEST_METRICS, name=name, show_progress=False)
                for name, m in models.items()}  # fmt: skip
@@ -118,12 +155,12 @@ def main() -> None:
         "popularity": lambda: create_model("popularity"),
         "ease": lambda: create_model("ease", {"l2": best_l2}),
         "content": lambda: create_model("content"),
+        "text2cf": lambda: create_model("text2cf"),
+        "text_ease": lambda: create_model("text_ease", best_te),
         "twotower": lambda: create_model("twotower", best_tt),
         "blend(ease+content)": lambda: create_model(
             "blend", {"cf_params": {"l2": best_l2}, "weight": blend_content.weight_}),
-        "blend(ease+twotower)": lambda: create_model(
-            "blend", {"cf_params": {"l2": best_l2}, "content_model": "twotower",
-                      "content_params": best_tt, "weight": blend_tt.weight_}),
+        best_label: lambda: create_model("blend", {**best_cfg, "weight": best_w}),
     }  # fmt: skip
     curve = cold_user_curve(data, factories, ns=(0, 1, 3, 5), user_fraction=0.2, seed=SEED)
     curve.columns = [f"n={n}" for n in curve.columns]

@@ -58,6 +58,18 @@ def test_fit_without_weight_learns_it_on_a_holdout():
     assert model.seen_.nnz == data.n_interactions
 
 
+def test_search_weight_scores_the_grid_and_leaves_the_model_unfitted():
+    from lmrec.data.split import random_split
+
+    data = checkerboard(n_users=40, n_items=60, density=0.6)
+    split = random_split(data, ratios=(0.8, 0.2), seed=0)
+    model = BlendModel(cf_params={"l2": 10.0}, weight_grid=(0.0, 0.5, 1.0))
+    weight, table = model.search_weight(split.train, split.test)
+    assert set(table) == {0.0, 0.5, 1.0}
+    assert table[weight] == max(table.values())
+    assert not model.is_fitted
+
+
 def test_fit_without_weight_on_too_little_data_says_what_to_do():
     with pytest.raises(ConfigError, match="Set 'weight' explicitly"):
         BlendModel(cf_params={"l2": 10.0}).fit(checkerboard(n_users=4, n_items=6))

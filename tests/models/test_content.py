@@ -13,13 +13,7 @@ import pytest
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.content import ContentModel
-from lmrec.models.registry import list_models, register_model
 from lmrec.testing import RecommenderContract, checkerboard
-
-# The lead registers "content" as a built-in; until then, register it here so that
-# save/load (which finds the class by name) works. A no-op once it is built in.
-if "content" not in list_models():
-    register_model("content", ContentModel)
 
 TOON = {"title": "Toy Story 3", "year": 2010, "genres": "Animation|Children's|Comedy"}
 

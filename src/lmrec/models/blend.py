@@ -57,7 +57,7 @@ class BlendConfig(ModelConfig):
     cf_params: dict[str, Any] = Field(default_factory=dict)
     """Hyperparameters of the CF component (validated by its own config)."""
     content_model: str = "content"
-    """Registered name of the text component (``content``; ``twotower`` also works)."""
+    """Registered name of the text component (``content``; ``text2cf``, ``twotower`` work too)."""
     content_params: dict[str, Any] = Field(default_factory=dict)
     """Hyperparameters of the text component (validated by its own config)."""
     weight: float | None = Field(default=None, ge=0, le=1)
@@ -192,6 +192,16 @@ class BlendModel(Recommender):
             self._weight_override = None
         self.validation_ = table
         return self
+
+    def search_weight(self, train: Dataset, valid: Dataset, *, metric: str | None = None
+                      ) -> tuple[float, dict[float, float]]:  # fmt: skip
+        """Score each weight of ``weight_grid`` on ``valid`` (components fitted on ``train``).
+
+        Returns the best weight (ties: the smaller) and ``{weight: metric value}``; the
+        model itself is left as it was. Use it to compare blends (e.g. which content
+        component to pair with the CF model) by the *blend's* validation score.
+        """
+        return self._search_weight(train, valid, metric=metric)
 
     def _search_weight(self, train: Dataset, valid: Dataset, *, metric: str | None = None
                        ) -> tuple[float, dict[float, float]]:  # fmt: skip

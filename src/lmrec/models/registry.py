@@ -26,6 +26,8 @@ _BUILTINS: dict[str, str] = {
     "content": "lmrec.models.content:ContentModel",
     "blend": "lmrec.models.blend:BlendModel",
     "twotower": "lmrec.models.twotower:TwoTower",
+    "text2cf": "lmrec.models.text2cf:Text2CF",
+    "text_ease": "lmrec.models.text_ease:TextEASE",
 }
 _REGISTERED: dict[str, type] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
