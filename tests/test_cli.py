@@ -22,13 +22,24 @@ def interactions_csv(tmp_path):
     for u in range(60):
         own = np.arange(u % 2, 40, 2)
         for i in rng.choice(own, size=12, replace=False):
-            rows.append((f"user{u}", f"item{i}", int(rng.integers(1, 6)), 1_600_000_000 + len(rows)))
+            rows.append(
+                (f"user{u}", f"item{i}", int(rng.integers(1, 6)), 1_600_000_000 + len(rows))
+            )
     path = tmp_path / "log.csv"
     pd.DataFrame(rows, columns=["uid", "iid", "stars", "when"]).to_csv(path, index=False)
     return path
 
 
-READ = ["--user-col", "uid", "--item-col", "iid", "--rating-col", "stars", "--timestamp-col", "when"]
+READ = [
+    "--user-col",
+    "uid",
+    "--item-col",
+    "iid",
+    "--rating-col",
+    "stars",
+    "--timestamp-col",
+    "when",
+]
 
 
 def test_end_to_end_any_csv(tmp_path, interactions_csv, capsys):
@@ -85,7 +96,10 @@ def test_output_exists_needs_force(tmp_path, interactions_csv, capsys):
 
 def test_bad_model_name_and_param_fail_before_reading(tmp_path, capsys):
     missing = tmp_path / "does-not-exist.csv"
-    assert main(["train", "--data", str(missing), "--model", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["train", "--data", str(missing), "--model", "nope", "--out", str(tmp_path / "o")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "Unknown model 'nope'" in err and "popularity" in err
     assert main(["train", "--data", str(missing), "--model", "popularity", "--param", "by=clicks",

@@ -9,7 +9,12 @@ from lmrec.cli import main
 
 def test_content_model_from_csv_with_catalog(tmp_path, capsys):
     space = ["space station drama", "alien invasion war", "galaxy explorers", "robot uprising"]
-    cooking = ["french pastry contest", "italian pasta family", "street food tour", "bakery romance"]
+    cooking = [
+        "french pastry contest",
+        "italian pasta family",
+        "street food tour",
+        "bakery romance",
+    ]
     items = pd.DataFrame(
         {"item": [f"s{i}" for i in range(4)] + [f"c{i}" for i in range(4)] + ["s-new", "c-new"],
          "title": space + cooking + ["starship rescue mission", "chocolate cake championship"],
@@ -24,7 +29,10 @@ def test_content_model_from_csv_with_catalog(tmp_path, capsys):
                  "--model", "content", "--text-template", "{title}. A {kind} film.",
                  "--out", str(model_dir)]) == 0  # fmt: skip
     out = tmp_path / "recs.csv"
-    assert main(["recommend", "--model", str(model_dir), "--all", "-k", "2", "--output", str(out)]) == 0
+    assert (
+        main(["recommend", "--model", str(model_dir), "--all", "-k", "2", "--output", str(out)])
+        == 0
+    )
     recs = pd.read_csv(out, dtype=str)
     top = recs[recs["rank"] == "1"].set_index("user")["item"]
     # Catalog-only items (no interactions) are recommended, to the users whose taste matches.

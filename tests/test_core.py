@@ -86,9 +86,13 @@ def test_model_directory_is_data_not_code(saved_model):
     assert names == ["arrays.safetensors", "config.json", "item_ids.parquet", "manifest.json",
                      "user_ids.parquet"]  # fmt: skip
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["model"] == "popularity" and set(manifest["files"]) == set(names) - {"manifest.json"}
+    assert manifest["model"] == "popularity" and set(manifest["files"]) == set(names) - {
+        "manifest.json"
+    }
     again = load_model(path)
-    pd.testing.assert_frame_equal(again.recommend(["a", "b"], k=2), model.recommend(["a", "b"], k=2))
+    pd.testing.assert_frame_equal(
+        again.recommend(["a", "b"], k=2), model.recommend(["a", "b"], k=2)
+    )
 
 
 @pytest.mark.parametrize("victim", ["arrays.safetensors", "config.json", "item_ids.parquet"])

@@ -23,7 +23,9 @@ class TestPopularityContract(RecommenderContract):
 
 def test_counts_and_ties_by_index():
     d = Dataset.from_frame(
-        pd.DataFrame({"user": ["a", "b", "b", "c", "c", "c"], "item": ["x", "x", "y", "x", "y", "z"]})
+        pd.DataFrame(
+            {"user": ["a", "b", "b", "c", "c", "c"], "item": ["x", "x", "y", "x", "y", "z"]}
+        )
     )
     m = Popularity().fit(d)
     np.testing.assert_array_equal(m.scores_, [3, 2, 1])

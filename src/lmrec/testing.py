@@ -20,7 +20,9 @@ from lmrec.data.dataset import Dataset
 from lmrec.errors import NotFittedError, UnknownIdError
 
 
-def checkerboard(n_users: int = 40, n_items: int = 30, density: float = 0.5, seed: int = 0) -> Dataset:
+def checkerboard(
+    n_users: int = 40, n_items: int = 30, density: float = 0.5, seed: int = 0
+) -> Dataset:
     """Two disjoint communities: even users like even items, odd users like odd items.
 
     Every user leaves out some items of their own group, which a sensible model
@@ -81,7 +83,9 @@ class RecommenderContract:
             pd.DataFrame({"user": ["x", "y", "y"], "item": ["i0", "i1", "i2"]}), items=data.items
         )
         twice = self.make_model().fit(other).fit(data)
-        np.testing.assert_allclose(once.score(["u0", "u3"]), twice.score(["u0", "u3"]), atol=self.atol)
+        np.testing.assert_allclose(
+            once.score(["u0", "u3"]), twice.score(["u0", "u3"]), atol=self.atol
+        )
 
     def test_batch_equals_single(self):
         model = self.fitted()
@@ -92,11 +96,13 @@ class RecommenderContract:
         np.testing.assert_allclose(batch["score"], single["score"], atol=self.atol)
         # Items must match except among scores tied within atol (BLAS may round a batch
         # and a single row differently, which legitimately reorders exact ties).
-        for (_, b), (_, o) in zip(batch.groupby("user"), single.groupby("user")):
+        for (_, b), (_, o) in zip(batch.groupby("user"), single.groupby("user"), strict=True):
             cut = b["score"].min() + self.atol
             clear = b["score"].to_numpy() > cut
-            untied = clear & (np.abs(np.diff(b["score"].to_numpy(), prepend=np.inf)) > self.atol) & (
-                np.abs(np.diff(b["score"].to_numpy(), append=-np.inf)) > self.atol
+            untied = (
+                clear
+                & (np.abs(np.diff(b["score"].to_numpy(), prepend=np.inf)) > self.atol)
+                & (np.abs(np.diff(b["score"].to_numpy(), append=-np.inf)) > self.atol)
             )
             assert (b["item"].to_numpy()[untied] == o["item"].to_numpy()[untied]).all()
             assert set(b["item"][clear]) == set(o["item"][o["score"].to_numpy() > cut])

@@ -44,7 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (LmrecError, FileNotFoundError, FileExistsError, PermissionError,
             IsADirectoryError, NotADirectoryError) as e:  # fmt: skip
-        msg = str(e) if not isinstance(e, OSError) or not e.filename else f"{e.strerror}: {e.filename}"
+        msg = (
+            str(e)
+            if not isinstance(e, OSError) or not e.filename
+            else f"{e.strerror}: {e.filename}"
+        )
         print(f"lmrec {args.command}: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -34,9 +34,7 @@ def _col(value: str | None, header: bool) -> Any:
     try:
         return int(value)
     except ValueError as e:
-        raise ConfigError(
-            f"With --no-header, columns are 0-based positions; got {value!r}."
-        ) from e
+        raise ConfigError(f"With --no-header, columns are 0-based positions; got {value!r}.") from e
 
 
 def read_kwargs(args: argparse.Namespace) -> dict[str, Any]:

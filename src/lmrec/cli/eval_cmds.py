@@ -41,7 +41,9 @@ def register(sub: Any) -> None:
     add_data_source(c, required=False)
     c.add_argument("--train", help="train file (instead of --data/--dataset + split)")
     c.add_argument("--test", help="test file, with --train")
-    c.add_argument("--models", required=True, help="comma-separated model names, e.g. popularity,ease")
+    c.add_argument(
+        "--models", required=True, help="comma-separated model names, e.g. popularity,ease"
+    )
     c.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
                    help="hyperparameter for one model, e.g. ease.l2=300 (repeatable)")  # fmt: skip
     c.add_argument("--protocol", default="random", help="split protocol for --data/--dataset")
@@ -57,7 +59,9 @@ def register(sub: Any) -> None:
     m = sub.add_parser("models", help="list registered models and their hyperparameters")
     m.set_defaults(func=cmd_models)
 
-    d = sub.add_parser("demo", help="the MovieLens-100K walk-through: train, evaluate, compare, show")
+    d = sub.add_parser(
+        "demo", help="the MovieLens-100K walk-through: train, evaluate, compare, show"
+    )
     d.add_argument("--models", default=None, help="comma-separated models (default: a strong set)")
     d.add_argument("--seed", type=int, default=2026)
     d.add_argument("--users", type=int, default=3, help="how many example users to show")
@@ -80,7 +84,11 @@ def metric_names(args: argparse.Namespace) -> list[str]:
         names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     else:
         ks = sorted({check_k(k, "-k") for k in args.k})
-        names = [f"{m}@{k}" for k in ks for m in ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")]
+        names = [
+            f"{m}@{k}"
+            for k in ks
+            for m in ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
+        ]
         names += [f"{m}@{ks[-1]}" for m in ("coverage", "gini", "novelty")]
     for n in names:
         parse_metric(n)
@@ -135,7 +143,9 @@ def _split_params(pairs: list[str], models: list[str]) -> dict[str, dict[str, st
     for key, value in parse_params(pairs).items():
         model, dot, param = key.partition(".")
         if not dot or model not in out:
-            raise ConfigError(f"--param for compare is MODEL.KEY=VALUE with MODEL in {models}; got {key!r}.")
+            raise ConfigError(
+                f"--param for compare is MODEL.KEY=VALUE with MODEL in {models}; got {key!r}."
+            )
         out[model][param] = value
     return out
 
@@ -146,7 +156,9 @@ def _compare_inputs(args: argparse.Namespace):
 
     if args.train or args.test:
         if not (args.train and args.test) or args.data or args.dataset:
-            raise ConfigError("Use --train with --test, or --data/--dataset (split here), not both.")
+            raise ConfigError(
+                "Use --train with --test, or --data/--dataset (split here), not both."
+            )
         tr, _ = read_interactions(check_input(args.train, "Train file"), **read_kwargs(args))
         te, _ = read_interactions(check_input(args.test, "Test file"), **read_kwargs(args))
         train, test = datasets_with_shared_ids([tr, te], names=["train", "test"])
@@ -155,7 +167,9 @@ def _compare_inputs(args: argparse.Namespace):
         raise ConfigError("compare needs --data FILE or --dataset NAME, or --train with --test.")
     split = run_split(load_input(args), args)
     info(split.summary())
-    train = split.train if split.valid is None else split.train.concat(split.valid, name="train+valid")
+    train = (
+        split.train if split.valid is None else split.train.concat(split.valid, name="train+valid")
+    )
     return train, split.test
 
 
@@ -237,5 +251,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     run_demo(models=models, seed=args.seed, n_users=args.users, out=sys.stdout)
     return 0
-
-

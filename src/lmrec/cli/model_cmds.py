@@ -168,7 +168,6 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from lmrec.data import load_dataset
     from lmrec.models.config import parse_params
     from lmrec.tune import tune
 
@@ -191,10 +190,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def _load_split_pair(split_dir: Path, args: argparse.Namespace):
     """train.csv and valid.csv of a split directory over one shared id universe."""
+    from lmrec.cli._common import split_file_kwargs
     from lmrec.data import read_interactions, read_items, read_users
     from lmrec.data.dataset import datasets_with_shared_ids
-
-    from lmrec.cli._common import split_file_kwargs
 
     train, _ = read_interactions(split_dir / "train.csv", **split_file_kwargs(split_dir / "train.csv"))
     valid, _ = read_interactions(split_dir / "valid.csv", **split_file_kwargs(split_dir / "valid.csv"))

@@ -238,7 +238,11 @@ class Dataset:
         if both.duplicated(["user_idx", "item_idx"]).any():
             raise DataError("The two data sets share (user, item) pairs; they must be disjoint.")
         return Dataset(
-            both, self.user_ids, self.item_ids, items=self.items, users=self.users,
+            both,
+            self.user_ids,
+            self.item_ids,
+            items=self.items,
+            users=self.users,
             name=name or self.name,
         )
 
@@ -274,8 +278,12 @@ class Dataset:
         meta = json.loads(meta_file.read_text())
         if meta.get("format_version") != DATASET_FORMAT_VERSION:
             raise DataError(f"{path}: unsupported data set format {meta.get('format_version')}.")
-        items = pd.read_parquet(path / "items.parquet") if (path / "items.parquet").exists() else None
-        users = pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
+        items = (
+            pd.read_parquet(path / "items.parquet") if (path / "items.parquet").exists() else None
+        )
+        users = (
+            pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
+        )
         return cls(
             pd.read_parquet(path / "interactions.parquet"),
             IdMap(pd.read_parquet(path / "users_ids.parquet")["user"].to_numpy()),
@@ -330,7 +338,9 @@ def _align(table: pd.DataFrame | None, ids: IdMap, what: str) -> pd.DataFrame | 
     t = table.copy()
     t.index = pd.Index(as_id_array(t.index), dtype=object, name=table.index.name or "id")
     if not t.index.is_unique:
-        raise DataError(f"The {what} table has duplicate ids: {t.index[t.index.duplicated()][:5].tolist()}")
+        raise DataError(
+            f"The {what} table has duplicate ids: {t.index[t.index.duplicated()][:5].tolist()}"
+        )
     return t.reindex(pd.Index(ids.ids, dtype=object, name=t.index.name))
 
 
@@ -349,12 +359,18 @@ def datasets_with_shared_ids(
     """
     if not frames:
         raise DataError("datasets_with_shared_ids needs at least one frame.")
-    user_vals = [f["user"].to_numpy() for f in frames] + ([users.index.to_numpy()] if users is not None else [])
-    item_vals = [f["item"].to_numpy() for f in frames] + ([items.index.to_numpy()] if items is not None else [])
+    user_vals = [f["user"].to_numpy() for f in frames] + (
+        [users.index.to_numpy()] if users is not None else []
+    )
+    item_vals = [f["item"].to_numpy() for f in frames] + (
+        [items.index.to_numpy()] if items is not None else []
+    )
     user_ids = IdMap.from_values(np.concatenate([as_id_array(v) for v in user_vals]))
     item_ids = IdMap.from_values(np.concatenate([as_id_array(v) for v in item_vals]))
     names = names or [f"part{i}" for i in range(len(frames))]
     return [
-        Dataset.from_frame(f, items=items, users=users, user_ids=user_ids, item_ids=item_ids, name=n)
-        for f, n in zip(frames, names)
+        Dataset.from_frame(
+            f, items=items, users=users, user_ids=user_ids, item_ids=item_ids, name=n
+        )
+        for f, n in zip(frames, names, strict=True)
     ]

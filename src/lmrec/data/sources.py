@@ -127,7 +127,9 @@ def _from_pypi() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
                 f"{(proc.stderr or proc.stdout).strip()[-400:]}"
             )
         with zipfile.ZipFile(wheels[0]) as zf:
-            raw = {name: _verify(zf.read(name), digest, name) for name, digest in RECBOLE_FILES.items()}
+            raw = {
+                name: _verify(zf.read(name), digest, name) for name, digest in RECBOLE_FILES.items()
+            }
     inter, item, user = (raw[n] for n in RECBOLE_FILES)
     ratings = pd.read_csv(io.BytesIO(inter), sep="\t", dtype=str)
     ratings.columns = [c.split(":")[0] for c in ratings.columns]
@@ -182,12 +184,14 @@ def parse_grouplens_files(
     """Read the three GroupLens ml-100k files (tab- and pipe-separated, latin-1) into frames."""
     r = pd.read_csv(io.BytesIO(u_data), sep="\t", header=None, dtype=str,
                     names=["user", "item", "rating", "timestamp"])  # fmt: skip
-    ratings = r.assign(rating=r["rating"].astype(np.float32), timestamp=r["timestamp"].astype(np.float64))
+    ratings = r.assign(
+        rating=r["rating"].astype(np.float32), timestamp=r["timestamp"].astype(np.float64)
+    )
     cols = ["item", "title", "release_date", "video_release_date", "url", *GENRES]
     it = pd.read_csv(io.BytesIO(u_item), sep="|", header=None, names=cols, dtype=str,
                      encoding="latin-1", keep_default_na=False)  # fmt: skip
     flags = it[list(GENRES)].to_numpy() == "1"
-    genres = ["|".join(g for g, f in zip(GENRES, row) if f) for row in flags]
+    genres = ["|".join(g for g, f in zip(GENRES, row, strict=True) if f) for row in flags]
     title = it["title"].str.replace(r"\s*\(\d{4}\)\s*$", "", regex=True)
     year = pd.to_datetime(it["release_date"], format="%d-%b-%Y", errors="coerce").dt.year
     items = pd.DataFrame(
@@ -216,7 +220,9 @@ def fetch(name: str = "ml-100k", *, source: str = "auto", force: bool = False) -
     order = info.sources if source == "auto" else (source,)
     for s in order:
         if s not in _SOURCES:
-            raise DataError(f"Unknown source {s!r} for {name}; choose from {', '.join(info.sources)}.")
+            raise DataError(
+                f"Unknown source {s!r} for {name}; choose from {', '.join(info.sources)}."
+            )
     errors = []
     for s in order:
         try:

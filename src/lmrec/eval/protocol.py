@@ -166,8 +166,12 @@ def evaluate(
     if n_cold:
         notes.append(f"{n_cold} test users unknown to the model were not evaluated (cold users).")
     if n_unknown_items:
-        notes.append(f"{n_unknown_items} test items unknown to the model count as relevant but unreachable.")
-    per_user_df = pd.DataFrame(per_user, index=pd.Index(model.user_ids_.lookup(eval_users), name="user"))
+        notes.append(
+            f"{n_unknown_items} test items unknown to the model count as relevant but unreachable."
+        )
+    per_user_df = pd.DataFrame(
+        per_user, index=pd.Index(model.user_ids_.lookup(eval_users), name="user")
+    )
     return EvaluationResult(
         name=name or model.name or type(model).__name__,
         summary={k: float(v) for k, v in summary.items()},
@@ -213,14 +217,14 @@ def compare(
                         base.per_user.loc[common, m].to_numpy(),
                         n_resamples=n_resamples, seed=seed,
                     )  # fmt: skip
-                    row[f"{m} diff"] = (
-                        f"{d['mean_diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
-                    )
+                    row[f"{m} diff"] = f"{d['mean_diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 
 
-def recommendation_matrix(recs: pd.DataFrame, user_ids: IdMap, item_ids: IdMap, k: int) -> np.ndarray:
+def recommendation_matrix(
+    recs: pd.DataFrame, user_ids: IdMap, item_ids: IdMap, k: int
+) -> np.ndarray:
     """Turn a ``user,item,rank`` frame into an (n_users, k) index matrix, -1 padded.
 
     Lists are ordered by ``rank`` (then by file order); ranks beyond ``k`` are cut.

@@ -21,11 +21,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from typing_extensions import Self
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from typing_extensions import Self
 
 from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import IdMap, OnUnknown, as_id_array
@@ -308,7 +307,9 @@ class Recommender(ABC):
             raise ConfigError("session_ids must have one id per history.")
         return self._to_frame(ids.astype(str), items, scores)
 
-    def _to_frame(self, user_ext: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    def _to_frame(
+        self, user_ext: np.ndarray, items: np.ndarray, scores: np.ndarray
+    ) -> pd.DataFrame:
         k = items.shape[1]
         valid = items >= 0
         n_valid = valid.sum(axis=1)
@@ -327,8 +328,8 @@ class Recommender(ABC):
         """Fitted arrays (saved as safetensors) and JSON-able metadata of the model."""
         return {}, {}
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Restore what :meth:`_get_state` returned."""
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:  # noqa: B027
+        """Restore what :meth:`_get_state` returned (models without fitted arrays keep this)."""
 
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
         """Write the fitted model to directory ``path`` atomically (no pickle)."""
@@ -353,7 +354,8 @@ class Recommender(ABC):
 def _as_history_list(histories: Sequence[Iterable[object]] | Iterable[object]) -> list[np.ndarray]:
     """Accept one history (flat list of ids) or many (list of lists)."""
     items = list(histories)
-    if items and all(not isinstance(h, (str, bytes, int, np.integer)) and hasattr(h, "__iter__")
-                     for h in items):
+    if items and all(
+        not isinstance(h, (str, bytes, int, np.integer)) and hasattr(h, "__iter__") for h in items
+    ):
         return [as_id_array(list(h)) for h in items]
     return [as_id_array(items)]

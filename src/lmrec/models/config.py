@@ -29,7 +29,11 @@ def build_config(config_class: type[ModelConfig], values: dict[str, Any]) -> Mod
         valid = ", ".join(sorted(config_class.model_fields))
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
-            + (f" (got {err['input']!r})" if "input" in err and err["type"] != "extra_forbidden" else "")
+            + (
+                f" (got {err['input']!r})"
+                if "input" in err and err["type"] != "extra_forbidden"
+                else ""
+            )
             for err in e.errors()
         )
         raise ConfigError(

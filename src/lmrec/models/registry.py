@@ -71,7 +71,9 @@ def get_model_class(name: str) -> type:
         module, _, attr = _BUILTINS[name].partition(":")
         cls = getattr(importlib.import_module(module), attr)
         if cls.name != name:
-            raise ConfigError(f"Built-in {_BUILTINS[name]} declares name {cls.name!r}, not {name!r}.")
+            raise ConfigError(
+                f"Built-in {_BUILTINS[name]} declares name {cls.name!r}, not {name!r}."
+            )
     else:
         plugin = _plugins().get(name)
         if plugin is None:
