@@ -247,9 +247,10 @@ def _table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, m
         f"- Top-20 sets equal between the two libraries for {meta['same_lists']:.1%} of the "
         "timed users who have interactions (users without any have all-zero scores, so "
         "their lists are arbitrary ties).",
-        "- lmrec's RSS includes its Dataset (interaction table without timestamps, id maps, "
-        "the CSR matrix built and cached by the first fit) and the model's copy of the "
-        "seen-item pattern; implicit's worker holds only the CSR matrix.",
+        "- lmrec's RSS includes its Dataset (item and weight columns, which the CSR matrix "
+        "shares, row pointers, the 250k string ids and their maps) and, during the fit, the "
+        "confidence values plus a writable copy of the column indices that implicit's kernels "
+        "need; implicit's worker holds only the CSR matrix of confidences.",
     ]
     if not all(r["peak_reset"] for lib in LIBS for r in results[lib]):
         lines.append("- The peak-RSS counter could not be reset here; fit peaks include loading.")

@@ -76,6 +76,12 @@ class Dataset:
         ):
             raise DataError("Dataset interactions reference indices outside the id maps.")
         cols = _in_csr_order(cols, n_i)
+        # Rows are sorted by user, so user_idx is implied by CSR row pointers: keep those
+        # (n_users + 1 ints) instead of the column (one int per interaction).
+        indptr = np.zeros(n_u + 1, np.int64)
+        np.cumsum(np.bincount(cols.pop("user_idx"), minlength=n_u), out=indptr[1:])
+        indptr.flags.writeable = False
+        self._indptr = indptr
         self._interactions = pd.DataFrame(cols, copy=False)
         self.user_ids = user_ids
         self.item_ids = item_ids
@@ -138,7 +144,13 @@ class Dataset:
     @property
     def interactions(self) -> pd.DataFrame:
         """The interaction table (a copy: the data set itself cannot be changed)."""
-        return self._interactions.copy()
+        return self._full_frame().copy()
+
+    def _full_frame(self) -> pd.DataFrame:
+        """The stored columns plus ``user_idx``, first."""
+        frame = self._interactions.copy(deep=False)
+        frame.insert(0, "user_idx", self.column("user_idx"))
+        return frame
 
     @property
     def n_users(self) -> int:
@@ -167,8 +179,14 @@ class Dataset:
 
     def column(self, name: str) -> np.ndarray:
         """One interaction column as a read-only array (no copy)."""
+        if name == "user_idx":
+            counts = np.diff(self._indptr)
+            users = np.repeat(np.arange(self.n_users, dtype=np.int32), counts)
+            users.flags.writeable = False
+            return users
         if name not in self._interactions:
-            raise KeyError(f"No interaction column {name!r}; have {list(self._interactions)}.")
+            have = ["user_idx", *self._interactions]
+            raise KeyError(f"No interaction column {name!r}; have {have}.")
         return self._interactions[name].to_numpy()
 
     @property
@@ -180,10 +198,8 @@ class Dataset:
         (copy the matrix to change it).
         """
         if self._matrix is None:
-            counts = np.bincount(self.column("user_idx"), minlength=self.n_users)
             index_dtype = np.int32 if self.n_interactions < 2**31 else np.int64
-            indptr = np.zeros(self.n_users + 1, index_dtype)
-            np.cumsum(counts, out=indptr[1:])
+            indptr = self._indptr.astype(index_dtype)
             m = sp.csr_matrix(
                 (self.column("weight"), self.column("item_idx").astype(index_dtype, copy=False),
                  indptr),
@@ -196,7 +212,7 @@ class Dataset:
 
     def user_counts(self) -> np.ndarray:
         """Interactions per user (int64, length ``n_users``)."""
-        return np.bincount(self.column("user_idx"), minlength=self.n_users)
+        return np.diff(self._indptr)
 
     def item_counts(self) -> np.ndarray:
         """Interactions per item (int64, length ``n_items``)."""
@@ -207,7 +223,7 @@ class Dataset:
         f = self._interactions
         out = pd.DataFrame(
             {
-                "user": self.user_ids.lookup(f["user_idx"].to_numpy()),
+                "user": self.user_ids.lookup(self.column("user_idx")),
                 "item": self.item_ids.lookup(f["item_idx"].to_numpy()),
             }
         )
@@ -220,7 +236,7 @@ class Dataset:
     def subset(self, rows: np.ndarray, *, name: str | None = None) -> Dataset:
         """A data set with the selected interaction rows (bool mask or positions), same id maps."""
         rows = np.asarray(rows)
-        part = self._interactions.iloc[np.flatnonzero(rows) if rows.dtype == bool else rows]
+        part = self._full_frame().iloc[np.flatnonzero(rows) if rows.dtype == bool else rows]
         return Dataset(
             part.reset_index(drop=True),
             self.user_ids,
@@ -234,7 +250,7 @@ class Dataset:
         """Union of two data sets over the same id maps (for refitting on train + valid)."""
         if other.user_ids != self.user_ids or other.item_ids != self.item_ids:
             raise DataError("Only data sets that share id maps (splits of one data set) concat.")
-        both = pd.concat([self._interactions, other._interactions], ignore_index=True)
+        both = pd.concat([self._full_frame(), other._full_frame()], ignore_index=True)
         if both.duplicated(["user_idx", "item_idx"]).any():
             raise DataError("The two data sets share (user, item) pairs; they must be disjoint.")
         return Dataset(
@@ -257,7 +273,7 @@ class Dataset:
         """Write the data set as Parquet + JSON into directory ``path`` (atomically, no pickle)."""
         path = Path(path)
         with atomic_dir(path) as tmp:
-            self._interactions.to_parquet(tmp / "interactions.parquet", index=False)
+            self._full_frame().to_parquet(tmp / "interactions.parquet", index=False)
             pd.DataFrame({"user": self.user_ids.ids}).to_parquet(tmp / "users_ids.parquet")
             pd.DataFrame({"item": self.item_ids.ids}).to_parquet(tmp / "items_ids.parquet")
             if self.items is not None:

@@ -101,9 +101,10 @@ class Recommender(ABC):
             raise ConfigError(f"Cannot fit {type(self).__name__} on an empty data set.")
         self.user_ids_ = dataset.user_ids
         self.item_ids_ = dataset.item_ids
-        # The binary training pattern; index arrays are shared with the (immutable) data set.
+        # The binary training pattern, sharing the (immutable) data set's arrays where it can.
         m = dataset.matrix
-        self.seen_ = sp.csr_matrix((np.ones(m.nnz, np.float32), m.indices, m.indptr), shape=m.shape)
+        ones = m.data if bool((m.data == 1).all()) else np.ones(m.nnz, np.float32)
+        self.seen_ = sp.csr_matrix((ones, m.indices, m.indptr), shape=m.shape)
         self._fit(dataset)
         return self
 
