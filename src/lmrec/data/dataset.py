@@ -66,9 +66,7 @@ class Dataset:
         cols = {}
         for col, dtype in INTERACTION_COLUMNS.items():
             if col in interactions.columns:
-                values = interactions[col].to_numpy(dtype=dtype, copy=True)
-                values.flags.writeable = False
-                cols[col] = values
+                cols[col] = interactions[col].to_numpy(dtype=dtype, copy=True)
         n_u, n_i = len(user_ids), len(item_ids)
         u_idx, i_idx = cols["user_idx"], cols["item_idx"]
         if len(u_idx) and (
@@ -80,9 +78,12 @@ class Dataset:
         # (n_users + 1 ints) instead of the column (one int per interaction).
         indptr = np.zeros(n_u + 1, np.int64)
         np.cumsum(np.bincount(cols.pop("user_idx"), minlength=n_u), out=indptr[1:])
-        indptr.flags.writeable = False
-        self._indptr = indptr
-        self._interactions = pd.DataFrame(cols, copy=False)
+        # The data set owns writable arrays (for native kernels, see _native_matrix) and
+        # shows everyone else read-only views of them.
+        self._owned = {"indptr": indptr, **cols}
+        self._indptr = _frozen_view(indptr)
+        self._interactions = pd.DataFrame({c: _frozen_view(v) for c, v in cols.items()}, copy=False)
+        self._native: sp.csr_matrix | None = None
         self.user_ids = user_ids
         self.item_ids = item_ids
         self.items = _align(items, item_ids, "items")
@@ -210,6 +211,26 @@ class Dataset:
             self._matrix = m
         return self._matrix
 
+    def _native_matrix(self) -> sp.csr_matrix:
+        """The matrix over the data set's own writable arrays, for compiled kernels only.
+
+        Some native extensions (implicit's Cython ALS) accept only writable buffers even
+        though they never write to their input. This hands them the owned arrays instead
+        of a copy (saving one index array per fit); callers must not modify it.
+        """
+        if self._native is None:
+            index_dtype = np.int32 if self.n_interactions < 2**31 else np.int64
+            owned = self._owned
+            m = sp.csr_matrix(
+                (owned["weight"], owned["item_idx"].astype(index_dtype, copy=False),
+                 owned["indptr"].astype(index_dtype)),
+                shape=(self.n_users, self.n_items),
+            )  # fmt: skip
+            m.has_sorted_indices = True
+            m.has_canonical_format = True
+            self._native = m
+        return self._native
+
     def user_counts(self) -> np.ndarray:
         """Interactions per user (int64, length ``n_users``)."""
         return np.diff(self._indptr)
@@ -331,10 +352,15 @@ def _in_csr_order(cols: dict[str, np.ndarray], n_items: int) -> dict[str, np.nda
     del key, step
     out = {}
     for name, values in cols.items():
-        sorted_values = values[order]
-        sorted_values.flags.writeable = False
-        out[name] = sorted_values
+        out[name] = values[order]
     return out
+
+
+def _frozen_view(values: np.ndarray) -> np.ndarray:
+    """A read-only view: the owner stays writable, holders of the view cannot write."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
 
 
 def _epoch_seconds(values: pd.Series) -> np.ndarray:

@@ -128,7 +128,7 @@ class ALS(Recommender):
         from threadpoolctl import threadpool_limits
 
         cfg = self.config
-        conf = self.confidence(dataset.matrix)
+        conf = self.confidence(dataset._native_matrix())  # writable buffers, no index copy
         # implicit runs its own OpenMP threads; a multithreaded BLAS underneath them
         # oversubscribes the cores and can make the fit ~10x slower (implicit's advice).
         with threadpool_limits(1, "blas"):
