@@ -249,8 +249,8 @@ def _table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, m
         "their lists are arbitrary ties).",
         "- lmrec's RSS includes its Dataset (item and weight columns, which the CSR matrix "
         "shares, row pointers, the 250k string ids and their maps) and, during the fit, the "
-        "confidence values plus a writable copy of the column indices that implicit's kernels "
-        "need; implicit's worker holds only the CSR matrix of confidences.",
+        "confidence values (implicit gets the data set's own index arrays, not a copy); "
+        "implicit's worker holds only the CSR matrix of confidences.",
     ]
     if not all(r["peak_reset"] for lib in LIBS for r in results[lib]):
         lines.append("- The peak-RSS counter could not be reset here; fit peaks include loading.")
