@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lmrec.cli import dist_cmds
 from lmrec.cli._common import check_input, check_output, info
 from lmrec.cli.data_cmds import add_data_source, load_input, write_csv
 from lmrec.errors import ConfigError
@@ -29,6 +30,7 @@ def register(sub: Any) -> None:
     add_model_flags(t)
     t.add_argument("--out", required=True, help="model directory to write")
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    dist_cmds.add_distributed_flag(t)
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser(
@@ -120,11 +122,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lmrec.models import create_model
 
     out = check_output(args.out, args.force, is_dir=True)
-    params = model_params(args, args.model)
-    dataset = load_input(args)
-    model = create_model(args.model, params)
+    params = dist_cmds.scaling_params(args, args.model, model_params(args, args.model))
     start = time.perf_counter()
-    model.fit(dataset)
+    if args.engine == "spark":
+        model = dist_cmds.train_spark(args, params)
+    else:
+        dataset = load_input(args)
+        model = dist_cmds.fit(create_model(args.model, params), dataset, args)
+    if not dist_cmds.is_main_process():  # under torchrun only rank 0 saves and reports
+        return 0
     info(f"trained {model!r} in {time.perf_counter() - start:.1f}s")
     model.save(out)
     print(out)

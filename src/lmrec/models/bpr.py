@@ -14,6 +14,10 @@ Training uses large shuffled mini-batches of positives with vectorized uniform
 negative sampling and Adam (or SGD). After ``fit`` the factors are kept as float32
 NumPy arrays, so scoring, saving and loading never need torch.
 
+``distributed=True`` trains data-parallel across the ranks of a ``torchrun`` launch
+(:class:`ShardedPairTrainer`, :mod:`lmrec.train.distributed`), and
+``fit(data, checkpoint_dir=...)`` saves and resumes per-epoch checkpoints.
+
 torch is imported only inside functions (``import lmrec.models.bpr`` stays cheap), and
 the helpers here (:func:`resolve_device`, :class:`NegativeSampler`,
 :func:`fold_in_ridge`) are shared with :mod:`lmrec.models.fm`.
@@ -24,11 +28,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
+from typing_extensions import Self
 
 from lmrec._optional import require
 from lmrec._progress import progress
@@ -36,6 +42,15 @@ from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.config import ModelConfig
+from lmrec.train.distributed import (
+    DistInfo,
+    all_reduce_sum_,
+    barrier,
+    broadcast_,
+    epoch_shards,
+    rank_rng,
+    setup_distributed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +228,11 @@ class BPRConfig(ModelConfig):
     torch_threads: int | None = Field(default=None, ge=1)
     """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting.
     Small models often train faster with 1 thread on a busy machine."""
+    distributed: bool = False
+    """Data-parallel training under ``torchrun`` (see :mod:`lmrec.train.distributed`): each
+    rank trains on a disjoint ``1 / world_size`` share of every ``batch_size`` batch and
+    gradients are summed across ranks before each step, so the result matches a
+    single-process fit within sampling noise. Without torchrun this is a world of one."""
 
 
 class BPR(Recommender):
@@ -248,11 +268,34 @@ class BPR(Recommender):
     seed_: int | None = None
 
     # ------------------------------------------------------------------ training
+    def fit(self, dataset: Dataset, *, checkpoint_dir: str | Path | None = None) -> Self:
+        """Learn from ``dataset``; returns the fitted model.
+
+        Parameters
+        ----------
+        dataset : Dataset
+            The training interactions.
+        checkpoint_dir : str or Path, optional
+            Save a checkpoint (parameters, Adam state, epoch, seed) to
+            ``checkpoint_dir/checkpoint`` after every epoch (rank 0 only, atomically),
+            and resume from it when it exists -- with any number of ranks.
+        """
+        self._checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        try:
+            return super().fit(dataset)
+        finally:
+            del self._checkpoint_dir
+
     def _fit(self, dataset: Dataset) -> None:
         torch = require("torch", "torch")
         cfg = self.config
+        dist = setup_distributed() if cfg.distributed else DistInfo()
         device = resolve_device(torch, cfg.device)
         self.seed_ = draw_seed(cfg.seed)
+        if dist.is_distributed and cfg.seed is None:  # every rank must derive the same epochs
+            seed = torch.tensor([self.seed_], dtype=torch.int64)
+            broadcast_(torch, [seed])
+            self.seed_ = int(seed.item())
         rng = np.random.default_rng(self.seed_)
         gen = torch_generator(torch, self.seed_)
 
@@ -267,11 +310,15 @@ class BPR(Recommender):
         }
         users = dataset.column("user_idx").astype(np.int64)
         items = dataset.column("item_idx").astype(np.int64)
-        self._trainer = PairTrainer(
+        if dist.is_distributed:  # identical by seed already; the broadcast makes sure
+            broadcast_(torch, list(self._params.values()))
+        self._trainer = ShardedPairTrainer(
             torch, self._loss, list(self._params.values()), users, items,
             sampler=NegativeSampler(users, items, dataset.n_items, rng),
             rng=rng, device=device, batch_size=cfg.batch_size, n_negatives=cfg.n_negatives,
             lr=cfg.lr, optimizer=cfg.optimizer, bf16=cfg.bf16,
+            seed=self.seed_, dist=dist, names=list(self._params),
+            checkpoint_dir=getattr(self, "_checkpoint_dir", None),
         )  # fmt: skip
         try:
             with torch_threads(torch, cfg.torch_threads):
@@ -429,3 +476,134 @@ class PairTrainer:
                 bar.set_postfix(loss=f"{stats['loss']:.4f}")
                 bar.update(1)
         return history
+
+
+class ShardedPairTrainer(PairTrainer):
+    """:class:`PairTrainer` with epochs derived from ``(seed, epoch)``, split over ranks.
+
+    Epoch ``e`` visits the rows in the order :func:`~lmrec.train.distributed.epoch_order`
+    draws from the shared seed, in global batches of ``batch_size``; each rank trains on
+    its contiguous ``1 / world_size`` piece of every batch (pieces are disjoint and cover
+    the batch) and negatives come from the rank's own child seed. The local loss is
+    weighted by ``n_local / n_batch`` and gradients are summed over ranks before the
+    optimizer step, so the step equals the single-process step on the whole batch (up to
+    the negatives drawn). With one rank this is plain mini-batch training.
+
+    With a ``checkpoint_dir`` rank 0 saves a checkpoint after every epoch, and training
+    resumes from one found there (see :mod:`lmrec.train.checkpoint`).
+    """
+
+    def __init__(self, *args: Any, seed: int, dist: DistInfo, names: list[str],
+                 checkpoint_dir: Path | None = None, **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)
+        self.seed, self.dist, self.names = int(seed), dist, names
+        self.checkpoint_dir = checkpoint_dir
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+
+    def _batch_sizes(self) -> list[int]:
+        n, b = len(self.users), self.batch_size
+        return [min(b, n - s) for s in range(0, n, b)]
+
+    def _train_epoch(self) -> dict[str, float]:
+        """One pass over this rank's shard of the epoch; returns the global mean loss."""
+        torch, d = self.torch, self.dist
+        self.sampler.rng = rank_rng(self.seed, self.epoch, d.rank, d.world_size)
+        shards = epoch_shards(len(self.users), self.seed, self.epoch, self.batch_size,
+                              d.rank, d.world_size)  # fmt: skip
+        total = 0.0
+        for rows, n_batch in zip(shards, self._batch_sizes(), strict=True):
+            self.opt.zero_grad()
+            if len(rows):
+                u = self.users[rows]
+                j = self.sampler.sample(u, self.n_negatives)
+                with autocast(torch, self.device, self.bf16):
+                    loss, penalty = self.loss_fn(
+                        torch, self._tensor(u), self._tensor(self.items[rows]), self._tensor(j)
+                    )
+                # d(mean over the global batch) = sum over ranks of d(local sum) / n_batch
+                ((loss + penalty) * (len(rows) / n_batch)).backward()
+                total += float(loss.detach()) * len(rows)
+            if d.is_distributed:
+                for p in self.opt.params:
+                    if p.grad is None:  # an empty piece of the last batch
+                        p.grad = torch.zeros_like(p)
+                all_reduce_sum_(torch, [p.grad for p in self.opt.params])
+            self.opt.step()
+        if d.is_distributed:
+            t = torch.tensor([total], dtype=torch.float64, device=self.device)
+            all_reduce_sum_(torch, [t])
+            total = float(t.item())
+        return {"loss": total / len(self.users)}
+
+    def fit(self, epochs: int, *, desc: str) -> list[dict[str, float]]:
+        """Train until ``epochs`` epochs are done (resuming from a checkpoint if one exists)."""
+        if self.checkpoint_dir is not None:
+            self._resume()
+        with progress(total=epochs, initial=min(self.epoch, epochs), desc=desc,
+                      unit="epoch") as bar:  # fmt: skip
+            while self.epoch < epochs:
+                stats = {"epoch": float(self.epoch + 1), **self._train_epoch()}
+                self.epoch += 1
+                self.history.append(stats)
+                logger.debug("%s epoch %d: loss=%.5f", desc, self.epoch, stats["loss"])
+                if self.checkpoint_dir is not None:
+                    self._save_checkpoint()
+                bar.set_postfix(loss=f"{stats['loss']:.4f}")
+                bar.update(1)
+        return self.history
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self) -> None:
+        from lmrec.train.checkpoint import save_checkpoint
+
+        if self.dist.rank == 0:
+            arrays = {}
+            for i, name in enumerate(self.names):
+                arrays[f"param.{name}"] = _to_numpy(self.opt.params[i])
+                if self.opt.kind == "adam":
+                    arrays[f"adam_m.{name}"] = _to_numpy(self.opt.m[i])
+                    arrays[f"adam_v.{name}"] = _to_numpy(self.opt.v[i])
+            state = {
+                "epoch": self.epoch, "optimizer": self.opt.kind, "optimizer_step": self.opt.t,
+                "history": self.history, "world_size": self.dist.world_size,
+                # Everything random is a pure function of (seed, epoch): see lmrec.train.distributed.
+                "rng": {"seed": self.seed, "shuffle": "SeedSequence(seed, spawn_key=(0, epoch))",
+                        "negatives": "SeedSequence(seed, spawn_key=(1, epoch, rank, world_size))"},
+            }  # fmt: skip
+            save_checkpoint(self.checkpoint_dir, arrays, state)  # type: ignore[arg-type]
+        barrier()  # nobody reads a half-written checkpoint or races ahead of rank 0
+
+    def _resume(self) -> None:
+        from lmrec.train.checkpoint import load_checkpoint
+
+        found = load_checkpoint(self.checkpoint_dir)  # type: ignore[arg-type]
+        if found is None:
+            return
+        arrays, state = found
+        if state["rng"]["seed"] != self.seed or state["optimizer"] != self.opt.kind:
+            raise ConfigError(
+                f"The checkpoint in {self.checkpoint_dir} was written with seed "
+                f"{state['rng']['seed']} and optimizer {state['optimizer']!r}; this fit uses "
+                f"seed {self.seed} and {self.opt.kind!r}. Use the same settings or another "
+                "checkpoint directory."
+            )
+        torch = self.torch
+        with torch.no_grad():
+            for i, name in enumerate(self.names):
+                tensors = [(self.opt.params[i], "param")]
+                if self.opt.kind == "adam":
+                    tensors += [(self.opt.m[i], "adam_m"), (self.opt.v[i], "adam_v")]
+                for t, prefix in tensors:
+                    saved = arrays[f"{prefix}.{name}"]
+                    if tuple(saved.shape) != tuple(t.shape):
+                        raise ConfigError(
+                            f"Checkpoint array {prefix}.{name} has shape {saved.shape}, the "
+                            f"model {tuple(t.shape)}: it belongs to other data or settings."
+                        )
+                    t.copy_(torch.from_numpy(saved).to(t.device))
+        self.opt.t = int(state["optimizer_step"])
+        self.epoch = int(state["epoch"])
+        self.history = [dict(h) for h in state["history"]]
+        logger.info("resumed from %s after epoch %d (saved by %d rank(s))",
+                    self.checkpoint_dir, self.epoch, state["world_size"])  # fmt: skip

@@ -1,0 +1,237 @@
+"""Data-parallel training with ``torch.distributed``: setup, rank queries and data sharding.
+
+Launch any lmrec training under ``torchrun`` and call :func:`setup_distributed` once:
+
+.. code-block:: console
+
+    torchrun --nproc-per-node 2 -m lmrec train --data train.csv --model bpr --out m --distributed
+
+Outside ``torchrun`` (no ``RANK``/``WORLD_SIZE`` in the environment) every function here
+is a no-op describing a world of one process, so the same code runs unchanged on a laptop.
+
+Sharding follows nanoGPT's ``seed_offset`` idea with NumPy's ``SeedSequence`` (STYLE
+rule 13): the order of an epoch is drawn from ``SeedSequence(seed, spawn_key=(0, epoch))``
+-- the same on every rank and independent of the number of ranks -- and each global
+batch of that order is cut into ``world_size`` contiguous, disjoint pieces. Per-rank
+randomness (negative sampling) comes from ``spawn_key=(1, epoch, rank, world_size)``.
+Because everything is derived from ``(seed, epoch)``, a run resumed from a checkpoint
+with a different number of ranks replays exactly the same epochs.
+
+torch is imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from lmrec._optional import require
+from lmrec.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["auto", "gloo", "nccl"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job: ``rank`` of ``world_size``, GPU ``local_rank``."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def is_distributed(self) -> bool:
+        """Whether more than one process takes part (gradients must be all-reduced)."""
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    """Whether ``RANK`` and ``WORLD_SIZE`` are set (``torchrun`` or an equivalent launcher)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def setup_distributed(backend: Backend = "auto") -> DistInfo:
+    """Join the process group described by torchrun's environment; a no-op outside torchrun.
+
+    Reads ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (and ``MASTER_ADDR``/``MASTER_PORT``
+    through ``init_method="env://"``). ``backend="auto"`` picks ``nccl`` when CUDA is
+    available, else ``gloo``; with ``nccl`` the process also binds ``cuda:LOCAL_RANK``.
+    Calling it again once the group exists returns the same answer.
+
+    Returns
+    -------
+    DistInfo
+        ``DistInfo()`` (rank 0 of 1) when not launched by torchrun.
+
+    Raises
+    ------
+    ConfigError
+        If the environment variables are not integers, or ``nccl`` is asked for without CUDA.
+    """
+    if not launched_by_torchrun():
+        return DistInfo()
+    torch = require("torch", "torch")
+    dist = torch.distributed
+    try:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError as e:
+        raise ConfigError(f"RANK/WORLD_SIZE/LOCAL_RANK must be integers: {e}") from e
+    if backend == "auto":
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        if not torch.cuda.is_available():
+            raise ConfigError("backend='nccl' needs CUDA; use backend='gloo' on CPU.")
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world)
+        logger.info("joined process group: rank %d of %d (%s)", rank, world, backend)
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, backend=dist.get_backend())
+
+
+def dist_info() -> DistInfo:
+    """This process's place in the initialised process group (rank 0 of 1 when there is none)."""
+    torch = _torch_if_loaded()
+    if (
+        torch is None
+        or not torch.distributed.is_available()
+        or not torch.distributed.is_initialized()
+    ):
+        return DistInfo()
+    dist = torch.distributed
+    return DistInfo(
+        rank=dist.get_rank(), world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")), backend=dist.get_backend(),
+    )  # fmt: skip
+
+
+def is_main_process() -> bool:
+    """True on rank 0, and in every process that is not part of a process group.
+
+    Gate side effects (saving models and checkpoints, printing results) on it.
+    """
+    return dist_info().rank == 0
+
+
+def barrier() -> None:
+    """Wait for all ranks (no-op without a process group)."""
+    if dist_info().is_distributed:
+        _torch_if_loaded().distributed.barrier()  # type: ignore[union-attr]
+
+
+def cleanup_distributed() -> None:
+    """Leave the process group, if this process joined one."""
+    torch = _torch_if_loaded()
+    if (
+        torch is not None
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+    ):
+        torch.distributed.destroy_process_group()
+
+
+def _torch_if_loaded() -> Any:
+    """torch when something already imported it (a process group implies it), else None."""
+    import sys
+
+    return sys.modules.get("torch")
+
+
+# ---------------------------------------------------------------------- sharding
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffled order of ``n`` training rows in ``epoch`` (0-based), the same on all ranks."""
+    ss = np.random.SeedSequence(int(seed), spawn_key=(0, int(epoch)))
+    return np.random.default_rng(ss).permutation(n)
+
+
+def rank_rng(seed: int, epoch: int, rank: int, world_size: int) -> np.random.Generator:
+    """This rank's own generator for ``epoch`` (negative sampling), a child of the shared seed."""
+    ss = np.random.SeedSequence(int(seed), spawn_key=(1, int(epoch), int(rank), int(world_size)))
+    return np.random.default_rng(ss)
+
+
+def shard_batch(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """This rank's contiguous piece of one global batch; pieces are disjoint and cover ``rows``."""
+    n = len(rows)
+    lo, hi = (n * rank) // world_size, (n * (rank + 1)) // world_size
+    return rows[lo:hi]
+
+
+def epoch_shards(n: int, seed: int, epoch: int, batch_size: int, rank: int,
+                 world_size: int) -> list[np.ndarray]:  # fmt: skip
+    """Row indices this rank trains on in ``epoch``, one array per global batch of ``batch_size``.
+
+    Every rank gets the same number of (possibly empty) pieces, so collective calls match.
+
+    Examples
+    --------
+    >>> a = epoch_shards(10, seed=0, epoch=0, batch_size=4, rank=0, world_size=2)
+    >>> b = epoch_shards(10, seed=0, epoch=0, batch_size=4, rank=1, world_size=2)
+    >>> sorted(np.concatenate(a + b).tolist()) == list(range(10)), len(a) == len(b) == 3
+    (True, True)
+    """
+    order = epoch_order(n, seed, epoch)
+    return [shard_batch(order[s : s + batch_size], rank, world_size)
+            for s in range(0, n, batch_size)]  # fmt: skip
+
+
+def all_reduce_sum_(torch: Any, tensors: list[Any]) -> None:
+    """Sum ``tensors`` over all ranks in place, as one flat buffer (one collective per step)."""
+    if not tensors:
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def broadcast_(torch: Any, tensors: list[Any], src: int = 0) -> None:
+    """Overwrite ``tensors`` on every rank with rank ``src``'s values."""
+    for t in tensors:
+        torch.distributed.broadcast(t.data, src=src)
+
+
+# ---------------------------------------------------------------------- local launcher
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a local rendezvous)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_local(fn: Any, world_size: int, *args: Any) -> None:
+    """Run ``fn(*args)`` in ``world_size`` fresh processes forming one local gloo/nccl group.
+
+    What ``torchrun --nproc-per-node world_size`` does, for tests and benchmarks: each
+    child gets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT`` so
+    that :func:`setup_distributed` joins the group. ``fn`` must be importable (a
+    module-level function) and report through files: return values are dropped. A child
+    that raises makes this raise ``torch.multiprocessing.ProcessRaisedException``.
+    """
+    if world_size < 1:
+        raise ConfigError(f"world_size must be >= 1. Got {world_size!r} instead.")
+    torch = require("torch", "torch")
+    port = free_port()
+    torch.multiprocessing.spawn(_local_entry, args=(world_size, port, fn, args),
+                                nprocs=world_size, join=True)  # fmt: skip
+
+
+def _local_entry(rank: int, world_size: int, port: int, fn: Any, args: tuple[Any, ...]) -> None:
+    # A child process of run_local: its environment is its own to set.
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    try:
+        fn(*args)
+    finally:
+        cleanup_distributed()
