@@ -20,7 +20,7 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from lmrec.cli import data_cmds, eval_cmds, model_cmds, serve_cmds
+    from lmrec.cli import data_cmds, eval_cmds, model_cmds, scale_cmds, serve_cmds
 
     parser = argparse.ArgumentParser(
         prog="lmrec",
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_cmds.register(sub)
     eval_cmds.register(sub)
     serve_cmds.register(sub)
+    scale_cmds.register(sub)
     return parser
 
 

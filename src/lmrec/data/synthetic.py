@@ -19,6 +19,9 @@ under a few GiB.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -26,7 +29,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import IdMap
 from lmrec.errors import ConfigError
 
-__all__ = ["TOPIC_WORDS", "synthetic_interactions"]
+__all__ = ["TOPIC_WORDS", "SyntheticFiles", "synthetic_interactions", "write_synthetic"]
 
 #: Vocabulary of the first topics; further topics get generated words (``t21w3``).
 TOPIC_WORDS: tuple[tuple[str, ...], ...] = (
@@ -69,6 +72,33 @@ def _check(value: object, name: str, minimum: float, integer: bool = True) -> No
             f"The {name!r} parameter of synthetic_interactions must be {kind} >= {minimum}. "
             f"Got {value!r} instead."
         )
+
+
+def _validate(
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    seed: int,
+    n_topics: int,
+    alpha_items: float,
+    activity_sigma: float,
+) -> int:
+    """Check the generator's arguments; return the soft per-user cap on distinct items."""
+    _check(n_users, "n_users", 1)
+    _check(n_items, "n_items", 1)
+    _check(n_interactions, "n_interactions", 1)
+    _check(seed, "seed", 0)
+    _check(n_topics, "n_topics", 1)
+    _check(alpha_items, "alpha_items", 0, integer=False)
+    _check(activity_sigma, "activity_sigma", 0, integer=False)
+    cap = max(1, n_items // 4)  # a soft cap: top-ups stop for users past a quarter of the catalog
+    if n_interactions > n_users * cap // 2:
+        raise ConfigError(
+            f"n_interactions={n_interactions} is too dense for {n_users} users x {n_items} "
+            f"items: at most n_users * (n_items // 4) / 2 = {n_users * cap // 2} pairs, so "
+            "that users can follow their tastes. Use fewer interactions or more users/items."
+        )
+    return cap
 
 
 def _vocabulary(n_topics: int) -> list[tuple[str, ...]]:
@@ -117,6 +147,37 @@ def _sample(
         pos = np.searchsorted(item_key, topic + rng.random(len(u)), side="left")
         out[lo : lo + len(u)] = item_order[np.minimum(pos, len(item_order) - 1)]
     return out
+
+
+def _item_model(
+    rng: np.random.Generator, n_items: int, n_topics: int, alpha_items: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Item topics, plus the sorted ``item_key`` / ``item_order`` that :func:`_sample` draws from.
+
+    Every topic is non-empty; popularity is a Zipf weight of a shuffled rank.
+    """
+    item_topic = rng.permutation(np.arange(n_items) % n_topics)
+    weight = np.power(rng.permutation(n_items) + 1.0, -alpha_items)
+    item_order = np.lexsort((np.arange(n_items), item_topic))
+    w_sorted = weight[item_order]
+    t_sorted = item_topic[item_order]
+    cum = np.cumsum(w_sorted)
+    starts = np.searchsorted(t_sorted, np.arange(n_topics))
+    ends = np.append(starts[1:], n_items)
+    before = np.where(starts > 0, cum[np.maximum(starts - 1, 0)], 0.0)
+    total = cum[ends - 1] - before
+    share = (cum - before[t_sorted]) / total[t_sorted]
+    item_key = t_sorted + np.minimum(share, 1.0)
+    item_key[ends - 1] = np.arange(n_topics) + 1.0  # exact upper end of each topic
+    return item_topic, item_key, item_order
+
+
+def _user_cdf(rng: np.random.Generator, n_users: int, n_topics: int) -> np.ndarray:
+    """Cumulative topic mix per user (float32, n_users x n_topics): sparse Dirichlet + noise."""
+    mix = rng.dirichlet(np.full(n_topics, 0.3), size=n_users)
+    mix = (1 - _TOPIC_NOISE) * mix + _TOPIC_NOISE / n_topics
+    user_cdf = np.cumsum(mix, axis=1).astype(np.float32)
+    return user_cdf
 
 
 def _merge_unique(keys: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -182,43 +243,14 @@ def synthetic_interactions(
     >>> d.items.columns.tolist()
     ['title', 'text', 'topic']
     """
-    _check(n_users, "n_users", 1)
-    _check(n_items, "n_items", 1)
-    _check(n_interactions, "n_interactions", 1)
-    _check(seed, "seed", 0)
-    _check(n_topics, "n_topics", 1)
-    _check(alpha_items, "alpha_items", 0, integer=False)
-    _check(activity_sigma, "activity_sigma", 0, integer=False)
-    cap = max(1, n_items // 4)  # a soft cap: top-ups stop for users past a quarter of the catalog
-    if n_interactions > n_users * cap // 2:
-        raise ConfigError(
-            f"n_interactions={n_interactions} is too dense for {n_users} users x {n_items} "
-            f"items: at most n_users * (n_items // 4) / 2 = {n_users * cap // 2} pairs, so "
-            "that users can follow their tastes. Use fewer interactions or more users/items."
-        )
+    cap = _validate(n_users, n_items, n_interactions, seed, n_topics, alpha_items, activity_sigma)
     rng = np.random.default_rng(seed)
     n_topics = min(n_topics, n_items)
 
-    # Items: a topic each (every topic non-empty), a Zipf weight by a shuffled rank.
-    item_topic = rng.permutation(np.arange(n_items) % n_topics)
-    weight = np.power(rng.permutation(n_items) + 1.0, -alpha_items)
-    item_order = np.lexsort((np.arange(n_items), item_topic))
-    w_sorted = weight[item_order]
-    t_sorted = item_topic[item_order]
-    cum = np.cumsum(w_sorted)
-    starts = np.searchsorted(t_sorted, np.arange(n_topics))
-    ends = np.append(starts[1:], n_items)
-    before = np.where(starts > 0, cum[np.maximum(starts - 1, 0)], 0.0)
-    total = cum[ends - 1] - before
-    share = (cum - before[t_sorted]) / total[t_sorted]
-    item_key = t_sorted + np.minimum(share, 1.0)
-    item_key[ends - 1] = np.arange(n_topics) + 1.0  # exact upper end of each topic
+    item_topic, item_key, item_order = _item_model(rng, n_items, n_topics, alpha_items)
 
     # Users: a sparse topic mix (plus uniform noise) and a log-normal activity.
-    mix = rng.dirichlet(np.full(n_topics, 0.3), size=n_users)
-    mix = (1 - _TOPIC_NOISE) * mix + _TOPIC_NOISE / n_topics
-    user_cdf = np.cumsum(mix, axis=1).astype(np.float32)
-    del mix
+    user_cdf = _user_cdf(rng, n_users, n_topics)
     activity = rng.lognormal(0.0, activity_sigma, n_users)
     activity /= activity.sum()
     counts = np.minimum(rng.multinomial(n_interactions, activity), cap)
@@ -265,3 +297,193 @@ def synthetic_interactions(
         items=items,
         name=f"synthetic-{n_users}x{n_items}-{n_interactions}-seed{seed}",
     )
+
+
+# ====================================================================== chunked files
+_ROWS_PER_FILE = 1 << 21
+_ITEM_TEXT_CHUNK = 100_000
+
+
+@dataclass(frozen=True)
+class SyntheticFiles:
+    """What :func:`write_synthetic` wrote.
+
+    Attributes
+    ----------
+    path : Path
+        The output directory.
+    files : list of str
+        Interaction files (``part-00000.parquet``, ...), in user order.
+    n_interactions : int
+        Rows written over all files (distinct (user, item) pairs).
+    n_users, n_items : int
+        Sizes of the id universes (``u0..``, ``i0..``); ``items.parquet`` lists every item.
+    """
+
+    path: Path
+    files: list[str]
+    n_interactions: int
+    n_users: int
+    n_items: int
+
+
+def _id_strings(prefix: str, values: np.ndarray):  # noqa: ANN202 - a pyarrow array
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(prefix, pc.cast(pa.array(values), pa.string()), "")
+
+
+def _block_pairs(
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    activity: np.ndarray,
+    item_key: np.ndarray,
+    item_order: np.ndarray,
+    n_items: int,
+    n_topics: int,
+    cap: int,
+) -> np.ndarray:
+    """Distinct ``local_user * n_items + item`` keys (sorted) for one block of users.
+
+    The block's target is ``counts.sum()``; repeats and capped users are topped up
+    inside the block, as :func:`synthetic_interactions` does for the whole set.
+    """
+    n_block = len(counts)
+    target = int(counts.sum())
+    user_cdf = _user_cdf(rng, n_block, n_topics)
+    p = activity / activity.sum()
+    keys = np.empty(0, np.int64)
+    users = np.repeat(np.arange(n_block, dtype=np.int64), np.minimum(counts, cap))
+    for _ in range(20):
+        items = _sample(rng, users, user_cdf, item_key, item_order, n_topics)
+        keys = _merge_unique(keys, users * n_items + items)
+        deficit = target - len(keys)
+        if deficit <= 0:
+            break
+        users = np.sort(rng.choice(n_block, size=int(deficit * 1.2) + 16, p=p))
+        per_user = np.bincount(keys // n_items, minlength=n_block)
+        users = users[per_user[users] < cap]
+    if len(keys) > target:
+        keys = np.delete(keys, rng.choice(len(keys), size=len(keys) - target, replace=False))
+    return keys
+
+
+def write_synthetic(
+    out: str | Path,
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    *,
+    seed: int,
+    alpha_items: float = 1.0,
+    activity_sigma: float = 1.0,
+    n_topics: int = 20,
+    with_weight: bool = False,
+    rows_per_file: int = _ROWS_PER_FILE,
+    overwrite: bool = False,
+) -> SyntheticFiles:
+    """Write a synthetic data set as chunked Parquet files, one block of users at a time.
+
+    Same generative model as :func:`synthetic_interactions` (topics, Zipf item
+    popularity, log-normal user activity, topic-worded item text), but users are
+    generated in contiguous blocks of about ``rows_per_file`` interactions, each from
+    its own child seed (``SeedSequence(seed).spawn``) and written before the next is
+    drawn, so memory is bounded by one block plus O(n_users + n_items): 100 million
+    interactions fit in a few GiB. The draws differ from :func:`synthetic_interactions`
+    with the same seed; the same arguments always give the same files.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output directory, written atomically (a temporary sibling, then a rename).
+    n_users, n_items, n_interactions, seed, alpha_items, activity_sigma, n_topics
+        As in :func:`synthetic_interactions` (same limits).
+    with_weight : bool, default False
+        Add a ``weight`` column (float32, geometric counts 1, 2, 3, ...).
+    rows_per_file : int, default 2**21
+        Interactions per Parquet file (approximately: blocks end at user boundaries).
+    overwrite : bool, default False
+        Replace ``out`` if it exists.
+
+    Returns
+    -------
+    SyntheticFiles
+        Files ``part-NNNNN.parquet`` with columns ``user``, ``item`` (strings ``u0``,
+        ``i0``, ...), ``timestamp`` (int64 epoch seconds) [, ``weight``], sorted by user
+        and item within and across files; plus ``items.parquet`` with columns ``item``,
+        ``title``, ``text``, ``topic``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, pandas as pd
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "synth"
+    >>> files = write_synthetic(d, 300, 100, 2_000, seed=0, rows_per_file=500)
+    >>> files.n_interactions, len(files.files)
+    (2000, 4)
+    >>> pd.read_parquet(d / "items.parquet").columns.tolist()
+    ['item', 'title', 'text', 'topic']
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lmrec._atomic import atomic_dir
+
+    cap = _validate(n_users, n_items, n_interactions, seed, n_topics, alpha_items, activity_sigma)
+    _check(rows_per_file, "rows_per_file", 1)
+    seeds = np.random.SeedSequence(seed).spawn(2)
+    rng = np.random.default_rng(seeds[0])
+    n_topics = min(n_topics, n_items)
+    item_topic, item_key, item_order = _item_model(rng, n_items, n_topics, alpha_items)
+    activity = rng.lognormal(0.0, activity_sigma, n_users)
+    activity /= activity.sum()
+    counts = rng.multinomial(n_interactions, activity)
+    n_files = max(1, -(-n_interactions // rows_per_file))
+    bounds = np.concatenate(
+        [[0], np.searchsorted(np.cumsum(counts), np.arange(1, n_files) * rows_per_file), [n_users]]
+    )
+    bounds = np.unique(bounds)
+    block_seeds = np.random.SeedSequence(seed).spawn(2 + len(bounds))[2:]
+    files: list[str] = []
+    total = 0
+    with atomic_dir(Path(out), overwrite=overwrite) as tmp:
+        for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if counts[lo:hi].sum() == 0:
+                continue
+            brng = np.random.default_rng(block_seeds[b])
+            keys = _block_pairs(
+                brng, counts[lo:hi], activity[lo:hi], item_key, item_order, n_items, n_topics, cap
+            )
+            n = len(keys)
+            columns = {
+                "user": _id_strings("u", keys // n_items + lo),
+                "item": _id_strings("i", keys % n_items),
+                "timestamp": pa.array(np.floor(_EPOCH + brng.random(n) * _SPAN).astype(np.int64)),
+            }
+            if with_weight:
+                columns["weight"] = pa.array(brng.geometric(0.5, n).astype(np.float32))
+            del keys
+            name = f"part-{len(files):05d}.parquet"
+            pq.write_table(pa.table(columns), tmp / name)
+            files.append(name)
+            total += n
+        trng = np.random.default_rng(seeds[1])
+        schema = pa.schema(
+            [
+                ("item", pa.string()),
+                ("title", pa.string()),
+                ("text", pa.string()),
+                ("topic", pa.int32()),
+            ]
+        )
+        with pq.ParquetWriter(tmp / "items.parquet", schema) as writer:
+            for lo in range(0, n_items, _ITEM_TEXT_CHUNK):
+                topic = item_topic[lo : lo + _ITEM_TEXT_CHUNK]
+                titles, texts = _item_text(trng, topic, n_topics)
+                writer.write_table(pa.table({
+                    "item": _id_strings("i", np.arange(lo, lo + len(topic))),
+                    "title": pa.array(titles.tolist(), pa.string()),
+                    "text": pa.array(texts.tolist(), pa.string()),
+                    "topic": pa.array(topic.astype(np.int32)),
+                }, schema=schema))  # fmt: skip
+    return SyntheticFiles(Path(out), files, total, n_users, n_items)

@@ -1,0 +1,360 @@
+"""Out-of-core ingest: stream chunked Parquet/CSV files into a :class:`Dataset`.
+
+:func:`lmrec.data.load_dataset` reads a whole file into pandas, external-id strings
+and all. :func:`ingest` reads ``chunk_rows`` rows at a time with pyarrow
+(``ParquetFile.iter_batches`` / ``pyarrow.csv.open_csv``) and keeps only compact
+columns between chunks:
+
+1. each chunk's id columns are dictionary-encoded; only the chunk's *distinct* ids
+   become Python strings, and each gets a first-appearance code from one dict per
+   id kind (``dict.setdefault``), so the rows are stored as int32 codes;
+2. after the last chunk the distinct ids are sorted -- the canonical order of
+   :meth:`IdMap.from_values` -- and the codes remapped to dense indices;
+3. rows are sorted by ``(user_idx, item_idx)`` (one int64 key), duplicate pairs are
+   merged by ``duplicates``, and the columns are handed to :class:`Dataset` in CSR order.
+
+The result equals ``load_dataset(path, duplicates=...)[0]`` on the same data (same id
+maps, same interaction table, same matrix); ``tests/test_ingest.py`` checks it.
+
+Memory: the rows live as int32 codes (plus weight/timestamp) until one int64 key per
+row replaces them; sorting is in place when there are no extra columns; group starts
+and int64 temporaries are avoided unless pairs repeat. The distinct ids cost one Python
+string and dict entry each. The peak is reached inside :class:`Dataset`, whose
+constructor copies the sorted columns and re-checks their order: at 10M interactions
+with timestamps the peak RSS increase was 656 MiB for a 153 MiB table (77 MiB CSR),
+417 MiB of it before the ``Dataset`` call (``benchmarks/results/scaling.md``).
+
+Stability: experimental. .. versionadded:: 0.2.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lmrec.data.dataset import Dataset
+from lmrec.data.idmap import IdMap
+from lmrec.errors import ConfigError, DataError
+
+__all__ = ["INGEST_DUPLICATES", "ingest"]
+
+#: Duplicate (user, item) policies of :func:`ingest`.
+INGEST_DUPLICATES = ("sum", "last", "first", "max", "raise")
+_PARQUET = (".parquet", ".pq")
+_CSV = (".csv", ".tsv", ".txt")
+_SECONDS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _files(paths: str | Path | Sequence[str | Path], user: str, item: str) -> list[Path]:
+    """Input files in order: a directory means its Parquet (else CSV) files, sorted by name.
+
+    In a directory, Parquet files without both id columns (e.g. ``items.parquet``
+    written by ``lmrec synth``) are skipped.
+    """
+    import pyarrow.parquet as pq
+
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not items:
+        raise ConfigError("ingest needs at least one file or directory; got none.")
+    out: list[Path] = []
+    for p in map(Path, items):
+        if not p.exists():
+            raise DataError(f"{p}: file not found.")
+        if not p.is_dir():
+            out.append(p)
+            continue
+        found = sorted(f for f in p.iterdir() if f.suffix.lower() in _PARQUET)
+        found = [f for f in found if {user, item} <= set(pq.read_schema(f).names)]
+        if not found:
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in _CSV)
+        if not found:
+            raise DataError(
+                f"{p} holds no Parquet files with columns {user!r}, {item!r} and no CSV."
+            )
+        out.extend(found)
+    return out
+
+
+def _batches(path: Path, columns: list[str], chunk_rows: int, sep: str | None) -> Iterator[Any]:
+    """Record batches of ``columns`` from one Parquet or CSV file (ids read as strings)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    suffixes = [s.lower() for s in path.suffixes]
+    if any(s in _PARQUET for s in suffixes):
+        pf = pq.ParquetFile(path)
+        missing = [c for c in columns if c not in pf.schema_arrow.names]
+        if missing:
+            raise DataError(f"{path}: no column(s) {missing}; it has {pf.schema_arrow.names}.")
+        yield from pf.iter_batches(batch_size=chunk_rows, columns=columns)
+        return
+    if not any(s in _CSV for s in suffixes):
+        raise DataError(
+            f"{path}: ingest reads Parquet ({', '.join(_PARQUET)}) and CSV ({', '.join(_CSV)}, "
+            "optionally compressed) files; use lmrec.data.load_dataset for other formats."
+        )
+    delimiter = sep or ("\t" if ".tsv" in suffixes else ",")
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=max(1 << 16, chunk_rows * 32)),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=columns,
+                column_types={columns[0]: pa.string(), columns[1]: pa.string()},
+            ),
+        )
+    except (pa.ArrowInvalid, KeyError) as e:
+        raise DataError(f"{path}: cannot read columns {columns} as CSV ({e}).") from e
+    yield from reader
+
+
+def _as_strings(arr: Any, path: Path, column: str) -> Any:
+    """An id column as arrow strings: integers print as digits, as in :func:`as_id_array`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if arr.null_count:
+        raise DataError(f"{path}: {arr.null_count} row(s) have no value in id column {column!r}.")
+    if pa.types.is_floating(arr.type):
+        values = arr.to_numpy()
+        if not np.all(np.mod(values, 1) == 0):
+            raise DataError(f"{path}: column {column!r} holds non-integral float ids.")
+        arr = pa.array(values.astype(np.int64))
+    return arr if arr.type == pa.string() else pc.cast(arr, pa.string())
+
+
+def _codes(arr: Any, table: dict[str, int]) -> np.ndarray:
+    """First-appearance codes (int32) of the ids in ``arr``, adding new ids to ``table``."""
+    enc = arr.dictionary_encode()
+    local = enc.dictionary.to_pylist()
+    # setdefault's len(table) is evaluated before the insertion: new ids get the next code.
+    lut = np.fromiter((table.setdefault(s, len(table)) for s in local), np.int32, len(local))
+    return lut[enc.indices.to_numpy(zero_copy_only=False)]
+
+
+def _numbers(arr: Any, path: Path, column: str, dtype: type) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if arr.null_count:
+        raise DataError(f"{path}: {arr.null_count} row(s) have no value in column {column!r}.")
+    if pa.types.is_timestamp(arr.type):
+        secs = pc.cast(arr, pa.int64()).to_numpy() / _SECONDS[arr.type.unit]
+        return secs.astype(dtype)
+    try:
+        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise DataError(
+            f"{path}: column {column!r} is not numeric ({arr.type}); ingest reads numbers and "
+            "Parquet timestamps only (use lmrec.data.load_dataset for date strings)."
+        ) from e
+
+
+def _drain(chunks: list[np.ndarray], dtype: Any, n: int) -> np.ndarray:
+    """Concatenate ``chunks``, freeing each one once copied (peak: result + one chunk)."""
+    out = np.empty(n, dtype)
+    pos = 0
+    chunks.reverse()
+    while chunks:
+        part = chunks.pop()
+        out[pos : pos + len(part)] = part
+        pos += len(part)
+    return out
+
+
+def _split_key(key: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(key // n_items, key % n_items)`` as int32, in blocks (no int64 temporaries per row)."""
+    users = np.empty(len(key), np.int32)
+    items = np.empty(len(key), np.int32)
+    step = 1 << 20
+    for lo in range(0, len(key), step):
+        q, r = np.divmod(key[lo : lo + step], n_items)
+        users[lo : lo + step], items[lo : lo + step] = q, r
+    return users, items
+
+
+def _release_arrow_memory() -> None:
+    """Hand pyarrow's cached allocations back to the system (they otherwise stay in RSS)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+def _sorted_map(table: dict[str, int]) -> tuple[IdMap, np.ndarray]:
+    """The canonical (sorted) id map and ``rank[code]`` = dense index of each code."""
+    ids = np.array(list(table), dtype=str)
+    table.clear()
+    order = np.argsort(ids)
+    rank = np.empty(len(ids), np.int32)
+    rank[order] = np.arange(len(ids), dtype=np.int32)
+    return IdMap(ids[order].astype(object)), rank
+
+
+def ingest(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    user: str = "user",
+    item: str = "item",
+    weight: str | None = None,
+    timestamp: str | None = None,
+    duplicates: str = "sum",
+    chunk_rows: int = 1 << 20,
+    sep: str | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """Build a :class:`Dataset` from large Parquet/CSV files, reading them chunk by chunk.
+
+    Parameters
+    ----------
+    paths : path, directory or sequence of them
+        Parquet (``.parquet``, ``.pq``) or CSV (``.csv``, ``.tsv``, ``.txt``; compressed
+        files are decompressed by pyarrow) files. A directory stands for its Parquet
+        files that have both id columns (else its CSV files), sorted by name. Rows are
+        read in this file order.
+    user, item : str, default "user", "item"
+        Id columns (read as text; integers become their digits).
+    weight, timestamp : str, optional
+        Optional columns. Weights must be numbers >= 0; timestamps epoch seconds or
+        Parquet timestamps (date strings need :func:`lmrec.data.load_dataset`).
+    duplicates : {"sum", "last", "first", "max", "raise"}, default "sum"
+        Repeated (user, item) rows: add weights (each row counts 1 without a weight
+        column) and keep the latest timestamp; keep the last or first row in file
+        order; keep the maximum of each column; or fail. The default is ``"sum"``
+        (unlike ``load_dataset``'s ``"raise"``): event logs at this scale repeat pairs,
+        and summing them is the usual implicit-feedback count.
+    chunk_rows : int, default 2**20
+        Rows per chunk (CSV chunks are sized in bytes, about 32 per row).
+    sep : str, optional
+        CSV delimiter (default ``","``, tab for ``.tsv``).
+    name : str, optional
+        Data set label; defaults to the first path's name without suffix.
+
+    Returns
+    -------
+    Dataset
+        Equal to ``load_dataset(path, user=..., item=..., weight=..., timestamp=...,
+        duplicates=...)[0]`` for a single file: same id maps and interactions.
+
+    Raises
+    ------
+    DataError
+        A file is missing or unreadable, a column is missing, an id or number is
+        missing or invalid, or pairs repeat under ``duplicates="raise"``.
+    ConfigError
+        An argument has an invalid value.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = p.write_text("user,item\\nb,x\\na,x\\nb,x\\nb,y\\n")
+    >>> d = ingest(p)
+    >>> list(d.user_ids.ids), d.matrix.toarray().tolist()
+    (['a', 'b'], [[1.0, 0.0], [2.0, 1.0]])
+    """
+    if duplicates not in INGEST_DUPLICATES:
+        raise ConfigError(
+            f"The 'duplicates' parameter of ingest must be one of {', '.join(INGEST_DUPLICATES)}. "
+            f"Got {duplicates!r} instead."
+        )
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ConfigError(
+            f"The 'chunk_rows' parameter of ingest must be an int >= 1. Got {chunk_rows!r}."
+        )
+    files = _files(paths, user, item)
+    columns = [user, item] + [c for c in (weight, timestamp) if c is not None]
+    # Summed weights are added in float64 and rounded once, as load_dataset does.
+    w_dtype = np.float64 if duplicates == "sum" else np.float32
+    user_table: dict[str, int] = {}
+    item_table: dict[str, int] = {}
+    parts: dict[str, list[np.ndarray]] = {"u": [], "i": [], "w": [], "t": []}
+    for path in files:
+        for batch in _batches(path, columns, chunk_rows, sep):
+            parts["u"].append(_codes(_as_strings(batch.column(0), path, user), user_table))
+            parts["i"].append(_codes(_as_strings(batch.column(1), path, item), item_table))
+            if weight is not None:
+                w = _numbers(batch.column(2), path, weight, w_dtype)
+                if len(w) and w.min() < 0:
+                    raise DataError(f"{path}: column {weight!r} has negative weights.")
+                parts["w"].append(w)
+            if timestamp is not None:
+                parts["t"].append(
+                    _numbers(batch.column(len(columns) - 1), path, timestamp, np.float64)
+                )
+    if not parts["u"] or sum(map(len, parts["u"])) == 0:
+        raise DataError(f"{files[0]}: no data rows to ingest.")
+
+    user_ids, user_rank = _sorted_map(user_table)
+    item_ids, item_rank = _sorted_map(item_table)
+    n_items = len(item_ids)
+    # One int64 key per row, built chunk by chunk so the codes are freed as we go.
+    n_rows = sum(map(len, parts["u"]))
+    # One int64 key per row, filled chunk by chunk so each chunk's codes are freed as we go.
+    key = np.empty(n_rows, np.int64)
+    pos = 0
+    u_parts, i_parts = parts.pop("u")[::-1], parts.pop("i")[::-1]
+    while u_parts:
+        u, i = u_parts.pop(), i_parts.pop()
+        np.multiply(user_rank[u], n_items, out=key[pos : pos + len(u)], dtype=np.int64)
+        key[pos : pos + len(u)] += item_rank[i]
+        pos += len(u)
+    del u_parts, i_parts
+    extra = {c: _drain(v, v[0].dtype, n_rows) for c, v in parts.items() if v}
+    parts.clear()
+    _release_arrow_memory()
+    if extra:
+        order = np.argsort(key, kind="stable")  # stable: "last"/"first" follow file order
+        key = key[order]
+    else:
+        order = None
+        key.sort()  # in place: with only ids, which equal row of a pair survives is moot
+    n = len(key)
+    merged = bool((key[1:] == key[:-1]).any())
+    # Group starts are only materialised when pairs repeat (an int64 per row otherwise).
+    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if merged else None
+    if merged and duplicates == "raise":
+        dup = key[starts[np.flatnonzero(np.diff(np.append(starts, n)) > 1)[0]]]
+        raise DataError(
+            f"{len(files)} file(s) repeat {n - len(starts)} (user, item) row(s), e.g. user "
+            f"{user_ids.lookup([dup // n_items])[0]!r} / item {item_ids.lookup([dup % n_items])[0]!r}; "
+            "choose duplicates='sum', 'last', 'first' or 'max'."
+        )
+    cols: dict[str, np.ndarray] = {}
+    for c, values in extra.items():
+        values = values[order]  # type: ignore[index]
+        if starts is not None:
+            if duplicates == "sum":
+                values = (np.add if c == "w" else np.maximum).reduceat(values, starts)
+            elif duplicates == "max":
+                values = np.maximum.reduceat(values, starts)
+            elif duplicates == "last":
+                values = values[np.append(starts[1:], n) - 1]
+            else:
+                values = values[starts]
+        cols[c] = values
+    del order, extra
+    if "w" not in cols:
+        cols["w"] = (
+            np.diff(np.append(starts, n)).astype(np.float32)
+            if starts is not None and duplicates == "sum"
+            else np.ones(len(key) if starts is None else len(starts), np.float32)
+        )
+    key = key[starts] if starts is not None else key
+    del starts
+    user_idx, item_idx = _split_key(key, n_items)
+    del key
+    frame = {
+        "user_idx": user_idx,
+        "item_idx": item_idx,
+        "weight": cols.pop("w").astype(np.float32, copy=False),
+    }
+    if "t" in cols:
+        frame["timestamp"] = cols.pop("t")
+    label = name or Path(files[0] if isinstance(paths, (list, tuple)) else paths).name.split(".")[0]
+    return Dataset(pd.DataFrame(frame, copy=False), user_ids, item_ids, name=label)
