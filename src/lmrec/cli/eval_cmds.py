@@ -240,7 +240,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         except ImportError as e:
             print(f"{name}\t(unavailable: {e})")
             continue
-        fields = ", ".join(f"{k}={v.default!r}" for k, v in cls.config_class.model_fields.items())
+        fields = ", ".join(
+            f"{k}={v.get_default(call_default_factory=True)!r}"
+            for k, v in cls.config_class.model_fields.items()
+        )
         print(f"{name}\t{fields}")
     return 0
 

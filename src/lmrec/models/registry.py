@@ -28,6 +28,8 @@ _BUILTINS: dict[str, str] = {
     "twotower": "lmrec.models.twotower:TwoTower",
     "text2cf": "lmrec.models.text2cf:Text2CF",
     "text_ease": "lmrec.models.text_ease:TextEASE",
+    "ranker": "lmrec.ranker.model:LMRanker",
+    "pipeline": "lmrec.ranker.pipeline:RetrieveRerank",
 }
 _REGISTERED: dict[str, type] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")

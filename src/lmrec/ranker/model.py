@@ -1,0 +1,494 @@
+"""A fine-tuned cross-encoder ranker (MiniLM + linear head) over history prompts.
+
+:class:`LMRanker` reads a prompt pair -- the user's recent history (see
+:mod:`lmrec.ranker.prompts`) and one candidate item's text -- with a small
+transformer encoder (``transformers.AutoModel``, default the bundled
+all-MiniLM-L6-v2, loaded from local files only), pools the last hidden states (mean
+over tokens, or the CLS token) and maps them to a logit with a linear head.
+
+Fine-tuning modes (``mode``):
+
+- ``"lora"``: LoRA adapters (``peft``) on ``target_modules`` plus the head; about 1%
+  of the parameters train;
+- ``"head"``: the encoder is frozen, only the head trains;
+- ``"full"``: everything trains.
+
+Training data: every training interaction is a positive (its prompt shows only the
+history *before* it); each positive gets ``n_negatives`` items sampled by popularity,
+and, when a retriever's top-N is given (``hard_negatives``), a ``hard_fraction`` of
+them come from there instead. ``max_examples`` sub-samples, ``few_shot`` trains on
+exactly n examples. See :mod:`lmrec.ranker.trainer` for the loop.
+
+A cross-encoder scores one (user, item) pair per forward pass, so ranking the whole
+catalog is prohibitive: use :meth:`LMRanker.score_candidates`, or the ``pipeline``
+model (:class:`~lmrec.ranker.pipeline.RetrieveRerank`), which reranks a retriever's
+top-N. ``_score`` (and so ``recommend``) works only for catalogs of at most
+``full_rank_limit`` items.
+
+Saving stores only the trainable weights (LoRA adapter + head, or head, or all for
+``"full"``) in safetensors plus the prompt data; the base model is referenced by
+name/path in the config, never copied.
+
+Stability: experimental. .. versionadded:: 0.2.0
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from lmrec.data.dataset import Dataset
+from lmrec.errors import ConfigError, NotFittedError
+from lmrec.models.base import Recommender
+from lmrec.models.config import ModelConfig
+from lmrec.ranker.prompts import DEFAULT_TEMPLATE, PromptBuilder, check_template
+from lmrec.ranker.trainer import Examples
+
+Mode = Literal["full", "lora", "head"]
+
+
+class LMRankerConfig(ModelConfig):
+    """Hyperparameters of :class:`LMRanker` (model, prompt, data, optimisation)."""
+
+    model: str = "all-MiniLM-L6-v2"
+    """Base encoder: the bundled default, or a local transformers model directory."""
+    mode: Mode = "lora"
+    """What trains: LoRA adapters + head, the head only, or the full model."""
+    lora_r: int = Field(default=8, ge=1)
+    """LoRA rank."""
+    lora_alpha: int = Field(default=16, ge=1)
+    """LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_r``)."""
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
+    """Dropout on the LoRA input (0 keeps training deterministic and resumable)."""
+    target_modules: tuple[str, ...] = ("query", "value")
+    """Module names that get LoRA adapters."""
+    pooling: Literal["mean", "cls"] = "mean"
+    """How the last hidden states become one vector for the head."""
+    n_layers: int | None = Field(default=None, ge=1)
+    """Keep only the first n transformer layers (faster; None keeps all)."""
+    max_length: int = Field(default=128, ge=16)
+    """Tokens per prompt pair; the history side is truncated first (oldest items go)."""
+    template: str = DEFAULT_TEMPLATE
+    """Context template with fields ``{user}`` and ``{history}``."""
+    n_history: int = Field(default=10, ge=0)
+    """Most recent interactions shown in the prompt."""
+    like_threshold: float = 3.0
+    """Ratings above this are marked liked, the others disliked."""
+    n_negatives: int = Field(default=1, ge=1)
+    """Sampled negatives per positive."""
+    hard_fraction: float = Field(default=0.5, ge=0, le=1)
+    """Share of negatives taken from the retriever's top-N when it is given."""
+    max_examples: int | None = Field(default=4000, ge=2)
+    """Sub-sample the training examples to at most this many (None: all)."""
+    few_shot: int | None = Field(default=None, ge=2)
+    """Train on exactly this many examples (half positive); overrides max_examples."""
+    lr: float = Field(default=1e-3, gt=0)
+    """Peak learning rate (after warm-up)."""
+    weight_decay: float = Field(default=0.01, ge=0)
+    """AdamW weight decay."""
+    batch_size: int = Field(default=16, ge=1)
+    """Examples per micro-batch."""
+    grad_accum: int = Field(default=1, ge=1)
+    """Micro-batches per optimiser step."""
+    max_steps: int = Field(default=200, ge=1)
+    """Optimiser steps."""
+    warmup_steps: int = Field(default=10, ge=0)
+    """Linear warm-up steps."""
+    bf16: bool = False
+    """bfloat16 autocast on CPU during training."""
+    eval_every: int = Field(default=0, ge=0)
+    """Validation AUC every n steps (0: no validation, no early stopping)."""
+    patience: int = Field(default=3, ge=0)
+    """Stop after this many evaluations without a better validation AUC (0: never)."""
+    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    """Share of the examples held out for validation when ``eval_every`` > 0."""
+    checkpoint_every: int = Field(default=0, ge=0)
+    """Write a checkpoint every n steps (needs ``fit(..., checkpoint_dir=...)``)."""
+    score_batch_size: int = Field(default=128, ge=1)
+    """Pairs per forward pass when scoring."""
+    full_rank_limit: int = Field(default=200, ge=0)
+    """Largest catalog ``_score``/``recommend`` will rank completely."""
+    n_threads: int | None = Field(default=None, ge=1)
+    """torch threads during fit (restored afterwards); None leaves torch's setting."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of example sampling, head/LoRA initialisation and batch order."""
+
+
+def _base_path(model: str) -> str:
+    from lmrec.text.encoder import resolve_model
+
+    return resolve_model(model)[1]
+
+
+class LMRanker(Recommender):
+    """Cross-encoder ranker fine-tuned on history prompts (full, LoRA or head-only).
+
+    Parameters
+    ----------
+    config : LMRankerConfig, optional
+        Or its fields as keywords, e.g. ``LMRanker(mode="head", max_steps=50)``.
+
+    Examples
+    --------
+    >>> ranker = LMRanker(mode="lora", max_steps=20).fit(train)          # doctest: +SKIP
+    >>> ranker.trainable_parameters()                                    # doctest: +SKIP
+    (74113, 22787713)
+    >>> ranker.score_candidates(np.array([0]), np.array([[3, 7, 9]]))    # doctest: +SKIP
+    """
+
+    name = "ranker"
+    config_class = LMRankerConfig
+    config: LMRankerConfig
+
+    #: Prompt data (item texts, user texts, histories).
+    prompts_: PromptBuilder | None = None
+    #: Per-step training log of the last fit.
+    train_log_: list[dict[str, float]] | None = None
+    #: Whether the module was merged and int8-quantized (scoring only).
+    quantized_: bool = False
+
+    def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        self._module: Any = None
+        self._tokenizer: Any = None
+
+    # ------------------------------------------------------------------ module
+    def _build(self) -> None:
+        """Load the base encoder and tokenizer, add the head (and LoRA), set trainability."""
+        from lmrec._optional import require
+
+        torch = require("torch", "lm")
+        transformers = require("transformers", "lm")
+        cfg = self.config
+        path = _base_path(cfg.model)
+        extra: dict[str, Any] = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+        if cfg.n_layers is not None:
+            extra["num_hidden_layers"] = cfg.n_layers
+        try:
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(
+                path, local_files_only=True
+            )
+            encoder = transformers.AutoModel.from_pretrained(path, local_files_only=True, **extra)
+        except OSError as e:
+            raise ConfigError(
+                f"Could not load ranker base model {cfg.model!r} from {path}: {e}"
+            ) from e
+        # Initialisation draws from torch's global RNG; fork it so the caller's state is untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            head = torch.nn.Linear(encoder.config.hidden_size, 1)
+            if cfg.mode == "lora":
+                peft = require("peft", "lm")
+                lora = peft.LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                       lora_dropout=cfg.lora_dropout,
+                                       target_modules=list(cfg.target_modules))  # fmt: skip
+                try:
+                    encoder = peft.get_peft_model(encoder, lora)
+                except ValueError as e:
+                    raise ConfigError(f"LoRA target_modules {cfg.target_modules}: {e}") from e
+        for p in encoder.parameters():
+            p.requires_grad_(cfg.mode == "full")
+        if cfg.mode == "lora":
+            for name, p in encoder.named_parameters():
+                p.requires_grad_("lora_" in name)
+        self._module = torch.nn.ModuleDict({"encoder": encoder, "head": head})
+        self.quantized_ = False
+
+    def _logits(self, contexts: list[str], candidates: list[str]) -> Any:
+        """Logits (tensor (n,)) of prompt pairs through the module."""
+        batch = self._tokenizer(contexts, candidates, padding=True, truncation="only_first",
+                                max_length=self.config.max_length, return_tensors="pt")  # fmt: skip
+        out = self._module["encoder"](**batch).last_hidden_state
+        if self.config.pooling == "cls":
+            pooled = out[:, 0]
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
+            pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self._module["head"](pooled).squeeze(-1)
+
+    def _predict(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
+        """Logits of prompt pairs as float32, in ``score_batch_size`` chunks, no grad."""
+        import torch
+
+        out = np.empty(len(contexts), np.float32)
+        step = self.config.score_batch_size
+        self._module.eval()
+        with torch.inference_mode():
+            for s in range(0, len(contexts), step):
+                out[s : s + step] = self._logits(contexts[s : s + step],
+                                                 candidates[s : s + step]).float().numpy()  # fmt: skip
+        return out
+
+    def trainable_parameters(self) -> tuple[int, int]:
+        """``(trainable, total)`` parameter counts of the cross-encoder (after fit/load)."""
+        self._check_module()
+        params = list(self._module.parameters())
+        return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+    def _check_module(self) -> None:
+        if self._module is None:
+            raise NotFittedError(
+                "LMRanker is not fitted; call .fit(data) first (or Model.load(dir))."
+            )
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, dataset: Dataset, *, hard_negatives: np.ndarray | None = None,
+            checkpoint_dir: str | Path | None = None) -> LMRanker:  # fmt: skip
+        """Fine-tune on ``dataset``; see the module docstring.
+
+        Parameters
+        ----------
+        dataset : Dataset
+            Training interactions (with timestamps and ratings when available).
+        hard_negatives : ndarray (n_users, N) of item indices, optional
+            A retriever's top-N per user (-1 padded); a share ``hard_fraction`` of the
+            negatives is drawn from these.
+        checkpoint_dir : path, optional
+            Checkpoints every ``checkpoint_every`` steps go here; training resumes from
+            the newest one found.
+        """
+        self._hard = None if hard_negatives is None else np.asarray(hard_negatives, np.int64)
+        self._checkpoint_dir = checkpoint_dir
+        try:
+            return super().fit(dataset)  # type: ignore[return-value]
+        finally:
+            self._hard = None
+            self._checkpoint_dir = None
+
+    def _fit(self, dataset: Dataset) -> None:
+        import torch
+
+        from lmrec.ranker.trainer import Trainer
+
+        cfg = self.config
+        check_template(cfg.template)
+        threads = torch.get_num_threads()
+        if cfg.n_threads is not None:
+            torch.set_num_threads(cfg.n_threads)
+        try:
+            self.prompts_ = PromptBuilder.from_dataset(dataset, template=cfg.template,
+                                                       n_history=cfg.n_history,
+                                                       like_threshold=cfg.like_threshold)  # fmt: skip
+            rng = np.random.default_rng(cfg.seed)
+            examples = self.build_examples(dataset, rng, self._hard)
+            valid = None
+            if cfg.eval_every:
+                perm = rng.permutation(len(examples))
+                n_valid = max(2, int(round(cfg.validation_fraction * len(examples))))
+                valid, examples = examples.take(perm[:n_valid]), examples.take(perm[n_valid:])
+            self._build()
+            trainer = Trainer(self._module, self._logits, cfg, checkpoint_dir=self._checkpoint_dir)
+            self.train_log_ = trainer.train(examples, valid, self.evaluate_auc)
+        finally:
+            torch.set_num_threads(threads)
+
+    def build_examples(self, dataset: Dataset, rng: np.random.Generator,
+                       hard: np.ndarray | None = None) -> Examples:  # fmt: skip
+        """Positives (every interaction, history before it) and sampled negatives."""
+        cfg, prompts = self.config, self.prompts_
+        if prompts is None or self.seen_ is None:
+            raise NotFittedError("build_examples runs inside LMRanker.fit (it needs the prompts).")
+        counts = np.diff(prompts.indptr)
+        users = np.repeat(np.arange(len(counts)), counts)
+        pos_in_user = np.arange(len(users)) - prompts.indptr[users]
+        items = prompts.items
+        n_pos = len(users)
+        budget = cfg.few_shot if cfg.few_shot is not None else cfg.max_examples
+        per_pos = 1 + cfg.n_negatives
+        if budget is not None and n_pos * per_pos > budget:
+            keep = max(1, budget // per_pos) if cfg.few_shot is None else max(1, budget // 2)
+            sel = np.sort(rng.choice(n_pos, size=keep, replace=False))
+            users, pos_in_user, items = users[sel], pos_in_user[sel], items[sel]
+        # Few-shot draws spare negatives: some are dropped below as already seen.
+        n_neg = cfg.n_negatives if cfg.few_shot is None else 2
+        neg_users = np.repeat(users, n_neg)
+        neg_pos = np.repeat(pos_in_user, n_neg)
+        pop = np.bincount(prompts.items, minlength=dataset.n_items).astype(np.float64)
+        neg_items = rng.choice(dataset.n_items, size=len(neg_users), p=pop / pop.sum())
+        if hard is not None and cfg.hard_fraction > 0:
+            use = rng.random(len(neg_users)) < cfg.hard_fraction
+            rows = hard[neg_users[use]]
+            pick = rows[np.arange(len(rows)), rng.integers(0, hard.shape[1], len(rows))]
+            ok = pick >= 0
+            neg_items[np.flatnonzero(use)[ok]] = pick[ok]
+        clash = np.asarray(self.seen_[neg_users, neg_items]).ravel() > 0
+        neg_users, neg_pos, neg_items = neg_users[~clash], neg_pos[~clash], neg_items[~clash]
+        all_users = np.concatenate([users, neg_users])
+        all_items = np.concatenate([items, neg_items])
+        ends = np.concatenate([pos_in_user, neg_pos])
+        labels = np.concatenate([np.ones(len(users)), np.zeros(len(neg_users))]).astype(np.float32)
+        if cfg.few_shot is not None:  # exactly few_shot examples, half of them positive
+            pos = np.flatnonzero(labels == 1)[: cfg.few_shot // 2]
+            neg = np.flatnonzero(labels == 0)[: cfg.few_shot - len(pos)]
+            order = rng.permutation(np.concatenate([pos, neg]))
+            all_users, all_items, ends, labels = (all_users[order], all_items[order], ends[order],
+                                                  labels[order])  # fmt: skip
+        ctx, cand = prompts.pairs(all_users, all_items, ends)
+        return Examples(ctx, cand, labels)
+
+    def evaluate_auc(self, examples: Examples) -> float:
+        """ROC AUC of the ranker's logits on labelled examples."""
+        from lmrec.eval.pointwise import auc
+
+        return auc(examples.labels, self._predict(examples.contexts, examples.candidates))
+
+    def loss(self, examples: Examples) -> float:
+        """Mean binary cross-entropy of the ranker's logits on labelled examples."""
+        from lmrec.eval.pointwise import log_loss
+
+        self._check_module()
+        logits = self._predict(examples.contexts, examples.candidates).astype(np.float64)
+        return log_loss(examples.labels, 1.0 / (1.0 + np.exp(-logits)))
+
+    def fit_examples(self, examples: Examples, valid: Examples | None = None, *,
+                     checkpoint_dir: str | Path | None = None) -> list[dict[str, float]]:  # fmt: skip
+        """Fine-tune on ready-made prompt pairs (e.g. a CTR task); returns the step log.
+
+        The ranker can then score pairs with :meth:`predict_pairs` but not users
+        (it has no data set); use :meth:`fit` for a recommender.
+        """
+        import torch
+
+        from lmrec.ranker.trainer import Trainer
+
+        threads = torch.get_num_threads()
+        if self.config.n_threads is not None:
+            torch.set_num_threads(self.config.n_threads)
+        try:
+            self._build()
+            trainer = Trainer(
+                self._module, self._logits, self.config, checkpoint_dir=checkpoint_dir
+            )
+            self.train_log_ = trainer.train(examples, valid, self.evaluate_auc)
+        finally:
+            torch.set_num_threads(threads)
+        return self.train_log_
+
+    def predict_pairs(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
+        """Logits (float32) of (context, candidate) text pairs."""
+        self._check_module()
+        return self._predict(list(contexts), list(candidates))
+
+    # ------------------------------------------------------------------ scoring
+    def score_candidates(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """Logits of candidate items per user.
+
+        Parameters
+        ----------
+        user_idx : ndarray (n,)
+            Dense user indices.
+        item_idx : ndarray (n, c)
+            Dense candidate item indices per user; -1 entries score ``-inf``.
+
+        Returns
+        -------
+        ndarray (n, c) float32
+        """
+        self._check_fitted()
+        self._check_module()
+        user_idx = np.asarray(user_idx, np.int64)
+        item_idx = np.asarray(item_idx, np.int64)
+        if item_idx.ndim != 2 or item_idx.shape[0] != len(user_idx):
+            raise ConfigError(
+                f"score_candidates needs item_idx of shape (len(user_idx), c) = "
+                f"({len(user_idx)}, c); got {item_idx.shape}."
+            )
+        out = np.full(item_idx.shape, -np.inf, np.float32)
+        rows, cols = np.nonzero(item_idx >= 0)
+        if len(rows):
+            ctx, cand = self.prompts_.pairs(user_idx[rows], item_idx[rows, cols])  # type: ignore[union-attr]
+            out[rows, cols] = self._predict(ctx, cand)
+        return out
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        if self.n_items > self.config.full_rank_limit:
+            raise ConfigError(
+                f"LMRanker is a cross-encoder (one forward pass per user-item pair) and will not "
+                f"rank all {self.n_items:,} items (full_rank_limit={self.config.full_rank_limit}). "
+                "Use score_candidates(user_idx, item_idx), or the 'pipeline' model, which "
+                "reranks a retriever's top-N candidates."
+            )
+        cand = np.broadcast_to(np.arange(self.n_items), (len(user_idx), self.n_items))
+        return self.score_candidates(user_idx, cand)
+
+    # ------------------------------------------------------------------ compression
+    def merge_and_quantize(self, *, per_channel: bool = True) -> LMRanker:
+        """A scoring-only copy: LoRA merged into the weights, Linear layers dynamic int8.
+
+        Uses ``merge_and_unload`` (LoRA mode) and
+        ``torch.ao.quantization.quantize_dynamic(encoder, {torch.nn.Linear}, dtype=torch.qint8)``
+        on the encoder (the head stays float32). ``per_channel`` (default) quantizes each
+        output row's weights with its own scale (``per_channel_dynamic_qconfig``), which
+        tracks float32 scores more closely than one scale per matrix at the same speed.
+        The copy cannot be trained or saved.
+        """
+        import torch
+
+        self._check_module()
+        twin = copy.copy(self)
+        module = copy.deepcopy(self._module)
+        if self.config.mode == "lora":
+            module["encoder"] = module["encoder"].merge_and_unload()
+        module.eval()
+        # The 385-weight head stays float32: quantizing it saves nothing and costs accuracy.
+        module["encoder"] = torch.ao.quantization.quantize_dynamic(
+            module["encoder"],
+            {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+            if per_channel else {torch.nn.Linear},
+            dtype=torch.qint8,
+        )  # fmt: skip
+        twin._module = module
+        twin.quantized_ = True
+        return twin
+
+    def latency(self, user_idx: int, item_idx: np.ndarray, *, repeats: int = 3) -> float:
+        """Best-of-``repeats`` seconds to score ``item_idx`` candidates for one user."""
+        best = np.inf
+        for _ in range(repeats):
+            t = time.perf_counter()
+            self.score_candidates(np.array([user_idx]), np.asarray(item_idx)[None, :])
+            best = min(best, time.perf_counter() - t)
+        return float(best)
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        self._check_module()
+        if self.quantized_:
+            raise ConfigError(
+                "A merged, int8-quantized LMRanker cannot be saved; save the original."
+            )
+        p = self.prompts_
+        if p is None:
+            raise NotFittedError("This LMRanker was trained with fit_examples and has no data set.")
+        arrays = {f"param.{n}": t.detach().float().numpy().copy()
+                  for n, t in self._module.named_parameters() if t.requires_grad}  # fmt: skip
+        arrays.update({"prompt.indptr": p.indptr, "prompt.items": p.items, "prompt.liked": p.liked})
+        meta = {"item_texts": p.item_texts, "item_titles": p.item_titles,
+                "user_texts": p.user_texts, "train_log": self.train_log_ or []}  # fmt: skip
+        return arrays, meta
+
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        import torch
+
+        cfg = self.config
+        self.prompts_ = PromptBuilder(list(meta["item_texts"]), list(meta["item_titles"]),
+                                      list(meta["user_texts"]), arrays["prompt.indptr"],
+                                      arrays["prompt.items"], arrays["prompt.liked"],
+                                      template=cfg.template, n_history=cfg.n_history)  # fmt: skip
+        self.train_log_ = list(meta.get("train_log", []))
+        self._build()
+        params = dict(self._module.named_parameters())
+        with torch.no_grad():
+            for key, value in arrays.items():
+                if key.startswith("param."):
+                    name = key[len("param.") :]
+                    if name not in params:
+                        raise ConfigError(
+                            f"Saved ranker weight {name!r} does not fit the base model."
+                        )
+                    params[name].copy_(torch.from_numpy(np.asarray(value)))
