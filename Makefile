@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/lmrec demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" --durations=10 tests
+	$(PY) -m pytest -q -m "not slow" --durations=10 --doctest-modules tests src/lmrec
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q tests

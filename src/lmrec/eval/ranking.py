@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -236,7 +237,7 @@ def hit_matrix(recs: ArrayLike, truth: Any) -> BoolArray:
 
 
 @dataclass(frozen=True)
-class RankingMetric:
+class RankingMetric(ABC):
     """Base of the top-K accuracy metrics; subclasses define ``_score``.
 
     Parameters
@@ -322,9 +323,9 @@ class RankingMetric:
         values = self.per_user_from_hits(inputs.hits, inputs.n_relevant)
         return _mean_or_nan(values, self.name, "no user has a relevant item"), values
 
+    @abstractmethod
     def _score(self, hits: BoolArray, n_relevant: IntArray) -> FloatArray:
         """Values for users with ``n_relevant >= 1``; ``hits`` has at most ``k`` columns."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
