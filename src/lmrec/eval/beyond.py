@@ -134,11 +134,10 @@ class Coverage(_BeyondMetric):
         Warns :class:`~lmrec.errors.DataWarning` and returns NaN when ``recs`` holds
         no item at all.
         """
-        n = _check_n_items(n_items)
-        _, items = _recommended(recs, self.k, n)
-        if items.size == 0:
+        counts = item_exposure(recs, n_items, k=self.k)
+        if not counts.any():
             return _nan_with_warning(f"{self.name}: recs holds no item; returning NaN.")
-        return float(np.count_nonzero(np.bincount(items, minlength=n)) / n)
+        return float(np.count_nonzero(counts) / len(counts))
 
     def _evaluate(self, inputs: _EvalInputs) -> tuple[float, FloatArray | None]:
         return self(inputs.recs, n_items=inputs.n_items), None
@@ -175,11 +174,11 @@ class GiniIndex(_BeyondMetric):
         Warns :class:`~lmrec.errors.DataWarning` and returns NaN when ``recs`` holds
         no item at all.
         """
-        n = _check_n_items(n_items)
-        _, items = _recommended(recs, self.k, n)
-        if items.size == 0:
+        exposure = item_exposure(recs, n_items, k=self.k)
+        if not exposure.any():
             return _nan_with_warning(f"{self.name}: recs holds no item; returning NaN.")
-        counts = np.sort(np.bincount(items, minlength=n)).astype(np.float64)
+        n = len(exposure)
+        counts = np.sort(exposure).astype(np.float64)
         weights = 2.0 * np.arange(1, n + 1) - n - 1.0
         return float(weights @ counts / (n * counts.sum()))
 

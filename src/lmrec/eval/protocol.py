@@ -74,6 +74,11 @@ class EvaluationResult:
         return pd.DataFrame([row]).set_index("model")
 
 
+def _longest_cutoff(metrics: Sequence[str]) -> int:
+    """The largest ``@k`` among the metric names (validating them), or 10 if none has one."""
+    return max((getattr(parse_metric(m), "k", 0) or 0) for m in metrics) or 10
+
+
 def _truth_in_model_space(model: Any, test: Dataset) -> tuple[np.ndarray, sp.csr_matrix, int, int]:
     """Map test interactions onto the model's indices.
 
@@ -137,8 +142,7 @@ def evaluate(
     -------
     EvaluationResult
     """
-    specs = [parse_metric(m) for m in metrics]
-    kmax = max((getattr(s, "k", 0) or 0) for s in specs) or 10
+    kmax = _longest_cutoff(metrics)
     model._check_fitted()
     eval_users, truth, n_cold, n_unknown_items = _truth_in_model_space(model, test)
     if len(eval_users) == 0:
@@ -263,8 +267,7 @@ def evaluate_recommendations(
             raise DataError(f"Recommendation lists need columns user,item,rank; missing {col!r}.")
     if not np.issubdtype(np.asarray(recs["rank"]).dtype, np.number):
         raise DataError("The 'rank' column of the recommendations must be numeric.")
-    specs = [parse_metric(m) for m in metrics]
-    kmax = max((getattr(s, "k", 0) or 0) for s in specs) or 10
+    kmax = _longest_cutoff(metrics)
     frames = [recs["item"], test["item"]] + ([train["item"]] if train is not None else [])
     item_ids = IdMap.from_values(pd.concat(frames, ignore_index=True))
     user_ids = IdMap.from_values(test["user"])
