@@ -136,3 +136,83 @@ def test_validation_auc_early_stopping_and_bf16(small):
     evals = [r for r in ranker.train_log_ if "valid_auc" in r]
     assert evals and all(0 <= r["valid_auc"] <= 1 for r in evals)
     assert len(ranker.train_log_) <= 6
+
+
+def test_side_features_see_only_the_past(small):
+    from lmrec.ranker.features import ItemStats, side_features
+    from lmrec.ranker.prompts import PromptBuilder
+
+    b = PromptBuilder.from_dataset(small, n_history=3)
+    stats = ItemStats.from_prompts(b, small.n_items)
+    user, end = 0, 7
+    liked = b.liked[b.indptr[user] : b.indptr[user] + end]
+    items = np.array([b.items[0], b.items[1]])
+    x = side_features(b, stats, np.array([user, user]), items, np.array([end, end]))
+    assert x.shape == (2, 4)
+    np.testing.assert_allclose(x[:, 0], (liked[-3:] == 1).mean(), rtol=1e-6)
+    np.testing.assert_allclose(x[:, 1], (liked == 1).mean(), rtol=1e-6)
+    count = np.bincount(b.items, minlength=small.n_items)[items]
+    np.testing.assert_allclose(x[:, 3], np.log1p(count), rtol=1e-6)
+    rate = stats.like_rate()[items]
+    assert np.all((rate > 0) & (rate < 1)) and np.allclose(x[:, 2], rate)
+
+
+def test_wide_and_deep_starts_at_the_logistic_regression(small, tmp_path):
+    from lmrec.eval.pointwise import auc
+    from lmrec.models import load_model
+    from lmrec.ranker.features import fit_logistic
+    from lmrec.ranker.model import LMRanker
+
+    params = dict(FAST, mode="head", side_features=True, max_steps=1, lr=1e-9, few_shot=64)
+    ranker = LMRanker(**params).fit(small)
+    examples = ranker.build_examples(small, np.random.default_rng(ranker.config.seed))
+    w, b = fit_logistic(examples.features, examples.labels)
+    logits = ranker.predict_pairs(examples.contexts, examples.candidates, examples.features)
+    np.testing.assert_allclose(logits, examples.features @ w + b, rtol=1e-3, atol=1e-3)
+    assert auc(examples.labels, logits) > 0.6  # popularity and like rate are informative
+    assert ranker.trainable_parameters()[0] == 384 + 1 + 4 + 1  # text head + wide part
+    ranker.save(tmp_path / "wd")
+    loaded = load_model(tmp_path / "wd")
+    users = np.arange(3)
+    cand = np.tile(np.arange(5), (3, 1))
+    np.testing.assert_allclose(loaded.score_candidates(users, cand),
+                               ranker.score_candidates(users, cand), rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+def test_blend_weight_interpolates_retriever_and_ranker(pipeline, small):
+    from lmrec.ranker.pipeline import RetrieveRerank
+
+    users = np.arange(5)
+    cand = pipeline.candidates(users)
+    retriever_only = RetrieveRerank(**dict(pipeline.config.model_dump(), blend=1.0))
+    retriever_only.__dict__.update({k: v for k, v in pipeline.__dict__.items() if k != "config"})
+    top = retriever_only.recommend_indices(users, 5)[0]
+    np.testing.assert_array_equal(top, cand[:, :5])  # blend 1 keeps the retriever's order
+    rows = np.arange(small.n_users) < 30
+    valid = small.subset(np.flatnonzero(rows[small.column("user_idx")]))
+    best = pipeline.fit_blend(valid, grid=[0.0, 0.5, 1.0])
+    assert best in (0.0, 0.5, 1.0) and set(pipeline.blend_curve_) == {0.0, 0.5, 1.0}
+    assert pipeline.config.blend == best
+    pipeline.config = pipeline.config.model_copy(update={"blend": 0.0})
+
+
+def test_cli_finetune_then_recommend(small, tmp_path):
+    from lmrec.cli import main
+
+    data = tmp_path / "train.csv"
+    small.to_frame().to_csv(data, index=False)
+    code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "m"), "--mode", "head",
+                 "--n-layers", "1", "--max-length", "48", "--steps", "3", "--batch-size", "8",
+                 "--max-examples", "64", "--pipeline", "--candidates", "10", "--int8",
+                 "--retriever-param", "l2=100"])  # fmt: skip
+    assert code == 0
+    out = tmp_path / "recs.csv"
+    assert main(["recommend", "--model", str(tmp_path / "m"), "--all", "-k", "3",
+                 "--output", str(out)]) == 0  # fmt: skip
+    import pandas as pd
+
+    recs = pd.read_csv(out)
+    n_users = small.to_frame()["user"].nunique()  # the CSV holds only the 40 users
+    assert len(recs) == 3 * n_users and recs["rank"].max() == 3
+    assert main(["finetune", "--data", str(data), "--out", str(tmp_path / "x"),
+                 "--int8"]) == 2  # --int8 without --pipeline is a usage error  # fmt: skip

@@ -46,6 +46,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, NotFittedError
 from lmrec.models.base import Recommender
 from lmrec.models.config import ModelConfig
+from lmrec.ranker.features import FEATURE_NAMES, ItemStats, fit_logistic, side_features
 from lmrec.ranker.prompts import DEFAULT_TEMPLATE, PromptBuilder, check_template
 from lmrec.ranker.trainer import Examples
 
@@ -109,12 +110,24 @@ class LMRankerConfig(ModelConfig):
     """Share of the examples held out for validation when ``eval_every`` > 0."""
     checkpoint_every: int = Field(default=0, ge=0)
     """Write a checkpoint every n steps (needs ``fit(..., checkpoint_dir=...)``)."""
+    distributed: bool = False
+    """Data-parallel fine-tuning under ``torchrun``: each rank runs its share of every
+    step's examples and the trainable (LoRA/head) gradients are summed across ranks, so
+    the result equals a single-process fit up to float summation order."""
     score_batch_size: int = Field(default=128, ge=1)
     """Pairs per forward pass when scoring."""
     full_rank_limit: int = Field(default=200, ge=0)
     """Largest catalog ``_score``/``recommend`` will rank completely."""
     n_threads: int | None = Field(default=None, ge=1)
     """torch threads during fit (restored afterwards); None leaves torch's setting."""
+    side_features: bool = False
+    """Wide and deep: add a linear term on numeric side features (item like rate and
+    popularity, the user's like shares; see :mod:`lmrec.ranker.features`) to the logit.
+    It starts at a logistic regression fitted on the training examples, and the text
+    head starts at zero, so fine-tuning begins from the classic baseline."""
+    cache_frozen: bool = True
+    """Head mode: keep the frozen encoder's pooled output of each prompt pair during
+    fit, so later epochs and validation passes skip the transformer."""
     seed: int = Field(default=0, ge=0)
     """Seed of example sampling, head/LoRA initialisation and batch order."""
 
@@ -151,11 +164,14 @@ class LMRanker(Recommender):
     train_log_: list[dict[str, float]] | None = None
     #: Whether the module was merged and int8-quantized (scoring only).
     quantized_: bool = False
+    #: Training item statistics for the side features (``side_features=True``, after fit).
+    item_stats_: ItemStats | None = None
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)
         self._module: Any = None
         self._tokenizer: Any = None
+        self._pool_cache: dict[tuple[str, str], Any] | None = None
 
     # ------------------------------------------------------------------ module
     def _build(self) -> None:
@@ -182,6 +198,12 @@ class LMRanker(Recommender):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             head = torch.nn.Linear(encoder.config.hidden_size, 1)
+            wide = torch.nn.Linear(len(FEATURE_NAMES), 1) if cfg.side_features else None
+            if wide is not None:  # the baseline first: text head and wide part start at 0
+                torch.nn.init.zeros_(head.weight)
+                torch.nn.init.zeros_(head.bias)
+                torch.nn.init.zeros_(wide.weight)
+                torch.nn.init.zeros_(wide.bias)
             if cfg.mode == "lora":
                 peft = require("peft", "lm")
                 lora = peft.LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
@@ -196,22 +218,57 @@ class LMRanker(Recommender):
         if cfg.mode == "lora":
             for name, p in encoder.named_parameters():
                 p.requires_grad_("lora_" in name)
-        self._module = torch.nn.ModuleDict({"encoder": encoder, "head": head})
+        parts = {"encoder": encoder, "head": head}
+        if wide is not None:
+            parts["wide"] = wide
+        self._module = torch.nn.ModuleDict(parts)
         self.quantized_ = False
 
-    def _logits(self, contexts: list[str], candidates: list[str]) -> Any:
-        """Logits (tensor (n,)) of prompt pairs through the module."""
+    def _pooled(self, contexts: list[str], candidates: list[str]) -> Any:
+        """Pooled last hidden states (tensor (n, hidden)) of prompt pairs."""
         batch = self._tokenizer(contexts, candidates, padding=True, truncation="only_first",
                                 max_length=self.config.max_length, return_tensors="pt")  # fmt: skip
         out = self._module["encoder"](**batch).last_hidden_state
         if self.config.pooling == "cls":
-            pooled = out[:, 0]
-        else:
-            mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
-            pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self._module["head"](pooled).squeeze(-1)
+            return out[:, 0]
+        mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
+        return (out * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
-    def _predict(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
+    def _pooled_cached(self, contexts: list[str], candidates: list[str]) -> Any:
+        """:meth:`_pooled` through the frozen-encoder cache (head mode during fit)."""
+        import torch
+
+        cache = self._pool_cache
+        if cache is None or self.config.mode != "head":
+            return self._pooled(contexts, candidates)
+        keys = list(zip(contexts, candidates, strict=True))
+        todo = [i for i, k in enumerate(keys) if k not in cache]
+        if todo:
+            with torch.no_grad():
+                fresh = self._pooled([contexts[i] for i in todo], [candidates[i] for i in todo])
+            for i, row in zip(todo, fresh.float(), strict=True):
+                cache[keys[i]] = row
+        return torch.stack([cache[k] for k in keys])
+
+    def _logits(self, contexts: list[str], candidates: list[str],
+                features: np.ndarray | None = None) -> Any:  # fmt: skip
+        """Logits (tensor (n,)) of prompt pairs (plus the wide part on ``features``)."""
+        import torch
+
+        pooled = self._pooled_cached(contexts, candidates)
+        logit = self._module["head"](pooled).squeeze(-1)
+        if "wide" in self._module:
+            if features is None:
+                raise ConfigError(
+                    "This ranker was built with side_features=True and needs the side "
+                    "features of each pair (lmrec.ranker.features.side_features)."
+                )
+            x = torch.as_tensor(np.asarray(features, np.float32))
+            logit = logit + self._module["wide"](x).squeeze(-1).to(logit.dtype)
+        return logit
+
+    def _predict(self, contexts: list[str], candidates: list[str],
+                 features: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         """Logits of prompt pairs as float32, in ``score_batch_size`` chunks, no grad."""
         import torch
 
@@ -220,9 +277,25 @@ class LMRanker(Recommender):
         self._module.eval()
         with torch.inference_mode():
             for s in range(0, len(contexts), step):
-                out[s : s + step] = self._logits(contexts[s : s + step],
-                                                 candidates[s : s + step]).float().numpy()  # fmt: skip
+                feats = None if features is None else features[s : s + step]
+                out[s : s + step] = self._logits(contexts[s : s + step], candidates[s : s + step],
+                                                 feats).float().numpy()  # fmt: skip
         return out
+
+    def _init_wide(self, examples: Examples) -> None:
+        """Start the wide part at a logistic regression on the training examples' features."""
+        import torch
+
+        if "wide" not in self._module:
+            return
+        if examples.features is None:
+            raise ConfigError(
+                "side_features=True needs Examples.features (see lmrec.ranker.features)."
+            )
+        w, b = fit_logistic(examples.features, examples.labels)
+        with torch.no_grad():
+            self._module["wide"].weight.copy_(torch.as_tensor(w, dtype=torch.float32)[None, :])
+            self._module["wide"].bias.fill_(b)
 
     def trainable_parameters(self) -> tuple[int, int]:
         """``(trainable, total)`` parameter counts of the cross-encoder (after fit/load)."""
@@ -274,6 +347,8 @@ class LMRanker(Recommender):
             self.prompts_ = PromptBuilder.from_dataset(dataset, template=cfg.template,
                                                        n_history=cfg.n_history,
                                                        like_threshold=cfg.like_threshold)  # fmt: skip
+            self.item_stats_ = (ItemStats.from_prompts(self.prompts_, dataset.n_items)
+                                if cfg.side_features else None)  # fmt: skip
             rng = np.random.default_rng(cfg.seed)
             examples = self.build_examples(dataset, rng, self._hard)
             valid = None
@@ -282,9 +357,16 @@ class LMRanker(Recommender):
                 n_valid = max(2, int(round(cfg.validation_fraction * len(examples))))
                 valid, examples = examples.take(perm[:n_valid]), examples.take(perm[n_valid:])
             self._build()
-            trainer = Trainer(self._module, self._logits, cfg, checkpoint_dir=self._checkpoint_dir)
+            self._init_wide(examples)
+            self._pool_cache = {} if cfg.cache_frozen else None
+            from lmrec.train.distributed import DistInfo, setup_distributed
+
+            dist = setup_distributed() if cfg.distributed else DistInfo()
+            trainer = Trainer(self._module, self._logits, cfg, checkpoint_dir=self._checkpoint_dir,
+                              dist=dist)  # fmt: skip
             self.train_log_ = trainer.train(examples, valid, self.evaluate_auc)
         finally:
+            self._pool_cache = None
             torch.set_num_threads(threads)
 
     def build_examples(self, dataset: Dataset, rng: np.random.Generator,
@@ -329,20 +411,24 @@ class LMRanker(Recommender):
             all_users, all_items, ends, labels = (all_users[order], all_items[order], ends[order],
                                                   labels[order])  # fmt: skip
         ctx, cand = prompts.pairs(all_users, all_items, ends)
-        return Examples(ctx, cand, labels)
+        feats = (side_features(prompts, self.item_stats_, all_users, all_items, ends)
+                 if self.item_stats_ is not None else None)  # fmt: skip
+        return Examples(ctx, cand, labels, feats)
 
     def evaluate_auc(self, examples: Examples) -> float:
         """ROC AUC of the ranker's logits on labelled examples."""
         from lmrec.eval.pointwise import auc
 
-        return auc(examples.labels, self._predict(examples.contexts, examples.candidates))
+        return auc(examples.labels,
+                   self._predict(examples.contexts, examples.candidates, examples.features))  # fmt: skip
 
     def loss(self, examples: Examples) -> float:
         """Mean binary cross-entropy of the ranker's logits on labelled examples."""
         from lmrec.eval.pointwise import log_loss
 
         self._check_module()
-        logits = self._predict(examples.contexts, examples.candidates).astype(np.float64)
+        logits = self._predict(examples.contexts, examples.candidates, examples.features)
+        logits = logits.astype(np.float64)
         return log_loss(examples.labels, 1.0 / (1.0 + np.exp(-logits)))
 
     def fit_examples(self, examples: Examples, valid: Examples | None = None, *,
@@ -361,18 +447,22 @@ class LMRanker(Recommender):
             torch.set_num_threads(self.config.n_threads)
         try:
             self._build()
+            self._init_wide(examples)
+            self._pool_cache = {} if self.config.cache_frozen else None
             trainer = Trainer(
                 self._module, self._logits, self.config, checkpoint_dir=checkpoint_dir
             )
             self.train_log_ = trainer.train(examples, valid, self.evaluate_auc)
         finally:
+            self._pool_cache = None
             torch.set_num_threads(threads)
         return self.train_log_
 
-    def predict_pairs(self, contexts: list[str], candidates: list[str]) -> np.ndarray:
-        """Logits (float32) of (context, candidate) text pairs."""
+    def predict_pairs(self, contexts: list[str], candidates: list[str],
+                      features: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """Logits (float32) of (context, candidate) text pairs (and their side features)."""
         self._check_module()
-        return self._predict(list(contexts), list(candidates))
+        return self._predict(list(contexts), list(candidates), features)
 
     # ------------------------------------------------------------------ scoring
     def score_candidates(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
@@ -401,8 +491,11 @@ class LMRanker(Recommender):
         out = np.full(item_idx.shape, -np.inf, np.float32)
         rows, cols = np.nonzero(item_idx >= 0)
         if len(rows):
-            ctx, cand = self.prompts_.pairs(user_idx[rows], item_idx[rows, cols])  # type: ignore[union-attr]
-            out[rows, cols] = self._predict(ctx, cand)
+            users, items = user_idx[rows], item_idx[rows, cols]
+            ctx, cand = self.prompts_.pairs(users, items)  # type: ignore[union-attr]
+            feats = (side_features(self.prompts_, self.item_stats_, users, items)  # type: ignore[arg-type]
+                     if self.item_stats_ is not None else None)  # fmt: skip
+            out[rows, cols] = self._predict(ctx, cand, feats)
         return out
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -417,14 +510,16 @@ class LMRanker(Recommender):
         return self.score_candidates(user_idx, cand)
 
     # ------------------------------------------------------------------ compression
-    def merge_and_quantize(self, *, per_channel: bool = True) -> LMRanker:
+    def merge_and_quantize(self, *, per_channel: bool = False) -> LMRanker:
         """A scoring-only copy: LoRA merged into the weights, Linear layers dynamic int8.
 
         Uses ``merge_and_unload`` (LoRA mode) and
         ``torch.ao.quantization.quantize_dynamic(encoder, {torch.nn.Linear}, dtype=torch.qint8)``
-        on the encoder (the head stays float32). ``per_channel`` (default) quantizes each
-        output row's weights with its own scale (``per_channel_dynamic_qconfig``), which
-        tracks float32 scores more closely than one scale per matrix at the same speed.
+        on the encoder; the head and the wide part stay float32. The default per-tensor
+        weights (one scale per matrix) run on fbgemm/x86 int8 kernels about 3x faster
+        than ``per_channel=True`` (one scale per output row,
+        ``per_channel_dynamic_qconfig``), which tracks float32 a little more closely but
+        was slower than float32 itself on a 2-core x86 machine.
         The copy cannot be trained or saved.
         """
         import torch
@@ -468,6 +563,9 @@ class LMRanker(Recommender):
         arrays = {f"param.{n}": t.detach().float().numpy().copy()
                   for n, t in self._module.named_parameters() if t.requires_grad}  # fmt: skip
         arrays.update({"prompt.indptr": p.indptr, "prompt.items": p.items, "prompt.liked": p.liked})
+        if self.item_stats_ is not None:
+            s = self.item_stats_
+            arrays.update({"side.count": s.count, "side.rated": s.rated, "side.likes": s.likes})
         meta = {"item_texts": p.item_texts, "item_titles": p.item_titles,
                 "user_texts": p.user_texts, "train_log": self.train_log_ or []}  # fmt: skip
         return arrays, meta
@@ -481,6 +579,8 @@ class LMRanker(Recommender):
                                       arrays["prompt.items"], arrays["prompt.liked"],
                                       template=cfg.template, n_history=cfg.n_history)  # fmt: skip
         self.train_log_ = list(meta.get("train_log", []))
+        self.item_stats_ = (ItemStats(arrays["side.count"], arrays["side.rated"],
+                                      arrays["side.likes"]) if "side.count" in arrays else None)  # fmt: skip
         self._build()
         params = dict(self._module.named_parameters())
         with torch.no_grad():

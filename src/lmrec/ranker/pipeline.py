@@ -3,8 +3,15 @@
 :class:`RetrieveRerank` fits a registered retriever (default ``ease``) and an
 :class:`~lmrec.ranker.model.LMRanker` on the same data; the ranker's hard negatives
 are the retriever's top-``n_candidates`` per user. At scoring time every item outside
-a user's candidate list gets ``-inf``; the candidates get the ranker's logit plus a
-tiny tie-breaker that prefers the retriever's order (``1e-4 * (1 - rank / N)``).
+a user's candidate list gets ``-inf``; the candidates get
+
+``blend * z(retriever score) + (1 - blend) * z(ranker logit)``
+
+where ``z`` standardises each user's candidate scores (mean 0, sd 1), plus a tiny
+tie-breaker that prefers the retriever's order (``1e-4 * (1 - rank / N)``). ``blend = 0``
+(default) ranks by the ranker alone, ``blend = 1`` returns the retriever's order;
+:meth:`RetrieveRerank.fit_blend` picks it on validation data. ``int8=True`` scores
+with the merged, dynamically int8-quantized ranker (built after fit or load).
 
 Persistence: both components live in the pipeline's model directory, their arrays
 under the prefixes ``retriever.`` and ``ranker.`` of one safetensors file and their
@@ -16,6 +23,7 @@ Stability: experimental. .. versionadded:: 0.2.0
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +52,10 @@ class RetrieveRerankConfig(ModelConfig):
     """Candidates per user passed to the ranker (and its hard-negative pool)."""
     ranker_params: dict[str, Any] = Field(default_factory=dict)
     """Hyperparameters of the :class:`~lmrec.ranker.model.LMRanker`."""
+    blend: float = Field(default=0.0, ge=0, le=1)
+    """Weight of the retriever's (standardised) score in the final score; see fit_blend."""
+    int8: bool = False
+    """Score with the LoRA-merged, int8-quantized ranker (faster on CPU)."""
 
 
 class RetrieveRerank(Recommender):
@@ -63,6 +75,8 @@ class RetrieveRerank(Recommender):
     retriever_: Recommender | None = None
     #: The fitted ranker.
     ranker_: LMRanker | None = None
+    #: Validation metric per blend weight of the last :meth:`fit_blend`.
+    blend_curve_: dict[float, float] | None = None
 
     def _components(self) -> tuple[Recommender, LMRanker]:
         from lmrec.models.config import build_config
@@ -77,27 +91,77 @@ class RetrieveRerank(Recommender):
         users = np.arange(dataset.n_users)
         hard, _ = self.retriever_.recommend_indices(users, self._n(), exclude_seen=True)
         self.ranker_ = ranker.fit(dataset, hard_negatives=hard)
+        self._scorer = None
 
     def _n(self) -> int:
         return min(self.config.n_candidates, self.n_items)
 
     def candidates(self, user_idx: np.ndarray) -> np.ndarray:
         """The retriever's top-``n_candidates`` unseen items per user (-1 padded)."""
+        return self.candidate_scores(user_idx)[0]
+
+    def candidate_scores(self, user_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The retriever's top-``n_candidates`` unseen items per user and their scores."""
         self._check_fitted()
-        items, _ = self.retriever_.recommend_indices(  # type: ignore[union-attr]
+        return self.retriever_.recommend_indices(  # type: ignore[union-attr]
             np.asarray(user_idx, np.int64), self._n(), exclude_seen=True
         )
-        return items
+
+    def ranker_scorer(self) -> LMRanker:
+        """The ranker that scores: the fitted one, or its merged int8 copy when ``int8``."""
+        if self.ranker_ is None:
+            self._check_fitted()
+        if not self.config.int8:
+            return self.ranker_  # type: ignore[return-value]
+        if getattr(self, "_scorer", None) is None:
+            self._scorer = self.ranker_.merge_and_quantize()  # type: ignore[union-attr]
+        return self._scorer  # type: ignore[return-value]
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        cand = self.candidates(user_idx)
-        logits = self.ranker_.score_candidates(user_idx, cand)  # type: ignore[union-attr]
-        n = cand.shape[1]
-        logits = logits + np.float32(TIE_BREAK) * (1 - np.arange(n, dtype=np.float32) / n)
+        cand, retrieval = self.candidate_scores(user_idx)
+        logits = self.ranker_scorer().score_candidates(user_idx, cand)
+        final = blend_scores(retrieval, logits, cand >= 0, self.config.blend)
         out = np.full((len(user_idx), self.n_items), -np.inf, np.float32)
         rows, cols = np.nonzero(cand >= 0)
-        out[rows, cand[rows, cols]] = logits[rows, cols]
+        out[rows, cand[rows, cols]] = final[rows, cols]
         return out
+
+    def fit_blend(self, valid: Dataset, *, grid: Sequence[float] | None = None,
+                  metric: str = "ndcg@10") -> float:  # fmt: skip
+        """Choose ``blend`` on held-out interactions (the model fitted without them).
+
+        Scores each valid user's candidates once with the retriever and the ranker, then
+        tries every weight in ``grid`` (default 0, 0.05, ..., 1) and keeps the one with
+        the best mean ``metric``; sets ``config.blend`` and ``blend_curve_`` and returns
+        the weight.
+        """
+        from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
+        from lmrec.eval.protocol import truth_from_ids
+
+        self._check_fitted()
+        frame = valid.to_frame()
+        users, truth, _, _ = truth_from_ids(self.user_ids_, self.item_ids_, frame["user"],
+                                            frame["item"])  # fmt: skip
+        if len(users) == 0:
+            raise ConfigError("fit_blend: no validation user is known to the pipeline.")
+        k = getattr(parse_metric(metric), "k", None) or 10
+        cand, retrieval = self.candidate_scores(users)
+        logits = self.ranker_scorer().score_candidates(users, cand)
+        ok = cand >= 0
+        weights = list(np.round(np.linspace(0, 1, 21), 2)) if grid is None else list(grid)
+        curve: dict[float, float] = {}
+        for w in weights:
+            final = np.where(ok, blend_scores(retrieval, logits, ok, float(w)), -np.inf)
+            order = np.argsort(-final, axis=1, kind="stable")[:, :k]
+            recs = np.where(
+                np.take_along_axis(ok, order, 1), np.take_along_axis(cand, order, 1), -1
+            )
+            summary, _ = compute_ranking_metrics(recs, truth, [metric], n_items=self.n_items)
+            curve[float(w)] = float(summary[metric])
+        best = max(curve, key=lambda w: (curve[w], -abs(w - 0.5)))
+        self.config = self.config.model_copy(update={"blend": best})
+        self.blend_curve_ = curve
+        return best
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -127,3 +191,34 @@ class RetrieveRerank(Recommender):
             model._set_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
                              saved.get("meta", {}))  # fmt: skip
         self.retriever_, self.ranker_ = comps["retriever"], comps["ranker"]  # type: ignore[assignment]
+        self._scorer = None
+
+
+def _standardise(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per-row z-scores over the ``ok`` entries (0 elsewhere, and where a row has no spread)."""
+    x = np.where(ok, x, 0.0).astype(np.float64)
+    n = np.maximum(ok.sum(1, keepdims=True), 1)
+    mean = x.sum(1, keepdims=True) / n
+    dev = np.where(ok, x - mean, 0.0)
+    sd = np.sqrt((dev**2).sum(1, keepdims=True) / n)
+    return dev / np.where(sd > 0, sd, 1.0)
+
+
+def blend_scores(retrieval: np.ndarray, logits: np.ndarray, ok: np.ndarray,
+                 blend: float) -> np.ndarray:  # fmt: skip
+    """``blend * z(retrieval) + (1 - blend) * z(logits)`` per row, plus the rank tie-breaker.
+
+    Examples
+    --------
+    >>> r = np.array([[3.0, 2.0, 1.0]]); lg = np.array([[0.0, 0.0, 5.0]])
+    >>> ok = np.ones((1, 3), bool)
+    >>> [int(np.argmax(blend_scores(r, lg, ok, w))) for w in (0.0, 1.0)]
+    [2, 0]
+    """
+    n = retrieval.shape[1]
+    tie = TIE_BREAK * (1 - np.arange(n, dtype=np.float64) / max(n, 1))
+    if blend == 0.0:  # the ranker alone: raw logits keep the saved behaviour exactly
+        out = np.where(ok, logits.astype(np.float64), 0.0)
+    else:
+        out = blend * _standardise(retrieval, ok) + (1 - blend) * _standardise(logits, ok)
+    return (out + tie).astype(np.float32)

@@ -29,6 +29,7 @@ import numpy as np
 from lmrec._atomic import atomic_dir
 from lmrec._progress import progress
 from lmrec.errors import ConfigError, ModelFileError
+from lmrec.train.distributed import DistInfo, all_reduce_sum_, barrier, shard_bounds
 
 logger = logging.getLogger(__name__)
 _CKPT = re.compile(r"^step-(\d{6,})$")
@@ -52,19 +53,25 @@ def get_lr(step: int, *, lr: float, warmup_steps: int, max_steps: int,
 
 @dataclass
 class Examples:
-    """Labelled (context, candidate) text pairs; ``labels`` are 0/1 floats."""
+    """Labelled (context, candidate) text pairs; ``labels`` are 0/1 floats.
+
+    ``features`` (n, f), when given, are the numeric side features of each pair for
+    the ranker's wide part (see :mod:`lmrec.ranker.features`).
+    """
 
     contexts: list[str]
     candidates: list[str]
     labels: np.ndarray
+    features: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, idx: np.ndarray) -> Examples:
         """The examples at positions ``idx``."""
+        feats = None if self.features is None else self.features[idx]
         return Examples([self.contexts[i] for i in idx], [self.candidates[i] for i in idx],
-                        self.labels[idx])  # fmt: skip
+                        self.labels[idx], feats)  # fmt: skip
 
 
 class Trainer:
@@ -75,7 +82,8 @@ class Trainer:
     module : torch.nn.ModuleDict
         The cross-encoder; only parameters with ``requires_grad`` are trained.
     logits : callable
-        ``logits(contexts, candidates) -> tensor (n,)`` running ``module``.
+        ``logits(contexts, candidates, features) -> tensor (n,)`` running ``module``
+        (``features`` is None or an (n, f) array of side features).
     config : LMRankerConfig
         Optimisation fields (``lr``, ``batch_size``, ``grad_accum``, ``max_steps``, ...).
     checkpoint_dir : path, optional
@@ -83,10 +91,14 @@ class Trainer:
         one is resumed from.
     """
 
-    def __init__(self, module: Any, logits: Callable[[list[str], list[str]], Any], config: Any,
-                 *, checkpoint_dir: str | Path | None = None) -> None:  # fmt: skip
+    def __init__(self, module: Any, logits: Callable[..., Any], config: Any,
+                 *, checkpoint_dir: str | Path | None = None,
+                 dist: DistInfo | None = None) -> None:  # fmt: skip
         import torch
 
+        # Data parallel (torchrun): each rank runs its piece of every step's examples and
+        # the trainable gradients are summed before clipping and AdamW; rank 0 checkpoints.
+        self.dist = DistInfo() if dist is None else dist
         self.module = module
         self.logits = logits
         self.config = config
@@ -121,14 +133,28 @@ class Trainer:
         self.module.train()
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for part in np.array_split(idx, cfg.grad_accum):
+        lo, hi = shard_bounds(len(idx), self.dist.rank, self.dist.world_size)
+        for part in np.array_split(idx[lo:hi], cfg.grad_accum):
+            if not len(part):
+                continue
             batch = examples.take(part)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                out = self.logits(batch.contexts, batch.candidates)
+                out = self.logits(batch.contexts, batch.candidates, batch.features)
             target = torch.as_tensor(batch.labels, dtype=torch.float32)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(out.float(), target)
-            (loss / cfg.grad_accum).backward()
-            total += float(loss.detach()) / cfg.grad_accum
+            # summed over the piece / global step size: the ranks add up to the step's mean
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                out.float(), target, reduction="sum") / len(idx)  # fmt: skip
+            loss.backward()
+            total += float(loss.detach())
+        if self.dist.is_distributed:
+            grads = []
+            for p in self.params.values():
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                grads.append(p.grad)
+            summed = torch.tensor(total, dtype=torch.float32)
+            all_reduce_sum_(torch, [*grads, summed])
+            total = float(summed)
         torch.nn.utils.clip_grad_norm_(list(self.params.values()), 1.0)
         self.optimizer.step()
         self.step += 1
@@ -166,7 +192,9 @@ class Trainer:
                     and cfg.checkpoint_every
                     and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps)
                 ):
-                    self.save_checkpoint()
+                    if self.dist.rank == 0:
+                        self.save_checkpoint()
+                    barrier()  # nobody resumes from a half-written checkpoint
                 if cfg.patience and self.bad_evals >= cfg.patience:
                     logger.info("early stop at step %d (best %d)", self.step, self.best_step)
                     break
