@@ -114,6 +114,102 @@ def test_registry_and_config_errors():
         ALS(regularization=-1)
 
 
+# ------------------------------------------------ ALS-WR (regularization_scaling="count")
+class TestALSCountContract(RecommenderContract):
+    def make_model(self):
+        return ALS(factors=8, iterations=6, regularization=0.05, alpha=5.0, num_threads=1,
+                   seed=SEED, regularization_scaling="count")  # fmt: skip
+
+
+def _dense_als_wr(conf, *, factors, regularization, iterations, seed):
+    """Brute force: every cell's confidence spelled out, one dense solve per row."""
+    from lmrec.models.als_wr import init_factors
+
+    C = np.ones(conf.shape)  # unobserved cells: confidence 1, preference 0
+    P = np.zeros(conf.shape)
+    rows, cols = conf.nonzero()
+    C[rows, cols] = np.asarray(conf[rows, cols]).ravel()
+    P[rows, cols] = 1.0
+    n_u, n_i = P.sum(1), P.sum(0)
+    Y = init_factors(conf.shape[1], factors, np.random.default_rng(seed))
+    X = np.zeros((conf.shape[0], factors))
+
+    def half(C, P, other, counts):
+        out = np.zeros((C.shape[0], factors))
+        for u in range(C.shape[0]):
+            A = other.T @ np.diag(C[u]) @ other + regularization * counts[u] * np.eye(factors)
+            out[u] = np.linalg.solve(A, other.T @ (C[u] * P[u]))
+        return out
+
+    for _ in range(iterations):
+        X = half(C, P, Y, n_u)
+        Y = half(C.T, P.T, X, n_i)
+    return X, Y
+
+
+def test_count_scaling_matches_a_dense_brute_force_fit():
+    data = checkerboard(n_users=30, n_items=20, density=0.4, seed=2)
+    model = ALS(factors=5, regularization=0.3, alpha=3.0, iterations=4, seed=SEED,
+                regularization_scaling="count", num_threads=1).fit(data)  # fmt: skip
+    X, Y = _dense_als_wr(model.confidence(data.matrix), factors=5, regularization=0.3,
+                         iterations=4, seed=SEED)  # fmt: skip
+    np.testing.assert_allclose(model.user_factors_, X, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.item_factors_, Y, rtol=1e-4, atol=1e-5)
+    # The plain scalar penalty is a different model on the same data.
+    plain = ALS(factors=5, regularization=0.3, alpha=3.0, iterations=4, seed=SEED,
+                num_threads=1).fit(data)  # fmt: skip
+    assert not np.allclose(plain.item_factors_ @ plain.user_factors_.T, Y @ X.T, atol=1e-2)
+
+
+def test_count_scaling_objective_never_increases():
+    from lmrec.models.als_wr import fit_als_wr, init_factors, objective
+
+    data = checkerboard(n_users=80, n_items=50, density=0.3, seed=4)
+    conf = ALS(alpha=2.0).confidence(data.matrix)
+    Y0 = init_factors(conf.shape[1], 6, np.random.default_rng(1))
+    losses = [objective(conf, np.zeros((conf.shape[0], 6)), Y0, 0.1)]
+    fit_als_wr(conf, factors=6, regularization=0.1, iterations=8, seed=1, dtype=np.float64,
+               callback=lambda it, X, Y: losses.append(objective(conf, X, Y, 0.1)))  # fmt: skip
+    steps = np.diff(losses)
+    assert (steps <= 1e-9 * losses[0]).all(), losses
+    assert losses[-1] < 0.5 * losses[0]  # it learns, not just stands still
+
+
+def test_count_scaling_solves_are_the_same_under_any_memory_budget():
+    from lmrec.models.als_wr import solve_rows
+
+    data = checkerboard(n_users=60, n_items=40, density=0.5, seed=6)
+    conf = ALS(alpha=4.0).confidence(data.matrix)
+    Y = np.random.default_rng(0).standard_normal((conf.shape[1], 7))
+    penalty = 0.2 * np.diff(conf.indptr)
+    big = solve_rows(conf, Y, penalty)
+    # budget 7*3 elements: every row is "too long" and is accumulated in 3-item slices
+    tiny = solve_rows(conf, Y, penalty, budget=21)
+    np.testing.assert_allclose(tiny, big, rtol=1e-10, atol=1e-12)
+
+
+def test_count_scaling_fold_in_repeats_the_user_solve(tmp_path):
+    data = checkerboard(n_users=50, n_items=30, density=0.4, seed=8)
+    model = ALS(factors=6, regularization=0.2, alpha=2.0, iterations=5, seed=SEED,
+                regularization_scaling="count", num_threads=1).fit(data)  # fmt: skip
+    hist = model.seen_[:10]
+    x = model.fold_in(hist)
+    Y = model.item_factors_.astype(np.float64)
+    for u in range(10):
+        items = hist[u].indices
+        c = np.ones(Y.shape[0])
+        c[items] = 3.0
+        p = np.zeros(Y.shape[0])
+        p[items] = 1.0
+        A = Y.T @ (c[:, None] * Y) + 0.2 * len(items) * np.eye(6)
+        np.testing.assert_allclose(x[u], np.linalg.solve(A, Y.T @ (c * p)), rtol=1e-4, atol=1e-6)
+    # Saved and loaded, the setting (and so the fold-in) survives.
+    model.save(tmp_path / "m")
+    loaded = ALS.load(tmp_path / "m")
+    assert loaded.config.regularization_scaling == "count"
+    np.testing.assert_array_equal(loaded.fold_in(hist), x)
+
+
 # ---------------------------------------------------------------------- real data
 @pytest.fixture(scope="module")
 def ml100k():

@@ -26,6 +26,7 @@ class TestBPRContract(RecommenderContract):
     # 3-item history is dominated by the bias (0.5-1.0 across seeds). Fold-in quality is
     # asserted on real data instead (test_ml100k_beats_popularity: fold-in NDCG@10 ~0.36).
     fold_in_floor = 0.5
+
     def make_model(self):
         return BPR(**TINY)
 
@@ -125,3 +126,32 @@ def test_ml100k_beats_popularity(ml100k_80_20, fit_and_evaluate, popularity_summ
     recs, _ = topk(scores, 10)
     folded, _ = compute_ranking_metrics(recs, test[rows], ["ndcg@10"], n_items=model.n_items)
     assert folded["ndcg@10"] > popularity_summary["ndcg@10"] + 0.08
+
+
+def test_device_auto_on_a_cpu_machine_equals_cpu():
+    """``auto`` resolves to the CPU without CUDA and trains the very same model."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: auto means cuda here (see the gpu test)")
+    a = BPR(**{**TINY, "device": "auto"}).fit(checkerboard())
+    b = BPR(**{**TINY, "device": "cpu"}).fit(checkerboard())
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+
+
+@pytest.mark.gpu
+def test_cuda_training_matches_cpu_training():
+    """On a GPU the same steps run (negatives are sampled on the CPU from the same seeds);
+    CUDA embedding gradients use atomics, so factors agree to float error, not bitwise."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cpu = BPR(**TINY).fit(checkerboard())
+    for device in ("cuda", "auto"):
+        gpu = BPR(**{**TINY, "device": device}).fit(checkerboard())
+        assert gpu.item_factors_.dtype == np.float32  # back on the CPU as NumPy
+        np.testing.assert_allclose(gpu.item_factors_, cpu.item_factors_, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose([h["loss"] for h in gpu.history_],
+                                   [h["loss"] for h in cpu.history_], rtol=1e-4)  # fmt: skip

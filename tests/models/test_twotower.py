@@ -33,8 +33,9 @@ def test_import_is_lazy():
 
 
 def _with_catalog_only_item(data: Dataset) -> Dataset:
-    new = pd.DataFrame({"title": ["item new"], "genres": ["Even"]},
-                       index=pd.Index(["inew"], name="item"))
+    new = pd.DataFrame(
+        {"title": ["item new"], "genres": ["Even"]}, index=pd.Index(["inew"], name="item")
+    )
     items = pd.concat([data.items, new])
     return Dataset.from_frame(data.to_frame(), items=items)
 
@@ -99,3 +100,27 @@ def test_ml100k_beats_popularity_and_ranks_a_catalog_only_item(ml100k_split):
     assert np.median(rank) < data.n_items / 3
     recs = model.recommend(list(model.user_ids_.ids), k=100)
     assert (recs["item"].astype(str) == jedi).sum() >= 5
+
+
+def test_device_auto_on_a_cpu_machine_equals_cpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: auto means cuda here")
+    params = {**TINY, "epochs": 5, "use_text": False, "user_features": False}
+    a = TwoTower(**params, device="auto").fit(checkerboard())
+    b = TwoTower(**params, device="cpu").fit(checkerboard())
+    np.testing.assert_array_equal(a.item_vectors_, b.item_vectors_)
+    np.testing.assert_array_equal(a.user_vectors_, b.user_vectors_)
+
+
+@pytest.mark.gpu
+def test_cuda_training_matches_cpu_training():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    params = {**TINY, "epochs": 5, "use_text": False, "user_features": False}
+    cpu = TwoTower(**params).fit(checkerboard())
+    gpu = TwoTower(**params, device="cuda").fit(checkerboard())
+    np.testing.assert_allclose(gpu.item_vectors_, cpu.item_vectors_, rtol=1e-3, atol=1e-4)

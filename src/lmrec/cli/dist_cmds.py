@@ -30,6 +30,12 @@ def add_distributed_flag(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint-dir",
                    help="save a checkpoint here after every epoch and resume from it "
                    "(any number of ranks); torch models only")  # fmt: skip
+    g.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="with --checkpoint-dir: also checkpoint every STEPS optimizer steps "
+                   "inside an epoch (resume mid-epoch, e.g. under torchrun --max-restarts)")  # fmt: skip
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help="where torch models train (bpr, fm, twotower): 'auto' is CUDA when "
+                   "available; data loading and negative sampling stay on the CPU")  # fmt: skip
     g.add_argument("--engine", default="local", choices=["local", "spark"],
                    help="'spark' fits with Spark MLlib (models: als) and saves an ordinary "
                    "lmrec model; needs lmrec[spark] and Java")  # fmt: skip
@@ -41,7 +47,8 @@ def scaling_params(
 ) -> dict[str, Any]:
     """Check the scaling flags against the model (before any data is read); returns ``params``.
 
-    ``--distributed`` becomes the model's ``distributed=True`` setting.
+    ``--distributed`` becomes the model's ``distributed=True`` setting, ``--device`` its
+    ``device``.
     """
     from lmrec.models.config import build_config
     from lmrec.models.registry import get_model_class
@@ -61,11 +68,15 @@ def scaling_params(
         if getattr(args, "dataset", None):
             raise ConfigError("--engine spark reads --data FILE (any path Spark can read).")
         return params
+    if getattr(args, "device", None):
+        if "device" not in fields:
+            raise ConfigError(f"Model {model_name!r} has no device setting; drop --device.")
+        params = {**params, "device": args.device}
     if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and not args.distributed:
         raise ConfigError(
             f"lmrec train was launched by torchrun with {os.environ['WORLD_SIZE']} processes "
             "but without --distributed: each would train the whole model alone. Add "
-            "--distributed (models: bpr) or run it without torchrun."
+            "--distributed (models: bpr, fm, twotower) or run it without torchrun."
         )
     if getattr(args, "distributed", False):
         if "distributed" not in fields:
@@ -74,9 +85,26 @@ def scaling_params(
             )
         params = {**params, "distributed": True}
         build_config(get_model_class(model_name).config_class, params)
-    if getattr(args, "checkpoint_dir", None) and "distributed" not in fields:
+    if getattr(args, "checkpoint_dir", None) and not _checkpoints(model_name):
         raise ConfigError(f"Model {model_name!r} does not checkpoint; drop --checkpoint-dir.")
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None and (every < 1 or not getattr(args, "checkpoint_dir", None)):
+        raise ConfigError("--checkpoint-every takes a step count >= 1 and needs --checkpoint-dir.")
+    if every is not None and not _checkpoints(model_name, "checkpoint_every"):
+        raise ConfigError(
+            f"Model {model_name!r} sets its checkpoint interval in its config; "
+            "drop --checkpoint-every (e.g. --param checkpoint_every=N)."
+        )
     return params
+
+
+def _checkpoints(model_name: str, arg: str = "checkpoint_dir") -> bool:
+    """Whether the model's ``fit`` takes ``arg`` (``checkpoint_dir``: bpr, fm, ranker)."""
+    import inspect
+
+    from lmrec.models.registry import get_model_class
+
+    return arg in inspect.signature(get_model_class(model_name).fit).parameters
 
 
 def fit(model: Any, dataset: Any, args: argparse.Namespace) -> Any:
@@ -84,7 +112,9 @@ def fit(model: Any, dataset: Any, args: argparse.Namespace) -> Any:
     from lmrec.train.distributed import cleanup_distributed
 
     if getattr(args, "checkpoint_dir", None):
-        model.fit(dataset, checkpoint_dir=Path(args.checkpoint_dir))
+        every = getattr(args, "checkpoint_every", None)
+        extra = {} if every is None else {"checkpoint_every": every}
+        model.fit(dataset, checkpoint_dir=Path(args.checkpoint_dir), **extra)
     else:
         model.fit(dataset)
     if getattr(args, "distributed", False):
@@ -109,6 +139,11 @@ def train_spark(args: argparse.Namespace, params: dict[str, Any]) -> Any:
 
     if "://" not in str(args.data):
         check_input(args.data, "Interaction file")
+    if params.get("regularization_scaling", "count") != "count":
+        raise ConfigError(
+            "Spark's ALS always scales the penalty by each row's interaction count "
+            "(regularization_scaling=count); drop the parameter or use the local engine."
+        )
     cfg = ALSConfig(**params)
     sep = None if args.sep is None else ("\t" if args.sep in ("\\t", "tab") else args.sep)
     return spark_train_als(

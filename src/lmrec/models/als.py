@@ -14,6 +14,13 @@ fit is delegated to ``implicit`` (its CPU conjugate-gradient solver, Takács et 
 2011), so accuracy and speed equal implicit's by construction; lmrec adds the id
 maps, exclusion, batching, save/load and a closed-form fold-in of new users.
 
+With ``regularization_scaling="count"`` each user's (item's) penalty is instead
+``lambda * n_u`` (``lambda * n_i``), ``n`` its number of interactions: the
+"weighted-lambda" objective of ALS-WR and of Spark MLlib's ALS. implicit cannot fit
+it, so that mode solves the exact normal equations itself, batched in float64
+(:mod:`lmrec.models.als_wr`); a model fitted this way matches Spark's
+``ALS(implicitPrefs=True, regParam=lambda)`` on the same data.
+
 How ``alpha`` maps onto implicit
 --------------------------------
 implicit 0.7 treats each stored matrix value *as the confidence itself*, not as
@@ -37,7 +44,7 @@ bitwise equality use ``num_threads=1``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,7 +62,10 @@ class ALSConfig(ModelConfig):
     factors: int = Field(default=64, ge=1)
     """Number of latent factors per user and per item."""
     regularization: float = Field(default=0.01, ge=0)
-    """L2 penalty ``lambda`` on every user and item factor vector (not scaled by counts)."""
+    """L2 penalty ``lambda`` on every user and item factor vector (see regularization_scaling)."""
+    regularization_scaling: Literal["none", "count"] = "none"
+    """'none': the same ``lambda`` for every row (implicit's CG fit); 'count': ``lambda`` times
+    the row's number of interactions, Spark MLlib's ALS-WR objective (exact batched solves)."""
     alpha: float = Field(default=1.0, ge=0)
     """Confidence scaling: an observed pair has confidence ``1 + alpha * r`` (HKV eq. 6)."""
     iterations: int = Field(default=15, ge=1)
@@ -69,7 +79,11 @@ class ALSConfig(ModelConfig):
 
 
 class ALS(Recommender):
-    """Implicit-feedback ALS with conjugate-gradient solves, fitted by ``implicit``.
+    """Implicit-feedback ALS: implicit's conjugate-gradient fit, or exact ALS-WR solves.
+
+    The default fits implicit's objective (one ``regularization`` for all rows) with
+    implicit's CG solver; ``regularization_scaling="count"`` fits Spark MLlib's objective
+    (penalty times each row's interaction count) with lmrec's batched exact solves.
 
     Scores are dot products ``x_u . y_i`` of float32 user and item factors. New users
     given as item lists are folded in exactly (one small linear solve per user).
@@ -124,11 +138,22 @@ class ALS(Recommender):
         return out
 
     def _fit(self, dataset: Dataset) -> None:
-        from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
         cfg = self.config
         conf = self.confidence(dataset._native_matrix())  # writable buffers, no index copy
+        if cfg.regularization_scaling == "count":
+            from lmrec.models.als_wr import fit_als_wr
+
+            # The batched solves are BLAS/LAPACK calls: num_threads caps BLAS (0 = all cores).
+            with threadpool_limits(cfg.num_threads or None, "blas"):
+                X, Y = fit_als_wr(conf, factors=cfg.factors, regularization=cfg.regularization,
+                                  iterations=cfg.iterations, seed=cfg.seed)  # fmt: skip
+            self.user_factors_ = X.astype(np.float32)
+            self.item_factors_ = Y.astype(np.float32)
+            return
+        from implicit.cpu.als import AlternatingLeastSquares
+
         # implicit runs its own OpenMP threads; a multithreaded BLAS underneath them
         # oversubscribes the cores and can make the fit ~10x slower (implicit's advice).
         with threadpool_limits(1, "blas"):
@@ -157,32 +182,26 @@ class ALS(Recommender):
         For each row ``u`` of ``history`` (n, n_items) with confidences ``C_u`` and
         preferences ``p_u`` (1 on stored items),
 
-        .. math:: x_u = (Y^T Y + Y^T (C_u - I) Y + \\lambda I)^{-1} Y^T C_u p_u
+        .. math:: x_u = (Y^T Y + Y^T (C_u - I) Y + \\lambda_u I)^{-1} Y^T C_u p_u
 
-        solved in float64. ``Y^T Y`` is computed once per call; each user then costs
-        O(n_u f^2 + f^3). An empty history gives a zero vector.
+        solved in float64, where ``lambda_u`` is ``regularization`` (times the number of
+        items in the history when ``regularization_scaling="count"``, as in the fit).
+        ``Y^T Y`` is computed once per call; each user then costs O(n_u f^2 + f^3). An
+        empty history gives a zero vector.
 
         Returns
         -------
         ndarray
             float32 (n, factors).
         """
+        from lmrec.models.als_wr import solve_rows
+
         self._check_fitted()
-        Y = self.item_factors_.astype(np.float64)  # type: ignore[union-attr]
-        f = Y.shape[1]
-        base = Y.T @ Y + self.config.regularization * np.eye(f)
-        hist = sp.csr_matrix(history)
-        conf = self.confidence(hist)
-        out = np.zeros((hist.shape[0], f), np.float64)
-        for u in range(hist.shape[0]):
-            lo, hi = conf.indptr[u], conf.indptr[u + 1]
-            if lo == hi:
-                continue
-            Yu = Y[conf.indices[lo:hi]]
-            c = conf.data[lo:hi].astype(np.float64)
-            A = base + (Yu.T * (c - 1.0)) @ Yu
-            out[u] = np.linalg.solve(A, Yu.T @ c)
-        return out.astype(np.float32)
+        conf = self.confidence(sp.csr_matrix(history))
+        penalty = np.full(conf.shape[0], self.config.regularization, np.float64)
+        if self.config.regularization_scaling == "count":
+            penalty *= np.diff(conf.indptr)
+        return solve_rows(conf, self.item_factors_, penalty).astype(np.float32)  # type: ignore[arg-type]
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self.fold_in(history) @ self.item_factors_.T  # type: ignore[union-attr]

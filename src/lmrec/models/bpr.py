@@ -16,7 +16,9 @@ NumPy arrays, so scoring, saving and loading never need torch.
 
 ``distributed=True`` trains data-parallel across the ranks of a ``torchrun`` launch
 (:class:`ShardedPairTrainer`, :mod:`lmrec.train.distributed`), and
-``fit(data, checkpoint_dir=...)`` saves and resumes per-epoch checkpoints.
+``fit(data, checkpoint_dir=..., checkpoint_every=...)`` saves checkpoints after every
+epoch (and every ``checkpoint_every`` steps) and resumes from them exactly, mid-epoch
+and with any number of ranks.
 
 torch is imported only inside functions (``import lmrec.models.bpr`` stays cheap), and
 the helpers here (:func:`resolve_device`, :class:`NegativeSampler`,
@@ -46,10 +48,11 @@ from lmrec.train.distributed import (
     DistInfo,
     all_reduce_sum_,
     barrier,
+    batch_rng,
     broadcast_,
     epoch_shards,
-    rank_rng,
     setup_distributed,
+    shard_bounds,
 )
 
 logger = logging.getLogger(__name__)
@@ -116,6 +119,15 @@ def draw_seed(seed: int | None) -> int:
     return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
 
 
+def shared_seed(torch: Any, seed: int, dist: DistInfo) -> int:
+    """Rank 0's ``seed`` on every rank (a drawn seed differs per process; batches must not)."""
+    if not dist.is_distributed:
+        return seed
+    t = torch.tensor([seed], dtype=torch.int64)
+    broadcast_(torch, [t])
+    return int(t.item())
+
+
 class NegativeSampler:
     """Uniform negative items for (user, positive) pairs, vectorized with NumPy.
 
@@ -140,7 +152,10 @@ class NegativeSampler:
         return self.n_items if self.candidates is None else len(self.candidates)
 
     def _draw(self, size: Any) -> np.ndarray:
-        idx = self.rng.integers(0, self.n_candidates, size=size)
+        return self._draw_with(self.rng, size)
+
+    def _draw_with(self, rng: np.random.Generator, size: Any) -> np.ndarray:
+        idx = rng.integers(0, self.n_candidates, size=size)
         return idx if self.candidates is None else self.candidates[idx]
 
     def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -157,6 +172,27 @@ class NegativeSampler:
             if not bad.any():
                 break
             neg[bad] = self._draw(int(bad.sum()))
+        return neg
+
+    def sample_piece(self, users: np.ndarray, n_negatives: int, rng: np.random.Generator,
+                     n_batch: int, lo: int) -> np.ndarray:  # fmt: skip
+        """Negatives for rows ``lo : lo + len(users)`` of a global batch of ``n_batch`` rows.
+
+        Each round draws ``(n_batch, n_negatives)`` items from ``rng`` (the batch's
+        generator, :func:`~lmrec.train.distributed.batch_rng`) and keeps this piece's
+        rows: the first round gives the negatives, round ``r`` replaces those still
+        hitting a positive of the user. Round ``r`` is always the ``r``-th block of the
+        stream, so a row's negatives are the same whichever rank draws them and however the
+        batch is split (a piece that stops early only draws fewer blocks).
+        """
+        users = users.astype(np.int64)
+        hi = lo + len(users)
+        neg = self._draw_with(rng, (n_batch, n_negatives))[lo:hi]
+        for _ in range(_RESAMPLE_ROUNDS):
+            bad = self._is_positive(users, neg)
+            if not bad.any():
+                break
+            neg = np.where(bad, self._draw_with(rng, (n_batch, n_negatives))[lo:hi], neg)
         return neg
 
 
@@ -195,6 +231,23 @@ def fold_in_ridge(item_factors: np.ndarray, item_bias: np.ndarray, history: sp.c
     return out
 
 
+def fit_with_checkpoints(model: Any, dataset: Dataset, checkpoint_dir: str | Path | None,
+                         checkpoint_every: int | None) -> Any:  # fmt: skip
+    """``Recommender.fit`` with the checkpoint settings visible to ``_fit`` while it runs.
+
+    Shared by the models whose ``fit`` takes ``checkpoint_dir`` (BPR, the factorization
+    machine); ``checkpoint_every`` without a directory is refused.
+    """
+    if checkpoint_every is not None and checkpoint_dir is None:
+        raise ConfigError("checkpoint_every needs a checkpoint_dir to write the checkpoints to.")
+    model._checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    model._checkpoint_every = checkpoint_every
+    try:
+        return Recommender.fit(model, dataset)
+    finally:
+        del model._checkpoint_dir, model._checkpoint_every
+
+
 # ---------------------------------------------------------------------- model
 class BPRConfig(ModelConfig):
     """Hyperparameters of :class:`BPR`."""
@@ -231,8 +284,9 @@ class BPRConfig(ModelConfig):
     distributed: bool = False
     """Data-parallel training under ``torchrun`` (see :mod:`lmrec.train.distributed`): each
     rank trains on a disjoint ``1 / world_size`` share of every ``batch_size`` batch and
-    gradients are summed across ranks before each step, so the result matches a
-    single-process fit within sampling noise. Without torchrun this is a world of one."""
+    gradients are summed across ranks before each step. Negatives are drawn per global
+    batch, so the result equals a single-process fit up to float summation order.
+    Without torchrun this is a world of one."""
 
 
 class BPR(Recommender):
@@ -268,7 +322,8 @@ class BPR(Recommender):
     seed_: int | None = None
 
     # ------------------------------------------------------------------ training
-    def fit(self, dataset: Dataset, *, checkpoint_dir: str | Path | None = None) -> Self:
+    def fit(self, dataset: Dataset, *, checkpoint_dir: str | Path | None = None,
+            checkpoint_every: int | None = None) -> Self:  # fmt: skip
         """Learn from ``dataset``; returns the fitted model.
 
         Parameters
@@ -276,26 +331,21 @@ class BPR(Recommender):
         dataset : Dataset
             The training interactions.
         checkpoint_dir : str or Path, optional
-            Save a checkpoint (parameters, Adam state, epoch, seed) to
+            Save a checkpoint (parameters, Adam state, epoch, batch, seed) to
             ``checkpoint_dir/checkpoint`` after every epoch (rank 0 only, atomically),
             and resume from it when it exists -- with any number of ranks.
+        checkpoint_every : int, optional
+            Also checkpoint every this many optimizer steps inside an epoch, so a crash
+            loses at most that many steps (with ``checkpoint_dir`` only).
         """
-        self._checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        try:
-            return super().fit(dataset)
-        finally:
-            del self._checkpoint_dir
+        return fit_with_checkpoints(self, dataset, checkpoint_dir, checkpoint_every)
 
     def _fit(self, dataset: Dataset) -> None:
         torch = require("torch", "torch")
         cfg = self.config
         dist = setup_distributed() if cfg.distributed else DistInfo()
         device = resolve_device(torch, cfg.device)
-        self.seed_ = draw_seed(cfg.seed)
-        if dist.is_distributed and cfg.seed is None:  # every rank must derive the same epochs
-            seed = torch.tensor([self.seed_], dtype=torch.int64)
-            broadcast_(torch, [seed])
-            self.seed_ = int(seed.item())
+        self.seed_ = shared_seed(torch, draw_seed(cfg.seed), dist)
         rng = np.random.default_rng(self.seed_)
         gen = torch_generator(torch, self.seed_)
 
@@ -319,6 +369,7 @@ class BPR(Recommender):
             lr=cfg.lr, optimizer=cfg.optimizer, bf16=cfg.bf16,
             seed=self.seed_, dist=dist, names=list(self._params),
             checkpoint_dir=getattr(self, "_checkpoint_dir", None),
+            checkpoint_every=getattr(self, "_checkpoint_every", None),
         )  # fmt: skip
         try:
             with torch_threads(torch, cfg.torch_threads):
@@ -479,26 +530,37 @@ class PairTrainer:
 
 
 class ShardedPairTrainer(PairTrainer):
-    """:class:`PairTrainer` with epochs derived from ``(seed, epoch)``, split over ranks.
+    """:class:`PairTrainer` with batches derived from ``(seed, epoch, batch)``, split over ranks.
 
     Epoch ``e`` visits the rows in the order :func:`~lmrec.train.distributed.epoch_order`
     draws from the shared seed, in global batches of ``batch_size``; each rank trains on
     its contiguous ``1 / world_size`` piece of every batch (pieces are disjoint and cover
-    the batch) and negatives come from the rank's own child seed. The local loss is
-    weighted by ``n_local / n_batch`` and gradients are summed over ranks before the
-    optimizer step, so the step equals the single-process step on the whole batch (up to
-    the negatives drawn). With one rank this is plain mini-batch training.
+    the batch). Negatives are drawn for the whole global batch from the batch's own
+    generator (:func:`~lmrec.train.distributed.batch_rng`) and each rank keeps its rows,
+    so they do not depend on the number of ranks. The local loss is weighted by
+    ``n_local / n_batch`` and gradients are summed over ranks before the optimizer step:
+    a step with any number of ranks is the single-process step on the whole batch, up to
+    float summation order. With one rank this is plain mini-batch training.
 
-    With a ``checkpoint_dir`` rank 0 saves a checkpoint after every epoch, and training
-    resumes from one found there (see :mod:`lmrec.train.checkpoint`).
+    With a ``checkpoint_dir`` rank 0 saves a checkpoint after every epoch -- and every
+    ``checkpoint_every`` steps inside an epoch when that is set -- and training resumes
+    from one found there, mid-epoch included, with any number of ranks (see
+    :mod:`lmrec.train.checkpoint`). A resumed run replays exactly the batches and
+    negatives of an uninterrupted one.
     """
 
     def __init__(self, *args: Any, seed: int, dist: DistInfo, names: list[str],
-                 checkpoint_dir: Path | None = None, **kwargs: Any) -> None:  # fmt: skip
+                 checkpoint_dir: Path | None = None, checkpoint_every: int | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
+        if checkpoint_every is not None and checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every must be >= 1 step. Got {checkpoint_every!r}.")
         self.seed, self.dist, self.names = int(seed), dist, names
         self.checkpoint_dir = checkpoint_dir
-        self.epoch = 0
+        self.checkpoint_every = checkpoint_every
+        self.epoch = 0  # finished epochs
+        self.batch = 0  # finished batches of the current epoch
+        self.loss_sum = 0.0  # summed ranking loss of those batches (all ranks)
         self.history: list[dict[str, float]] = []
 
     def _batch_sizes(self) -> list[int]:
@@ -506,35 +568,47 @@ class ShardedPairTrainer(PairTrainer):
         return [min(b, n - s) for s in range(0, n, b)]
 
     def _train_epoch(self) -> dict[str, float]:
-        """One pass over this rank's shard of the epoch; returns the global mean loss."""
+        """The rest of the current epoch (this rank's pieces); returns the global mean loss."""
         torch, d = self.torch, self.dist
-        self.sampler.rng = rank_rng(self.seed, self.epoch, d.rank, d.world_size)
         shards = epoch_shards(len(self.users), self.seed, self.epoch, self.batch_size,
                               d.rank, d.world_size)  # fmt: skip
-        total = 0.0
-        for rows, n_batch in zip(shards, self._batch_sizes(), strict=True):
+        sizes = self._batch_sizes()
+        while self.batch < len(shards):
+            b = self.batch
+            rows, n_batch = shards[b], sizes[b]
             self.opt.zero_grad()
+            local_loss = torch.zeros((), dtype=torch.float32, device=self.device)
             if len(rows):
                 u = self.users[rows]
-                j = self.sampler.sample(u, self.n_negatives)
+                lo, _ = shard_bounds(n_batch, d.rank, d.world_size)
+                j = self.sampler.sample_piece(u, self.n_negatives,
+                                              batch_rng(self.seed, self.epoch, b), n_batch, lo)  # fmt: skip
                 with autocast(torch, self.device, self.bf16):
                     loss, penalty = self.loss_fn(
                         torch, self._tensor(u), self._tensor(self.items[rows]), self._tensor(j)
                     )
                 # d(mean over the global batch) = sum over ranks of d(local sum) / n_batch
                 ((loss + penalty) * (len(rows) / n_batch)).backward()
-                total += float(loss.detach()) * len(rows)
+                local_loss = loss.detach().float() * len(rows)
             if d.is_distributed:
                 for p in self.opt.params:
                     if p.grad is None:  # an empty piece of the last batch
                         p.grad = torch.zeros_like(p)
-                all_reduce_sum_(torch, [p.grad for p in self.opt.params])
+                # the loss statistic rides along with the gradients: one collective per step
+                all_reduce_sum_(torch, [p.grad for p in self.opt.params] + [local_loss])
             self.opt.step()
-        if d.is_distributed:
-            t = torch.tensor([total], dtype=torch.float64, device=self.device)
-            all_reduce_sum_(torch, [t])
-            total = float(t.item())
-        return {"loss": total / len(self.users)}
+            self.loss_sum += float(local_loss)
+            self.batch += 1
+            if (
+                self.checkpoint_dir is not None
+                and self.checkpoint_every
+                and self.batch % self.checkpoint_every == 0
+                and self.batch < len(shards)
+            ):
+                self._save_checkpoint()  # fmt: skip
+        stats = {"loss": self.loss_sum / len(self.users)}
+        self.batch, self.loss_sum = 0, 0.0
+        return stats
 
     def fit(self, epochs: int, *, desc: str) -> list[dict[str, float]]:
         """Train until ``epochs`` epochs are done (resuming from a checkpoint if one exists)."""
@@ -565,11 +639,13 @@ class ShardedPairTrainer(PairTrainer):
                     arrays[f"adam_m.{name}"] = _to_numpy(self.opt.m[i])
                     arrays[f"adam_v.{name}"] = _to_numpy(self.opt.v[i])
             state = {
-                "epoch": self.epoch, "optimizer": self.opt.kind, "optimizer_step": self.opt.t,
+                "epoch": self.epoch, "batch": self.batch, "epoch_loss_sum": self.loss_sum,
+                "optimizer": self.opt.kind, "optimizer_step": self.opt.t,
                 "history": self.history, "world_size": self.dist.world_size,
-                # Everything random is a pure function of (seed, epoch): see lmrec.train.distributed.
+                # Everything random is a pure function of (seed, epoch, batch): see
+                # lmrec.train.distributed.
                 "rng": {"seed": self.seed, "shuffle": "SeedSequence(seed, spawn_key=(0, epoch))",
-                        "negatives": "SeedSequence(seed, spawn_key=(1, epoch, rank, world_size))"},
+                        "negatives": "SeedSequence(seed, spawn_key=(1, epoch, batch))"},
             }  # fmt: skip
             save_checkpoint(self.checkpoint_dir, arrays, state)  # type: ignore[arg-type]
         barrier()  # nobody reads a half-written checkpoint or races ahead of rank 0
@@ -588,6 +664,12 @@ class ShardedPairTrainer(PairTrainer):
                 f"seed {self.seed} and {self.opt.kind!r}. Use the same settings or another "
                 "checkpoint directory."
             )
+        if "(1, epoch, batch)" not in state["rng"]["negatives"]:
+            raise ConfigError(
+                f"The checkpoint in {self.checkpoint_dir} was written by an older lmrec that "
+                "drew negatives per rank; it cannot be resumed exactly. Start over with an "
+                "empty checkpoint directory."
+            )
         torch = self.torch
         with torch.no_grad():
             for i, name in enumerate(self.names):
@@ -604,6 +686,8 @@ class ShardedPairTrainer(PairTrainer):
                     t.copy_(torch.from_numpy(saved).to(t.device))
         self.opt.t = int(state["optimizer_step"])
         self.epoch = int(state["epoch"])
+        self.batch = int(state.get("batch", 0))
+        self.loss_sum = float(state.get("epoch_loss_sum", 0.0))
         self.history = [dict(h) for h in state["history"]]
-        logger.info("resumed from %s after epoch %d (saved by %d rank(s))",
-                    self.checkpoint_dir, self.epoch, state["world_size"])  # fmt: skip
+        logger.info("resumed from %s at epoch %d, batch %d (saved by %d rank(s))",
+                    self.checkpoint_dir, self.epoch, self.batch, state["world_size"])  # fmt: skip

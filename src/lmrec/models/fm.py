@@ -39,6 +39,7 @@ is weighted by ``log(1 + rank)``. Positives with no violator contribute nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -55,14 +56,17 @@ from lmrec.models.base import Recommender
 from lmrec.models.bpr import (
     Device,
     NegativeSampler,
-    PairTrainer,
+    ShardedPairTrainer,
     draw_seed,
+    fit_with_checkpoints,
     fold_in_ridge,
     resolve_device,
+    shared_seed,
     torch_generator,
     torch_threads,
 )
 from lmrec.models.config import ModelConfig
+from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
 
 #: Separator of multi-valued string attributes such as MovieLens ``genres``.
 MULTI_SEP = "|"
@@ -113,6 +117,11 @@ class FMConfig(ModelConfig):
     """Run the dot products under bfloat16 autocast (also on CPU); parameters stay float32."""
     torch_threads: int | None = Field(default=None, ge=1)
     """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
+    distributed: bool = False
+    """Data-parallel training under ``torchrun``, as for BPR (see
+    :class:`lmrec.models.bpr.ShardedPairTrainer`): each rank trains on its piece of every
+    batch, negatives are drawn per global batch and gradients are summed, so the result
+    equals a single-process fit up to float summation order."""
 
     @model_validator(mode="after")
     def _check_sides(self) -> Self:
@@ -278,16 +287,23 @@ class FactorizationMachine(Recommender):
     seed_: int | None = None
 
     # ------------------------------------------------------------------ training
+    def fit(self, dataset: Dataset, *, checkpoint_dir: str | Path | None = None,
+            checkpoint_every: int | None = None) -> Self:  # fmt: skip
+        """Learn from ``dataset``; checkpoints and resumes exactly like :meth:`BPR.fit
+        <lmrec.models.bpr.BPR.fit>` when ``checkpoint_dir`` is given."""
+        return fit_with_checkpoints(self, dataset, checkpoint_dir, checkpoint_every)
+
     def _fit(self, dataset: Dataset) -> None:
         torch = require("torch", "torch")
         cfg = self.config
+        dist = setup_distributed() if cfg.distributed else DistInfo()
         n_buckets = cfg.n_buckets
         self.item_encoders_ = build_encoders(dataset.items, cfg.item_features, n_buckets, "item")
         self.user_encoders_ = build_encoders(dataset.users, cfg.user_features, n_buckets, "user")
         x_item = design(dataset.n_items, cfg.use_item_ids, self._features(dataset.items, "item"))
         x_user = design(dataset.n_users, cfg.use_user_ids, self._features(dataset.users, "user"))
         device = resolve_device(torch, cfg.device)
-        self.seed_ = draw_seed(cfg.seed)
+        self.seed_ = shared_seed(torch, draw_seed(cfg.seed), dist)
         rng = np.random.default_rng(self.seed_)
         gen = torch_generator(torch, self.seed_)
         users = dataset.column("user_idx").astype(np.int64)
@@ -306,17 +322,22 @@ class FactorizationMachine(Recommender):
             "item": init(x_item, items),
             "bias": torch.zeros(x_item.shape[1], 1, device=device, requires_grad=True),
         }
+        if dist.is_distributed:  # identical by seed already; the broadcast makes sure
+            broadcast_(torch, list(self._params.values()))
         self._bags = {"user": _Bags(torch, x_user, device), "item": _Bags(torch, x_item, device)}
         # Negatives come from items with training interactions only: a catalog-only item
         # drawn as a negative would have its (zero) id embedding pushed down, and its
         # cold-start score would no longer come from its attributes alone.
         sampler = NegativeSampler(users, items, dataset.n_items, rng, candidates=np.unique(items))
         self._n_candidates = sampler.n_candidates
-        trainer = PairTrainer(
+        trainer = ShardedPairTrainer(
             torch, self._loss, list(self._params.values()), users, items,
             sampler=sampler,
             rng=rng, device=device, batch_size=cfg.batch_size, n_negatives=cfg.n_negatives,
             lr=cfg.lr, optimizer=cfg.optimizer, bf16=cfg.bf16,
+            seed=self.seed_, dist=dist, names=list(self._params),
+            checkpoint_dir=getattr(self, "_checkpoint_dir", None),
+            checkpoint_every=getattr(self, "_checkpoint_every", None),
         )  # fmt: skip
         self._trainer = trainer
         try:

@@ -60,13 +60,22 @@ from lmrec.models.bpr import (
     autocast,
     draw_seed,
     resolve_device,
+    shared_seed,
     torch_generator,
     torch_threads,
 )
 from lmrec.models.config import ModelConfig
+from lmrec.train.distributed import (
+    DistInfo,
+    all_reduce_sum_,
+    batch_rng,
+    broadcast_,
+    epoch_order,
+    setup_distributed,
+    shard_bounds,
+)
 
 logger = logging.getLogger(__name__)
-
 
 
 class TwoTowerConfig(ModelConfig):
@@ -114,6 +123,10 @@ class TwoTowerConfig(ModelConfig):
     """Run the tower matmuls under bfloat16 autocast (also on CPU); weights stay float32."""
     torch_threads: int | None = Field(default=None, ge=1)
     """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
+    distributed: bool = False
+    """Data-parallel training under ``torchrun``: each rank trains on its piece of every
+    batch of users, the random masks are drawn per global batch and gradients are summed,
+    so the result equals a single-process fit up to float summation order."""
 
 
 def item_text_embeddings(dataset: Dataset, encoder: str, template: str | None) -> np.ndarray:
@@ -181,9 +194,9 @@ class TwoTower(Recommender):
     def _fit(self, dataset: Dataset) -> None:
         torch = require("torch", "torch")
         cfg = self.config
+        dist = setup_distributed() if cfg.distributed else DistInfo()
         device = resolve_device(torch, cfg.device)
-        self.seed_ = draw_seed(cfg.seed)
-        rng = np.random.default_rng(self.seed_)
+        self.seed_ = shared_seed(torch, draw_seed(cfg.seed), dist)
         gen = torch_generator(torch, self.seed_)
         x = dataset.matrix.astype(np.float32, copy=True)
         x.data[:] = 1.0
@@ -201,8 +214,10 @@ class TwoTower(Recommender):
             "user_text": None if user_text is None else _on(torch, user_text, device),
         }
         self._params = self._init_params(torch, gen, dataset, device, user_text)
+        if dist.is_distributed:  # identical by seed already; the broadcast makes sure
+            broadcast_(torch, list(self._params.values()))
         self._opt = Optimizer(torch, list(self._params.values()), lr=cfg.lr, kind="adam")
-        self._rng, self._device, self._torch = rng, device, torch
+        self._device, self._torch, self._dist, self._epoch = device, torch, dist, 0
         self._train_users = np.flatnonzero(np.diff(x.indptr) > 0)
         try:
             with torch_threads(torch, cfg.torch_threads):
@@ -219,7 +234,8 @@ class TwoTower(Recommender):
                 for k, v in self._params.items()
             }
         finally:  # the torch state is only needed while training
-            del self._params, self._opt, self._tensors, self._rng, self._device, self._torch
+            del self._params, self._opt, self._tensors, self._device, self._torch, self._dist
+            del self._epoch
         self._precompute(user_text)
         self.user_vectors_ = self._user_vectors(x, np.arange(dataset.n_users), user_text)
         del self._x
@@ -264,42 +280,78 @@ class TwoTower(Recommender):
 
         Available while ``fit`` runs. Each batch hides ``history_dropout`` of every user's
         items from the user tower and trains the tower to rank the hidden items first.
+        Under ``distributed`` each rank takes its contiguous piece of every global batch of
+        users; the masks (hidden items, id dropout) and BPR negatives are drawn for the
+        whole global batch from :func:`~lmrec.train.distributed.batch_rng`, so they do not
+        depend on the number of ranks, and the summed gradients equal the 1-rank ones.
         """
-        torch, cfg, rng, device = self._torch, self.config, self._rng, self._device
-        users = rng.permutation(self._train_users)
+        torch, cfg, device, d = self._torch, self.config, self._device, self._dist
+        order = epoch_order(len(self._train_users), self.seed_, self._epoch)  # type: ignore[arg-type]
         total, n_batches = 0.0, 0
-        for start in range(0, len(users), cfg.batch_size):
-            batch = users[start : start + cfg.batch_size]
-            rows = self._x[batch].toarray()
-            hide = (rng.random(rows.shape) < cfg.history_dropout) & (rows > 0)
-            # Every user keeps at least one visible item and one hidden target.
-            n = rows.sum(axis=1)
-            for r in np.flatnonzero((hide.sum(axis=1) == 0) | (hide.sum(axis=1) == n)):
-                items = np.flatnonzero(rows[r])
-                hide[r] = False
-                if len(items) > 1:
-                    hide[r, rng.choice(items)] = True
-            visible = torch.from_numpy(rows * ~hide).to(device)
-            target = torch.from_numpy(hide.astype(np.float32)).to(device)
-            mask = self._tensors["known"]
-            if cfg.id_dropout > 0:
-                keep = rng.random(len(mask)) >= cfg.id_dropout
-                mask = mask * torch.from_numpy(keep.astype(np.float32)).to(device)
-            with autocast(torch, device, cfg.bf16):
-                h, v, b = self._item_side(mask)
-                u = self._pool(torch, visible, h, batch)
-                scores = (u @ v.T).float() + b
-                loss = self._loss(torch, scores, target)
+        for b, start in enumerate(range(0, len(order), cfg.batch_size)):
+            batch = self._train_users[order[start : start + cfg.batch_size]]
+            rng = batch_rng(self.seed_, self._epoch, b)  # type: ignore[arg-type]
+            rows, hide, keep, neg = self._draw_batch(rng, batch)
+            lo, hi = shard_bounds(len(batch), d.rank, d.world_size)
             self._opt.zero_grad()
-            loss.backward()
+            local = torch.zeros((), dtype=torch.float32, device=device)
+            if hi > lo:
+                visible = torch.from_numpy(rows[lo:hi] * ~hide[lo:hi]).to(device)
+                target = torch.from_numpy(hide[lo:hi].astype(np.float32)).to(device)
+                mask = self._tensors["known"]
+                if keep is not None:
+                    mask = mask * torch.from_numpy(keep.astype(np.float32)).to(device)
+                if neg is not None:  # this piece's positives, in row-major order
+                    first = int(hide[:lo].sum())
+                    neg = neg[first : first + int(hide[lo:hi].sum())]
+                with autocast(torch, device, cfg.bf16):
+                    h, v, bias = self._item_side(mask)
+                    u = self._pool(torch, visible, h, batch[lo:hi])
+                    scores = (u @ v.T).float() + bias
+                    denom = len(batch) if neg is None else int(hide.sum()) * cfg.n_negatives
+                    loss = self._loss(torch, scores, target, denom, neg)
+                loss.backward()
+                local = loss.detach().float()
+            if d.is_distributed:
+                for p in self._params.values():
+                    if p.grad is None:  # an empty piece of a small last batch
+                        p.grad = torch.zeros_like(p)
+                all_reduce_sum_(torch, [p.grad for p in self._params.values()] + [local])
             if cfg.weight_decay > 0:
                 with torch.no_grad():
                     for p in self._params.values():
                         p.mul_(1.0 - cfg.lr * cfg.weight_decay)
             self._opt.step()
-            total += float(loss.detach())
+            total += float(local)
             n_batches += 1
+        self._epoch += 1
         return {"loss": total / max(n_batches, 1)}
+
+    def _draw_batch(self, rng: np.random.Generator, batch: np.ndarray) -> tuple[
+            np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:  # fmt: skip
+        """History rows, hidden-item mask, id-dropout keep mask and BPR negatives of a batch.
+
+        Drawn for the whole global batch from its generator, the same on every rank.
+        """
+        cfg = self.config
+        rows = self._x[batch].toarray()
+        hide = (rng.random(rows.shape) < cfg.history_dropout) & (rows > 0)
+        # Every user keeps at least one visible item and one hidden target.
+        n = rows.sum(axis=1)
+        for r in np.flatnonzero((hide.sum(axis=1) == 0) | (hide.sum(axis=1) == n)):
+            items = np.flatnonzero(rows[r])
+            hide[r] = False
+            if len(items) > 1:
+                hide[r, rng.choice(items)] = True
+        keep = None
+        if cfg.id_dropout > 0:
+            keep = rng.random(rows.shape[1]) >= cfg.id_dropout
+        neg = None
+        if cfg.loss == "bpr":
+            # Uniform negatives per hidden positive (collisions with other positives are
+            # rare on sparse rows and left in).
+            neg = rng.integers(0, rows.shape[1], size=(int(hide.sum()), cfg.n_negatives))
+        return rows, hide, keep, neg
 
     def _pool(self, torch: Any, visible: Any, h: Any, batch: np.ndarray) -> Any:
         """User vectors (torch) from visible history rows, user attributes and ids."""
@@ -313,21 +365,24 @@ class TwoTower(Recommender):
             u = u + p["user_id"][idx]
         return u
 
-    def _loss(self, torch: Any, scores: Any, target: Any) -> Any:
-        """Mean per-user loss of the hidden (target) items against the full catalog."""
+    def _loss(self, torch: Any, scores: Any, target: Any, denom: int,
+              neg: np.ndarray | None = None) -> Any:  # fmt: skip
+        """Summed loss of a batch piece's hidden (target) items against the full catalog / denom.
+
+        ``softmax``: per-user mean log-likelihood of the hidden items, summed over the
+        piece's users; ``denom`` is the global batch's user count. ``bpr``: each hidden
+        positive against its ``neg`` items, summed; ``denom`` is the global batch's
+        positive count times ``n_negatives``. Dividing by the global count makes the
+        ranks' losses add up to the mean over the whole batch.
+        """
         f = torch.nn.functional
-        n_target = target.sum(dim=1).clamp(min=1.0)
         if self.config.loss == "softmax":
-            return (-(f.log_softmax(scores, dim=1) * target).sum(dim=1) / n_target).mean()
-        # BPR: each hidden positive against n_negatives uniform items (collisions with
-        # other positives are rare on sparse rows and left in).
+            n_target = target.sum(dim=1).clamp(min=1.0)
+            return (-(f.log_softmax(scores, dim=1) * target).sum(dim=1) / n_target).sum() / denom
         pos_r, pos_c = torch.nonzero(target, as_tuple=True)
-        k = self.config.n_negatives
-        neg_c = torch.from_numpy(
-            self._rng.integers(0, scores.shape[1], size=(len(pos_r), k))
-        ).to(scores.device)
+        neg_c = torch.from_numpy(neg).to(scores.device)  # type: ignore[arg-type]
         diff = scores[pos_r, pos_c][:, None] - scores[pos_r[:, None], neg_c]
-        return -f.logsigmoid(diff).mean()
+        return -f.logsigmoid(diff).sum() / denom
 
     # ------------------------------------------------------------------ inference
     def _precompute(self, user_text: np.ndarray | None) -> None:

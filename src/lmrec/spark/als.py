@@ -8,65 +8,28 @@ builds, so the model is interchangeable with one fitted by lmrec -- fits
 binary training pattern to the driver. The returned model saves, loads, recommends,
 evaluates and serves exactly like ``lmrec.models.ALS``.
 
-Spark and lmrec fit the same model (Hu, Koren & Volinsky 2008: confidence
-``1 + alpha * r``) with one difference: Spark scales each user's (item's) L2 penalty by
-that user's number of interactions ("ALS-WR", Zhou et al. 2008), lmrec and ``implicit``
-do not. The same ``regularization`` is therefore a stronger penalty in Spark; see
-``benchmarks/results/distributed.md`` for the measured effect on MovieLens-100K.
+Spark scales each user's (item's) L2 penalty by that user's number of interactions
+("ALS-WR", Zhou et al. 2008); the returned model says so in its config
+(``regularization_scaling="count"``), which is also how ``lmrec.models.ALS`` fits that
+exact objective locally. The default local ALS (``"none"``, implicit's objective) uses
+one penalty for all rows, so the same ``regularization`` is a weaker penalty there;
+``benchmarks/results/spark.md`` compares the two engines on MovieLens-100K.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from lmrec._optional import require
 from lmrec.data.idmap import IdMap
 from lmrec.errors import ConfigError, DataError
+from lmrec.spark.session import acquire_session, check_java, read_table
 
 logger = logging.getLogger(__name__)
-
-
-def check_java() -> str:
-    """The path of the ``java`` executable Spark will start; raise if there is none.
-
-    Looks in ``$JAVA_HOME/bin`` first, then on ``PATH`` (Spark's own order).
-
-    Raises
-    ------
-    ConfigError
-        Naming the requirement: a Java 17 or 21 runtime for pyspark 4.
-    """
-    home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").exists():
-        return str(Path(home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise ConfigError(
-            "The Spark engine needs a Java runtime (Java 17 or 21 for pyspark 4), and no "
-            "'java' was found on PATH or in $JAVA_HOME/bin. Install one (e.g. "
-            "'apt-get install openjdk-17-jre-headless') or set JAVA_HOME."
-        )
-    return found
-
-
-def _read(spark: Any, data_path: str, sep: str | None) -> Any:
-    """A Spark DataFrame of a CSV/TSV file or a Parquet file/directory."""
-    path = str(data_path)
-    low = path.lower().rstrip("/")
-    if low.endswith((".parquet", ".pq")) or (
-        Path(path).is_dir() and any(Path(path).glob("*.parquet"))
-    ):
-        return spark.read.parquet(path)
-    if sep is None:
-        sep = "\t" if low.endswith((".tsv", ".inter")) else ","
-    return spark.read.csv(path, header=True, sep=sep, inferSchema=False)
 
 
 def spark_train_als(
@@ -96,10 +59,10 @@ def spark_train_als(
     factors, regularization, alpha, iterations, seed
         As in :class:`lmrec.models.als.ALSConfig` (Spark's ``rank``, ``regParam``,
         ``alpha``, ``maxIter``, ``seed``). Spark scales ``regParam`` by each row's
-        interaction count; lmrec does not (see the module docstring).
+        interaction count, so the model's config has ``regularization_scaling="count"``.
     master : str or None
         Spark master URL, default ``local[2]``; ``None`` leaves it to ``spark-submit``.
-        Ignored when ``spark`` is given.
+        Ignored when ``spark`` is given or a session is already active (then used, left running).
     user_col, item_col : str
         Id columns (read as strings).
     weight_col : str, optional
@@ -135,26 +98,19 @@ def spark_train_als(
     from lmrec.models.als import ALS
 
     model = ALS(factors=factors, regularization=regularization, alpha=alpha,
-                iterations=iterations, seed=seed, implicit=weight_col is None)  # fmt: skip
-    check_java()
-    require("pyspark", "spark")
+                iterations=iterations, seed=seed, implicit=weight_col is None,
+                regularization_scaling="count")  # fmt: skip
+    own = False
+    if spark is None:
+        spark, own = acquire_session("lmrec-als", master, spark_conf)
+    else:
+        check_java()
     from pyspark.ml.feature import StringIndexer
     from pyspark.ml.recommendation import ALS as SparkALS
-    from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    own = spark is None
-    if own:
-        builder = SparkSession.builder.appName("lmrec-als")
-        if master is not None:
-            builder = builder.master(master)
-        conf = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
-                "spark.sql.shuffle.partitions": "8", **(spark_conf or {})}  # fmt: skip
-        for key, value in conf.items():
-            builder = builder.config(key, value)
-        spark = builder.getOrCreate()
     try:
-        raw = _read(spark, str(data_path), sep)
+        raw = read_table(spark, str(data_path), sep)
         missing = [c for c in (user_col, item_col, weight_col) if c and c not in raw.columns]
         if missing:
             raise ConfigError(

@@ -12,10 +12,14 @@ is a no-op describing a world of one process, so the same code runs unchanged on
 Sharding follows nanoGPT's ``seed_offset`` idea with NumPy's ``SeedSequence`` (STYLE
 rule 13): the order of an epoch is drawn from ``SeedSequence(seed, spawn_key=(0, epoch))``
 -- the same on every rank and independent of the number of ranks -- and each global
-batch of that order is cut into ``world_size`` contiguous, disjoint pieces. Per-rank
-randomness (negative sampling) comes from ``spawn_key=(1, epoch, rank, world_size)``.
-Because everything is derived from ``(seed, epoch)``, a run resumed from a checkpoint
-with a different number of ranks replays exactly the same epochs.
+batch of that order is cut into ``world_size`` contiguous, disjoint pieces. Per-example
+randomness (negative sampling, dropout masks) comes from :func:`batch_rng`,
+``spawn_key=(1, epoch, batch)``: every rank draws it for the whole *global* batch and
+keeps the rows of its own piece, so the draws do not depend on the number of ranks and a
+2-rank step computes the 1-rank gradient (up to float summation order). Because
+everything is derived from ``(seed, epoch, batch)``, a run resumed from a checkpoint --
+also one written mid-epoch, with a different number of ranks -- replays exactly the same
+batches.
 
 torch is imported inside functions only.
 """
@@ -91,7 +95,17 @@ def setup_distributed(backend: Backend = "auto") -> DistInfo:
             raise ConfigError("backend='nccl' needs CUDA; use backend='gloo' on CPU.")
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world)
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if restart is None:
+            dist.init_process_group(backend=backend, init_method="env://", rank=rank,
+                                    world_size=world)  # fmt: skip
+        else:
+            # Under torchrun the workers share the agent's store across restarts; without a
+            # per-attempt prefix a restarted group can read the dead group's addresses
+            # (gloo then fails with "connectFullMesh ... Connection refused").
+            store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world))
+            store = dist.PrefixStore(f"lmrec/attempt-{int(restart)}", store)
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
         logger.info("joined process group: rank %d of %d (%s)", rank, world, backend)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, backend=dist.get_backend())
 
@@ -151,16 +165,28 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng(ss).permutation(n)
 
 
-def rank_rng(seed: int, epoch: int, rank: int, world_size: int) -> np.random.Generator:
-    """This rank's own generator for ``epoch`` (negative sampling), a child of the shared seed."""
-    ss = np.random.SeedSequence(int(seed), spawn_key=(1, int(epoch), int(rank), int(world_size)))
+def batch_rng(seed: int, epoch: int, batch: int) -> np.random.Generator:
+    """The generator of global batch ``batch`` of ``epoch``, the same on every rank.
+
+    Draw per-example randomness for the whole global batch from it and keep this rank's
+    rows (see :func:`shard_bounds`): the result is independent of the number of ranks.
+    """
+    ss = np.random.SeedSequence(int(seed), spawn_key=(1, int(epoch), int(batch)))
     return np.random.default_rng(ss)
+
+
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """``(lo, hi)``: this rank's contiguous piece ``[lo, hi)`` of a global batch of ``n`` rows.
+
+    >>> [shard_bounds(5, r, 2) for r in range(2)]
+    [(0, 2), (2, 5)]
+    """
+    return (n * rank) // world_size, (n * (rank + 1)) // world_size
 
 
 def shard_batch(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     """This rank's contiguous piece of one global batch; pieces are disjoint and cover ``rows``."""
-    n = len(rows)
-    lo, hi = (n * rank) // world_size, (n * (rank + 1)) // world_size
+    lo, hi = shard_bounds(len(rows), rank, world_size)
     return rows[lo:hi]
 
 
