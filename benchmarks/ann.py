@@ -7,8 +7,12 @@ Protocol:
   Gaussian centres with per-item norm scaling in [0.5, 2] (like trained factors:
   taste clusters and a popularity-like norm); ``normal`` draws i.i.d. N(0, 1), the
   hardest case for graph indexes. Queries: ``--n-queries`` users drawn the same way.
-- Truth: :class:`lmrec.retrieval.ExactIndex` top-20 (numpy matmul in blocks + the
-  library's ``topk``), batched over all queries: its queries/s is the exact baseline.
+- Truth: :class:`lmrec.retrieval.ExactIndex` top-20 (the library's fused exact search,
+  :func:`lmrec.models.topk.dot_topk`: float32 products in blocks, chunk-max
+  pre-selection, one thread per core), batched over all queries: its queries/s is the
+  exact baseline. ``--vectors als`` uses the factors of lmrec ALS trained on synthetic
+  interactions (see :func:`als_vectors`). ``--cache DIR`` keeps vectors and built
+  indexes, so a long build (``--build-only``) and the searches can run separately.
 - Each ANN index is built once and searched with each ``--ef`` (HNSW efSearch) or
   ``--nprobe`` (IVF-PQ) value: recall@20 (share of the exact top-20 found), batched
   queries/s (all queries in one call), and single-query latency p50/p99 over
@@ -38,7 +42,45 @@ RESULTS = Path(__file__).parent / "results"
 K = 20
 
 
-def make_vectors(n_items: int, n_queries: int, dim: int, kind: str, seed: int):
+def als_vectors(n_items: int, n_queries: int, dim: int, seed: int):
+    """Item and user factors of lmrec ALS trained on synthetic interactions.
+
+    ``synthetic_interactions(n_items // 5 users, n_items, 10 x n_items pairs)``: Zipf-like
+    item popularity and 20 topics, so the factors have the structure of a real model
+    (topic directions, popular items with large norms, a long tail near zero). Queries
+    are the factors of ``n_queries`` random users.
+    """
+    from lmrec.data.synthetic import synthetic_interactions
+    from lmrec.models import create_model
+
+    t = time.perf_counter()
+    data = synthetic_interactions(n_items // 5, n_items, 10 * n_items, seed=seed, with_text=False)
+    model = create_model(
+        "als", {"factors": dim, "iterations": 5, "regularization": 0.05, "seed": seed}
+    ).fit(data)
+    print(
+        f"ALS on {data.n_interactions:,} interactions in {time.perf_counter() - t:.0f} s",
+        flush=True,
+    )
+    rng = np.random.default_rng(seed + 1)
+    users = rng.choice(len(model.user_factors_), n_queries, replace=False)
+    return model.item_factors_.copy(), model.user_factors_[users].copy()
+
+
+def make_vectors(
+    n_items: int, n_queries: int, dim: int, kind: str, seed: int, cache: Path | None = None
+):
+    if cache is not None:
+        f = cache / f"vectors-{kind}-{n_items}-{n_queries}-{dim}-{seed}.npz"
+        if f.is_file():
+            z = np.load(f, allow_pickle=False)
+            return z["items"], z["queries"]
+        items, queries = make_vectors(n_items, n_queries, dim, kind, seed)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(f, items=items, queries=queries)
+        return items, queries
+    if kind == "als":
+        return als_vectors(n_items, n_queries, dim, seed)
     rng = np.random.default_rng(seed)
     if kind == "normal":
         items = rng.standard_normal((n_items, dim), dtype=np.float32)
@@ -82,12 +124,16 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--n-queries", type=int, default=2_000)
     ap.add_argument("--n-single", type=int, default=200)
-    ap.add_argument("--vectors", choices=["clustered", "normal"], default="clustered")
+    ap.add_argument("--vectors", choices=["clustered", "normal", "als"], default="clustered")
+    ap.add_argument("--cache", help="directory to keep vectors and built indexes between runs")
+    ap.add_argument("--threads", type=int, help="threads of the exact search (default: all cores)")
     ap.add_argument("--kinds", default="hnsw,ivfpq")
     ap.add_argument("--m", type=int, default=32, help="HNSW degree")
     ap.add_argument("--ef-construction", type=int, default=100)
     ap.add_argument("--ef", default="64,128,256")
     ap.add_argument("--nprobe", default="16,64")
+    ap.add_argument("--rerank", type=int, default=4, help="IVF-PQ exact re-rank factor")
+    ap.add_argument("--build-only", action="store_true", help="build and cache indexes, no search")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="markdown file (default results/ann[-quick].md)")
@@ -96,12 +142,18 @@ def main() -> None:
         args.n_items, args.n_queries, args.n_single = 100_000, 500, 100
     out = Path(args.out) if args.out else RESULTS / ("ann-quick.md" if args.quick else "ann.md")
 
-    items, queries = make_vectors(args.n_items, args.n_queries, args.dim, args.vectors, args.seed)
-    exact_index = ExactIndex().build(items)
-    exact, exact_qps, exact_p50, exact_p99 = timed_search(
-        exact_index, queries, min(args.n_single, 50)
+    cache = Path(args.cache) if args.cache else None
+    items, queries = make_vectors(
+        args.n_items, args.n_queries, args.dim, args.vectors, args.seed, cache
     )
-    rows = [("exact (numpy, batched)", "-", 0.0, 1.0, exact_qps, exact_p50, exact_p99)]
+    exact_index = ExactIndex(n_threads=args.threads).build(items)
+    if args.build_only:
+        exact = exact_qps = exact_p50 = exact_p99 = 0
+    else:
+        exact, exact_qps, exact_p50, exact_p99 = timed_search(
+            exact_index, queries, min(args.n_single, 50)
+        )
+    rows = [("exact (lmrec dot_topk, batched)", "-", 0.0, 1.0, exact_qps, exact_p50, exact_p99)]
     print(f"exact: {exact_qps:.1f} q/s, p99 {exact_p99:.1f} ms", flush=True)
     for kind in args.kinds.split(","):
         if kind == "hnsw":
@@ -109,12 +161,30 @@ def main() -> None:
             settings = [("ef_search", int(v)) for v in args.ef.split(",")]
         else:
             nlist = int(4 * np.sqrt(args.n_items))
-            index = FaissIndex("ivfpq", m=13, nlist=nlist, nbits=8, rerank=4)  # 65 = 5 x 13
+            index = FaissIndex(
+                "ivfpq", m=13, nlist=nlist, nbits=8, rerank=args.rerank
+            )  # 65 = 5 x 13
             settings = [("nprobe", int(v)) for v in args.nprobe.split(",")]
-        t = time.perf_counter()
-        index.build(items)
-        build_s = time.perf_counter() - t
-        print(f"{kind}: built in {build_s:.1f} s", flush=True)
+        saved = None
+        if cache is not None:
+            tag = "-".join(
+                f"{k}{v}" for k, v in index.params.items() if k not in ("ef_search", "nprobe")
+            )
+            saved = cache / f"index-{args.vectors}-{args.n_items}-{args.dim}-{args.seed}-{tag}"
+        if saved is not None and (saved / "index.json").is_file():
+            index = FaissIndex.load(saved)
+            build_s = json.loads((saved / "build.json").read_text())["build_s"]
+            print(f"{kind}: loaded from {saved} (built in {build_s:.1f} s)", flush=True)
+        else:
+            t = time.perf_counter()
+            index.build(items)
+            build_s = time.perf_counter() - t
+            print(f"{kind}: built in {build_s:.1f} s", flush=True)
+            if saved is not None:
+                index.save(saved)
+                (saved / "build.json").write_text(json.dumps({"build_s": build_s}))
+        if args.build_only:
+            continue
         for key, value in settings:
             index.params[key] = value
             index._set_search_params()
@@ -130,6 +200,8 @@ def main() -> None:
                 flush=True,
             )
 
+    if args.build_only:
+        return
     lines = [
         f"# ANN benchmark: {args.n_items:,} items x {args.dim} dims ({args.vectors} vectors)",
         "",

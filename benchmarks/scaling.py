@@ -1,119 +1,132 @@
-"""Scaling benchmark: ingest, ALS and recommendation time and memory against data size.
+"""Scaling benchmark: ingest, ALS, evaluation and recommend-all time and memory vs data size.
 
-Protocol, for each size (default 1M and 10M interactions; ``--sizes 1M,10M,100M``):
+Protocol, for each size (default ``--sizes 1M,10M,100M``):
 
-- Data: ``lmrec.data.synthetic.write_synthetic`` (seed 2026) into a temporary
-  directory of Parquet chunks (users x items: 1M -> 20k x 10k, 10M -> 200k x 50k,
-  100M -> 2M x 200k), written by a child process.
-- Every measurement runs in a fresh worker process (this script with ``--worker``);
-  the driver imports neither lmrec nor pyarrow, so the workers' ``ru_maxrss`` is
-  their own (see ``benchmarks/scale.py`` on why).
-- ingest: ``lmrec.data.ingest.ingest(dir, timestamp="timestamp")``; wall time, peak
-  RSS of the worker (``ru_maxrss``) minus its RSS before ingest, and the final
-  sizes of the CSR (``indices`` + ``data`` + ``indptr``) and of the whole
-  interaction table.
-- ALS: ingest (without timestamps), reset the peak counter (``/proc/self/clear_refs``),
-  fit ``ALS(factors=64, iterations=--iterations)``; seconds per iteration and the
-  fit's peak RSS (``VmHWM``).
-- Recommend: top-20 with seen items excluded for ``--n-rec-users`` random users, exact
-  (:class:`lmrec.retrieval.ExactIndex`) vs HNSW (:class:`lmrec.retrieval.FaissIndex`,
-  m=32, ef_construction=100, ef_search=128; build time reported); users/s and the
-  time extrapolated to all users, plus HNSW recall@20 against exact.
-- Growth exponent ``b`` of ``time ~ N^b`` from a least-squares fit in log-log space.
+- Data: ``lmrec datasets synth`` (``write_synthetic``, seed 2026) with users = N/50
+  (mean activity fixed at 50) and items ~ 16 * sqrt(N), as catalogs grow slower
+  than audiences: 1M -> 20k x 16k, 10M -> 200k x 50k, 100M -> 2M x 160k. Written
+  once under ``--root`` (``ROOT/<size>``; an existing directory is reused, and 10M
+  reuses ``/tmp/synth10m`` when present, the same parameters).
+- Every measurement runs in a fresh worker process (this script with ``--worker``)
+  under ``flock /tmp/lmrec-timing.lock`` (so timed runs of other jobs do not overlap);
+  the driver imports neither lmrec nor pyarrow. Small sizes are repeated
+  (``--repeats``, default 3 at 1M, 2 at 10M, 1 at 100M) and the best time kept.
+- ingest: ``lmrec.data.ingest.ingest(dir)`` (user, item: the CSR) and, separately,
+  with ``timestamp="timestamp"``; wall time and peak RSS increase of the worker
+  (``VmHWM`` minus its RSS after imports) against the final CSR bytes
+  (``indices`` + ``data`` + ``indptr``). The first run also saves the data set.
+- ALS: :meth:`Dataset.load` of that data set, then ``ALS(factors=64,
+  iterations=--iterations)``; per-iteration times from implicit's callback, the
+  steady state = mean over iterations after the first (which includes implicit's
+  setup), and the fit's peak RSS. The model is saved for the next steps.
+- Evaluation: :func:`lmrec.eval.protocol.evaluate` of that model (strict full
+  ranking over all items, training items excluded, default metrics) for 10,000
+  random users whose test rows are 20% of their interactions. The model was
+  fitted on all rows (its seen items are excluded), so the metrics are meaningless here: this times the
+  evaluation work (scoring, top-k, metrics) at each size (``e2e_10m.py`` measures
+  a real split).
+- Recommend-all: top-20 with seen items excluded for ``--n-rec-users`` random users,
+  exact (:class:`lmrec.retrieval.ExactIndex`) vs HNSW (:class:`lmrec.retrieval.FaissIndex`,
+  m=32, ef_construction=100, ef_search=128; build time reported); time for all users
+  extrapolated from them, plus HNSW recall@20 against exact.
+- Growth exponent ``b`` of ``time ~ N^b``: least squares in log-log space.
 
-Run ``python benchmarks/scaling.py`` (about 10 minutes on 2 cores). Results:
-``benchmarks/results/scaling.md`` and ``scaling.png``.
+Run ``python benchmarks/scaling.py`` (about 40 minutes on 2 cores with 100M).
+Results: ``benchmarks/results/scaling.md``, ``scaling.json`` and ``scaling.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-SHAPES = {"100k": (5_000, 2_000, 100_000), "1M": (20_000, 10_000, 1_000_000), "10M": (200_000, 50_000, 10_000_000),
-          "100M": (2_000_000, 200_000, 100_000_000)}  # fmt: skip
+SHAPES = {"100k": (2_000, 5_000, 100_000), "1M": (20_000, 16_000, 1_000_000),
+          "10M": (200_000, 50_000, 10_000_000), "100M": (2_000_000, 160_000, 100_000_000)}  # fmt: skip
+REPEATS = {"100k": 3, "1M": 3, "10M": 2, "100M": 1}
+REUSE = {"10M": "/tmp/synth10m"}
 MIB = 1 << 20
-INGEST_NOTES = """
-Notes on ingest memory (10M, measured separately with the same data by wrapping the
-`Dataset` call in `lmrec.data.ingest`): the peak before `Dataset(...)` is about 417 MiB
-with timestamps (317 MiB without) over a 153 MiB (76 MiB) final table; the rest of the
-peak comes from `Dataset.__init__`, which copies every column (`to_numpy(copy=True)`)
-and builds an int64 key, its product temporary and `np.diff` to check the CSR order
-(about 2x the table + 24 bytes per row while the caller's columns are still alive).
-A zero-copy constructor for columns already in CSR order would remove that step
-(`dataset.py` is owned elsewhere). The fixed part (arrow pool, id maps, ~100 MiB)
-dominates the 1M row.
-"""
-
-
-def _status(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _maxrss_mib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+LOCK = "/tmp/lmrec-timing.lock"
 
 
 def worker(task: dict) -> dict:
+    """One measurement in this (fresh) process; returns a flat dict of numbers."""
     import numpy as np
     import pyarrow.csv
     import pyarrow.parquet  # noqa: F401 - imported before the RSS baseline below
 
+    sys.path.insert(0, str(Path(__file__).parent))
+    from als_fit import fit_als, reset_peak, status_mib
+
+    from lmrec.data import Dataset
     from lmrec.data.ingest import ingest
 
-    out: dict = {}
     if task["what"] == "synth":
         from lmrec.data.synthetic import write_synthetic
 
         t = time.perf_counter()
-        write_synthetic(task["dir"], *task["shape"], seed=2026, overwrite=True)
-        return {"synth_s": time.perf_counter() - t, "synth_maxrss_mib": _maxrss_mib()}
-    rss0 = _status("VmRSS")
-    t = time.perf_counter()
-    data = ingest(task["dir"], timestamp="timestamp" if task["what"] == "ingest" else None)
-    if task["what"] == "ingest":
-        out["ingest_s"] = time.perf_counter() - t
-        out["ingest_peak_mib"] = _maxrss_mib() - rss0
-        out["rss_after_mib"] = _status("VmRSS") - rss0
-        m = data.matrix
-        out["csr_mib"] = (m.indices.nbytes + m.data.nbytes + m.indptr.nbytes) / MIB
-        cols = data._interactions.columns
-        out["table_mib"] = sum(data.column(c).nbytes for c in cols) / MIB
-        return out
-    if task["what"] == "als":
-        from lmrec.models.als import ALS
-
-        base = _status("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")
+        write_synthetic(task["dir"], *task["shape"], seed=2026)
+        return {"synth_s": time.perf_counter() - t, "synth_peak_mib": status_mib("VmHWM")}
+    rss0 = status_mib("VmRSS")
+    reset_peak()
+    if task["what"] in ("ingest", "ingest_ts"):
+        ts = task["what"] == "ingest_ts"
         t = time.perf_counter()
-        ALS(factors=64, iterations=task["iterations"], seed=2026).fit(data)
-        out["als_iter_s"] = (time.perf_counter() - t) / task["iterations"]
-        out["als_peak_mib"] = _status("VmHWM")
-        out["als_increase_mib"] = out["als_peak_mib"] - base
+        data = ingest(task["dir"], timestamp="timestamp" if ts else None)
+        el = time.perf_counter() - t
+        peak = status_mib("VmHWM") - rss0
+        m = data.matrix
+        csr = (m.indices.nbytes + m.data.nbytes + m.indptr.nbytes) / MIB
+        pre = "ingest_ts" if ts else "ingest"
+        out = {f"{pre}_s": el, f"{pre}_peak_mib": peak, f"{pre}_ratio": peak / csr}
+        if not ts:
+            out["csr_mib"] = csr
+            if task.get("save"):
+                data.save(task["ds"])
         return out
-    # recommend
+    t = time.perf_counter()
+    data = Dataset.load(task["ds"])
+    load_s, load_peak = time.perf_counter() - t, status_mib("VmHWM")
+    if task["what"] == "als":
+        reset_peak()
+        base = status_mib("VmRSS")
+        t = time.perf_counter()
+        model, iters = fit_als(data, 64, task["iterations"])
+        fit_s = time.perf_counter() - t
+        model.save(Path(task["ds"]) / "als-model")
+        steady = iters[1:] or iters
+        return {"load_s": load_s, "load_peak_mib": load_peak,
+                "als_fit_s": fit_s, "als_first_iter_s": iters[0],
+                "als_iter_s": sum(steady) / len(steady), "als_iters": iters,
+                "als_peak_mib": status_mib("VmHWM"), "als_increase_mib": status_mib("VmHWM") - base}  # fmt: skip
+    from lmrec.models.persist import load_model
+
+    model = load_model(Path(task["ds"]) / "als-model")
+    uv, iv = model.user_factors_, model.item_factors_
+    rng = np.random.default_rng(2026)
+    if task["what"] == "evaluate":
+        from lmrec.eval.protocol import evaluate
+
+        users = np.sort(rng.choice(data.n_users, min(10_000, data.n_users), replace=False))
+        rows = np.flatnonzero(np.isin(data.column("user_idx"), users))
+        test = data.subset(rows[rng.random(len(rows)) < 0.2])
+        reset_peak()
+        t = time.perf_counter()
+        res = evaluate(model, test, show_progress=False)
+        return {"eval_s": time.perf_counter() - t, "eval_users": res.n_users,
+                "eval_peak_mib": status_mib("VmHWM")}  # fmt: skip
     from lmrec.retrieval import ExactIndex, FaissIndex
 
-    rng = np.random.default_rng(2026)
     users = np.sort(rng.choice(data.n_users, min(task["n_users"], data.n_users), replace=False))
-    from lmrec.models.als import ALS
-
-    model = ALS(factors=64, iterations=2, seed=2026).fit(data)
-    uv, iv = model.user_factors_, model.item_factors_
     seen = data.matrix[users]
+    out = {}
     t = time.perf_counter()
     exact, _ = ExactIndex().build(iv).search(uv[users], 20, exclude=seen)
     out["exact_users_per_s"] = len(users) / (time.perf_counter() - t)
@@ -131,18 +144,27 @@ def worker(task: dict) -> dict:
 
 
 def run_worker(task: dict) -> dict:
+    """Run one task in a fresh process under the shared timing lock."""
+    cmd = [sys.executable, __file__, "--worker", json.dumps(task)]
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(task)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        ["flock", os.environ.get("LMREC_TIMING_LOCK", LOCK), *cmd],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode:
         raise SystemExit(f"worker {task['what']} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def exponent(ns: list[float], ys: list[float]) -> float:
-    import math
+def best_of(task: dict, repeats: int, key: str) -> dict:
+    """The run with the smallest ``key`` among ``repeats`` fresh-process runs."""
+    runs = [run_worker(task if i == 0 else {**task, "save": False}) for i in range(repeats)]
+    return min(runs, key=lambda r: r[key])
 
+
+def exponent(ns: list[float], ys: list[float]) -> float:
+    """Slope of log(y) against log(n) by least squares (nan with fewer than 2 points)."""
     if len(ns) < 2:
         return float("nan")
     lx = [math.log(n) for n in ns]
@@ -153,72 +175,69 @@ def exponent(ns: list[float], ys: list[float]) -> float:
     )
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--sizes", default="1M,10M")
-    ap.add_argument("--iterations", type=int, default=3)
-    ap.add_argument("--n-rec-users", type=int, default=5_000)
-    args = ap.parse_args()
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
-        return
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="lmrec-scaling-") as tmp:
-        for size in args.sizes.split(","):
-            shape = SHAPES[size]
-            d = str(Path(tmp) / size)
-            r = {"n": shape[2], "users": shape[0], "items": shape[1]}
-            for task in ({"what": "synth", "shape": shape}, {"what": "ingest"},
-                         {"what": "als", "iterations": args.iterations},
-                         {"what": "recommend", "n_users": args.n_rec_users}):  # fmt: skip
-                r.update(run_worker({**task, "dir": d}))
-                print(size, task["what"], json.dumps(r), flush=True)
-            results[size] = r
+COLUMNS = [
+    ("Interactions", lambda r: f"{r['n']:,}"),
+    ("Users x items", lambda r: f"{r['users']:,} x {r['items']:,}"),
+    ("Synth write (s)", lambda r: f"{r['synth_s']:.1f}" if "synth_s" in r else "(reused)"),
+    ("Ingest (s)", lambda r: f"{r['ingest_s']:.1f}"),
+    ("Ingest peak RSS increase (MiB)", lambda r: f"{r['ingest_peak_mib']:.0f}"),
+    ("Final CSR (MiB)", lambda r: f"{r['csr_mib']:.0f}"),
+    ("**Ingest peak / CSR**", lambda r: f"**{r['ingest_ratio']:.2f}**"),
+    ("Ingest with timestamps (s)", lambda r: f"{r['ingest_ts_s']:.1f}"),
+    ("Ingest with timestamps peak increase (MiB)", lambda r: f"{r['ingest_ts_peak_mib']:.0f}"),
+    ("Ingest with timestamps peak / CSR", lambda r: f"{r['ingest_ts_ratio']:.2f}"),
+    ("ALS first iteration incl. setup (s)", lambda r: f"{r['als_first_iter_s']:.2f}"),
+    ("ALS s / iteration, steady (64 factors)", lambda r: f"{r['als_iter_s']:.2f}"),
+    ("ALS fit peak RSS (MiB)", lambda r: f"{r['als_peak_mib']:.0f}"),
+    ("Evaluation, 10k users full ranking (s)", lambda r: f"{r['eval_s']:.1f}"),
+    ("Exact top-20 users/s", lambda r: f"{r['exact_users_per_s']:,.0f}"),
+    ("HNSW top-20 users/s", lambda r: f"{r['hnsw_users_per_s']:,.0f}"),
+    ("HNSW build (s)", lambda r: f"{r['hnsw_build_s']:.1f}"),
+    ("HNSW recall@20 vs exact", lambda r: f"{r['hnsw_recall']:.4f}"),
+    ("Recommend-all exact (s, extrapolated)", lambda r: f"{r['exact_all_s']:,.0f}"),
+    ("Recommend-all HNSW incl. build (s, extrap.)", lambda r: f"{r['hnsw_all_s']:,.0f}"),
+]
+SERIES = {
+    "ingest time": "ingest_s", "ingest peak RSS": "ingest_peak_mib",
+    "ingest time with timestamps": "ingest_ts_s",
+    "ALS time / iteration (steady)": "als_iter_s", "ALS peak RSS": "als_peak_mib",
+    "evaluation (10k users)": "eval_s",
+    "exact recommend-all": "exact_all_s", "HNSW recommend-all": "hnsw_all_s",
+}  # fmt: skip
+
+
+def report(results: dict, argv: list[str], n_rec_users: int) -> None:
+    """Write scaling.md / scaling.json / scaling.png from the per-size results."""
     sizes = list(results)
     ns = [results[s]["n"] for s in sizes]
-    cols = [
-        ("Interactions", lambda r: f"{r['n']:,}"),
-        ("Users x items", lambda r: f"{r['users']:,} x {r['items']:,}"),
-        ("Synth write (s)", lambda r: f"{r['synth_s']:.1f}"),
-        ("Ingest (s)", lambda r: f"{r['ingest_s']:.1f}"),
-        ("Ingest peak RSS increase (MiB)", lambda r: f"{r['ingest_peak_mib']:.0f}"),
-        ("Final CSR (MiB)", lambda r: f"{r['csr_mib']:.0f}"),
-        ("Final interaction table incl. timestamps (MiB)", lambda r: f"{r['table_mib']:.0f}"),
-        ("Ingest peak / CSR", lambda r: f"{r['ingest_peak_mib'] / r['csr_mib']:.2f}"),
-        ("Ingest peak / table", lambda r: f"{r['ingest_peak_mib'] / r['table_mib']:.2f}"),
-        ("ALS s / iteration (64 factors)", lambda r: f"{r['als_iter_s']:.2f}"),
-        ("ALS fit peak RSS (MiB)", lambda r: f"{r['als_peak_mib']:.0f}"),
-        ("Exact top-20 users/s", lambda r: f"{r['exact_users_per_s']:,.0f}"),
-        ("HNSW top-20 users/s", lambda r: f"{r['hnsw_users_per_s']:,.0f}"),
-        ("HNSW build (s)", lambda r: f"{r['hnsw_build_s']:.1f}"),
-        ("HNSW recall@20 vs exact", lambda r: f"{r['hnsw_recall']:.4f}"),
-        ("Recommend-all exact (s, extrapolated)", lambda r: f"{r['exact_all_s']:,.0f}"),
-        ("Recommend-all HNSW incl. build (s, extrap.)", lambda r: f"{r['hnsw_all_s']:,.0f}"),
-    ]
     lines = [
-        "# Scaling: ingest, ALS and recommendation vs data size",
+        "# Scaling: ingest, ALS, evaluation and recommendation vs data size",
         "",
-        f"- Command: `{' '.join(['python benchmarks/scaling.py', *sys.argv[1:]])}`",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} cores (shared with other jobs), "
-        f"Python {platform.python_version()}. Each measure in a fresh process.",
-        f"- Recommend: {args.n_rec_users:,} random users, k=20, seen items excluded, "
-        f"factors from a 2-iteration ALS; all-user time extrapolated from them.",
+        f"- Command: `{' '.join(['python benchmarks/scaling.py', *argv])}`",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} cores (shared with other helpers' "
+        f"jobs; timed workers hold `{LOCK}`), Python {platform.python_version()}. "
+        "Each measure in a fresh process; best of 3 runs at 1M, 2 at 10M, 1 at 100M.",
+        "- Growth: users = N/50 (fixed mean activity 50), items ~ 16 * sqrt(N).",
+        f"- Recommend: {n_rec_users:,} random users, k=20, seen items excluded; "
+        "all-user time extrapolated from them.",
         "",
         "| Measure | " + " | ".join(sizes) + " |",
         "|---|" + "---:|" * len(sizes),
     ]
-    for label, fmt in cols:
-        lines.append(f"| {label} | " + " | ".join(fmt(results[s]) for s in sizes) + " |")
+    for label, fmt in COLUMNS:
+        cells = []
+        for s in sizes:
+            try:
+                cells.append(fmt(results[s]))
+            except KeyError:
+                cells.append("-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Growth exponents b (time or memory ~ N^b, least squares in log-log):", ""]
-    series = {
-        "ingest time": "ingest_s", "ingest peak RSS": "ingest_peak_mib",
-        "ALS time / iteration": "als_iter_s", "ALS peak RSS": "als_peak_mib",
-        "exact recommend-all": "exact_all_s", "HNSW recommend-all": "hnsw_all_s",
-    }  # fmt: skip
-    for label, key in series.items():
-        lines.append(f"- {label}: b = {exponent(ns, [results[s][key] for s in sizes]):.2f}")
-    lines += ["", *INGEST_NOTES.strip("\n").splitlines(), "", "![log-log](scaling.png)"]
+    for label, key in SERIES.items():
+        have = [s for s in sizes if key in results[s]]
+        b = exponent([results[s]["n"] for s in have], [results[s][key] for s in have])
+        lines.append(f"- {label}: b = {b:.2f} ({', '.join(have)})")
+    lines += ["", "![log-log](scaling.png)"]
     (RESULTS / "scaling.md").write_text("\n".join(lines) + "\n")
     (RESULTS / "scaling.json").write_text(json.dumps(results, indent=2))
 
@@ -227,21 +246,82 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     for label, key in (("ingest", "ingest_s"), ("ALS / iteration", "als_iter_s"),
-                       ("exact recommend-all", "exact_all_s"), ("HNSW recommend-all", "hnsw_all_s")):  # fmt: skip
-        a1.loglog(ns, [results[s][key] for s in sizes], "o-", label=label)
+                       ("evaluation 10k users", "eval_s"),
+                       ("exact recommend-all", "exact_all_s"),
+                       ("HNSW recommend-all", "hnsw_all_s")):  # fmt: skip
+        have = [s for s in sizes if key in results[s]]
+        a1.loglog([results[s]["n"] for s in have], [results[s][key] for s in have], "o-",
+                  label=label)  # fmt: skip
     a1.set(xlabel="interactions", ylabel="seconds", title="time")
     a1.legend()
-    for label, key in (("ingest peak", "ingest_peak_mib"), ("ALS peak", "als_peak_mib"),
+    for label, key in (("ingest peak increase", "ingest_peak_mib"), ("ALS peak", "als_peak_mib"),
                        ("final CSR", "csr_mib")):  # fmt: skip
-        a2.loglog(ns, [results[s][key] for s in sizes], "o-", label=label)
+        have = [s for s in sizes if key in results[s]]
+        a2.loglog([results[s]["n"] for s in have], [results[s][key] for s in have], "o-",
+                  label=label)  # fmt: skip
     a2.set(xlabel="interactions", ylabel="MiB", title="memory")
     a2.legend()
     fig.tight_layout()
     fig.savefig(RESULTS / "scaling.png", dpi=100)
     plt.close(fig)
     print((RESULTS / "scaling.md").read_text())
+    del ns
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--sizes", default="1M,10M,100M")
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--n-rec-users", type=int, default=5_000)
+    ap.add_argument("--root", default="/tmp/scale", help="where synthetic data is kept")
+    ap.add_argument("--merge", action="store_true",
+                    help="add the sizes run to those already in results/scaling.json")  # fmt: skip
+    ap.add_argument("--partial", help="write this run's results to this JSON file only "
+                    "(no report), to merge later with --report-only --inputs")  # fmt: skip
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the report from --inputs (default results/scaling.json)")  # fmt: skip
+    ap.add_argument("--inputs", nargs="+", help="JSON result files merged by --report-only")
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.report_only:
+        merged: dict = {}
+        for path in args.inputs or [RESULTS / "scaling.json"]:
+            merged.update(json.loads(Path(path).read_text()))
+        merged = dict(sorted(merged.items(), key=lambda kv: kv[1]["n"]))
+        report(merged, sys.argv[1:], args.n_rec_users)
+        return
+    results = json.loads((RESULTS / "scaling.json").read_text()) if args.merge else {}
+    for size in args.sizes.split(","):
+        shape = SHAPES[size]
+        d = REUSE.get(size) if Path(REUSE.get(size, "/nonexistent")).exists() else None
+        d = d or str(Path(args.root) / size)
+        # The saved data set is reused when present (e.g. from `lmrec datasets ingest`).
+        ds = str(Path(args.root) / f"{size}-ds")
+        save = not (Path(ds) / "dataset.json").exists()
+        r = {"n": shape[2], "users": shape[0], "items": shape[1], "data": d, "ds": ds}
+        if not Path(d).exists():
+            r.update(run_worker({"what": "synth", "shape": shape, "dir": d}))
+        reps = REPEATS[size]
+        r.update(best_of({"what": "ingest", "dir": d, "ds": ds, "save": save}, reps, "ingest_s"))
+        r.update(best_of({"what": "ingest_ts", "dir": d}, reps, "ingest_ts_s"))
+        r.update(best_of({"what": "als", "ds": ds, "iterations": args.iterations}, reps,
+                         "als_iter_s"))  # fmt: skip
+        r.update(best_of({"what": "evaluate", "ds": ds}, reps, "eval_s"))
+        r.update(run_worker({"what": "recommend", "ds": ds, "n_users": args.n_rec_users}))
+        print(size, json.dumps(r), flush=True)
+        results[size] = r
+        results = dict(sorted(results.items(), key=lambda kv: kv[1]["n"]))
+        partial = Path(args.partial) if args.partial else RESULTS / "scaling.partial.json"
+        partial.write_text(json.dumps(results, indent=2))
+    if args.partial:
+        return
+    report(results, sys.argv[1:], args.n_rec_users)
+    (RESULTS / "scaling.partial.json").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -140,3 +140,162 @@ def test_cli_synth_rejects_bad_sizes_before_writing(tmp_path):
     with pytest.raises(ConfigError, match="n_users"):
         args.func(args)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- zero-copy CSR path
+def test_ingest_adopts_its_arrays_and_equals_the_general_constructor(tmp_path, log_frame):
+    from lmrec.data import Dataset
+
+    path = tmp_path / "log.parquet"
+    log_frame.to_parquet(path, index=False)
+    got = ingest(path, user="uid", item="iid", timestamp="ts", chunk_rows=300)
+    # The matrix and the interaction table share the data set's own arrays (no copy).
+    assert np.shares_memory(got.matrix.indices, got.column("item_idx"))
+    assert np.shares_memory(got.matrix.data, got.column("weight"))
+    again = Dataset(got.interactions, got.user_ids, got.item_ids)
+    _assert_same(got, again)
+
+
+def test_from_csr_keeps_arrays_and_checks_structure():
+    from lmrec.data import Dataset
+    from lmrec.data.idmap import IdMap
+
+    users, items = IdMap(["a", "b", "c"]), IdMap(["x", "y", "z"])
+    indptr = np.array([0, 2, 2, 3])
+    item_idx = np.array([0, 2, 1], np.int32)
+    weight = np.array([1, 2, 3], np.float32)
+    d = Dataset.from_csr(indptr, item_idx, weight, users, items, name="t")
+    assert np.shares_memory(d.column("item_idx"), item_idx)
+    assert d.matrix.toarray().tolist() == [[1, 0, 2], [0, 0, 0], [0, 3, 0]]
+    assert d.column("user_idx").tolist() == [0, 0, 2]
+    expected = Dataset(d.interactions, users, items)
+    _assert_same(d, expected)
+    with pytest.raises(DataError, match="strictly increasing"):
+        Dataset.from_csr(indptr, np.array([2, 0, 1], np.int32), weight, users, items)
+    with pytest.raises(DataError, match="strictly increasing"):  # repeated pair
+        Dataset.from_csr(indptr, np.array([1, 1, 1], np.int32), weight, users, items)
+    with pytest.raises(DataError, match=r"in \[0, 3\)"):
+        Dataset.from_csr(indptr, np.array([0, 3, 1], np.int32), weight, users, items)
+    with pytest.raises(DataError, match="indptr must have"):
+        Dataset.from_csr(np.array([0, 2, 3]), item_idx, weight, users, items)
+    with pytest.raises(DataError, match="decreases"):
+        Dataset.from_csr(np.array([0, 2, 1, 3]), item_idx, weight, users, items)
+    with pytest.raises(DataError, match="one value per interaction"):
+        Dataset.from_csr(indptr, item_idx, weight[:2], users, items)
+
+
+def test_from_csr_checks_rows_across_blocks():
+    """Rows spanning the 2**20-row check blocks: a decrease inside a row is still found."""
+    from lmrec.data import Dataset
+    from lmrec.data.idmap import IdMap
+
+    n_items, per_user = 1_000, 700
+    n_users = (1 << 20) // per_user + 2
+    item_idx = np.tile(
+        np.arange(0, n_items, n_items // per_user, dtype=np.int32)[:per_user], n_users
+    )
+    indptr = np.arange(n_users + 1) * per_user
+    users = IdMap([f"u{i:07d}" for i in range(n_users)])
+    items = IdMap([f"i{i:04d}" for i in range(n_items)])
+    ones = np.ones(len(item_idx), np.float32)
+    d = Dataset.from_csr(indptr, item_idx, ones, users, items)
+    assert d.n_interactions == n_users * per_user
+    bad = item_idx.copy()
+    pos = (1 << 20) + 1  # inside a row, just past the first block boundary
+    assert pos not in set(indptr)
+    bad[pos] = bad[pos - 1]
+    with pytest.raises(DataError, match=f"row {pos}"):
+        Dataset.from_csr(indptr, bad, ones, users, items)
+
+
+def test_saved_dataset_loads_back_in_csr_order(tmp_path, log_frame):
+    from lmrec.data import Dataset
+
+    path = tmp_path / "log.csv"
+    log_frame.to_csv(path, index=False)
+    got = ingest(path, user="uid", item="iid", weight="w", timestamp="ts")
+    back = Dataset.load(got.save(tmp_path / "ds"))
+    _assert_same(back, got)
+    assert back.name == got.name
+
+
+def test_csv_ingest_grows_its_buffers(tmp_path):
+    """More CSV rows than the initial buffer (65,536): the growing path equals load_dataset."""
+    rng = np.random.default_rng(1)
+    n = 150_000
+    frame = pd.DataFrame({"user": rng.integers(0, 5_000, n), "item": rng.integers(0, 800, n)})
+    path = tmp_path / "big.csv"
+    frame.to_csv(path, index=False)
+    expected, _ = load_dataset(path, duplicates="sum")
+    _assert_same(ingest(path, chunk_rows=20_000), expected)
+
+
+# ---------------------------------------------------------------- datasets CLI
+def _cli(argv):
+    from lmrec.cli import main
+
+    return main([str(a) for a in argv])
+
+
+def test_cli_datasets_synth_ingest_then_split(tmp_path, capsys):
+    synth, ds = tmp_path / "synth", tmp_path / "ds"
+    argv = ["datasets", "synth", "--users", 300, "--items", 90, "--interactions", 2_000,
+            "--rows-per-file", 700, "--out", synth]  # fmt: skip
+    assert _cli(argv) == 0
+    assert len(list(synth.glob("part-*.parquet"))) == 3
+    assert _cli(["datasets", "ingest", "--data", synth / "part-*.parquet", "--out", ds,
+                 "--timestamp-col", "timestamp"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "ingested 2,000 interactions" in err and "peak RSS" in err
+    from lmrec.data import Dataset
+
+    saved = Dataset.load(ds)
+    assert saved.name == "ds" and saved.has_timestamps
+    _assert_same(saved, ingest(synth, timestamp="timestamp"))
+    assert _cli(["split", "--data", ds, "--ratios", "0.8", "0.2", "--out", tmp_path / "sp"]) == 0
+    train = pd.read_csv(tmp_path / "sp" / "train.csv")
+    test = pd.read_csv(tmp_path / "sp" / "test.csv")
+    assert len(train) + len(test) == 2_000
+    # the top-level alias still works
+    assert _cli(["synth", "--users", 50, "--items", 20, "--interactions", 100,
+                 "--out", tmp_path / "alias"]) == 0  # fmt: skip
+
+
+def test_cli_datasets_ingest_bad_input(tmp_path, capsys):
+    ok = tmp_path / "log.csv"
+    ok.write_text("user,item\n1,a\n1,a\n2,b\n")
+    assert (
+        _cli(["datasets", "ingest", "--data", tmp_path / "nope-*.csv", "--out", tmp_path / "o"])
+        == 2
+    )
+    assert "matches no file" in capsys.readouterr().err
+    assert (
+        _cli(["datasets", "ingest", "--data", tmp_path / "nope.csv", "--out", tmp_path / "o"]) == 2
+    )
+    assert "not found" in capsys.readouterr().err
+    argv = ["datasets", "ingest", "--data", ok, "--out", tmp_path / "o"]
+    assert _cli([*argv, "--duplicates", "raise"]) == 2
+    assert "repeat 1" in capsys.readouterr().err
+    assert _cli([*argv, "--chunk-rows", 0]) == 2
+    assert "--chunk-rows" in capsys.readouterr().err
+    assert _cli([*argv, "--user-col", "uid"]) == 2
+    assert "uid" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert _cli(argv) == 0
+    assert _cli(argv) == 2  # exists, no --force
+    assert "already exists" in capsys.readouterr().err
+    assert _cli(["split", "--data", tmp_path / "o", "--items", ok, "--out", tmp_path / "s"]) == 2
+    assert "saved data set" in capsys.readouterr().err
+
+
+def test_cli_datasets_synth_bad_input(tmp_path, capsys):
+    out = tmp_path / "s"
+    base = ["datasets", "synth", "--users", 10, "--items", 10, "--out", out]
+    assert _cli([*base, "--interactions", 1_000]) == 2
+    assert "too dense" in capsys.readouterr().err
+    assert _cli([*base, "--interactions", -5]) == 2
+    assert "n_interactions" in capsys.readouterr().err
+    assert not out.exists()
+    out.mkdir()
+    assert _cli([*base, "--interactions", 20]) == 2
+    assert "already exists" in capsys.readouterr().err

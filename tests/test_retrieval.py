@@ -21,6 +21,13 @@ def factors():
     return users.astype(np.float32), items.astype(np.float32), seen
 
 
+@pytest.fixture(scope="module")
+def small_dataset():
+    from lmrec.data.synthetic import synthetic_interactions
+
+    return synthetic_interactions(300, 400, 6_000, seed=1, with_text=False)
+
+
 def _recall(approx, exact):
     hits = [
         len(set(a[a >= 0]) & set(e[e >= 0])) / max(1, (e >= 0).sum())
@@ -94,31 +101,31 @@ def test_validation():
         ExactIndex().build(np.zeros((4, 2))).search(np.zeros((1, 3)), 1)
 
 
-def test_item_user_vectors_duck_typing():
-    class Factors:
-        user_factors_ = np.ones((3, 2), np.float32)
-        item_factors_ = np.arange(8, dtype=np.float32).reshape(4, 2)
-        item_bias_ = np.array([1, 2, 3, 4], np.float32)
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("als", {"factors": 8, "iterations": 2}), ("svd", {"factors": 8})],
+)  # fmt: skip
+def test_item_user_vectors_reproduce_model_scores(small_dataset, name, params):
+    from lmrec.models import create_model
 
-    u, i = item_user_vectors(Factors())
-    np.testing.assert_allclose(
-        u @ i.T, Factors.user_factors_ @ Factors.item_factors_.T + Factors.item_bias_
-    )
+    model = create_model(name, params).fit(small_dataset)
+    u, i = item_user_vectors(model)
+    np.testing.assert_allclose(u @ i.T, model.score(model.user_ids_.ids), rtol=1e-4, atol=1e-4)
 
-    class Svd:
-        item_factors_ = np.eye(3, dtype=np.float32)
-        user_items_ = sp.csr_matrix(np.array([[2.0, 0, 1]], np.float32))
 
-    u, i = item_user_vectors(Svd())
-    np.testing.assert_allclose(u, [[1, 0, 1]])
-
-    class Unfitted:
-        item_factors_ = None
+def test_item_user_vectors_refuses_other_models(small_dataset):
+    from lmrec.models import create_model
 
     with pytest.raises(NotFittedError):
-        item_user_vectors(Unfitted())
-    with pytest.raises(TypeError, match="factor models"):
+        item_user_vectors(create_model("als", {"factors": 4}))
+    with pytest.raises(TypeError, match="factor and embedding"):
+        item_user_vectors(create_model("ease", {}).fit(small_dataset))
+    with pytest.raises(TypeError, match="factor and embedding"):
         item_user_vectors(object())
+    als = create_model("als", {"factors": 4, "iterations": 1}).fit(small_dataset)
+    als.item_bias_ = np.ones(als.n_items, np.float32)  # attributes that do not match _score
+    with pytest.raises(TypeError, match="factor and embedding"):
+        item_user_vectors(als)
 
 
 @pytest.mark.parametrize(
@@ -137,3 +144,85 @@ def test_lean_factors_round_trip_tolerance(precision, tol):
     q = rng.normal(size=(4, 32)).astype(np.float32)
     np.testing.assert_allclose(lean.dot(q), q @ back.T, rtol=1e-5, atol=1e-5)
     assert not lean.values.flags.writeable
+
+
+@pytest.mark.parametrize("n_items", [50, 5_000, 5_031])  # fallback, chunks only, chunks + tail
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_dot_topk_equals_full_sort(n_items, n_threads):
+    from lmrec.models.topk import dot_topk
+
+    rng = np.random.default_rng(n_items)
+    q = rng.normal(size=(70, 12)).astype(np.float32)
+    y = rng.normal(size=(n_items, 12)).astype(np.float32)
+    ex = sp.random(70, n_items, density=0.05, format="csr", random_state=1, dtype=np.float32)
+    ex = sp.csr_matrix(ex + sp.csr_matrix((np.ones(n_items - 3), (np.full(n_items - 3, 5),
+                       np.arange(n_items - 3))), shape=(70, n_items)))  # fmt: skip
+    items, scores = dot_topk(q, y, 10, exclude=ex, n_threads=n_threads, block_rows=16)
+    full = q @ y.T
+    full[ex.nonzero()] = -np.inf
+    best = np.argsort(-full, axis=1, kind="stable")[:, :10]
+    for r in range(70):
+        if r == 5:  # only 3 items left: they come first, then -1 padding
+            assert set(items[r, :3]) == set(range(n_items - 3, n_items))
+            assert (items[r, 3:] == -1).all() and np.isneginf(scores[r, 3:]).all()
+            continue
+        np.testing.assert_array_equal(items[r], best[r])
+    np.testing.assert_allclose(
+        scores[items >= 0], np.take_along_axis(full, np.maximum(items, 0), 1)[items >= 0], rtol=1e-5
+    )
+
+
+def test_recommend_indices_fast_path_matches_generic(small_dataset):
+    from lmrec.models import create_model
+    from lmrec.models.topk import mask_rows, topk
+
+    model = create_model("als", {"factors": 8, "iterations": 2}).fit(small_dataset)
+    users = np.arange(model.seen_.shape[0])
+    items, scores = model.recommend_indices(users, 15)
+    full = model.score(model.user_ids_.ids)
+    mask_rows(full, model.seen_)
+    want, _ = topk(full, 15)
+    assert (items == want).mean() > 0.999  # float rounding may swap exact near-ties
+    assert model.seen_[users[:, None], items].nnz == 0
+
+
+def test_cli_index_build_and_recommend_with_ann(small_dataset, tmp_path, capsys):
+    import pandas as pd
+
+    from lmrec.cli import main
+    from lmrec.models import create_model
+
+    model_dir = tmp_path / "als"
+    model = create_model("als", {"factors": 8, "iterations": 2}).fit(small_dataset)
+    model.save(model_dir)
+    rec = ["recommend", "--model", str(model_dir), "--all", "-k", "10", "--force"]
+    assert main([*rec, "--ann", "--output", str(tmp_path / "x.csv")]) == 2
+    assert "lmrec index build" in capsys.readouterr().err
+    assert main(["index", "build", "--model", str(model_dir), "--m", "8", "--ef-search", "64"]) == 0
+    assert (model_dir / "index" / "binding.json").is_file()
+    assert main(["index", "build", "--model", str(model_dir)]) == 2  # exists: needs --force
+    capsys.readouterr()
+    assert main([*rec, "--ann-min-items", "0", "--output", str(tmp_path / "auto.csv")]) == 0
+    assert "using the hnsw index" in capsys.readouterr().err
+    assert main([*rec, "--output", str(tmp_path / "small.csv")]) == 0  # 400 items < 100k
+    assert "using the" not in capsys.readouterr().err
+    assert (
+        main([*rec, "--exact", "--ann-min-items", "0", "--output", str(tmp_path / "ex.csv")]) == 0
+    )
+    got, want = pd.read_csv(tmp_path / "auto.csv"), pd.read_csv(tmp_path / "ex.csv")
+    inter = small_dataset.interactions
+    seen = set(zip(small_dataset.user_ids.lookup(inter["user_idx"].to_numpy()).astype(str),
+                   small_dataset.item_ids.lookup(inter["item_idx"].to_numpy()).astype(str),
+                   strict=True))  # fmt: skip
+    assert not any((u, i) in seen for u, i in zip(got["user"], got["item"], strict=True))
+    both = got.merge(want, on=["user", "item"])
+    assert len(both) / len(want) >= 0.95  # recall@10 of the ANN lists vs exact
+    # an index that no longer matches the model (retrained in place) is refused
+    import shutil
+
+    other = tmp_path / "als2"
+    create_model("als", {"factors": 8, "iterations": 3}).fit(small_dataset).save(other)
+    shutil.copytree(model_dir / "index", other / "index")
+    rec[2] = str(other)
+    assert main([*rec, "--ann", "--output", str(tmp_path / "y.csv")]) == 2
+    assert "another version of the model" in capsys.readouterr().err

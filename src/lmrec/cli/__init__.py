@@ -20,7 +20,15 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from lmrec.cli import data_cmds, eval_cmds, model_cmds, scale_cmds, serve_cmds
+    from lmrec.cli import (
+        data_cmds,
+        eval_cmds,
+        index_cmds,
+        model_cmds,
+        ranker_cmds,
+        scale_cmds,
+        serve_cmds,
+    )
 
     parser = argparse.ArgumentParser(
         prog="lmrec",
@@ -31,9 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data_cmds.register(sub)
     model_cmds.register(sub)
+    ranker_cmds.register(sub)
     eval_cmds.register(sub)
     serve_cmds.register(sub)
     scale_cmds.register(sub)
+    index_cmds.register(sub)
     return parser
 
 

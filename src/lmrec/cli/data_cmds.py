@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
     i = dsub.add_parser("info", help="describe a built-in data set and its cache state")
     i.add_argument("name")
     i.set_defaults(func=cmd_datasets_info)
+    from lmrec.cli import scale_cmds
+
+    scale_cmds.register_datasets(dsub)
 
     s = sub.add_parser(
         "split",
@@ -48,13 +51,18 @@ def register(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    s.add_argument("--engine", default="local", choices=["local", "spark"],
+                   help="'spark' splits --data with Spark (protocols random and global_temporal; "
+                   "needs lmrec[spark] and Java) for logs too large for pandas")  # fmt: skip
+    s.add_argument("--master", help="Spark master URL (default local[2]); with --engine spark")
     s.set_defaults(func=cmd_split)
 
 
 def add_data_source(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--data FILE`` (with read flags) or ``--dataset NAME``, plus optional catalogs."""
     g = p.add_mutually_exclusive_group(required=required)
-    g.add_argument("--data", help="interaction file (CSV/TSV/Parquet/RecBole .inter)")
+    g.add_argument("--data", help="interaction file (CSV/TSV/Parquet/RecBole .inter) or a data "
+                   "set directory written by 'lmrec datasets ingest'")  # fmt: skip
     g.add_argument("--dataset", help="built-in data set name (e.g. ml-100k)")
     p.add_argument("--items", help="item catalog file (id column 'item' plus attributes)")
     p.add_argument("--users", dest="users_file", help="user attribute file (id column 'user')")
@@ -73,6 +81,10 @@ def load_input(args: argparse.Namespace):
         info(f"loaded {ds}")
         return ds
     check_input(args.data, "Interaction file")
+    if (Path(args.data) / "dataset.json").is_file():
+        from lmrec.cli.scale_cmds import load_saved_dataset
+
+        return load_saved_dataset(args)
     items = check_input(args.items, "Item file") if args.items else None
     users = check_input(args.users_file, "User file") if getattr(args, "users_file", None) else None
     ds, report = load_dataset(args.data, items=items, users=users, **read_kwargs(args))
@@ -134,6 +146,12 @@ def write_csv(frame, path: Path) -> None:
 def cmd_split(args: argparse.Namespace) -> int:
     from lmrec._atomic import atomic_dir
 
+    if args.engine == "spark":
+        from lmrec.cli.spark_cmds import cmd_split_spark
+
+        return cmd_split_spark(args)
+    if args.master:
+        raise ConfigError("--master goes with --engine spark.")
     out = check_output(args.out, args.force, is_dir=True)
     dataset = load_input(args)
     result = run_split(dataset, args)

@@ -48,6 +48,15 @@ def register(sub: Any) -> None:
                    help="unknown user ids: fail (default) or skip them with a warning")  # fmt: skip
     r.add_argument("--output", required=True, help="CSV file to write ('-' for stdout)")
     r.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    how = r.add_mutually_exclusive_group()
+    how.add_argument("--ann", action="store_true",
+                     help="use the ANN index in MODEL_DIR/index (lmrec index build) whatever the "
+                     "catalog size")  # fmt: skip
+    how.add_argument("--exact", action="store_true",
+                     help="exact top-k even when an ANN index exists")  # fmt: skip
+    r.add_argument("--ann-min-items", type=int, default=100_000,
+                   help="without --ann/--exact, use an existing index from this many items "
+                   "(default 100000)")  # fmt: skip
     r.set_defaults(func=cmd_recommend)
 
     u = sub.add_parser(
@@ -164,13 +173,39 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if users is None:
         users = model.user_ids_.ids
     on_unknown = "warn" if args.on_unknown == "skip" else "raise"
-    recs = model.recommend(users, k=args.k, exclude_seen=not args.include_seen, on_unknown=on_unknown)
+    index = _ann_index(args, model)
+    if index is not None:
+        from lmrec.retrieval.attached import recommend_ann
+
+        recs = recommend_ann(model, index, users, k=args.k, exclude_seen=not args.include_seen,
+                             on_unknown=on_unknown)  # fmt: skip
+    else:
+        recs = model.recommend(users, k=args.k, exclude_seen=not args.include_seen,
+                               on_unknown=on_unknown)  # fmt: skip
     if args.output == "-":
         recs.to_csv(__import__("sys").stdout, index=False)
     else:
         write_csv(recs, Path(args.output))
         info(f"wrote {len(recs)} recommendations for {recs['user'].nunique()} users to {args.output}")
     return 0
+
+
+def _ann_index(args: argparse.Namespace, model: Any) -> Any:
+    """The ANN index to recommend with: --ann forces it, --exact refuses it, else by catalog size."""
+    from lmrec.retrieval.attached import has_model_index, load_model_index
+
+    if args.exact or (not args.ann and model.n_items < args.ann_min_items):
+        return None
+    if not has_model_index(args.model):
+        if args.ann:
+            raise ConfigError(
+                f"--ann: {args.model} has no ANN index; build one with: "
+                f"lmrec index build --model {args.model}"
+            )
+        return None
+    index = load_model_index(args.model, model)
+    info(f"using the {index.params['kind']} index in {Path(args.model) / 'index'}")
+    return index
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -78,6 +78,19 @@ class Dataset:
         # (n_users + 1 ints) instead of the column (one int per interaction).
         indptr = np.zeros(n_u + 1, np.int64)
         np.cumsum(np.bincount(cols.pop("user_idx"), minlength=n_u), out=indptr[1:])
+        self._set_parts(indptr, cols, user_ids, item_ids, items, users, name)
+
+    def _set_parts(
+        self,
+        indptr: np.ndarray,
+        cols: dict[str, np.ndarray],
+        user_ids: IdMap,
+        item_ids: IdMap,
+        items: pd.DataFrame | None,
+        users: pd.DataFrame | None,
+        name: str,
+    ) -> None:
+        """Adopt validated arrays in CSR order (``indptr`` int64, columns without user_idx)."""
         # The data set owns writable arrays (for native kernels, see _native_matrix) and
         # shows everyone else read-only views of them.
         self._owned = {"indptr": indptr, **cols}
@@ -90,6 +103,72 @@ class Dataset:
         self.users = _align(users, user_ids, "users")
         self.name = name
         self._matrix: sp.csr_matrix | None = None
+
+    @classmethod
+    def from_csr(
+        cls,
+        indptr: np.ndarray,
+        item_idx: np.ndarray,
+        weight: np.ndarray,
+        user_ids: IdMap,
+        item_ids: IdMap,
+        *,
+        rating: np.ndarray | None = None,
+        timestamp: np.ndarray | None = None,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        name: str = "dataset",
+    ) -> Dataset:
+        """Adopt interaction arrays already in CSR order, without copying them.
+
+        This is the constructor for data that does not fit twice in memory (what
+        :func:`lmrec.data.ingest.ingest` uses): the usual constructor copies its
+        columns and sorts them, which costs several times the final size at 100M
+        interactions. Here ``indptr`` (length ``n_users + 1``) gives each user's row
+        range in ``item_idx``/``weight`` (and the optional ``rating``/``timestamp``),
+        exactly as in a CSR matrix.
+
+        The arrays are *taken over*: arrays of the stored dtype (int32 items, float32
+        weights and ratings, float64 timestamps; any integer ``indptr``) are kept
+        as they are, so the caller must not modify them afterwards. The structure is
+        still checked, in blocks of a million rows with O(block) temporaries: indices
+        in range, ``indptr`` non-decreasing from 0 to the number of rows, items
+        strictly increasing inside each row (sorted, no repeated pairs).
+
+        Raises
+        ------
+        DataError
+            The arrays are not a valid CSR structure over the id maps.
+        """
+        n_u, n_i = len(user_ids), len(item_ids)
+        indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+        cols = {
+            "item_idx": np.ascontiguousarray(item_idx, dtype=np.int32),
+            "weight": np.ascontiguousarray(weight, dtype=np.float32),
+        }
+        if rating is not None:
+            cols["rating"] = np.ascontiguousarray(rating, dtype=np.float32)
+        if timestamp is not None:
+            cols["timestamp"] = np.ascontiguousarray(timestamp, dtype=np.float64)
+        n = len(cols["item_idx"])
+        for c, values in cols.items():
+            if values.ndim != 1 or len(values) != n:
+                raise DataError(
+                    f"Dataset.from_csr: column {c!r} has shape {values.shape}; every column "
+                    f"must be 1-D with one value per interaction ({n})."
+                )
+        if indptr.shape != (n_u + 1,) or indptr[0] != 0 or indptr[-1] != n:
+            raise DataError(
+                f"Dataset.from_csr: indptr must have n_users + 1 = {n_u + 1} entries from 0 to "
+                f"the number of interactions ({n}); got {indptr.shape[0]} entries ending at "
+                f"{indptr[-1] if len(indptr) else None}."
+            )
+        if n_u and (np.diff(indptr) < 0).any():
+            raise DataError("Dataset.from_csr: indptr decreases; it must be non-decreasing.")
+        _check_csr_rows(indptr, cols["item_idx"], n_i)
+        self = cls.__new__(cls)
+        self._set_parts(indptr, cols, user_ids, item_ids, items, users, name)
+        return self
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -294,7 +373,7 @@ class Dataset:
         """Write the data set as Parquet + JSON into directory ``path`` (atomically, no pickle)."""
         path = Path(path)
         with atomic_dir(path) as tmp:
-            self._full_frame().to_parquet(tmp / "interactions.parquet", index=False)
+            self._write_interactions(tmp / "interactions.parquet")
             pd.DataFrame({"user": self.user_ids.ids}).to_parquet(tmp / "users_ids.parquet")
             pd.DataFrame({"item": self.item_ids.ids}).to_parquet(tmp / "items_ids.parquet")
             if self.items is not None:
@@ -321,14 +400,45 @@ class Dataset:
         users = (
             pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
         )
-        return cls(
-            pd.read_parquet(path / "interactions.parquet"),
-            IdMap(pd.read_parquet(path / "users_ids.parquet")["user"].to_numpy()),
-            IdMap(pd.read_parquet(path / "items_ids.parquet")["item"].to_numpy()),
-            items=items,
-            users=users,
-            name=meta.get("name", "dataset"),
-        )
+        user_ids = IdMap(pd.read_parquet(path / "users_ids.parquet")["user"].to_numpy())
+        item_ids = IdMap(pd.read_parquet(path / "items_ids.parquet")["item"].to_numpy())
+        cols = _read_columns(path / "interactions.parquet")
+        kw = {"items": items, "users": users, "name": meta.get("name", "dataset")}
+        missing = [c for c in _REQUIRED if c not in cols]
+        if missing:
+            raise DataError(f"{path}/interactions.parquet lacks column(s) {missing}.")
+        u = cols["user_idx"]
+        if len(u) and _non_decreasing(u) and u[0] >= 0 and u[-1] < len(user_ids):
+            # Files written by save() are in CSR order: adopt the columns without copies.
+            indptr = np.searchsorted(u, np.arange(len(user_ids) + 1), side="left")
+            extra = {c: cols[c] for c in ("rating", "timestamp") if c in cols}
+            try:
+                return cls.from_csr(
+                    indptr, cols["item_idx"], cols["weight"], user_ids, item_ids, **extra, **kw
+                )
+            except DataError:
+                pass  # rows not sorted by item: the general constructor sorts them
+        return cls(pd.DataFrame(cols, copy=False), user_ids, item_ids, **kw)
+
+    def _write_interactions(self, path: Path) -> None:
+        """Stream the interaction table to Parquet in row groups (no full-table copy)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = ["user_idx", *self._interactions.columns]
+        fields = [pa.field(c, pa.from_numpy_dtype(INTERACTION_COLUMNS[c])) for c in names]
+        schema = pa.schema(fields)
+        step = 1 << 22
+        with pq.ParquetWriter(path, schema) as writer:
+            n = self.n_interactions
+            for lo in range(0, max(n, 1), step):
+                hi = min(lo + step, n)
+                rows = np.arange(lo, hi)
+                users = (np.searchsorted(self._indptr, rows, side="right") - 1).astype(np.int32)
+                arrays = [pa.array(users)] + [
+                    pa.array(self._interactions[c].to_numpy()[lo:hi]) for c in names[1:]
+                ]
+                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
 
 
 def _in_csr_order(cols: dict[str, np.ndarray], n_items: int) -> dict[str, np.ndarray]:
@@ -354,6 +464,66 @@ def _in_csr_order(cols: dict[str, np.ndarray], n_items: int) -> dict[str, np.nda
     for name, values in cols.items():
         out[name] = values[order]
     return out
+
+
+def _check_csr_rows(indptr: np.ndarray, items: np.ndarray, n_items: int) -> None:
+    """Items in range and strictly increasing inside each CSR row (checked per 1M rows).
+
+    A decrease (or repeat) is allowed only where a row starts, so the non-increasing
+    positions of a block must all be row starts; there are at most ``n_users`` of
+    those, which keeps the check O(rows) in time and O(block) in memory.
+    """
+    step = 1 << 20
+    starts = indptr[1:-1]
+    for lo in range(0, len(items), step):
+        block = items[lo : lo + step]
+        if block.min() < 0 or block.max() >= n_items:
+            raise DataError(
+                f"Dataset.from_csr: item indices must lie in [0, {n_items}); the block at "
+                f"row {lo} has {block.min()}..{block.max()}."
+            )
+        ahead = items[max(lo - 1, 0) : lo + step]
+        bad = np.flatnonzero(ahead[1:] <= ahead[:-1]) + max(lo - 1, 0) + 1
+        here = starts[np.searchsorted(starts, lo) : np.searchsorted(starts, lo + step)]
+        if len(bad) and not np.isin(bad, here).all():
+            pos = bad[~np.isin(bad, here)][0]
+            raise DataError(
+                f"Dataset.from_csr: items are not strictly increasing within a user's row "
+                f"(row {pos}); sort each row by item and merge repeated pairs first."
+            )
+
+
+def _read_columns(path: Path) -> dict[str, np.ndarray]:
+    """The interaction columns of a Parquet file as owned arrays, read in batches.
+
+    Each column is filled batch by batch into one preallocated array of its stored
+    dtype, so the peak is the final columns plus one batch.
+    """
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    n = pf.metadata.num_rows
+    names = [c for c in INTERACTION_COLUMNS if c in pf.schema_arrow.names]
+    cols = {c: np.empty(n, INTERACTION_COLUMNS[c]) for c in names}
+    pos = 0
+    for batch in pf.iter_batches(batch_size=1 << 20, columns=names):
+        for c in names:
+            arr = batch.column(c)
+            if arr.null_count:
+                raise DataError(f"{path}: column {c!r} has {arr.null_count} missing value(s).")
+            cols[c][pos : pos + len(arr)] = arr.to_numpy(zero_copy_only=False)
+        pos += batch.num_rows
+    return cols
+
+
+def _non_decreasing(values: np.ndarray) -> bool:
+    """Whether ``values`` never decreases (checked per 1M rows, no full-size temporary)."""
+    step = 1 << 20
+    for lo in range(0, len(values), step):
+        block = values[max(lo - 1, 0) : lo + step]
+        if (block[1:] < block[:-1]).any():
+            return False
+    return True
 
 
 def _frozen_view(values: np.ndarray) -> np.ndarray:

@@ -5,24 +5,29 @@ and all. :func:`ingest` reads ``chunk_rows`` rows at a time with pyarrow
 (``ParquetFile.iter_batches`` / ``pyarrow.csv.open_csv``) and keeps only compact
 columns between chunks:
 
-1. each chunk's id columns are dictionary-encoded; only the chunk's *distinct* ids
-   become Python strings, and each gets a first-appearance code from one dict per
-   id kind (``dict.setdefault``), so the rows are stored as int32 codes;
+1. each chunk's id columns are dictionary-encoded (Parquet text ids are read as
+   dictionary arrays directly); only the chunk's *distinct* ids become Python
+   strings, and each gets a first-appearance code from one dict per id kind
+   (``dict.setdefault``); a row's two int32 codes are packed into one int64;
 2. after the last chunk the distinct ids are sorted -- the canonical order of
-   :meth:`IdMap.from_values` -- and the codes remapped to dense indices;
-3. rows are sorted by ``(user_idx, item_idx)`` (one int64 key), duplicate pairs are
-   merged by ``duplicates``, and the columns are handed to :class:`Dataset` in CSR order.
+   :meth:`IdMap.from_values` -- and each packed pair is replaced, in place, by the
+   sort key ``user_idx * n_items + item_idx``;
+3. the keys are sorted in place, duplicate pairs merged by ``duplicates``, the CSR
+   row pointers found by binary search and the item column written over the keys'
+   own memory; :meth:`Dataset.from_csr` adopts the arrays without copying them.
 
 The result equals ``load_dataset(path, duplicates=...)[0]`` on the same data (same id
 maps, same interaction table, same matrix); ``tests/test_ingest.py`` checks it.
 
-Memory: the rows live as int32 codes (plus weight/timestamp) until one int64 key per
-row replaces them; sorting is in place when there are no extra columns; group starts
-and int64 temporaries are avoided unless pairs repeat. The distinct ids cost one Python
-string and dict entry each. The peak is reached inside :class:`Dataset`, whose
-constructor copies the sorted columns and re-checks their order: at 10M interactions
-with timestamps the peak RSS increase was 656 MiB for a 153 MiB table (77 MiB CSR),
-417 MiB of it before the ``Dataset`` call (``benchmarks/results/scaling.md``).
+Memory: one int64 per row (8 bytes; the CSR needs 8: int32 item + float32 weight)
+plus the id maps (a Python string and dict entry per distinct id) and one chunk of
+arrow data. Rows are appended to one growable buffer (``realloc``, no concatenation
+copy), preallocated exactly for Parquet (row counts from the footers). Without
+weights/timestamps and repeated pairs, the peak RSS increase was 1.0-1.3x the final
+CSR at 100M interactions and about 3x at 10M, where the fixed costs (arrow pool, id
+maps) dominate; weights or timestamps add a stable ``argsort`` (8 bytes per row) and
+the columns themselves, repeated pairs a group-start array
+(``benchmarks/results/scaling.md``).
 
 Stability: experimental. .. versionadded:: 0.2.0
 """
@@ -34,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import IdMap
@@ -87,10 +91,14 @@ def _batches(path: Path, columns: list[str], chunk_rows: int, sep: str | None) -
 
     suffixes = [s.lower() for s in path.suffixes]
     if any(s in _PARQUET for s in suffixes):
-        pf = pq.ParquetFile(path)
-        missing = [c for c in columns if c not in pf.schema_arrow.names]
+        schema = pq.read_schema(path)
+        missing = [c for c in columns if c not in schema.names]
         if missing:
-            raise DataError(f"{path}: no column(s) {missing}; it has {pf.schema_arrow.names}.")
+            raise DataError(f"{path}: no column(s) {missing}; it has {schema.names}.")
+        # Text ids are read as dictionary arrays straight from Parquet's dictionary
+        # pages: no per-row strings are materialised (less memory, no re-encoding).
+        text = [c for c in columns[:2] if pa.types.is_string(schema.field(c).type)]
+        pf = pq.ParquetFile(path, read_dictionary=text or None)
         yield from pf.iter_batches(batch_size=chunk_rows, columns=columns)
         return
     if not any(s in _CSV for s in suffixes):
@@ -129,6 +137,24 @@ def _as_strings(arr: Any, path: Path, column: str) -> Any:
     return arr if arr.type == pa.string() else pc.cast(arr, pa.string())
 
 
+def _id_codes(arr: Any, path: Path, column: str, table: dict[str, int]) -> np.ndarray:
+    """First-appearance codes (int32) of one id column, adding new ids to ``table``.
+
+    Dictionary arrays (Parquet text ids) are coded through their dictionary.
+    """
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arr.type):
+        if arr.null_count:
+            raise DataError(
+                f"{path}: {arr.null_count} row(s) have no value in id column {column!r}."
+            )
+        local = _as_strings(arr.dictionary, path, column).to_pylist()
+        lut = np.fromiter((table.setdefault(s, len(table)) for s in local), np.int32, len(local))
+        return lut[arr.indices.to_numpy(zero_copy_only=False)]
+    return _codes(_as_strings(arr, path, column), table)
+
+
 def _codes(arr: Any, table: dict[str, int]) -> np.ndarray:
     """First-appearance codes (int32) of the ids in ``arr``, adding new ids to ``table``."""
     enc = arr.dictionary_encode()
@@ -156,16 +182,41 @@ def _numbers(arr: Any, path: Path, column: str, dtype: type) -> np.ndarray:
         ) from e
 
 
-def _drain(chunks: list[np.ndarray], dtype: Any, n: int) -> np.ndarray:
-    """Concatenate ``chunks``, freeing each one once copied (peak: result + one chunk)."""
-    out = np.empty(n, dtype)
-    pos = 0
-    chunks.reverse()
-    while chunks:
-        part = chunks.pop()
-        out[pos : pos + len(part)] = part
-        pos += len(part)
-    return out
+def _parquet_rows(files: list[Path]) -> int:
+    """Total rows of the files when all are Parquet (from their footers), else 0."""
+    import pyarrow.parquet as pq
+
+    if not all(any(s.lower() in _PARQUET for s in f.suffixes) for f in files):
+        return 0
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+class _Column:
+    """A growable 1-D array: chunks are appended in place, growth is a ``realloc``.
+
+    Large numpy buffers are ``mmap``-ed, and glibc grows them with ``mremap``, which
+    moves pages instead of copying them; so collecting N rows costs N rows of memory
+    (a list of chunks concatenated at the end would cost 2N at the peak). numpy
+    zero-fills grown space, so the buffer grows by 1/4 at a time; with ``capacity``
+    (the Parquet row count, known from the file footers) it never grows.
+    """
+
+    def __init__(self, dtype: Any, capacity: int = 0) -> None:
+        self.buf = np.empty(max(capacity, 1 << 16), dtype)
+        self.n = 0
+
+    def append(self, values: np.ndarray) -> None:
+        need = self.n + len(values)
+        if need > len(self.buf):
+            self.buf.resize(max(need, len(self.buf) * 5 // 4), refcheck=False)
+        self.buf[self.n : need] = values
+        self.n = need
+
+    def take(self) -> np.ndarray:
+        """The filled part as one array (the buffer shrinks to it; the column is spent)."""
+        buf, self.buf = self.buf, np.empty(0, self.buf.dtype)
+        buf.resize(self.n, refcheck=False)
+        return buf
 
 
 def _split_key(key: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -273,52 +324,58 @@ def ingest(
     w_dtype = np.float64 if duplicates == "sum" else np.float32
     user_table: dict[str, int] = {}
     item_table: dict[str, int] = {}
-    parts: dict[str, list[np.ndarray]] = {"u": [], "i": [], "w": [], "t": []}
+    # Each row's two int32 codes share one int64 (user code high, item code low), so
+    # the buffer can later be turned into the sort key in place.
+    rows = _parquet_rows(files)
+    pairs = _Column(np.int64, rows)
+    extra_cols = {"w": _Column(w_dtype, rows)} if weight is not None else {}
+    if timestamp is not None:
+        extra_cols["t"] = _Column(np.float64, rows)
     for path in files:
         for batch in _batches(path, columns, chunk_rows, sep):
-            parts["u"].append(_codes(_as_strings(batch.column(0), path, user), user_table))
-            parts["i"].append(_codes(_as_strings(batch.column(1), path, item), item_table))
+            u = _id_codes(batch.column(0), path, user, user_table).astype(np.int64)
+            u <<= 32
+            u |= _id_codes(batch.column(1), path, item, item_table)
+            pairs.append(u)
+            del u
             if weight is not None:
                 w = _numbers(batch.column(2), path, weight, w_dtype)
                 if len(w) and w.min() < 0:
                     raise DataError(f"{path}: column {weight!r} has negative weights.")
-                parts["w"].append(w)
+                extra_cols["w"].append(w)
             if timestamp is not None:
-                parts["t"].append(
+                extra_cols["t"].append(
                     _numbers(batch.column(len(columns) - 1), path, timestamp, np.float64)
                 )
-    if not parts["u"] or sum(map(len, parts["u"])) == 0:
+    if pairs.n == 0:
         raise DataError(f"{files[0]}: no data rows to ingest.")
 
+    _release_arrow_memory()
     user_ids, user_rank = _sorted_map(user_table)
     item_ids, item_rank = _sorted_map(item_table)
     n_items = len(item_ids)
-    # One int64 key per row, built chunk by chunk so the codes are freed as we go.
-    n_rows = sum(map(len, parts["u"]))
-    # One int64 key per row, filled chunk by chunk so each chunk's codes are freed as we go.
-    key = np.empty(n_rows, np.int64)
-    pos = 0
-    u_parts, i_parts = parts.pop("u")[::-1], parts.pop("i")[::-1]
-    while u_parts:
-        u, i = u_parts.pop(), i_parts.pop()
-        np.multiply(user_rank[u], n_items, out=key[pos : pos + len(u)], dtype=np.int64)
-        key[pos : pos + len(u)] += item_rank[i]
-        pos += len(u)
-    del u_parts, i_parts
-    extra = {c: _drain(v, v[0].dtype, n_rows) for c, v in parts.items() if v}
-    parts.clear()
-    _release_arrow_memory()
+    # The int64 sort key user_idx * n_items + item_idx replaces each code pair in place.
+    key = pairs.take()
+    step = 1 << 20
+    for lo in range(0, len(key), step):
+        block = key[lo : lo + step]
+        users = user_rank[block >> 32].astype(np.int64)
+        users *= n_items
+        block &= 0xFFFFFFFF
+        users += item_rank[block]
+        block[:] = users
+    del user_rank, item_rank
+    extra = {c: col.take() for c, col in extra_cols.items()}
+    del extra_cols
     if extra:
         order = np.argsort(key, kind="stable")  # stable: "last"/"first" follow file order
-        key = key[order]
     else:
-        order = None
-        key.sort()  # in place: with only ids, which equal row of a pair survives is moot
+        order = None  # with only ids, which equal row of a pair survives is moot
+    key.sort()  # in place; equals key[order]
     n = len(key)
-    merged = bool((key[1:] == key[:-1]).any())
     # Group starts are only materialised when pairs repeat (an int64 per row otherwise).
-    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if merged else None
-    if merged and duplicates == "raise":
+    starts = _group_starts(key)
+    if starts is not None and duplicates == "raise":
         dup = key[starts[np.flatnonzero(np.diff(np.append(starts, n)) > 1)[0]]]
         raise DataError(
             f"{len(files)} file(s) repeat {n - len(starts)} (user, item) row(s), e.g. user "
@@ -326,8 +383,8 @@ def ingest(
             "choose duplicates='sum', 'last', 'first' or 'max'."
         )
     cols: dict[str, np.ndarray] = {}
-    for c, values in extra.items():
-        values = values[order]  # type: ignore[index]
+    for c in list(extra):
+        values = extra.pop(c)[order]
         if starts is not None:
             if duplicates == "sum":
                 values = (np.add if c == "w" else np.maximum).reduceat(values, starts)
@@ -337,24 +394,57 @@ def ingest(
                 values = values[np.append(starts[1:], n) - 1]
             else:
                 values = values[starts]
-        cols[c] = values
-    del order, extra
-    if "w" not in cols:
-        cols["w"] = (
-            np.diff(np.append(starts, n)).astype(np.float32)
-            if starts is not None and duplicates == "sum"
-            else np.ones(len(key) if starts is None else len(starts), np.float32)
-        )
-    key = key[starts] if starts is not None else key
+        cols[c] = values.astype(np.float32, copy=False) if c == "w" else values
+    del order
+    if "w" not in cols and starts is not None and duplicates == "sum":
+        cols["w"] = np.diff(np.append(starts, n)).astype(np.float32)
+    if starts is not None:
+        key = key[starts]
     del starts
-    user_idx, item_idx = _split_key(key, n_items)
+    indptr = np.searchsorted(key, np.arange(len(user_ids) + 1, dtype=np.int64) * n_items)
+    item_idx = _items_in_place(key, n_items)
     del key
-    frame = {
-        "user_idx": user_idx,
-        "item_idx": item_idx,
-        "weight": cols.pop("w").astype(np.float32, copy=False),
-    }
-    if "t" in cols:
-        frame["timestamp"] = cols.pop("t")
+    weight = cols.pop("w") if "w" in cols else np.ones(len(item_idx), np.float32)
     label = name or Path(files[0] if isinstance(paths, (list, tuple)) else paths).name.split(".")[0]
-    return Dataset(pd.DataFrame(frame, copy=False), user_ids, item_ids, name=label)
+    return Dataset.from_csr(
+        indptr, item_idx, weight, user_ids, item_ids, timestamp=cols.get("t"), name=label
+    )
+
+
+def _group_starts(key: np.ndarray) -> np.ndarray | None:
+    """Start positions of runs of equal values in sorted ``key``; None if all differ.
+
+    The common case (no repeated pair) is detected block by block, without a
+    per-row temporary.
+    """
+    step = 1 << 20
+    for lo in range(0, len(key), step):
+        block = key[max(lo - 1, 0) : lo + step]
+        if (block[1:] == block[:-1]).any():
+            break
+    else:
+        return None
+    return np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+
+
+def _items_in_place(key: np.ndarray, n_items: int) -> np.ndarray:
+    """``key % n_items`` as int32, written over ``key``'s own memory, which then shrinks.
+
+    Block ``[lo, hi)`` is read into a temporary before its int32 results are written
+    to bytes ``4*lo .. 4*hi``, which only overlap keys below ``hi`` (already read),
+    so no key is overwritten before use. The buffer is then reallocated to half its
+    size (``ndarray.resize``, a shrinking ``realloc``), so the item column costs no
+    memory beyond the keys it replaces. ``key`` must not be used afterwards.
+    """
+    n = len(key)
+    if not key.flags.owndata or not key.flags.c_contiguous:
+        return (key % n_items).astype(np.int32)
+    out = key.view(np.int32)
+    step, block = 1 << 20, None
+    for lo in range(0, n, step):
+        block = key[lo : lo + step] % n_items
+        out[lo : lo + len(block)] = block
+    del block
+    del out
+    key.resize((n + 1) // 2, refcheck=False)
+    return key.view(np.int32)[:n]

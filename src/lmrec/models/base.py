@@ -185,6 +185,12 @@ class Recommender(ABC):
         self._check_fitted()
         k = check_k(k)
         user_idx = np.asarray(user_idx, dtype=np.int64)
+        if candidates is None:  # factor/embedding models: fused multi-threaded dot + top-k
+            from lmrec.retrieval.vectors import recommend_by_dot
+
+            fast = recommend_by_dot(self, user_idx, k, exclude_seen=exclude_seen, exclude=exclude)
+            if fast is not None:
+                return fast
         items = np.empty((len(user_idx), k), np.int64)
         scores = np.empty((len(user_idx), k), np.float32)
         keep = None

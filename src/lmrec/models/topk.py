@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -45,3 +47,115 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         items = np.pad(items, ((0, 0), (0, k - kk)), constant_values=-1)
         vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
     return items, vals
+
+
+_CHUNK = 32  # columns per chunk of the chunk-max pre-selection in dot_topk
+_BLOCK_CELLS = 1 << 25  # scores per block of dot_topk (128 MiB of float32)
+
+
+def n_cores() -> int:
+    """CPU cores this process may run on (the default thread count of :func:`dot_topk`)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def select_topk(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk` of a score block, reading each score about once instead of partitioning rows.
+
+    The columns are split into ``n_chunks`` interleaved chunks of 32 (chunk ``g`` holds
+    columns ``g, g + n_chunks, ...``), so the chunk maxima are one vectorised
+    reduction over contiguous rows. The ``k`` chunks with the largest maxima hold every
+    score above the ``k``-th largest maximum, and at least ``k`` scores at or above it,
+    so the exact top ``k`` lies among their ``32 k`` scores (plus the tail columns),
+    which :func:`topk` then ranks. Same result and conventions as :func:`topk` (which
+    of several items tied at the k-th place is kept may differ). Scores must not be NaN.
+    """
+    n, m = block.shape
+    n_chunks = m // _CHUNK
+    if n_chunks < 4 * k or n == 0:
+        return topk(block, k)
+    main = block[:, : _CHUNK * n_chunks].reshape(n, _CHUNK, n_chunks)
+    chunk_max = main.max(axis=1)
+    best = np.argpartition(chunk_max, n_chunks - k, axis=1)[:, n_chunks - k :]
+    cols = (best[:, :, None] + n_chunks * np.arange(_CHUNK)[None, None, :]).reshape(n, -1)
+    if m > _CHUNK * n_chunks:
+        tail = np.arange(_CHUNK * n_chunks, m)
+        cols = np.hstack([cols, np.broadcast_to(tail, (n, len(tail)))])
+    local, vals = topk(np.take_along_axis(block, cols, axis=1), k)
+    valid = local >= 0
+    items = np.where(valid, np.take_along_axis(cols, np.maximum(local, 0), axis=1), -1)
+    # topk ordered the candidates by position; order equal scores by item index instead.
+    order = np.lexsort((np.where(valid, items, np.iinfo(np.int64).max), -vals), axis=1)
+    return np.take_along_axis(items, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+def dot_topk(
+    queries: np.ndarray,
+    items: np.ndarray,
+    k: int,
+    *,
+    exclude: sp.csr_matrix | None = None,
+    n_threads: int | None = None,
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of ``queries @ items.T`` without holding the full score matrix.
+
+    Queries are scored in blocks of rows (float32 BLAS products into a reused buffer of
+    about 128 MiB per thread), excluded entries are set to ``-inf`` in place, and each block is reduced with
+    :func:`select_topk`. With ``n_threads > 1`` blocks run in that many threads, each
+    with single-threaded BLAS, so one block's selection overlaps another's product
+    (numpy releases the GIL in both).
+
+    Parameters
+    ----------
+    queries : float32 (n, dim)
+    items : float32 (n_items, dim)
+    k : int
+    exclude : CSR (n, n_items), optional
+        Stored entries of row ``i`` are never returned for query ``i``.
+    n_threads : int, optional
+        Worker threads (default: the cores this process may use).
+    block_rows : int, optional
+        Queries per block (default: as many as fit 2**25 scores, at most 2048).
+
+    Returns
+    -------
+    items : int64 (n, k), -1 padded
+    scores : float32 (n, k), best first
+    """
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    y = np.ascontiguousarray(items, dtype=np.float32)
+    n, m = len(q), len(y)
+    rows = block_rows or max(1, min(2048, _BLOCK_CELLS // max(m, 1)))
+    out_i = np.empty((n, k), np.int64)
+    out_v = np.empty((n, k), np.float32)
+    yt = y.T
+    local = threading.local()  # one reused score buffer per thread: no page faults per block
+
+    def run(lo: int) -> None:
+        part = q[lo : lo + rows]
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = np.empty((min(rows, n), m), np.float32)
+        block = np.matmul(part, yt, out=buf[: len(part)])
+        if exclude is not None:
+            mask_rows(block, exclude[lo : lo + rows])
+        out_i[lo : lo + rows], out_v[lo : lo + rows] = select_topk(block, k)
+
+    starts = range(0, n, rows)
+    threads = min(n_threads or n_cores(), len(starts))
+    if threads <= 1:
+        for lo in starts:
+            run(lo)
+        return out_i, out_v
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, starts))
+    return out_i, out_v

@@ -30,12 +30,11 @@ import scipy.sparse as sp
 from lmrec._atomic import atomic_dir
 from lmrec._version import __version__
 from lmrec.errors import ConfigError, DataError, NotFittedError
-from lmrec.models.topk import mask_rows, topk
+from lmrec.models.topk import dot_topk
 
 __all__ = ["ExactIndex", "FaissIndex", "item_user_vectors"]
 
 INDEX_FORMAT_VERSION = 1
-_BLOCK_BYTES = 256 << 20  # score block size of the exact search
 Kind = Literal["hnsw", "ivfpq"]
 
 
@@ -79,13 +78,10 @@ def _excluded(ex: sp.csr_matrix, idx: np.ndarray, n_items: int) -> np.ndarray:
 def item_user_vectors(model: object) -> tuple[np.ndarray, np.ndarray]:
     """User and item vectors of a fitted factor model, such that ``score = user . item``.
 
-    Found by duck typing on fitted attributes (no list of model classes), in this order:
-
-    - ``user_factors_`` and ``item_factors_`` (ALS, BPR): used as they are; an
-      ``item_bias_`` (BPR) is appended to the items as one more dimension, with a
-      constant 1 on the users;
-    - ``item_factors_`` and ``user_items_`` (PureSVD, ``score = (h V) V^T``): the user
-      vector is the binarised history times ``V``.
+    Found by duck typing on fitted attributes and checked against the model's own
+    scores; see :mod:`lmrec.retrieval.vectors` for the attribute sets (ALS, BPR,
+    PureSVD, two-tower, factorization machine). An ``item_bias_`` becomes one more
+    item dimension, with a constant 1 on the users.
 
     Parameters
     ----------
@@ -99,38 +95,30 @@ def item_user_vectors(model: object) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     TypeError
-        The model has none of these attribute sets.
+        The model's scores are not inner products of such vectors.
     NotFittedError
-        The attributes exist but are not fitted (``None``).
+        The model is not fitted.
     """
-    items = getattr(model, "item_factors_", None)
-    name = type(model).__name__
-    if not hasattr(model, "item_factors_"):
+    from lmrec.retrieval.vectors import dot_form
+
+    form = dot_form(model)
+    if form is None:
         raise TypeError(
-            f"{name} has no item_factors_; item_user_vectors supports factor models "
-            "(user_factors_ + item_factors_[+ item_bias_], or item_factors_ + user_items_)."
+            f"{type(model).__name__} does not score by inner products of user and item "
+            "vectors; ANN retrieval and item_user_vectors support factor and embedding "
+            "models (als, bpr, svd, twotower, fm)."
         )
-    if items is None:
-        raise NotFittedError(f"{name} is not fitted; call .fit(data) first")
-    items = np.asarray(items, dtype=np.float32)
-    users = getattr(model, "user_factors_", None)
-    if users is not None:
-        users = np.asarray(users, dtype=np.float32)
-        bias = getattr(model, "item_bias_", None)
-        if bias is not None:
-            users = np.hstack([users, np.ones((len(users), 1), np.float32)])
-            items = np.hstack([items, np.asarray(bias, np.float32).reshape(-1, 1)])
-        return np.ascontiguousarray(users), np.ascontiguousarray(items)
-    history = getattr(model, "user_items_", None)
-    if history is None:
-        raise TypeError(f"{name} has item_factors_ but neither user_factors_ nor user_items_.")
-    hist = sp.csr_matrix(history, dtype=np.float32, copy=True)
-    hist.data[:] = 1.0
-    return np.ascontiguousarray(np.asarray(hist @ items, np.float32)), np.ascontiguousarray(items)
+    n_users = model.seen_.shape[0]  # type: ignore[attr-defined]
+    return form.users(model, np.arange(n_users)), form.items
 
 
 class ExactIndex:
-    """Exact top-k by inner product, scored in blocks of queries (the baseline).
+    """Exact top-k by inner product (the baseline): :func:`~lmrec.models.topk.dot_topk`.
+
+    Parameters
+    ----------
+    n_threads : int, optional
+        Worker threads of the search (default: every core this process may use).
 
     Examples
     --------
@@ -140,6 +128,9 @@ class ExactIndex:
     """
 
     item_vectors_: np.ndarray | None = None
+
+    def __init__(self, n_threads: int | None = None) -> None:
+        self.n_threads = n_threads
 
     def build(self, item_vectors: np.ndarray) -> ExactIndex:
         """Keep a float32 copy of ``item_vectors`` (n_items, dim)."""
@@ -161,15 +152,7 @@ class ExactIndex:
         k = _check_k(k)
         q = _vectors(user_vectors, "user vectors", self.item_vectors_.shape[1])  # type: ignore[union-attr]
         ex = _check_exclude(exclude, len(q), n_items)
-        items = np.empty((len(q), k), np.int64)
-        scores = np.empty((len(q), k), np.float32)
-        step = max(1, _BLOCK_BYTES // (4 * max(n_items, 1)))
-        for lo in range(0, len(q), step):
-            block = q[lo : lo + step] @ self.item_vectors_.T  # type: ignore[union-attr]
-            if ex is not None:
-                mask_rows(block, ex[lo : lo + step])
-            items[lo : lo + step], scores[lo : lo + step] = topk(block, k)
-        return items, scores
+        return dot_topk(q, self.item_vectors_, k, exclude=ex, n_threads=self.n_threads)
 
 
 class FaissIndex:
@@ -373,25 +356,33 @@ class FaissIndex:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write ``index.faiss`` (``faiss.write_index``) and ``index.json`` into directory ``path``."""
+        self._check_built()
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            self.write_files(tmp)
+        return path
+
+    def write_files(self, directory: Path) -> list[str]:
+        """Write the index files into an existing ``directory``; return their names."""
         from lmrec._optional import require
 
         faiss = require("faiss", "ann")
         self._check_built()
-        path = Path(path)
-        with atomic_dir(path) as tmp:
-            faiss.write_index(self.index_, str(tmp / "index.faiss"))
-            if self.item_vectors_ is not None:
-                np.save(tmp / "item_vectors.npy", self.item_vectors_, allow_pickle=False)
-            meta = {
-                "format_version": INDEX_FORMAT_VERSION,
-                "lmrec_version": __version__,
-                "params": self.params,
-                "max_norm": self.max_norm_,
-                "dim": self.dim_,
-                "n_items": self.n_items_,
-            }
-            (tmp / "index.json").write_text(json.dumps(meta, indent=2))
-        return path
+        names = ["index.faiss", "index.json"]
+        faiss.write_index(self.index_, str(directory / "index.faiss"))
+        if self.item_vectors_ is not None:
+            np.save(directory / "item_vectors.npy", self.item_vectors_, allow_pickle=False)
+            names.append("item_vectors.npy")
+        meta = {
+            "format_version": INDEX_FORMAT_VERSION,
+            "lmrec_version": __version__,
+            "params": self.params,
+            "max_norm": self.max_norm_,
+            "dim": self.dim_,
+            "n_items": self.n_items_,
+        }
+        (directory / "index.json").write_text(json.dumps(meta, indent=2))
+        return names
 
     @classmethod
     def load(cls, path: str | Path) -> FaissIndex:

@@ -242,6 +242,7 @@ def _model_info(lm: LoadedModel, current: bool) -> ModelInfo:
         n_items=lm.n_items,
         fold_in=lm.fold_in,
         precomputed=lm.top_items is not None,
+        ann=None if lm.ann is None else lm.ann.params["kind"],
         loaded_at=lm.loaded_at,
         load_seconds=lm.load_seconds,
         current=current,
@@ -588,5 +589,6 @@ def build_app(settings: ServeSettings) -> FastAPI:
         precompute_k=settings.precompute_k,
         precompute_max_users=settings.precompute_max_users,
         allowed_root=settings.allowed_reload_root,
+        ann_min_items=settings.ann_min_items if settings.ann else None,
     )
     return create_app(settings, store, EventStore(settings.store_url))

@@ -5,9 +5,10 @@ Paths, fastest first:
 ``precomputed``
     A known user with no new feedback, no candidate filter: a slice of the top-k list
     computed at load time (minus request exclusions).
-``model``
+``model`` / ``ann``
     A known user with a candidate filter or more exclusions than the precomputed list
-    can absorb: ``recommend_indices`` on that user.
+    can absorb: ``recommend_indices`` on that user (``ann``: through the model's ANN
+    index, used for large catalogs when no candidate filter is given).
 ``fold-in``
     A user with new positive feedback, or an anonymous session, on a model that folds
     in: scores of the history (training row + new items) through ``_score_history``.
@@ -154,7 +155,7 @@ class Engine:
         if cached is not None:
             return cached  # type: ignore[return-value]
         if uidx is not None and not len(new_pos):
-            items, vals = lm.model.recommend_indices(
+            items, vals = lm.recommend_indices(
                 np.array([uidx]),
                 min(k + len(excl), lm.n_items),
                 exclude_seen=exclude_seen,
@@ -162,7 +163,8 @@ class Engine:
             )
             items, vals = items[0], vals[0]
             ok = (items >= 0) & ~np.isin(items, excl)
-            result = RecList(items[ok][:k], vals[ok][:k], "model", False)
+            strategy = "ann" if lm.ann is not None and cand is None else "model"
+            result = RecList(items[ok][:k], vals[ok][:k], strategy, False)
         elif len(new_pos) or seen_row is not None:
             hist = new_pos if seen_row is None else np.union1d(seen_row, new_pos)
             drop = np.union1d(excl, hist) if exclude_seen else excl

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class LoadedModel:
     user_index: dict[str, int] = field(repr=False, default_factory=dict)
     item_index: dict[str, int] = field(repr=False, default_factory=dict)
     item_ids: list[str] = field(repr=False, default_factory=list)
+    ann: Any = field(repr=False, default=None)  # FaissIndex from MODEL_DIR/index, or None
 
     @property
     def n_users(self) -> int:
@@ -56,9 +58,19 @@ class LoadedModel:
 
     @classmethod
     def build(
-        cls, path: str | Path, *, precompute_k: int, precompute_max_users: int
+        cls,
+        path: str | Path,
+        *,
+        precompute_k: int,
+        precompute_max_users: int,
+        ann_min_items: int | None = None,
     ) -> LoadedModel:
-        """Load ``path``, precompute, and smoke-test; any failure raises :class:`ModelFileError`."""
+        """Load ``path``, precompute, and smoke-test; any failure raises :class:`ModelFileError`.
+
+        With ``ann_min_items`` set, a model whose catalog has at least that many items
+        and whose directory holds an ANN index (``lmrec index build``) is served from
+        the index: the precomputed lists and the per-request model path use it.
+        """
         from lmrec.models.persist import load_model
 
         start = time.perf_counter()
@@ -70,9 +82,14 @@ class LoadedModel:
             n_users, n_items = seen.shape
             fold_in = supports_fold_in(model)
             top_items = top_scores = None
+            ann = None
+            if ann_min_items is not None and n_items >= ann_min_items:
+                from lmrec.retrieval.attached import load_model_index
+
+                ann = load_model_index(path, model)
             if 0 < n_users <= precompute_max_users:
                 k = min(precompute_k, n_items)
-                items, scores = model.recommend_indices(np.arange(n_users), k, exclude_seen=True)
+                items, scores = _top(model, ann, np.arange(n_users), k)
                 top_items, top_scores = items.astype(np.int32), scores
                 _check_finite_or_excluded(top_items, top_scores, path)
             popularity = np.bincount(seen.indices, minlength=n_items).astype(np.float32)
@@ -112,7 +129,32 @@ class LoadedModel:
             user_index={u: i for i, u in enumerate(user_ids)},
             item_index={it: i for i, it in enumerate(item_ids)},
             item_ids=item_ids,
+            ann=ann,
         )
+
+    def recommend_indices(
+        self, user_idx: np.ndarray, k: int, *, exclude_seen: bool, candidates: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` for known users: through the ANN index when there is one and no
+        candidate filter (an index cannot restrict to candidates), else the model's exact path."""
+        if self.ann is not None and candidates is None:
+            from lmrec.retrieval.attached import ann_recommend_indices
+
+            return ann_recommend_indices(
+                self.model, self.ann, user_idx, k, exclude_seen=exclude_seen
+            )
+        return self.model.recommend_indices(
+            user_idx, k, exclude_seen=exclude_seen, candidates=candidates
+        )
+
+
+def _top(model: Recommender, ann: Any, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Precomputed lists: from the ANN index when there is one, else exact."""
+    if ann is None:
+        return model.recommend_indices(users, k, exclude_seen=True)
+    from lmrec.retrieval.attached import ann_recommend_indices
+
+    return ann_recommend_indices(model, ann, users, k, exclude_seen=True)
 
 
 def _version(path: Path, name: str) -> str:
@@ -160,12 +202,14 @@ class ModelStore:
         precompute_k: int = 100,
         precompute_max_users: int = 2_000_000,
         allowed_root: Path | None = None,
+        ann_min_items: int | None = None,
     ) -> None:
         self._current = loaded
         self._previous: LoadedModel | None = None
         self._lock = threading.Lock()  # one reload at a time; readers never take it
         self.precompute_k = precompute_k
         self.precompute_max_users = precompute_max_users
+        self.ann_min_items = ann_min_items
         self.allowed_root = allowed_root.resolve() if allowed_root is not None else None
         self.startup_seconds = loaded.load_seconds
 
@@ -177,16 +221,22 @@ class ModelStore:
         precompute_k: int = 100,
         precompute_max_users: int = 2_000_000,
         allowed_root: Path | None = None,
+        ann_min_items: int | None = None,
     ) -> ModelStore:
-        """Load ``path`` and hold it as the current model."""
+        """Load ``path`` and hold it as the current model (``ann_min_items``: see
+        :meth:`LoadedModel.build`; None never uses an ANN index)."""
         loaded = LoadedModel.build(
-            path, precompute_k=precompute_k, precompute_max_users=precompute_max_users
+            path,
+            precompute_k=precompute_k,
+            precompute_max_users=precompute_max_users,
+            ann_min_items=ann_min_items,
         )
         return cls(
             loaded,
             precompute_k=precompute_k,
             precompute_max_users=precompute_max_users,
             allowed_root=allowed_root,
+            ann_min_items=ann_min_items,
         )
 
     @property
@@ -220,6 +270,7 @@ class ModelStore:
                 target,
                 precompute_k=self.precompute_k,
                 precompute_max_users=self.precompute_max_users,
+                ann_min_items=self.ann_min_items,
             )
             self._previous, self._current = self._current, new
         return new

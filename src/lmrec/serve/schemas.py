@@ -33,7 +33,9 @@ class RecommendResponse(BaseModel):
     scores: list[float] = Field(description="Scores of ``items`` (model-specific scale).")
     model_version: str
     fallback: bool = Field(description="True when a non-personalised fallback was used.")
-    strategy: str = Field(description="precomputed | model | fold-in | co-occurrence | popularity")
+    strategy: str = Field(
+        description="precomputed | model | ann | fold-in | co-occurrence | popularity"
+    )
 
 
 class SimilarResponse(BaseModel):
@@ -73,6 +75,10 @@ class ModelInfo(BaseModel):
     n_items: int
     fold_in: bool = Field(description="Whether the model rescores histories given at request time.")
     precomputed: bool = Field(description="Whether top-k lists are precomputed for known users.")
+    ann: str | None = Field(
+        default=None,
+        description="Kind of the ANN index serving known users (hnsw, ivfpq), or null.",
+    )
     loaded_at: float
     load_seconds: float
     current: bool

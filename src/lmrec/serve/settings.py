@@ -63,6 +63,11 @@ class ServeSettings(BaseModel):
     """Length of the top-k list precomputed for every known user at (re)load."""
     precompute_max_users: int = Field(default=2_000_000, ge=0)
     """Skip precomputation (and use the LRU cache only) for models with more users."""
+    ann: bool = True
+    """Serve from the ANN index saved beside the model (``lmrec index build``) when the
+    catalog has at least ``ann_min_items`` items; false always scores exactly."""
+    ann_min_items: int = Field(default=100_000, ge=0)
+    """Smallest catalog served from an ANN index (smaller ones are fast enough exactly)."""
     cache_size: int = Field(default=10_000, ge=0)
     """Entries of the LRU cache of computed recommendation lists (0 disables it)."""
     sync_interval_s: float = Field(default=1.0, gt=0)
