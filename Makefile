@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.lmrec-installed
 TORCH  ?= torch==2.13.0
 EXTRAS ?= torch,lm,ann,tune,serve,spark,bench,dev
 
-.PHONY: demo test test-all bench setup clean
+.PHONY: demo test test-all bench setup clean java
 
 setup: $(STAMP)
 
@@ -24,7 +24,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/lmrec demo
 
-test: $(STAMP)
+# The Spark tests need a Java runtime; they skip without one, so CI (CI=true) installs it.
+java:
+	@if [ "$$CI" = "true" ] && [ -z "$$JAVA_HOME" ] && ! command -v java >/dev/null 2>&1; then \
+	  echo "CI: installing a Java runtime (openjdk-17-jre-headless) for the Spark tests"; \
+	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null \
+	  || echo "WARNING: could not install Java; the Spark tests will be skipped"; \
+	fi
+
+test: $(STAMP) java
 	$(PY) -m pytest -q -m "not slow" --durations=10 --doctest-modules tests src/lmrec
 
 test-all: $(STAMP)

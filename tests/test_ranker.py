@@ -216,3 +216,14 @@ def test_cli_finetune_then_recommend(small, tmp_path):
     assert len(recs) == 3 * n_users and recs["rank"].max() == 3
     assert main(["finetune", "--data", str(data), "--out", str(tmp_path / "x"),
                  "--int8"]) == 2  # --int8 without --pipeline is a usage error  # fmt: skip
+
+
+def test_cli_finetune_checkpoint_every_needs_a_directory(small, tmp_path, capsys):
+    from lmrec.cli import main
+
+    data = tmp_path / "train.csv"
+    small.to_frame().to_csv(data, index=False)
+    assert main(["finetune", "--data", str(data), "--out", str(tmp_path / "m"),
+                 "--checkpoint-every", "5"]) == 2  # fmt: skip
+    assert "--checkpoint-every needs --checkpoint-dir" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

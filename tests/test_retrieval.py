@@ -226,3 +226,27 @@ def test_cli_index_build_and_recommend_with_ann(small_dataset, tmp_path, capsys)
     rec[2] = str(other)
     assert main([*rec, "--ann", "--output", str(tmp_path / "y.csv")]) == 2
     assert "another version of the model" in capsys.readouterr().err
+
+
+def test_fast_path_exclusion_and_non_finite_users_match_the_generic_path(small_dataset):
+    from lmrec.models import create_model
+    from lmrec.models.topk import mask_rows, topk
+    from lmrec.retrieval.vectors import exclusion
+
+    model = create_model("als", {"factors": 8, "iterations": 2}).fit(small_dataset)
+    users = np.arange(6)
+    # A stored zero excludes like any stored entry, also when unioned with the seen items.
+    extra = sp.csr_matrix((np.zeros(2, np.float32), ([0, 1], [3, 4])),
+                          shape=(model.seen_.shape[0], model.n_items))  # fmt: skip
+    ex = exclusion(model, users, True, extra)
+    assert ex[0, 3] and ex[1, 4] and (ex != 0).sum() == model.seen_[users].nnz + 2
+    items, _ = model.recommend_indices(users, 20, exclude=extra)
+    assert 3 not in items[0] and 4 not in items[1]
+    # A diverged (NaN) user vector: the generic path's answer (no items), not garbage.
+    model.user_factors_[2] = np.nan
+    items, scores = model.recommend_indices(users, 5)
+    assert (items[2] == -1).all() and np.isneginf(scores[2]).all()
+    full = model.score(model.user_ids_.ids[users])
+    mask_rows(full, model.seen_[users])
+    full[~np.isfinite(full)] = -np.inf
+    np.testing.assert_array_equal(items, topk(full, 5)[0])

@@ -188,6 +188,27 @@ def test_count_scaling_solves_are_the_same_under_any_memory_budget():
     np.testing.assert_allclose(tiny, big, rtol=1e-10, atol=1e-12)
 
 
+def test_count_scaling_batches_short_rows_next_to_a_long_one(monkeypatch):
+    """A row too long for the budget is solved alone; the short rows before it still batch."""
+    import scipy.sparse as sp
+
+    from lmrec.models import als_wr
+
+    rng = np.random.default_rng(3)
+    rows = np.r_[np.arange(200), np.full(50, 200)]  # 200 one-item rows, then a 50-item row
+    cols = np.r_[rng.integers(0, 60, 200), np.arange(50)]
+    conf = sp.csr_matrix((np.full(250, 3.0), (rows, cols)), shape=(201, 60))
+    Y = rng.standard_normal((60, 4))
+    penalty = np.full(201, 0.1)
+    calls = []
+    solve = np.linalg.solve
+    monkeypatch.setattr(als_wr.np.linalg, "solve", lambda a, b: calls.append(1) or solve(a, b))
+    got = als_wr.solve_rows(conf, Y, penalty, budget=100)  # 25 one-item rows per batch
+    assert len(calls) == 200 // 25 + 1
+    monkeypatch.setattr(als_wr.np.linalg, "solve", solve)
+    np.testing.assert_allclose(got, als_wr.solve_rows(conf, Y, penalty), rtol=1e-10, atol=1e-12)
+
+
 def test_count_scaling_fold_in_repeats_the_user_solve(tmp_path):
     data = checkerboard(n_users=50, n_items=30, density=0.4, seed=8)
     model = ALS(factors=6, regularization=0.2, alpha=2.0, iterations=5, seed=SEED,

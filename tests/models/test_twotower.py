@@ -124,3 +124,12 @@ def test_cuda_training_matches_cpu_training():
     cpu = TwoTower(**params).fit(checkerboard())
     gpu = TwoTower(**params, device="cuda").fit(checkerboard())
     np.testing.assert_allclose(gpu.item_vectors_, cpu.item_vectors_, rtol=1e-3, atol=1e-4)
+
+
+def test_bpr_batch_without_hidden_positives_has_a_finite_loss():
+    """One-item users hide nothing (they keep their only item visible): loss 0, not NaN."""
+    frame = pd.DataFrame({"user": [f"u{i}" for i in range(6)], "item": ["a", "b", "c"] * 2})
+    params = {**TINY, "epochs": 2, "use_text": False, "user_features": False, "loss": "bpr"}
+    model = TwoTower(**params).fit(Dataset.from_frame(frame))
+    assert [h["loss"] for h in model.history_] == [0.0, 0.0]
+    assert np.isfinite(model.item_vectors_).all() and np.isfinite(model.user_vectors_).all()

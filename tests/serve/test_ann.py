@@ -84,3 +84,20 @@ def test_index_is_used_after_reload_and_a_stale_one_is_refused(make_app, ann_mod
         r = c.post("/v1/models/reload", json={"path": str(stale)})
         assert r.status_code == 422 and "another version of the model" in r.json()["detail"]
         assert _recs(c, "u3")["strategy"] == "ann"  # the previous model keeps serving
+
+
+def test_edited_or_unlisted_index_files_are_refused(ann_models, tmp_path):
+    from lmrec.errors import ModelFileError
+    from lmrec.retrieval.attached import load_model_index
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(ann_models / "als_ann", model_dir)
+    assert load_model_index(model_dir) is not None
+    (model_dir / "index" / "item_vectors.npy").write_bytes(b"not listed")
+    with pytest.raises(ModelFileError, match="every index file"):
+        load_model_index(model_dir)
+    (model_dir / "index" / "item_vectors.npy").unlink()
+    with open(model_dir / "index" / "index.json", "a") as f:
+        f.write(" ")
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model_index(model_dir)

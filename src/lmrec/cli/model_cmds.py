@@ -194,6 +194,8 @@ def _ann_index(args: argparse.Namespace, model: Any) -> Any:
     """The ANN index to recommend with: --ann forces it, --exact refuses it, else by catalog size."""
     from lmrec.retrieval.attached import has_model_index, load_model_index
 
+    if args.ann_min_items < 0:
+        raise ConfigError(f"--ann-min-items must be >= 0 (got {args.ann_min_items}).")
     if args.exact or (not args.ann and model.n_items < args.ann_min_items):
         return None
     if not has_model_index(args.model):

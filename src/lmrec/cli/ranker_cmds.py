@@ -58,7 +58,8 @@ def register(sub: Any) -> None:
     f.add_argument("--eval-every", type=int, default=0,
                    help="validation AUC every n steps, with early stopping (default off)")  # fmt: skip
     f.add_argument("--checkpoint-dir", help="resumable checkpoints go here")
-    f.add_argument("--checkpoint-every", type=int, default=0)
+    f.add_argument("--checkpoint-every", type=int, default=0,
+                   help="with --checkpoint-dir: checkpoint every n steps (default 0: off)")  # fmt: skip
     f.add_argument("--seed", type=int, default=0)
     p = f.add_argument_group("pipeline")
     p.add_argument("--pipeline", action="store_true",
@@ -101,6 +102,7 @@ def ranker_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune the ranker (or the pipeline) named by the flags and save it to ``--out``."""
     from lmrec.models.config import parse_params
 
     out = check_output(args.out, args.force, is_dir=True)
@@ -110,6 +112,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise ConfigError("--valid, --int8, --blend and --retriever-param need --pipeline.")
     if args.pipeline and args.checkpoint_dir:
         raise ConfigError("--checkpoint-dir works for a bare ranker; drop it or --pipeline.")
+    if args.checkpoint_every and not args.checkpoint_dir:
+        raise ConfigError(
+            "--checkpoint-every needs --checkpoint-dir (where the checkpoints go); add it "
+            "or drop --checkpoint-every."
+        )
     if args.valid:
         from lmrec.data import load_dataset
 

@@ -364,7 +364,7 @@ def ingest(
         block &= 0xFFFFFFFF
         users += item_rank[block]
         block[:] = users
-    del user_rank, item_rank
+    del user_rank, item_rank, block
     extra = {c: col.take() for c, col in extra_cols.items()}
     del extra_cols
     if extra:

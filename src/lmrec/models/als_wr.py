@@ -89,8 +89,7 @@ def solve_rows(
     diag = np.arange(f)
     start, n = 0, len(order)
     while start < n:
-        longest = int(counts[order[min(start + MAX_BATCH, n) - 1]])
-        if longest * f > budget:  # one long row at a time, accumulated in slices
+        if int(counts[order[start]]) * f > budget:  # one long row at a time, in slices
             row = int(order[start])
             lo, hi = conf.indptr[row], conf.indptr[row + 1]
             A = G + penalty[row] * np.eye(f)
@@ -104,7 +103,11 @@ def solve_rows(
             out[row] = np.linalg.solve(A, b)
             start += 1
             continue
-        size = min(MAX_BATCH, n - start, max(1, budget // (longest * f)))
+        # Rows ascend by count, so the padded gather of the next s rows is s * (count of
+        # the s-th) * f: take the most rows that keep it within the budget (at least one).
+        window = counts[order[start : start + MAX_BATCH]]
+        fits = np.arange(1, len(window) + 1) * window * f <= budget
+        size = len(window) if fits.all() else int(np.argmin(fits))
         rows = order[start : start + size]
         longest = int(counts[rows[-1]])
         n_r = counts[rows]

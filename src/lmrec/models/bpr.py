@@ -46,7 +46,7 @@ from lmrec.models.base import Recommender
 from lmrec.models.config import ModelConfig
 from lmrec.train.distributed import (
     DistInfo,
-    all_reduce_sum_,
+    all_reduce_grads_,
     barrier,
     batch_rng,
     broadcast_,
@@ -594,8 +594,8 @@ class ShardedPairTrainer(PairTrainer):
                 for p in self.opt.params:
                     if p.grad is None:  # an empty piece of the last batch
                         p.grad = torch.zeros_like(p)
-                # the loss statistic rides along with the gradients: one collective per step
-                all_reduce_sum_(torch, [p.grad for p in self.opt.params] + [local_loss])
+                # the loss statistic rides along with the dense gradients
+                all_reduce_grads_(torch, [p.grad for p in self.opt.params] + [local_loss])
             self.opt.step()
             self.loss_sum += float(local_loss)
             self.batch += 1

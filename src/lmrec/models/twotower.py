@@ -308,7 +308,9 @@ class TwoTower(Recommender):
                     h, v, bias = self._item_side(mask)
                     u = self._pool(torch, visible, h, batch[lo:hi])
                     scores = (u @ v.T).float() + bias
-                    denom = len(batch) if neg is None else int(hide.sum()) * cfg.n_negatives
+                    # max(1, .): a batch of one-item users hides no positive (loss 0, not NaN)
+                    n_pos = max(1, int(hide.sum()))
+                    denom = len(batch) if neg is None else n_pos * cfg.n_negatives
                     loss = self._loss(torch, scores, target, denom, neg)
                 loss.backward()
                 local = loss.detach().float()

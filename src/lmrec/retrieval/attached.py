@@ -148,7 +148,14 @@ def load_model_index(model_dir: str | Path, model: Any = None) -> Any:
         raise ModelFileError(f"{idir} is not a valid index directory ({e}); {rebuild}") from e
     if binding.get("format_version") != _BINDING_VERSION:
         raise ModelFileError(f"{idir}: unsupported index binding format; {rebuild}")
-    for name, digest in binding.get("files", {}).items():
+    files = binding.get("files", {})
+    on_disk = {f.name for f in idir.iterdir() if f.name != _BINDING}
+    if not {"index.faiss", "index.json"} <= set(files) or on_disk - set(files):
+        raise ModelFileError(
+            f"{idir}: {_BINDING} must list the checksum of every index file (listed "
+            f"{sorted(files)}, found {sorted(on_disk)}); {rebuild}"
+        )
+    for name, digest in files.items():
         f = idir / name
         if Path(name).name != name or not f.is_file() or _sha256(f) != digest:
             raise ModelFileError(

@@ -140,7 +140,12 @@ def _verified(model: Any, form: DotForm) -> bool:
 def exclusion(
     model: Any, user_idx: np.ndarray, exclude_seen: bool, exclude: sp.csr_matrix | None
 ) -> sp.csr_matrix | None:
-    """Row-aligned CSR of the items to drop for ``user_idx``: training items and/or ``exclude``."""
+    """Row-aligned CSR of the items to drop for ``user_idx``: training items and/or ``exclude``.
+
+    Every stored entry counts, whatever its value (as in :func:`~lmrec.models.topk.mask_rows`):
+    the union is taken on the patterns, so a stored zero or values that cancel in a sum
+    still exclude.
+    """
     parts = []
     if exclude_seen:
         parts.append(model.seen_[user_idx])
@@ -148,7 +153,12 @@ def exclusion(
         parts.append(sp.csr_matrix(exclude)[user_idx])
     if not parts:
         return None
-    return sp.csr_matrix(parts[0] + parts[1]) if len(parts) == 2 else sp.csr_matrix(parts[0])
+    if len(parts) == 1:
+        return sp.csr_matrix(parts[0])
+    a, b = (sp.csr_matrix(p) for p in parts)
+    ones = [sp.csr_matrix((np.ones(m.nnz, np.float32), m.indices, m.indptr), shape=m.shape)
+            for m in (a, b)]  # fmt: skip
+    return sp.csr_matrix(ones[0] + ones[1])
 
 
 def recommend_by_dot(
@@ -164,7 +174,8 @@ def recommend_by_dot(
 
     Same result as :meth:`Recommender.recommend_indices` (without candidates) for
     factor models, but scored in fused multi-threaded blocks without the generic path's
-    extra copies and full-row partitions.
+    extra copies and full-row partitions. None also when a requested user's vector is
+    not finite (a diverged fit): the generic path then handles those scores.
     """
     from lmrec.models.topk import dot_topk
 
@@ -172,5 +183,8 @@ def recommend_by_dot(
     if form is None:
         return None
     user_idx = np.asarray(user_idx, dtype=np.int64)
+    users = form.users(model, user_idx)
+    if not np.isfinite(users).all():  # the generic path turns non-finite scores into -inf
+        return None
     ex = exclusion(model, user_idx, exclude_seen, exclude)
-    return dot_topk(form.users(model, user_idx), form.items, k, exclude=ex, n_threads=n_threads)
+    return dot_topk(users, form.items, k, exclude=ex, n_threads=n_threads)

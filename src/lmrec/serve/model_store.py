@@ -11,6 +11,7 @@ model is freed when its last request finishes.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import threading
 import time
@@ -84,9 +85,16 @@ class LoadedModel:
             top_items = top_scores = None
             ann = None
             if ann_min_items is not None and n_items >= ann_min_items:
-                from lmrec.retrieval.attached import load_model_index
+                from lmrec.retrieval.attached import has_model_index, load_model_index
 
-                ann = load_model_index(path, model)
+                if has_model_index(path) and importlib.util.find_spec("faiss") is None:
+                    log.warning(
+                        "%s has an ANN index but faiss is not installed; serving exact "
+                        "top-k (pip install 'lmrec[ann]' to use the index, or set "
+                        "ann = false in the serve config to silence this)", path
+                    )
+                else:
+                    ann = load_model_index(path, model)
             if 0 < n_users <= precompute_max_users:
                 k = min(precompute_k, n_items)
                 items, scores = _top(model, ann, np.arange(n_users), k)

@@ -275,6 +275,7 @@ def spark_split(
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    cached: list[Any] = []  # persisted frames, released however the split ends
     try:
         path = str(data_path)
         raw = read_table(spark, path, sep, header=header)
@@ -289,6 +290,7 @@ def spark_split(
             recorded: int | None = int(seed)
         else:
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(df)
             n = df.count()
             n_test = int(n * r_test + 1e-12 * max(n * r_test, 1.0))
             n_valid = int(n * r_valid + 1e-12 * max(n * r_valid, 1.0))
@@ -308,6 +310,7 @@ def spark_split(
             notes.append(f"test: interactions at or after t={_time_label(t_test)}")
             recorded = None
         labelled = labelled.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(labelled)
         sizes = {
             int(r["part"]): int(r["count"]) for r in labelled.groupBy("part").count().collect()
         }
@@ -326,8 +329,9 @@ def spark_split(
                     part_frame = labelled.filter(F.col("part") == code).drop("part")
                     _write_part(part_frame, tmp, _NAMES[code])
             (tmp / "split.json").write_text(json.dumps(meta, indent=2))
-        labelled.unpersist()
     finally:
+        for frame in cached:
+            frame.unpersist()
         if own:
             spark.stop()
     return meta

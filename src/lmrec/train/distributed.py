@@ -220,6 +220,49 @@ def all_reduce_sum_(torch: Any, tensors: list[Any]) -> None:
         offset += t.numel()
 
 
+def all_reduce_grads_(torch: Any, tensors: list[Any], *, min_numel: int = 1 << 16) -> None:
+    """Sum gradients over all ranks in place, sending embedding-table gradients as rows.
+
+    A mini-batch touches few rows of a large embedding table, so its gradient is mostly
+    zero rows; summing it densely moves the whole table through the network every step.
+    Tensors of at least ``min_numel`` elements are exchanged as (row index, row values)
+    for their non-zero rows (``all_gather``) and summed back in rank order, unless the
+    ranks' non-zero rows together exceed a quarter of the table; everything else goes
+    through :func:`all_reduce_sum_`. Every rank ends with the same sums, equal to the
+    dense all-reduce up to float summation order.
+    """
+    if not tensors:
+        return
+    dist = torch.distributed
+    world = dist.get_world_size()
+    big = [t for t in tensors if t.dim() in (1, 2) and t.numel() >= min_numel]
+    dense = [t for t in tensors if not any(t is b for b in big)]
+    if big:
+        tables = [t.view(t.shape[0], -1) for t in big]
+        rows = [torch.nonzero(m.ne(0).any(1)).squeeze(1) for m in tables]
+        counts = torch.tensor([len(r) for r in rows], dtype=torch.int64, device=big[0].device)
+        every = [torch.empty_like(counts) for _ in range(world)]
+        dist.all_gather(every, counts)
+        widest = torch.stack(every).max(0).values.tolist()
+        for t, table, r, width in zip(big, tables, rows, widest, strict=True):
+            if width * world * 4 > table.shape[0]:
+                dense.append(t)  # dense enough: one all-reduce is cheaper
+                continue
+            idx = torch.full((width,), -1, dtype=torch.int64, device=t.device)
+            idx[: len(r)] = r
+            val = torch.zeros((width, table.shape[1]), dtype=t.dtype, device=t.device)
+            val[: len(r)] = table[r]
+            all_idx = [torch.empty_like(idx) for _ in range(world)]
+            all_val = [torch.empty_like(val) for _ in range(world)]
+            dist.all_gather(all_idx, idx)
+            dist.all_gather(all_val, val)
+            table.zero_()
+            for i, v in zip(all_idx, all_val, strict=True):
+                keep = i >= 0
+                table.index_add_(0, i[keep], v[keep])
+    all_reduce_sum_(torch, dense)
+
+
 def broadcast_(torch: Any, tensors: list[Any], src: int = 0) -> None:
     """Overwrite ``tensors`` on every rank with rank ``src``'s values."""
     for t in tensors:
