@@ -5,8 +5,8 @@ Protocol, for each size (default ``--sizes 1M,10M,100M``):
 - Data: ``lmrec datasets synth`` (``write_synthetic``, seed 2026) with users = N/50
   (mean activity fixed at 50) and items ~ 16 * sqrt(N), as catalogs grow slower
   than audiences: 1M -> 20k x 16k, 10M -> 200k x 50k, 100M -> 2M x 160k. Written
-  once under ``--root`` (``ROOT/<size>``; an existing directory is reused, and 10M
-  reuses ``/tmp/synth10m`` when present, the same parameters).
+  once under ``--root`` (``ROOT/<size>``; an existing directory is reused and its
+  write time not reported: delete it to time the generator).
 - Every measurement runs in a fresh worker process (this script with ``--worker``)
   under ``flock /tmp/lmrec-timing.lock`` (so timed runs of other jobs do not overlap);
   the driver imports neither lmrec nor pyarrow. Small sizes are repeated
@@ -51,7 +51,6 @@ RESULTS = Path(__file__).parent / "results"
 SHAPES = {"100k": (2_000, 5_000, 100_000), "1M": (20_000, 16_000, 1_000_000),
           "10M": (200_000, 50_000, 10_000_000), "100M": (2_000_000, 160_000, 100_000_000)}  # fmt: skip
 REPEATS = {"100k": 3, "1M": 3, "10M": 2, "100M": 1}
-REUSE = {"10M": "/tmp/synth10m"}
 MIB = 1 << 20
 LOCK = "/tmp/lmrec-timing.lock"
 
@@ -298,8 +297,7 @@ def main() -> None:
     results = json.loads((RESULTS / "scaling.json").read_text()) if args.merge else {}
     for size in args.sizes.split(","):
         shape = SHAPES[size]
-        d = REUSE.get(size) if Path(REUSE.get(size, "/nonexistent")).exists() else None
-        d = d or str(Path(args.root) / size)
+        d = str(Path(args.root) / size)
         # The saved data set is reused when present (e.g. from `lmrec datasets ingest`).
         ds = str(Path(args.root) / f"{size}-ds")
         save = not (Path(ds) / "dataset.json").exists()

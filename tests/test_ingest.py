@@ -299,3 +299,17 @@ def test_cli_datasets_synth_bad_input(tmp_path, capsys):
     out.mkdir()
     assert _cli([*base, "--interactions", 20]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_integer_and_text_ids_across_files_code_the_same(tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"user": rng.integers(-5, 40, 600), "item": rng.integers(0, 25, 600)})
+    frame.iloc[:300].to_parquet(tmp_path / "a.parquet", index=False)  # integer ids
+    frame.iloc[300:].astype(str).to_csv(tmp_path / "b.csv", index=False)  # the same ids as text
+    frame.astype(str).to_csv(tmp_path / "all.csv", index=False)
+    expected, _ = load_dataset(tmp_path / "all.csv", duplicates="sum")
+    got = ingest([tmp_path / "a.parquet", tmp_path / "b.csv"], chunk_rows=70)
+    _assert_same(got, expected)
+    # text first, then integers: the integer chunk joins the text table
+    got = ingest([tmp_path / "b.csv", tmp_path / "a.parquet"], chunk_rows=70)
+    assert got.user_ids == expected.user_ids and got.matrix.sum() == len(frame)

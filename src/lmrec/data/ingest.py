@@ -137,30 +137,91 @@ def _as_strings(arr: Any, path: Path, column: str) -> Any:
     return arr if arr.type == pa.string() else pc.cast(arr, pa.string())
 
 
-def _id_codes(arr: Any, path: Path, column: str, table: dict[str, int]) -> np.ndarray:
+class _IdTable:
+    """First-appearance codes of the ids seen so far in one id column.
+
+    Integer ids stay numbers: a chunk's distinct ids are looked up in a sorted array
+    with ``searchsorted``, so the cost per chunk is vectorised (a Python dict lookup per
+    distinct id per chunk made ingest grow faster than linearly: every chunk of a big
+    log meets most of the catalog again). Text ids go through a dict. A column that
+    mixes both (an integer Parquet file and a CSV file) switches to the dict, with
+    integers as their digits, which is how they compare in :class:`~lmrec.data.IdMap`.
+    """
+
+    def __init__(self) -> None:
+        self.text: dict[str, int] | None = None
+        self.sorted_ids = np.empty(0, np.int64)
+        self.sorted_codes = np.empty(0, np.int32)
+        self.new_ids: list[np.ndarray] = []  # integer ids in code order, chunk by chunk
+        self.n = 0  # integer ids coded so far
+
+    def codes_of_ints(self, values: np.ndarray) -> np.ndarray:
+        """Codes (int32) of distinct int64 ``values``, giving new ids the next codes."""
+        if self.text is not None:
+            return self.codes_of_text(values.astype(str).tolist())
+        pos = np.searchsorted(self.sorted_ids, values)
+        found = pos < len(self.sorted_ids)
+        found[found] = self.sorted_ids[pos[found]] == values[found]
+        codes = np.empty(len(values), np.int32)
+        codes[found] = self.sorted_codes[pos[found]]
+        fresh = values[~found]
+        codes[~found] = np.arange(self.n, self.n + len(fresh), dtype=np.int32)
+        if len(fresh):
+            order = np.argsort(fresh)
+            at = np.searchsorted(self.sorted_ids, fresh[order])
+            self.sorted_ids = np.insert(self.sorted_ids, at, fresh[order])
+            self.sorted_codes = np.insert(self.sorted_codes, at, codes[~found][order])
+            self.new_ids.append(fresh)
+            self.n += len(fresh)
+        return codes
+
+    def codes_of_text(self, values: list[str]) -> np.ndarray:
+        """Codes (int32) of distinct text ``values``, giving new ids the next codes."""
+        if self.text is None:
+            ids = self.ids().tolist()
+            self.clear()
+            self.text = dict(zip(ids, range(len(ids)), strict=True))
+        table = self.text
+        # setdefault's len(table) is evaluated before the insertion: new ids get the next code.
+        return np.fromiter((table.setdefault(v, len(table)) for v in values), np.int32,
+                           len(values))  # fmt: skip
+
+    def clear(self) -> None:
+        """Forget every id (frees the lookup structures)."""
+        self.text = None
+        self.sorted_ids = np.empty(0, np.int64)
+        self.sorted_codes = np.empty(0, np.int32)
+        self.new_ids = []
+        self.n = 0
+
+    def ids(self) -> np.ndarray:
+        """All ids as text, in code order."""
+        if self.text is not None:
+            return np.array(list(self.text), dtype=str)
+        if not self.new_ids:
+            return np.empty(0, dtype=str)
+        return np.concatenate(self.new_ids).astype(str)
+
+
+def _id_codes(arr: Any, path: Path, column: str, table: _IdTable) -> np.ndarray:
     """First-appearance codes (int32) of one id column, adding new ids to ``table``.
 
-    Dictionary arrays (Parquet text ids) are coded through their dictionary.
+    Dictionary arrays (Parquet text ids) are coded through their dictionary; integer
+    columns through their distinct values, as numbers.
     """
     import pyarrow as pa
 
+    if arr.null_count:
+        raise DataError(f"{path}: {arr.null_count} row(s) have no value in id column {column!r}.")
     if pa.types.is_dictionary(arr.type):
-        if arr.null_count:
-            raise DataError(
-                f"{path}: {arr.null_count} row(s) have no value in id column {column!r}."
-            )
-        local = _as_strings(arr.dictionary, path, column).to_pylist()
-        lut = np.fromiter((table.setdefault(s, len(table)) for s in local), np.int32, len(local))
+        lut = table.codes_of_text(_as_strings(arr.dictionary, path, column).to_pylist())
         return lut[arr.indices.to_numpy(zero_copy_only=False)]
-    return _codes(_as_strings(arr, path, column), table)
-
-
-def _codes(arr: Any, table: dict[str, int]) -> np.ndarray:
-    """First-appearance codes (int32) of the ids in ``arr``, adding new ids to ``table``."""
-    enc = arr.dictionary_encode()
-    local = enc.dictionary.to_pylist()
-    # setdefault's len(table) is evaluated before the insertion: new ids get the next code.
-    lut = np.fromiter((table.setdefault(s, len(table)) for s in local), np.int32, len(local))
+    if pa.types.is_integer(arr.type) and arr.type != pa.uint64():
+        enc = arr.dictionary_encode()
+        lut = table.codes_of_ints(enc.dictionary.to_numpy().astype(np.int64, copy=False))
+        return lut[enc.indices.to_numpy(zero_copy_only=False)]
+    enc = _as_strings(arr, path, column).dictionary_encode()
+    lut = table.codes_of_text(enc.dictionary.to_pylist())
     return lut[enc.indices.to_numpy(zero_copy_only=False)]
 
 
@@ -237,9 +298,9 @@ def _release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _sorted_map(table: dict[str, int]) -> tuple[IdMap, np.ndarray]:
+def _sorted_map(table: _IdTable) -> tuple[IdMap, np.ndarray]:
     """The canonical (sorted) id map and ``rank[code]`` = dense index of each code."""
-    ids = np.array(list(table), dtype=str)
+    ids = table.ids()
     table.clear()
     order = np.argsort(ids)
     rank = np.empty(len(ids), np.int32)
@@ -322,8 +383,7 @@ def ingest(
     columns = [user, item] + [c for c in (weight, timestamp) if c is not None]
     # Summed weights are added in float64 and rounded once, as load_dataset does.
     w_dtype = np.float64 if duplicates == "sum" else np.float32
-    user_table: dict[str, int] = {}
-    item_table: dict[str, int] = {}
+    user_table, item_table = _IdTable(), _IdTable()
     # Each row's two int32 codes share one int64 (user code high, item code low), so
     # the buffer can later be turned into the sort key in place.
     rows = _parquet_rows(files)

@@ -132,8 +132,8 @@ class RetrieveRerank(Recommender):
 
         Scores each valid user's candidates once with the retriever and the ranker, then
         tries every weight in ``grid`` (default 0, 0.05, ..., 1) and keeps the one with
-        the best mean ``metric``; sets ``config.blend`` and ``blend_curve_`` and returns
-        the weight.
+        the best mean ``metric`` (ties go to the weight nearest 0.5, which leans on both
+        scores); sets ``config.blend`` and ``blend_curve_`` and returns the weight.
         """
         from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
         from lmrec.eval.protocol import truth_from_ids
