@@ -170,7 +170,9 @@ def test_wide_and_deep_starts_at_the_logistic_regression(small, tmp_path):
     logits = ranker.predict_pairs(examples.contexts, examples.candidates, examples.features)
     np.testing.assert_allclose(logits, examples.features @ w + b, rtol=1e-3, atol=1e-3)
     assert auc(examples.labels, logits) > 0.6  # popularity and like rate are informative
-    assert ranker.trainable_parameters()[0] == 384 + 1 + 4 + 1  # text head + wide part
+    assert ranker.trainable_parameters()[0] == 384 + 1  # text head; wide part stays fixed
+    trained_wide = LMRanker(**params, train_wide=True).fit(small)
+    assert trained_wide.trainable_parameters()[0] == 384 + 1 + 4 + 1
     ranker.save(tmp_path / "wd")
     loaded = load_model(tmp_path / "wd")
     users = np.arange(3)

@@ -140,25 +140,36 @@ def _as_strings(arr: Any, path: Path, column: str) -> Any:
 class _IdTable:
     """First-appearance codes of the ids seen so far in one id column.
 
-    Integer ids stay numbers: a chunk's distinct ids are looked up in a sorted array
-    with ``searchsorted``, so the cost per chunk is vectorised (a Python dict lookup per
-    distinct id per chunk made ingest grow faster than linearly: every chunk of a big
-    log meets most of the catalog again). Text ids go through a dict. A column that
-    mixes both (an integer Parquet file and a CSV file) switches to the dict, with
-    integers as their digits, which is how they compare in :class:`~lmrec.data.IdMap`.
+    Every chunk of a big log meets most of the catalog again, so looking up each
+    chunk's distinct ids one by one in a Python dict made ingest grow faster than
+    linearly. Integer ids stay numbers and are looked up in a sorted array
+    (``searchsorted``); text ids are looked up with Arrow's hash kernel
+    (``pyarrow.compute.index_in``) when the chunk's distinct ids are not much fewer than
+    the ids known so far, and in the dict otherwise (then building the hash set would
+    cost more than the lookups). A column that mixes both (an integer Parquet file and
+    a CSV file) switches to text, integers as their digits, which is how they compare in
+    :class:`~lmrec.data.IdMap`.
     """
 
     def __init__(self) -> None:
-        self.text: dict[str, int] | None = None
-        self.sorted_ids = np.empty(0, np.int64)
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every id (frees the lookup structures)."""
+        self.text: dict[str, int] | None = None  # text mode: id -> code
+        self.text_chunks: list[Any] = []  # text mode: Arrow arrays of the ids in code order
+        self.known: Any = None  # their concatenation, built on demand
+        self.sorted_ids = np.empty(0, np.int64)  # integer mode
         self.sorted_codes = np.empty(0, np.int32)
-        self.new_ids: list[np.ndarray] = []  # integer ids in code order, chunk by chunk
+        self.new_ids: list[np.ndarray] = []  # integer mode: ids in code order, by chunk
         self.n = 0  # integer ids coded so far
 
     def codes_of_ints(self, values: np.ndarray) -> np.ndarray:
         """Codes (int32) of distinct int64 ``values``, giving new ids the next codes."""
         if self.text is not None:
-            return self.codes_of_text(values.astype(str).tolist())
+            import pyarrow as pa
+
+            return self.codes_of_text(pa.array(values.astype(str).tolist(), pa.string()))
         pos = np.searchsorted(self.sorted_ids, values)
         found = pos < len(self.sorted_ids)
         found[found] = self.sorted_ids[pos[found]] == values[found]
@@ -175,24 +186,37 @@ class _IdTable:
             self.n += len(fresh)
         return codes
 
-    def codes_of_text(self, values: list[str]) -> np.ndarray:
-        """Codes (int32) of distinct text ``values``, giving new ids the next codes."""
+    def codes_of_text(self, values: Any) -> np.ndarray:
+        """Codes (int32) of distinct ids (an Arrow string array), giving new ids the next codes."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         if self.text is None:
             ids = self.ids().tolist()
             self.clear()
             self.text = dict(zip(ids, range(len(ids)), strict=True))
+            self.text_chunks = [pa.array(ids, pa.string())] if ids else []
         table = self.text
-        # setdefault's len(table) is evaluated before the insertion: new ids get the next code.
-        return np.fromiter((table.setdefault(v, len(table)) for v in values), np.int32,
-                           len(values))  # fmt: skip
-
-    def clear(self) -> None:
-        """Forget every id (frees the lookup structures)."""
-        self.text = None
-        self.sorted_ids = np.empty(0, np.int64)
-        self.sorted_codes = np.empty(0, np.int32)
-        self.new_ids = []
-        self.n = 0
+        n_old = len(table)
+        if n_old and n_old <= 4 * len(values):
+            if self.known is None:
+                self.known = pa.concat_arrays(self.text_chunks)
+                self.text_chunks = [self.known]
+            idx = pc.index_in(values, value_set=self.known)
+            codes = idx.fill_null(-1).to_numpy().astype(np.int32)
+            is_new = codes < 0
+            fresh = values.filter(pa.array(is_new))
+            codes[is_new] = np.arange(n_old, n_old + len(fresh), dtype=np.int32)
+            table.update(zip(fresh.to_pylist(), range(n_old, n_old + len(fresh)), strict=True))
+        else:
+            # setdefault's len(table) is evaluated before the insertion: new ids get the next code.
+            codes = np.fromiter((table.setdefault(v, len(table)) for v in values.to_pylist()),
+                                np.int32, len(values))  # fmt: skip
+            fresh = values.filter(pa.array(codes >= n_old))
+        if len(fresh):
+            self.text_chunks.append(fresh)
+            self.known = None
+        return codes
 
     def ids(self) -> np.ndarray:
         """All ids as text, in code order."""
@@ -214,14 +238,14 @@ def _id_codes(arr: Any, path: Path, column: str, table: _IdTable) -> np.ndarray:
     if arr.null_count:
         raise DataError(f"{path}: {arr.null_count} row(s) have no value in id column {column!r}.")
     if pa.types.is_dictionary(arr.type):
-        lut = table.codes_of_text(_as_strings(arr.dictionary, path, column).to_pylist())
+        lut = table.codes_of_text(_as_strings(arr.dictionary, path, column))
         return lut[arr.indices.to_numpy(zero_copy_only=False)]
     if pa.types.is_integer(arr.type) and arr.type != pa.uint64():
         enc = arr.dictionary_encode()
         lut = table.codes_of_ints(enc.dictionary.to_numpy().astype(np.int64, copy=False))
         return lut[enc.indices.to_numpy(zero_copy_only=False)]
     enc = _as_strings(arr, path, column).dictionary_encode()
-    lut = table.codes_of_text(enc.dictionary.to_pylist())
+    lut = table.codes_of_text(enc.dictionary)
     return lut[enc.indices.to_numpy(zero_copy_only=False)]
 
 

@@ -125,6 +125,10 @@ class LMRankerConfig(ModelConfig):
     popularity, the user's like shares; see :mod:`lmrec.ranker.features`) to the logit.
     It starts at a logistic regression fitted on the training examples, and the text
     head starts at zero, so fine-tuning begins from the classic baseline."""
+    train_wide: bool = False
+    """With ``side_features``: train the wide part too. Off by default: the wide part
+    stays the logistic-regression fit and the language model learns what it leaves
+    unexplained, which keeps few-shot fine-tuning from drifting below the baseline."""
     cache_frozen: bool = True
     """Head mode: keep the frozen encoder's pooled output of each prompt pair during
     fit, so later epochs and validation passes skip the transformer."""
@@ -220,6 +224,7 @@ class LMRanker(Recommender):
                 p.requires_grad_("lora_" in name)
         parts = {"encoder": encoder, "head": head}
         if wide is not None:
+            wide.requires_grad_(cfg.train_wide)
             parts["wide"] = wide
         self._module = torch.nn.ModuleDict(parts)
         self.quantized_ = False
@@ -566,7 +571,8 @@ class LMRanker(Recommender):
         if p is None:
             raise NotFittedError("This LMRanker was trained with fit_examples and has no data set.")
         arrays = {f"param.{n}": t.detach().float().numpy().copy()
-                  for n, t in self._module.named_parameters() if t.requires_grad}  # fmt: skip
+                  for n, t in self._module.named_parameters()
+                  if t.requires_grad or n.startswith("wide.")}  # fmt: skip
         arrays.update({"prompt.indptr": p.indptr, "prompt.items": p.items, "prompt.liked": p.liked})
         if self.item_stats_ is not None:
             s = self.item_stats_
