@@ -229,3 +229,36 @@ def test_cli_finetune_checkpoint_every_needs_a_directory(small, tmp_path, capsys
                  "--checkpoint-every", "5"]) == 2  # fmt: skip
     assert "--checkpoint-every needs --checkpoint-dir" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_device_cuda_without_a_gpu_is_a_clear_error(small, monkeypatch):
+    import torch
+
+    from lmrec.errors import ConfigError
+    from lmrec.ranker.model import LMRanker
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        LMRanker(**dict(FAST, mode="head", max_steps=1, device="cuda")).fit(small)
+
+
+@pytest.mark.gpu
+def test_cuda_fine_tuning_matches_cpu(small, tmp_path):
+    """The same steps on a GPU (prompts and sampling stay on the CPU): scores agree to
+    float error, and the saved ranker loads and scores on the CPU as well."""
+    import torch
+
+    from lmrec.models import load_model
+    from lmrec.ranker.model import LMRanker
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    params = dict(FAST, mode="lora", max_steps=3, lr=3e-3, side_features=True)
+    cpu = LMRanker(**params).fit(small)
+    gpu = LMRanker(**params, device="cuda").fit(small)
+    users, cand = np.arange(4), np.tile(np.arange(6), (4, 1))
+    np.testing.assert_allclose(gpu.score_candidates(users, cand),
+                               cpu.score_candidates(users, cand), rtol=1e-3, atol=1e-3)  # fmt: skip
+    gpu.save(tmp_path / "g")
+    np.testing.assert_allclose(load_model(tmp_path / "g").score_candidates(users, cand),
+                               cpu.score_candidates(users, cand), rtol=1e-3, atol=1e-3)  # fmt: skip

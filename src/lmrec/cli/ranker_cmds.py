@@ -53,6 +53,8 @@ def register(sub: Any) -> None:
     f.add_argument("--n-layers", type=int,
                    help="keep only the first n transformer layers (faster; default all)")  # fmt: skip
     f.add_argument("--bf16", action="store_true", help="bfloat16 autocast during training")
+    f.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"],
+                   help="where fine-tuning runs (auto: CUDA when available; default cpu)")  # fmt: skip
     f.add_argument("--side-features", action="store_true",
                    help="wide and deep: add item/user statistics as a linear term")  # fmt: skip
     f.add_argument("--eval-every", type=int, default=0,
@@ -91,7 +93,7 @@ def ranker_params(args: argparse.Namespace) -> dict[str, Any]:
         "grad_accum": args.grad_accum, "max_length": args.max_length,
         "n_history": args.n_history, "bf16": args.bf16, "side_features": args.side_features,
         "eval_every": args.eval_every, "checkpoint_every": args.checkpoint_every,
-        "seed": args.seed, "n_layers": args.n_layers,
+        "seed": args.seed, "n_layers": args.n_layers, "device": args.device,
     }  # fmt: skip
     if args.shots is not None:
         params["few_shot"] = args.shots

@@ -132,6 +132,10 @@ class LMRankerConfig(ModelConfig):
     cache_frozen: bool = True
     """Head mode: keep the frozen encoder's pooled output of each prompt pair during
     fit, so later epochs and validation passes skip the transformer."""
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    """Where fine-tuning runs: ``"auto"`` is CUDA when available (under ``torchrun`` with
+    NCCL, each rank's own GPU). Prompts are built and tokenized on the CPU. A loaded
+    ranker scores on a GPU when one is available, else on the CPU."""
     seed: int = Field(default=0, ge=0)
     """Seed of example sampling, head/LoRA initialisation and batch order."""
 
@@ -176,11 +180,16 @@ class LMRanker(Recommender):
         self._module: Any = None
         self._tokenizer: Any = None
         self._pool_cache: dict[tuple[str, str], Any] | None = None
+        self._device: Any = None
 
     # ------------------------------------------------------------------ module
-    def _build(self) -> None:
-        """Load the base encoder and tokenizer, add the head (and LoRA), set trainability."""
+    def _build(self, device: str | None = None) -> None:
+        """Load the base encoder and tokenizer, add the head (and LoRA), set trainability.
+
+        ``device`` is ``config.device`` when fitting; loading passes ``"auto"``.
+        """
         from lmrec._optional import require
+        from lmrec.models.bpr import resolve_device
 
         torch = require("torch", "lm")
         transformers = require("transformers", "lm")
@@ -226,13 +235,15 @@ class LMRanker(Recommender):
         if wide is not None:
             wide.requires_grad_(cfg.train_wide)
             parts["wide"] = wide
-        self._module = torch.nn.ModuleDict(parts)
+        self._device = resolve_device(torch, device or self.config.device)  # type: ignore[arg-type]
+        self._module = torch.nn.ModuleDict(parts).to(self._device)
         self.quantized_ = False
 
     def _pooled(self, contexts: list[str], candidates: list[str]) -> Any:
         """Pooled last hidden states (tensor (n, hidden)) of prompt pairs."""
         batch = self._tokenizer(contexts, candidates, padding=True, truncation="only_first",
                                 max_length=self.config.max_length, return_tensors="pt")  # fmt: skip
+        batch = {k: v.to(self._device) for k, v in batch.items()}
         out = self._module["encoder"](**batch).last_hidden_state
         if self.config.pooling == "cls":
             return out[:, 0]
@@ -268,7 +279,7 @@ class LMRanker(Recommender):
                     "This ranker was built with side_features=True and needs the side "
                     "features of each pair (lmrec.ranker.features.side_features)."
                 )
-            x = torch.as_tensor(np.asarray(features, np.float32))
+            x = torch.as_tensor(np.asarray(features, np.float32), device=pooled.device)
             logit = logit + self._module["wide"](x).squeeze(-1).to(logit.dtype)
         return logit
 
@@ -284,7 +295,7 @@ class LMRanker(Recommender):
             for s in range(0, len(contexts), step):
                 feats = None if features is None else features[s : s + step]
                 out[s : s + step] = self._logits(contexts[s : s + step], candidates[s : s + step],
-                                                 feats).float().numpy()  # fmt: skip
+                                                 feats).float().cpu().numpy()  # fmt: skip
         return out
 
     def _init_wide(self, examples: Examples) -> None:
@@ -533,7 +544,7 @@ class LMRanker(Recommender):
 
         self._check_module()
         twin = copy.copy(self)
-        module = copy.deepcopy(self._module)
+        module = copy.deepcopy(self._module).to("cpu")  # torch.ao int8 kernels run on the CPU
         if self.config.mode == "lora":
             module["encoder"] = module["encoder"].merge_and_unload()
         module.eval()
@@ -548,6 +559,7 @@ class LMRanker(Recommender):
         # The 385-weight head stays float32: quantizing it saves nothing and costs accuracy.
         module["encoder"] = ao.quantize_dynamic(module["encoder"], spec, dtype=torch.qint8)
         twin._module = module
+        twin._device = torch.device("cpu")
         twin.quantized_ = True
         return twin
 
@@ -570,7 +582,7 @@ class LMRanker(Recommender):
         p = self.prompts_
         if p is None:
             raise NotFittedError("This LMRanker was trained with fit_examples and has no data set.")
-        arrays = {f"param.{n}": t.detach().float().numpy().copy()
+        arrays = {f"param.{n}": t.detach().float().cpu().numpy().copy()
                   for n, t in self._module.named_parameters()
                   if t.requires_grad or n.startswith("wide.")}  # fmt: skip
         arrays.update({"prompt.indptr": p.indptr, "prompt.items": p.items, "prompt.liked": p.liked})
@@ -592,7 +604,7 @@ class LMRanker(Recommender):
         self.train_log_ = list(meta.get("train_log", []))
         self.item_stats_ = (ItemStats(arrays["side.count"], arrays["side.rated"],
                                       arrays["side.likes"]) if "side.count" in arrays else None)  # fmt: skip
-        self._build()
+        self._build("auto")
         params = dict(self._module.named_parameters())
         with torch.no_grad():
             for key, value in arrays.items():

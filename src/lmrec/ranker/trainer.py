@@ -104,6 +104,7 @@ class Trainer:
         self.config = config
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.params = {n: p for n, p in module.named_parameters() if p.requires_grad}
+        self.device = next(module.parameters()).device
         self.optimizer = torch.optim.AdamW(
             list(self.params.values()), lr=config.lr, weight_decay=config.weight_decay
         )
@@ -138,9 +139,9 @@ class Trainer:
             if not len(part):
                 continue
             batch = examples.take(part)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 out = self.logits(batch.contexts, batch.candidates, batch.features)
-            target = torch.as_tensor(batch.labels, dtype=torch.float32)
+            target = torch.as_tensor(batch.labels, dtype=torch.float32, device=out.device)
             # summed over the piece / global step size: the ranks add up to the step's mean
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 out.float(), target, reduction="sum") / len(idx)  # fmt: skip
@@ -152,7 +153,7 @@ class Trainer:
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
                 grads.append(p.grad)
-            summed = torch.tensor(total, dtype=torch.float32)
+            summed = torch.tensor(total, dtype=torch.float32, device=self.device)
             all_reduce_sum_(torch, [*grads, summed])
             total = float(summed)
         torch.nn.utils.clip_grad_norm_(list(self.params.values()), 1.0)
@@ -221,11 +222,11 @@ class Trainer:
         tensors: dict[str, Any] = {}
         names = list(self.params)
         for i, name in enumerate(names):
-            tensors[f"param.{name}"] = self.params[name].detach().contiguous()
+            tensors[f"param.{name}"] = self.params[name].detach().cpu().contiguous()
             for key, value in self.optimizer.state.get(self.params[name], {}).items():
-                tensors[f"optim.{i}.{key}"] = value.detach().reshape(value.shape).contiguous()
+                tensors[f"optim.{i}.{key}"] = value.detach().reshape(value.shape).cpu().contiguous()
             if self.best_params is not None:
-                tensors[f"best.{name}"] = self.best_params[name].contiguous()
+                tensors[f"best.{name}"] = self.best_params[name].cpu().contiguous()
         groups = [
             {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items() if k != "params"}
             for g in self.optimizer.param_groups
