@@ -42,7 +42,7 @@ class ItemStats:
     --------
     >>> s = ItemStats.from_labels(np.array([0, 0, 1]), np.array([1.0, 0.0, 1.0]), 3)
     >>> s.like_rate().round(3).tolist(), s.count.tolist()
-    [[0.619, 0.722, 0.667], [2.0, 1.0, 0.0]]
+    ([0.619, 0.722, 0.667], [2.0, 1.0, 0.0])
     """
 
     count: np.ndarray
