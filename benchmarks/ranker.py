@@ -133,8 +133,7 @@ def compression_section(lora_big, test, b, stats, user: int, repeats: int) -> li
     c100 = [test.contexts[0]] * 100
     t100 = [b.item_texts[i] for i in k100]
     f100 = side_features(b, stats, np.full(100, user), k100)
-    for model in (r, q):
-        model.config.score_batch_size = 128  # the 100 candidates in one forward pass
+    assert r.config.score_batch_size >= 100  # the 100 candidates in one forward pass
 
     def lat(model):
         times = []

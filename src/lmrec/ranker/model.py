@@ -536,7 +536,8 @@ class LMRanker(Recommender):
         picks the attention and feed-forward output projections of BERT-style encoders,
         whose activations carry the outliers: on all-MiniLM-L6-v2 this kept int8 as fast
         as all-per-tensor (fbgemm/x86 kernels) while tracking float32 much more closely;
-        all-per-channel (``per_channel=("",)``) was slower than float32 on 2 x86 cores.
+        all-per-channel (``per_channel=("",)``) was about 3x slower than per-tensor on 2
+        x86 cores.
         ``per_channel=()`` quantizes every matrix per tensor. The copy cannot be trained
         or saved.
         """
