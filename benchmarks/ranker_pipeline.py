@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--no-side", action="store_true", help="text-only ranker")
+    ap.add_argument("--hard-fraction", type=float, default=0.5,
+                    help="share of the ranker's negatives taken from the retriever's top N")  # fmt: skip
     ap.add_argument("--fp32", action="store_true", help="score in float32, not int8")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
@@ -62,7 +64,7 @@ def main() -> None:
               "max_steps": args.steps, "warmup_steps": max(1, args.steps // 10),
               "batch_size": 16, "max_length": args.max_length, "n_history": 10,
               "side_features": not args.no_side, "n_threads": 2, "seed": args.seed,
-              "score_batch_size": 128}  # fmt: skip
+              "score_batch_size": 128, "hard_fraction": args.hard_fraction}  # fmt: skip
     params = {"retriever": "ease", "retriever_params": {"l2": args.l2},
               "n_candidates": args.candidates, "ranker_params": ranker,
               "int8": not args.fp32}  # fmt: skip
@@ -96,7 +98,8 @@ def main() -> None:
         f"Pipeline: EASE l2={args.l2:g} top-{args.candidates} -> {args.mode} ranker "
         f"({'side features, ' if not args.no_side else 'text only, '}"
         f"{'int8' if not args.fp32 else 'float32'} scoring, max_length {args.max_length}, "
-        f"{args.steps} steps of 16; {trainable:,} of {total:,} parameters trained), "
+        f"{args.steps} steps of 16, hard-negative share {args.hard_fraction:g}; "
+        f"{trainable:,} of {total:,} parameters trained), "
         f"final score = {blend:.2f} * z(EASE) + {1 - blend:.2f} * z(ranker).",
         "",
         "| model | " + " | ".join(METRICS) + " |",
