@@ -2,7 +2,8 @@
 
 The 2-rank runs use :func:`lmrec.train.distributed.run_local` (``torch.multiprocessing``
 spawn with a free port on 127.0.0.1), the same environment ``torchrun`` sets up; the
-``torchrun`` CLI itself is exercised by the ``slow`` test at the end.
+``torchrun`` CLI itself (save once, resume with another world size, restart after a
+SIGKILL) is exercised by the tests at the end. They all run in CI (about 1.5 min).
 """
 
 from __future__ import annotations
@@ -205,7 +206,6 @@ def two_rank_ml100k(ml_split, tmp_path_factory):
     return _run_two_ranks(ml_split.train, ML_PARAMS, tmp_path_factory.mktemp("dist"))
 
 
-@pytest.mark.slow  # the shared 2-rank ML-100K fit takes ~50 s on 2 busy cores
 @pytest.mark.realdata
 def test_two_ranks_match_one_process_on_ml100k(two_rank_ml100k, ml_split):
     from lmrec.eval.protocol import evaluate
@@ -229,7 +229,6 @@ def test_two_ranks_match_one_process_on_ml100k(two_rank_ml100k, ml_split):
     assert abs(distributed.history_[-1]["loss"] / single.history_[-1]["loss"] - 1) < 1e-3
 
 
-@pytest.mark.slow  # the shared 2-rank ML-100K fit takes ~50 s on 2 busy cores
 @pytest.mark.realdata
 def test_rank_shards_are_disjoint_and_cover_the_training_pairs(two_rank_ml100k, ml_split):
     shards = [np.load(two_rank_ml100k / "shards" / f"rank{r}.npy") for r in (0, 1)]
@@ -239,7 +238,6 @@ def test_rank_shards_are_disjoint_and_cover_the_training_pairs(two_rank_ml100k, 
     assert abs(len(shards[0]) - len(shards[1])) <= 20  # at most one row per batch apart
 
 
-@pytest.mark.slow  # the shared 2-rank ML-100K fit takes ~50 s on 2 busy cores
 @pytest.mark.realdata
 def test_a_two_rank_checkpoint_resumes_in_one_process(two_rank_ml100k, ml_split, tmp_path):
     import shutil
@@ -257,7 +255,6 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(two_rank_ml100k, ml_split,
     assert model.history_[20]["loss"] <= saved.history_[-1]["loss"] * 1.02
 
 
-@pytest.mark.slow  # 2 spawned processes on a toy (~11 s); bf16 itself is covered in test_bpr
 def test_bf16_autocast_trains_under_two_ranks(tmp_path):
     from lmrec.models.bpr import BPR
 
@@ -294,7 +291,7 @@ ARRAYS = {
     "fm": ("user_embeddings_", "item_embeddings_", "item_token_bias_"),
     "twotower": ("item_vectors_", "user_vectors_", "item_bias_"),
 }
-# key -> (model, params, slow): the fast ones share one 2-process launch (spawning 2
+# key -> (model, params, own launch): the others share one 2-process launch (spawning 2
 # processes that import torch costs ~9 s on this machine).
 PARITY_JOBS = {
     "bpr": ("bpr", BPR_PARITY, False),
@@ -351,7 +348,6 @@ def test_two_rank_fit_equals_single_process_fit(two_rank_toys, key):
     _assert_same_model(name, params, two_rank_toys / key)
 
 
-@pytest.mark.slow  # one more 2-4 process launch per case (~10-20 s each)
 @pytest.mark.parametrize(
     ("key", "world_size"),
     [("bpr", 3), ("bpr", 4), *[(k, 2) for k, job in PARITY_JOBS.items() if job[2]]],
@@ -408,7 +404,6 @@ def test_cli_under_torchrun_without_distributed_is_refused(tmp_path, capsys, mon
     assert code == 2 and "without --distributed" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_torchrun_cli_saves_once_and_resumes_with_other_world_size(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists():
@@ -457,7 +452,6 @@ def _train_rank_ranker(train, params: dict, out: Path) -> None:
         (out.with_suffix(".json")).write_text(json.dumps(model.train_log_))
 
 
-@pytest.mark.slow  # ~50 s: 3 fits of a 1-layer MiniLM, two of them in spawned processes
 @pytest.mark.realdata
 def test_two_rank_lm_ranker_equals_single_process(ml100k, tmp_path):
     """LoRA + head gradients summed over 2 ranks give the 1-rank fine-tuning steps.
@@ -487,7 +481,6 @@ def test_two_rank_lm_ranker_equals_single_process(ml100k, tmp_path):
     assert len(log) == RANKER_TINY["max_steps"]
 
 
-@pytest.mark.slow  # two torchrun launches of 2 workers, ~40 s
 def test_torchrun_restarts_a_killed_worker_and_the_run_resumes_exactly(tmp_path):
     """SIGKILL one worker mid-epoch: torchrun --max-restarts 1 restarts the group, both
     ranks resume from the step checkpoint, and the model equals the uninterrupted one."""

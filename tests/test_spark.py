@@ -2,8 +2,8 @@
 
 Fitting and splitting need pyspark and a Java runtime; those tests skip cleanly without
 them (checked inside each test, so the checks below on the error messages always run).
-A Spark session takes ~10-20 s to start on 2 cores, so every test that starts one is
-``slow``; the split tests share one session.
+A Spark session takes ~10-20 s to start on 2 cores; the split tests share one session.
+All of them run in CI, which has Java (``make test`` installs it when CI=true).
 """
 
 from __future__ import annotations
@@ -96,7 +96,6 @@ def test_cli_validates_engine_flags_before_reading_data(tmp_path, capsys):
     assert "always scales the penalty" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_spark_als_via_cli_is_an_ordinary_lmrec_model(ml100k, tmp_path):
     """Fit on a real slice (200 users, ~20k ratings) through ``lmrec train --engine spark``."""
     _needs_spark()
@@ -164,7 +163,6 @@ def _read_parts(out):
             for p in ("train", "valid", "test") if (out / f"{p}.csv").exists()}  # fmt: skip
 
 
-@pytest.mark.slow
 @pytest.mark.realdata
 def test_spark_random_split_keeps_rows_shares_and_seed(spark, ml_csv, tmp_path):
     from lmrec.spark import spark_split
@@ -207,7 +205,6 @@ def test_spark_random_split_keeps_rows_shares_and_seed(spark, ml_csv, tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
 
 
-@pytest.mark.slow
 @pytest.mark.realdata
 def test_spark_global_temporal_split_equals_the_local_one(spark, ml_csv, tmp_path):
     from lmrec.data import load_dataset
@@ -227,7 +224,6 @@ def test_spark_global_temporal_split_equals_the_local_one(spark, ml_csv, tmp_pat
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
 
-@pytest.mark.slow
 def test_spark_split_merges_or_rejects_duplicates(spark, tmp_path):
     from lmrec.errors import DataError
     from lmrec.spark import spark_split
