@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from lmrec.data.idmap import IdMap
 from lmrec.errors import ConfigError, DataError
-from lmrec.spark.session import acquire_session, check_java, read_table
+from lmrec.spark.session import acquire_session, read_table
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +100,7 @@ def spark_train_als(
     model = ALS(factors=factors, regularization=regularization, alpha=alpha,
                 iterations=iterations, seed=seed, implicit=weight_col is None,
                 regularization_scaling="count")  # fmt: skip
-    own = False
-    if spark is None:
-        spark, own = acquire_session("lmrec-als", master, spark_conf)
-    else:
-        check_java()
+    spark, own = acquire_session("lmrec-als", master, spark_conf, spark)
     from pyspark.ml.feature import StringIndexer
     from pyspark.ml.recommendation import ALS as SparkALS
     from pyspark.sql import functions as F

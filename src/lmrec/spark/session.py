@@ -62,15 +62,18 @@ def start_session(app: str, master: str | None, conf: dict[str, str] | None = No
     return builder.getOrCreate()
 
 
-def acquire_session(app: str, master: str | None, conf: dict[str, str] | None = None
-                    ) -> tuple[Any, bool]:  # fmt: skip
-    """The active SparkSession if there is one, else a new one; and whether it was started here.
+def acquire_session(app: str, master: str | None, conf: dict[str, str] | None = None,
+                    spark: Any = None) -> tuple[Any, bool]:  # fmt: skip
+    """``spark`` if given, else the active SparkSession, else a new one; and whether it
+    was started here.
 
     A caller stops only a session it started, so calling lmrec from inside a running
     Spark application (a notebook, ``spark-submit``) leaves that application's session
     alone (``master`` and ``conf`` then do not apply).
     """
     check_java()
+    if spark is not None:
+        return spark, False
     require("pyspark", "spark")
     from pyspark.sql import SparkSession
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from lmrec.errors import ConfigError, DataError
-from lmrec.spark.session import acquire_session, check_java, read_table
+from lmrec.spark.session import acquire_session, read_table
 
 #: Protocols the Spark engine computes (the others are local only).
 SPARK_PROTOCOLS = ("random", "global_temporal")
@@ -267,11 +267,7 @@ def spark_split(
     out = Path(out)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists; pass --force to replace it.")
-    own = False
-    if spark is None:
-        spark, own = acquire_session("lmrec-split", master, spark_conf)
-    else:
-        check_java()
+    spark, own = acquire_session("lmrec-split", master, spark_conf, spark)
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
