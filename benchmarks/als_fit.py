@@ -5,9 +5,10 @@ The fit step of the 100M run (``benchmarks/results/scale_100m.md``)::
     python benchmarks/als_fit.py /tmp/scale/100M-ds --iterations 3
 
 Loads the directory written by ``lmrec datasets ingest`` (:meth:`Dataset.load`), then
-fits :class:`lmrec.models.als.ALS` (64 factors). Per-iteration times come from
-implicit's fit callback (wall time between iteration ends; the first iteration also
-includes implicit's setup: the item-user transpose and factor initialisation). Peak
+fits :class:`lmrec.models.als.ALS` (64 factors, ``--solver``). Per-iteration times
+come from the fit (``ALS.iteration_seconds_``: one sweep, users then items, without
+the setup before the first; the streaming solver's first sweep includes loading its
+compiled kernels). Peak
 RSS is the process's ``VmHWM``, reset before the fit (``/proc/self/clear_refs``).
 Prints one JSON line.
 """
@@ -33,27 +34,14 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def fit_als(dataset, factors: int, iterations: int, seed: int = 2026) -> tuple[object, list[float]]:
-    """Fit ALS and return (model, seconds of each iteration) via implicit's callback."""
-    import implicit.cpu.als as ials
-
+def fit_als(
+    dataset, factors: int, iterations: int, seed: int = 2026, solver: str = "auto"
+) -> tuple[object, list[float]]:
+    """Fit ALS and return (model, seconds of each iteration, from the fit itself)."""
     from lmrec.models.als import ALS
 
-    marks: list[float] = []
-    original = ials.AlternatingLeastSquares.fit
-
-    def fit(self, user_items, show_progress=True, callback=None):  # noqa: ANN001, ANN202
-        marks.append(time.perf_counter())
-        return original(
-            self, user_items, show_progress, lambda *a: marks.append(time.perf_counter())
-        )
-
-    ials.AlternatingLeastSquares.fit = fit
-    try:
-        model = ALS(factors=factors, iterations=iterations, seed=seed).fit(dataset)
-    finally:
-        ials.AlternatingLeastSquares.fit = original
-    return model, [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    model = ALS(factors=factors, iterations=iterations, seed=seed, solver=solver).fit(dataset)
+    return model, list(model.iteration_seconds_)
 
 
 def main() -> None:
@@ -61,6 +49,7 @@ def main() -> None:
     ap.add_argument("dataset", help="data set directory from 'lmrec datasets ingest'")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--factors", type=int, default=64)
+    ap.add_argument("--solver", default="auto", choices=["auto", "implicit", "stream"])
     args = ap.parse_args()
     import numpy  # noqa: F401 - imports before the memory baseline
     import pyarrow.parquet  # noqa: F401
@@ -76,7 +65,7 @@ def main() -> None:
     out["rss_before_fit_mib"] = status_mib("VmRSS")
     reset_peak()
     t = time.perf_counter()
-    _, iters = fit_als(ds, args.factors, args.iterations)
+    _, iters = fit_als(ds, args.factors, args.iterations, solver=args.solver)
     out["fit_s"] = time.perf_counter() - t
     out["iter_s"] = iters
     out["fit_peak_mib"] = status_mib("VmHWM")

@@ -313,3 +313,44 @@ def test_integer_and_text_ids_across_files_code_the_same(tmp_path):
     # text first, then integers: the integer chunk joins the text table
     got = ingest([tmp_path / "b.csv", tmp_path / "a.parquet"], chunk_rows=70)
     assert got.user_ids == expected.user_ids and got.matrix.sum() == len(frame)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 100_003])
+def test_parallel_key_sort_equals_numpy_sort(n):
+    from lmrec.data.ingest import _sort_in_place
+
+    rng = np.random.default_rng(n)
+    key = rng.integers(0, 50, n).astype(np.int64) * 10**9 + rng.integers(0, 1000, n)
+    want = np.sort(key)
+    _sort_in_place(key, min_parallel=0)  # the partition-then-sort path, even when small
+    np.testing.assert_array_equal(key, want)
+
+
+def test_prefetched_batches_keep_order_and_raise_reader_errors():
+    from lmrec.data.ingest import _prefetched
+
+    assert list(_prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise DataError("bad chunk")
+
+    got = _prefetched(failing())
+    assert next(got) == 1
+    with pytest.raises(DataError, match="bad chunk"):
+        next(got)
+    endless = _prefetched(iter(range(10**9)), depth=1)
+    assert next(endless) == 0
+    endless.close()  # the consumer stops early: the reader thread stops and is joined
+
+
+def test_ingest_with_parallel_sort_equals_load_dataset(tmp_path, monkeypatch):
+    from lmrec.data import ingest as ingest_module
+
+    write_synthetic(tmp_path / "s", 2_000, 400, 20_000, seed=5)
+    want = ingest(tmp_path / "s")
+    real = ingest_module._sort_in_place
+    monkeypatch.setattr(ingest_module, "_sort_in_place", lambda key: real(key, min_parallel=0))
+    got = ingest(tmp_path / "s")
+    assert (got.matrix != want.matrix).nnz == 0
+    np.testing.assert_array_equal(got.matrix.indptr, want.matrix.indptr)

@@ -38,7 +38,8 @@ def _implicit_fit(matrix, *, factors, regularization, iterations, seed):
 def test_scores_equal_implicit_on_the_same_confidence():
     data = checkerboard(n_users=60, n_items=40, seed=3)
     alpha = 4.0
-    model = ALS(factors=6, regularization=0.05, alpha=alpha, iterations=7, num_threads=1, seed=11)
+    model = ALS(factors=6, regularization=0.05, alpha=alpha, iterations=7, num_threads=1, seed=11,
+                solver="implicit")  # fmt: skip
     model.fit(data)
     # ALS(alpha=a) is implicit(alpha=1) fitted on the confidence 1 + a * R (module docstring).
     conf = data.matrix.copy()
@@ -73,9 +74,10 @@ def test_alpha_scales_confidence_and_weights_used_when_not_implicit():
 def test_multithreaded_fit_matches_single_thread_here():
     # Not promised by implicit (OpenMP scheduling), but each user/item solve only reads
     # the other side's factors, so in practice 0 (all cores) and 1 thread agree exactly.
+    # (solver="implicit": lmrec's streaming solver is reproducible per thread count only.)
     data = checkerboard(n_users=200, n_items=60, seed=1)
-    one = ALS(factors=8, iterations=5, num_threads=1).fit(data)
-    many = ALS(factors=8, iterations=5, num_threads=0).fit(data)
+    one = ALS(factors=8, iterations=5, num_threads=1, solver="implicit").fit(data)
+    many = ALS(factors=8, iterations=5, num_threads=0, solver="implicit").fit(data)
     np.testing.assert_allclose(one.user_factors_, many.user_factors_, atol=1e-5)
 
 

@@ -416,7 +416,7 @@ def ingest(
     if timestamp is not None:
         extra_cols["t"] = _Column(np.float64, rows)
     for path in files:
-        for batch in _batches(path, columns, chunk_rows, sep):
+        for batch in _prefetched(_batches(path, columns, chunk_rows, sep)):
             u = _id_codes(batch.column(0), path, user, user_table).astype(np.int64)
             u <<= 32
             u |= _id_codes(batch.column(1), path, item, item_table)
@@ -455,7 +455,7 @@ def ingest(
         order = np.argsort(key, kind="stable")  # stable: "last"/"first" follow file order
     else:
         order = None  # with only ids, which equal row of a pair survives is moot
-    key.sort()  # in place; equals key[order]
+    _sort_in_place(key)  # equals key[order]
     n = len(key)
     # Group starts are only materialised when pairs repeat (an int64 per row otherwise).
     starts = _group_starts(key)
@@ -493,6 +493,73 @@ def ingest(
     return Dataset.from_csr(
         indptr, item_idx, weight, user_ids, item_ids, timestamp=cols.get("t"), name=label
     )
+
+
+def _prefetched(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``batches`` in order, read up to ``depth`` ahead by a background thread.
+
+    Arrow decodes Parquet/CSV without the GIL, so the next chunk is read while this
+    one's ids are coded. An error in the reader is raised here, in order; if the
+    consumer stops early, the reader stops too.
+    """
+    import queue
+    import threading
+
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> None:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                put(("batch", batch))
+                if stop.is_set():
+                    return
+        except BaseException as e:  # handed to the consumer, which raises it
+            put(("error", e))
+        put(("end", None))
+
+    reader = threading.Thread(target=read, name="lmrec-ingest-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _sort_in_place(key: np.ndarray, min_parallel: int = 1 << 22) -> None:
+    """Sort ``key`` in place, on all cores for arrays of ``min_parallel`` values or more.
+
+    An O(N) partition (``ndarray.partition``) cuts the array into one piece per
+    thread, every value of a piece below every value of the next; the pieces are then
+    sorted by parallel threads (numpy sorts without the GIL). No extra memory.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    n, threads = len(key), min(os.cpu_count() or 1, 8)
+    if threads < 2 or n < max(min_parallel, threads):
+        key.sort()
+        return
+    cuts = [n * j // threads for j in range(1, threads)]
+    key.partition(cuts)
+    edges = [0, *cuts, n]
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda lo, hi: key[lo:hi].sort(), edges[:-1], edges[1:]))
 
 
 def _group_starts(key: np.ndarray) -> np.ndarray | None:

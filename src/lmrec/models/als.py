@@ -44,6 +44,7 @@ bitwise equality use ``num_threads=1``.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 import numpy as np
@@ -76,6 +77,12 @@ class ALSConfig(ModelConfig):
     """Threads for the fit; 0 uses all cores. Use 1 for bitwise-reproducible fits."""
     implicit: bool = True
     """Binarise interaction weights (``r = 1``) before the confidence; else ``r = weight``."""
+    solver: Literal["auto", "implicit", "stream"] = "auto"
+    """CG solver of the smaller side (``regularization_scaling="none"``): 'implicit' solves
+    both sides with implicit; 'stream' solves the smaller side with lmrec's streaming CG
+    (:mod:`lmrec.models.als_stream`, needs numba: the ``fast`` extra), the same iteration
+    with cache-friendly memory access; 'auto' streams when numba is installed and the
+    larger side has at least ``threads`` times the rows of the smaller one."""
 
 
 class ALS(Recommender):
@@ -109,6 +116,11 @@ class ALS(Recommender):
     """User factors ``X``, float32 (n_users, factors)."""
     item_factors_: np.ndarray | None = None
     """Item factors ``Y``, float32 (n_items, factors)."""
+    iteration_seconds_: list[float]
+    """Wall time of each ALS sweep of the last fit (not saved with the model)."""
+    solver_: str
+    """How the last fit solved: 'implicit', 'stream' (the smaller side by lmrec's streaming
+    CG, the larger by implicit's) or 'exact' (ALS-WR); not saved with the model."""
 
     # ------------------------------------------------------------------ fitting
     def confidence(self, weights: sp.csr_matrix) -> sp.csr_matrix:
@@ -141,7 +153,10 @@ class ALS(Recommender):
         from threadpoolctl import threadpool_limits
 
         cfg = self.config
+        self.iteration_seconds_ = []
         conf = self.confidence(dataset._native_matrix())  # writable buffers, no index copy
+        self.solver_ = "exact" if cfg.regularization_scaling == "count" else (
+            "stream" if self._streams(conf.shape) else "implicit")  # fmt: skip
         if cfg.regularization_scaling == "count":
             from lmrec.models.als_wr import fit_als_wr
 
@@ -151,6 +166,10 @@ class ALS(Recommender):
                                   iterations=cfg.iterations, seed=cfg.seed)  # fmt: skip
             self.user_factors_ = X.astype(np.float32)
             self.item_factors_ = Y.astype(np.float32)
+            return
+        if self.solver_ == "stream":
+            with threadpool_limits(1, "blas"):
+                self._fit_streaming(conf)
             return
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -168,9 +187,80 @@ class ALS(Recommender):
                 num_threads=cfg.num_threads,
                 random_state=cfg.seed,
             )
-            model.fit(conf, show_progress=False)
+            self.iteration_seconds_ = []
+            model.fit(conf, show_progress=False,
+                      callback=lambda _it, seconds, _loss: self.iteration_seconds_.append(seconds))  # fmt: skip
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+
+    def _streams(self, shape: tuple[int, int]) -> bool:
+        """Whether this fit solves the smaller side with :mod:`lmrec.models.als_stream`."""
+        from lmrec.models import als_stream
+
+        solver = self.config.solver
+        if solver == "implicit":
+            return False
+        if solver == "stream":
+            if not als_stream.available():
+                from lmrec.errors import MissingExtraError
+
+                raise MissingExtraError(
+                    "ALS(solver='stream') needs numba. Install it with: pip install 'lmrec[fast]', "
+                    "or use solver='auto' (falls back to implicit)."
+                )
+            return True
+        if not als_stream.available():
+            return False
+        import os
+
+        threads = self.config.num_threads or os.cpu_count() or 1
+        # Each thread accumulates into its own copy of the smaller side's factors.
+        return max(shape) >= max(2, threads) * min(shape)
+
+    def _fit_streaming(self, conf: sp.csr_matrix) -> None:
+        """implicit's CG iteration, with the smaller side solved by streaming the larger one.
+
+        The matrix is kept major along the larger side (one copy, no transpose), with
+        the smaller side renumbered by descending popularity so that its hot rows share
+        cache; the larger side is solved by implicit's row-by-row CG on it. Initial
+        factors are implicit's for the same seed, and users are solved before items.
+        """
+        from implicit.cpu import _als
+        from implicit.utils import check_random_state
+
+        from lmrec._progress import progress
+        from lmrec.models.als_stream import popularity_order, solve_streaming
+
+        cfg = self.config
+        n_users, n_items = conf.shape
+        users_major = n_users >= n_items
+        major = conf if users_major else conf.T.tocsr()
+        order, rank = popularity_order(major)
+        major = sp.csr_matrix((major.data, rank[major.indices], major.indptr), shape=major.shape)
+        major.sort_indices()
+        random = check_random_state(cfg.seed)
+        x = random.random((n_users, cfg.factors), dtype=np.float32) * 0.01
+        y = random.random((n_items, cfg.factors), dtype=np.float32) * 0.01
+        big, small = (x, y[order]) if users_major else (y, x[order])
+        small = np.ascontiguousarray(small)
+        reg = cfg.regularization
+
+        def solve_big() -> None:
+            _als.least_squares_cg(major, big, small, reg, num_threads=cfg.num_threads, cg_steps=3)
+
+        def solve_small() -> None:
+            solve_streaming(major, big, small, reg, cg_steps=3, num_threads=cfg.num_threads)
+
+        self.iteration_seconds_ = []
+        with progress(total=cfg.iterations, desc="als", unit="it") as bar:
+            for _ in range(cfg.iterations):
+                started = time.perf_counter()
+                for solve in (solve_big, solve_small) if users_major else (solve_small, solve_big):
+                    solve()
+                self.iteration_seconds_.append(time.perf_counter() - started)
+                bar.update(1)
+        small = small[rank]
+        self.user_factors_, self.item_factors_ = (big, small) if users_major else (small, big)
 
     # ------------------------------------------------------------------ scoring
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
