@@ -20,7 +20,8 @@ def test_import_is_light():
     code = (
         "import sys, lmrec, lmrec.data, lmrec.models, lmrec.eval, lmrec.cli;"
         "import lmrec.data.split, lmrec.eval.protocol;"
-        "heavy = [m for m in ('torch', 'implicit', 'optuna', 'sentence_transformers', 'faiss')"
+        "heavy = [m for m in ('torch', 'implicit', 'optuna', 'sentence_transformers', 'faiss',"
+        " 'numba')"
         " if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

