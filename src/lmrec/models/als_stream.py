@@ -94,6 +94,22 @@ def _kernels() -> Any:
                     for f in range(k):
                         ai[f] += coef * xu[f]
 
+    @numba.njit(fastmath=True, cache=True, nogil=True, inline="always")
+    def dense_plus_sparse(gram, v, sign, out, i, dst):  # noqa: ANN001
+        # dst = (row i of out summed over threads) + sign * gram @ v; row i of out is zeroed.
+        k = v.shape[0]
+        for f in range(k):
+            s = np.float32(0.0)
+            for t in range(out.shape[0]):
+                s += out[t, i, f]
+                out[t, i, f] = 0
+            dst[f] = s
+        for g in range(k):
+            s = np.float32(0.0)
+            for f in range(k):
+                s += gram[g, f] * v[f]
+            dst[g] += sign * s
+
     @jit
     def start(y, gram, out, r, p, rs, active):  # noqa: ANN001
         # r = b - A y (the sparse part summed over threads, minus gram @ y); p = r.
@@ -102,18 +118,8 @@ def _kernels() -> Any:
             if not active[i]:
                 y[i, :] = 0  # no interactions: implicit sets the row to zero
                 continue
-            yi, ri = y[i], r[i]
-            for f in range(k):
-                s = np.float32(0.0)
-                for t in range(out.shape[0]):
-                    s += out[t, i, f]
-                    out[t, i, f] = 0
-                ri[f] = s
-            for g in range(k):
-                s = np.float32(0.0)
-                for f in range(k):
-                    s += gram[g, f] * yi[f]
-                ri[g] -= s
+            ri = r[i]
+            dense_plus_sparse(gram, y[i], np.float32(-1.0), out, i, ri)
             s = np.float32(0.0)
             for f in range(k):
                 p[i, f] = ri[f]
@@ -131,17 +137,7 @@ def _kernels() -> Any:
                 continue
             pi, yi, ri = p[i], y[i], r[i]
             ap = np.empty(k, np.float32)
-            for f in range(k):
-                s = np.float32(0.0)
-                for t in range(out.shape[0]):
-                    s += out[t, i, f]
-                    out[t, i, f] = 0
-                ap[f] = s
-            for g in range(k):
-                s = np.float32(0.0)
-                for f in range(k):
-                    s += gram[g, f] * pi[f]
-                ap[g] += s
+            dense_plus_sparse(gram, pi, one, out, i, ap)
             pap = np.float32(0.0)
             for f in range(k):
                 pap += pi[f] * ap[f]
