@@ -7,8 +7,8 @@ The fit step of the 100M run (``benchmarks/results/scale_100m.md``)::
 Loads the directory written by ``lmrec datasets ingest`` (:meth:`Dataset.load`), then
 fits :class:`lmrec.models.als.ALS` (64 factors, ``--solver``). Per-iteration times
 come from the fit (``ALS.iteration_seconds_``: one sweep, users then items, without
-the setup before the first; the streaming solver's first sweep includes loading its
-compiled kernels). Peak
+the setup before the first; with the numba solver the first sweep includes loading
+its compiled kernel). Peak
 RSS is the process's ``VmHWM``, reset before the fit (``/proc/self/clear_refs``).
 Prints one JSON line.
 """
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("dataset", help="data set directory from 'lmrec datasets ingest'")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--factors", type=int, default=64)
-    ap.add_argument("--solver", default="auto", choices=["auto", "implicit", "stream"])
+    ap.add_argument("--solver", default="auto", choices=["auto", "implicit", "numba"])
     args = ap.parse_args()
     import numpy  # noqa: F401 - imports before the memory baseline
     import pyarrow.parquet  # noqa: F401

@@ -16,9 +16,9 @@ Protocol, for each size (default ``--sizes 1M,10M,100M``):
   (``VmHWM`` minus its RSS after imports) against the final CSR bytes
   (``indices`` + ``data`` + ``indptr``). The first run also saves the data set.
 - ALS: :meth:`Dataset.load` of that data set, then ``ALS(factors=64,
-  iterations=--iterations)`` twice: the default ``solver="auto"`` (the smaller side
-  solved by lmrec's streaming CG where it applies, :mod:`lmrec.models.als_stream`)
-  and ``solver="implicit"`` (implicit's CG for both sides) as the reference;
+  iterations=--iterations)`` twice: the default ``solver="auto"`` (implicit's CG
+  iteration run by lmrec's numba kernel, :mod:`lmrec.models.als_cg`) and
+  ``solver="implicit"`` (implicit's own Cython CG) as the reference;
   per-iteration times from ``ALS.iteration_seconds_``, the steady state = mean over
   iterations after the first, and the fit's peak RSS. The default model is saved
   for the next steps.
@@ -193,13 +193,13 @@ COLUMNS = [
     ("Ingest with timestamps (s)", lambda r: f"{r['ingest_ts_s']:.1f}"),
     ("Ingest with timestamps peak increase (MiB)", lambda r: f"{r['ingest_ts_peak_mib']:.0f}"),
     ("Ingest with timestamps peak / CSR", lambda r: f"{r['ingest_ts_ratio']:.2f}"),
-    ("ALS solver of the smaller side (auto)", lambda r: r["als_solver"]),
+    ("ALS solver (auto)", lambda r: r["als_solver"]),
     ("ALS fit, 3 iterations incl. setup (s)", lambda r: f"{r['als_fit_s']:.1f}"),
     ("**ALS s / iteration, steady (64 factors)**", lambda r: f"**{r['als_iter_s']:.2f}**"),
     ("ALS fit peak RSS (MiB)", lambda r: f"{r['als_peak_mib']:.0f}"),
-    ("ALS s / iteration, implicit for both sides (reference)",
+    ("ALS s / iteration, implicit's CG (reference)",
      lambda r: f"{r['als_implicit_iter_s']:.2f}"),
-    ("ALS fit peak RSS, implicit for both sides (MiB)",
+    ("ALS fit peak RSS, implicit's CG (MiB)",
      lambda r: f"{r['als_implicit_peak_mib']:.0f}"),
     ("Evaluation, 10k users full ranking (s)", lambda r: f"{r['eval_s']:.1f}"),
     ("Exact top-20 users/s", lambda r: f"{r['exact_users_per_s']:,.0f}"),
@@ -213,7 +213,7 @@ SERIES = {
     "ingest time": "ingest_s", "ingest peak RSS": "ingest_peak_mib",
     "ingest time with timestamps": "ingest_ts_s",
     "ALS time / iteration (steady)": "als_iter_s", "ALS peak RSS": "als_peak_mib",
-    "ALS time / iteration, implicit for both sides": "als_implicit_iter_s",
+    "ALS time / iteration, implicit's CG": "als_implicit_iter_s",
     "evaluation (10k users)": "eval_s",
     "exact recommend-all": "exact_all_s", "HNSW recommend-all": "hnsw_all_s",
 }  # fmt: skip

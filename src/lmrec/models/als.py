@@ -13,16 +13,13 @@ by solving for all user factors with the item factors fixed, then the reverse. T
 fit is implicit's CPU conjugate-gradient iteration (Takács et al. 2011); lmrec adds
 the id maps, exclusion, batching, save/load and a closed-form fold-in of new users.
 
-Which code runs the iteration (``solver``): implicit solves both sides row by row
-(``"implicit"``), or, when one side has many times the rows of the other -- millions
-of users, a catalog of thousands -- the larger side is solved by implicit and the
-smaller by :func:`lmrec.models.als_stream.solve_streaming` (``"stream"``, needs
-numba), which runs the same CG steps for all its rows at once while streaming the
-larger side's factors in order. Results agree to float32 rounding; at 100M
-interactions a sweep takes 25.9 s against implicit's 34.1 s, and from 1M to 100M the
-sweep time grows as N^1.11 against N^1.16 (``benchmarks/results/scaling.md``).
-``"auto"`` (the default) streams when numba is installed and the larger side has at
-least ``max(2, threads)`` times the rows of the smaller.
+Which code runs the iteration (``solver``): implicit's Cython CG (``"implicit"``),
+or the same iteration compiled by numba, :func:`lmrec.models.als_cg.solve_rows`
+(``"numba"``, the ``fast`` extra), which reads each row's fixed factor vectors from
+memory once instead of once per CG step. Results agree to float32 rounding; a sweep
+takes 2.5-3.5x less time (1M-100M interactions), and its time grows with the data
+as N^1.09 against implicit's N^1.16 (``benchmarks/results/scaling.md``). ``"auto"``
+(the default) is ``"numba"`` when numba is installed, else ``"implicit"``.
 
 With ``regularization_scaling="count"`` each user's (item's) penalty is instead
 ``lambda * n_u`` (``lambda * n_i``), ``n`` its number of interactions: the
@@ -49,9 +46,8 @@ The same ``seed`` gives the same initial factors (both solvers draw implicit's).
 ``num_threads=1`` two fits are bitwise equal. With several threads implicit solves
 users (and items) in parallel; each solve reads only the other side's factors, so
 results are in practice equal too, but implicit and OpenMP make no such promise --
-tests that need bitwise equality use ``num_threads=1``. The streaming solver is
-bitwise reproducible for a given thread count; a different count changes the order
-of float32 sums, and so the factors slightly.
+tests that need bitwise equality use ``num_threads=1``. The numba solver solves each
+row on one thread, so its fits are bitwise equal for any number of threads.
 """
 
 from __future__ import annotations
@@ -89,19 +85,18 @@ class ALSConfig(ModelConfig):
     """Threads for the fit; 0 uses all cores. Use 1 for bitwise-reproducible fits."""
     implicit: bool = True
     """Binarise interaction weights (``r = 1``) before the confidence; else ``r = weight``."""
-    solver: Literal["auto", "implicit", "stream"] = "auto"
-    """CG solver of the smaller side (``regularization_scaling="none"``): 'implicit' solves
-    both sides with implicit; 'stream' solves the smaller side with lmrec's streaming CG
-    (:mod:`lmrec.models.als_stream`, needs numba: the ``fast`` extra), the same iteration
-    with cache-friendly memory access; 'auto' streams when numba is installed and the
-    larger side has at least ``max(2, threads)`` times the rows of the smaller one."""
+    solver: Literal["auto", "implicit", "numba"] = "auto"
+    """CG code of the fit (``regularization_scaling="none"``): 'implicit' (implicit's
+    Cython); 'numba' (:mod:`lmrec.models.als_cg`, the same iteration 2.5-3.5x faster,
+    needs the ``fast`` extra); 'auto' is 'numba' when numba is installed."""
 
 
 class ALS(Recommender):
     """Implicit-feedback ALS: implicit's conjugate-gradient fit, or exact ALS-WR solves.
 
     The default fits implicit's objective (one ``regularization`` for all rows) with
-    implicit's CG solver; ``regularization_scaling="count"`` fits Spark MLlib's objective
+    implicit's CG iteration (run by lmrec's numba kernel when the ``fast`` extra is
+    installed); ``regularization_scaling="count"`` fits Spark MLlib's objective
     (penalty times each row's interaction count) with lmrec's batched exact solves.
 
     Scores are dot products ``x_u . y_i`` of float32 user and item factors. New users
@@ -131,8 +126,8 @@ class ALS(Recommender):
     iteration_seconds_: list[float]
     """Wall time of each ALS sweep of the last fit (not saved with the model)."""
     solver_: str
-    """How the last fit solved: 'implicit', 'stream' (the smaller side by lmrec's streaming
-    CG, the larger by implicit's) or 'exact' (ALS-WR); not saved with the model."""
+    """How the last fit solved: 'implicit' (implicit's CG), 'numba' (the same CG by
+    :mod:`lmrec.models.als_cg`) or 'exact' (ALS-WR); not saved with the model."""
 
     # ------------------------------------------------------------------ fitting
     def confidence(self, weights: sp.csr_matrix) -> sp.csr_matrix:
@@ -168,7 +163,7 @@ class ALS(Recommender):
         self.iteration_seconds_ = []
         conf = self.confidence(dataset._native_matrix())  # writable buffers, no index copy
         self.solver_ = "exact" if cfg.regularization_scaling == "count" else (
-            "stream" if self._streams(conf.shape) else "implicit")  # fmt: skip
+            "numba" if self._uses_numba() else "implicit")  # fmt: skip
         if cfg.regularization_scaling == "count":
             from lmrec.models.als_wr import fit_als_wr
 
@@ -179,9 +174,9 @@ class ALS(Recommender):
             self.user_factors_ = X.astype(np.float32)
             self.item_factors_ = Y.astype(np.float32)
             return
-        if self.solver_ == "stream":
+        if self.solver_ == "numba":
             with threadpool_limits(1, "blas"):
-                self._fit_streaming(conf)
+                self._fit_numba(conf)
             return
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -204,74 +199,46 @@ class ALS(Recommender):
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 
-    def _streams(self, shape: tuple[int, int]) -> bool:
-        """Whether this fit solves the smaller side with :mod:`lmrec.models.als_stream`."""
-        from lmrec.models import als_stream
+    def _uses_numba(self) -> bool:
+        """Whether this fit runs :mod:`lmrec.models.als_cg` (else implicit's CG)."""
+        from lmrec.models import als_cg
 
         solver = self.config.solver
-        if solver == "implicit":
-            return False
-        if solver == "stream":
-            if not als_stream.available():
-                from lmrec.errors import MissingExtraError
+        if solver == "numba" and not als_cg.available():
+            from lmrec.errors import MissingExtraError
 
-                raise MissingExtraError(
-                    "ALS(solver='stream') needs numba. Install it with: pip install 'lmrec[fast]', "
-                    "or use solver='auto' (falls back to implicit)."
-                )
-            return True
-        if not als_stream.available():
-            return False
-        import os
+            raise MissingExtraError(
+                "ALS(solver='numba') needs numba. Install it with: pip install 'lmrec[fast]', "
+                "or use solver='auto' (falls back to implicit)."
+            )
+        return solver == "numba" or (solver == "auto" and als_cg.available())
 
-        threads = self.config.num_threads or os.cpu_count() or 1
-        # Each thread accumulates into its own copy of the smaller side's factors.
-        return max(shape) >= max(2, threads) * min(shape)
+    def _fit_numba(self, conf: sp.csr_matrix) -> None:
+        """implicit's CG iteration, each half-step by :func:`lmrec.models.als_cg.solve_rows`.
 
-    def _fit_streaming(self, conf: sp.csr_matrix) -> None:
-        """implicit's CG iteration, with the smaller side solved by streaming the larger one.
-
-        The matrix is kept major along the larger side (one copy, no transpose), with
-        the smaller side renumbered by descending popularity so that its hot rows share
-        cache; the larger side is solved by implicit's row-by-row CG on it. Initial
-        factors are implicit's for the same seed, and users are solved before items.
+        Initial factors are implicit's for the same seed, and each sweep solves users,
+        then items, as implicit's ``fit`` does.
         """
-        from implicit.cpu import _als
         from implicit.utils import check_random_state
 
         from lmrec._progress import progress
-        from lmrec.models.als_stream import popularity_order, solve_streaming
+        from lmrec.models.als_cg import solve_rows
 
         cfg = self.config
         n_users, n_items = conf.shape
-        users_major = n_users >= n_items
-        major = conf if users_major else conf.T.tocsr()
-        order, rank = popularity_order(major)
-        major = sp.csr_matrix((major.data, rank[major.indices], major.indptr), shape=major.shape)
-        major.sort_indices()
         random = check_random_state(cfg.seed)
         x = random.random((n_users, cfg.factors), dtype=np.float32) * 0.01
         y = random.random((n_items, cfg.factors), dtype=np.float32) * 0.01
-        big, small = (x, y[order]) if users_major else (y, x[order])
-        small = np.ascontiguousarray(small)
-        reg = cfg.regularization
-
-        def solve_big() -> None:
-            _als.least_squares_cg(major, big, small, reg, num_threads=cfg.num_threads, cg_steps=3)
-
-        def solve_small() -> None:
-            solve_streaming(major, big, small, reg, cg_steps=3, num_threads=cfg.num_threads)
-
+        by_item = conf.T.tocsr()
         self.iteration_seconds_ = []
         with progress(total=cfg.iterations, desc="als", unit="it") as bar:
             for _ in range(cfg.iterations):
                 started = time.perf_counter()
-                for solve in (solve_big, solve_small) if users_major else (solve_small, solve_big):
-                    solve()
+                solve_rows(conf, x, y, cfg.regularization, num_threads=cfg.num_threads)
+                solve_rows(by_item, y, x, cfg.regularization, num_threads=cfg.num_threads)
                 self.iteration_seconds_.append(time.perf_counter() - started)
                 bar.update(1)
-        small = small[rank]
-        self.user_factors_, self.item_factors_ = (big, small) if users_major else (small, big)
+        self.user_factors_, self.item_factors_ = x, y
 
     # ------------------------------------------------------------------ scoring
     def _score(self, user_idx: np.ndarray) -> np.ndarray:

@@ -1,0 +1,96 @@
+"""The numba kernel of :mod:`lmrec.models.als_cg`; importing this module imports numba.
+
+Kept at module level, apart from :mod:`lmrec.models.als_cg`, so that ``import lmrec``
+does not load numba and numba's on-disk cache finds the compiled kernel again in
+the next process (functions defined inside another function were compiled anew
+every time).
+"""
+
+import numba
+import numpy as np
+
+ONE = np.float32(1.0)
+
+
+@numba.njit(fastmath=True, cache=True, nogil=True, inline="always")
+def symv(gram, v, sign, dst):  # noqa: ANN001
+    # dst = sign * gram @ v
+    k = v.shape[0]
+    for g in range(k):
+        s = np.float32(0.0)
+        for f in range(k):
+            s += gram[g, f] * v[f]
+        dst[g] = sign * s
+
+
+@numba.njit(fastmath=True, cache=True, nogil=True, inline="always")
+def sqnorm(v):  # noqa: ANN001
+    # A sum kept out of loops that also store: LLVM guards a vectorised loop with
+    # stores by a check on the distance between the arrays and falls back to scalar
+    # code (another order of sums) when small arrays happen to lie close together,
+    # which made results depend on where the heap put them.
+    s = np.float32(0.0)
+    for f in range(v.shape[0]):
+        s += v[f] * v[f]
+    return s
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def rows_cg(indptr, indices, conf, x, y, gram, cg_steps, bounds, buffered):  # noqa: ANN001
+    # x[u] takes cg_steps CG steps on (gram + Y^T (C_u - I) Y) x = Y^T C_u p_u,
+    # thread t solving rows bounds[t]:bounds[t + 1].
+    k = x.shape[1]
+    for t in numba.prange(len(bounds) - 1):
+        buf = np.empty((buffered, k), np.float32)
+        r = np.empty(k, np.float32)
+        p = np.empty(k, np.float32)
+        ap = np.empty(k, np.float32)
+        for u in range(bounds[t], bounds[t + 1]):
+            lo, hi = indptr[u], indptr[u + 1]
+            xu = x[u]
+            if lo == hi:
+                xu[:] = 0  # no interactions: implicit sets the row to zero
+                continue
+            keep = hi - lo <= buffered
+            if keep:
+                for j in range(lo, hi):
+                    buf[j - lo, :] = y[indices[j]]
+            # r = C_u p_u - (gram + Y^T (C_u - I) Y) x, summed over the stored pairs
+            symv(gram, xu, np.float32(-1.0), r)
+            for j in range(lo, hi):
+                yi = buf[j - lo] if keep else y[indices[j]]
+                c = conf[j]
+                d = np.float32(0.0)
+                for f in range(k):
+                    d += yi[f] * xu[f]
+                coef = c - (c - ONE) * d
+                for f in range(k):
+                    r[f] += coef * yi[f]
+            p[:] = r
+            rs = sqnorm(r)
+            if rs < 1e-20:
+                continue
+            for _ in range(cg_steps):
+                symv(gram, p, ONE, ap)
+                for j in range(lo, hi):
+                    yi = buf[j - lo] if keep else y[indices[j]]
+                    d = np.float32(0.0)
+                    for f in range(k):
+                        d += yi[f] * p[f]
+                    coef = (conf[j] - ONE) * d
+                    for f in range(k):
+                        ap[f] += coef * yi[f]
+                pap = np.float32(0.0)
+                for f in range(k):
+                    pap += p[f] * ap[f]
+                alpha = rs / pap
+                for f in range(k):
+                    xu[f] += alpha * p[f]
+                    r[f] -= alpha * ap[f]
+                rsnew = sqnorm(r)
+                if rsnew < 1e-20:
+                    break
+                beta = rsnew / rs
+                for f in range(k):
+                    p[f] = r[f] + beta * p[f]
+                rs = rsnew
