@@ -74,7 +74,7 @@ def test_alpha_scales_confidence_and_weights_used_when_not_implicit():
 def test_multithreaded_fit_matches_single_thread_here():
     # Not promised by implicit (OpenMP scheduling), but each user/item solve only reads
     # the other side's factors, so in practice 0 (all cores) and 1 thread agree exactly.
-    # (solver="implicit": lmrec's streaming solver is reproducible per thread count only.)
+    # (solver="implicit": this checks implicit's own threads; the numba solver has its own test.)
     data = checkerboard(n_users=200, n_items=60, seed=1)
     one = ALS(factors=8, iterations=5, num_threads=1, solver="implicit").fit(data)
     many = ALS(factors=8, iterations=5, num_threads=0, solver="implicit").fit(data)

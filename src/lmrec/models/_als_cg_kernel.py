@@ -8,8 +8,45 @@ every time).
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 ONE = np.float32(1.0)
+# How many stored pairs ahead the gather prefetches (measured at 10M and 100M
+# interactions: 32 beat 8, 16 and 64).
+PREFETCH_AHEAD = 32
+
+
+@intrinsic
+def prefetch_row(typingctx, table, row):  # noqa: ANN001, ARG001
+    """Ask the CPU to start loading the first 256 bytes of ``table[row]`` into cache.
+
+    256 bytes are 64 float32 factors; prefetches never fault, so a shorter row only
+    prefetches some of the next row too.
+    """
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ARG001
+        array_type, row_type = signature.args
+        array = context.make_array(array_type)(context, builder, args[0])
+        index = context.cast(builder, args[1], row_type, types.intp)
+        zero = context.get_constant(types.intp, 0)
+        start = cgutils.get_item_pointer(
+            context, builder, array_type, array, [index, zero], wraparound=False
+        )
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+            "llvm.prefetch.p0i8",
+        )  # fmt: skip
+        first = builder.bitcast(start, byte_ptr)
+        for line in range(4):  # read, keep in all cache levels, data cache
+            offset = ir.Constant(ir.IntType(64), 64 * line)
+            builder.call(prefetch, [builder.gep(first, [offset]), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(table, row), codegen
 
 
 @numba.njit(fastmath=True, cache=True, nogil=True, inline="always")
@@ -45,6 +82,7 @@ def rows_cg(indptr, indices, conf, x, y, gram, cg_steps, bounds, buffered):  # n
         r = np.empty(k, np.float32)
         p = np.empty(k, np.float32)
         ap = np.empty(k, np.float32)
+        last = indptr[bounds[t + 1]]  # the thread's stored pairs end here
         for u in range(bounds[t], bounds[t + 1]):
             lo, hi = indptr[u], indptr[u + 1]
             xu = x[u]
@@ -54,6 +92,8 @@ def rows_cg(indptr, indices, conf, x, y, gram, cg_steps, bounds, buffered):  # n
             keep = hi - lo <= buffered
             if keep:
                 for j in range(lo, hi):
+                    if j + PREFETCH_AHEAD < last:
+                        prefetch_row(y, indices[j + PREFETCH_AHEAD])
                     buf[j - lo, :] = y[indices[j]]
             # r = C_u p_u - (gram + Y^T (C_u - I) Y) x, summed over the stored pairs
             symv(gram, xu, np.float32(-1.0), r)
