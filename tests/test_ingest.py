@@ -354,3 +354,28 @@ def test_ingest_with_parallel_sort_equals_load_dataset(tmp_path, monkeypatch):
     got = ingest(tmp_path / "s")
     assert (got.matrix != want.matrix).nnz == 0
     np.testing.assert_array_equal(got.matrix.indptr, want.matrix.indptr)
+
+
+def test_grouped_dictionary_lookup_equals_load_dataset(tmp_path, log_frame, monkeypatch):
+    # Row groups of 100 rows: each chunk brings its own Parquet dictionary, with ids
+    # first seen in late chunks; groups of 4 chunks are looked up together.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lmrec.data import ingest as ingest_module
+
+    path = tmp_path / "groups.parquet"
+    pq.write_table(pa.Table.from_pandas(log_frame[["uid", "iid"]]), path, row_group_size=100)
+    merged = []
+    group_codes = ingest_module._group_codes
+    monkeypatch.setattr(ingest_module, "_group_codes",
+                        lambda cols, *a: merged.append(len(cols)) or group_codes(cols, *a))  # fmt: skip
+    expected, _ = load_dataset(path, user="uid", item="iid", duplicates="sum")
+    _assert_same(ingest(path, user="uid", item="iid", chunk_rows=100), expected)
+    assert max(merged) == 4  # chunks were merged
+
+    bad = log_frame[["uid", "iid"]].astype(object)
+    bad.loc[450, "iid"] = None  # in the second chunk of the second group
+    pq.write_table(pa.Table.from_pandas(bad), path, row_group_size=100)
+    with pytest.raises(DataError, match=r"1 row\(s\) have no value in id column 'iid'"):
+        ingest(path, user="uid", item="iid", chunk_rows=100)
