@@ -20,12 +20,12 @@ The result equals ``load_dataset(path, duplicates=...)[0]`` on the same data (sa
 maps, same interaction table, same matrix); ``tests/test_ingest.py`` checks it.
 
 Memory: one int64 per row (8 bytes; the CSR needs 8: int32 item + float32 weight)
-plus the id maps (a Python string and dict entry per distinct id) and one chunk of
-arrow data. Rows are appended to one growable buffer (``realloc``, no concatenation
-copy), preallocated exactly for Parquet (row counts from the footers). Without
-weights/timestamps and repeated pairs, the peak RSS increase was 1.0-1.3x the final
-CSR at 100M interactions and about 3x at 10M, where the fixed costs (arrow pool, id
-maps) dominate; weights or timestamps add a stable ``argsort`` (8 bytes per row) and
+plus the id maps (a Python string and dict entry per distinct id) and a few chunks
+of arrow data (a group of about four being coded, two more read ahead). Rows are
+appended to one growable buffer (``realloc``, no concatenation copy), preallocated
+exactly for Parquet (row counts from the footers). Without weights/timestamps and
+repeated pairs, the peak RSS increase was 1.7x the final CSR at 100M interactions
+and about 3.6x at 10M, where the fixed costs (arrow pool, id maps) dominate; weights or timestamps add a stable ``argsort`` (8 bytes per row) and
 the columns themselves, repeated pairs a group-start array
 (``benchmarks/results/scaling.md``).
 
