@@ -109,7 +109,7 @@ def main() -> None:
     lines += [
         f"| **total** | **{total_s:.1f}** | |",
         "",
-        f"ALS seconds per iteration: first {iters[0]:.2f} (includes implicit's setup), "
+        f"ALS seconds per iteration: first {iters[0]:.2f} (includes the solver's setup: implicit's, or loading the compiled numba kernel), "
         f"steady-state mean {sum(steady) / len(steady):.2f}.",
         f"Target (< 600 s total): {'met' if total_s < 600 else 'NOT met'}.",
         "",

@@ -17,9 +17,9 @@ Which code runs the iteration (``solver``): implicit's Cython CG (``"implicit"``
 or the same iteration compiled by numba, :func:`lmrec.models.als_cg.solve_rows`
 (``"numba"``, the ``fast`` extra), which reads each row's fixed factor vectors from
 memory once instead of once per CG step. Results agree to float32 rounding; a sweep
-takes 2-3x less time (1M-100M interactions), and its time grows with the data
-as N^1.06 against implicit's N^1.17 (``benchmarks/results/scaling.md``). ``"auto"``
-(the default) is ``"numba"`` when numba is installed, else ``"implicit"``.
+takes 2-3.5x less time (1M-100M interactions), and its time grows with the data as
+N^1.03-1.06 against implicit's N^1.07-1.19 (several runs, ``benchmarks/RESULTS.md``).
+``"auto"`` (the default) is ``"numba"`` when numba is installed, else ``"implicit"``.
 
 With ``regularization_scaling="count"`` each user's (item's) penalty is instead
 ``lambda * n_u`` (``lambda * n_i``), ``n`` its number of interactions: the
@@ -87,7 +87,7 @@ class ALSConfig(ModelConfig):
     """Binarise interaction weights (``r = 1``) before the confidence; else ``r = weight``."""
     solver: Literal["auto", "implicit", "numba"] = "auto"
     """CG code of the fit (``regularization_scaling="none"``): 'implicit' (implicit's
-    Cython); 'numba' (:mod:`lmrec.models.als_cg`, the same iteration 2-3x faster,
+    Cython); 'numba' (:mod:`lmrec.models.als_cg`, the same iteration 2-3.5x faster,
     needs the ``fast`` extra); 'auto' is 'numba' when numba is installed."""
 
 

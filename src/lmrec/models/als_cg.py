@@ -71,7 +71,7 @@ def solve_rows(
     """Update ``factors`` (the rows' side) in place by ``cg_steps`` CG steps per row.
 
     The half-step of implicit's ``least_squares_cg`` (same arguments, same result up
-    to float32 rounding), 2-3x faster on 1M-100M interactions
+    to float32 rounding), 2-3.5x faster on 1M-100M interactions
     (``benchmarks/results/scaling.md``).
 
     Parameters
