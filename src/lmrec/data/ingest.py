@@ -25,9 +25,9 @@ of arrow data (a group of about four being coded, two more read ahead). Rows are
 appended to one growable buffer (``realloc``, no concatenation copy), preallocated
 exactly for Parquet (row counts from the footers). Without weights/timestamps and
 repeated pairs, the peak RSS increase was 1.7x the final CSR at 100M interactions
-and about 3.6x at 10M, where the fixed costs (arrow pool, id maps) dominate; weights or timestamps add a stable ``argsort`` (8 bytes per row) and
-the columns themselves, repeated pairs a group-start array
-(``benchmarks/results/scaling.md``).
+and about 3.6x at 10M, where the fixed costs (arrow pool, id maps) dominate; weights
+or timestamps add a stable ``argsort`` (8 bytes per row) and the columns themselves,
+repeated pairs a group-start array (``benchmarks/results/scaling.md``).
 
 Stability: experimental. .. versionadded:: 0.2.0
 """
