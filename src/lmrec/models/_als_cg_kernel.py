@@ -61,14 +61,14 @@ def symv(gram, v, sign, dst):  # noqa: ANN001
 
 
 @numba.njit(fastmath=True, cache=True, nogil=True, inline="always")
-def sqnorm(v):  # noqa: ANN001
-    # A sum kept out of loops that also store: LLVM guards a vectorised loop with
-    # stores by a check on the distance between the arrays and falls back to scalar
-    # code (another order of sums) when small arrays happen to lie close together,
-    # which made results depend on where the heap put them.
+def dot(a, b):  # noqa: ANN001
+    # Every sum of the kernel goes through here, out of loops that also store: LLVM
+    # guards a vectorised loop with stores by a check on the distance between the
+    # arrays and falls back to scalar code (another order of sums) when small arrays
+    # happen to lie close together, which made results depend on where the heap put them.
     s = np.float32(0.0)
-    for f in range(v.shape[0]):
-        s += v[f] * v[f]
+    for f in range(a.shape[0]):
+        s += a[f] * b[f]
     return s
 
 
@@ -100,34 +100,25 @@ def rows_cg(indptr, indices, conf, x, y, gram, cg_steps, bounds, buffered):  # n
             for j in range(lo, hi):
                 yi = buf[j - lo] if keep else y[indices[j]]
                 c = conf[j]
-                d = np.float32(0.0)
-                for f in range(k):
-                    d += yi[f] * xu[f]
-                coef = c - (c - ONE) * d
+                coef = c - (c - ONE) * dot(yi, xu)
                 for f in range(k):
                     r[f] += coef * yi[f]
             p[:] = r
-            rs = sqnorm(r)
+            rs = dot(r, r)
             if rs < 1e-20:
                 continue
             for _ in range(cg_steps):
                 symv(gram, p, ONE, ap)
                 for j in range(lo, hi):
                     yi = buf[j - lo] if keep else y[indices[j]]
-                    d = np.float32(0.0)
-                    for f in range(k):
-                        d += yi[f] * p[f]
-                    coef = (conf[j] - ONE) * d
+                    coef = (conf[j] - ONE) * dot(yi, p)
                     for f in range(k):
                         ap[f] += coef * yi[f]
-                pap = np.float32(0.0)
-                for f in range(k):
-                    pap += p[f] * ap[f]
-                alpha = rs / pap
+                alpha = rs / dot(p, ap)
                 for f in range(k):
                     xu[f] += alpha * p[f]
                     r[f] -= alpha * ap[f]
-                rsnew = sqnorm(r)
+                rsnew = dot(r, r)
                 if rsnew < 1e-20:
                     break
                 beta = rsnew / rs
