@@ -178,8 +178,9 @@ class ALS(Recommender):
             with threadpool_limits(1, "blas"):
                 self._fit_numba(conf)
             return
-        from implicit.cpu.als import AlternatingLeastSquares
+        from lmrec._optional import require
 
+        AlternatingLeastSquares = require("implicit.cpu.als").AlternatingLeastSquares
         # implicit runs its own OpenMP threads; a multithreaded BLAS underneath them
         # oversubscribes the cores and can make the fit ~10x slower (implicit's advice).
         with threadpool_limits(1, "blas"):
@@ -219,14 +220,13 @@ class ALS(Recommender):
         Initial factors are implicit's for the same seed, and each sweep solves users,
         then items, as implicit's ``fit`` does.
         """
-        from implicit.utils import check_random_state
-
+        from lmrec._optional import require
         from lmrec._progress import progress
         from lmrec.models.als_cg import solve_rows
 
         cfg = self.config
         n_users, n_items = conf.shape
-        random = check_random_state(cfg.seed)
+        random = require("implicit.utils").check_random_state(cfg.seed)
         x = random.random((n_users, cfg.factors), dtype=np.float32) * 0.01
         y = random.random((n_items, cfg.factors), dtype=np.float32) * 0.01
         by_item = conf.T.tocsr()

@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from lmrec._optional import require
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, NotFittedError
 from lmrec.models.base import Recommender
@@ -188,7 +189,6 @@ class LMRanker(Recommender):
 
         ``device`` is ``config.device`` when fitting; loading passes ``"auto"``.
         """
-        from lmrec._optional import require
         from lmrec.models.bpr import resolve_device
 
         torch = require("torch", "lm")
@@ -252,7 +252,7 @@ class LMRanker(Recommender):
 
     def _pooled_cached(self, contexts: list[str], candidates: list[str]) -> Any:
         """:meth:`_pooled` through the frozen-encoder cache (head mode during fit)."""
-        import torch
+        torch = require("torch", "lm")
 
         cache = self._pool_cache
         if cache is None or self.config.mode != "head":
@@ -269,7 +269,7 @@ class LMRanker(Recommender):
     def _logits(self, contexts: list[str], candidates: list[str],
                 features: np.ndarray | None = None) -> Any:  # fmt: skip
         """Logits (tensor (n,)) of prompt pairs (plus the wide part on ``features``)."""
-        import torch
+        torch = require("torch", "lm")
 
         pooled = self._pooled_cached(contexts, candidates)
         logit = self._module["head"](pooled).squeeze(-1)
@@ -286,7 +286,7 @@ class LMRanker(Recommender):
     def _predict(self, contexts: list[str], candidates: list[str],
                  features: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         """Logits of prompt pairs as float32, in ``score_batch_size`` chunks, no grad."""
-        import torch
+        torch = require("torch", "lm")
 
         out = np.empty(len(contexts), np.float32)
         step = self.config.score_batch_size
@@ -300,7 +300,7 @@ class LMRanker(Recommender):
 
     def _init_wide(self, examples: Examples) -> None:
         """Start the wide part at a logistic regression on the training examples' features."""
-        import torch
+        torch = require("torch", "lm")
 
         if "wide" not in self._module:
             return
@@ -350,7 +350,7 @@ class LMRanker(Recommender):
             self._checkpoint_dir = None
 
     def _fit(self, dataset: Dataset) -> None:
-        import torch
+        torch = require("torch", "lm")
 
         from lmrec.ranker.trainer import Trainer
 
@@ -454,7 +454,7 @@ class LMRanker(Recommender):
         The ranker can then score pairs with :meth:`predict_pairs` but not users
         (it has no data set); use :meth:`fit` for a recommender.
         """
-        import torch
+        torch = require("torch", "lm")
 
         from lmrec.ranker.trainer import Trainer
 
@@ -541,7 +541,7 @@ class LMRanker(Recommender):
         ``per_channel=()`` quantizes every matrix per tensor. The copy cannot be trained
         or saved.
         """
-        import torch
+        torch = require("torch", "lm")
 
         self._check_module()
         twin = copy.copy(self)
@@ -595,7 +595,7 @@ class LMRanker(Recommender):
         return arrays, meta
 
     def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        import torch
+        torch = require("torch", "lm")
 
         cfg = self.config
         self.prompts_ = PromptBuilder(list(meta["item_texts"]), list(meta["item_titles"]),

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from lmrec._optional import require
 from lmrec._progress import progress
 from lmrec.errors import ConfigError, MissingExtraError
 
@@ -344,7 +345,7 @@ class TextEncoder:
     def _encode_uncached(self, texts: list[str]) -> np.ndarray:
         """Run ``texts`` through the model in token-length-sorted batches; input order out."""
         model = self.load()
-        import torch  # after load(): a missing extra has already been reported clearly
+        torch = require("torch", "lm")  # after load(): a missing extra was reported clearly
 
         lengths = self._token_lengths(model, texts)
         order = np.argsort(-lengths, kind="stable")  # longest first: peak memory shows up early
@@ -388,6 +389,4 @@ class TextEncoder:
 
 
 def _require_st() -> Any:
-    from lmrec._optional import require
-
     return require("sentence_transformers", "lm")
