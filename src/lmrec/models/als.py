@@ -82,7 +82,8 @@ class ALSConfig(ModelConfig):
     seed: int = Field(default=0, ge=0)
     """Seed of the random initial factors; the same seed gives the same model."""
     num_threads: int = Field(default=0, ge=0)
-    """Threads for the fit; 0 uses all cores. Use 1 for bitwise-reproducible fits."""
+    """Threads for the fit; 0 uses the CPUs lmrec may use (affinity, cgroup quota, or
+    ``LMREC_NUM_THREADS``). Use 1 for bitwise-reproducible fits."""
     implicit: bool = True
     """Binarise interaction weights (``r = 1``) before the confidence; else ``r = weight``."""
     solver: Literal["auto", "implicit", "numba"] = "auto"
@@ -179,6 +180,7 @@ class ALS(Recommender):
                 self._fit_numba(conf)
             return
         from lmrec._optional import require
+        from lmrec._threads import num_threads
 
         AlternatingLeastSquares = require("implicit.cpu.als").AlternatingLeastSquares
         # implicit runs its own OpenMP threads; a multithreaded BLAS underneath them
@@ -192,7 +194,7 @@ class ALS(Recommender):
                 use_cg=True,
                 iterations=cfg.iterations,
                 calculate_training_loss=False,
-                num_threads=cfg.num_threads,
+                num_threads=cfg.num_threads or num_threads(),
                 random_state=cfg.seed,
             )
             model.fit(conf, show_progress=False,

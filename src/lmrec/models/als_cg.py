@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from lmrec import _threads
 from lmrec._optional import require
 
 __all__ = ["available", "solve_rows"]
@@ -87,7 +88,7 @@ def solve_rows(
     cg_steps : int, default 3
         CG steps per row, as implicit's ``cg_steps``.
     num_threads : int, default 0
-        Threads (0: numba's default, all cores). The result does not depend on it.
+        Threads (0: :func:`lmrec._threads.num_threads`). The result does not depend on it.
     """
     kernel = _kernel()
     numba = kernel.numba
@@ -104,7 +105,8 @@ def solve_rows(
     if not (factors.flags.c_contiguous and factors.dtype == np.float32):
         raise ValueError("factors must be a C-contiguous float32 array (it is updated in place)")
     available_threads = numba.config.NUMBA_NUM_THREADS
-    threads = max(1, min(num_threads or available_threads, available_threads, n_rows))
+    wanted = num_threads or _threads.num_threads()
+    threads = max(1, min(wanted, available_threads, n_rows))
     other = np.ascontiguousarray(other, np.float32)
     k = other.shape[1]
     gram = other.T @ other + np.float32(regularization) * np.eye(k, dtype=np.float32)
