@@ -43,6 +43,7 @@ import numpy as np
 from pydantic import Field
 
 from lmrec._optional import require
+from lmrec._progress import quiet_loading
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, NotFittedError
 from lmrec.models.base import Recommender
@@ -198,34 +199,35 @@ class LMRanker(Recommender):
         extra: dict[str, Any] = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
         if cfg.n_layers is not None:
             extra["num_hidden_layers"] = cfg.n_layers
-        try:
-            self._tokenizer = transformers.AutoTokenizer.from_pretrained(
-                path, local_files_only=True
-            )
-            encoder = transformers.AutoModel.from_pretrained(path, local_files_only=True, **extra)
-        except OSError as e:
-            raise ConfigError(
-                f"Could not load ranker base model {cfg.model!r} from {path}: {e}"
-            ) from e
-        # Initialisation draws from torch's global RNG; fork it so the caller's state is untouched.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            head = torch.nn.Linear(encoder.config.hidden_size, 1)
-            wide = torch.nn.Linear(len(FEATURE_NAMES), 1) if cfg.side_features else None
-            if wide is not None:  # the baseline first: text head and wide part start at 0
-                torch.nn.init.zeros_(head.weight)
-                torch.nn.init.zeros_(head.bias)
-                torch.nn.init.zeros_(wide.weight)
-                torch.nn.init.zeros_(wide.bias)
-            if cfg.mode == "lora":
-                peft = require("peft", "lm")
-                lora = peft.LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                       lora_dropout=cfg.lora_dropout,
-                                       target_modules=list(cfg.target_modules))  # fmt: skip
-                try:
-                    encoder = peft.get_peft_model(encoder, lora)
-                except ValueError as e:
-                    raise ConfigError(f"LoRA target_modules {cfg.target_modules}: {e}") from e
+        with quiet_loading():  # no 'Loading weights' bars or deprecation noise (15.9)
+            try:
+                self._tokenizer = transformers.AutoTokenizer.from_pretrained(
+                    path, local_files_only=True
+                )
+                encoder = transformers.AutoModel.from_pretrained(path, local_files_only=True, **extra)
+            except OSError as e:
+                raise ConfigError(
+                    f"Could not load ranker base model {cfg.model!r} from {path}: {e}"
+                ) from e
+            # Initialisation draws from torch's global RNG; fork it so the caller's state is untouched.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed)
+                head = torch.nn.Linear(encoder.config.hidden_size, 1)
+                wide = torch.nn.Linear(len(FEATURE_NAMES), 1) if cfg.side_features else None
+                if wide is not None:  # the baseline first: text head and wide part start at 0
+                    torch.nn.init.zeros_(head.weight)
+                    torch.nn.init.zeros_(head.bias)
+                    torch.nn.init.zeros_(wide.weight)
+                    torch.nn.init.zeros_(wide.bias)
+                if cfg.mode == "lora":
+                    peft = require("peft", "lm")
+                    lora = peft.LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                           lora_dropout=cfg.lora_dropout,
+                                           target_modules=list(cfg.target_modules))  # fmt: skip
+                    try:
+                        encoder = peft.get_peft_model(encoder, lora)
+                    except ValueError as e:
+                        raise ConfigError(f"LoRA target_modules {cfg.target_modules}: {e}") from e
         for p in encoder.parameters():
             p.requires_grad_(cfg.mode == "full")
         if cfg.mode == "lora":
