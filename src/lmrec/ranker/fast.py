@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ __all__ = ["OnnxScorer", "TokenCache", "export_onnx"]
 
 #: Input names of the exported graph.
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: Input names of the packed graph of a ranker with ``shared_context`` (see :func:`packed_inputs`).
+PACKED_INPUTS = ("input_ids", "position_ids", "token_type_ids", "bias", "pool")
 
 
 class TokenCache:
@@ -95,6 +98,36 @@ class TokenCache:
         room = max(0, max_length - 3 - len(item))
         return [self.cls, *context[:room], self.sep, *item, self.sep]
 
+    def one_way_pair(self, context: list[int], item: list[int], max_length: int,
+                     max_item_length: int) -> tuple[list[int], int]:  # fmt: skip
+        """``[CLS] context [SEP] item [SEP]`` with separate budgets, and where the item starts.
+
+        The layout of a ranker with ``shared_context``: the context side takes at most
+        ``max_length`` ids (its end cut), the item side at most ``max_item_length``, so
+        the context is the same for every candidate of a user.
+        """
+        head = [self.cls, *context[: max_length - 2], self.sep]
+        return [*head, *item[: max_item_length - 1], self.sep], len(head)
+
+    def pack(self, context: list[int], items: list[list[int]], max_length: int,
+             max_item_length: int) -> tuple[list[int], list[int], list[int]]:  # fmt: skip
+        """One sequence for a user and all their candidates: ids, positions, segments.
+
+        ``[CLS] context [SEP] item_1 [SEP] item_2 [SEP] ...``; each item's positions
+        continue after the context, as in its own pair, and its segment is its index
+        (the context's is -1). Under :func:`packed_inputs`' mask each item sees the
+        context and itself only, so its hidden states equal those of its own
+        :meth:`one_way_pair` under the one-way mask.
+        """
+        head = [self.cls, *context[: max_length - 2], self.sep]
+        ids, pos, seg = list(head), list(range(len(head))), [-1] * len(head)
+        for k, item in enumerate(items):
+            part = [*item[: max_item_length - 1], self.sep]
+            ids += part
+            pos += range(len(head), len(head) + len(part))
+            seg += [k] * len(part)
+        return ids, pos, seg
+
     def batch(self, pairs: list[list[int]], split: list[int]) -> dict[str, np.ndarray]:
         """Padded ``input_ids``, ``attention_mask`` and ``token_type_ids`` (int64) of pairs.
 
@@ -111,13 +144,41 @@ class TokenCache:
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
+def packed_inputs(packs: list[tuple[list[int], list[int], list[int]]], pad: int
+                  ) -> dict[str, np.ndarray]:  # fmt: skip
+    """Padded arrays of :meth:`TokenCache.pack` sequences for the packed graph.
+
+    ``bias`` (n, 1, t, t) float32 is 0 where a token may attend (the context sees the
+    context; item k sees the context and item k) and the float32 minimum elsewhere;
+    ``pool`` (n, k, t) averages the context's and item k's tokens, the mean pooling of
+    item k's own pair.
+    """
+    n, t = len(packs), max(len(p[0]) for p in packs)
+    k = max(max(p[2]) + 1 for p in packs)
+    ids = np.full((n, t), pad, np.int64)
+    pos = np.zeros((n, t), np.int64)
+    seg = np.full((n, t), -2, np.int64)
+    for r, (i, p, g) in enumerate(packs):
+        ids[r, : len(i)], pos[r, : len(p)], seg[r, : len(g)] = i, p, g
+    key, query = seg[:, None, :], seg[:, :, None]
+    allowed = (key == -1) | ((key == query) & (key >= 0))
+    bias = np.where(allowed, 0.0, np.finfo(np.float32).min).astype(np.float32)[:, None]
+    member = (seg[:, None, :] == -1) | (seg[:, None, :] == np.arange(k)[None, :, None])
+    pool = member.astype(np.float32)
+    pool /= np.maximum(pool.sum(-1, keepdims=True), 1.0)
+    return {"input_ids": ids, "position_ids": pos, "token_type_ids": (seg >= 0).astype(np.int64),
+            "bias": bias, "pool": pool}  # fmt: skip
+
+
 def export_onnx(ranker: Any, path: str | Path, *, int8: bool = True) -> Path:
     """Write the ranker's merged text scorer (encoder, pooling, head) to ONNX file ``path``.
 
     LoRA is merged into the weights; the graph is fused by ONNX Runtime's BERT
     optimizer and, with ``int8``, dynamically quantized (int8 weights, activations
     quantized per batch at run time). Inputs :data:`INPUTS` (int64, (batch, tokens)),
-    output ``logit`` (float32, (batch,)), the text logit without the wide part.
+    output ``logit`` (float32, (batch,)), the text logit without the wide part. A
+    ranker with ``shared_context`` gets the packed graph instead: inputs
+    :data:`PACKED_INPUTS` (:func:`packed_inputs`), output ``logit`` (batch, items).
     """
     torch = require("torch", "lm")
     require("onnx", "onnx")
@@ -147,18 +208,54 @@ def export_onnx(ranker: Any, path: str | Path, *, int8: bool = True) -> Path:
                 pooled = (out * m).sum(1) / m.sum(1).clamp(min=1.0)
             return self.head(pooled).squeeze(-1)
 
+    class PackedLogit(torch.nn.Module):  # shared_context: one sequence per user
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder, self.head = encoder, module["head"]
+
+        def forward(self, input_ids: Any, position_ids: Any, token_type_ids: Any, bias: Any,
+                    pool: Any) -> Any:  # fmt: skip
+            out = self.encoder(input_ids=input_ids, position_ids=position_ids,
+                               token_type_ids=token_type_ids, attention_mask=bias).last_hidden_state  # fmt: skip
+            return self.head(pool @ out).squeeze(-1)
+
     path = Path(path)
-    example = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in INPUTS)
-    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
+    if ranker.config.shared_context:
+        feed = packed_inputs([([101, 7, 102, 9, 102], [0, 1, 2, 3, 4], [-1, -1, -1, 0, 0]),
+                              ([101, 102, 9, 102, 8, 102], [0, 1, 2, 3, 2, 3], [-1, -1, 0, 0, 1, 1])],
+                             pad=0)  # fmt: skip
+        graph, names = PackedLogit().eval(), PACKED_INPUTS
+        example = tuple(torch.from_numpy(feed[n]) for n in names)
+        axes = {"input_ids": {0: "batch", 1: "tokens"}, "position_ids": {0: "batch", 1: "tokens"},
+                "token_type_ids": {0: "batch", 1: "tokens"},
+                "bias": {0: "batch", 2: "tokens", 3: "tokens_"},
+                "pool": {0: "batch", 1: "items", 2: "tokens"}, "logit": {0: "batch", 1: "items"}}  # fmt: skip
+    else:
+        graph, names = TextLogit().eval(), INPUTS
+        example = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in INPUTS)
+        axes = {**{name: {0: "batch", 1: "tokens"} for name in INPUTS}, "logit": {0: "batch"}}
     cfg = encoder.config
-    with tempfile.TemporaryDirectory() as tmp, quiet_loading(), torch.no_grad():
+    with tempfile.TemporaryDirectory() as tmp, quiet_loading(), torch.no_grad(), \
+            warnings.catch_warnings():  # fmt: skip
+        # The tracer's notes on shape-dependent branches and index export: the graph is
+        # checked against torch's scores in tests/test_ranker_fast.py.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="torch.onnx")
         raw = Path(tmp) / "raw.onnx"
-        torch.onnx.export(TextLogit().eval(), example, str(raw), input_names=list(INPUTS),
-                          output_names=["logit"], dynamic_axes={**axes, "logit": {0: "batch"}},
-                          opset_version=17, dynamo=False)  # fmt: skip
+        torch.onnx.export(graph, example, str(raw), input_names=list(names),
+                          output_names=["logit"], dynamic_axes=axes, opset_version=17,
+                          dynamo=False)  # fmt: skip
+        options = None
+        if ranker.config.shared_context:  # explicit positions and a 4-D mask: fuse the rest
+            options = require("onnxruntime.transformers.fusion_options", "onnx").FusionOptions(
+                "bert"
+            )
+            options.enable_embed_layer_norm = False
+            options.enable_attention = False
         fused = ort_transformers.optimize_model(str(raw), model_type="bert",
                                                 num_heads=cfg.num_attention_heads,
-                                                hidden_size=cfg.hidden_size)  # fmt: skip
+                                                hidden_size=cfg.hidden_size,
+                                                optimization_options=options)  # fmt: skip
         if not int8:
             fused.save_model_to_file(str(path))
             return path
@@ -227,7 +324,9 @@ class OnnxScorer:
     def _text_logits(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         contexts = self.tokens.contexts(users)
         texts = self.tokens.items(items)
-        pairs = [self.tokens.pair(c, t, self.max_length) for c, t in zip(contexts, texts, strict=True)]
+        pairs = [
+            self.tokens.pair(c, t, self.max_length) for c, t in zip(contexts, texts, strict=True)
+        ]
         split = [len(p) - min(len(t), max(1, self.max_length - 3)) - 1
                  for p, t in zip(pairs, texts, strict=True)]  # fmt: skip
         order = np.argsort([len(p) for p in pairs], kind="stable")
@@ -245,13 +344,46 @@ class OnnxScorer:
             start = stop
         return out
 
+    def _packed_logits(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Text logits of a ``shared_context`` ranker: one packed sequence per user."""
+        cfg = self.ranker.config
+        order = np.argsort(users, kind="stable")
+        uniq, starts = np.unique(users[order], return_index=True)
+        groups = np.split(order, starts[1:])
+        contexts = self.tokens.contexts(uniq)
+        texts = self.tokens.items(items)
+        max_items = 64  # items per packed sequence: bounds its length and attention cost
+        packs, where = [], []
+        for ctx, group in zip(contexts, groups, strict=True):
+            for s in range(0, len(group), max_items):
+                part = group[s : s + max_items]
+                packs.append(self.tokens.pack(ctx, [texts[i] for i in part], self.max_length,
+                                              cfg.max_item_length))  # fmt: skip
+                where.append(part)
+        out = np.empty(len(users), np.float32)
+        by_len = np.argsort([len(pk[0]) for pk in packs], kind="stable")
+        start = 0
+        while start < len(by_len):  # about tokens_per_batch tokens per forward pass
+            stop = start + 1
+            while (stop < len(by_len)
+                   and (stop - start + 1) * len(packs[by_len[stop]][0]) <= self.tokens_per_batch):  # fmt: skip
+                stop += 1
+            chosen = by_len[start:stop]
+            feed = packed_inputs([packs[i] for i in chosen], self.tokens.pad)
+            logits = self.session.run(None, feed)[0]
+            for row, i in enumerate(chosen):
+                out[where[i]] = logits[row, : len(where[i])]
+            start = stop
+        return out
+
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Logits (float32) of aligned (user, item) pairs over the users' whole histories."""
         users = np.asarray(users, np.int64)
         items = np.asarray(items, np.int64)
         if len(users) == 0:
             return np.zeros(0, np.float32)
-        logit = self._text_logits(users, items).astype(np.float64)
+        text = self._packed_logits if self.ranker.config.shared_context else self._text_logits
+        logit = text(users, items).astype(np.float64)
         if self._wide is not None:
             feats = side_features(self.ranker.prompts_, self.ranker.item_stats_, users, items)
             logit += np.asarray(feats, np.float64) @ self._wide[0] + self._wide[1]

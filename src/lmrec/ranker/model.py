@@ -81,7 +81,17 @@ class LMRankerConfig(ModelConfig):
     n_layers: int | None = Field(default=None, ge=1)
     """Keep only the first n transformer layers (faster; None keeps all)."""
     max_length: int = Field(default=128, ge=16)
-    """Tokens per prompt pair; the history side is truncated first (oldest items go)."""
+    """Tokens per prompt pair; the history side is truncated first (oldest items go).
+    With ``shared_context``: tokens of the context alone (``[CLS] context [SEP]``)."""
+    shared_context: bool = False
+    """One-way attention: the context's tokens do not attend to the candidate's (the
+    candidate's tokens still read the whole context), so a user's context is encoded
+    once for all of their candidates when scoring with
+    :class:`~lmrec.ranker.fast.OnnxScorer` (several times fewer tokens for 20
+    candidates). The candidate's text gets its own budget, ``max_item_length``.
+    Needs ``pooling="mean"``."""
+    max_item_length: int = Field(default=32, ge=4)
+    """With ``shared_context``: tokens of the candidate side (``item [SEP]``; its end is cut)."""
     template: str = DEFAULT_TEMPLATE
     """Context template with fields ``{user}`` and ``{history}``."""
     n_history: int = Field(default=10, ge=0)
@@ -201,6 +211,11 @@ class LMRanker(Recommender, CheckpointedModel, DistributedModel, HardNegativeMod
         torch = require("torch", "lm")
         transformers = require("transformers", "lm")
         cfg = self.config
+        if cfg.shared_context and cfg.pooling != "mean":
+            raise ConfigError(
+                "shared_context=True needs pooling='mean': the CLS token belongs to the "
+                "context, which does not see the candidate."
+            )
         path = _base_path(cfg.model)
         extra: dict[str, Any] = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
         if cfg.n_layers is not None:
@@ -249,6 +264,8 @@ class LMRanker(Recommender, CheckpointedModel, DistributedModel, HardNegativeMod
 
     def _pooled(self, contexts: list[str], candidates: list[str]) -> Any:
         """Pooled last hidden states (tensor (n, hidden)) of prompt pairs."""
+        if self.config.shared_context:
+            return self._pooled_one_way(contexts, candidates)
         batch = self._tokenizer(contexts, candidates, padding=True, truncation="only_first",
                                 max_length=self.config.max_length, return_tensors="pt")  # fmt: skip
         batch = {k: v.to(self._device) for k, v in batch.items()}
@@ -257,6 +274,27 @@ class LMRanker(Recommender, CheckpointedModel, DistributedModel, HardNegativeMod
             return out[:, 0]
         mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
         return (out * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def _pooled_one_way(self, contexts: list[str], candidates: list[str]) -> Any:
+        """:meth:`_pooled` with ``shared_context``: context and item cut to their own
+        budgets, and an attention mask under which the context does not see the item."""
+        from lmrec.ranker.fast import TokenCache
+
+        torch = require("torch", "lm")
+        cache = TokenCache(self._tokenizer, self.prompts_)
+        ctx = self._tokenizer(contexts, add_special_tokens=False)["input_ids"]
+        items = self._tokenizer(candidates, add_special_tokens=False)["input_ids"]
+        pairs, split = zip(*(cache.one_way_pair(c, t, self.config.max_length,
+                                                self.config.max_item_length)
+                             for c, t in zip(ctx, items, strict=True)), strict=True)  # fmt: skip
+        batch = {k: torch.from_numpy(v).to(self._device)
+                 for k, v in cache.batch(list(pairs), list(split)).items()}  # fmt: skip
+        mask = batch["attention_mask"]
+        bias = one_way_bias(torch, mask, batch["token_type_ids"], self._module["head"].weight.dtype)
+        out = self._module["encoder"](input_ids=batch["input_ids"], attention_mask=bias,
+                                      token_type_ids=batch["token_type_ids"]).last_hidden_state  # fmt: skip
+        m = mask.unsqueeze(-1).to(out.dtype)
+        return (out * m).sum(1) / m.sum(1).clamp(min=1.0)
 
     def _pooled_cached(self, contexts: list[str], candidates: list[str]) -> Any:
         """:meth:`_pooled` through the frozen-encoder cache (head mode during fit)."""
@@ -604,3 +642,11 @@ class LMRanker(Recommender, CheckpointedModel, DistributedModel, HardNegativeMod
                             f"Saved ranker weight {name!r} does not fit the base model."
                         )
                     params[name].copy_(torch.from_numpy(np.asarray(value)))
+
+
+def one_way_bias(torch: Any, mask: Any, types: Any, dtype: Any) -> Any:
+    """Additive attention mask (n, 1, t, t): token i sees token j when j is not padding
+    and j's segment is not after i's (the context, segment 0, never sees the item)."""
+    allowed = mask[:, None, :].bool() & (types[:, None, :] <= types[:, :, None])
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
+    return bias.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
