@@ -52,6 +52,7 @@ from lmrec.models.capabilities import (
     dot_user_vectors,
 )
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 from lmrec.train.distributed import (
     DistInfo,
     all_reduce_grads_,
@@ -407,10 +408,11 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
         }
         return arrays, {"history": self.history_, "seed": self.seed_}  # type: ignore[return-value]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.user_factors_ = arrays["user_factors"]
-        self.item_factors_ = arrays["item_factors"]
-        self.item_bias_ = arrays["item_bias"]
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        (n_users, n_items), f = self.seen_.shape, self.config.factors  # type: ignore[union-attr]
+        self.user_factors_ = arrays.float("user_factors", (n_users, f))
+        self.item_factors_ = arrays.float("item_factors", (n_items, f))
+        self.item_bias_ = arrays.float("item_bias", (n_items,))
         self.history_ = meta.get("history")
         self.seed_ = meta.get("seed")
 

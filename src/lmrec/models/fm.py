@@ -73,6 +73,7 @@ from lmrec.models.capabilities import (
     dot_user_vectors,
 )
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
 
 #: Separator of multi-valued string attributes such as MovieLens ``genres``.
@@ -451,13 +452,15 @@ class FactorizationMachine(Recommender, FoldInModel, DotProductModel, Checkpoint
         }
         return arrays, meta  # type: ignore[return-value]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.user_repr_ = arrays["user_repr"]
-        self.item_repr_ = arrays["item_repr"]
-        self.item_bias_ = arrays["item_bias"]
-        self.user_embeddings_ = arrays["user_embeddings"]
-        self.item_embeddings_ = arrays["item_embeddings"]
-        self.item_token_bias_ = arrays["item_token_bias"]
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        self.user_repr_ = arrays.float("user_repr", (n_users, None))
+        dim = self.user_repr_.shape[1]
+        self.item_repr_ = arrays.float("item_repr", (n_items, dim))
+        self.item_bias_ = arrays.float("item_bias", (n_items,))
+        self.user_embeddings_ = arrays.float("user_embeddings", (None, self.config.factors))
+        self.item_embeddings_ = arrays.float("item_embeddings", (None, self.config.factors))
+        self.item_token_bias_ = arrays.float("item_token_bias", (len(self.item_embeddings_),))
         self.item_encoders_ = meta.get("item_encoders") or []
         self.user_encoders_ = meta.get("user_encoders") or []
         self.history_ = meta.get("history")
