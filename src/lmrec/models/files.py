@@ -194,11 +194,16 @@ def _read_ids(path: Path, column: str, expected: int) -> IdMap:
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{path} is not a readable Parquet file: {e}") from e
     if list(frame.columns) != [column]:
-        raise ModelFileError(f"{path} must have exactly one column {column!r}; got {list(frame.columns)}.")
+        raise ModelFileError(
+            f"{path} must have exactly one column {column!r}; got {list(frame.columns)}."
+        )
     values = frame[column]
     if values.isna().any():
         raise ModelFileError(f"{path} has missing ids.")
-    if values.dtype.kind not in "OUiu" or values.map(lambda v: isinstance(v, bytes | list | dict)).any():
+    if (
+        values.dtype.kind not in "OUiu"
+        or values.map(lambda v: isinstance(v, bytes | list | dict)).any()
+    ):
         raise ModelFileError(f"{path}: ids must be strings or integers; got {values.dtype}.")
     if len(values) != expected:
         raise ModelFileError(f"{path} holds {len(values)} ids; config.json says {expected}.")
@@ -234,14 +239,18 @@ def _seen(arrays: dict[str, np.ndarray], n_users: int, n_items: int, where: Path
     except KeyError as e:
         raise ModelFileError(f"{where} has no training pattern ({e.args[0]!r} is missing).") from e
     if indptr.dtype != np.int64 or indices.dtype != np.int32:
-        raise ModelFileError(f"{where}: the training pattern must be int64 pointers and int32 indices.")
+        raise ModelFileError(
+            f"{where}: the training pattern must be int64 pointers and int32 indices."
+        )
     if indptr.ndim != 1 or indices.ndim != 1 or len(indptr) != n_users + 1:
         raise ModelFileError(
             f"{where}: the training pattern's pointers must have n_users + 1 = {n_users + 1} "
             f"entries; got shape {indptr.shape}."
         )
     if indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
-        raise ModelFileError(f"{where}: the training pattern's pointers are not monotone from 0 to nnz.")
+        raise ModelFileError(
+            f"{where}: the training pattern's pointers are not monotone from 0 to nnz."
+        )
     if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
         raise ModelFileError(
             f"{where}: the training pattern has item indices outside [0, {n_items})."
@@ -320,12 +329,14 @@ class StateArrays:
     def keys(self, prefix: str = "") -> list[str]:
         """Names (without this view's prefix) that start with ``prefix``, sorted."""
         full = self._prefix + prefix
-        return sorted(k[len(self._prefix):] for k in self._arrays if k.startswith(full))
+        return sorted(k[len(self._prefix) :] for k in self._arrays if k.startswith(full))
 
     def _fail(self, key: str, problem: str) -> ModelFileError:
         return ModelFileError(f"{self._where}: array {self._prefix + key!r} {problem}")
 
-    def _get(self, key: str, dtypes: tuple[Any, ...], shape: tuple[int | None, ...] | None) -> np.ndarray:
+    def _get(
+        self, key: str, dtypes: tuple[Any, ...], shape: tuple[int | None, ...] | None
+    ) -> np.ndarray:
         full = self._prefix + key
         if full not in self._arrays:
             raise self._fail(key, "is missing.")
@@ -335,7 +346,8 @@ class StateArrays:
             want = " or ".join(np.dtype(d).name for d in dtypes)
             raise self._fail(key, f"has dtype {arr.dtype}; expected {want}.")
         if shape is not None and (
-            arr.ndim != len(shape) or any(w is not None and w != g for w, g in zip(shape, arr.shape, strict=True))
+            arr.ndim != len(shape)
+            or any(w is not None and w != g for w, g in zip(shape, arr.shape, strict=True))
         ):
             want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ")"
             raise self._fail(key, f"has shape {arr.shape}; expected {want}.")
