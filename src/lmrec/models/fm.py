@@ -52,17 +52,6 @@ from lmrec._optional import require
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
-from lmrec.models.bpr import (
-    Device,
-    NegativeSampler,
-    ShardedPairTrainer,
-    draw_seed,
-    fold_in_ridge,
-    resolve_device,
-    shared_seed,
-    torch_generator,
-    torch_threads,
-)
 from lmrec.models.capabilities import (
     CheckpointedModel,
     DistributedModel,
@@ -74,7 +63,17 @@ from lmrec.models.capabilities import (
 )
 from lmrec.models.config import ModelConfig
 from lmrec.models.files import StateArrays
+from lmrec.models.foldin import fold_in_ridge
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
+from lmrec.train.pairs import NegativeSampler, ShardedPairTrainer, to_numpy
+from lmrec.train.torch_utils import (
+    Device,
+    draw_seed,
+    resolve_device,
+    shared_seed,
+    torch_generator,
+    torch_threads,
+)
 
 #: Separator of multi-valued string attributes such as MovieLens ``genres``.
 MULTI_SEP = "|"
@@ -345,9 +344,9 @@ class FactorizationMachine(Recommender, FoldInModel, DotProductModel, Checkpoint
         try:
             with torch_threads(torch, cfg.torch_threads):
                 self.history_ = trainer.fit(cfg.epochs, desc="fm")
-            self.user_embeddings_ = _to_numpy(self._params["user"])
-            self.item_embeddings_ = _to_numpy(self._params["item"])
-            self.item_token_bias_ = _to_numpy(self._params["bias"])[:, 0].copy()
+            self.user_embeddings_ = to_numpy(self._params["user"])
+            self.item_embeddings_ = to_numpy(self._params["item"])
+            self.item_token_bias_ = to_numpy(self._params["bias"])[:, 0].copy()
         finally:  # the torch state is only needed while training
             del self._params, self._bags, self._trainer, self._n_candidates
         self.user_repr_ = np.asarray(x_user @ self.user_embeddings_, np.float32)
@@ -465,7 +464,3 @@ class FactorizationMachine(Recommender, FoldInModel, DotProductModel, Checkpoint
         self.user_encoders_ = meta.get("user_encoders") or []
         self.history_ = meta.get("history")
         self.seed_ = meta.get("seed")
-
-
-def _to_numpy(t: Any) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().float().cpu().numpy(), dtype=np.float32)

@@ -54,16 +54,6 @@ from lmrec._optional import require
 from lmrec._progress import progress
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
-from lmrec.models.bpr import (
-    Device,
-    Optimizer,
-    autocast,
-    draw_seed,
-    resolve_device,
-    shared_seed,
-    torch_generator,
-    torch_threads,
-)
 from lmrec.models.capabilities import (
     DistributedModel,
     DotProductModel,
@@ -82,6 +72,16 @@ from lmrec.train.distributed import (
     epoch_order,
     setup_distributed,
     shard_bounds,
+)
+from lmrec.train.pairs import Optimizer
+from lmrec.train.torch_utils import (
+    Device,
+    autocast,
+    draw_seed,
+    resolve_device,
+    shared_seed,
+    torch_generator,
+    torch_threads,
 )
 
 logger = logging.getLogger(__name__)

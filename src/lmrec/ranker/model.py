@@ -197,7 +197,7 @@ class LMRanker(Recommender, CheckpointedModel, DistributedModel, HardNegativeMod
         ``device`` is ``config.device`` when fitting; loading passes ``"auto"``.
         """
         from lmrec._optional import require
-        from lmrec.models.bpr import resolve_device
+        from lmrec.train.torch_utils import resolve_device
 
         torch = require("torch", "lm")
         transformers = require("transformers", "lm")
