@@ -56,14 +56,14 @@ def run_model(name: str, n: int, seed: int) -> list[tuple[str, str, float, str]]
 
 
 def main() -> None:
-    from lmrec.models.registry import list_models
+    from lmrec.models.registry import builtin_models
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-model", type=int, default=100)
-    ap.add_argument("--models", help="comma-separated names (default: every registered model)")
+    ap.add_argument("--models", help="comma-separated names (default: every built-in model)")
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args()
-    names = args.models.split(",") if args.models else list_models()
+    names = args.models.split(",") if args.models else builtin_models()
     rows, failures = [], []
     for name in names:
         try:
