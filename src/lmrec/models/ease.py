@@ -42,9 +42,10 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions, FoldInModel
+from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.files import StateArrays
+from lmrec.models.unlearning import drop_users, keep_rows
 
 #: Dense n_items x n_items float32 matrices alive at the peak of a fit (G, its factor, P/B).
 _PEAK_MATRICES = 3
@@ -78,7 +79,7 @@ def user_item_matrix(dataset: Dataset, implicit: bool) -> sp.csr_matrix:
     return x
 
 
-class EASE(Recommender, FoldInModel):
+class EASE(Recommender, FoldInModel, UnlearningModel):
     """Embarrassingly shallow autoencoder: closed-form item-item regression (Steck 2019).
 
     Strong on small and medium catalogs (tens of thousands of items at most); the fit
@@ -127,6 +128,17 @@ class EASE(Recommender, FoldInModel):
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(history.astype(np.float32) @ self.B_, dtype=np.float32)
+
+    def unlearning_blocker(self) -> str | None:
+        """EASE keeps its training matrix, so it can always re-solve without a user."""
+        return None
+
+    def forget(self, user_idx: np.ndarray) -> None:
+        """Drop the users' rows and re-solve: ``G' = X^T X - X_u^T X_u`` is the Gram matrix
+        of the remaining rows, so ``B`` equals a fit without them."""
+        keep = drop_users(self, user_idx)
+        self.user_items_ = keep_rows(self.user_items_, keep)  # type: ignore[arg-type]
+        self.B_ = ease_weights(self.user_items_, self.config.l2)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {"B": self.B_}

@@ -39,6 +39,7 @@ training statistics), and the same formula is applied.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -47,9 +48,10 @@ from pydantic import Field, model_validator
 
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions, FoldInModel
+from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.files import StateArrays
+from lmrec.models.unlearning import drop_users, keep_rows
 
 #: Upper bound on the number of cells of one dense similarity block (float32: 256 MiB).
 _BLOCK_CELLS = 1 << 26
@@ -195,7 +197,7 @@ def _user_items(dataset: Dataset, implicit: bool) -> sp.csr_matrix:
     return x
 
 
-class _KNNBase(Recommender):
+class _KNNBase(Recommender, UnlearningModel):
     """What item- and user-kNN share: config, training matrix, similarity state."""
 
     config_class = KNNConfig
@@ -222,6 +224,21 @@ class _KNNBase(Recommender):
     def _prepare(self) -> None:
         """Derived, unsaved state rebuilt after fit and load (none by default)."""
 
+    def unlearning_blocker(self) -> str | None:
+        """kNN keeps its training matrix, so it can always recompute without a user."""
+        return None
+
+    def forget(self, user_idx: np.ndarray) -> None:
+        """Drop the users' rows and recompute the similarities from the remaining ones
+        (co-counts, norms and weighting statistics all lose the users' contribution)."""
+        keep = drop_users(self, user_idx)
+        self.user_items_ = keep_rows(self.user_items_, keep)  # type: ignore[arg-type]
+        self._similarities()
+
+    @abstractmethod
+    def _similarities(self) -> None:
+        """Compute ``similarity_`` from ``user_items_`` (the fit, and again after forgetting)."""
+
 
 class ItemKNN(_KNNBase, FoldInModel):
     """Item-based k-nearest-neighbour CF: score items by their similarity to the user's items.
@@ -246,13 +263,15 @@ class ItemKNN(_KNNBase, FoldInModel):
     name = "itemknn"
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
-        x = _user_items(dataset, self.config.implicit)
-        items = x.T.tocsr()
+        self.user_items_ = _user_items(dataset, self.config.implicit)
+        self._similarities()
+
+    def _similarities(self) -> None:
+        items = self.user_items_.T.tocsr()  # type: ignore[union-attr]
         weighted = RowWeighting(self.config, items)(items)
         nbrs = topk_similarities(weighted, weighted, config=self.config, exclude_self=True)
         # Row i of nbrs lists item i's neighbours; column j of S must, so transpose.
         self.similarity_ = nbrs.T.tocsr()
-        self.user_items_ = x
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.score_history(self.user_items_[user_idx])  # type: ignore[index]
@@ -284,6 +303,9 @@ class UserKNN(_KNNBase, FoldInModel):
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         self.user_items_ = _user_items(dataset, self.config.implicit)
+        self._similarities()
+
+    def _similarities(self) -> None:
         self._prepare()
         self.similarity_ = topk_similarities(
             self._weighted, self._weighted, config=self.config,  # type: ignore[arg-type]
