@@ -51,6 +51,10 @@ class DPConfig(ModelConfig):
     dp_clip: float = Field(default=64.0)
     """Bound on one user's influence (> 0): for item-item statistics the L2 norm of the
     user's scaled contribution; for DP-SGD the per-user gradient norm."""
+    dp_seed: int | None = Field(default=None, ge=0)
+    """Seed of the privacy noise; ``None`` (the safe default) draws fresh noise every fit.
+    Never refit changed data with the same seed: two releases with the same noise can be
+    subtracted, which cancels it."""
 
     @field_validator("dp_epsilon")
     @classmethod
