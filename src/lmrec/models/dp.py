@@ -48,7 +48,7 @@ class DPConfig(ModelConfig):
     Smaller is more private: 1 is strong, 8 is moderate."""
     dp_delta: float = Field(default=1e-5)
     """Probability delta (in (0, 1), and below 1 / n_users) that the epsilon bound fails."""
-    dp_clip: float = Field(default=64.0)
+    dp_clip: float = Field(default=16.0)
     """Bound on one user's influence (> 0): for item-item statistics the L2 norm of the
     user's scaled contribution; for DP-SGD the per-user gradient norm."""
     dp_seed: int | None = Field(default=None, ge=0)
