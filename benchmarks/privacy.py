@@ -173,9 +173,11 @@ def part_lists(s: dict) -> dict:
     out = {}
     for label, params in [("itemknn", {}), ("itemknn dp eps=8", {"dp_epsilon": 8.0})]:
         fit = lambda d, p=params: create_model("itemknn", p).fit(d)  # noqa: E731
-        res = similar_list_attack(fit, similar, frame, add_user, users).to_dict()
-        out[label] = res
-        print(label, res, flush=True)
+        for votes in (1, 2):
+            res = similar_list_attack(fit, similar, frame, add_user, users,
+                                      min_votes=votes).to_dict()  # fmt: skip
+            out[f"{label}, min_votes={votes}"] = res
+            print(label, votes, res, flush=True)
     return out
 
 

@@ -146,6 +146,8 @@ def similar_list_attack(
     base: Any,
     add_user: Callable[[Any, np.ndarray, np.ndarray], Any],
     users: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    min_votes: int = 1,
 ) -> ListAttackResult:
     """Calandrino-style differencing of public similar-item lists.
 
@@ -164,9 +166,9 @@ def similar_list_attack(
         Each simulated person's known and new items (dense indices).
 
     The model is refitted with the person holding only ``known`` (before) and with
-    ``known`` and ``new`` (after); the attacker names every item that entered the list
-    of at least ``len(known) // 2`` known items (items appearing in the lists of many of
-    the person's items at once) and that is not already known.
+    ``known`` and ``new`` (after); the attacker names every item, not already known, that
+    entered the lists of at least ``min_votes`` known items (1: the most aggressive
+    guess; more votes trade recall for precision).
     """
     recovered, guessed = [], []
     n_new = 0
@@ -178,8 +180,7 @@ def similar_list_attack(
         for b, a in zip(before, after, strict=True):
             for item in set(a[a >= 0].tolist()) - set(b[b >= 0].tolist()):
                 votes[item] = votes.get(item, 0) + 1
-        need = max(1, len(known) // 2)
-        named = {i for i, v in votes.items() if v >= need} - set(known.tolist())
+        named = {i for i, v in votes.items() if v >= min_votes} - set(known.tolist())
         guessed.append(len(named))
         recovered.append(len(named & set(new.tolist())))
     return ListAttackResult(np.array(recovered), np.array(guessed), n_new)
