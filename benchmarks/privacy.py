@@ -131,9 +131,9 @@ def part_federated(s: dict) -> dict:
 
     central = ndcg(create_model("bpr", {}).fit(s["train"]), s["test"])
     out = {"central_bpr_ndcg@10": central}
-    for label, cfg in [("fedavg", FederatedConfig(rounds=40, seed=SEED)),
-                       ("fedavg+dp", FederatedConfig(rounds=40, seed=SEED, dp_noise=0.5,
-                                                     dp_clip=5.0))]:  # fmt: skip
+    for label, cfg in [("fedavg", FederatedConfig(rounds=120, local_epochs=2, seed=SEED)),
+                       ("fedavg+dp", FederatedConfig(rounds=120, local_epochs=2, seed=SEED,
+                                                     dp_noise=0.5, dp_clip=5.0))]:  # fmt: skip
         t = time.perf_counter()
         res = train_federated(s["train"], s["test"], n_clients=100, config=cfg).to_dict()
         res["seconds"] = time.perf_counter() - t
