@@ -83,3 +83,15 @@ def test_anonymize_cli(tmp_path, small_csv):
     assert (pd.read_csv(out2)["user"] == anon["user"]).all()
     assert main(["anonymize", "--data", str(small_csv), "--out", str(tmp_path / "x.csv"),
                  "--key-file", str(key), "--new-key"]) == 2  # fmt: skip
+
+
+def test_models_shows_the_privacy_budget(tmp_path, small_csv, capsys):
+    assert main(["train", "--data", str(small_csv), "--model", "ease", "--param",
+                 "dp_epsilon=4", "--param", "dp_delta=0.001", "--param", "dp_seed=0",
+                 "--out", str(tmp_path / "m")]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["models", str(tmp_path / "m")]) == 0
+    assert "epsilon=4, delta=0.001, unit=user" in capsys.readouterr().out
+    assert main(["train", "--data", str(small_csv), "--model", "als", "--param",
+                 "dp_epsilon=4", "--out", str(tmp_path / "a")]) == 2  # fmt: skip
+    assert "does not support differential privacy" in capsys.readouterr().err
