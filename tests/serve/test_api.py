@@ -190,7 +190,7 @@ def test_metrics_can_require_a_key(make_app, headers):
 
 # ---------------------------------------------------------------------- errors, CORS, OpenAPI
 def test_unexpected_error_is_a_generic_500_without_trace(make_app):
-    from lmrec.serve.app import get_model
+    from lmrec.serve.deps import get_model
 
     app = make_app(auth=False)
 
