@@ -15,6 +15,8 @@ from typing_extensions import Self
 from lmrec.serve.settings import ServeSettings
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+#: A file system path: no NUL or other control characters (they cannot name a directory).
+PATH_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 #: Timestamps are seconds since the epoch; this bound is the year 5138.
 MAX_TIMESTAMP = 1e11
 
@@ -223,7 +225,9 @@ def request_models(settings: ServeSettings) -> RequestModels:
             default=None,
             min_length=1,
             max_length=4096,
-            description="Model directory (default: reload the current one).",
+            pattern=PATH_PATTERN,
+            description="Model directory (default: reload the current one); no control "
+            "characters.",
         )
 
     return RequestModels(
