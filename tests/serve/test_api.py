@@ -247,3 +247,21 @@ def test_openapi_schema_states_the_limits(client):
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_integral_json_numbers_are_integers_but_strings_and_bools_are_not(client):
+    # JSON Schema counts 10.0 as an integer (schemathesis sends it as valid data).
+    r = client.post("/v1/recommend", json={"user": "u0", "k": 3.0})
+    assert r.status_code == 200 and len(r.json()["items"]) == 3
+    r = client.post("/v1/explain", json={"user": "u0", "item": "i1", "n": 2.0})
+    assert r.status_code == 200
+    for bad in (3.5, "3", True):
+        assert client.post("/v1/recommend", json={"user": "u0", "k": bad}).status_code == 422
+
+
+def test_wrong_method_names_the_allowed_one(client):
+    for path in ("/v1/models/rollback", "/v1/models/reload"):
+        for method in ("OPTIONS", "DELETE", "PUT"):
+            r = client.request(method, path)
+            assert r.status_code == 405 and r.headers["allow"] == "POST", (method, path)
+    assert client.get("/v1/models").status_code == 200

@@ -7,6 +7,8 @@ model, engine, stores, metrics, settings, the caller -- is injected through the
 dependencies of :mod:`lmrec.serve.deps`.
 """
 
+from typing import Any
+
 from lmrec.serve.schemas import ErrorResponse, ValidationErrorResponse
 
 #: Error answers shared by every ``/v1`` route (for the OpenAPI document).
@@ -17,3 +19,14 @@ ERRORS: dict[int | str, dict[str, object]] = {
     413: {"model": ErrorResponse, "description": "Request body too large"},
     422: {"model": ValidationErrorResponse, "description": "Invalid request"},
 }
+
+
+def links(**targets: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """A ``responses`` entry declaring OpenAPI links of the 200 answer.
+
+    Each keyword is a link name mapped to ``{"operationId": ..., "parameters": ...}`` or
+    ``{"operationId": ..., "requestBody": ...}`` with runtime expressions
+    (``$response.body#/items/0``). Clients and stateful API fuzzers follow them to
+    chain calls (recommend -> similar -> explain) with real ids.
+    """
+    return {200: {"links": dict(targets)}}

@@ -18,6 +18,7 @@ def build_router(rm: RequestModels) -> APIRouter:
 
     @router.post(
         "/feedback",
+        operation_id="feedback",
         response_model=FeedbackResponse,
         responses={503: {"model": ErrorResponse, "description": "Event store unavailable"}},
     )

@@ -10,7 +10,7 @@ from lmrec.serve.schemas import ErrorResponse, StatusResponse
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=StatusResponse)
+@router.get("/healthz", operation_id="healthz", response_model=StatusResponse)
 async def healthz() -> StatusResponse:
     """Liveness: the process answers."""
     return StatusResponse(status="ok")
@@ -18,6 +18,7 @@ async def healthz() -> StatusResponse:
 
 @router.get(
     "/readyz",
+    operation_id="readyz",
     response_model=StatusResponse,
     responses={503: {"model": ErrorResponse, "description": "Not ready"}},
 )
@@ -30,6 +31,7 @@ async def readyz(store: EventStoreDep) -> StatusResponse:
 
 @router.get(
     "/metrics",
+    operation_id="metrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
 )

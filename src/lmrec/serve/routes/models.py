@@ -12,10 +12,15 @@ from lmrec.serve.deps import AdminKey, CacheDep, MetricsDep, ModelStoreDep, Read
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.model_store import LoadedModel
 from lmrec.serve.online import LRUCache
-from lmrec.serve.routes import ERRORS
+from lmrec.serve.routes import ERRORS, links
 from lmrec.serve.schemas import ErrorResponse, ModelInfo, ModelsResponse, RequestModels
 
 log = logging.getLogger("lmrec.serve")
+
+_DETAIL_OF_VERSION = {
+    "operationId": "model_detail",
+    "parameters": {"model_id": "$response.body#/version"},
+}
 
 
 def model_info(lm: LoadedModel, current: bool) -> ModelInfo:
@@ -44,8 +49,20 @@ def build_router(rm: RequestModels) -> APIRouter:
     """The model routes, with the reload request class of one app."""
     router = APIRouter(prefix="/v1", responses=ERRORS, tags=["models"])
     ReloadRequest = rm.ReloadRequest  # noqa: N806
+    # reload and rollback come before /models/{model_id}: the first route whose path
+    # matches answers a wrong method (405 with its Allow header).
 
-    @router.get("/models", response_model=ModelsResponse)
+    @router.get(
+        "/models",
+        operation_id="list_models",
+        response_model=ModelsResponse,
+        responses=links(
+            Current={
+                "operationId": "model_detail",
+                "parameters": {"model_id": "$response.body#/models/0/version"},
+            }
+        ),
+    )
     def models(request: Request, store: ModelStoreDep, _: ReadKey) -> ModelsResponse:
         """The served model version, and the previous one kept for rollback."""
         out = [model_info(store.current, True)]
@@ -53,23 +70,12 @@ def build_router(rm: RequestModels) -> APIRouter:
             out.append(model_info(store.previous, False))
         return ModelsResponse(models=out, startup_seconds=request.app.state.startup_seconds)
 
-    @router.get(
-        "/models/{model_id}",
+    @router.post(
+        "/models/reload",
+        operation_id="reload_model",
         response_model=ModelInfo,
-        responses={404: {"model": ErrorResponse, "description": "Unknown model"}},
+        responses=links(Loaded=_DETAIL_OF_VERSION),
     )
-    def model_detail(
-        model_id: Annotated[str, PathParam(max_length=128)], store: ModelStoreDep, _: ReadKey
-    ) -> ModelInfo:
-        """One model version by version string (or name, for the current one)."""
-        cur, prev = store.current, store.previous
-        if model_id in (cur.version, cur.name):
-            return model_info(cur, True)
-        if prev is not None and model_id == prev.version:
-            return model_info(prev, False)
-        raise HTTPException(404, f"Unknown model {model_id!r}; GET /v1/models lists the versions.")
-
-    @router.post("/models/reload", response_model=ModelInfo)
     async def reload(
         store: ModelStoreDep,
         metrics: MetricsDep,
@@ -89,8 +95,12 @@ def build_router(rm: RequestModels) -> APIRouter:
 
     @router.post(
         "/models/rollback",
+        operation_id="rollback_model",
         response_model=ModelInfo,
-        responses={409: {"model": ErrorResponse, "description": "No previous version"}},
+        responses={
+            409: {"model": ErrorResponse, "description": "No previous version"},
+            **links(Restored=_DETAIL_OF_VERSION),
+        },
     )
     def rollback(
         store: ModelStoreDep, metrics: MetricsDep, cache: CacheDep, _: AdminKey
@@ -101,5 +111,22 @@ def build_router(rm: RequestModels) -> APIRouter:
         except ConfigError as e:
             raise HTTPException(409, str(e)) from e
         return _swapped(new, metrics, cache)
+
+    @router.get(
+        "/models/{model_id}",
+        operation_id="model_detail",
+        response_model=ModelInfo,
+        responses={404: {"model": ErrorResponse, "description": "Unknown model"}},
+    )
+    def model_detail(
+        model_id: Annotated[str, PathParam(max_length=128)], store: ModelStoreDep, _: ReadKey
+    ) -> ModelInfo:
+        """One model version by version string (or name, for the current one)."""
+        cur, prev = store.current, store.previous
+        if model_id in (cur.version, cur.name):
+            return model_info(cur, True)
+        if prev is not None and model_id == prev.version:
+            return model_info(prev, False)
+        raise HTTPException(404, f"Unknown model {model_id!r}; GET /v1/models lists the versions.")
 
     return router

@@ -10,7 +10,7 @@ from lmrec.serve.deps import EngineDep, MetricsDep, ModelDep, ReadKey, TitlesDep
 from lmrec.serve.engine import RecList, sentences
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.model_store import LoadedModel
-from lmrec.serve.routes import ERRORS
+from lmrec.serve.routes import ERRORS, links
 from lmrec.serve.schemas import (
     ContributionOut,
     ErrorResponse,
@@ -47,8 +47,24 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
 
     @router.post(
         "/recommend",
+        operation_id="recommend",
         response_model=RecommendResponse,
-        responses={404: {"model": ErrorResponse, "description": "Model not served"}},
+        responses={
+            404: {"model": ErrorResponse, "description": "Model not served"},
+            **links(
+                SimilarToFirst={
+                    "operationId": "similar",
+                    "parameters": {"item_id": "$response.body#/items/0"},
+                },
+                ExplainFirst={
+                    "operationId": "explain",
+                    "requestBody": {
+                        "user": "$request.body#/user",
+                        "item": "$response.body#/items/0",
+                    },
+                },
+            ),
+        },
     )
     async def recommend(
         body: RecommendRequest,  # type: ignore[valid-type]
@@ -80,8 +96,24 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
 
     @router.get(
         "/items/{item_id}/similar",
+        operation_id="similar",
         response_model=SimilarResponse,
-        responses={404: {"model": ErrorResponse, "description": "Unknown item"}},
+        responses={
+            404: {"model": ErrorResponse, "description": "Unknown item"},
+            **links(
+                SimilarToFirst={
+                    "operationId": "similar",
+                    "parameters": {"item_id": "$response.body#/items/0"},
+                },
+                ExplainFirst={
+                    "operationId": "explain",
+                    "requestBody": {
+                        "items": ["$request.path.item_id"],
+                        "item": "$response.body#/items/0",
+                    },
+                },
+            ),
+        },
     )
     def similar(
         item_id: ItemId, lm: ModelDep, engine: EngineDep, _: ReadKey, k: K = 10
@@ -102,6 +134,7 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
 
     @router.post(
         "/explain",
+        operation_id="explain",
         response_model=ExplainResponse,
         responses={404: {"model": ErrorResponse, "description": "Unknown item"}},
     )
