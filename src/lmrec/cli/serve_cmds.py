@@ -40,6 +40,21 @@ def register(sub: Any) -> None:
         choices=["read", "write", "admin"],
         help="create an API key with ROLE (read, write or admin), print it once, and exit",
     )
+    s.add_argument(
+        "--key-users",
+        metavar="U1,U2",
+        help="with --create-key: the key may act only for these user ids",
+    )
+    s.add_argument(
+        "--key-tenants",
+        metavar="T1,T2",
+        help="with --create-key: the key may act only for users 'T:...' of these tenants",
+    )
+    s.add_argument(
+        "--key-no-history",
+        action="store_true",
+        help="with --create-key: the key may not read user histories (explain for a user)",
+    )
     s.set_defaults(func=cmd_serve)
 
     r = sub.add_parser(
@@ -76,6 +91,15 @@ def settings_from_args(args: argparse.Namespace):
     return build_settings(values)
 
 
+def _id_list(value: str | None, flag: str) -> list[str] | None:
+    if value is None:
+        return None
+    ids = [v.strip() for v in value.split(",") if v.strip()]
+    if not ids:
+        raise ConfigError(f"{flag} needs at least one id, e.g. {flag} a,b.")
+    return ids
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from lmrec._optional import require
 
@@ -83,7 +107,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from lmrec.serve.auth import create_key
 
         path = Path(args.keys_file or "lmrec-keys.json")
-        key_id, key = create_key(path, args.create_key)
+        key_id, key = create_key(
+            path,
+            args.create_key,
+            users=_id_list(args.key_users, "--key-users"),
+            tenants=_id_list(args.key_tenants, "--key-tenants"),
+            history=not args.key_no_history,
+        )
         info(f"added {args.create_key} key {key_id} to {path}; it is shown only once:")
         print(key)
         return 0

@@ -136,3 +136,26 @@ def require_role(role: str) -> Callable[..., Principal]:
 ReadKey = Annotated[Principal, Depends(require_role("read"))]
 WriteKey = Annotated[Principal, Depends(require_role("write"))]
 AdminKey = Annotated[Principal, Depends(require_role("admin"))]
+
+
+# ---------------------------------------------------------------------- object-level authorization
+def authorize_user(principal: Principal, user: str, settings: ServeSettings, field: str) -> None:
+    """403 unless ``principal``'s scope covers ``user`` (sent in request field ``field``)."""
+    if not principal.may_act_for(user, settings.tenant_separator):
+        raise HTTPException(
+            403,
+            f"This API key may not act for user {user!r} (field {field!r}): the key is "
+            "limited to some users or tenants.",
+        )
+
+
+def authorize_history(principal: Principal, user: str, settings: ServeSettings) -> None:
+    """403 unless ``principal`` may read ``user``'s history (explanations of a user)."""
+    authorize_user(principal, user, settings, "user")
+    if not principal.history:
+        raise HTTPException(
+            403,
+            "This API key may not read user histories, which an explanation for 'user' "
+            "reveals; explain a session with 'items' instead, or use a key with history "
+            "permission.",
+        )

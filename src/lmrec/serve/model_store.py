@@ -265,7 +265,9 @@ class ModelStore:
             try:
                 target = Path(path).resolve()
             except (ValueError, OSError) as e:  # NUL bytes, loops, names too long
-                raise ConfigError(f"The reload path {str(path)!r} is not a usable path: {e}.") from e
+                raise ConfigError(
+                    f"The reload path {str(path)!r} is not a usable path: {e}."
+                ) from e
         if self.allowed_root is not None and not target.is_relative_to(self.allowed_root):
             raise ConfigError(
                 f"Reload path must lie under {self.allowed_root} (the server's reload_root)."

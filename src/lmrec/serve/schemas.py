@@ -244,8 +244,7 @@ def request_models(settings: ServeSettings) -> RequestModels:
             min_length=1,
             max_length=4096,
             pattern=PATH_PATTERN,
-            description="Model directory (default: reload the current one); no control "
-            "characters.",
+            description="Model directory (default: the current one), no control characters.",
         )
 
     return RequestModels(

@@ -49,6 +49,8 @@ class ServeSettings(BaseModel):
     """Require API keys. Turn off only for local experiments."""
     keys_file: Path | None = Path("lmrec-keys.json")
     """JSON file of hashed API keys and roles (``lmrec serve --create-key ROLE``)."""
+    tenant_separator: str = Field(default=":", min_length=1, max_length=8)
+    """A user id ``acme:42`` belongs to tenant ``acme``; API keys may be limited to tenants."""
     metrics_auth: bool = False
     """Require a read key for ``/metrics`` too (scrapers usually cannot send one)."""
     max_k: int = Field(default=100, ge=1, le=HARD_MAX_K)

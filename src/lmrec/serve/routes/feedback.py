@@ -5,7 +5,14 @@ import time
 
 from fastapi import APIRouter, HTTPException
 
-from lmrec.serve.deps import EventStoreDep, MetricsDep, OverlayDep, WriteKey
+from lmrec.serve.deps import (
+    EventStoreDep,
+    MetricsDep,
+    OverlayDep,
+    SettingsDep,
+    WriteKey,
+    authorize_user,
+)
 from lmrec.serve.events import Event
 from lmrec.serve.routes import ERRORS
 from lmrec.serve.schemas import ErrorResponse, FeedbackResponse, RequestModels
@@ -27,12 +34,17 @@ def build_router(rm: RequestModels) -> APIRouter:
         store: EventStoreDep,
         overlay: OverlayDep,
         metrics: MetricsDep,
-        _: WriteKey,
+        settings: SettingsDep,
+        key: WriteKey,
     ) -> FeedbackResponse:
         """Store interaction events durably (acknowledged after commit); repeated keys are no-ops.
 
-        Each new event changes its user's next recommendations at once.
+        Each new event changes its user's next recommendations at once. A key limited to
+        some users may send events of those users only (nothing is stored otherwise).
         """
+        if key.scoped:
+            for i, e in enumerate(body.events):
+                authorize_user(key, e.user, settings, f"events[{i}].user")
         now = time.time()
         events = [
             Event(

@@ -6,7 +6,16 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
 from lmrec.errors import UnknownIdError
-from lmrec.serve.deps import EngineDep, MetricsDep, ModelDep, ReadKey, TitlesDep
+from lmrec.serve.deps import (
+    EngineDep,
+    MetricsDep,
+    ModelDep,
+    ReadKey,
+    SettingsDep,
+    TitlesDep,
+    authorize_history,
+    authorize_user,
+)
 from lmrec.serve.engine import RecList, sentences
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.model_store import LoadedModel
@@ -71,7 +80,8 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
         lm: ModelDep,
         engine: EngineDep,
         metrics: MetricsDep,
-        _: ReadKey,
+        settings: SettingsDep,
+        key: ReadKey,
     ) -> RecommendResponse:
         """Top-k items for a user id, or for an anonymous session (a list of item ids).
 
@@ -85,6 +95,7 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
                 f"is {lm.version!r} (GET /v1/models).",
             )
         if body.user is not None:
+            authorize_user(key, body.user, settings, "user")
             rec = engine.for_user(
                 lm, body.user, body.k, body.exclude, body.candidates, body.exclude_seen
             )
@@ -143,9 +154,15 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
         lm: ModelDep,
         engine: EngineDep,
         titles: TitlesDep,
-        _: ReadKey,
+        settings: SettingsDep,
+        key: ReadKey,
     ) -> ExplainResponse:
-        """Which history items contributed most to ``item``'s score, in plain words."""
+        """Which history items contributed most to ``item``'s score, in plain words.
+
+        For a ``user``, the key must be allowed to read that user's history.
+        """
+        if body.user is not None:
+            authorize_history(key, body.user, settings)
         idx = lm.item_index.get(body.item)
         if idx is None:
             raise UnknownIdError("item", [body.item])
