@@ -22,6 +22,8 @@ import asyncio
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +33,7 @@ from fastapi import FastAPI
 
 from lmrec._version import __version__
 from lmrec.errors import ConfigError
+from lmrec.serve.admission import STATE_KEY, Admission, AdmissionMiddleware
 from lmrec.serve.auth import KeyRing
 from lmrec.serve.deps import get_model
 from lmrec.serve.engine import Engine
@@ -73,9 +76,47 @@ async def _sync_loop(overlay: OnlineOverlay, store: EventStore, interval: float)
             log.warning("could not read new events from the store; retrying", exc_info=True)
 
 
+def _drain_on_sigterm(admission: Admission, drain_s: float) -> object:
+    """Make SIGTERM turn readiness to 503 at once, then (after ``drain_s``) shut down.
+
+    The server's own SIGTERM handler (uvicorn's graceful shutdown: stop accepting, let
+    requests in flight finish) runs after the drain. Only possible in the main thread
+    (under a test client the lifespan runs elsewhere, and nothing is installed).
+    Returns the handler it replaced, or None.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def shut_down(sig: int) -> None:
+        if callable(previous):
+            previous(sig, None)
+        else:  # no server handler: the default action, terminate
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(sig)
+
+    def on_sigterm(sig: int, _frame: object) -> None:
+        if admission.draining:  # a second SIGTERM: stop draining now
+            shut_down(sig)
+            return
+        admission.draining = True
+        log.info("SIGTERM: not ready any more; shutting down in %.1fs", drain_s)
+        if drain_s > 0:
+            loop.call_soon_threadsafe(loop.call_later, drain_s, shut_down, sig)
+        else:
+            shut_down(sig)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return previous
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI):  # noqa: ANN202
-    """Replay stored feedback, publish the model in the metrics, run the sync loop."""
+    """Replay stored feedback, publish the model in the metrics, run the sync loop.
+
+    The lifespan state carries the :class:`Admission` to the HTTP protocol.
+    """
     state = app.state
     t0 = time.perf_counter()
     n = await anyio.to_thread.run_sync(
@@ -97,10 +138,13 @@ async def _lifespan(app: FastAPI):  # noqa: ANN202
     task = asyncio.create_task(
         _sync_loop(state.overlay, state.event_store, state.settings.sync_interval_s)
     )
+    previous = _drain_on_sigterm(state.admission, state.settings.drain_s)
     try:
-        yield
+        yield {STATE_KEY: state.admission}
     finally:
         task.cancel()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
         await anyio.to_thread.run_sync(state.event_store.close)
 
 
@@ -152,8 +196,14 @@ def create_app(
     state.keyring = keyring
     state.titles = _load_titles(settings.catalog)
     state.startup_seconds = model_store.startup_seconds
+    state.admission = admission = Admission(
+        settings, keyring, metrics, lambda: model_store.current.version
+    )
     install_error_handlers(app)
-    app.add_middleware(ObserveMiddleware, metrics=metrics, max_body=settings.max_body_bytes)
+    app.add_middleware(AdmissionMiddleware, admission=admission)
+    app.add_middleware(
+        ObserveMiddleware, metrics=metrics, max_body=settings.max_body_bytes, admission=admission
+    )
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

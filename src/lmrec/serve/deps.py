@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from lmrec.serve.admission import Admission
 from lmrec.serve.auth import ANONYMOUS_ADMIN, KeyRing, Principal
 from lmrec.serve.engine import Engine
 from lmrec.serve.events import EventStore
@@ -25,8 +26,13 @@ from lmrec.serve.settings import ServeSettings
 
 # ---------------------------------------------------------------------- app state
 async def get_model(request: Request) -> LoadedModel:
-    """The model version this request is served by (read once; reloads do not change it)."""
-    return request.app.state.model_store.current
+    """The model version this request is served by (read once; reloads do not change it).
+
+    The version is noted in the scope, for the response's ``X-Model-Version`` header.
+    """
+    lm = request.app.state.model_store.current
+    request.scope["lmrec.model_version"] = lm.version
+    return lm
 
 
 async def get_model_store(request: Request) -> ModelStore:
@@ -74,7 +80,13 @@ async def get_keyring(request: Request) -> KeyRing:
     return request.app.state.keyring
 
 
+async def get_admission(request: Request) -> Admission:
+    """Rate and concurrency limits, and whether the server is draining before shutdown."""
+    return request.app.state.admission
+
+
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
 ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 EventStoreDep = Annotated[EventStore, Depends(get_event_store)]

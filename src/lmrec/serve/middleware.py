@@ -7,7 +7,11 @@ from typing import Any
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 
+from lmrec.serve.admission import Admission
 from lmrec.serve.metrics import Metrics
+
+#: Scope key where :func:`lmrec.serve.deps.get_model` notes the version serving a request.
+VERSION_KEY = "lmrec.model_version"
 
 
 class _TooLarge(HTTPException):
@@ -16,12 +20,18 @@ class _TooLarge(HTTPException):
 
 
 class ObserveMiddleware:
-    """Body-size limit (413) and per-route latency/status metrics, in one pass."""
+    """Body-size limit (413), per-route latency/status metrics, and response headers.
 
-    def __init__(self, app: Any, metrics: Metrics, max_body: int) -> None:
+    Every response carries ``X-Model-Version``: the version that served the request
+    (or, for routes that use no model, the version being served), and, while the
+    server drains before a shutdown, ``Connection: close``.
+    """
+
+    def __init__(self, app: Any, metrics: Metrics, max_body: int, admission: Admission) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
+        self.admission = admission
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -33,7 +43,10 @@ class ObserveMiddleware:
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             code = 413 if length.isdigit() else 400
             msg = _TooLarge(self.max_body).detail if code == 413 else "Invalid Content-Length."
-            await JSONResponse({"detail": msg}, status_code=code)(scope, receive, send)
+            headers = {"x-model-version": self.admission.version()}
+            await JSONResponse({"detail": msg}, status_code=code, headers=headers)(
+                scope, receive, send
+            )
             self._observe(scope, code, start)
             return
         received = 0
@@ -50,6 +63,11 @@ class ObserveMiddleware:
         async def observed_send(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                version = scope.get(VERSION_KEY) or self.admission.version()
+                extra = [(b"x-model-version", version.encode())]
+                if self.admission.draining:
+                    extra.append((b"connection", b"close"))
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
         try:

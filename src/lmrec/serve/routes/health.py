@@ -4,7 +4,14 @@ import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from lmrec.serve.deps import EventStoreDep, KeyRingDep, MetricsDep, SettingsDep, authenticate
+from lmrec.serve.deps import (
+    AdmissionDep,
+    EventStoreDep,
+    KeyRingDep,
+    MetricsDep,
+    SettingsDep,
+    authenticate,
+)
 from lmrec.serve.schemas import ErrorResponse, StatusResponse
 
 router = APIRouter(tags=["health"])
@@ -22,8 +29,10 @@ async def healthz() -> StatusResponse:
     response_model=StatusResponse,
     responses={503: {"model": ErrorResponse, "description": "Not ready"}},
 )
-async def readyz(store: EventStoreDep) -> StatusResponse:
-    """Readiness: a model is loaded and the event store answers."""
+async def readyz(store: EventStoreDep, admission: AdmissionDep) -> StatusResponse:
+    """Readiness: a model is loaded, the event store answers, and no shutdown is under way."""
+    if admission.draining:
+        raise HTTPException(503, "The server is shutting down; send requests elsewhere.")
     if not await anyio.to_thread.run_sync(store.ping):
         raise HTTPException(503, "The event store does not answer.")
     return StatusResponse(status="ready")
