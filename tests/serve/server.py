@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +39,11 @@ class Server:
     def start(self, timeout: float = 60) -> Server:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            self.cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env
+            self.cmd,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its workers share its process group
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -56,9 +61,20 @@ class Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        """Stop the server gracefully, then kill whatever of its process group is left."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
 
     def request(self, method: str, path: str, body: object = None, timeout: float = 10):
         """(status, headers, parsed JSON body) over a fresh connection."""

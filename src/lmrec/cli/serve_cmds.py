@@ -217,8 +217,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
              f"http://{settings.host}:{settings.port}")  # fmt: skip
         uvicorn.run(app, **server_options)
         return 0
+    import uuid
+
     from lmrec.serve.app import SETTINGS_ENV
 
+    if settings.cluster_id is None:  # the workers of this run follow each other's reloads
+        settings = settings.model_copy(update={"cluster_id": uuid.uuid4().hex})
     # Worker processes rebuild the app from these settings (uvicorn needs an import string).
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     uvicorn.run(

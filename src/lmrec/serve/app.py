@@ -35,6 +35,7 @@ from lmrec._version import __version__
 from lmrec.errors import ConfigError
 from lmrec.serve.admission import STATE_KEY, Admission, AdmissionMiddleware
 from lmrec.serve.auth import KeyRing
+from lmrec.serve.cluster import Cluster
 from lmrec.serve.deps import get_model
 from lmrec.serve.engine import Engine
 from lmrec.serve.events import EventStore
@@ -44,6 +45,7 @@ from lmrec.serve.middleware import ObserveMiddleware
 from lmrec.serve.model_store import ModelStore
 from lmrec.serve.online import LRUCache, OnlineOverlay
 from lmrec.serve.routes import feedback, health, models, recommend
+from lmrec.serve.routes.models import swapped
 from lmrec.serve.schemas import request_models
 from lmrec.serve.settings import ServeSettings
 
@@ -111,6 +113,16 @@ def _drain_on_sigterm(admission: Admission, drain_s: float) -> object:
     return previous
 
 
+async def _follow_loop(cluster: Cluster, interval: float) -> None:
+    """Serve the cluster's published model version, forever."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await anyio.to_thread.run_sync(cluster.follow)
+        except Exception:  # noqa: BLE001 -- a database hiccup must not stop following
+            log.warning("could not read the cluster's model version; retrying", exc_info=True)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI):  # noqa: ANN202
     """Replay stored feedback, publish the model in the metrics, run the sync loop.
@@ -119,6 +131,9 @@ async def _lifespan(app: FastAPI):  # noqa: ANN202
     """
     state = app.state
     t0 = time.perf_counter()
+    cluster = state.cluster
+    if cluster is not None:  # a worker started after a reload serves the reloaded version
+        await anyio.to_thread.run_sync(cluster.follow)
     n = await anyio.to_thread.run_sync(
         lambda: state.overlay.sync(state.event_store, max_events=10**9)
     )
@@ -135,14 +150,21 @@ async def _lifespan(app: FastAPI):  # noqa: ANN202
         time.perf_counter() - t0,
         state.startup_seconds,
     )
-    task = asyncio.create_task(
-        _sync_loop(state.overlay, state.event_store, state.settings.sync_interval_s)
-    )
+    tasks = [
+        asyncio.create_task(
+            _sync_loop(state.overlay, state.event_store, state.settings.sync_interval_s)
+        )
+    ]
+    if cluster is not None:
+        tasks.append(asyncio.create_task(_follow_loop(cluster, state.settings.cluster_poll_s)))
     previous = _drain_on_sigterm(state.admission, state.settings.drain_s)
     try:
         yield {STATE_KEY: state.admission}
     finally:
-        task.cancel()
+        for task in tasks:
+            task.cancel()
+        if cluster is not None:
+            await anyio.to_thread.run_sync(cluster.leave)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
         await anyio.to_thread.run_sync(state.event_store.close)
@@ -199,6 +221,11 @@ def create_app(
     state.admission = admission = Admission(
         settings, keyring, metrics, lambda: model_store.current.version
     )
+    state.cluster = None
+    if settings.cluster_id is not None:
+        state.cluster = Cluster(
+            settings.cluster_id, event_store, model_store, lambda new: swapped(new, metrics, cache)
+        )
     install_error_handlers(app)
     app.add_middleware(AdmissionMiddleware, admission=admission)
     app.add_middleware(

@@ -16,6 +16,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from lmrec.serve.admission import Admission
 from lmrec.serve.auth import ANONYMOUS_ADMIN, KeyRing, Principal
+from lmrec.serve.cluster import Cluster
 from lmrec.serve.engine import Engine
 from lmrec.serve.events import EventStore
 from lmrec.serve.metrics import Metrics
@@ -85,7 +86,13 @@ async def get_admission(request: Request) -> Admission:
     return request.app.state.admission
 
 
+async def get_cluster(request: Request) -> Cluster | None:
+    """The worker cluster this app belongs to (None for a single worker)."""
+    return request.app.state.cluster
+
+
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+ClusterDep = Annotated[Cluster | None, Depends(get_cluster)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
 ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
 EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -102,6 +102,11 @@ class ModelInfo(BaseModel):
     loaded_at: float
     load_seconds: float
     current: bool
+    workers: int | None = Field(
+        default=None,
+        description="After a reload or rollback of clustered workers: how many serve "
+        "this version now (all live workers unless the wait timed out).",
+    )
 
 
 class ModelsResponse(BaseModel):

@@ -93,6 +93,15 @@ class ServeSettings(BaseModel):
     stop sending) and every response closing its connection, then shut down."""
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
     """On shutdown, requests in flight get this long to finish before they are cancelled."""
+    cluster_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Workers with the same cluster id serve the same model version: a reload or rollback
+    on one reaches all of them (through tables in the event store) before it returns.
+    ``lmrec serve --workers N`` sets a fresh one per run; set it yourself to make servers
+    on several hosts that share a PostgreSQL event store follow each other."""
+    cluster_poll_s: float = Field(default=0.2, gt=0, le=60)
+    """How often a clustered worker looks for a newly published model version."""
+    cluster_sync_timeout_s: float = Field(default=60.0, gt=0)
+    """A reload or rollback waits at most this long for every worker to serve it."""
     sync_interval_s: float = Field(default=1.0, gt=0)
     """How often a worker reads events written by other workers into its online overlay."""
     reload_root: Path | None = None

@@ -8,7 +8,15 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
 
 from lmrec.errors import ConfigError
-from lmrec.serve.deps import AdminKey, CacheDep, MetricsDep, ModelStoreDep, ReadKey
+from lmrec.serve.deps import (
+    AdminKey,
+    CacheDep,
+    ClusterDep,
+    MetricsDep,
+    ModelStoreDep,
+    ReadKey,
+    SettingsDep,
+)
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.model_store import LoadedModel
 from lmrec.serve.online import LRUCache
@@ -39,7 +47,8 @@ def model_info(lm: LoadedModel, current: bool) -> ModelInfo:
     )
 
 
-def _swapped(new: LoadedModel, metrics: Metrics, cache: LRUCache) -> ModelInfo:
+def swapped(new: LoadedModel, metrics: Metrics, cache: LRUCache) -> ModelInfo:
+    """Publish a newly served version in the metrics and drop cached lists."""
     metrics.set_model(new.name, new.version, new.load_seconds)
     cache.clear()
     return model_info(new, True)
@@ -80,18 +89,27 @@ def build_router(rm: RequestModels) -> APIRouter:
         store: ModelStoreDep,
         metrics: MetricsDep,
         cache: CacheDep,
+        cluster: ClusterDep,
+        settings: SettingsDep,
         _: AdminKey,
         body: ReloadRequest | None = None,  # type: ignore[valid-type]
     ) -> ModelInfo:
         """Load a model directory beside the current model and swap atomically.
 
         Requests in flight finish on the old model. A broken directory is refused (422)
-        and the current model keeps serving.
+        and the current model keeps serving. With several workers, the answer comes once
+        every worker serves the new version.
         """
         path = body.path if body is not None else None
         new = await anyio.to_thread.run_sync(store.reload, path)
         log.info("reloaded: now serving %s", new.version)
-        return _swapped(new, metrics, cache)
+        info = swapped(new, metrics, cache)
+        if cluster is not None:
+            done = await anyio.to_thread.run_sync(
+                cluster.publish, new, settings.cluster_sync_timeout_s
+            )
+            info.workers = done.in_sync
+        return info
 
     @router.post(
         "/models/rollback",
@@ -103,14 +121,22 @@ def build_router(rm: RequestModels) -> APIRouter:
         },
     )
     def rollback(
-        store: ModelStoreDep, metrics: MetricsDep, cache: CacheDep, _: AdminKey
+        store: ModelStoreDep,
+        metrics: MetricsDep,
+        cache: CacheDep,
+        cluster: ClusterDep,
+        settings: SettingsDep,
+        _: AdminKey,
     ) -> ModelInfo:
-        """Serve the previous model version again."""
+        """Serve the previous model version again (on every worker before answering)."""
         try:
             new = store.rollback()
         except ConfigError as e:
             raise HTTPException(409, str(e)) from e
-        return _swapped(new, metrics, cache)
+        info = swapped(new, metrics, cache)
+        if cluster is not None:
+            info.workers = cluster.publish(new, settings.cluster_sync_timeout_s).in_sync
+        return info
 
     @router.get(
         "/models/{model_id}",
