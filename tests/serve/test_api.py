@@ -265,3 +265,20 @@ def test_wrong_method_names_the_allowed_one(client):
             r = client.request(method, path)
             assert r.status_code == 405 and r.headers["allow"] == "POST", (method, path)
     assert client.get("/v1/models").status_code == 200
+
+
+def test_404_messages_name_request_fields_not_python_parameters(client, monkeypatch):
+    r = client.get("/v1/items/nope/similar")
+    assert r.status_code == 404 and "item_id" in r.json()["detail"]
+    r = client.post("/v1/explain", json={"user": "u0", "item": "nope"})
+    assert r.status_code == 404 and "field 'item'" in r.json()["detail"]
+    from lmrec.errors import UnknownIdError
+
+    def unknown(*a, **k):
+        raise UnknownIdError("user", ["ghost"])
+
+    monkeypatch.setattr(client.app.state.engine, "for_user", unknown)
+    r = client.post("/v1/recommend", json={"user": "ghost"})
+    assert r.status_code == 404 and "'ghost'" in r.json()["detail"]
+    for detail in (r.json()["detail"], client.get("/v1/items/nope/similar").json()["detail"]):
+        assert "on_unknown" not in detail and "=" not in detail

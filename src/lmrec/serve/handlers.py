@@ -35,7 +35,10 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unknown(_: Request, exc: Exception) -> JSONResponse:
-    return _body(404, str(exc))
+    # The library's message names Python parameters (on_unknown=...); say it in HTTP terms.
+    kind = getattr(exc, "kind", "id")
+    ids = ", ".join(repr(i) for i in getattr(exc, "ids", [])[:20])
+    return _body(404, f"Unknown {kind} id(s) {ids}: not in the served model's training data.")
 
 
 async def _model_file(_: Request, exc: Exception) -> JSONResponse:

@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
-from lmrec.errors import UnknownIdError
 from lmrec.serve.deps import (
     EngineDep,
     MetricsDep,
@@ -44,6 +43,15 @@ def _rec_response(
         model_version=lm.version,
         fallback=rec.fallback,
         strategy=rec.strategy,
+    )
+
+
+def unknown_item(item: str, where: str, lm: LoadedModel) -> HTTPException:
+    """The 404 for an item id the served model does not know, in the API's words."""
+    return HTTPException(
+        404,
+        f"Unknown item {item!r} ({where}): it is not in the catalog of the served model "
+        f"{lm.version!r}. Send an item id the model was trained on.",
     )
 
 
@@ -132,7 +140,7 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
         """The items most similar to ``item_id`` (item-to-item)."""
         idx = lm.item_index.get(item_id)
         if idx is None:
-            raise UnknownIdError("item", [item_id])
+            raise unknown_item(item_id, "the path's item_id", lm)
         rec = engine.similar(lm, idx, k)
         return SimilarResponse(
             item=item_id,
@@ -165,7 +173,7 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
             authorize_history(key, body.user, settings)
         idx = lm.item_index.get(body.item)
         if idx is None:
-            raise UnknownIdError("item", [body.item])
+            raise unknown_item(body.item, "field 'item'", lm)
         hist = engine.history(lm, body.user, body.items)
         expl = engine.explain(lm, hist, idx, body.n)
         return ExplainResponse(
