@@ -111,7 +111,6 @@ class Admission:
         self.rate = settings.rate_limit
         self.burst = float(settings.rate_burst or max(1, math.ceil(self.rate or 1)))
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()
-        self._key_ids: dict[bytes, str] = {}
         self.in_flight = 0
         self.draining = False
         self._busy = Verdict(
@@ -158,15 +157,9 @@ class Admission:
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 presented = value[7:].strip()
         if presented and self.settings.auth:
-            key_id = self._key_ids.get(presented)
-            if key_id is None:
-                principal = self.keyring.verify(presented.decode("latin-1"))
-                if principal is not None:
-                    key_id = "key:" + principal.key_id
-                    if len(self._key_ids) < 10_000:
-                        self._key_ids[presented] = key_id
-            if key_id is not None:
-                return key_id
+            principal = self.keyring.verify(presented.decode("latin-1"))
+            if principal is not None:
+                return "key:" + principal.key_id
         host = client[0] if client else "unknown"
         return "client:" + hashlib.sha256(host.encode()).hexdigest()[:16]
 
