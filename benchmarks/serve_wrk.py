@@ -190,9 +190,14 @@ def main() -> None:
     key = create_key(work / "keys.json", "read")[1]
     conns = [1, 4, 16] if args.quick else [int(c) for c in args.connections.split(",")]
     d = args.duration
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                            text=True, cwd=HERE).stdout.strip()  # fmt: skip
+    dirty = subprocess.run(["git", "status", "--porcelain", "src"], capture_output=True,
+                           text=True, cwd=HERE).stdout.strip()  # fmt: skip
     report: dict = {"machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)",
                     "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-                    .stdout.splitlines()[0], "duration_s": d, "curve": []}  # fmt: skip
+                    .stdout.splitlines()[0], "duration_s": d, "curve": [],
+                    "commit": commit + ("-dirty" if dirty else "")}  # fmt: skip
     limit = ["--max-concurrency", str(args.max_concurrency)]
     with Server(model, work / "keys.json", work, *limit) as srv:
         wrk(srv, users, key, 4, 3, 0, work)  # warm-up
@@ -234,7 +239,7 @@ def markdown(rep: dict, args: argparse.Namespace) -> str:
     base = ok(rep["unloaded"])["p99_ms"]
     lines = [
         "# `lmrec serve` under wrk (EASE, MovieLens-100K)", "",
-        f"Machine: {rep['machine']}; {rep['wrk']}. One worker, API keys on, client and "
+        f"Commit {rep['commit']}. Machine: {rep['machine']}; {rep['wrk']}. One worker, API keys on, client and "
         f"server on the same cores; {rep['duration_s']:g} s per run. Command: "
         "`flock /tmp/lmrec-bench.lock python benchmarks/serve_wrk.py`.", "",
         "## Saturation curve (closed loop, POST /v1/recommend k=10, random users)", "",
