@@ -191,9 +191,9 @@ def main() -> None:
     conns = [1, 4, 16] if args.quick else [int(c) for c in args.connections.split(",")]
     d = args.duration
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                            text=True, cwd=HERE).stdout.strip()  # fmt: skip
+                            text=True, cwd=HERE.parent).stdout.strip()  # fmt: skip
     dirty = subprocess.run(["git", "status", "--porcelain", "src"], capture_output=True,
-                           text=True, cwd=HERE).stdout.strip()  # fmt: skip
+                           text=True, cwd=HERE.parent).stdout.strip()  # fmt: skip
     report: dict = {"machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)",
                     "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True)
                     .stdout.splitlines()[0], "duration_s": d, "curve": [],
