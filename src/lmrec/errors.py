@@ -49,8 +49,16 @@ class UnknownIdError(LmrecError, KeyError):
         return str(self.args[0])
 
 
+class NonFiniteModelError(LmrecError, ValueError):
+    """Fitting produced NaN or infinite parameters; the message names the likely input cause."""
+
+
 class ModelFileError(LmrecError, ValueError):
     """A model directory is missing, incomplete, tampered with or from an incompatible version."""
+
+
+class StorageError(LmrecError, OSError):
+    """Writing a file or directory failed (disk full, permissions); nothing was replaced."""
 
 
 class MissingExtraError(LmrecError, ImportError):

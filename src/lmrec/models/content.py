@@ -42,8 +42,10 @@ from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import OnUnknown
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, check_k
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
-from lmrec.models.topk import topk
+from lmrec.models.files import StateArrays
+from lmrec.ops.topk import topk
 
 _KMEANS_ITERATIONS = 15
 
@@ -112,7 +114,7 @@ def _spherical_kmeans(vecs: np.ndarray, weights: np.ndarray, k: int,
     return cent
 
 
-class ContentModel(Recommender):
+class ContentModel(Recommender, FoldInModel):
     """Recommend items whose text is close to the text of the items a user liked.
 
     Works for items with no interactions at all (they are embedded from the
@@ -147,7 +149,7 @@ class ContentModel(Recommender):
     encoder_id_: str | None = None
 
     # ------------------------------------------------------------------ fitting
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         from lmrec.text.encoder import TextEncoder
         from lmrec.text.templates import item_texts
 
@@ -229,7 +231,7 @@ class ContentModel(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._scores_of(self.profiles_[user_idx]).astype(np.float32, copy=False)  # type: ignore[index]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         # A history given at request time has no ratings or timestamps: equal weights.
         weights = sp.csr_matrix(history, dtype=np.float64, copy=True)
         weights.data[:] = 1.0
@@ -282,11 +284,16 @@ class ContentModel(Recommender):
             arrays["item_scale"] = self.item_scale_
         return arrays, {"encoder_id": self.encoder_id_}  # type: ignore[return-value]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         from lmrec.text.quantize import dequantize
 
-        self.item_values_ = arrays["item_values"]
-        self.item_scale_ = arrays.get("item_scale")
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        self.item_values_ = arrays.float(
+            "item_values", (n_items, None), dtypes=(np.float32, np.float16)
+        ) if "item_scale" not in arrays else arrays.int("item_values", (n_items, None),
+                                                        dtypes=(np.int8,))  # fmt: skip
+        self.item_scale_ = arrays.float("item_scale", (n_items,)) if "item_scale" in arrays else None
         self.item_vectors_ = self._comparable(dequantize(self.item_values_, self.item_scale_))
-        self.profiles_ = np.ascontiguousarray(arrays["profiles"], dtype=np.float32)
+        dim = self.item_vectors_.shape[1]
+        self.profiles_ = np.ascontiguousarray(arrays.float("profiles", (n_users, None, dim)))
         self.encoder_id_ = meta.get("encoder_id")

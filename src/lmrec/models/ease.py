@@ -42,7 +42,9 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 
 #: Dense n_items x n_items float32 matrices alive at the peak of a fit (G, its factor, P/B).
 _PEAK_MATRICES = 3
@@ -76,7 +78,7 @@ def user_item_matrix(dataset: Dataset, implicit: bool) -> sp.csr_matrix:
     return x
 
 
-class EASE(Recommender):
+class EASE(Recommender, FoldInModel):
     """Embarrassingly shallow autoencoder: closed-form item-item regression (Steck 2019).
 
     Strong on small and medium catalogs (tens of thousands of items at most); the fit
@@ -105,7 +107,7 @@ class EASE(Recommender):
     #: Training matrix the scores are computed from (binarised when ``implicit``).
     user_items_: sp.csr_matrix | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         n = dataset.n_items
         need = _PEAK_MATRICES * n * n * 4
         have = available_memory()
@@ -123,7 +125,7 @@ class EASE(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return np.asarray(self.user_items_[user_idx] @ self.B_, dtype=np.float32)  # type: ignore[index,operator]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(history.astype(np.float32) @ self.B_, dtype=np.float32)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -135,14 +137,11 @@ class EASE(Recommender):
             arrays["user_items.indptr"] = self.user_items_.indptr  # type: ignore[union-attr]
         return arrays, {}  # type: ignore[return-value]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.B_ = np.ascontiguousarray(arrays["B"], dtype=np.float32)
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         shape = self.seen_.shape  # type: ignore[union-attr]
-        if "user_items.data" in arrays:
-            self.user_items_ = sp.csr_matrix(
-                (arrays["user_items.data"], arrays["user_items.indices"],
-                 arrays["user_items.indptr"]), shape=shape,
-            )  # fmt: skip
+        self.B_ = np.ascontiguousarray(arrays.float("B", (shape[1], shape[1])))
+        if not self.config.implicit:
+            self.user_items_ = arrays.csr("user_items", shape)
         else:
             self.user_items_ = self.seen_.astype(np.float32, copy=True)  # type: ignore[union-attr]
 

@@ -39,7 +39,6 @@ is weighted by ``log(1 + rank)``. Positives with no violator contribute nothing.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -58,14 +57,23 @@ from lmrec.models.bpr import (
     NegativeSampler,
     ShardedPairTrainer,
     draw_seed,
-    fit_with_checkpoints,
     fold_in_ridge,
     resolve_device,
     shared_seed,
     torch_generator,
     torch_threads,
 )
+from lmrec.models.capabilities import (
+    CheckpointedModel,
+    DistributedModel,
+    DotProductModel,
+    FitOptions,
+    FoldInModel,
+    dot_item_vectors,
+    dot_user_vectors,
+)
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
 
 #: Separator of multi-valued string attributes such as MovieLens ``genres``.
@@ -248,7 +256,7 @@ class _Bags:
 
 
 # ---------------------------------------------------------------------- model
-class FactorizationMachine(Recommender):
+class FactorizationMachine(Recommender, FoldInModel, DotProductModel, CheckpointedModel, DistributedModel):
     """Hybrid matrix factorization with id and attribute embeddings (LightFM-style).
 
     See the module docstring for the representation, the feature encoding, the cold-start
@@ -287,13 +295,7 @@ class FactorizationMachine(Recommender):
     seed_: int | None = None
 
     # ------------------------------------------------------------------ training
-    def fit(self, dataset: Dataset, *, checkpoint_dir: str | Path | None = None,
-            checkpoint_every: int | None = None) -> Self:  # fmt: skip
-        """Learn from ``dataset``; checkpoints and resumes exactly like :meth:`BPR.fit
-        <lmrec.models.bpr.BPR.fit>` when ``checkpoint_dir`` is given."""
-        return fit_with_checkpoints(self, dataset, checkpoint_dir, checkpoint_every)
-
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         torch = require("torch", "torch")
         cfg = self.config
         dist = setup_distributed() if cfg.distributed else DistInfo()
@@ -336,8 +338,8 @@ class FactorizationMachine(Recommender):
             rng=rng, device=device, batch_size=cfg.batch_size, n_negatives=cfg.n_negatives,
             lr=cfg.lr, optimizer=cfg.optimizer, bf16=cfg.bf16,
             seed=self.seed_, dist=dist, names=list(self._params),
-            checkpoint_dir=getattr(self, "_checkpoint_dir", None),
-            checkpoint_every=getattr(self, "_checkpoint_every", None),
+            checkpoint_dir=options.checkpoint_dir,
+            checkpoint_every=options.checkpoint_every,
         )  # fmt: skip
         self._trainer = trainer
         try:
@@ -392,7 +394,17 @@ class FactorizationMachine(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_repr_[user_idx] @ self.item_repr_.T + self.item_bias_  # type: ignore[index,union-attr,operator]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
+        """Item vectors with the item bias as a last column (float32, C-contiguous)."""
+        return self._memo(
+            "item_vectors", lambda: dot_item_vectors(self.item_repr_, self.item_bias_)  # type: ignore[arg-type]
+        )
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """User vectors of known users with a column of ones (for the item bias)."""
+        return dot_user_vectors(self.user_repr_[user_idx], bias=True)  # type: ignore[index]
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Fold in a new user by the implicit-ALS ridge solve against the item representations.
 
         The user vector is regressed so that ``p @ q_i`` approaches 1 on history items and
@@ -440,13 +452,15 @@ class FactorizationMachine(Recommender):
         }
         return arrays, meta  # type: ignore[return-value]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.user_repr_ = arrays["user_repr"]
-        self.item_repr_ = arrays["item_repr"]
-        self.item_bias_ = arrays["item_bias"]
-        self.user_embeddings_ = arrays["user_embeddings"]
-        self.item_embeddings_ = arrays["item_embeddings"]
-        self.item_token_bias_ = arrays["item_token_bias"]
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        self.user_repr_ = arrays.float("user_repr", (n_users, None))
+        dim = self.user_repr_.shape[1]
+        self.item_repr_ = arrays.float("item_repr", (n_items, dim))
+        self.item_bias_ = arrays.float("item_bias", (n_items,))
+        self.user_embeddings_ = arrays.float("user_embeddings", (None, self.config.factors))
+        self.item_embeddings_ = arrays.float("item_embeddings", (None, self.config.factors))
+        self.item_token_bias_ = arrays.float("item_token_bias", (len(self.item_embeddings_),))
         self.item_encoders_ = meta.get("item_encoders") or []
         self.user_encoders_ = meta.get("user_encoders") or []
         self.history_ = meta.get("history")

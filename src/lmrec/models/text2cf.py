@@ -47,7 +47,9 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 
 
 class ItemFeatureConfig(ModelConfig):
@@ -148,7 +150,7 @@ def item_features(dataset: Dataset, cfg: ItemFeatureConfig) -> tuple[np.ndarray,
     return emb, encoder.model_id
 
 
-class Text2CF(Recommender):
+class Text2CF(Recommender, FoldInModel):
     """Score items by an EASE model predicted from their text: ``x_u M f_i``.
 
     See the module docstring for the method. Needs an item table; ranks items with no
@@ -170,7 +172,7 @@ class Text2CF(Recommender):
     #: The encoder's cache id (which model the text vectors come from).
     encoder_id_: str | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         from lmrec.models.ease import ease_weights
 
         cfg = self.config
@@ -196,14 +198,16 @@ class Text2CF(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._scores_of(self.seen_[user_idx])  # type: ignore[index]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._scores_of(history)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return ({"features": self.features_, "mapping": self.mapping_},  # type: ignore[dict-item]
                 {"encoder_id": self.encoder_id_})  # fmt: skip
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.features_ = np.ascontiguousarray(arrays["features"], dtype=np.float32)
-        self.mapping_ = np.ascontiguousarray(arrays["mapping"], dtype=np.float32)
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_items = self.seen_.shape[1]  # type: ignore[union-attr]
+        self.features_ = np.ascontiguousarray(arrays.float("features", (n_items, None)))
+        dim = self.features_.shape[1]
+        self.mapping_ = np.ascontiguousarray(arrays.float("mapping", (n_items, dim)))
         self.encoder_id_ = meta.get("encoder_id")

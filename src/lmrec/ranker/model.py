@@ -43,9 +43,16 @@ import numpy as np
 from pydantic import Field
 
 from lmrec.data.dataset import Dataset
-from lmrec.errors import ConfigError, NotFittedError
+from lmrec.errors import ConfigError, ModelFileError, NotFittedError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import (
+    CheckpointedModel,
+    DistributedModel,
+    FitOptions,
+    HardNegativeModel,
+)
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 from lmrec.ranker.features import FEATURE_NAMES, ItemStats, fit_logistic, side_features
 from lmrec.ranker.prompts import DEFAULT_TEMPLATE, PromptBuilder, check_template
 from lmrec.ranker.trainer import Examples
@@ -146,7 +153,7 @@ def _base_path(model: str) -> str:
     return resolve_model(model)[1]
 
 
-class LMRanker(Recommender):
+class LMRanker(Recommender, CheckpointedModel, DistributedModel, HardNegativeModel):
     """Cross-encoder ranker fine-tuned on history prompts (full, LoRA or head-only).
 
     Parameters
@@ -163,6 +170,7 @@ class LMRanker(Recommender):
     """
 
     name = "ranker"
+    smoke_check_on_load = False  # every score is a language-model forward pass
     config_class = LMRankerConfig
     config: LMRankerConfig
 
@@ -326,30 +334,7 @@ class LMRanker(Recommender):
             )
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, dataset: Dataset, *, hard_negatives: np.ndarray | None = None,
-            checkpoint_dir: str | Path | None = None) -> LMRanker:  # fmt: skip
-        """Fine-tune on ``dataset``; see the module docstring.
-
-        Parameters
-        ----------
-        dataset : Dataset
-            Training interactions (with timestamps and ratings when available).
-        hard_negatives : ndarray (n_users, N) of item indices, optional
-            A retriever's top-N per user (-1 padded); a share ``hard_fraction`` of the
-            negatives is drawn from these.
-        checkpoint_dir : path, optional
-            Checkpoints every ``checkpoint_every`` steps go here; training resumes from
-            the newest one found.
-        """
-        self._hard = None if hard_negatives is None else np.asarray(hard_negatives, np.int64)
-        self._checkpoint_dir = checkpoint_dir
-        try:
-            return super().fit(dataset)  # type: ignore[return-value]
-        finally:
-            self._hard = None
-            self._checkpoint_dir = None
-
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         import torch
 
         from lmrec.ranker.trainer import Trainer
@@ -366,21 +351,24 @@ class LMRanker(Recommender):
             self.item_stats_ = (ItemStats.from_prompts(self.prompts_, dataset.n_items)
                                 if cfg.side_features else None)  # fmt: skip
             rng = np.random.default_rng(cfg.seed)
-            examples = self.build_examples(dataset, rng, self._hard)
-            valid = None
+            hard = options.hard_negatives
+            examples = self.build_examples(
+                dataset, rng, None if hard is None else np.asarray(hard, np.int64)
+            )
+            held_out = None
             if cfg.eval_every:
                 perm = rng.permutation(len(examples))
                 n_valid = max(2, int(round(cfg.validation_fraction * len(examples))))
-                valid, examples = examples.take(perm[:n_valid]), examples.take(perm[n_valid:])
+                held_out, examples = examples.take(perm[:n_valid]), examples.take(perm[n_valid:])
             self._build()
             self._init_wide(examples)
             self._pool_cache = {} if cfg.cache_frozen else None
             from lmrec.train.distributed import DistInfo, setup_distributed
 
             dist = setup_distributed() if cfg.distributed else DistInfo()
-            trainer = Trainer(self._module, self._logits, cfg, checkpoint_dir=self._checkpoint_dir,
+            trainer = Trainer(self._module, self._logits, cfg, checkpoint_dir=options.checkpoint_dir,
                               dist=dist)  # fmt: skip
-            self.train_log_ = trainer.train(examples, valid, self.evaluate_auc)
+            self.train_log_ = trainer.train(examples, held_out, self.evaluate_auc)
         finally:
             self._pool_cache = None
             torch.set_num_threads(threads)
@@ -594,25 +582,37 @@ class LMRanker(Recommender):
                 "user_texts": p.user_texts, "train_log": self.train_log_ or []}  # fmt: skip
         return arrays, meta
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         import torch
 
         cfg = self.config
-        self.prompts_ = PromptBuilder(list(meta["item_texts"]), list(meta["item_titles"]),
-                                      list(meta["user_texts"]), arrays["prompt.indptr"],
-                                      arrays["prompt.items"], arrays["prompt.liked"],
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        texts = {k: meta.get(k) for k in ("item_texts", "item_titles", "user_texts")}
+        for key, want in (("item_texts", n_items), ("item_titles", n_items), ("user_texts", n_users)):
+            value = texts[key]
+            if not (isinstance(value, list) and len(value) == want
+                    and all(isinstance(t, str) for t in value)):  # fmt: skip
+                raise ModelFileError(f"The ranker's saved {key} must be {want} strings.")
+        indptr = arrays.int("prompt.indptr", (n_users + 1,), low=0)
+        items = arrays.int("prompt.items", (int(indptr[-1]),), low=0, high=n_items)
+        liked = arrays.int("prompt.liked", (len(items),), low=-1, high=2, dtypes=(np.int8, np.int32, np.int64))
+        if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise ModelFileError("The ranker's saved prompt histories have invalid pointers.")
+        self.prompts_ = PromptBuilder(list(texts["item_texts"]), list(texts["item_titles"]),  # type: ignore[arg-type]
+                                      list(texts["user_texts"]), indptr, items, liked,  # type: ignore[arg-type]
                                       template=cfg.template, n_history=cfg.n_history)  # fmt: skip
         self.train_log_ = list(meta.get("train_log", []))
-        self.item_stats_ = (ItemStats(arrays["side.count"], arrays["side.rated"],
-                                      arrays["side.likes"]) if "side.count" in arrays else None)  # fmt: skip
+        self.item_stats_ = (
+            ItemStats(*(arrays.float(f"side.{k}", (n_items,), dtypes=(np.float32, np.float64))
+                        for k in ("count", "rated", "likes")))
+            if "side.count" in arrays else None
+        )  # fmt: skip
         self._build("auto")
         params = dict(self._module.named_parameters())
         with torch.no_grad():
-            for key, value in arrays.items():
-                if key.startswith("param."):
-                    name = key[len("param.") :]
-                    if name not in params:
-                        raise ConfigError(
-                            f"Saved ranker weight {name!r} does not fit the base model."
-                        )
-                    params[name].copy_(torch.from_numpy(np.asarray(value)))
+            for key in arrays.keys("param."):
+                name = key[len("param.") :]
+                if name not in params:
+                    raise ModelFileError(f"Saved ranker weight {name!r} does not fit the base model.")
+                value = arrays.float(key, tuple(params[name].shape))
+                params[name].copy_(torch.from_numpy(np.asarray(value)))

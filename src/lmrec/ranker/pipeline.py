@@ -32,7 +32,9 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 from lmrec.models.registry import create_model
 from lmrec.ranker.model import LMRanker, LMRankerConfig
 
@@ -68,6 +70,7 @@ class RetrieveRerank(Recommender):
     """
 
     name = "pipeline"
+    smoke_check_on_load = False  # every score is a language-model forward pass
     config_class = RetrieveRerankConfig
     config: RetrieveRerankConfig
 
@@ -85,12 +88,12 @@ class RetrieveRerank(Recommender):
         ranker = LMRanker(build_config(LMRankerConfig, dict(self.config.ranker_params)))
         return retriever, ranker
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         retriever, ranker = self._components()
         self.retriever_ = retriever.fit(dataset)
         users = np.arange(dataset.n_users)
         hard, _ = self.retriever_.recommend_indices(users, self._n(), exclude_seen=True)
-        self.ranker_ = ranker.fit(dataset, hard_negatives=hard)
+        self.ranker_ = ranker.fit(dataset, options=FitOptions(hard_negatives=hard))
         self._scorer = None
 
     def _n(self) -> int:
@@ -136,7 +139,7 @@ class RetrieveRerank(Recommender):
         scores); sets ``config.blend`` and ``blend_curve_`` and returns the weight.
         """
         from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
-        from lmrec.eval.protocol import truth_from_ids
+        from lmrec.models.validation import truth_from_ids
 
         self._check_fitted()
         frame = valid.to_frame()
@@ -173,7 +176,7 @@ class RetrieveRerank(Recommender):
             meta["components"][role] = {"model": model.name, "meta": sub_meta}  # type: ignore[union-attr]
         return arrays, meta
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         comps = dict(zip(("retriever", "ranker"), self._components(), strict=True))
         for role, model in comps.items():
             saved = meta.get("components", {}).get(role, {})
@@ -188,8 +191,7 @@ class RetrieveRerank(Recommender):
                 self.item_ids_,
                 self.seen_,
             )
-            model._set_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
-                             saved.get("meta", {}))  # fmt: skip
+            model._set_state(arrays.child(prefix), saved.get("meta", {}))
         self.retriever_, self.ranker_ = comps["retriever"], comps["ranker"]  # type: ignore[assignment]
         self._scorer = None
 
