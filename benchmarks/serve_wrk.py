@@ -116,11 +116,15 @@ def wrk(srv: Server, users: Path, key: str, conns: int, seconds: float, rate: fl
     prefix = work / f"wrk-{time.monotonic_ns()}"
     per_conn = rate / conns if rate else 0
     before = srv.counts()
-    cmd = ["wrk", f"-t{conns}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA),
+    cmd = ["wrk", f"-t{conns}", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(LUA),
            srv.url, "--", str(users), key, f"{per_conn:.4f}", str(prefix)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     time.sleep(0.3)  # the server counts a response after sending it
     after = srv.counts()
+    if "LMREC_SUMMARY " not in out.stdout:
+        raise RuntimeError(
+            f"wrk failed ({out.returncode}): {out.stdout[-1000:]} {out.stderr[-1000:]}"
+        )
     summary = json.loads(out.stdout.split("LMREC_SUMMARY ", 1)[1].splitlines()[0])
     lat: dict[str, list[int]] = collections.defaultdict(list)
     for f in glob.glob(f"{prefix}-*.tsv"):
