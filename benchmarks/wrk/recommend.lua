@@ -49,6 +49,7 @@ end
 
 function delay()
   if interval == 0 then return 0 end
+  if next_at == nil then next_at = now_us() end  -- wrk asks before the first request too
   local wait = (next_at - now_us()) / 1000
   if wait <= 0 then return 0 end
   return math.ceil(wait)
