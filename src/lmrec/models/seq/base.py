@@ -27,9 +27,8 @@ import numpy as np
 from lmrec._optional import require
 from lmrec.data.dataset import Dataset
 from lmrec.data.sequences import Sequences, user_sequences
-from lmrec.errors import ConfigError
+from lmrec.errors import ConfigError, ModelFileError
 from lmrec.models.base import Recommender
-from lmrec.models.bpr import draw_seed, resolve_device, shared_seed, torch_generator, torch_threads
 from lmrec.models.capabilities import (
     CheckpointedModel,
     DistributedModel,
@@ -38,8 +37,16 @@ from lmrec.models.capabilities import (
     SequenceModel,
     ValidatedModel,
 )
+from lmrec.models.files import StateArrays
 from lmrec.models.seq.config import SequenceConfig
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
+from lmrec.train.torch_utils import (
+    draw_seed,
+    resolve_device,
+    shared_seed,
+    torch_generator,
+    torch_threads,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -233,11 +240,18 @@ class SequentialRecommender(
         meta = {"history": self.history_, "best_epoch": self.best_epoch_, "seed": self.seed_}
         return arrays, meta
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.weights_ = {k[2:]: v for k, v in arrays.items() if k.startswith("w.")}
-        self.item_vectors_ = np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32)
-        self.user_vectors_ = np.ascontiguousarray(arrays["user_vectors"], dtype=np.float32)
-        self.sequences_ = Sequences(arrays["seq_indptr"].astype(np.int64), arrays["seq_items"])
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        d = self.config.factors
+        self.weights_ = {k[2:]: arrays.float(k) for k in arrays.keys("w.")}
+        self.item_vectors_ = np.ascontiguousarray(arrays.float("item_vectors", (n_items, d)))
+        self.user_vectors_ = np.ascontiguousarray(arrays.float("user_vectors", (n_users, d)))
+        indptr = arrays.int("seq_indptr", (n_users + 1,), low=0).astype(np.int64)
+        items = arrays.int("seq_items", (None,), low=0, high=max(n_items, 1))
+        if indptr[0] != 0 or indptr[-1] != len(items) or np.any(np.diff(indptr) < 0):
+            raise ModelFileError("model state: array 'seq_indptr' is not monotone from 0 to "
+                                 "the number of sequence items.")  # fmt: skip
+        self.sequences_ = Sequences(indptr, items)
         self.history_ = meta.get("history")
         self.best_epoch_ = meta.get("best_epoch")
         self.seed_ = meta.get("seed")

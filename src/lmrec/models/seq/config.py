@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lmrec.models.bpr import Device
 from lmrec.models.config import ModelConfig
+from lmrec.train.torch_utils import Device
 
 ItemRepr = Literal["id", "text", "id+text"]
 Loss = Literal["ce", "sampled", "bce"]

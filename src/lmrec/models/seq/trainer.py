@@ -46,7 +46,6 @@ import numpy as np
 from lmrec._progress import progress
 from lmrec.data.sequences import Sequences
 from lmrec.errors import ConfigError
-from lmrec.models.bpr import Optimizer
 from lmrec.train.distributed import (
     DistInfo,
     all_reduce_sum_,
@@ -55,6 +54,7 @@ from lmrec.train.distributed import (
     epoch_order,
     shard_bounds,
 )
+from lmrec.train.pairs import Optimizer
 
 logger = logging.getLogger(__name__)
 
