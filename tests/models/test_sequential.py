@@ -40,8 +40,23 @@ def cyclic_checkerboard(n_users: int = 160, n_items: int = 30, seed: int = 0) ->
 
 
 class SequentialContract(RecommenderContract):
+    """The contract on the cyclic data; one fitted model per class serves the read-only
+    checks (a fit takes seconds), while the checks about fitting itself fit afresh."""
+
+    _fitted: dict[type, object] = {}
+
     def data(self) -> Dataset:
         return cyclic_checkerboard()
+
+    def fitted(self):
+        cls = type(self)
+        if cls not in self._fitted:
+            self._fitted[cls] = self.make_model().fit(self.data())
+        return self._fitted[cls]
+
+    def test_same_seed_same_model(self):
+        a, b = self.make_model().fit(self.data()), self.make_model().fit(self.data())
+        np.testing.assert_allclose(a.score(["u0", "u1"]), b.score(["u0", "u1"]), atol=self.atol)
 
     def test_refit_equals_single_fit(self):
         data = self.data()

@@ -275,12 +275,14 @@ class SequenceTrainer:
         bar = progress(total=cfg.epochs, initial=min(self.epoch, cfg.epochs), desc=self.desc,
                        unit="epoch",
                        disable=None if self.show_progress is None else not self.show_progress)  # fmt: skip
+        start = time.perf_counter() - (self.history[-1]["elapsed_s"] if self.history else 0.0)
         with bar:
             while self.epoch < cfg.epochs and not self._stopped():
                 stats = {"epoch": float(self.epoch + 1), **self._train_epoch()}
                 self.epoch += 1
                 if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
                     self._validate(stats)
+                stats["elapsed_s"] = time.perf_counter() - start  # training + validation
                 self.history.append(stats)
                 logger.debug("%s epoch %d: %s", self.desc, self.epoch, stats)
                 if self.checkpoint_dir is not None:
