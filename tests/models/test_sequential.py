@@ -124,7 +124,7 @@ def test_session_scores_survive_save_load(sasrec, tmp_path):
 
 def test_known_user_scores_equal_their_sequence_scores(sasrec):
     users = np.arange(6)
-    via_session = sasrec.score_sequences(sasrec.sequences_.rows(users))
+    via_session = sasrec.score_sequences([sasrec.user_sequence(u) for u in users])
     np.testing.assert_allclose(sasrec._score(users), via_session, rtol=1e-5, atol=1e-5)
 
 

@@ -211,6 +211,11 @@ class SequentialRecommender(
             users = self._encode(torch, encoder, table, seqs)
         return users @ self.item_vectors_.T  # type: ignore[union-attr]
 
+    def user_sequence(self, user_idx: int) -> np.ndarray:
+        """Training user ``user_idx``'s most recent ``max_len`` items, oldest first (int64)."""
+        self._check_fitted()
+        return self.sequences_.of(int(user_idx)).astype(np.int64)  # type: ignore[union-attr]
+
     def _inference_encoder(self, torch: Any) -> tuple[Any, Any]:
         """The encoder (CPU, eval mode, fitted weights) and the padded item table."""
         from lmrec.models.seq import nets
