@@ -209,25 +209,38 @@ def run_quality(args: argparse.Namespace) -> None:
     per_user, infos = {}, {}
     only = set(args.rows.split(",")) if args.rows else None
 
-    def add(name: str, scores: np.ndarray, info: dict) -> None:
-        per_user[name] = task.evaluate(scores)
-        infos[name] = info
-        print(f"{name:32s} ndcg@10={np.mean(per_user[name]['ndcg@10']):.4f} {info}", flush=True)
+    def add(name: str, run: object) -> None:
+        """Run a row (or read its cached per-user metrics: rows can run in parallel
+        processes with --rows, and a last run without --rows assembles the table)."""
+        cache = work / f"row_{''.join(c if c.isalnum() else '_' for c in name)}.json"
+        if cache.exists():
+            saved = json.loads(cache.read_text())
+            per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
+            infos[name] = saved["info"]
+        elif only is None or name in only:
+            scores, info = run()  # type: ignore[operator]
+            per_user[name] = task.evaluate(scores)
+            infos[name] = info
+            cache.write_text(json.dumps({"per_user": {m: v.tolist() for m, v in
+                                                      per_user[name].items()},
+                                         "info": info}, default=str))  # fmt: skip
+        else:
+            return
+        print(f"{name:32s} ndcg@10={np.mean(per_user[name]['ndcg@10']):.4f} {infos[name]}",
+              flush=True)  # fmt: skip
 
     for name, (model, params) in LMREC_ROWS.items():
-        if only is None or name in only:
-            add(name, *lmrec_sequence_row(task, model, params))
-    if only is None or "lmrec ease" in only:
-        add("lmrec ease", *tuned_row(task, "ease", [{"l2": v} for v in (50, 100, 200, 400, 800)]))
-    if only is None or "lmrec als" in only:
-        grid = [{"factors": f, "regularization": r, "alpha": a, "seed": 0}
-                for f in (64, 128) for r in (0.01, 0.1) for a in (1.0, 5.0)]  # fmt: skip
-        add("lmrec als", *tuned_row(task, "als", grid))
+        add(name, lambda m=model, p=params: lmrec_sequence_row(task, m, p))
+    add(
+        "lmrec ease", lambda: tuned_row(task, "ease", [{"l2": v} for v in (50, 100, 200, 400, 800)])
+    )
+    grid = [{"factors": f, "regularization": r, "alpha": a, "seed": 0}
+            for f in (64, 128) for r in (0.01, 0.1) for a in (1.0, 5.0)]  # fmt: skip
+    add("lmrec als", lambda: tuned_row(task, "als", grid))
     if args.peers:
         for name, (model, loss) in PEERS.items():
-            if only is None or name in only:
-                add(name, *recbole_row(task, work, model, loss, args.peer_epochs,
-                                       args.peer_stopping))  # fmt: skip
+            add(name, lambda m=model, lo=loss: recbole_row(task, work, m, lo, args.peer_epochs,
+                                                           args.peer_stopping))  # fmt: skip
     pairs = [("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
              ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
              ("lmrec sasrec (id)", "lmrec ease")]  # fmt: skip

@@ -47,7 +47,7 @@ class SequenceConfig(ModelConfig):
     """Dropout on the item inputs and inside the encoder."""
     epochs: int = Field(default=200, ge=1)
     """Most passes over the training windows (early stopping ends sooner with ``valid``)."""
-    patience: int = Field(default=10, ge=1)
+    patience: int = Field(default=5, ge=1)
     """Stop after this many evaluations without a better validation NDCG@10 (with ``valid``)."""
     eval_every: int = Field(default=1, ge=1)
     """Evaluate on ``valid`` every this many epochs."""
