@@ -72,6 +72,7 @@ from lmrec.ops.topk import mask_rows, topk
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 PEER_PY = Path(os.environ.get("RECBOLE_PYTHON", "/tmp/seqpeers/recbole-venv/bin/python"))
+RECTOOLS_PY = Path(os.environ.get("RECTOOLS_PYTHON", "/tmp/seqpeers/rectools-venv/bin/python"))
 METRICS = ["ndcg@10", "hit_rate@10"]
 SEED = 2026
 LMREC_ROWS = {
@@ -120,6 +121,10 @@ class Task:
         block[~np.isfinite(block)] = -np.inf
         mask_rows(block, self.seen[self.users])
         recs, _ = topk(block, 10)
+        return self.evaluate_lists(recs)
+
+    def evaluate_lists(self, recs: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-user metrics of top-10 index lists of the test users (-1 padded)."""
         _, per_user = compute_ranking_metrics(recs, self.truth, METRICS, n_items=self.ds.n_items)
         return per_user
 
@@ -181,6 +186,22 @@ def recbole_row(task: Task, work: Path, model: str, loss: str, epochs: int,
     return scores, json.loads(str(z["meta"]))
 
 
+def rectools_row(task: Task, work: Path, epochs: int) -> tuple[np.ndarray, dict]:
+    """RecTools' SASRec top-10 lists (seen items filtered by RecTools), as index lists."""
+    out = work / f"rectools_SASRec_{epochs}"
+    if not Path(f"{out}.npz").exists():
+        cmd = [str(RECTOOLS_PY), str(HERE / "peers" / "rectools_sasrec.py"), str(work), str(out),
+               "--epochs", str(epochs)]  # fmt: skip
+        subprocess.run(cmd, check=True)
+    z = np.load(f"{out}.npz")
+    rows = task.ds.user_ids.index(z["users"].astype(object), on_unknown="raise")
+    lists = np.full((task.ds.n_users, 10), -1, np.int64)
+    for r, items in zip(rows, z["items"], strict=True):
+        idx = task.ds.item_ids.index(items[items != ""].astype(object), on_unknown="ignore")
+        lists[r, : len(idx)] = idx
+    return lists, json.loads(str(z["meta"]))
+
+
 # ---------------------------------------------------------------------- report
 def summarise(per_user: dict[str, dict[str, np.ndarray]], infos: dict[str, dict],
               pairs: list[tuple[str, str]]) -> tuple[pd.DataFrame, list[dict]]:  # fmt: skip
@@ -209,7 +230,7 @@ def run_quality(args: argparse.Namespace) -> None:
     per_user, infos = {}, {}
     only = set(args.rows.split(",")) if args.rows else None
 
-    def add(name: str, run: object) -> None:
+    def add(name: str, run: object, lists: bool = False) -> None:
         """Run a row (or read its cached per-user metrics: rows can run in parallel
         processes with --rows, and a last run without --rows assembles the table)."""
         cache = work / f"row_{''.join(c if c.isalnum() else '_' for c in name)}.json"
@@ -219,7 +240,7 @@ def run_quality(args: argparse.Namespace) -> None:
             infos[name] = saved["info"]
         elif only is None or name in only:
             scores, info = run()  # type: ignore[operator]
-            per_user[name] = task.evaluate(scores)
+            per_user[name] = task.evaluate_lists(scores) if lists else task.evaluate(scores)
             infos[name] = info
             cache.write_text(json.dumps({"per_user": {m: v.tolist() for m, v in
                                                       per_user[name].items()},
@@ -241,6 +262,9 @@ def run_quality(args: argparse.Namespace) -> None:
         for name, (model, loss) in PEERS.items():
             add(name, lambda m=model, lo=loss: recbole_row(task, work, m, lo, args.peer_epochs,
                                                            args.peer_stopping))  # fmt: skip
+        for epochs in (3, 20):
+            add(f"RecTools SASRec ({epochs} epochs)",
+                lambda e=epochs: rectools_row(task, work, e), lists=True)  # fmt: skip
     pairs = [("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
              ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
              ("lmrec sasrec (id)", "lmrec ease")]  # fmt: skip

@@ -220,14 +220,7 @@ async def open_loop(
             else:
                 res.errors += 1
             idle.append(conn)
-        except (
-            OSError,
-            asyncio.TimeoutError,
-            ConnectionError,
-            ValueError,
-            IndexError,
-            asyncio.IncompleteReadError,
-        ) as e:
+        except (TimeoutError, OSError, ConnectionError, ValueError, IndexError, asyncio.IncompleteReadError) as e:
             res.errors += 1
             res.error_kinds[type(e).__name__] = res.error_kinds.get(type(e).__name__, 0) + 1
             if conn is not None:
