@@ -339,7 +339,7 @@ def run_cost(args: argparse.Namespace) -> None:
     create_model("ease", {"l2": 400}).fit(task.split.train)
     ease_s = time.perf_counter() - start
     out = {"ease_fit_s": ease_s}
-    for name, (model_name, params) in (("sasrec", ("sasrec", {})), ("gru4rec", ("gru4rec", {}))):
+    for name, (model_name, params) in (("sasrec", ("sasrec", {})),):
         model = create_model(model_name, params)
         start = time.perf_counter()
         model.fit(task.split.train, valid=task.split.valid)
