@@ -203,6 +203,16 @@ def rectools_row(task: Task, work: Path, epochs: int) -> tuple[np.ndarray, dict]
 
 
 # ---------------------------------------------------------------------- report
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub table (floats with 4 decimals) without the optional ``tabulate``."""
+    cols = [table.index.name or "", *table.columns]
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for name, row in table.iterrows():
+        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join([str(name), *cells]) + " |")
+    return "\n".join(lines)
+
+
 def summarise(per_user: dict[str, dict[str, np.ndarray]], infos: dict[str, dict],
               pairs: list[tuple[str, str]]) -> tuple[pd.DataFrame, list[dict]]:  # fmt: skip
     rows = []
@@ -275,7 +285,7 @@ def run_quality(args: argparse.Namespace) -> None:
     stem.with_suffix(".json").write_text(json.dumps(
         {"ties": args.ties, "table": table.reset_index().to_dict("records"), "diffs": diffs,
          "infos": infos}, indent=2, default=str))  # fmt: skip
-    md = table.to_markdown(floatfmt=".4f") + "\n\n" + "\n".join(
+    md = markdown(table) + "\n\n" + "\n".join(
         f"- {d['a']} / {d['b']}: ratio {d['ratio']:.3f}, diff {d['mean_diff']:+.4f} "
         f"[{d['low']:+.4f}, {d['high']:+.4f}]" for d in diffs)  # fmt: skip
     stem.with_suffix(".md").write_text(md + "\n")
@@ -302,8 +312,21 @@ def run_cold(args: argparse.Namespace) -> None:
     for name, (model_name, params) in {
         "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
         "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
+        "lmrec sasrec (id+text, id_dropout=0.5)": (
+            "sasrec",
+            {"item_repr": "id+text", "id_dropout": 0.5},
+        ),
         "lmrec text2cf": ("text2cf", {}),
     }.items():
+        cache = (
+            RESULTS
+            / f"sequential_work_cold_{''.join(c if c.isalnum() else '_' for c in name)}.json"
+        )
+        if cache.exists():
+            saved = json.loads(cache.read_text())
+            per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
+            infos[name] = saved["info"]
+            continue
         model = create_model(model_name, params)
         if model_name == "sasrec":
             model.fit(inner.train, valid=inner.test)
@@ -319,13 +342,15 @@ def run_cold(args: argparse.Namespace) -> None:
         _, pu = compute_ranking_metrics(recs, truth, ["ndcg@10", "ndcg@20", "recall@20"],
                                         n_items=ds.n_items)  # fmt: skip
         per_user[name] = {"ndcg@10": pu["ndcg@10"], "hit_rate@10": pu["recall@20"]}
+        cache.write_text(json.dumps({"per_user": {m: v.tolist() for m, v in per_user[name].items()},
+                                     "info": infos[name]}))  # fmt: skip
         print(f"{name:28s} ndcg@20={np.mean(pu['ndcg@20']):.4f} recall@20="
               f"{np.mean(pu['recall@20']):.4f} {infos[name]}", flush=True)  # fmt: skip
-    pairs = [("lmrec sasrec (text)", "lmrec text2cf"), ("lmrec sasrec (id+text)", "lmrec text2cf")]
+    pairs = [(a, "lmrec text2cf") for a in per_user if a != "lmrec text2cf"]
     table, diffs = summarise(per_user, infos, pairs)
     table = table.rename(columns={"hit_rate@10": "recall@20"})
     md = (f"{len(new)} new items, {len(users)} users, {test.n_interactions} test interactions "
-          f"after the cut\n\n" + table.to_markdown(floatfmt=".4f") + "\n\n" + "\n".join(
+          f"after the cut\n\n" + markdown(table) + "\n\n" + "\n".join(
               f"- {d['a']} / {d['b']}: ratio {d['ratio']:.3f}, NDCG@10 diff {d['mean_diff']:+.4f} "
               f"[{d['low']:+.4f}, {d['high']:+.4f}]" for d in diffs))  # fmt: skip
     (RESULTS / "sequential_cold.md").write_text(md + "\n")
