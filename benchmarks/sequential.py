@@ -272,7 +272,7 @@ def run_quality(args: argparse.Namespace) -> None:
         for name, (model, loss) in PEERS.items():
             add(name, lambda m=model, lo=loss: recbole_row(task, work, m, lo, args.peer_epochs,
                                                            args.peer_stopping))  # fmt: skip
-        for epochs in (3, 20):
+        for epochs in (3, 10):
             add(f"RecTools SASRec ({epochs} epochs)",
                 lambda e=epochs: rectools_row(task, work, e), lists=True)  # fmt: skip
     pairs = [("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
