@@ -174,11 +174,13 @@ def tuned_row(task: Task, model_name: str, grid: list[dict]) -> tuple[np.ndarray
 def recbole_row(task: Task, work: Path, model: str, loss: str, epochs: int,
                 stopping: int) -> tuple[np.ndarray, dict]:  # fmt: skip
     out = work / f"recbole_{model}_{loss}"
-    if not Path(f"{out}.npz").exists():
+    found = [f for f in (f"{out}.npz", f"{out}.partial.npz") if Path(f).exists()]
+    if not found:  # (a .partial.npz holds the best epoch so far of a run cut short)
         cmd = [str(PEER_PY), str(HERE / "peers" / "recbole_seq.py"), str(work), model, loss,
                str(out), "--epochs", str(epochs), "--stopping-step", str(stopping)]  # fmt: skip
         subprocess.run(cmd, check=True)
-    z = np.load(f"{out}.npz")
+        found = [f"{out}.npz"]
+    z = np.load(found[0])
     scores = np.full((task.ds.n_users, task.ds.n_items), -np.inf, np.float32)
     rows = task.ds.user_ids.index(z["users"].astype(object), on_unknown="raise")
     cols = task.ds.item_ids.index(z["items"].astype(object), on_unknown="raise")

@@ -220,7 +220,14 @@ async def open_loop(
             else:
                 res.errors += 1
             idle.append(conn)
-        except (TimeoutError, OSError, ConnectionError, ValueError, IndexError, asyncio.IncompleteReadError) as e:
+        except (
+            TimeoutError,
+            OSError,
+            ConnectionError,
+            ValueError,
+            IndexError,
+            asyncio.IncompleteReadError,
+        ) as e:
             res.errors += 1
             res.error_kinds[type(e).__name__] = res.error_kinds.get(type(e).__name__, 0) + 1
             if conn is not None:

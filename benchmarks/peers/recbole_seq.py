@@ -70,9 +70,29 @@ def main() -> None:
     model = get_model(config["model"])(config, train.dataset).to(config["device"])
     trainer = Trainer(config, model)
     start = time.perf_counter()
-    trainer.fit(train, valid, saved=True, show_progress=False)
+
+    def after_validation(epoch: int, valid_score: float) -> None:
+        # the best scores so far, after every validation: a run stopped early (a time
+        # budget) still leaves its best-so-far result, marked with the epochs it had
+        if epoch == trainer.best_epoch_seen:
+            write_scores(args, torch, trainer, model, dataset, test, start, finished=False)
+
+    trainer.best_epoch_seen = -1
+    original = trainer._save_checkpoint
+
+    def save_and_mark(epoch: int, *a: object, **kw: object) -> None:
+        original(epoch, *a, **kw)
+        trainer.best_epoch_seen = epoch
+
+    trainer._save_checkpoint = save_and_mark
+    trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=after_validation)
+    write_scores(args, torch, trainer, model, dataset, test, start, finished=True)
+
+
+def write_scores(args, torch, trainer, model, dataset, test, start, finished: bool) -> None:
+    """Test-step scores of the best weights so far (RecBole saves them) to ``OUT.npz``."""
     seconds = time.perf_counter() - start
-    # the best epoch's weights (RecBole saves them); our own file, so weights_only=False is safe
+    # our own checkpoint file, so weights_only=False is safe here
     state = torch.load(trainer.saved_model_file, map_location="cpu", weights_only=False)
     model.load_state_dict(state["state_dict"])
     model.eval()
@@ -87,19 +107,16 @@ def main() -> None:
     uid = np.concatenate(users)
     scores = np.concatenate(rows)[:, 1:]  # column 0 is RecBole's padding item
     np.savez(
-        args.out,
+        f"{args.out}.partial.npz" if not finished else f"{args.out}.npz",
         scores=scores.astype(np.float32),
         users=np.asarray(dataset.id2token("user_id", uid), dtype=str),
         items=np.asarray(dataset.id2token("item_id", np.arange(1, n_items)), dtype=str),
-        meta=json.dumps({"best_epoch": _best_epoch(trainer),
+        meta=json.dumps({"best_epoch": trainer.best_epoch_seen + 1,
                          "epochs": len(trainer.train_loss_dict), "seconds": seconds,
+                         "finished": finished,
                          "best_valid_ndcg@10": float(trainer.best_valid_score)}),
     )  # fmt: skip
-
-
-def _best_epoch(trainer) -> int:
-    """The epoch whose weights RecBole kept (last epoch minus the epochs without improvement)."""
-    return len(trainer.train_loss_dict) - trainer.cur_step
+    model.train()
 
 
 if __name__ == "__main__":
