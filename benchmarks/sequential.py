@@ -79,7 +79,7 @@ LMREC_ROWS = {
     "lmrec sasrec (id)": ("sasrec", {"item_repr": "id"}),
     "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
     "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
-    "lmrec sasrec (id, bce)": ("sasrec", {"item_repr": "id", "loss": "bce"}),
+    "lmrec sasrec (bce)": ("sasrec", {"item_repr": "id", "loss": "bce"}),
     "lmrec gru4rec (id)": ("gru4rec", {"item_repr": "id"}),
 }
 PEERS = {
