@@ -31,6 +31,11 @@ Cold items (``--part cold``)
 Cost (``--part cost``, under flock)
     Seconds to the best validation epoch of sasrec (id) and the top-20 lists of all
     943 users; reported as ratios to an EASE fit measured in the same run.
+Serving (``--part serve``, under flock)
+    ``lmrec serve`` (one worker, no auth, list cache off so every request is scored) of
+    sasrec and, as the same-run reference, EASE (a session through ``score_history``);
+    wrk (C) posts 2,000 distinct 50-item sessions (k=20) over 1 and 2 connections for
+    ``--duration`` s each: p50/p99 latency and requests/s.
 Scale (``--part scale``)
     One sasrec epoch (``loss="sampled"``, ``max_len=50``) on synthetic logs of 1M, 3M and
     10M events (``lmrec.data.synthetic``): examples/s and seconds per epoch vs events.
@@ -43,6 +48,7 @@ Commands::
     .venv/bin/python benchmarks/sequential.py --part cold
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part cost
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part scale
+    flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part serve
 
 Results go to ``benchmarks/results/sequential_*.json`` and ``.md``.
 """
@@ -53,6 +59,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -408,9 +415,95 @@ def run_scale(args: argparse.Namespace) -> None:
     (RESULTS / "sequential_scale.json").write_text(json.dumps(out, indent=2))
 
 
+WRK_LUA = """
+local bodies = {}
+for line in io.lines(os.getenv("SESSIONS")) do bodies[#bodies + 1] = line end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/v1/recommend", {["Content-Type"] = "application/json"},
+                    bodies[(n % #bodies) + 1])
+end
+"""
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    """p50/p99 of /v1/recommend for 50-item sessions under wrk (sasrec vs an EASE reference)."""
+    import shutil
+    import socket
+    import tempfile
+    import urllib.request
+
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    task = Task(movielens("input"))
+    tmp = Path(tempfile.mkdtemp(prefix="lmrec-seq-serve-"))
+    rng = np.random.default_rng(SEED)
+    long_users = np.flatnonzero(task.history.lengths() >= 50)
+    with open(tmp / "sessions.txt", "w") as f:  # 2,000 distinct 50-item sessions, in order
+        for u in rng.choice(long_users, 2000):
+            items = task.ds.item_ids.lookup(task.history.of(int(u))[-50:]).astype(str).tolist()
+            f.write(json.dumps({"items": items, "k": 20}) + "\n")
+    (tmp / "session.lua").write_text(WRK_LUA)
+    (tmp / "serve.toml").write_text("cache_size = 0\n")
+    out = {}
+    for name, params in (("ease", {"l2": 100}), ("sasrec", {})):
+        model = create_model(name, params)
+        if name == "sasrec":
+            model.fit(task.split.train, valid=task.split.valid)
+        else:
+            model.fit(task.train_valid)
+        model.save(tmp / name)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        lmrec = Path(sys.executable).with_name("lmrec")
+        server = subprocess.Popen([str(lmrec), "serve", str(tmp / name), "--no-auth", "--port",
+                                   str(port), "--store", f"sqlite:///{tmp / name}.db",
+                                   "--config", str(tmp / "serve.toml")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            out[name] = {}
+            for conns in (1, 2):
+                res = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{args.duration}s",
+                                      "--latency", "-s", str(tmp / "session.lua"),
+                                      f"http://127.0.0.1:{port}"], capture_output=True,
+                                     text=True, env={**os.environ, "SESSIONS": str(tmp / "sessions.txt")},
+                                     check=True)  # fmt: skip
+                out[name][f"c{conns}"] = _wrk_numbers(res.stdout)
+                print(name, conns, out[name][f"c{conns}"], flush=True)
+        finally:
+            server.terminate()
+            server.wait(30)
+    (RESULTS / "sequential_serve.json").write_text(json.dumps(out, indent=2))
+
+
+def _wrk_numbers(text: str) -> dict[str, float]:
+    """p50/p99 (ms), requests/s and non-2xx count from ``wrk --latency`` output."""
+    import re
+
+    def ms(value: str) -> float:
+        num, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+        return float(num) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+    got = {f"p{p}_ms": ms(m) for p, m in re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M)}
+    got["requests_per_s"] = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    got["non_2xx"] = float(bad.group(1)) if bad else 0.0
+    return got
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", default="quality", choices=["quality", "cold", "cost", "scale"])
+    p.add_argument("--part", default="quality",
+                   choices=["quality", "cold", "cost", "scale", "serve"])  # fmt: skip
+    p.add_argument("--duration", type=int, default=20, help="--part serve: seconds per wrk run")
     p.add_argument("--ties", default="input", choices=["input", "random"])
     p.add_argument("--rows", help="comma-separated row names to run (default: all)")
     p.add_argument("--no-peers", dest="peers", action="store_false")
