@@ -19,10 +19,13 @@ Rows
     defaults, early-stopped on valid NDCG@10 and scored on the train + valid sequence;
     ``ease`` and ``als`` with hyperparameters chosen on valid, then refitted on
     train + valid. Peers: RecBole 1.2.1 SASRec (CE, its default; BPR, one negative --
-    RecBole has no BCE; lmrec's ``loss="bce"`` row is the paper's loss), GRU4Rec (CE)
+    RecBole has no BCE), GRU4Rec (CE)
     and BERT4Rec in their own virtualenv (``benchmarks/peers/recbole_seq.py``), trained
     on exactly this split with their default hyperparameters, early-stopped on their
-    validation NDCG@10, scored by our code.
+    validation NDCG@10 (a run cut by the time budget reports its best epoch so far, and
+    the table says so), scored by our code; RecTools 0.19 SASRec with its defaults
+    (3 epochs, no early stopping, trained on train + valid, its own seen-item filter;
+    ``benchmarks/peers/rectools_sasrec.py``), its top-10 lists scored by our code.
 Cold items (``--part cold``)
     10% of the items (seeded) are "new": their interactions before the median timestamp
     are dropped, so they never occur in train; train = all other interactions before the
