@@ -251,19 +251,20 @@ def run_quality(args: argparse.Namespace) -> None:
     per_user, infos = {}, {}
     only = set(args.rows.split(",")) if args.rows else None
 
-    def add(name: str, run: object, lists: bool = False) -> None:
+    def add(name: str, run: object, lists: bool = False, keep: bool = True) -> None:
         """Run a row (or read its cached per-user metrics: rows can run in parallel
         processes with --rows, and a last run without --rows assembles the table)."""
         cache = work / f"row_{''.join(c if c.isalnum() else '_' for c in name)}.json"
-        if cache.exists():
+        if keep and cache.exists():
             saved = json.loads(cache.read_text())
             per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
             infos[name] = saved["info"]
-        elif only is None or name in only:
+        elif (not args.cached_only or not keep) and (only is None or name in only):
             scores, info = run()  # type: ignore[operator]
             per_user[name] = task.evaluate_lists(scores) if lists else task.evaluate(scores)
             infos[name] = info
-            cache.write_text(json.dumps({"per_user": {m: v.tolist() for m, v in
+            if keep:  # peers are read from their score files each time (cheap, never stale)
+                cache.write_text(json.dumps({"per_user": {m: v.tolist() for m, v in
                                                       per_user[name].items()},
                                          "info": info}, default=str))  # fmt: skip
         else:
@@ -281,11 +282,18 @@ def run_quality(args: argparse.Namespace) -> None:
     add("lmrec als", lambda: tuned_row(task, "als", grid))
     if args.peers:
         for name, (model, loss) in PEERS.items():
+            out = work / f"recbole_{model}_{loss}"
+            if args.cached_only and not any(
+                Path(f).exists() for f in (f"{out}.npz", f"{out}.partial.npz")
+            ):
+                continue
             add(name, lambda m=model, lo=loss: recbole_row(task, work, m, lo, args.peer_epochs,
-                                                           args.peer_stopping))  # fmt: skip
+                                                           args.peer_stopping), keep=False)  # fmt: skip
         for epochs in (3,):
+            if args.cached_only and not (work / f"rectools_SASRec_{epochs}.npz").exists():
+                continue
             add(f"RecTools SASRec ({epochs} epochs)",
-                lambda e=epochs: rectools_row(task, work, e), lists=True)  # fmt: skip
+                lambda e=epochs: rectools_row(task, work, e), lists=True, keep=False)  # fmt: skip
     pairs = [("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
              ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
              ("lmrec sasrec (id)", "lmrec ease")]  # fmt: skip
@@ -506,6 +514,8 @@ def main() -> None:
     p.add_argument("--ties", default="input", choices=["input", "random"])
     p.add_argument("--rows", help="comma-separated row names to run (default: all)")
     p.add_argument("--no-peers", dest="peers", action="store_false")
+    p.add_argument("--cached-only", action="store_true",
+                   help="assemble the table from rows already computed (run nothing)")  # fmt: skip
     p.add_argument("--peer-epochs", type=int, default=300)
     p.add_argument("--peer-stopping", type=int, default=10)
     p.add_argument("--sizes", default="1e6,3e6,1e7", help="--part scale: events per run")
