@@ -346,6 +346,8 @@ def run_cold(args: argparse.Namespace) -> None:
             per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
             infos[name] = saved["info"]
             continue
+        if args.rows and name not in args.rows.split(","):
+            continue
         model = create_model(model_name, params)
         if model_name == "sasrec":
             model.fit(inner.train, valid=inner.test)
