@@ -129,8 +129,9 @@ def test_known_user_scores_equal_their_sequence_scores(sasrec):
 
 
 def test_sequence_models_need_timestamps():
+    untimed = Dataset.from_frame(checkerboard().to_frame().drop(columns="timestamp"))
     with pytest.raises(DataError, match="--timestamp-col"):
-        SASRec(**TINY).fit(checkerboard())
+        SASRec(**TINY).fit(untimed)
 
 
 def test_text_needs_an_item_table():
