@@ -60,12 +60,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def markdown(frame) -> str:
     """A pipe table of ``frame`` (index first); floats with 4 decimals (no tabulate needed)."""
+
     def cell(v: object) -> str:
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
     head = [frame.index.name or "", *map(str, frame.columns)]
-    rows = [[str(i), *map(cell, r)]
-            for i, r in zip(frame.index, frame.itertuples(index=False), strict=True)]
+    rows = [
+        [str(i), *map(cell, r)]
+        for i, r in zip(frame.index, frame.itertuples(index=False), strict=True)
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 

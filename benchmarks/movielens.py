@@ -114,7 +114,9 @@ class ImplicitALS(_FactorAdapter):
     config_class = ImplicitALSConfig
     config: ImplicitALSConfig
 
-    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
+    def _fit(
+        self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None
+    ) -> None:
         from implicit.als import AlternatingLeastSquares
 
         c = self.config
@@ -148,7 +150,9 @@ class ImplicitBPR(_FactorAdapter):
     config_class = ImplicitBPRConfig
     config: ImplicitBPRConfig
 
-    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
+    def _fit(
+        self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None
+    ) -> None:
         from implicit.bpr import BayesianPersonalizedRanking
         from implicit.recommender_base import ModelFitError
 
@@ -192,7 +196,9 @@ class _ImplicitKNN(Recommender):
     def _make(self) -> Any:
         raise NotImplementedError
 
-    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
+    def _fit(
+        self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None
+    ) -> None:
         from implicit.utils import ParameterWarning
 
         model = self._make()
@@ -247,7 +253,9 @@ class NumpyEASE(Recommender):
     B_: np.ndarray | None = None
     X_: sp.csr_matrix | None = None
 
-    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
+    def _fit(
+        self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None
+    ) -> None:
         x = _binary(dataset).astype(np.float64)
         g = (x.T @ x).toarray()
         g[np.diag_indices_from(g)] += self.config.l2
@@ -281,7 +289,9 @@ class LightFMWarp(Recommender):
     item_emb_: np.ndarray | None = None
     item_bias_: np.ndarray | None = None
 
-    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
+    def _fit(
+        self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None
+    ) -> None:
         from lightfm import LightFM
 
         c = self.config

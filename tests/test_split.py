@@ -102,11 +102,13 @@ def assert_partition(ds: Dataset, split: Split) -> None:
 
 
 def per_user(ds: Dataset) -> dict[str, list[tuple[str, float, int]]]:
-    """Rows of each external user as (item, timestamp, row position), in time order, ties by row."""
+    """Rows of each external user as (item, timestamp, row position), in time order, ties by
+    input row (the ``order`` column; the stored row without it)."""
     f = ds.to_frame()
     ts = f["timestamp"] if "timestamp" in f else pd.Series(np.zeros(len(f)))
+    rows_at = ds.column("order") if ds.has_input_order else range(len(f))
     out: dict[str, list[tuple[str, float, int]]] = {}
-    for pos, (u, i, t) in enumerate(zip(f["user"], f["item"], ts, strict=True)):
+    for pos, u, i, t in zip(rows_at, f["user"], f["item"], ts, strict=True):
         out.setdefault(u, []).append((i, float(t), pos))
     for rows in out.values():
         rows.sort(key=lambda r: (r[1], r[2]))

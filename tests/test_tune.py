@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lmrec.data.dataset import Dataset
 from lmrec.data.split import random_split
 from lmrec.errors import ConfigError
 from lmrec.testing import checkerboard
@@ -22,7 +23,9 @@ EASE_SPACE = {"l2": ("float_log", 1.0, 1000.0)}
 
 @pytest.fixture(scope="module")
 def split():
-    return random_split(checkerboard(), ratios=(0.6, 0.2, 0.2), seed=2026)
+    data = checkerboard()  # without its timestamps: time-decay trials must fail here
+    untimed = Dataset.from_frame(data.to_frame().drop(columns="timestamp"), items=data.items)
+    return random_split(untimed, ratios=(0.6, 0.2, 0.2), seed=2026)
 
 
 def _in_space(value, spec) -> bool:

@@ -35,8 +35,10 @@ def test_needs_item_table():
 
 
 def test_recency_needs_timestamps():
+    data = checkerboard()
+    untimed = Dataset.from_frame(data.to_frame().drop(columns="timestamp"), items=data.items)
     with pytest.raises(ConfigError, match="timestamps"):
-        ContentModel(profile="recency").fit(checkerboard())
+        ContentModel(profile="recency").fit(untimed)
 
 
 def test_unknown_template_field_lists_columns():

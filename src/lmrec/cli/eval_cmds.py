@@ -208,6 +208,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cls = get_model_class(m)
         build_config(cls.config_class, params[m])
     names = metric_names(args)
+    from lmrec.cli.model_cmds import check_timestamps_for
+
+    check_timestamps_for(args, models)
     train, test = _compare_inputs(args)
     table, _ = run_comparison(train, test, models, params, names)
     _print_table(table, args.format)

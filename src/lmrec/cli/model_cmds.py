@@ -127,10 +127,30 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from e
 
 
+def check_timestamps_for(args: argparse.Namespace, models: list[str]) -> None:
+    """Refuse, before reading any data, sequence models on a file read without timestamps."""
+    from lmrec.models.capabilities import SequenceModel, supports
+    from lmrec.models.registry import get_model_class
+
+    data = getattr(args, "data", None) or getattr(args, "train", None)
+    if data is None or getattr(args, "timestamp_col", None) is not None:
+        return
+    if (Path(data) / "dataset.json").is_file():  # a saved data set knows its columns
+        return
+    for name in models:
+        if supports(get_model_class(name), SequenceModel):
+            raise ConfigError(
+                f"--model {name} reads each user's history in time order, so it needs the "
+                "timestamp column of the interaction file: pass --timestamp-col COLUMN "
+                "(epoch seconds or dates)."
+            )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from lmrec.models import create_model
 
     out = check_output(args.out, args.force, is_dir=True)
+    check_timestamps_for(args, [args.model])
     params = dist_cmds.scaling_params(args, args.model, model_params(args, args.model))
     start = time.perf_counter()
     if args.engine == "spark":

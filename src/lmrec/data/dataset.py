@@ -20,6 +20,7 @@ INTERACTION_COLUMNS = {
     "weight": np.float32,
     "rating": np.float32,
     "timestamp": np.float64,
+    "order": np.int64,
 }
 _REQUIRED = ("user_idx", "item_idx", "weight")
 DATASET_FORMAT_VERSION = 1
@@ -30,7 +31,10 @@ class Dataset:
 
     One row per (user, item) pair. ``weight`` is what models learn from (1.0 unless the
     input named a weight column); ``rating`` and ``timestamp`` are kept when the input
-    had them. ``items`` and ``users`` are optional attribute tables indexed by external
+    had them. ``order`` (kept with timestamps) is each row's position in the input, so
+    that interactions with equal timestamps keep their input order in time-ordered
+    views (sequences, temporal splits) although rows are stored in CSR order.
+    ``items`` and ``users`` are optional attribute tables indexed by external
     id, aligned with the id maps (rows of ids without attributes are NaN).
 
     A ``Dataset`` is immutable: derived data sets (splits, subsets) share its id maps,
@@ -40,7 +44,8 @@ class Dataset:
     ----------
     interactions : DataFrame
         Columns ``user_idx``, ``item_idx``, ``weight`` and optionally ``rating``,
-        ``timestamp`` (seconds since the epoch). Copied, never mutated.
+        ``timestamp`` (seconds since the epoch), ``order`` (input position, the
+        tie-breaker among equal timestamps). Copied, never mutated.
     user_ids, item_ids : IdMap
         The id universes. Items only in the catalog belong to ``item_ids`` too
         (they can be recommended: the cold-start case).
@@ -115,6 +120,7 @@ class Dataset:
         *,
         rating: np.ndarray | None = None,
         timestamp: np.ndarray | None = None,
+        order: np.ndarray | None = None,
         items: pd.DataFrame | None = None,
         users: pd.DataFrame | None = None,
         name: str = "dataset",
@@ -150,6 +156,8 @@ class Dataset:
             cols["rating"] = np.ascontiguousarray(rating, dtype=np.float32)
         if timestamp is not None:
             cols["timestamp"] = np.ascontiguousarray(timestamp, dtype=np.float64)
+        if order is not None:
+            cols["order"] = np.ascontiguousarray(order, dtype=np.int64)
         n = len(cols["item_idx"])
         for c, values in cols.items():
             if values.ndim != 1 or len(values) != n:
@@ -185,7 +193,8 @@ class Dataset:
         """Build a data set from a canonical frame with external ids.
 
         ``frame`` has columns ``user``, ``item`` and optionally ``weight``, ``rating``,
-        ``timestamp``; (user, item) pairs must be unique (:func:`lmrec.data.read_interactions`
+        ``timestamp``; with timestamps each row's position in ``frame`` is kept as the
+        ``order`` column (ties in time keep the input order); (user, item) pairs must be unique (:func:`lmrec.data.read_interactions`
         resolves duplicates by policy before this point). Id maps are built from the
         sorted distinct ids of the frame and the attribute tables unless given.
         """
@@ -213,6 +222,7 @@ class Dataset:
             out["rating"] = frame["rating"].to_numpy()
         if "timestamp" in frame:
             out["timestamp"] = _epoch_seconds(frame["timestamp"])
+            out["order"] = np.arange(len(frame), dtype=np.int64)
         if out.duplicated(["user_idx", "item_idx"]).any():
             raise DataError(
                 "Interaction frame has duplicate (user, item) pairs; read it with "
@@ -251,6 +261,11 @@ class Dataset:
     def has_timestamps(self) -> bool:
         """Whether interactions carry timestamps."""
         return "timestamp" in self._interactions
+
+    @property
+    def has_input_order(self) -> bool:
+        """Whether interactions carry their input position (``order``: ties in time keep it)."""
+        return "order" in self._interactions
 
     @property
     def has_ratings(self) -> bool:
@@ -411,7 +426,7 @@ class Dataset:
         if len(u) and _non_decreasing(u) and u[0] >= 0 and u[-1] < len(user_ids):
             # Files written by save() are in CSR order: adopt the columns without copies.
             indptr = np.searchsorted(u, np.arange(len(user_ids) + 1), side="left")
-            extra = {c: cols[c] for c in ("rating", "timestamp") if c in cols}
+            extra = {c: cols[c] for c in ("rating", "timestamp", "order") if c in cols}
             try:
                 return cls.from_csr(
                     indptr, cols["item_idx"], cols["weight"], user_ids, item_ids, **extra, **kw

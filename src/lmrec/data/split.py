@@ -22,7 +22,8 @@ Randomness
     records it in :attr:`Split.seed`, so every split can be reproduced.
 Time
     Timestamps must all be present (no NaN). Of two rows with the same timestamp the
-    later row counts as the later interaction. In :func:`global_temporal_split`, rows
+    later row *of the input* counts as the later interaction (the data set's ``order``
+    column; without it, the later stored row). In :func:`global_temporal_split`, rows
     tied at a cut go to the later part.
 """
 
@@ -225,9 +226,12 @@ def _random_order(dataset: Dataset, rng: np.random.Generator) -> np.ndarray:
     return canonical[np.argsort(users[canonical] * len(users) + rank)]
 
 
-def _temporal_order(users: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Row positions grouped by ascending user, oldest first. lexsort is stable, so rows
-    tied in time keep their order: the later row counts as later."""
+def _temporal_order(users: np.ndarray, ts: np.ndarray, dataset: Dataset) -> np.ndarray:
+    """Row positions grouped by ascending user, oldest first. Rows tied in time keep
+    their input order (the ``order`` column; lexsort is stable, so without it the
+    stored order): the later row counts as later."""
+    if dataset.has_input_order:
+        return np.lexsort((dataset.column("order"), ts, users))
     return np.lexsort((ts, users))
 
 
@@ -541,7 +545,7 @@ def user_temporal_split(dataset: Dataset, *, test_fraction: float | None = None,
     active = counts > 0
     n_test = _floor_share(counts, t_frac) if t_frac is not None else np.where(active, t_n, 0)
     n_valid = _floor_share(counts, v_frac) if v_frac is not None else np.where(active, v_n or 0, 0)
-    part, kept = _holdout_last(users, _temporal_order(users, ts), counts, n_test, n_valid,
+    part, kept = _holdout_last(users, _temporal_order(users, ts, dataset), counts, n_test, n_valid,
                                min_train)
     given = {"test_fraction": t_frac, "test_n": t_n, "valid_fraction": v_frac, "valid_n": v_n}
     params = [f"{k}={v:g}" for k, v in given.items() if v is not None]
@@ -590,7 +594,8 @@ def leave_one_out_split(dataset: Dataset, *, valid: bool = True, seed: SeedLike 
     users, counts = dataset.column("user_idx"), dataset.user_counts()
     one = (counts > 0).astype(np.int64)
     if dataset.has_timestamps:
-        order, recorded, how = _temporal_order(users, _timestamps(dataset, func)), None, "latest"
+        ts = _timestamps(dataset, func)
+        order, recorded, how = _temporal_order(users, ts, dataset), None, "latest"
         notes = ["the latest interaction of each user (by timestamp; ties: the later row) is "
                  "test" + (", the one before is valid" if valid else "")]
     else:
@@ -728,7 +733,7 @@ def cold_start_users_split(dataset: Dataset, *, user_fraction: float = 0.2,
     notes += [f"{len(valid_users)} other users held out to valid"] if len(valid_users) else []
     if n_known > 0:
         if dataset.has_timestamps:
-            order = _temporal_order(users, _timestamps(dataset, func))
+            order = _temporal_order(users, _timestamps(dataset, func), dataset)
             how = "earliest (by timestamp; ties: the earlier row)"
         else:  # drawn after the users, so the users do not depend on n_known
             order, how = _random_order(dataset, rng), "randomly drawn (no timestamps)"

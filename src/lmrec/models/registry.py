@@ -32,6 +32,8 @@ _BUILTINS: dict[str, str] = {
     "twotower": "lmrec.models.twotower:TwoTower",
     "text2cf": "lmrec.models.text2cf:Text2CF",
     "text_ease": "lmrec.models.text_ease:TextEASE",
+    "sasrec": "lmrec.models.seq.sasrec:SASRec",
+    "gru4rec": "lmrec.models.seq.gru4rec:GRU4Rec",
     "ranker": "lmrec.ranker.model:LMRanker",
     "pipeline": "lmrec.ranker.pipeline:RetrieveRerank",
 }

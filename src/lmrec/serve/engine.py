@@ -11,7 +11,9 @@ Paths, fastest first:
     index, used for large catalogs when no candidate filter is given).
 ``fold-in``
     A user with new positive feedback, or an anonymous session, on a model that folds
-    in: scores of the history (training row + new items) through ``score_history``.
+    in: scores of the history (training row + new items) through ``score_history``; a
+    sequence model reads it in order (its training sequence, then the new items in
+    feedback order; a session in the order of its ``items``) through ``score_sequences``.
 ``co-occurrence`` (fallback)
     The same, for models that cannot fold in: summed cosine similarity of item columns.
 ``popularity`` (fallback)
@@ -30,7 +32,7 @@ import numpy as np
 
 from lmrec.serve.model_store import LoadedModel
 from lmrec.serve.online import LRUCache, OnlineOverlay
-from lmrec.serve.scoring import history_matrix, leave_one_out, score_history, top_from_scores
+from lmrec.serve.scoring import leave_one_out, score_sequence, top_from_scores, user_history
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,8 @@ class Engine:
         cand: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray, str, bool]:
         """Fold-in (or co-occurrence) scores of one history, top-k after exclusion."""
-        if lm.fold_in:
-            scores = score_history(lm.model, history_matrix([hist], lm.n_items))[0]
+        if lm.fold_in:  # a sequence model reads hist in its order (scoring.score_sequence)
+            scores = score_sequence(lm.model, hist)
             strategy, fallback = "fold-in", False
         else:
             scores = lm.cooc.similarity(hist).sum(axis=0)
@@ -166,7 +168,7 @@ class Engine:
             strategy = "ann" if lm.ann is not None and cand is None else "model"
             result = RecList(items[ok][:k], vals[ok][:k], strategy, False)
         elif len(new_pos) or seen_row is not None:
-            hist = new_pos if seen_row is None else np.union1d(seen_row, new_pos)
+            hist = user_history(lm.model, uidx, new_pos)  # sequence models: feedback last
             drop = np.union1d(excl, hist) if exclude_seen else excl
             items, vals, strategy, fallback = self._scored(lm, hist, k, drop, cand)
             result = RecList(items, vals, strategy, fallback)
@@ -199,7 +201,7 @@ class Engine:
         exclude_seen: bool,
     ) -> RecList:
         """Top-``k`` for an anonymous session given as a list of item ids."""
-        hist = np.unique(self.indices(lm, item_ids))
+        hist = user_history(lm.model, None, self.indices(lm, item_ids))  # in order if it matters
         excl = self.indices(lm, exclude_ids)
         cand = None if candidate_ids is None else self.indices(lm, candidate_ids)
         key = (
@@ -240,14 +242,10 @@ class Engine:
     def history(self, lm: LoadedModel, user: str | None, item_ids: list[str] | None) -> np.ndarray:
         """Dense history of a user (training row + positive feedback) or of a session."""
         if user is None:
-            return np.unique(self.indices(lm, item_ids))
+            return user_history(lm.model, None, self.indices(lm, item_ids))
         fb = self.overlay.get(user)
         hist = self.indices(lm, fb.positive) if fb.items else np.empty(0, np.int64)
-        uidx = lm.user_index.get(user)
-        if uidx is not None:
-            seen = lm.model.seen_
-            hist = np.union1d(seen.indices[seen.indptr[uidx] : seen.indptr[uidx + 1]], hist)  # type: ignore[union-attr]
-        return np.unique(hist)
+        return user_history(lm.model, lm.user_index.get(user), hist)
 
     def explain(self, lm: LoadedModel, hist: np.ndarray, item: int, n: int) -> Explanation:
         """The ``n`` history items that contributed most to ``item``'s score."""
@@ -256,7 +254,7 @@ class Engine:
             return Explanation(item_id, None, [], "popularity", True)
         if lm.fold_in:
             weights = leave_one_out(lm.model, hist, item)
-            score = float(score_history(lm.model, history_matrix([hist], lm.n_items))[0, item])
+            score = float(score_sequence(lm.model, hist)[item])
             method = "leave-one-out"
         else:
             weights = lm.cooc.similarity(np.array([item]))[0, hist]

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, history_matrix
-from lmrec.models.capabilities import FoldInModel, supports
+from lmrec.models.capabilities import FoldInModel, SequenceModel, supports
 from lmrec.ops.topk import topk
 
 
@@ -32,8 +32,40 @@ def score_history(model: Recommender, history: sp.csr_matrix) -> np.ndarray:
 
 
 def supports_fold_in(model: Recommender) -> bool:
-    """Whether ``model`` declares it can score a history given at request time."""
-    return supports(model, FoldInModel)
+    """Whether ``model`` declares it can score a history given at request time
+    (as a set, :class:`FoldInModel`, or in order, :class:`SequenceModel`)."""
+    return supports(model, FoldInModel) or supports(model, SequenceModel)
+
+
+def score_sequence(model: Recommender, items: np.ndarray) -> np.ndarray:
+    """Scores (float32, (n_items,)) after one history of dense item indices, oldest first.
+
+    A :class:`SequenceModel` reads it in that order (a session as the client sent it, or a
+    user's training sequence extended by fresh feedback); a :class:`FoldInModel` reads
+    it as a set.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    if supports(model, SequenceModel):
+        return np.array(model.score_sequences([items])[0], dtype=np.float32, copy=True)  # type: ignore[attr-defined]
+    return score_history(model, history_matrix([items], model.n_items))[0]
+
+
+def user_history(model: Recommender, user_idx: int | None, new_items: np.ndarray) -> np.ndarray:
+    """A user's history extended by ``new_items`` (dense indices, in feedback order).
+
+    For a :class:`SequenceModel` the user's training sequence, in order, followed by the
+    new items (an item seen again moves to the end); for other models the training items
+    and the new ones, sorted (a set).
+    """
+    new_items = np.asarray(new_items, dtype=np.int64)
+    if user_idx is None:
+        return new_items if supports(model, SequenceModel) else np.unique(new_items)
+    if supports(model, SequenceModel):
+        past = np.asarray(model.user_sequence(user_idx), dtype=np.int64)  # type: ignore[attr-defined]
+        return np.concatenate([past[~np.isin(past, new_items)], new_items])
+    seen = model.seen_
+    row = seen.indices[seen.indptr[user_idx] : seen.indptr[user_idx + 1]]  # type: ignore[union-attr]
+    return np.union1d(row, new_items)
 
 
 @dataclass(frozen=True)
@@ -92,6 +124,13 @@ def leave_one_out(
     removing the interaction from the fold-in solve.
     """
     history = np.asarray(history, dtype=np.int64)
+    if supports(model, SequenceModel):  # order matters: drop one item, keep the others' order
+        rows = [history] + [np.delete(history, j) for j in range(len(history))]
+        scores = np.concatenate([
+            np.asarray(model.score_sequences(rows[s : s + block]))[:, item]  # type: ignore[attr-defined]
+            for s in range(0, len(rows), block)
+        ])  # fmt: skip
+        return (scores[0] - scores[1:]).astype(np.float32)
     full = score_history(model, history_matrix([history], model.n_items))[0, item]
     out = np.empty(len(history), np.float32)
     for start in range(0, len(history), block):  # bounds memory to block x n_items

@@ -26,6 +26,8 @@ def checkerboard(
 ) -> Dataset:
     """Two disjoint communities: even users like even items, odd users like odd items.
 
+    Rows carry timestamps in row order (0, 1, 2, ...), so sequence models read them too.
+
     Every user leaves out some items of their own group, which a sensible model
     recommends before any item of the other group.
     """
@@ -40,6 +42,7 @@ def checkerboard(
             chosen = own[:1]
         rows += [(f"u{u}", f"i{i}") for i in chosen]
     frame = pd.DataFrame(rows, columns=["user", "item"])
+    frame["timestamp"] = np.arange(len(frame), dtype=np.float64)  # for the sequence models
     items = pd.DataFrame(
         {"title": [f"item {i}" for i in range(n_items)],
          "genres": ["Even" if i % 2 == 0 else "Odd" for i in range(n_items)]},

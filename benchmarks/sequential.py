@@ -1,0 +1,532 @@
+"""Sequence models on MovieLens-100K leave-one-out: lmrec vs. RecBole, one evaluation for all.
+
+Protocol (issue 19)
+    MovieLens-100K (the built-in copy), each user's history in time order. The tie rule:
+    ratings with equal timestamps (about half of consecutive ones) keep the order of the
+    rows in the input file (``--ties input``, the default); ``--ties random`` shuffles the
+    input rows with a fixed seed first, so the order among tied ratings is random and no
+    model profits from id order. Leave-one-out: each user's last item is test, the
+    second-to-last valid, the rest train (users with fewer than 3 ratings keep all in
+    train). Test: full ranking over all 1,682 items, the user's train and valid items
+    excluded, history = train + valid (what every model sees for the test step);
+    NDCG@10 and HR@10, ties among scores by item index (``lmrec.ops.topk``).
+One evaluation code for every row
+    Every row produces a score matrix (users x items) for the test step; one function
+    masks, ranks and scores it with ``lmrec.eval.metrics``; CIs and paired differences
+    are percentile bootstraps over users (1,000 resamples, seed 0).
+Rows
+    lmrec ``sasrec`` (item_repr ``id``, ``text``, ``id+text``) and ``gru4rec`` with their
+    defaults, early-stopped on valid NDCG@10 and scored on the train + valid sequence;
+    ``ease`` and ``als`` with hyperparameters chosen on valid, then refitted on
+    train + valid. Peers: RecBole 1.2.1 SASRec (CE, its default; BPR, one negative --
+    RecBole has no BCE), GRU4Rec (CE)
+    and BERT4Rec in their own virtualenv (``benchmarks/peers/recbole_seq.py``), trained
+    on exactly this split with their default hyperparameters, early-stopped on their
+    validation NDCG@10 (a run cut by the time budget reports its best epoch so far, and
+    the table says so), scored by our code; RecTools 0.19 SASRec with its defaults
+    (3 epochs, no early stopping, trained on train + valid, its own seen-item filter;
+    ``benchmarks/peers/rectools_sasrec.py``), its top-10 lists scored by our code.
+Cold items (``--part cold``)
+    10% of the items (seeded) are "new": their interactions before the median timestamp
+    are dropped, so they never occur in train; train = all other interactions before the
+    cut. Each user with a training history ranks only the new items; truth = the user's
+    interactions with them after the cut. Rows: sasrec ``text``, ``id+text``, ``text2cf``.
+Cost (``--part cost``, under flock)
+    Seconds to the best validation epoch of sasrec (id) and the top-20 lists of all
+    943 users; reported as ratios to an EASE fit measured in the same run.
+Serving (``--part serve``, under flock)
+    ``lmrec serve`` (one worker, no auth, list cache off so every request is scored) of
+    sasrec and, as the same-run reference, EASE (a session through ``score_history``);
+    wrk (C) posts 2,000 distinct 50-item sessions (k=20) over 1 and 2 connections for
+    ``--duration`` s each: p50/p99 latency and requests/s.
+Scale (``--part scale``)
+    One sasrec epoch (``loss="sampled"``, ``max_len=50``) on synthetic logs of 1M, 3M and
+    10M events (``lmrec.data.synthetic``): examples/s and seconds per epoch vs events.
+
+Commands::
+
+    benchmarks/peers/setup.sh                       # RecBole's virtualenv, once
+    .venv/bin/python benchmarks/sequential.py --part quality --ties input
+    .venv/bin/python benchmarks/sequential.py --part quality --ties random
+    .venv/bin/python benchmarks/sequential.py --part cold
+    flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part cost
+    flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part scale
+    flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part serve
+
+Results go to ``benchmarks/results/sequential_*.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from lmrec.data import Dataset, leave_one_out_split
+from lmrec.data.sequences import user_sequences
+from lmrec.data.sources import load_builtin
+from lmrec.eval.bootstrap import bootstrap_ci, paired_bootstrap_diff
+from lmrec.eval.metrics import compute_ranking_metrics
+from lmrec.models import create_model
+from lmrec.models.validation import validation_metric
+from lmrec.ops.topk import mask_rows, topk
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+PEER_PY = Path(os.environ.get("RECBOLE_PYTHON", "/tmp/seqpeers/recbole-venv/bin/python"))
+RECTOOLS_PY = Path(os.environ.get("RECTOOLS_PYTHON", "/tmp/seqpeers/rectools-venv/bin/python"))
+METRICS = ["ndcg@10", "hit_rate@10"]
+SEED = 2026
+LMREC_ROWS = {
+    "lmrec sasrec (id)": ("sasrec", {"item_repr": "id"}),
+    "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
+    "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
+    "lmrec gru4rec (id)": ("gru4rec", {"item_repr": "id"}),
+}
+PEERS = {
+    "RecBole SASRec (CE)": ("SASRec", "CE"),
+    "RecBole SASRec (BPR, 1 neg)": ("SASRec", "BPR"),
+    "RecBole GRU4Rec (CE)": ("GRU4Rec", "CE"),
+    "RecBole BERT4Rec": ("BERT4Rec", "CE"),
+}
+
+
+# ---------------------------------------------------------------------- data
+def movielens(ties: str) -> Dataset:
+    """ML-100K with the input rows in file order, or shuffled (seeded) for ``ties="random"``."""
+    ds = load_builtin("ml-100k")
+    frame = ds.to_frame().iloc[np.argsort(ds.column("order"), kind="stable")]
+    if ties == "random":
+        frame = frame.iloc[np.random.default_rng(SEED).permutation(len(frame))]
+    return Dataset.from_frame(frame.reset_index(drop=True), items=ds.items, users=ds.users,
+                              name=f"ml-100k/{ties}")  # fmt: skip
+
+
+class Task:
+    """The leave-one-out split and what the shared evaluation needs."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        self.split = leave_one_out_split(ds)
+        self.train_valid = self.split.train.concat(self.split.valid, name="train+valid")
+        self.history = user_sequences(self.train_valid)
+        self.seen = self.train_valid.matrix
+        test = self.split.test
+        self.users = np.flatnonzero(test.user_counts() > 0)
+        self.truth = sp.csr_matrix(test.matrix[self.users])
+        self.truth.data[:] = 1.0
+
+    def evaluate(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-user metrics of a (n_users, n_items) test-step score matrix (the one evaluation)."""
+        block = np.array(scores[self.users], dtype=np.float32, copy=True)
+        block[~np.isfinite(block)] = -np.inf
+        mask_rows(block, self.seen[self.users])
+        recs, _ = topk(block, 10)
+        return self.evaluate_lists(recs)
+
+    def evaluate_lists(self, recs: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-user metrics of top-10 index lists of the test users (-1 padded)."""
+        _, per_user = compute_ranking_metrics(recs, self.truth, METRICS, n_items=self.ds.n_items)
+        return per_user
+
+    def export_for_recbole(self, directory: Path) -> Path:
+        """``seq.inter``: every interaction, timestamp = rank in lmrec's order of the user."""
+        d = directory / "seq"
+        d.mkdir(parents=True, exist_ok=True)
+        full = user_sequences(self.ds)
+        lengths = full.lengths()
+        users = np.repeat(np.arange(len(lengths)), lengths)
+        rank = np.arange(len(users)) - np.repeat(full.indptr[:-1], lengths)
+        frame = pd.DataFrame({
+            "user_id:token": self.ds.user_ids.lookup(users).astype(str),
+            "item_id:token": self.ds.item_ids.lookup(full.items).astype(str),
+            "timestamp:float": rank.astype(float),
+        })  # fmt: skip
+        frame.to_csv(d / "seq.inter", sep="\t", index=False)
+        return directory
+
+
+# ---------------------------------------------------------------------- rows
+def lmrec_sequence_row(task: Task, model_name: str, params: dict) -> tuple[np.ndarray, dict]:
+    model = create_model(model_name, {"seed": 0, **params})
+    start = time.perf_counter()
+    model.fit(task.split.train, valid=task.split.valid)
+    seconds = time.perf_counter() - start
+    scores = model.score_sequences(task.history.rows(np.arange(task.ds.n_users)))
+    info = {"fit_seconds": seconds, "best_epoch": model.best_epoch_,
+            "epochs": len(model.history_),
+            "valid_ndcg@10": max(h.get("valid_ndcg@10", 0) for h in model.history_)}  # fmt: skip
+    return scores, info
+
+
+def tuned_row(task: Task, model_name: str, grid: list[dict]) -> tuple[np.ndarray, dict]:
+    """Pick hyperparameters on valid (fit on train), refit on train + valid, score known users."""
+    best, best_params = -1.0, grid[0]
+    for params in grid:
+        m = create_model(model_name, params).fit(task.split.train)
+        value = validation_metric(m, task.split.valid, "ndcg@10")
+        if value > best:
+            best, best_params = value, params
+    model = create_model(model_name, best_params).fit(task.train_valid)
+    scores = model.score(model.user_ids_.ids)
+    return scores, {"params": best_params, "valid_ndcg@10": best}
+
+
+def recbole_row(task: Task, work: Path, model: str, loss: str, epochs: int,
+                stopping: int) -> tuple[np.ndarray, dict]:  # fmt: skip
+    out = work / f"recbole_{model}_{loss}"
+    found = [f for f in (f"{out}.npz", f"{out}.partial.npz") if Path(f).exists()]
+    if not found:  # (a .partial.npz holds the best epoch so far of a run cut short)
+        cmd = [str(PEER_PY), str(HERE / "peers" / "recbole_seq.py"), str(work), model, loss,
+               str(out), "--epochs", str(epochs), "--stopping-step", str(stopping)]  # fmt: skip
+        subprocess.run(cmd, check=True)
+        found = [f"{out}.npz"]
+    z = np.load(found[0])
+    scores = np.full((task.ds.n_users, task.ds.n_items), -np.inf, np.float32)
+    rows = task.ds.user_ids.index(z["users"].astype(object), on_unknown="raise")
+    cols = task.ds.item_ids.index(z["items"].astype(object), on_unknown="raise")
+    scores[np.ix_(rows, cols)] = z["scores"]
+    return scores, json.loads(str(z["meta"]))
+
+
+def rectools_row(task: Task, work: Path, epochs: int) -> tuple[np.ndarray, dict]:
+    """RecTools' SASRec top-10 lists (seen items filtered by RecTools), as index lists."""
+    out = work / f"rectools_SASRec_{epochs}"
+    if not Path(f"{out}.npz").exists():
+        cmd = [str(RECTOOLS_PY), str(HERE / "peers" / "rectools_sasrec.py"), str(work), str(out),
+               "--epochs", str(epochs)]  # fmt: skip
+        subprocess.run(cmd, check=True)
+    z = np.load(f"{out}.npz")
+    rows = task.ds.user_ids.index(z["users"].astype(object), on_unknown="raise")
+    lists = np.full((task.ds.n_users, 10), -1, np.int64)
+    for r, items in zip(rows, z["items"], strict=True):
+        idx = task.ds.item_ids.index(items[items != ""].astype(object), on_unknown="ignore")
+        lists[r, : len(idx)] = idx
+    return lists, json.loads(str(z["meta"]))
+
+
+# ---------------------------------------------------------------------- report
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub table (floats with 4 decimals) without the optional ``tabulate``."""
+    cols = [table.index.name or "", *table.columns]
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for name, row in table.iterrows():
+        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join([str(name), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def summarise(per_user: dict[str, dict[str, np.ndarray]], infos: dict[str, dict],
+              pairs: list[tuple[str, str]]) -> tuple[pd.DataFrame, list[dict]]:  # fmt: skip
+    rows = []
+    for name, pu in per_user.items():
+        mean, lo, hi = bootstrap_ci(pu["ndcg@10"], n_resamples=1000, seed=0)
+        rows.append({"model": name, "ndcg@10": mean, "ndcg@10 ci": f"[{lo:.4f}, {hi:.4f}]",
+                     "hit_rate@10": float(np.mean(pu["hit_rate@10"])),
+                     "best_epoch": infos[name].get("best_epoch"),
+                     "fit_s": infos[name].get("fit_seconds", infos[name].get("seconds"))})  # fmt: skip
+    table = pd.DataFrame(rows).set_index("model")
+    diffs = []
+    for a, b in pairs:
+        if a in per_user and b in per_user:
+            d = paired_bootstrap_diff(per_user[a]["ndcg@10"], per_user[b]["ndcg@10"],
+                                      n_resamples=1000, seed=0)  # fmt: skip
+            ratio = float(np.mean(per_user[a]["ndcg@10"]) / np.mean(per_user[b]["ndcg@10"]))
+            diffs.append({"a": a, "b": b, "ratio": ratio, **d})
+    return table, diffs
+
+
+def run_quality(args: argparse.Namespace) -> None:
+    task = Task(movielens(args.ties))
+    work = RESULTS / f"sequential_work_{args.ties}"
+    task.export_for_recbole(work)
+    per_user, infos = {}, {}
+    only = set(args.rows.split(",")) if args.rows else None
+
+    def add(name: str, run: object, lists: bool = False, keep: bool = True) -> None:
+        """Run a row (or read its cached per-user metrics: rows can run in parallel
+        processes with --rows, and a last run without --rows assembles the table)."""
+        cache = work / f"row_{''.join(c if c.isalnum() else '_' for c in name)}.json"
+        if keep and cache.exists():
+            saved = json.loads(cache.read_text())
+            per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
+            infos[name] = saved["info"]
+        elif (not args.cached_only or not keep) and (only is None or name in only):
+            scores, info = run()  # type: ignore[operator]
+            per_user[name] = task.evaluate_lists(scores) if lists else task.evaluate(scores)
+            infos[name] = info
+            if keep:  # peers are read from their score files each time (cheap, never stale)
+                cache.write_text(json.dumps({"per_user": {m: v.tolist() for m, v in
+                                                      per_user[name].items()},
+                                         "info": info}, default=str))  # fmt: skip
+        else:
+            return
+        print(f"{name:32s} ndcg@10={np.mean(per_user[name]['ndcg@10']):.4f} {infos[name]}",
+              flush=True)  # fmt: skip
+
+    for name, (model, params) in LMREC_ROWS.items():
+        add(name, lambda m=model, p=params: lmrec_sequence_row(task, m, p))
+    add(
+        "lmrec ease", lambda: tuned_row(task, "ease", [{"l2": v} for v in (50, 100, 200, 400, 800)])
+    )
+    grid = [{"factors": f, "regularization": r, "alpha": a, "seed": 0}
+            for f in (64, 128) for r in (0.01, 0.1) for a in (1.0, 5.0)]  # fmt: skip
+    add("lmrec als", lambda: tuned_row(task, "als", grid))
+    if args.peers:
+        for name, (model, loss) in PEERS.items():
+            out = work / f"recbole_{model}_{loss}"
+            if args.cached_only and not any(
+                Path(f).exists() for f in (f"{out}.npz", f"{out}.partial.npz")
+            ):
+                continue
+            add(name, lambda m=model, lo=loss: recbole_row(task, work, m, lo, args.peer_epochs,
+                                                           args.peer_stopping), keep=False)  # fmt: skip
+        for epochs in (3,):
+            if args.cached_only and not (work / f"rectools_SASRec_{epochs}.npz").exists():
+                continue
+            add(f"RecTools SASRec ({epochs} epochs)",
+                lambda e=epochs: rectools_row(task, work, e), lists=True, keep=False)  # fmt: skip
+    pairs = [("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
+             ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
+             ("lmrec sasrec (id)", "lmrec ease")]  # fmt: skip
+    table, diffs = summarise(per_user, infos, pairs)
+    stem = RESULTS / f"sequential_{args.ties}"
+    np.savez_compressed(f"{stem}_per_user.npz",
+                        **{k: v["ndcg@10"] for k, v in per_user.items()})  # fmt: skip
+    stem.with_suffix(".json").write_text(json.dumps(
+        {"ties": args.ties, "table": table.reset_index().to_dict("records"), "diffs": diffs,
+         "infos": infos}, indent=2, default=str))  # fmt: skip
+    md = markdown(table) + "\n\n" + "\n".join(
+        f"- {d['a']} / {d['b']}: ratio {d['ratio']:.3f}, diff {d['mean_diff']:+.4f} "
+        f"[{d['low']:+.4f}, {d['high']:+.4f}]" for d in diffs)  # fmt: skip
+    stem.with_suffix(".md").write_text(md + "\n")
+    print(md)
+
+
+def run_cold(args: argparse.Namespace) -> None:
+    """Cold items: 10% of items appear only after the median time; rank only them."""
+    ds = movielens("input")
+    ts, items = ds.column("timestamp"), ds.column("item_idx")
+    cut = float(np.median(ts))
+    active = np.flatnonzero(ds.item_counts() > 0)
+    new = np.random.default_rng(SEED).choice(active, size=len(active) // 10, replace=False)
+    is_new = np.zeros(ds.n_items, bool)
+    is_new[new] = True
+    train = ds.subset((ts < cut) & ~is_new[items], name="cold-train")
+    test = ds.subset((ts >= cut) & is_new[items], name="cold-test")
+    users = np.flatnonzero((train.user_counts() > 0) & (test.user_counts() > 0))
+    truth = sp.csr_matrix(test.matrix[users])
+    truth.data[:] = 1.0
+    history = user_sequences(train)
+    inner = leave_one_out_split(train, valid=False)  # last train item of each user: valid
+    per_user, infos = {}, {}
+    for name, (model_name, params) in {
+        "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
+        "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
+        "lmrec sasrec (id+text, id_dropout=0.5)": (
+            "sasrec",
+            {"item_repr": "id+text", "id_dropout": 0.5},
+        ),
+        "lmrec text2cf": ("text2cf", {}),
+    }.items():
+        cache = (
+            RESULTS
+            / f"sequential_work_cold_{''.join(c if c.isalnum() else '_' for c in name)}.json"
+        )
+        if cache.exists():
+            saved = json.loads(cache.read_text())
+            per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
+            infos[name] = saved["info"]
+            continue
+        if args.rows and name not in args.rows.split(","):
+            continue
+        model = create_model(model_name, params)
+        if model_name == "sasrec":
+            model.fit(inner.train, valid=inner.test)
+            scores = model.score_sequences(history.rows(users))
+            infos[name] = {"best_epoch": model.best_epoch_}
+        else:
+            model.fit(train)
+            scores = model.score(model.user_ids_.ids[users])
+            infos[name] = {}
+        block = np.array(scores, dtype=np.float32, copy=True)
+        block[:, ~is_new] = -np.inf
+        recs, _ = topk(block, 20)
+        _, pu = compute_ranking_metrics(recs, truth, ["ndcg@10", "ndcg@20", "recall@20"],
+                                        n_items=ds.n_items)  # fmt: skip
+        per_user[name] = {"ndcg@10": pu["ndcg@10"], "hit_rate@10": pu["recall@20"]}
+        cache.write_text(json.dumps({"per_user": {m: v.tolist() for m, v in per_user[name].items()},
+                                     "info": infos[name]}))  # fmt: skip
+        print(f"{name:28s} ndcg@20={np.mean(pu['ndcg@20']):.4f} recall@20="
+              f"{np.mean(pu['recall@20']):.4f} {infos[name]}", flush=True)  # fmt: skip
+    pairs = [(a, "lmrec text2cf") for a in per_user if a != "lmrec text2cf"]
+    table, diffs = summarise(per_user, infos, pairs)
+    table = table.rename(columns={"hit_rate@10": "recall@20"})
+    md = (f"{len(new)} new items, {len(users)} users, {test.n_interactions} test interactions "
+          f"after the cut\n\n" + markdown(table) + "\n\n" + "\n".join(
+              f"- {d['a']} / {d['b']}: ratio {d['ratio']:.3f}, NDCG@10 diff {d['mean_diff']:+.4f} "
+              f"[{d['low']:+.4f}, {d['high']:+.4f}]" for d in diffs))  # fmt: skip
+    (RESULTS / "sequential_cold.md").write_text(md + "\n")
+    print(md)
+
+
+def run_cost(args: argparse.Namespace) -> None:
+    """Seconds to the best validation epoch and for the top-20 of all users, vs an EASE fit."""
+    task = Task(movielens("input"))
+    start = time.perf_counter()
+    create_model("ease", {"l2": 400}).fit(task.split.train)
+    ease_s = time.perf_counter() - start
+    out = {"ease_fit_s": ease_s}
+    for name, (model_name, params) in (("sasrec", ("sasrec", {})),):
+        model = create_model(model_name, params)
+        start = time.perf_counter()
+        model.fit(task.split.train, valid=task.split.valid)
+        total = time.perf_counter() - start
+        best = model.history_[model.best_epoch_ - 1]
+        users = model.user_ids_.ids
+        start = time.perf_counter()
+        model.recommend(users, k=20)
+        known_s = time.perf_counter() - start
+        start = time.perf_counter()
+        model.recommend_for_items([list(model.item_ids_.lookup(s)) for s in
+                                   task.history.rows(np.arange(task.ds.n_users))], k=20)  # fmt: skip
+        session_s = time.perf_counter() - start
+        out[name] = {"fit_s": total, "best_epoch": model.best_epoch_,
+                     "to_best_epoch_s": best["elapsed_s"], "epochs": len(model.history_),
+                     "examples_per_s": float(np.mean([h["examples_per_s"] for h in model.history_])),
+                     "top20_all_users_s": known_s, "top20_all_sessions_s": session_s}  # fmt: skip
+        print(name, out[name], f"(EASE fit {ease_s:.2f}s)", flush=True)
+    (RESULTS / "sequential_cost.json").write_text(json.dumps(out, indent=2))
+
+
+def run_scale(args: argparse.Namespace) -> None:
+    """One sasrec epoch (sampled softmax) per synthetic log size: examples/s, seconds/epoch."""
+    from lmrec.data.synthetic import synthetic_interactions
+
+    out = []
+    for n in [int(float(x)) for x in args.sizes.split(",")]:
+        ds = synthetic_interactions(n // 50, 20_000, n, seed=0, with_text=False)
+        model = create_model("sasrec", {"epochs": 1, "loss": "sampled", "n_negatives": 1024,
+                                        "batch_size": 256})  # fmt: skip
+        start = time.perf_counter()
+        model.fit(ds)
+        h = model.history_[0]
+        row = {"events": n, "users": ds.n_users, "items": ds.n_items,
+               "epoch_s": h["seconds"], "examples_per_s": h["examples_per_s"],
+               "fit_s": time.perf_counter() - start}  # fmt: skip
+        out.append(row)
+        print(row, flush=True)
+    (RESULTS / "sequential_scale.json").write_text(json.dumps(out, indent=2))
+
+
+WRK_LUA = """
+local bodies = {}
+for line in io.lines(os.getenv("SESSIONS")) do bodies[#bodies + 1] = line end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/v1/recommend", {["Content-Type"] = "application/json"},
+                    bodies[(n % #bodies) + 1])
+end
+"""
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    """p50/p99 of /v1/recommend for 50-item sessions under wrk (sasrec vs an EASE reference)."""
+    import shutil
+    import socket
+    import tempfile
+    import urllib.request
+
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    task = Task(movielens("input"))
+    tmp = Path(tempfile.mkdtemp(prefix="lmrec-seq-serve-"))
+    rng = np.random.default_rng(SEED)
+    long_users = np.flatnonzero(task.history.lengths() >= 50)
+    with open(tmp / "sessions.txt", "w") as f:  # 2,000 distinct 50-item sessions, in order
+        for u in rng.choice(long_users, 2000):
+            items = task.ds.item_ids.lookup(task.history.of(int(u))[-50:]).astype(str).tolist()
+            f.write(json.dumps({"items": items, "k": 20}) + "\n")
+    (tmp / "session.lua").write_text(WRK_LUA)
+    (tmp / "serve.toml").write_text("cache_size = 0\n")
+    out = {}
+    # latency does not depend on how long sasrec trained: 2 epochs of the default architecture
+    for name, params in (("ease", {"l2": 100}), ("sasrec", {"epochs": 2})):
+        model = create_model(name, params).fit(task.train_valid)
+        model.save(tmp / name)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        lmrec = Path(sys.executable).with_name("lmrec")
+        server = subprocess.Popen([str(lmrec), "serve", str(tmp / name), "--no-auth", "--port",
+                                   str(port), "--store", f"sqlite:///{tmp / name}.db",
+                                   "--config", str(tmp / "serve.toml")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            out[name] = {}
+            for conns in (1, 2):
+                res = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{args.duration}s",
+                                      "--latency", "-s", str(tmp / "session.lua"),
+                                      f"http://127.0.0.1:{port}"], capture_output=True,
+                                     text=True, env={**os.environ, "SESSIONS": str(tmp / "sessions.txt")},
+                                     check=True)  # fmt: skip
+                out[name][f"c{conns}"] = _wrk_numbers(res.stdout)
+                print(name, conns, out[name][f"c{conns}"], flush=True)
+        finally:
+            server.terminate()
+            server.wait(30)
+    (RESULTS / "sequential_serve.json").write_text(json.dumps(out, indent=2))
+
+
+def _wrk_numbers(text: str) -> dict[str, float]:
+    """p50/p99 (ms), requests/s and non-2xx count from ``wrk --latency`` output."""
+    import re
+
+    def ms(value: str) -> float:
+        num, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+        return float(num) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+    got = {f"p{p}_ms": ms(m) for p, m in re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M)}
+    got["requests_per_s"] = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    got["non_2xx"] = float(bad.group(1)) if bad else 0.0
+    return got
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", default="quality",
+                   choices=["quality", "cold", "cost", "scale", "serve"])  # fmt: skip
+    p.add_argument("--duration", type=int, default=20, help="--part serve: seconds per wrk run")
+    p.add_argument("--ties", default="input", choices=["input", "random"])
+    p.add_argument("--rows", help="comma-separated row names to run (default: all)")
+    p.add_argument("--no-peers", dest="peers", action="store_false")
+    p.add_argument("--cached-only", action="store_true",
+                   help="assemble the table from rows already computed (run nothing)")  # fmt: skip
+    p.add_argument("--peer-epochs", type=int, default=300)
+    p.add_argument("--peer-stopping", type=int, default=10)
+    p.add_argument("--sizes", default="1e6,3e6,1e7", help="--part scale: events per run")
+    args = p.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    {"quality": run_quality, "cold": run_cold, "cost": run_cost, "scale": run_scale}[args.part](
+        args
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""The protocol side of the sequence models: fit, scores, sessions, save/load.
+
+:class:`SequentialRecommender` reads each user's history in time order (ties: input
+order; :func:`lmrec.data.sequences.user_sequences`), trains a
+:class:`~lmrec.models.seq.nets.SequenceNet` with :class:`~lmrec.models.seq.trainer.SequenceTrainer`
+and keeps, as float32 NumPy arrays:
+
+- ``item_vectors_`` -- the item tower's table (ids and/or adapted text vectors);
+- ``user_vectors_`` -- the encoder's state after each training user's most recent
+  ``max_len`` items, so that ``score(u, i) = user_vectors_[u] . item_vectors_[i]``
+  (a :class:`~lmrec.models.capabilities.DotProductModel`: exact fused top-k, ANN indexes);
+- the encoder weights, for :meth:`~SequentialRecommender.score_sequences` (sessions given
+  at request time, in their order), and each training user's sequence, so that a
+  service can extend it with fresh feedback.
+
+Stability: experimental. .. versionadded:: 0.2.0
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lmrec._optional import require
+from lmrec.data.dataset import Dataset
+from lmrec.data.sequences import Sequences, user_sequences
+from lmrec.errors import ConfigError, ModelFileError
+from lmrec.models.base import Recommender
+from lmrec.models.capabilities import (
+    CheckpointedModel,
+    DistributedModel,
+    DotProductModel,
+    FitOptions,
+    SequenceModel,
+    ValidatedModel,
+)
+from lmrec.models.files import StateArrays
+from lmrec.models.seq.config import SequenceConfig
+from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
+from lmrec.train.torch_utils import (
+    draw_seed,
+    resolve_device,
+    shared_seed,
+    torch_generator,
+    torch_threads,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Sequences encoded per forward pass at inference.
+_ENCODE_BLOCK = 512
+
+
+class SequentialRecommender(
+    Recommender, SequenceModel, DotProductModel, ValidatedModel, CheckpointedModel,
+    DistributedModel,
+):  # fmt: skip
+    """Base of the next-item models; subclasses name their encoder (``encoder_kind``)."""
+
+    config_class: ClassVar[type[SequenceConfig]] = SequenceConfig
+    config: SequenceConfig
+    #: ``"sasrec"`` or ``"gru4rec"``: which encoder :func:`lmrec.models.seq.nets.build` makes.
+    encoder_kind: ClassVar[str] = ""
+    #: Checkpoints after every epoch (not inside one): ``FitOptions.checkpoint_every`` is refused.
+    checkpoint_steps = False
+
+    #: Item table (float32, n_items x factors).
+    item_vectors_: np.ndarray | None = None
+    #: Encoder state after each training user's history (float32, n_users x factors).
+    user_vectors_: np.ndarray | None = None
+    #: Each training user's most recent ``max_len`` items, oldest first.
+    sequences_: Sequences | None = None
+    #: Encoder weights (float32 arrays by parameter name).
+    weights_: dict[str, np.ndarray] | None = None
+    #: Per-epoch statistics: loss, seconds, examples/s, validation NDCG@10.
+    history_: list[dict[str, float]] | None = None
+    #: The epoch whose weights were kept (the best validation epoch, or the last one).
+    best_epoch_: int | None = None
+    #: The seed actually used.
+    seed_: int | None = None
+
+    def _encoder_params(self) -> dict[str, int]:
+        """Encoder shape for :func:`lmrec.models.seq.nets.build` (n_layers, n_heads)."""
+        return {"n_layers": 1, "n_heads": 1}
+
+    # ------------------------------------------------------------------ training
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
+        torch = require("torch", "torch")
+        from lmrec.models.seq import nets
+        from lmrec.models.seq.trainer import SequenceTrainer, make_windows
+
+        cfg = self.config
+        seqs = user_sequences(dataset, min_pairs=True, what=f"Model {self.name!r}")
+        dist = setup_distributed() if cfg.distributed else DistInfo()
+        device = resolve_device(torch, cfg.device)
+        self.seed_ = shared_seed(torch, draw_seed(cfg.seed), dist)
+        self.sequences_ = seqs.truncate(cfg.max_len)
+        counts = dataset.item_counts()
+        text = self._item_text(dataset) if "text" in cfg.item_repr else None
+        net = nets.build(
+            self.encoder_kind, n_items=dataset.n_items, factors=cfg.factors, max_len=cfg.max_len,
+            item_repr=cfg.item_repr, text_dim=0 if text is None else text.shape[1],
+            adaptor=cfg.adaptor, n_experts=cfg.n_experts, dropout=cfg.dropout,
+            gen=torch_generator(torch, self.seed_), device=device, **self._encoder_params(),
+        )  # fmt: skip
+        net.tower.set_data(
+            None if text is None else torch.from_numpy(text).to(device),
+            torch.from_numpy((counts > 0).astype(np.float32)).to(device),
+        )
+        if dist.is_distributed:
+            broadcast_(torch, list(net.parameters()))
+        inputs, targets = make_windows(seqs, cfg.max_len)
+
+        def evaluate() -> float | None:
+            if valid is None:
+                return None
+            from lmrec.models.validation import validation_metric
+
+            self._export(torch, net)
+            return validation_metric(self, valid, "ndcg@10")
+
+        with torch_threads(torch, cfg.torch_threads):
+            trainer = SequenceTrainer(
+                torch, net, inputs, targets, counts, cfg, device=device, dist=dist,
+                seed=self.seed_, evaluate=evaluate, checkpoint_dir=options.checkpoint_dir,
+                desc=self.name or type(self).__name__, show_progress=options.show_progress,
+            )  # fmt: skip
+            self.history_ = trainer.fit()
+            self.best_epoch_ = trainer.best_epoch if trainer.best is not None else trainer.epoch
+            net.eval()
+            with torch.no_grad():
+                self._export(torch, net)
+
+    def _item_text(self, dataset: Dataset) -> np.ndarray:
+        """Frozen unit-length LM vectors of the item texts (cached by the encoder)."""
+        from lmrec.models.twotower import item_text_embeddings
+
+        if dataset.items is None:
+            raise ConfigError(
+                f"item_repr={self.config.item_repr!r} reads item text, but the data set has no "
+                "item table. Pass the item catalog (lmrec train --items items.csv; "
+                "load_dataset(..., items=...)) or use item_repr='id'."
+            )
+        return item_text_embeddings(dataset, self.config.encoder, self.config.text_template)
+
+    def _export(self, torch: Any, net: Any) -> None:
+        """Fitted arrays from the net: item table, encoder weights, user vectors."""
+        with torch.no_grad():
+            table = net.tower(None, None).float()
+            self.item_vectors_ = np.ascontiguousarray(table[1:].cpu().numpy(), dtype=np.float32)
+            self.weights_ = {
+                k: np.ascontiguousarray(v.detach().float().cpu().numpy(), dtype=np.float32)
+                for k, v in net.encoder.state_dict().items()
+            }
+            seqs = self.sequences_
+            self.user_vectors_ = self._encode(
+                torch, net.encoder, table, seqs.rows(np.arange(len(seqs)))
+            )  # type: ignore[union-attr]
+        self._derived = {}
+
+    def _encode(
+        self, torch: Any, encoder: Any, table: Any, sequences: list[np.ndarray]
+    ) -> np.ndarray:
+        """Encoder state (float32, (n, factors)) after each sequence; zeros for empty ones."""
+        from lmrec.models.seq.trainer import left_pad
+
+        out = np.zeros((len(sequences), self.config.factors), np.float32)
+        device = table.device
+        for start in range(0, len(sequences), _ENCODE_BLOCK):
+            block = left_pad(sequences[start : start + _ENCODE_BLOCK], self.config.max_len)
+            x = torch.from_numpy(block).to(device)
+            h = encoder(table[x], x > 0)[:, -1].float().cpu().numpy()
+            out[start : start + len(block)] = h
+        out[[len(s) == 0 for s in sequences]] = 0.0
+        return out
+
+    # ------------------------------------------------------------------ inference
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_vectors_[user_idx] @ self.item_vectors_.T  # type: ignore[index,union-attr]
+
+    def item_vectors(self) -> np.ndarray:
+        """The item table (float32, C-contiguous), the same array until a refit."""
+        return self.item_vectors_  # type: ignore[return-value]
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """Encoder states after the training histories of known users."""
+        return np.ascontiguousarray(self.user_vectors_[user_idx])  # type: ignore[index]
+
+    def score_sequences(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores (float32, (len(sequences), n_items)) after each item-index sequence, oldest first.
+
+        Only the most recent ``max_len`` items of a sequence are read; an empty sequence
+        scores every item 0. Needs torch (the encoder runs at request time).
+        """
+        self._check_fitted()
+        torch = require("torch", "torch")
+        encoder, table = self._memo("encoder", lambda: self._inference_encoder(torch))
+        seqs = []
+        for s in sequences:
+            s = np.asarray(s, dtype=np.int64)
+            if len(s) and (s.min() < 0 or s.max() >= self.n_items):
+                raise ConfigError(
+                    f"score_sequences takes item indices in [0, {self.n_items}); got {s.min()}.."
+                    f"{s.max()}. Map external ids with model.item_ids_.index(...) first."
+                )
+            seqs.append(s)
+        with torch.no_grad():
+            users = self._encode(torch, encoder, table, seqs)
+        return users @ self.item_vectors_.T  # type: ignore[union-attr]
+
+    def user_sequence(self, user_idx: int) -> np.ndarray:
+        """Training user ``user_idx``'s most recent ``max_len`` items, oldest first (int64)."""
+        self._check_fitted()
+        return self.sequences_.of(int(user_idx)).astype(np.int64)  # type: ignore[union-attr]
+
+    def _inference_encoder(self, torch: Any) -> tuple[Any, Any]:
+        """The encoder (CPU, eval mode, fitted weights) and the padded item table."""
+        from lmrec.models.seq import nets
+
+        cfg = self.config
+        net = nets.build(
+            self.encoder_kind, n_items=self.n_items, factors=cfg.factors, max_len=cfg.max_len,
+            item_repr="id", text_dim=0, adaptor=cfg.adaptor, n_experts=cfg.n_experts,
+            dropout=cfg.dropout, gen=torch_generator(torch, 0), device="cpu",
+            **self._encoder_params(),
+        )  # fmt: skip
+        encoder = net.encoder
+        encoder.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights_.items()})  # type: ignore[union-attr]
+        encoder.eval()
+        table = torch.from_numpy(
+            np.vstack([np.zeros((1, cfg.factors), np.float32), self.item_vectors_])
+        )
+        return encoder, table
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {f"w.{k}": v for k, v in self.weights_.items()}  # type: ignore[union-attr]
+        arrays["item_vectors"] = self.item_vectors_  # type: ignore[assignment]
+        arrays["user_vectors"] = self.user_vectors_  # type: ignore[assignment]
+        arrays["seq_indptr"] = self.sequences_.indptr  # type: ignore[union-attr]
+        arrays["seq_items"] = self.sequences_.items.astype(np.int32)  # type: ignore[union-attr]
+        meta = {"history": self.history_, "best_epoch": self.best_epoch_, "seed": self.seed_}
+        return arrays, meta
+
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        d = self.config.factors
+        self.weights_ = {k[2:]: arrays.float(k) for k in arrays.keys("w.")}
+        self.item_vectors_ = np.ascontiguousarray(arrays.float("item_vectors", (n_items, d)))
+        self.user_vectors_ = np.ascontiguousarray(arrays.float("user_vectors", (n_users, d)))
+        indptr = arrays.int("seq_indptr", (n_users + 1,), low=0).astype(np.int64)
+        items = arrays.int("seq_items", (None,), low=0, high=max(n_items, 1))
+        if indptr[0] != 0 or indptr[-1] != len(items) or np.any(np.diff(indptr) < 0):
+            raise ModelFileError("model state: array 'seq_indptr' is not monotone from 0 to "
+                                 "the number of sequence items.")  # fmt: skip
+        self.sequences_ = Sequences(indptr, items)
+        self.history_ = meta.get("history")
+        self.best_epoch_ = meta.get("best_epoch")
+        self.seed_ = meta.get("seed")

@@ -1,0 +1,89 @@
+"""Hyperparameters shared by the sequence models (:class:`SequenceConfig`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lmrec.models.config import ModelConfig
+from lmrec.train.torch_utils import Device
+
+ItemRepr = Literal["id", "text", "id+text"]
+Loss = Literal["ce", "sampled", "bce"]
+Precision = Literal["auto", "fp32", "mixed"]
+
+
+class SequenceConfig(ModelConfig):
+    """Hyperparameters common to :class:`~lmrec.models.seq.sasrec.SASRec` and
+    :class:`~lmrec.models.seq.gru4rec.GRU4Rec`.
+
+    Defaults come from ``benchmarks/sequential.py`` on MovieLens-100K (see
+    ``benchmarks/RESULTS.md``): an untuned model is close to its tuned best there.
+    """
+
+    factors: int = Field(default=64, ge=2)
+    """Width of the item vectors and of the sequence encoder."""
+    max_len: int = Field(default=50, ge=1)
+    """Most recent items of a history the encoder reads (training windows have this length)."""
+    item_repr: ItemRepr = "id"
+    """``id``: a learned vector per item; ``text``: the frozen language-model vector of the
+    item's text through a small trained adaptor (inductive: items without interactions are
+    scored and understood from their text); ``id+text``: the sum (items without training
+    interactions use the text part alone)."""
+    adaptor: Literal["linear", "moe"] = "moe"
+    """Text adaptor: one linear map, or UniSRec's mixture of ``n_experts`` whitening maps
+    (``(e - b_k) W_k`` mixed by a softmax gate over ``e``)."""
+    n_experts: int = Field(default=8, ge=1)
+    """Experts of the ``moe`` adaptor."""
+    id_dropout: float = Field(default=0.1, ge=0, lt=1)
+    """``id+text``: share of items whose id vector is zeroed per training step, so that the
+    text part also carries signal alone (what an item without interactions gets)."""
+    encoder: str = "all-MiniLM-L6-v2"
+    """Sentence encoder of the item text: the bundled default, a local directory or a hub id."""
+    text_template: str | None = None
+    """Item text template over the item columns (default: every string column)."""
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    """Dropout on the item inputs and inside the encoder."""
+    epochs: int = Field(default=200, ge=1)
+    """Most passes over the training windows (early stopping ends sooner with ``valid``)."""
+    patience: int = Field(default=5, ge=1)
+    """Stop after this many evaluations without a better validation NDCG@10 (with ``valid``)."""
+    eval_every: int = Field(default=1, ge=1)
+    """Evaluate on ``valid`` every this many epochs."""
+    batch_size: int = Field(default=128, ge=1)
+    """Training windows (sequences of up to ``max_len`` next-item targets) per step."""
+    lr: float = Field(default=1e-3, gt=0)
+    """Adam learning rate."""
+    weight_decay: float = Field(default=0.0, ge=0)
+    """Decoupled (AdamW-style) weight decay per step."""
+    loss: Loss = "ce"
+    """``ce``: cross-entropy over the full catalog (exact; the default); ``sampled``: softmax
+    over the target and ``n_negatives`` shared negatives drawn by popularity, with the log-Q
+    correction (large catalogs); ``bce``: one uniform negative per target, binary
+    cross-entropy (the original SASRec loss, for reference)."""
+    n_negatives: int = Field(default=256, ge=1)
+    """Negatives per step of the ``sampled`` loss (shared by the batch)."""
+    sample_power: float = Field(default=0.75, ge=0, le=1)
+    """``sampled``: negatives drawn in proportion to item count ** power (0: uniform)."""
+    logq: bool = True
+    """``sampled``: subtract log q(item) from every logit (sampling-bias correction)."""
+    seed: int | None = Field(default=0, ge=0)
+    """Seed of the initialisation, shuffling, dropout and negatives; ``None`` draws one."""
+    device: Device = "auto"
+    """``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
+    precision: Precision = "auto"
+    """``mixed``: bfloat16 autocast on CPU, float16 autocast with dynamic loss scaling on
+    CUDA; ``fp32``; ``auto``: mixed on CUDA, fp32 on CPU."""
+    torch_threads: int | None = Field(default=None, ge=1)
+    """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
+    distributed: bool = False
+    """Data-parallel training under ``torchrun``: each rank takes its piece of every batch
+    of windows; dropout masks and negatives are drawn for the whole batch, so the result
+    equals a single-process fit up to float summation order."""
+
+    @model_validator(mode="after")
+    def _text_options(self) -> SequenceConfig:
+        if self.item_repr == "id" and self.text_template is not None:
+            raise ValueError("text_template needs item_repr='text' or 'id+text'")
+        return self

@@ -1,0 +1,271 @@
+"""SASRec and GRU4Rec: the recommender contract, sessions in order, text items, training."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lmrec.data.dataset import Dataset
+from lmrec.errors import ConfigError, DataError
+from lmrec.models import load_model
+from lmrec.models.capabilities import FitOptions, SequenceModel, supports
+from lmrec.models.seq.gru4rec import GRU4Rec
+from lmrec.models.seq.sasrec import SASRec
+from lmrec.testing import RecommenderContract, checkerboard
+
+TINY = {"factors": 16, "max_len": 8, "epochs": 25, "batch_size": 16, "lr": 0.01,
+        "dropout": 0.1, "torch_threads": 1, "device": "cpu"}  # fmt: skip
+
+
+def cyclic_checkerboard(n_users: int = 160, n_items: int = 30, seed: int = 0) -> Dataset:
+    """The contract's checkerboard, each user walking their group's items in a cycle
+    (i0 -> i2 -> i4 -> ... for even users) from a random start, mostly (70%) one item ahead,
+    sometimes skipping one or two; a few timestamps tie and are then ordered by input
+    row, which is the walk order."""
+    rng = np.random.default_rng(seed)
+    base = checkerboard(n_users, n_items, seed=seed)
+    rows = []
+    for u in range(n_users):
+        own = np.arange(u % 2, n_items, 2)
+        pos = np.cumsum(rng.choice([1, 2, 3], size=len(own), p=[0.7, 0.15, 0.15]))
+        pos = pos[pos < len(own)][: int(rng.integers(5, len(own) - 3))]  # >= 4 left unseen
+        walk = np.roll(own, -int(rng.integers(len(own))))[pos]
+        t = np.cumsum(rng.integers(0, 3, len(walk)))  # steps of 0 make ties
+        rows += [(f"u{u}", f"i{i}", float(ts)) for i, ts in zip(walk, t, strict=True)]
+    frame = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
+    return Dataset.from_frame(frame, items=base.items, name="cyclic")
+
+
+class SequentialContract(RecommenderContract):
+    """The contract on the cyclic data; one fitted model per class serves the read-only
+    checks (a fit takes seconds), while the checks about fitting itself fit afresh."""
+
+    _fitted: dict[type, object] = {}
+
+    def data(self) -> Dataset:
+        return cyclic_checkerboard()
+
+    def fitted(self):
+        cls = type(self)
+        if cls not in self._fitted:
+            self._fitted[cls] = self.make_model().fit(self.data())
+        return self._fitted[cls]
+
+    def test_same_seed_same_model(self):
+        a, b = self.make_model().fit(self.data()), self.make_model().fit(self.data())
+        np.testing.assert_allclose(a.score(["u0", "u1"]), b.score(["u0", "u1"]), atol=self.atol)
+
+    def test_refit_equals_single_fit(self):
+        data = self.data()
+        once = self.make_model().fit(data)
+        other = Dataset.from_frame(
+            pd.DataFrame({"user": ["x", "x", "y"], "item": ["i0", "i1", "i2"],
+                          "timestamp": [1.0, 2.0, 3.0]}), items=data.items)  # fmt: skip
+        twice = self.make_model().fit(other).fit(data)
+        np.testing.assert_allclose(once.score(["u0", "u3"]), twice.score(["u0", "u3"]),
+                                   atol=self.atol)  # fmt: skip
+
+
+class TestSASRecContract(SequentialContract):
+    def make_model(self):
+        return SASRec(**TINY)
+
+
+class TestGRU4RecContract(SequentialContract):
+    def make_model(self):
+        return GRU4Rec(**TINY)
+
+
+class TestSASRecTextContract(SequentialContract):
+    def make_model(self):
+        return SASRec(**TINY, item_repr="id+text", adaptor="linear")
+
+
+@pytest.fixture(scope="module")
+def sasrec():
+    return SASRec(**TINY).fit(cyclic_checkerboard())
+
+
+def test_import_is_lazy():
+    import subprocess
+
+    code = ("import sys, lmrec.models.seq.sasrec, lmrec.models.seq.gru4rec; "
+            "sys.exit('torch' in sys.modules)")  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_declares_sequence_capability():
+    assert supports(SASRec, SequenceModel) and supports(GRU4Rec, SequenceModel)
+
+
+def test_session_follows_the_order_of_its_items(sasrec):
+    # the walk i0 -> i2 -> i4 -> ...: the next item depends on the last one
+    for k in (6, 12, 18, 24):
+        recs = sasrec.recommend_for_items([f"i{j}" for j in range(k - 6, k + 1, 2)], k=1)
+        assert recs["item"].tolist() == [f"i{k + 2}"]
+    idx = sasrec.item_ids_.index(["i2", "i8"])
+    forward, backward = sasrec.score_sequences([idx, idx[::-1]])
+    assert not np.allclose(forward, backward)
+
+
+def test_session_scores_survive_save_load(sasrec, tmp_path):
+    sasrec.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    sessions = [["i0", "i2", "i4"], ["i5", "i7"], []]
+    pd.testing.assert_frame_equal(loaded.recommend_for_items(sessions, k=5),
+                                  sasrec.recommend_for_items(sessions, k=5))  # fmt: skip
+    idx = [sasrec.item_ids_.index(s) for s in sessions[:2]]
+    np.testing.assert_array_equal(loaded.score_sequences(idx), sasrec.score_sequences(idx))
+    np.testing.assert_array_equal(loaded.sequences_.items, sasrec.sequences_.items)
+
+
+def test_known_user_scores_equal_their_sequence_scores(sasrec):
+    users = np.arange(6)
+    via_session = sasrec.score_sequences([sasrec.user_sequence(u) for u in users])
+    np.testing.assert_allclose(sasrec._score(users), via_session, rtol=1e-5, atol=1e-5)
+
+
+def test_sequence_models_need_timestamps():
+    untimed = Dataset.from_frame(checkerboard().to_frame().drop(columns="timestamp"))
+    with pytest.raises(DataError, match="--timestamp-col"):
+        SASRec(**TINY).fit(untimed)
+
+
+def test_text_needs_an_item_table():
+    data = cyclic_checkerboard()
+    bare = Dataset.from_frame(data.to_frame())
+    with pytest.raises(ConfigError, match="--items"):
+        SASRec(**TINY, item_repr="text").fit(bare)
+
+
+def test_text_items_without_interactions_are_recommended_and_understood():
+    data = cyclic_checkerboard()
+    new = pd.DataFrame({"title": ["item new"], "genres": ["Even"]},
+                       index=pd.Index(["inew"], name="item"))  # fmt: skip
+    twin = data.items.loc[["i10"]].set_axis(pd.Index(["i10-twin"], name="item"))
+    data = Dataset.from_frame(data.to_frame(), items=pd.concat([data.items, new, twin]))
+    model = SASRec(**TINY, item_repr="text").fit(data)
+    scores = model.score([f"u{i}" for i in range(40)], ["inew"])[:, 0]
+    assert np.isfinite(scores).all()
+    assert scores[0::2].mean() > scores[1::2].mean()  # its text says "Even"
+    # a session through an item nobody interacted with is read from its text: the twin
+    # of i10 (same text, no interactions) leads where i10 leads
+    real, twin = (model.item_ids_.index(["i4", "i6", "i8", last]) for last in ("i10", "i10-twin"))
+    np.testing.assert_allclose(*model.score_sequences([real, twin]), rtol=1e-6)
+    recs = model.recommend_for_items(["i4", "i6", "i8", "i10-twin"], k=3)
+    assert (recs["item"].str[1:3].astype(int) % 2 == 0).all()
+
+
+@pytest.mark.parametrize("loss", ["sampled", "bce"])
+def test_other_losses_learn_the_groups(loss):
+    model = SASRec(**{**TINY, "epochs": 40}, loss=loss, n_negatives=8).fit(cyclic_checkerboard())
+    recs = model.recommend([f"u{i}" for i in range(20)], k=3)
+    same = recs["user"].str[1:].astype(int) % 2 == recs["item"].str[1:].astype(int) % 2
+    assert same.mean() >= 0.9
+
+
+def test_early_stopping_keeps_the_best_validation_epoch():
+    from lmrec.data.split import leave_one_out_split
+
+    split = leave_one_out_split(cyclic_checkerboard())
+    model = SASRec(**{**TINY, "epochs": 30, "patience": 3}).fit(split.train, valid=split.valid)
+    values = [h["valid_ndcg@10"] for h in model.history_]
+    assert model.best_epoch_ == int(np.argmax(values)) + 1
+    assert len(values) == 30 or len(values) - model.best_epoch_ == 3
+
+
+def test_checkpoint_resume_equals_an_uninterrupted_fit(tmp_path):
+    data = cyclic_checkerboard()
+    params = {**TINY, "epochs": 4}
+    straight = GRU4Rec(**params).fit(data)
+    GRU4Rec(**{**params, "epochs": 2}).fit(data, options=FitOptions(checkpoint_dir=tmp_path))
+    resumed = GRU4Rec(**params).fit(data, options=FitOptions(checkpoint_dir=tmp_path))
+    assert [h["epoch"] for h in resumed.history_] == [1.0, 2.0, 3.0, 4.0]
+    np.testing.assert_allclose(resumed.item_vectors_, straight.item_vectors_, atol=1e-6)
+    with pytest.raises(ConfigError, match="seed"):
+        GRU4Rec(**{**params, "seed": 5}).fit(data, options=FitOptions(checkpoint_dir=tmp_path))
+
+
+def test_bf16_autocast_on_cpu():
+    model = SASRec(**{**TINY, "epochs": 3}, precision="mixed").fit(cyclic_checkerboard())
+    assert np.isfinite(model.item_vectors_).all() and np.isfinite(model.history_[-1]["loss"])
+
+
+def test_loss_scaler_skips_overflowing_steps():
+    import torch
+
+    from lmrec.models.seq.trainer import LossScaler
+
+    scaler = LossScaler(True, scale=8.0, growth_interval=2)
+    grads = [torch.full((2,), 16.0)]
+    assert scaler.unscale_and_check(torch, grads) and grads[0].tolist() == [2.0, 2.0]
+    assert not scaler.unscale_and_check(torch, [torch.tensor([float("inf")])])
+    assert scaler.scale == 4.0
+    scaler.unscale_and_check(torch, [torch.ones(1)])
+    scaler.unscale_and_check(torch, [torch.ones(1)])
+    assert scaler.scale == 8.0  # doubled after growth_interval clean steps
+
+
+def test_windows_cover_every_transition():
+    from lmrec.data.sequences import user_sequences
+    from lmrec.models.seq.trainer import make_windows
+
+    data = cyclic_checkerboard()
+    seqs = user_sequences(data)
+    x, y = make_windows(seqs, 4)
+    assert (y > 0).sum() == (seqs.lengths() - 1).clip(min=0).sum()
+    pairs = {(a, b) for a, b in zip(x[y > 0], y[y > 0], strict=True)}
+    expected = {(s[t] + 1, s[t + 1] + 1) for u in range(len(seqs))
+                for s in [seqs.of(u)] for t in range(len(s) - 1)}  # fmt: skip
+    assert pairs == expected
+
+
+def _fit_on_rank(path: str) -> None:
+    from lmrec.train.distributed import dist_info
+
+    model = GRU4Rec(**{**TINY, "epochs": 2}, distributed=True).fit(cyclic_checkerboard())
+    if dist_info().rank == 0:
+        np.save(path, model.item_vectors_)
+
+
+def test_two_ranks_equal_one(tmp_path):
+    from lmrec.train.distributed import run_local
+
+    one = GRU4Rec(**{**TINY, "epochs": 2}).fit(cyclic_checkerboard())
+    run_local(_fit_on_rank, 2, str(tmp_path / "two.npy"))
+    np.testing.assert_allclose(np.load(tmp_path / "two.npy"), one.item_vectors_, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_cuda_mixed_precision_training():
+    """fp16 autocast with loss scaling on CUDA learns what the CPU run learns."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    data = cyclic_checkerboard()
+    gpu = SASRec(**{**TINY, "device": "cuda"}, precision="mixed").fit(data)
+    recs = gpu.recommend([f"u{i}" for i in range(20)], k=3)
+    same = recs["user"].str[1:].astype(int) % 2 == recs["item"].str[1:].astype(int) % 2
+    assert same.mean() >= 0.9
+    assert gpu.recommend_for_items(["i0", "i2", "i4", "i6"], k=1)["item"].tolist() == ["i8"]
+
+
+def test_service_helpers_keep_the_order_and_extend_the_sequence(sasrec):
+    from lmrec.serve.scoring import leave_one_out, score_sequence, supports_fold_in, user_history
+
+    assert supports_fold_in(sasrec)
+    walk = sasrec.item_ids_.index(["i0", "i2", "i4", "i6"])
+    np.testing.assert_array_equal(score_sequence(sasrec, walk), sasrec.score_sequences([walk])[0])
+    u = 3
+    past = sasrec.user_sequence(u)
+    new = sasrec.item_ids_.index(["i9", "i11"])
+    extended = user_history(sasrec, u, new)
+    assert extended[-2:].tolist() == new.tolist()  # fresh feedback comes last, in order
+    assert extended[:-2].tolist() == [i for i in past if i not in new]
+    weights = leave_one_out(sasrec, walk, int(sasrec.item_ids_.index(["i8"])[0]))
+    assert weights.shape == (4,) and np.isfinite(weights).all()
+    assert np.argmax(weights) == 3  # the last item (i6) leads to i8 most
