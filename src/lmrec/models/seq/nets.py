@@ -23,9 +23,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from lmrec._optional import require
+
+torch = require("torch", "torch")
+F = torch.nn.functional
+nn = torch.nn
 
 INIT_STD = 0.02
 
