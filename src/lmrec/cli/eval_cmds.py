@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from lmrec.cli._common import add_read_flags, check_input, check_output, info, read_kwargs
+from lmrec.cli._inputs import add_catalog_flags
 from lmrec.cli.data_cmds import add_data_source, load_input, run_split
 from lmrec.errors import ConfigError
 
@@ -27,11 +28,22 @@ def register(sub: Any) -> None:
     src.add_argument("--model", help="model directory from lmrec train")
     src.add_argument("--recommendations", help="CSV with columns user,item,rank[,score]")
     e.add_argument("--test", required=True, help="test interactions file")
-    e.add_argument("--train", help="training interactions (for novelty, with --recommendations)")
+    e.add_argument("--exclude", action="append", default=[], metavar="FILE",
+                   help="with --model: interactions whose items are also dropped from each "
+                   "user's list, e.g. the validation file of a model trained on train only "
+                   "(repeatable)")  # fmt: skip
+    e.add_argument("--train", action="append", default=[], metavar="FILE",
+                   help="with --recommendations: the training interactions of the system that "
+                   "made the lists (repeatable, e.g. train and valid); they define the catalog "
+                   "for coverage and Gini and the popularity for novelty")  # fmt: skip
+    e.add_argument("--items", help="with --recommendations: item catalog file; its items join "
+                   "the catalog for coverage and Gini (see --items-item-col)")  # fmt: skip
     add_metric_flags(e)
-    e.add_argument("--format", default="table", choices=["table", "json"])
+    e.add_argument("--format", default="table", choices=["table", "json"],
+                   help="table (default: value and 95%% bootstrap CI per metric) or json")  # fmt: skip
     e.add_argument("--per-user", help="also write per-user metrics to this CSV")
     add_read_flags(e)
+    add_catalog_flags(e)
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser(
@@ -96,14 +108,18 @@ def metric_names(args: argparse.Namespace) -> list[str]:
 
 
 def _print_result(res, fmt: str) -> None:
+    """The metrics of one evaluation: a table with 95% bootstrap CIs, or JSON."""
+    ci = {m: res.ci(m)[1:] for m in res.summary if m in res.per_user}
     if fmt == "json":
         print(json.dumps({"model": res.name, "users": res.n_users, "cold_users": res.n_cold_users,
-                          "metrics": res.summary, "notes": res.notes}, indent=2))  # fmt: skip
+                          "metrics": res.summary, "ci95": ci, "notes": res.notes}, indent=2))  # fmt: skip
         return
-    width = max(len(k) for k in res.summary)
+    width = max(len(k) for k in ["model", *res.summary])
+    print(f"{'model':<{width}}  {res.name}")
     print(f"{'users':<{width}}  {res.n_users}")
     for k, v in res.summary.items():
-        print(f"{k:<{width}}  {v:.4f}")
+        interval = f"  [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if k in ci else ""
+        print(f"{k:<{width}}  {v:.4f}{interval}")
     for note in res.notes:
         info(f"note: {note}")
 
@@ -116,24 +132,50 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     test_path = check_input(args.test, "Test file")
     if args.per_user:
         check_output(args.per_user, True)
+    if args.model and (args.train or args.items):
+        raise ConfigError(
+            "--train and --items go with --recommendations; a model directory knows its "
+            "training data and catalog."
+        )
+    if args.recommendations and args.exclude:
+        raise ConfigError(
+            "--exclude goes with --model; lists from --recommendations are scored as they are."
+        )
     if args.model:
         from lmrec.models import load_model
 
         model = load_model(check_input(args.model, "Model directory"))
         test, report = load_dataset(test_path, **read_kwargs(args))
-        res = evaluate(model, test, metrics=names)
+        exclude = _read_pairs(args.exclude, args)
+        res = evaluate(model, test, metrics=names, exclude=exclude)
     else:
+        from lmrec.cli._inputs import read_catalogs
+
         recs_path = check_input(args.recommendations, "Recommendation file")
         recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
         test, _ = read_interactions(test_path, **read_kwargs(args))
-        train = None
-        if args.train:
-            train, _ = read_interactions(check_input(args.train, "Train file"), **read_kwargs(args))
-        res = evaluate_recommendations(recs, test, train=train, metrics=names)
+        train = _read_pairs(args.train, args)
+        items, _ = read_catalogs(args)
+        catalog = None if items is None else items.index
+        res = evaluate_recommendations(recs, test, train=train, metrics=names, catalog=catalog)
     _print_result(res, args.format)
     if args.per_user:
         res.per_user.to_csv(args.per_user)
     return 0
+
+
+def _read_pairs(paths: list[str], args: argparse.Namespace) -> pd.DataFrame | None:
+    """The ``user, item`` pairs of one or more interaction files (read flags apply), or None."""
+    from lmrec.data import read_interactions
+
+    if not paths:
+        return None
+    frames = []
+    for path in paths:
+        frame, _ = read_interactions(check_input(path, "Interaction file"),
+                                     **{**read_kwargs(args), "duplicates": "first"})  # fmt: skip
+        frames.append(frame[["user", "item"]])
+    return pd.concat(frames, ignore_index=True).drop_duplicates()
 
 
 def _split_params(pairs: list[str], models: list[str]) -> dict[str, dict[str, str]]:

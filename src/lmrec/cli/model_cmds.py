@@ -13,6 +13,7 @@ import pandas as pd
 
 from lmrec.cli import dist_cmds
 from lmrec.cli._common import check_input, check_output, info
+from lmrec.cli._inputs import add_catalog_flags
 from lmrec.cli.data_cmds import add_data_source, load_input, write_csv
 from lmrec.errors import ConfigError
 
@@ -26,7 +27,7 @@ def register(sub: Any) -> None:
         "(safetensors + JSON, no pickle). Example: lmrec train --data train.csv "
         "--model ease --param l2=300 --out models/ease",
     )
-    add_data_source(t)
+    add_data_source(t, multiple=True)
     add_model_flags(t)
     t.add_argument("--out", required=True, help="model directory to write")
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -48,6 +49,18 @@ def register(sub: Any) -> None:
                    help="unknown user ids: fail (default) or skip them with a warning")  # fmt: skip
     r.add_argument("--output", required=True, help="CSV file to write ('-' for stdout)")
     r.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    r.add_argument("--exclude", action="append", default=[], metavar="FILE",
+                   help="interactions (user,item columns, e.g. split/valid.csv) whose items are "
+                   "also left out of each user's list (repeatable)")  # fmt: skip
+    r.add_argument("--titles", metavar="FILE",
+                   help="item catalog (CSV/Parquet) whose title column is added to each row "
+                   "as 'title'")  # fmt: skip
+    r.add_argument("--title-col", help="title column of --titles (default: title)")
+    g = r.add_argument_group("columns of the --exclude and --titles files")
+    g.add_argument("--user-col", default="user", help="user id column of --exclude (default: user)")
+    g.add_argument("--item-col", default="item", help="item id column of --exclude (default: item)")
+    g.add_argument("--items-item-col", metavar="COLUMN",
+                   help="item id column of --titles (default: --item-col if present, else item)")  # fmt: skip
     how = r.add_mutually_exclusive_group()
     how.add_argument("--ann", action="store_true",
                      help="use the ANN index in MODEL_DIR/index (lmrec index build) whatever the "
@@ -68,8 +81,9 @@ def register(sub: Any) -> None:
     u.add_argument("--model", required=True, help="registered model name")
     u.add_argument("--split", required=True,
                    help="directory from lmrec split (train.csv, valid.csv)")  # fmt: skip
-    u.add_argument("--items", help="item catalog file")
-    u.add_argument("--users", dest="users_file", help="user attribute file")
+    u.add_argument("--items", help="item catalog file (see --items-item-col)")
+    u.add_argument("--users", dest="users_file", help="user attribute file (see --users-user-col)")
+    add_catalog_flags(u)
     u.add_argument("--metric", default="ndcg@10", help="validation metric (default ndcg@10)")
     u.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
     u.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"])
@@ -132,11 +146,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     out = check_output(args.out, args.force, is_dir=True)
     params = dist_cmds.scaling_params(args, args.model, model_params(args, args.model))
+    paths = list(args.data or [])
+    if len(paths) > 1 and args.engine == "spark":
+        raise ConfigError("--engine spark reads one --data file; merge the files first.")
+    if len(paths) <= 1:
+        args.data = paths[0] if paths else None  # the single-file path, as every command has
     start = time.perf_counter()
     if args.engine == "spark":
         model = dist_cmds.train_spark(args, params)
     else:
-        dataset = load_input(args)
+        from lmrec.cli._inputs import load_data_files
+
+        dataset = load_data_files(args, paths) if len(paths) > 1 else load_input(args)
         model = dist_cmds.fit(create_model(args.model, params), dataset, args)
     if not dist_cmds.is_main_process():  # under torchrun only rank 0 saves and reports
         return 0
@@ -168,26 +189,76 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.output != "-":
         check_output(args.output, args.force)
     check_input(args.model, "Model directory")
+    if args.exclude and args.ann:
+        raise ConfigError("--exclude works with exact top-k; drop --ann (or --exclude).")
+    if args.title_col and not args.titles:
+        raise ConfigError("--title-col goes with --titles FILE.")
     users = None if args.all else read_user_list(args.users)
+    titles = _read_titles(args) if args.titles else None
+    exclude = _exclude_pairs(args) if args.exclude else None
     model = load_model(args.model)
     if users is None:
         users = model.user_ids_.ids
     on_unknown = "warn" if args.on_unknown == "skip" else "raise"
-    index = _ann_index(args, model)
+    index = None if exclude is not None else _ann_index(args, model)
     if index is not None:
         from lmrec.retrieval.attached import recommend_ann
 
         recs = recommend_ann(model, index, users, k=args.k, exclude_seen=not args.include_seen,
                              on_unknown=on_unknown)  # fmt: skip
+    elif exclude is not None:
+        recs = _recommend_excluding(model, users, args, exclude, on_unknown)
     else:
         recs = model.recommend(users, k=args.k, exclude_seen=not args.include_seen,
                                on_unknown=on_unknown)  # fmt: skip
+    if titles is not None:
+        recs["title"] = recs["item"].map(titles).fillna("")
+        missing = int((~recs["item"].isin(titles.index)).sum())
+        if missing:
+            info(f"note: {missing} recommended item(s) have no title in {args.titles}.")
     if args.output == "-":
         recs.to_csv(__import__("sys").stdout, index=False)
     else:
         write_csv(recs, Path(args.output))
         info(f"wrote {len(recs)} recommendations for {recs['user'].nunique()} users to {args.output}")
     return 0
+
+
+def _read_titles(args: argparse.Namespace) -> pd.Series:
+    from lmrec.cli._inputs import read_titles
+
+    return read_titles(args, args.titles)
+
+
+def _exclude_pairs(args: argparse.Namespace) -> pd.DataFrame:
+    """The (user, item) pairs of the --exclude files."""
+    from lmrec.data import read_interactions
+
+    frames = []
+    for path in args.exclude:
+        frame, _ = read_interactions(check_input(path, "--exclude file"), user=args.user_col,
+                                     item=args.item_col, duplicates="first")  # fmt: skip
+        frames.append(frame[["user", "item"]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _recommend_excluding(model: Any, users: Any, args: argparse.Namespace,
+                         pairs: pd.DataFrame, on_unknown: str) -> pd.DataFrame:  # fmt: skip
+    """``model.recommend`` with the --exclude pairs dropped from the lists too."""
+    from lmrec.eval.protocol import exclusion_matrix
+
+    uidx = model.user_ids_.index(users, on_unknown=on_unknown, kind="user")
+    uidx = uidx[uidx >= 0]
+    extra = exclusion_matrix(model.user_ids_, model.item_ids_, pairs["user"], pairs["item"])
+    items, scores = model.recommend_indices(uidx, args.k, exclude_seen=not args.include_seen,
+                                            exclude=extra)  # fmt: skip
+    valid = items >= 0
+    return pd.DataFrame({
+        "user": np.repeat(model.user_ids_.lookup(uidx), valid.sum(axis=1)),
+        "item": model.item_ids_.lookup(items[valid]),
+        "rank": np.broadcast_to(np.arange(1, args.k + 1), items.shape)[valid],
+        "score": scores[valid],
+    })  # fmt: skip
 
 
 def _ann_index(args: argparse.Namespace, model: Any) -> Any:
@@ -234,13 +305,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def _load_split_pair(split_dir: Path, args: argparse.Namespace):
     """train.csv and valid.csv of a split directory over one shared id universe."""
     from lmrec.cli._common import split_file_kwargs
-    from lmrec.data import read_interactions, read_items, read_users
+    from lmrec.cli._inputs import read_catalogs
+    from lmrec.data import read_interactions
     from lmrec.data.dataset import datasets_with_shared_ids
 
     train, _ = read_interactions(split_dir / "train.csv", **split_file_kwargs(split_dir / "train.csv"))
     valid, _ = read_interactions(split_dir / "valid.csv", **split_file_kwargs(split_dir / "valid.csv"))
-    items = read_items(args.items) if args.items else None
-    users = read_users(args.users_file) if args.users_file else None
+    items, users = read_catalogs(args)
     train_ds, valid_ds = datasets_with_shared_ids(
         [train, valid], items=items, users=users, names=["train", "valid"]
     )
