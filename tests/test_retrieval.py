@@ -149,7 +149,7 @@ def test_lean_factors_round_trip_tolerance(precision, tol):
 @pytest.mark.parametrize("n_items", [50, 5_000, 5_031])  # fallback, chunks only, chunks + tail
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_dot_topk_equals_full_sort(n_items, n_threads):
-    from lmrec.models.topk import dot_topk
+    from lmrec.ops.topk import dot_topk
 
     rng = np.random.default_rng(n_items)
     q = rng.normal(size=(70, 12)).astype(np.float32)
@@ -174,7 +174,7 @@ def test_dot_topk_equals_full_sort(n_items, n_threads):
 
 def test_recommend_indices_fast_path_matches_generic(small_dataset):
     from lmrec.models import create_model
-    from lmrec.models.topk import mask_rows, topk
+    from lmrec.ops.topk import mask_rows, topk
 
     model = create_model("als", {"factors": 8, "iterations": 2}).fit(small_dataset)
     users = np.arange(model.seen_.shape[0])
@@ -230,7 +230,7 @@ def test_cli_index_build_and_recommend_with_ann(small_dataset, tmp_path, capsys)
 
 def test_fast_path_exclusion_and_non_finite_users_match_the_generic_path(small_dataset):
     from lmrec.models import create_model
-    from lmrec.models.topk import mask_rows, topk
+    from lmrec.ops.topk import mask_rows, topk
     from lmrec.retrieval.vectors import exclusion
 
     model = create_model("als", {"factors": 8, "iterations": 2}).fit(small_dataset)

@@ -120,6 +120,16 @@ class RecommenderContract:
         with_seen = model.recommend(["u0"], k=data.n_items, exclude_seen=False)
         assert len(with_seen) == data.n_items
 
+    def test_topk_is_a_prefix_of_longer_lists(self):
+        data = self.data()
+        model = self.make_model().fit(data)
+        users = [f"u{i}" for i in range(data.n_users)]
+        for k, longer in ((1, 4), (3, 10), (5, data.n_items)):
+            short = model.recommend(users, k=k).groupby("user")["item"].agg(list)
+            full = model.recommend(users, k=longer).groupby("user")["item"].agg(list)
+            for user, items in short.items():
+                assert full[user][:k] == items, (user, k, longer)
+
     def test_candidates_honoured(self):
         model = self.fitted()
         recs = model.recommend(["u0", "u1"], k=5, candidates=["i1", "i2", "i3"])

@@ -110,7 +110,7 @@ def test_ml100k_beats_popularity(ml100k_80_20, fit_and_evaluate, popularity_summ
     # Measured on the seed-2026 80/20 split: NDCG@10 0.388 / Recall@20 0.33 vs popularity
     # 0.218 / 0.175; fit ~10-15 s on a busy 2-core machine.
     from lmrec.eval.metrics import compute_ranking_metrics
-    from lmrec.models.topk import mask_rows, topk
+    from lmrec.ops.topk import mask_rows, topk
 
     model = BPR(torch_threads=1)
     summary = fit_and_evaluate(model)

@@ -30,7 +30,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import IdMap, OnUnknown, as_id_array
 from lmrec.errors import ConfigError, NotFittedError
 from lmrec.models.config import ModelConfig, build_config
-from lmrec.models.topk import mask_rows, topk
+from lmrec.ops.topk import mask_rows, topk
 
 RECOMMENDATION_COLUMNS = ["user", "item", "rank", "score"]
 

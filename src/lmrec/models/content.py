@@ -43,7 +43,7 @@ from lmrec.data.idmap import OnUnknown
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, check_k
 from lmrec.models.config import ModelConfig
-from lmrec.models.topk import topk
+from lmrec.ops.topk import topk
 
 _KMEANS_ITERATIONS = 15
 

@@ -1,7 +1,7 @@
 """Exact and approximate maximum-inner-product search over item vectors.
 
 Both indexes answer ``search(user_vectors, k, exclude=None) -> (items, scores)`` with
-the conventions of :func:`lmrec.models.topk.topk`: dense item indices (int64, -1
+the conventions of :func:`lmrec.ops.topk.topk`: dense item indices (int64, -1
 padded) and float32 scores, best first, ``exclude`` a users x items CSR matrix whose
 stored entries are never returned (row ``i`` applies to query ``i``).
 
@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from lmrec._atomic import atomic_dir
 from lmrec._version import __version__
 from lmrec.errors import ConfigError, DataError, NotFittedError
-from lmrec.models.topk import dot_topk
+from lmrec.ops.topk import dot_topk
 
 __all__ = ["ExactIndex", "FaissIndex", "item_user_vectors"]
 
@@ -113,7 +113,7 @@ def item_user_vectors(model: object) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ExactIndex:
-    """Exact top-k by inner product (the baseline): :func:`~lmrec.models.topk.dot_topk`.
+    """Exact top-k by inner product (the baseline): :func:`~lmrec.ops.topk.dot_topk`.
 
     Parameters
     ----------

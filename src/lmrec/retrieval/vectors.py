@@ -4,7 +4,7 @@ Factor and embedding models score ``user . item`` (plus, for some, a per-item bi
 :func:`dot_form` finds the vectors by duck typing on fitted attributes and then
 *checks* them against the model's own ``_score`` on a few users, so a model that
 happens to carry such attributes but scores differently is never served from them.
-The exact fused top-k (:func:`lmrec.models.topk.dot_topk`) and the ANN indexes use
+The exact fused top-k (:func:`lmrec.ops.topk.dot_topk`) and the ANN indexes use
 these vectors.
 
 Attribute pairs tried, in order (an ``item_bias_`` is appended to the items as one
@@ -142,7 +142,7 @@ def exclusion(
 ) -> sp.csr_matrix | None:
     """Row-aligned CSR of the items to drop for ``user_idx``: training items and/or ``exclude``.
 
-    Every stored entry counts, whatever its value (as in :func:`~lmrec.models.topk.mask_rows`):
+    Every stored entry counts, whatever its value (as in :func:`~lmrec.ops.topk.mask_rows`):
     the union is taken on the patterns, so a stored zero or values that cancel in a sum
     still exclude.
     """
@@ -170,14 +170,14 @@ def recommend_by_dot(
     exclude: sp.csr_matrix | None = None,
     n_threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Exact top-``k`` through :func:`~lmrec.models.topk.dot_topk`, or None if not a dot model.
+    """Exact top-``k`` through :func:`~lmrec.ops.topk.dot_topk`, or None if not a dot model.
 
     Same result as :meth:`Recommender.recommend_indices` (without candidates) for
     factor models, but scored in fused multi-threaded blocks without the generic path's
     extra copies and full-row partitions. None also when a requested user's vector is
     not finite (a diverged fit): the generic path then handles those scores.
     """
-    from lmrec.models.topk import dot_topk
+    from lmrec.ops.topk import dot_topk
 
     form = dot_form(model)
     if form is None:

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
-from lmrec.models.topk import topk
+from lmrec.ops.topk import topk
 
 
 def history_matrix(rows: list[np.ndarray], n_items: int) -> sp.csr_matrix:
@@ -77,7 +77,7 @@ def top_from_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (items, scores) of one score vector, dropping ``exclude`` and non-``keep`` items.
 
-    Returns 1-d arrays with the -1 padding of :func:`lmrec.models.topk.topk` removed.
+    Returns 1-d arrays with the -1 padding of :func:`lmrec.ops.topk.topk` removed.
     """
     row = np.array(scores, dtype=np.float32, copy=True).reshape(1, -1)
     row[~np.isfinite(row)] = -np.inf
