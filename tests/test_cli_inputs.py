@@ -166,3 +166,39 @@ def test_coverage_is_the_same_from_a_model_and_from_its_lists(movies, capsys):
                     "coverage@4")  # fmt: skip
     recs = pd.read_csv(movies / "recs.csv", dtype=str)
     assert f"{recs['item'].nunique() / 22:.4f}" in out
+
+
+def test_unknown_users_are_named_in_cli_words(movies, capsys):
+    assert run(capsys, "train", "--data", movies / "train.csv", "--model", "popularity",
+               "--out", movies / "pop")[0] == 0  # fmt: skip
+    (movies / "who.txt").write_text("u1\nstranger\nu2\n")
+    code, _, err = run(capsys, "recommend", "--model", movies / "pop", "--users",
+                       movies / "who.txt", "--output", "-")  # fmt: skip
+    assert code == 2 and "--on-unknown skip" in err and "'stranger'" in err
+    assert "on_unknown" not in err and len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, "recommend", "--model", movies / "pop", "--users",
+                         movies / "who.txt", "--output", "-", "--on-unknown", "skip")  # fmt: skip
+    assert code == 0 and set(pd.read_csv(pd.io.common.StringIO(out))["user"]) == {"u1", "u2"}
+    assert err.count("stranger") == 1 and "warning" in err and ".py:" not in err
+
+
+def test_python_warnings_once_on_one_line_without_source(monkeypatch, capsys):
+    import warnings
+
+    from lmrec.cli import model_cmds
+    from lmrec.errors import DataWarning
+
+    def noisy(args):
+        for _ in range(2):
+            warnings.warn("same message", DataWarning, stacklevel=1)
+        warnings.warn("same message", DataWarning, stacklevel=2)  # another location
+        warnings.warn("first line\n  second line", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(model_cmds, "cmd_train", noisy)
+    code, _, err = run(capsys, "train", "--data", "x.csv", "--model", "ease", "--out", "o")
+    assert code == 0
+    assert err.splitlines() == [
+        "lmrec train: warning: same message",
+        "lmrec train: warning: first line second line",
+    ]

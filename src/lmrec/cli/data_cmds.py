@@ -99,10 +99,15 @@ def load_input(args: argparse.Namespace):
         return load_saved_dataset(args)
     items = check_input(args.items, "Item file") if args.items else None
     users = check_input(args.users_file, "User file") if getattr(args, "users_file", None) else None
-    from lmrec.cli._inputs import catalog_kwargs
+    import warnings
 
-    ds, report = load_dataset(args.data, items=items, users=users, **catalog_kwargs(args),
-                              **read_kwargs(args))  # fmt: skip
+    from lmrec.cli._inputs import catalog_kwargs
+    from lmrec.errors import DataWarning
+
+    with warnings.catch_warnings():  # the report below lists them as notes: say each once
+        warnings.simplefilter("ignore", DataWarning)
+        ds, report = load_dataset(args.data, items=items, users=users, **catalog_kwargs(args),
+                                  **read_kwargs(args))  # fmt: skip
     info(report.summary())
     return ds
 

@@ -197,9 +197,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     titles = _read_titles(args) if args.titles else None
     exclude = _exclude_pairs(args) if args.exclude else None
     model = load_model(args.model)
-    if users is None:
-        users = model.user_ids_.ids
-    on_unknown = "warn" if args.on_unknown == "skip" else "raise"
+    users = model.user_ids_.ids if users is None else _known_users(model, users, args)
+    on_unknown = "raise"  # unknown users are already handled, in the CLI's words
     index = None if exclude is not None else _ann_index(args, model)
     if index is not None:
         from lmrec.retrieval.attached import recommend_ann
@@ -222,6 +221,25 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         write_csv(recs, Path(args.output))
         info(f"wrote {len(recs)} recommendations for {recs['user'].nunique()} users to {args.output}")
     return 0
+
+
+def _known_users(model: Any, users: np.ndarray, args: argparse.Namespace) -> np.ndarray:
+    """``users`` the model knows; unknown ones fail or are skipped as --on-unknown says."""
+    known = model.user_ids_.index(users, on_unknown="ignore") >= 0
+    if known.all():
+        return users
+    unknown = [str(u) for u in users[~known]]
+    shown = ", ".join(repr(u) for u in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+    if args.on_unknown == "raise":
+        raise ConfigError(
+            f"{len(unknown)} user id(s) in {args.users} are not in the model's training data: "
+            f"{shown}. Pass --on-unknown skip to leave them out."
+        )
+    info(f"lmrec recommend: warning: skipped {len(unknown)} user id(s) unknown to the model "
+         f"(--on-unknown skip): {shown}")  # fmt: skip
+    if not known.any():
+        raise ConfigError(f"No user in {args.users} is known to the model; nothing to recommend.")
+    return users[known]
 
 
 def _read_titles(args: argparse.Namespace) -> pd.Series:
