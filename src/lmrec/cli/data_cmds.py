@@ -20,11 +20,13 @@ def register(sub: Any) -> None:
     dsub.add_parser("list", help="list built-in data sets").set_defaults(func=cmd_datasets_list)
     f = dsub.add_parser("fetch", help="download a built-in data set into the cache")
     f.add_argument("name", help="data set name, e.g. ml-100k")
-    f.add_argument("--source", default="auto", choices=["auto", "pypi", "grouplens"])
+    f.add_argument("--source", default="auto", choices=["auto", "pypi", "grouplens"],
+                   help="where from: the recbole wheel on PyPI, the GroupLens archive, or "
+                   "auto (PyPI first; default)")  # fmt: skip
     f.add_argument("--force", action="store_true", help="download again even if cached")
     f.set_defaults(func=cmd_datasets_fetch)
     i = dsub.add_parser("info", help="describe a built-in data set and its cache state")
-    i.add_argument("name")
+    i.add_argument("name", help="data set name, e.g. ml-100k")
     i.set_defaults(func=cmd_datasets_info)
     from lmrec.cli import scale_cmds
 

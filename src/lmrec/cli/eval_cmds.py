@@ -11,7 +11,7 @@ import pandas as pd
 
 from lmrec.cli._common import add_read_flags, check_input, check_output, info, read_kwargs
 from lmrec.cli._inputs import add_catalog_flags
-from lmrec.cli.data_cmds import add_data_source, load_input, run_split
+from lmrec.cli.data_cmds import SPLIT_PROTOCOLS, add_data_source, load_input, run_split
 from lmrec.errors import ConfigError
 
 
@@ -49,6 +49,10 @@ def register(sub: Any) -> None:
     c = sub.add_parser(
         "compare",
         help="train several models on one split and compare them with confidence intervals",
+        description="Split --data/--dataset (or take --train and --test), fit every model of "
+        "--models on train (+ valid), evaluate each on test under the full-ranking protocol, "
+        "and print each metric with its 95%% bootstrap CI and the paired difference to the "
+        "baseline model. Example: lmrec compare --dataset ml-100k --models popularity,ease",
     )
     add_data_source(c, required=False)
     c.add_argument("--train", help="train file (instead of --data/--dataset + split)")
@@ -56,16 +60,28 @@ def register(sub: Any) -> None:
     c.add_argument(
         "--models", required=True, help="comma-separated model names, e.g. popularity,ease"
     )
+    c.add_argument("--baseline", help="model the differences are taken against "
+                   "(default: the first of --models)")  # fmt: skip
     c.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
                    help="hyperparameter for one model, e.g. ease.l2=300 (repeatable)")  # fmt: skip
-    c.add_argument("--protocol", default="random", help="split protocol for --data/--dataset")
-    c.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.1, 0.1])
-    c.add_argument("--test-fraction", type=float)
-    c.add_argument("--test-n", type=int)
-    c.add_argument("--fraction", type=float, default=0.2)
+    c.add_argument("--protocol", default="random", choices=SPLIT_PROTOCOLS,
+                   help="how --data/--dataset is split, as in lmrec split (default: random); "
+                   "models are fitted on train + valid")  # fmt: skip
+    c.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.1, 0.1],
+                   help="random and global_temporal: train/valid/test (or train/test) "
+                   "fractions (default: 0.8 0.1 0.1)")  # fmt: skip
+    c.add_argument("--test-fraction", type=float,
+                   help="user_temporal: each user's latest fraction goes to test")  # fmt: skip
+    c.add_argument("--test-n", type=int,
+                   help="user_temporal: each user's latest n interactions go to test")  # fmt: skip
+    c.add_argument("--fraction", type=float, default=0.2,
+                   help="cold_items / cold_users: share held out (default 0.2)")  # fmt: skip
     c.add_argument("--seed", type=int, default=2026, help="split seed (default 2026)")
     add_metric_flags(c)
-    c.add_argument("--format", default="table", choices=["table", "json", "markdown"])
+    c.add_argument("--format", default="table", choices=["table", "json", "markdown"],
+                   help="table: one line per model and metric, within 100 columns "
+                   "(default); markdown: a table of rounded values with CIs and one of "
+                   "differences; json: every number")  # fmt: skip
     c.set_defaults(func=cmd_compare)
 
     m = sub.add_parser("models", help="list registered models and their hyperparameters")
@@ -75,7 +91,7 @@ def register(sub: Any) -> None:
         "demo", help="the MovieLens-100K walk-through: train, evaluate, compare, show"
     )
     d.add_argument("--models", default=None, help="comma-separated models (default: a strong set)")
-    d.add_argument("--seed", type=int, default=2026)
+    d.add_argument("--seed", type=int, default=2026, help="split seed (default 2026)")
     d.add_argument("--users", type=int, default=3, help="how many example users to show")
     d.set_defaults(func=cmd_demo)
 
@@ -216,7 +232,8 @@ def _compare_inputs(args: argparse.Namespace):
 
 
 def run_comparison(train, test, models: list[str], params: dict[str, dict[str, Any]],
-                   metrics: list[str]) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+                   metrics: list[str], baseline: str | None = None
+                   ) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """Fit each model on ``train``, evaluate on ``test``; the comparison table and results."""
     import time
 
@@ -233,7 +250,7 @@ def run_comparison(train, test, models: list[str], params: dict[str, dict[str, A
         results[name] = evaluate(model, test, metrics=metrics, name=name)
         results[name].summary["fit_seconds"] = seconds
         fitted[name] = model
-    return compare(results, metrics=metrics), fitted
+    return compare(results, metrics=[*metrics, "fit_seconds"], baseline=baseline), fitted
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -247,30 +264,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for m in models:
         cls = get_model_class(m)
         build_config(cls.config_class, params[m])
+    baseline = args.baseline or models[0]
+    if baseline not in models:
+        raise ConfigError(f"--baseline {baseline!r} is not one of --models ({', '.join(models)}).")
     names = metric_names(args)
     train, test = _compare_inputs(args)
-    table, _ = run_comparison(train, test, models, params, names)
-    _print_table(table, args.format)
-    return 0
+    table, _ = run_comparison(train, test, models, params, names, baseline=baseline)
+    from lmrec.cli.tables import comparison_long, comparison_markdown
 
-
-def _print_table(table: pd.DataFrame, fmt: str) -> None:
-    if fmt == "json":
+    if args.format == "json":
         print(table.to_json(orient="index", indent=2))
-    elif fmt == "markdown":
-        print(table.to_markdown() if _has_tabulate() else table.to_string())
+    elif args.format == "markdown":
+        print(comparison_markdown(table, names, baseline))
     else:
-        with pd.option_context("display.width", 200, "display.max_columns", 50,
-                               "display.float_format", "{:.4f}".format):  # fmt: skip
-            print(table.to_string())
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
+        print(comparison_long(table, names, baseline))
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

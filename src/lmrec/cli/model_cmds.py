@@ -86,7 +86,9 @@ def register(sub: Any) -> None:
     add_catalog_flags(u)
     u.add_argument("--metric", default="ndcg@10", help="validation metric (default ndcg@10)")
     u.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
-    u.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"])
+    u.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"],
+                   help="optuna sampler: TPE (default), random, or a grid of the space "
+                   "(4 points per numeric range)")  # fmt: skip
     u.add_argument("--space", help="JSON file with a custom search space")
     u.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed hyperparameter (repeatable)")  # fmt: skip

@@ -228,8 +228,11 @@ def compare(
 ) -> pd.DataFrame:
     """Side-by-side table with bootstrap CIs, and each model's paired difference to ``baseline``.
 
-    Users are matched by id; only users evaluated for both models enter a paired
-    difference. ``baseline`` defaults to the first result.
+    One row per model: ``users``, each metric's value, and for per-user metrics a
+    ``"<metric> ci"`` column (``"[low, high]"``) and a ``"<metric> diff"`` column
+    (``"+mean [+low, +high]"``, the paired bootstrap difference to the baseline; ``"-"``
+    in the baseline's own row). Users are matched by id; only users evaluated for both
+    models enter a paired difference. ``baseline`` defaults to the first result.
     """
     if not isinstance(results, Mapping):
         results = {r.name: r for r in results}
@@ -246,7 +249,9 @@ def compare(
             if m in res.per_user:
                 _, lo, hi = res.ci(m, n_resamples=n_resamples, seed=seed)
                 row[f"{m} ci"] = f"[{lo:.4f}, {hi:.4f}]"
-                if res is not base and m in base.per_user:
+                if res is base:
+                    row[f"{m} diff"] = "-"
+                elif m in base.per_user:
                     common = res.per_user.index.intersection(base.per_user.index)
                     d = paired_bootstrap_diff(
                         res.per_user.loc[common, m].to_numpy(),
