@@ -17,6 +17,17 @@ from lmrec.cli._inputs import add_catalog_flags
 from lmrec.cli.data_cmds import add_data_source, load_input, write_csv
 from lmrec.errors import ConfigError
 
+TUNE_SPACE_HELP = """\
+search space file (--space): one line per hyperparameter, TOML (or the same as JSON)
+  l2 = ["float_log", 10, 5000]          log-uniform float; also ["log", 10, 5000],
+                                        ["loguniform", 10, 5000], ["float", 10, 5000, "log"]
+  factors = ["int_log", 8, 512]         log-uniform int ("log" on an int parameter)
+  iterations = ["int", 5, 30]           uniform int; ["float", 0, 1] uniform float
+  similarity = ["categorical", ["cosine", "bm25"]]
+  shrinkage = ["float", 0, 100, {similarity = "cosine"}]   only when similarity is cosine
+  lr = {type = "float", low = 1e-4, high = 1e-2, log = true}   optuna's keyword form
+Parameters are the model's config fields (lmrec models); --param fixes one instead."""
+
 
 def register(sub: Any) -> None:
     """Add the model subcommands to the parser."""
@@ -76,7 +87,10 @@ def register(sub: Any) -> None:
         "tune",
         help="search hyperparameters on a validation split with optuna",
         description="Fit on train, score on valid, keep the best parameters, refit on "
-        "train+valid. Writes best_params.json, trials.csv and the refitted model.",
+        "train+valid. Writes best_params.json, trials.csv and the refitted model. Without "
+        "--space, the model's built-in space is searched (lmrec models lists the models).",
+        epilog=TUNE_SPACE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     u.add_argument("--model", required=True, help="registered model name")
     u.add_argument("--split", required=True,
@@ -89,7 +103,9 @@ def register(sub: Any) -> None:
     u.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"],
                    help="optuna sampler: TPE (default), random, or a grid of the space "
                    "(4 points per numeric range)")  # fmt: skip
-    u.add_argument("--space", help="JSON file with a custom search space")
+    u.add_argument("--space", metavar="FILE",
+                   help="search space file (.toml or .json; format below) instead of the "
+                   "model's built-in space")  # fmt: skip
     u.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed hyperparameter (repeatable)")  # fmt: skip
     u.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
@@ -303,14 +319,15 @@ def _ann_index(args: argparse.Namespace, model: Any) -> Any:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from lmrec.models.config import parse_params
-    from lmrec.tune import tune
+    from lmrec.tune import resolve_space, tune
 
     out = check_output(args.out, args.force, is_dir=True)
     split_dir = Path(check_input(args.split, "Split directory"))
     for name in ("train.csv", "valid.csv"):
         check_input(split_dir / name, f"{name} of the split")
-    space = json.loads(Path(check_input(args.space, "Search space")).read_text()) if args.space else None
+    space = check_input(args.space, "Search space file") if args.space else None
     fixed = parse_params(args.param)
+    resolve_space(args.model, space, fixed)  # a bad space fails before any data is read
     train, valid = _load_split_pair(split_dir, args)
     result = tune(args.model, train, valid, metric=args.metric, n_trials=args.trials,
                   sampler=args.sampler, seed=args.seed, fixed_params=fixed, space=space)  # fmt: skip
