@@ -51,8 +51,11 @@ PYPI = "https://files.pythonhosted.org/packages/torch-2.13.0-cp311-manylinux_2_2
         (report("2.13.0+cpu", "file:///opt/wheels/torch-2.13.0+cpu.whl"), {}, []),
         (report("2.13.0", "file:///srv/simple/torch.whl", ["nvidia-cublas-cu12"]), {}, []),
         # PyPI's Linux wheel needs the nvidia-* packages: take the CPU index instead
-        (report("2.13.0", PYPI, ["filelock", "nvidia-cublas-cu12 ; platform_system == 'Linux'"]),
-         {}, CPU),  # fmt: skip
+        (
+            report("2.13.0", PYPI, ["filelock", "nvidia-cublas-cu12 ; platform_system == 'Linux'"]),
+            {},
+            CPU,
+        ),  # fmt: skip
         (report("2.13.0+cu126", "https://mirror.example/torch.whl"), {}, CPU),
         # an index that already serves a CPU build (ARM Linux, a CPU mirror) is fine
         (report("2.13.0", "https://mirror.example/torch.whl"), {}, []),
@@ -63,8 +66,11 @@ PYPI = "https://files.pythonhosted.org/packages/torch-2.13.0-cp311-manylinux_2_2
         (None, {"system": "Windows"}, []),
         # the user's choice wins
         (report("2.13.0", PYPI, ["nvidia-cublas-cu12"]), {"override": "pypi"}, []),
-        (None, {"override": "https://download.pytorch.org/whl/cu126"},
-         ["--index-url", "https://download.pytorch.org/whl/cu126"]),  # fmt: skip
+        (
+            None,
+            {"override": "https://download.pytorch.org/whl/cu126"},
+            ["--index-url", "https://download.pytorch.org/whl/cu126"],
+        ),  # fmt: skip
     ],
 )
 def test_choose(rep, kwargs, expected) -> None:

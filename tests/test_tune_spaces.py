@@ -45,14 +45,23 @@ def test_space_is_field_metadata():
         ("ease", "l2", ["Log-Uniform", 10, 5000], ("float_log", 10.0, 5000.0)),
         ("ease", "l2", ["float", 10, 5000, "log"], ("float_log", 10.0, 5000.0)),
         ("ease", "l2", ["uniform", 10, 5000], ("float", 10.0, 5000.0)),
-        ("ease", "l2", {"type": "float", "low": 10, "high": 5000, "log": True},
-         ("float_log", 10.0, 5000.0)),  # fmt: skip
+        (
+            "ease",
+            "l2",
+            {"type": "float", "low": 10, "high": 5000, "log": True},
+            ("float_log", 10.0, 5000.0),
+        ),  # fmt: skip
         ("svd", "factors", ["log", 8, 512], ("int_log", 8, 512)),  # int field: int_log
         ("svd", "factors", ["int", 8, 512, "log"], ("int_log", 8, 512)),
         ("svd", "factors", ["range", 8, 64], ("int", 8, 64)),
         ("svd", "factors", {"low": 8, "high": 64}, ("int", 8, 64)),
         ("popularity", "by", ["choice", ["count"]], ("categorical", ["count"])),
-        ("popularity", "by", {"choices": ["count", "weight"]}, ("categorical", ["count", "weight"])),
+        (
+            "popularity",
+            "by",
+            {"choices": ["count", "weight"]},
+            ("categorical", ["count", "weight"]),
+        ),
     ],
 )
 def test_spellings_users_write(model, param, spec, expected):
