@@ -171,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.data = paths[0] if paths else None  # the single-file path, as every command has
     start = time.perf_counter()
     if args.engine == "spark":
-        model = dist_cmds.train_spark(args, params)
+        model = dist_cmds.train_spark(args, args.model, params)
     else:
         from lmrec.cli._inputs import load_data_files
 
