@@ -165,11 +165,17 @@ def test_parse_stamps() -> None:
 
 
 def test_repository_results_file_is_well_formed() -> None:
-    """Every stamp in the real RESULTS.md parses and names an existing source."""
-    text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
-    figures, bad = stale.parse_stamps(text)
+    """Every stamp of the real RESULTS.md parses, names a known commit and existing sources.
+
+    Figures may be stale (that is what the script reports), but never unreadable.
+    """
+    results = ROOT / "benchmarks" / "RESULTS.md"
+    figures, bad = stale.parse_stamps(results.read_text())
     assert bad == [] and len(figures) >= 10
-    assert len({f.id for f in figures}) == len(figures)
-    for fig in figures:
-        for source in fig.sources:
-            assert list(ROOT.glob(source.rstrip("/"))), f"{fig.id}: {source} matches nothing"
+    shallow = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if shallow.returncode != 0 or shallow.stdout.strip() != "false":
+        pytest.skip("needs a full git checkout (the stamps name past commits)")
+    _, findings = stale.find_stale(ROOT, results)
+    invalid = [f for f in findings if " stale since " not in f" {f.message}"]
+    assert invalid == []
