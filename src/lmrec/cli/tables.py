@@ -55,16 +55,15 @@ def comparison_long(table: pd.DataFrame, metrics: Sequence[str], baseline: str) 
     columns = _columns(table, metrics)
     mw = max(len("metric"), *(len(c) for c in columns))
     nw = max(len("model"), *(len(m) for m in models))
-    header = (
-        f"{'metric':<{mw}}  {'model':<{nw}}  {'value':<6}  {'95% CI':<16}  "
-        f"difference to {baseline} [95% CI]"
-    )
+    header = f"{'metric':<{mw}}  {'model':<{nw}}  {'value':<6}  {'95% CI':<16}  "
+    if len(models) > 1:  # one model has nothing to differ from
+        header += f"difference to {baseline} [95% CI]"
     lines = [header.rstrip()]
     for col in columns:
         for i, model in enumerate(models):
             value = _cell(table, model, col)
             ci = _cell(table, model, f"{col} ci")
-            diff = _cell(table, model, f"{col} diff")
+            diff = _cell(table, model, f"{col} diff") if len(models) > 1 else ""
             name = col if i == 0 else ""
             line = f"{name:<{mw}}  {model:<{nw}}  {value:<6}  {ci:<16}  {diff}"
             lines.append(line.rstrip())
