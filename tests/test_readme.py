@@ -114,3 +114,15 @@ def test_readme_commands_reproduce_popularity_and_ease(tmp_path: Path) -> None:
 def test_readme_commands_reproduce_the_whole_table(tmp_path: Path) -> None:
     models = list(readme_table())
     check_rows(run_readme(tmp_path, models), models)
+
+
+def test_readme_words_on_slow_tests_hold() -> None:
+    """The README says `make test` leaves out tests marked slow: some are, and test-all runs them."""
+    readme = (ROOT / "README.md").read_text()
+    assert "marked\n`slow`" in readme or "marked `slow`" in readme
+    marked = [
+        p for p in (ROOT / "tests").rglob("test_*.py") if "@pytest.mark.slow" in p.read_text()
+    ]
+    assert marked, "the README promises slow tests; none is marked"
+    makefile = (ROOT / "Makefile").read_text()
+    assert '$(PYTEST) -m "not slow"' in makefile and "\n\t$(PYTEST)\n" in makefile
