@@ -15,9 +15,9 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.lmrec-installed
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
-EXTRAS ?= torch,lm,ann,fast,tune,serve,spark,bench,dev
+EXTRAS ?= torch,lm,ann,fast,onnx,tune,serve,spark,bench,privacy,dev
 
-.PHONY: demo test test-all bench setup clean java
+.PHONY: demo test test-all bench setup clean java postgres
 
 setup: $(STAMP)
 
@@ -40,13 +40,23 @@ java:
 	  || echo "WARNING: could not install Java; the Spark tests will be skipped"; \
 	fi
 
+# The event-store tests run on SQLite and on a throwaway PostgreSQL server (initdb + pg_ctl
+# in a temp dir); they skip the PostgreSQL half without it, except in CI, which installs it.
+postgres:
+	@if [ "$$CI" = "true" ] && ! command -v initdb >/dev/null 2>&1 \
+	    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "CI: installing PostgreSQL (postgresql) for the event-store tests"; \
+	  apt-get update -qq && apt-get install -y -qq postgresql >/dev/null \
+	  || echo "WARNING: could not install PostgreSQL; the event-store tests on it will fail"; \
+	fi
+
 # `make test` leaves out the tests marked slow; `make test-all` is the same run with them.
 PYTEST := $(PY) -m pytest -q --durations=10 --doctest-modules tests src/lmrec
 
-test: $(STAMP) java
+test: $(STAMP) java postgres
 	$(PYTEST) -m "not slow"
 
-test-all: $(STAMP) java
+test-all: $(STAMP) java postgres
 	$(PYTEST)
 
 clean:

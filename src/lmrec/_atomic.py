@@ -127,7 +127,9 @@ def clean_temporaries(path: str | Path) -> int:
 
 
 def _storage_error(path: Path, e: OSError) -> StorageError:
-    reason = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EFBIG: "the file is larger than this process may write"}  # fmt: skip
+    reason = reasons.get(e.errno or 0, e.strerror or str(e))
     return StorageError(
         f"Could not write {path}: {reason}. Nothing was replaced: the previous version "
         "(if any) is still in place. Free space or choose another location and try again."

@@ -3,7 +3,6 @@ saves are atomic, durable and clean up after crashed writers (issue 16, plan che
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import signal
@@ -133,12 +132,13 @@ def test_fit_refuses_a_non_finite_result():
 
 def test_disk_full_leaves_the_previous_model(ease_dir, monkeypatch):
     import safetensors.numpy as stn
+    from safetensors import SafetensorError
 
     before = load_model(ease_dir).recommend(["u0"], k=3)
 
-    def full(arrays, filename, *a, **k):
+    def full(arrays, filename, *a, **k):  # what safetensors raises on a full disk
         Path(filename).write_bytes(b"partial")
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise SafetensorError("Error while serializing: I/O error: No space left (os error 28)")
 
     monkeypatch.setattr(stn, "save_file", full)
     with pytest.raises(StorageError, match="disk is full"):
@@ -185,3 +185,32 @@ def test_kill_minus_nine_during_saves_leaves_a_loadable_model(ease_dir):
         assert model.n_items == 30
     create_model("ease", {}).fit(checkerboard()).save(ease_dir)
     assert [p for p in ease_dir.parent.iterdir() if p.name.startswith(".")] == []
+
+
+FILE_LIMIT = textwrap.dedent("""
+    import resource, signal, sys
+    from lmrec.errors import StorageError
+    from lmrec.models import create_model
+    from lmrec.testing import checkerboard
+    path = sys.argv[1]
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+    big = checkerboard(n_users=200, n_items=400)  # EASE's B alone is 640 kB
+    try:
+        create_model("ease", {"l2": 10.0}).fit(big).save(path)
+    except StorageError as e:
+        print("StorageError:", e)
+        sys.exit(0)
+    sys.exit(1)
+""")
+
+
+def test_a_real_write_failure_is_a_storage_error_and_the_old_model_stays(ease_dir):
+    """Plan check 3 with the operating system refusing the write (a file-size limit)."""
+    before = load_model(ease_dir).recommend(["u0"], k=3)
+    out = subprocess.run([sys.executable, "-c", FILE_LIMIT, str(ease_dir)], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "Nothing was replaced" in out.stdout and "larger than this process may" in out.stdout
+    pd.testing.assert_frame_equal(load_model(ease_dir).recommend(["u0"], k=3), before)
+    assert [p.name for p in ease_dir.parent.iterdir() if p.name.startswith(".")] == []

@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from lmrec import _threads
 from lmrec._version import __version__
 from lmrec.errors import LmrecError
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         eval_cmds,
         index_cmds,
         model_cmds,
+        privacy_cmds,
         ranker_cmds,
         scale_cmds,
         serve_cmds,
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmds.register(sub)
     scale_cmds.register(sub)
     index_cmds.register(sub)
+    privacy_cmds.register(sub)
     return parser
 
 
@@ -82,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("always")  # every warning reaches the printer, which dedupes
         warnings.showwarning = _WarningPrinter(args.command)
         try:
+            _threads.configure()  # OpenMP settings before any command loads torch/numba/implicit
             return int(args.func(args) or 0)
         except (LmrecError, FileNotFoundError, FileExistsError, PermissionError,
                 IsADirectoryError, NotADirectoryError) as e:  # fmt: skip

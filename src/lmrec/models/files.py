@@ -21,6 +21,7 @@ what is wrong with it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
@@ -85,8 +86,6 @@ def write_model_files(
     overwrite: bool = True,
 ) -> Path:
     """Write a model directory atomically and durably (see :mod:`lmrec._atomic`)."""
-    from safetensors.numpy import save_file
-
     for key in arrays:
         if key.startswith(SEEN_PREFIX):
             raise ModelFileError(f"State key {key!r} is reserved.")
@@ -95,7 +94,7 @@ def write_model_files(
     out[SEEN_PREFIX + "indices"] = np.ascontiguousarray(seen.indices, dtype=np.int32)
     path = Path(path)
     with atomic_dir(path, overwrite=overwrite) as tmp:
-        save_file(out, str(tmp / "arrays.safetensors"))
+        _save_arrays(out, tmp / "arrays.safetensors")
         pd.DataFrame({"user": user_ids.ids}).to_parquet(tmp / "user_ids.parquet")
         pd.DataFrame({"item": item_ids.ids}).to_parquet(tmp / "item_ids.parquet")
         config = {"model": name, "config": params, "meta": meta,
@@ -110,6 +109,18 @@ def write_model_files(
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return path
+
+
+def _save_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """safetensors' writer, with its I/O failures (disk full, file too large) as OSError."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import save_file
+
+    try:
+        save_file(arrays, str(path))
+    except SafetensorError as e:
+        code = re.search(r"os error (\d+)", str(e))
+        raise OSError(int(code.group(1)) if code else errno.EIO, str(e)) from e
 
 
 def _read_json(path: Path) -> Any:
