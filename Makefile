@@ -1,6 +1,12 @@
 # Two entry points for a fresh machine: `make demo` (the main job) and `make test` (what CI runs).
 # Each builds the virtualenv first: torch (CPU build) before anything that depends on it,
 # then lmrec with the extras the demo and the tests use.
+#
+# Which torch: tools/torch_index.py asks pip which build it would install. A local build
+# (a --find-links directory or file:// index in pip's configuration) is kept; where pip
+# would fetch PyPI's CUDA build (Linux), the CPU build comes from PyTorch's CPU index.
+# Override: make setup TORCH=torch==2.6.0 TORCH_INDEX=https://download.pytorch.org/whl/cu126
+# (any index URL), or TORCH_INDEX=pypi for pip's configured indexes as they are.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,6 +14,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.lmrec-installed
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
 EXTRAS ?= torch,lm,ann,fast,onnx,tune,serve,spark,bench,privacy,dev
 
 .PHONY: demo test test-all bench setup clean java postgres
@@ -17,7 +24,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "$(TORCH)"
+	args=$$($(PY) tools/torch_index.py "$(TORCH)" "$(TORCH_INDEX)") && \
+	  $(PIP) install --quiet "$(TORCH)" $$args
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
@@ -42,11 +50,14 @@ postgres:
 	  || echo "WARNING: could not install PostgreSQL; the event-store tests on it will fail"; \
 	fi
 
-test: $(STAMP) java postgres
-	$(PY) -m pytest -q -m "not slow" --durations=10 --doctest-modules tests src/lmrec
+# `make test` leaves out the tests marked slow; `make test-all` is the same run with them.
+PYTEST := $(PY) -m pytest -q --durations=10 --doctest-modules tests src/lmrec
 
-test-all: $(STAMP)
-	$(PY) -m pytest -q tests
+test: $(STAMP) java postgres
+	$(PYTEST) -m "not slow"
+
+test-all: $(STAMP) java postgres
+	$(PYTEST)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -49,7 +49,7 @@ from lmrec.models.base import Recommender
 from lmrec.models.capabilities import DotProductModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.registry import create_model, get_model_class, list_models, register_model
-from lmrec.tune import SEARCH_SPACES, tune
+from lmrec.tune import search_space, tune
 
 HIT = "hit_rate@10" if "hit_rate" in METRICS else "hitrate@10"
 TEST_METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", HIT, "mrr@10", "coverage@10"]
@@ -348,9 +348,9 @@ ALS_SPACE_IMPLICIT = {
 # lmrec's bpr / fm spaces with the slowest corners cut, so the default run fits in
 # ~20 min on a shared 2-core machine (a 191-factor, 17-negative, 30-epoch WARP trial of
 # fm took 8 minutes there).
-BPR_SPACE = {**SEARCH_SPACES["bpr"], "factors": ("int_log", 16, 128), "epochs": ("int", 5, 40)}
+BPR_SPACE = {**search_space("bpr"), "factors": ("int_log", 16, 128), "epochs": ("int", 5, 40)}
 FM_SPACE = {
-    **SEARCH_SPACES["fm"],
+    **search_space("fm"),
     "factors": ("int_log", 16, 128),
     "epochs": ("int", 5, 30),
     "n_negatives": ("int", 2, 8, {"loss": "warp"}),

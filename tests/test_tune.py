@@ -15,7 +15,7 @@ from lmrec.testing import checkerboard
 
 pytest.importorskip("optuna")
 
-from lmrec.tune import SEARCH_SPACES, TuneResult, grid_values, resolve_space, tune  # noqa: E402
+from lmrec.tune import TuneResult, grid_values, resolve_space, search_space, tune  # noqa: E402
 
 SAMPLERS = ["tpe", "random", "grid"]
 EASE_SPACE = {"l2": ("float_log", 1.0, 1000.0)}
@@ -64,7 +64,7 @@ def test_tune_ease_each_sampler(split, sampler):
         pytest.skip("the ease model is not available")
     res = tune("ease", split.train, split.valid, n_trials=4, sampler=sampler, seed=0)
     assert len(res.trials) == 4
-    spec = SEARCH_SPACES["ease"]["l2"]
+    spec = search_space("ease")["l2"]
     assert _in_space(res.best_params["l2"], spec)
     assert res.trials["l2"].between(spec[1], spec[2]).all()
     if sampler == "grid":
@@ -152,8 +152,10 @@ def test_bad_arguments_raise(split):
 
 
 def test_builtin_spaces_match_model_configs():
-    for name in SEARCH_SPACES:
-        if _has_model(name):
+    from lmrec.models.registry import list_models
+
+    for name in list_models():
+        if _has_model(name) and search_space(name):
             resolve_space(name)
 
 

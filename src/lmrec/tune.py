@@ -1,6 +1,6 @@
 """Hyperparameter search with optuna: fit on train, score on valid, keep the best.
 
-A search space is a dict from a model's hyperparameter name to a spec:
+A search space maps a model's hyperparameter names to specs. The canonical forms:
 
 - ``("float", low, high)`` -- uniform float in ``[low, high]``;
 - ``("float_log", low, high)`` -- log-uniform float (``0 < low < high``);
@@ -8,19 +8,30 @@ A search space is a dict from a model's hyperparameter name to a spec:
 - ``("int_log", low, high)`` -- log-uniform int (``1 <= low < high``);
 - ``("categorical", [choice, ...])`` -- one of the choices (str, int, float, bool or None).
 
-Any spec may end with a condition, a dict ``{other_param: value or [values]}``:
-the parameter is then sampled only in trials where each named parameter (sampled
-earlier in the space, or fixed) has one of those values, and otherwise left at the
-model's default. ``("float", 0.0, 100.0, {"similarity": "cosine"})`` tunes a
-cosine-only shrinkage without producing invalid bm25 + shrinkage combinations.
+The spellings people write are accepted too and read as these: ``"log"``,
+``"loguniform"`` / ``"log_uniform"``, ``"uniform"`` and ``"range"`` (int or float after
+the parameter's type), ``"log_float"``, ``"log_int"``, ``"integer"``, ``"choice"``;
+a trailing ``"log"`` (``("float", 10, 5000, "log")``); dashes or spaces for
+underscores; and optuna's keyword form, a table such as
+``{type = "float", low = 10, high = 5000, log = true}`` or ``{choices = [...]}``.
 
-The built-in spaces are :data:`SEARCH_SPACES`, one per registered model, and are
-checked against the model's config class each time they are used, so a space can
-never name a parameter the model does not have. Users may pass their own space in
-the same format, as a dict or as a TOML/JSON file (lists stand in for tuples)::
+Any spec may end with a condition, a dict ``{other_param: value or [values]}`` (in
+the keyword form: ``when = {...}``): the parameter is then sampled only in trials
+where each named parameter (sampled earlier in the space, or fixed) has one of those
+values, and otherwise left at the model's default. ``("float", 0.0, 100.0,
+{"similarity": "cosine"})`` tunes a cosine-only shrinkage without producing invalid
+bm25 + shrinkage combinations.
+
+The built-in space of a model is declared on its config, as metadata of each
+searched field (``Field(..., json_schema_extra={"search": ("float_log", 10.0, 5000.0)})``),
+in field order; :func:`search_space` reads it. A model that declares none gets an
+error listing its hyperparameters, to write a space for. Users may pass their own
+space, as a dict or as a TOML/JSON file (lists stand in for tuples)::
 
     # space.toml
-    l2 = ["float_log", 10.0, 5000.0]
+    l2 = ["log", 10, 5000]                                  # same as ["float_log", 10.0, 5000.0]
+    similarity = ["categorical", ["cosine", "bm25"]]
+    shrinkage = ["float", 0, 100, {similarity = "cosine"}]
 
 The ``grid`` sampler enumerates a grid built from the space: categorical choices as
 they are; ``int``/``float`` ranges as :data:`GRID_POINTS` evenly spaced points and
@@ -37,8 +48,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,53 +79,16 @@ _SAMPLERS = ("tpe", "random", "grid")
 #: Metrics where lower is better (everything else is maximised).
 _MINIMISE = ("gini", "rmse", "mae", "log_loss")
 
-#: Built-in search spaces, one per registered model; keys are config field names.
-#: Ranges are set for data sets of the MovieLens-100K..1M scale.
-SEARCH_SPACES: dict[str, SearchSpace] = {
-    "popularity": {
-        "by": ("categorical", ["count", "weight"]),
-    },
-    "itemknn": {
-        "k_neighbors": ("int_log", 10, 500),
-        "similarity": ("categorical", ["cosine", "bm25", "tfidf"]),
-        "shrinkage": ("float", 0.0, 100.0, {"similarity": "cosine"}),
-        "bm25_k1": ("float", 0.5, 3.0, {"similarity": "bm25"}),
-        "bm25_b": ("float", 0.0, 1.0, {"similarity": "bm25"}),
-    },
-    "userknn": {
-        "k_neighbors": ("int_log", 10, 500),
-        "similarity": ("categorical", ["cosine", "bm25", "tfidf"]),
-        "shrinkage": ("float", 0.0, 100.0, {"similarity": "cosine"}),
-        "bm25_k1": ("float", 0.5, 3.0, {"similarity": "bm25"}),
-        "bm25_b": ("float", 0.0, 1.0, {"similarity": "bm25"}),
-    },
-    "ease": {
-        "l2": ("float_log", 10.0, 5000.0),
-    },
-    "svd": {
-        "factors": ("int_log", 8, 512),
-    },
-    "als": {
-        "factors": ("int_log", 16, 256),
-        "regularization": ("float_log", 1e-3, 10.0),
-        "alpha": ("float_log", 1.0, 100.0),
-        "iterations": ("int", 5, 30),
-    },
-    "bpr": {
-        "factors": ("int_log", 16, 256),
-        "lr": ("float_log", 1e-3, 0.1),
-        "reg": ("float_log", 1e-6, 1e-2),
-        "epochs": ("int", 10, 100),
-    },
-    "fm": {
-        "factors": ("int_log", 16, 256),
-        "lr": ("float_log", 1e-3, 0.1),
-        "reg": ("float_log", 1e-6, 1e-1),
-        "epochs": ("int", 5, 50),
-        "loss": ("categorical", ["bpr", "warp"]),
-        "n_negatives": ("int_log", 2, 20, {"loss": "warp"}),
-    },
-}
+#: Spellings of a spec's kind -> canonical kind; "log", "uniform" and "range" become
+#: the int or float variant after the parameter's type.
+KIND_ALIASES: dict[str, str] = {
+    "float": "float", "real": "float", "float_log": "float_log", "log_float": "float_log",
+    "logfloat": "float_log", "loguniform": "float_log", "log_uniform": "float_log",
+    "int": "int", "integer": "int", "int_log": "int_log", "log_int": "int_log",
+    "logint": "int_log", "integer_log": "int_log", "categorical": "categorical",
+    "choice": "categorical", "choices": "categorical", "cat": "categorical",
+    "log": "log", "uniform": "uniform", "range": "uniform",
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------------- spaces
@@ -145,17 +121,75 @@ def load_space(path: str | Path) -> SearchSpace:
     return raw
 
 
-def _check_spec(model: str, param: str, spec: object, earlier: set[str]) -> Spec:
+_SPEC_FORMS = (
+    "write [kind, low, high] with kind float, float_log, int, int_log (or log, uniform), "
+    "[\"categorical\", [choices]], or a table {type, low, high, log} / {choices}"
+)
+_KEYWORDS = ("type", "kind", "distribution", "low", "high", "log", "choices", "values", "when")
+
+
+def _is_int_field(field: Any) -> bool:
+    """Whether a config field holds an int (``int`` or ``int | None``)."""
+    if field is None:
+        return False
+    annotation = field.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return annotation is int or (bool(args) and all(a is int for a in args))
+
+
+def _from_keywords(where: str, spec: Mapping[Any, Any]) -> list[Any]:
+    """optuna's keyword form ``{type, low, high, log}`` / ``{choices}`` as a list spec."""
+    keys = {str(k).strip().lower(): v for k, v in spec.items()}
+    unknown = sorted(set(keys) - set(_KEYWORDS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown}; a table spec takes {', '.join(_KEYWORDS)}."
+        )
+    cond = keys.get("when")
+    if "choices" in keys or "values" in keys:
+        out: list[Any] = ["categorical", keys.get("choices", keys.get("values"))]
+    else:
+        if "low" not in keys or "high" not in keys:
+            raise ConfigError(f"{where}: a table spec needs low and high (or choices).")
+        kind = keys.get("type", keys.get("kind", keys.get("distribution", "uniform")))
+        out = [kind, keys["low"], keys["high"]] + (["log"] if keys.get("log") else [])
+    return out + ([cond] if cond is not None else [])
+
+
+def _canonical(where: str, spec: object, field: Any) -> tuple[Any, ...]:
+    """Rewrite the accepted spellings of a spec (see the module docstring) canonically."""
+    if isinstance(spec, Mapping):
+        spec = _from_keywords(where, spec)
+    if isinstance(spec, (str, bytes)) or not isinstance(spec, (tuple, list)) or not spec:
+        raise ConfigError(f"{where}: {_SPEC_FORMS}. Got {spec!r} instead.")
+    parts = list(spec)
+    cond = parts.pop() if len(parts) > 1 and isinstance(parts[-1], Mapping) else None
+    log = len(parts) > 1 and isinstance(parts[-1], str) and parts[-1].strip().lower() == "log"
+    if log:
+        parts.pop()
+    kind = parts[0]
+    if isinstance(kind, str):
+        kind = KIND_ALIASES.get(re.sub(r"[\s-]+", "_", kind.strip().lower()), kind)
+        if kind in ("log", "uniform"):
+            whole = _is_int_field(field) if field is not None else all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in parts[1:]
+            )  # fmt: skip
+            kind = ("int" if whole else "float") + ("_log" if kind == "log" else "")
+        if log and kind in ("int", "float"):
+            kind += "_log"
+        elif log and kind not in ("int_log", "float_log"):
+            raise ConfigError(f"{where}: a trailing 'log' goes with a numeric range. Got {spec!r}.")
+    return (kind, *parts[1:], *([cond] if cond is not None else []))
+
+
+def _check_spec(model: str, param: str, spec: object, earlier: set[str],
+                field: Any = None) -> Spec:  # fmt: skip
     """Normalise one spec to a tuple and check its kind, bounds and condition."""
     where = f"Search space of {model!r}, parameter {param!r}"
-    if isinstance(spec, (tuple, list)) and len(spec) > 1 and isinstance(spec[-1], Mapping):
+    spec = _canonical(where, spec, field)
+    if len(spec) > 1 and isinstance(spec[-1], Mapping):
         cond = _check_condition(where, spec[-1], earlier)
-        return (*_check_spec(model, param, tuple(spec[:-1]), earlier), cond)
-    if isinstance(spec, (str, bytes)) or not isinstance(spec, (tuple, list)) or not spec:
-        raise ConfigError(
-            f"{where}: a spec is (kind, low, high) or ('categorical', [choices]). "
-            f"Got {spec!r} instead."
-        )
+        return (*_check_spec(model, param, spec[:-1], earlier, field), cond)
     kind = spec[0]
     if kind == "categorical":
         if len(spec) != 2 or not isinstance(spec[1], (list, tuple)) or not spec[1]:
@@ -170,7 +204,8 @@ def _check_spec(model: str, param: str, spec: object, earlier: set[str]) -> Spec
         return ("categorical", list(spec[1]))
     if kind not in _RANGE_KINDS:
         raise ConfigError(
-            f"{where}: unknown kind {kind!r}. Valid kinds: categorical, {', '.join(_RANGE_KINDS)}."
+            f"{where}: unknown kind {kind!r}. Valid kinds: categorical, "
+            f"{', '.join(_RANGE_KINDS)} (or log, uniform, loguniform, choice)."
         )
     if len(spec) != 3 or not all(
         isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
@@ -213,31 +248,79 @@ def _condition(spec: Spec) -> dict[str, list[Any]] | None:
     return spec[-1] if isinstance(spec[-1], dict) else None
 
 
+def search_space(model_name: str) -> SearchSpace:
+    """The built-in search space of ``model_name``, read from its config's field metadata.
+
+    Each searched field of the model's config carries
+    ``json_schema_extra={"search": spec}``; the space lists them in field order (so a
+    condition can name a field declared earlier). Empty for a model that declares none.
+
+    >>> search_space("ease")
+    {'l2': ('float_log', 10.0, 5000.0)}
+    """
+    from lmrec.models.registry import get_model_class
+
+    fields = get_model_class(model_name).config_class.model_fields
+    space: SearchSpace = {}
+    for name, info in fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, Mapping) and "search" in extra:
+            space[name] = tuple(extra["search"])  # type: ignore[arg-type]
+    return space
+
+
+def _describe(field: Any) -> str:
+    """A field's type in search-space words: int, float, true/false or its choices."""
+    annotation = field.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(annotation))
+    for kind in (bool, int, float):
+        if annotation is kind or (args and all(a is kind for a in args)):
+            return {bool: "true/false", int: "int", float: "float"}[kind]
+    return ""
+
+
+def _no_space_message(model_name: str, fields: Mapping[str, Any]) -> str:
+    searchable = [
+        f"{name} ({kind}, default {info.get_default(call_default_factory=True)!r})"
+        for name, info in fields.items()
+        if (kind := _describe(info)) and name not in ("seed", "device", "bf16", "distributed")
+    ]
+    listed = "; ".join(searchable) or "(none of its parameters is numeric or a choice)"
+    return (
+        f"Model {model_name!r} declares no built-in search space. Write one (lmrec tune "
+        f"--space space.toml, or space={{param: spec}}) over its hyperparameters: {listed}. "
+        'Example line: lr = ["float_log", 1e-4, 1e-2]; the format is in lmrec tune --help.'
+    )
+
+
 def resolve_space(
     model_name: str,
     space: Mapping[str, object] | str | Path | None = None,
     fixed_params: Mapping[str, object] | None = None,
 ) -> SearchSpace:
-    """The checked search space for ``model_name`` (default: :data:`SEARCH_SPACES`).
+    """The checked search space for ``model_name`` (default: :func:`search_space`).
 
     Every parameter (of the space and of ``fixed_params``) must be a field of the
-    model's config class; fixed parameters are taken out of the space.
+    model's config class; fixed parameters are taken out of the space. Specs are
+    rewritten in their canonical form (``"log"`` becomes ``"float_log"`` or
+    ``"int_log"`` after the field's type, and so on; see the module docstring).
 
     Raises
     ------
     ConfigError
-        An unknown model or parameter (the message lists the valid ones) or a bad spec.
+        An unknown model or parameter (the message lists the valid ones), a bad spec,
+        or no space given for a model without a built-in one (the message lists its
+        hyperparameters).
     """
     from lmrec.models.registry import get_model_class
 
     fields = get_model_class(model_name).config_class.model_fields
     if space is None:
-        if model_name not in SEARCH_SPACES:
-            raise ConfigError(
-                f"No built-in search space for model {model_name!r} (built-in: "
-                f"{', '.join(SEARCH_SPACES)}); pass space={{param: spec}}."
-            )
-        space = SEARCH_SPACES[model_name]
+        space = search_space(model_name)
+        if not space:
+            raise ConfigError(_no_space_message(model_name, fields))
     elif isinstance(space, (str, Path)):
         space = load_space(space)
     if not isinstance(space, Mapping):
@@ -252,7 +335,7 @@ def resolve_space(
     checked: SearchSpace = {}
     for p, s in space.items():
         if p not in fixed:
-            checked[p] = _check_spec(model_name, p, s, set(fixed) | set(checked))
+            checked[p] = _check_spec(model_name, p, s, set(fixed) | set(checked), fields[p])
     return checked
 
 
@@ -422,7 +505,7 @@ def tune(
     fixed_params : dict, optional
         Parameters held fixed in every trial; they override the space.
     space : dict, or path to a .toml/.json file, optional
-        Search space in the module's spec format (default: ``SEARCH_SPACES[model_name]``).
+        Search space in the module's spec format (default: :func:`search_space`).
     timeout : float, optional
         Stop starting new trials after this many seconds.
     show_progress : bool, optional

@@ -50,25 +50,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: its lines joined by single spaces."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+class _WarningPrinter:
+    """``warnings.showwarning`` for the CLI: each distinct message once, on one line.
+
+    Python's default shows the warning's source file and line (internal code the
+    user cannot act on) and repeats a message raised from two places.
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.seen: set[str] = set()
+
+    def __call__(self, message: Warning | str, category: type[Warning], filename: str,
+                 lineno: int, file: object = None, line: str | None = None) -> None:  # fmt: skip
+        text = one_line(str(message))
+        if text in self.seen:
+            return
+        self.seen.add(text)
+        print(f"lmrec {self.command}: warning: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 success, 2 bad input)."""
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        _threads.configure()  # OpenMP settings before any command loads torch/numba/implicit
-        return int(args.func(args) or 0)
-    except (LmrecError, FileNotFoundError, FileExistsError, PermissionError,
-            IsADirectoryError, NotADirectoryError) as e:  # fmt: skip
-        msg = (
-            str(e)
-            if not isinstance(e, OSError) or not e.filename
-            else f"{e.strerror}: {e.filename}"
-        )
-        print(f"lmrec {args.command}: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # every warning reaches the printer, which dedupes
+        warnings.showwarning = _WarningPrinter(args.command)
+        try:
+            _threads.configure()  # OpenMP settings before any command loads torch/numba/implicit
+            return int(args.func(args) or 0)
+        except (LmrecError, FileNotFoundError, FileExistsError, PermissionError,
+                IsADirectoryError, NotADirectoryError) as e:  # fmt: skip
+            msg = (
+                str(e)
+                if not isinstance(e, OSError) or not e.filename
+                else f"{e.strerror}: {e.filename}"
+            )
+            print(f"lmrec {args.command}: error: {one_line(msg)}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
 
 
 def entry() -> None:

@@ -20,11 +20,13 @@ def register(sub: Any) -> None:
     dsub.add_parser("list", help="list built-in data sets").set_defaults(func=cmd_datasets_list)
     f = dsub.add_parser("fetch", help="download a built-in data set into the cache")
     f.add_argument("name", help="data set name, e.g. ml-100k")
-    f.add_argument("--source", default="auto", choices=["auto", "pypi", "grouplens"])
+    f.add_argument("--source", default="auto", choices=["auto", "pypi", "grouplens"],
+                   help="where from: the recbole wheel on PyPI, the GroupLens archive, or "
+                   "auto (PyPI first; default)")  # fmt: skip
     f.add_argument("--force", action="store_true", help="download again even if cached")
     f.set_defaults(func=cmd_datasets_fetch)
     i = dsub.add_parser("info", help="describe a built-in data set and its cache state")
-    i.add_argument("name")
+    i.add_argument("name", help="data set name, e.g. ml-100k")
     i.set_defaults(func=cmd_datasets_info)
     from lmrec.cli import scale_cmds
 
@@ -58,15 +60,27 @@ def register(sub: Any) -> None:
     s.set_defaults(func=cmd_split)
 
 
-def add_data_source(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """``--data FILE`` (with read flags) or ``--dataset NAME``, plus optional catalogs."""
+def add_data_source(p: argparse.ArgumentParser, *, required: bool = True,
+                    multiple: bool = False) -> None:  # fmt: skip
+    """``--data FILE`` (with read flags) or ``--dataset NAME``, plus optional catalogs.
+
+    With ``multiple``, ``--data`` may be repeated (a list; e.g. train and valid files).
+    """
+    from lmrec.cli._inputs import add_catalog_flags
+
     g = p.add_mutually_exclusive_group(required=required)
-    g.add_argument("--data", help="interaction file (CSV/TSV/Parquet/RecBole .inter) or a data "
-                   "set directory written by 'lmrec datasets ingest'")  # fmt: skip
+    g.add_argument("--data", action="append" if multiple else "store",
+                   help="interaction file (CSV/TSV/Parquet/RecBole .inter) or a data set directory "
+                   "written by 'lmrec datasets ingest'"
+                   + ("; repeat it to train on several files, e.g. --data split/train.csv "
+                      "--data split/valid.csv" if multiple else ""))  # fmt: skip
     g.add_argument("--dataset", help="built-in data set name (e.g. ml-100k)")
-    p.add_argument("--items", help="item catalog file (id column 'item' plus attributes)")
-    p.add_argument("--users", dest="users_file", help="user attribute file (id column 'user')")
+    p.add_argument("--items", help="item catalog file: an item id column plus attributes "
+                   "(see --items-item-col)")  # fmt: skip
+    p.add_argument("--users", dest="users_file", help="user attribute file: a user id column "
+                   "plus attributes (see --users-user-col)")  # fmt: skip
     add_read_flags(p)
+    add_catalog_flags(p)
 
 
 def load_input(args: argparse.Namespace):
@@ -87,7 +101,15 @@ def load_input(args: argparse.Namespace):
         return load_saved_dataset(args)
     items = check_input(args.items, "Item file") if args.items else None
     users = check_input(args.users_file, "User file") if getattr(args, "users_file", None) else None
-    ds, report = load_dataset(args.data, items=items, users=users, **read_kwargs(args))
+    import warnings
+
+    from lmrec.cli._inputs import catalog_kwargs
+    from lmrec.errors import DataWarning
+
+    with warnings.catch_warnings():  # the report below lists them as notes: say each once
+        warnings.simplefilter("ignore", DataWarning)
+        ds, report = load_dataset(args.data, items=items, users=users, **catalog_kwargs(args),
+                                  **read_kwargs(args))  # fmt: skip
     info(report.summary())
     return ds
 

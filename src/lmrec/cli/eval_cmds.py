@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from lmrec.cli._common import add_read_flags, check_input, check_output, info, read_kwargs
-from lmrec.cli.data_cmds import add_data_source, load_input, run_split
+from lmrec.cli._inputs import add_catalog_flags
+from lmrec.cli.data_cmds import SPLIT_PROTOCOLS, add_data_source, load_input, run_split
 from lmrec.errors import ConfigError
 
 
@@ -27,16 +28,31 @@ def register(sub: Any) -> None:
     src.add_argument("--model", help="model directory from lmrec train")
     src.add_argument("--recommendations", help="CSV with columns user,item,rank[,score]")
     e.add_argument("--test", required=True, help="test interactions file")
-    e.add_argument("--train", help="training interactions (for novelty, with --recommendations)")
+    e.add_argument("--exclude", action="append", default=[], metavar="FILE",
+                   help="with --model: interactions whose items are also dropped from each "
+                   "user's list, e.g. the validation file of a model trained on train only "
+                   "(repeatable)")  # fmt: skip
+    e.add_argument("--train", action="append", default=[], metavar="FILE",
+                   help="with --recommendations: the training interactions of the system that "
+                   "made the lists (repeatable, e.g. train and valid); they define the catalog "
+                   "for coverage and Gini and the popularity for novelty")  # fmt: skip
+    e.add_argument("--items", help="with --recommendations: item catalog file; its items join "
+                   "the catalog for coverage and Gini (see --items-item-col)")  # fmt: skip
     add_metric_flags(e)
-    e.add_argument("--format", default="table", choices=["table", "json"])
+    e.add_argument("--format", default="table", choices=["table", "json"],
+                   help="table (default: value and 95%% bootstrap CI per metric) or json")  # fmt: skip
     e.add_argument("--per-user", help="also write per-user metrics to this CSV")
     add_read_flags(e)
+    add_catalog_flags(e)
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser(
         "compare",
         help="train several models on one split and compare them with confidence intervals",
+        description="Split --data/--dataset (or take --train and --test), fit every model of "
+        "--models on train (+ valid), evaluate each on test under the full-ranking protocol, "
+        "and print each metric with its 95%% bootstrap CI and the paired difference to the "
+        "baseline model. Example: lmrec compare --dataset ml-100k --models popularity,ease",
     )
     add_data_source(c, required=False)
     c.add_argument("--train", help="train file (instead of --data/--dataset + split)")
@@ -44,16 +60,28 @@ def register(sub: Any) -> None:
     c.add_argument(
         "--models", required=True, help="comma-separated model names, e.g. popularity,ease"
     )
+    c.add_argument("--baseline", help="model the differences are taken against "
+                   "(default: the first of --models)")  # fmt: skip
     c.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
                    help="hyperparameter for one model, e.g. ease.l2=300 (repeatable)")  # fmt: skip
-    c.add_argument("--protocol", default="random", help="split protocol for --data/--dataset")
-    c.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.1, 0.1])
-    c.add_argument("--test-fraction", type=float)
-    c.add_argument("--test-n", type=int)
-    c.add_argument("--fraction", type=float, default=0.2)
+    c.add_argument("--protocol", default="random", choices=SPLIT_PROTOCOLS,
+                   help="how --data/--dataset is split, as in lmrec split (default: random); "
+                   "models are fitted on train + valid")  # fmt: skip
+    c.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.1, 0.1],
+                   help="random and global_temporal: train/valid/test (or train/test) "
+                   "fractions (default: 0.8 0.1 0.1)")  # fmt: skip
+    c.add_argument("--test-fraction", type=float,
+                   help="user_temporal: each user's latest fraction goes to test")  # fmt: skip
+    c.add_argument("--test-n", type=int,
+                   help="user_temporal: each user's latest n interactions go to test")  # fmt: skip
+    c.add_argument("--fraction", type=float, default=0.2,
+                   help="cold_items / cold_users: share held out (default 0.2)")  # fmt: skip
     c.add_argument("--seed", type=int, default=2026, help="split seed (default 2026)")
     add_metric_flags(c)
-    c.add_argument("--format", default="table", choices=["table", "json", "markdown"])
+    c.add_argument("--format", default="table", choices=["table", "json", "markdown"],
+                   help="table: one line per model and metric, within 100 columns "
+                   "(default); markdown: a table of rounded values with CIs and one of "
+                   "differences; json: every number")  # fmt: skip
     c.set_defaults(func=cmd_compare)
 
     m = sub.add_parser("models", help="list registered models and their hyperparameters")
@@ -65,7 +93,7 @@ def register(sub: Any) -> None:
         "demo", help="the MovieLens-100K walk-through: train, evaluate, compare, show"
     )
     d.add_argument("--models", default=None, help="comma-separated models (default: a strong set)")
-    d.add_argument("--seed", type=int, default=2026)
+    d.add_argument("--seed", type=int, default=2026, help="split seed (default 2026)")
     d.add_argument("--users", type=int, default=3, help="how many example users to show")
     d.set_defaults(func=cmd_demo)
 
@@ -98,14 +126,18 @@ def metric_names(args: argparse.Namespace) -> list[str]:
 
 
 def _print_result(res, fmt: str) -> None:
+    """The metrics of one evaluation: a table with 95% bootstrap CIs, or JSON."""
+    ci = {m: res.ci(m)[1:] for m in res.summary if m in res.per_user}
     if fmt == "json":
         print(json.dumps({"model": res.name, "users": res.n_users, "cold_users": res.n_cold_users,
-                          "metrics": res.summary, "notes": res.notes}, indent=2))  # fmt: skip
+                          "metrics": res.summary, "ci95": ci, "notes": res.notes}, indent=2))  # fmt: skip
         return
-    width = max(len(k) for k in res.summary)
+    width = max(len(k) for k in ["model", *res.summary])
+    print(f"{'model':<{width}}  {res.name}")
     print(f"{'users':<{width}}  {res.n_users}")
     for k, v in res.summary.items():
-        print(f"{k:<{width}}  {v:.4f}")
+        interval = f"  [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if k in ci else ""
+        print(f"{k:<{width}}  {v:.4f}{interval}")
     for note in res.notes:
         info(f"note: {note}")
 
@@ -118,24 +150,50 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     test_path = check_input(args.test, "Test file")
     if args.per_user:
         check_output(args.per_user, True)
+    if args.model and (args.train or args.items):
+        raise ConfigError(
+            "--train and --items go with --recommendations; a model directory knows its "
+            "training data and catalog."
+        )
+    if args.recommendations and args.exclude:
+        raise ConfigError(
+            "--exclude goes with --model; lists from --recommendations are scored as they are."
+        )
     if args.model:
         from lmrec.models import load_model
 
         model = load_model(check_input(args.model, "Model directory"))
         test, report = load_dataset(test_path, **read_kwargs(args))
-        res = evaluate(model, test, metrics=names)
+        exclude = _read_pairs(args.exclude, args)
+        res = evaluate(model, test, metrics=names, exclude=exclude)
     else:
+        from lmrec.cli._inputs import read_catalogs
+
         recs_path = check_input(args.recommendations, "Recommendation file")
         recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
         test, _ = read_interactions(test_path, **read_kwargs(args))
-        train = None
-        if args.train:
-            train, _ = read_interactions(check_input(args.train, "Train file"), **read_kwargs(args))
-        res = evaluate_recommendations(recs, test, train=train, metrics=names)
+        train = _read_pairs(args.train, args)
+        items, _ = read_catalogs(args)
+        catalog = None if items is None else items.index
+        res = evaluate_recommendations(recs, test, train=train, metrics=names, catalog=catalog)
     _print_result(res, args.format)
     if args.per_user:
         res.per_user.to_csv(args.per_user)
     return 0
+
+
+def _read_pairs(paths: list[str], args: argparse.Namespace) -> pd.DataFrame | None:
+    """The ``user, item`` pairs of one or more interaction files (read flags apply), or None."""
+    from lmrec.data import read_interactions
+
+    if not paths:
+        return None
+    frames = []
+    for path in paths:
+        frame, _ = read_interactions(check_input(path, "Interaction file"),
+                                     **{**read_kwargs(args), "duplicates": "first"})  # fmt: skip
+        frames.append(frame[["user", "item"]])
+    return pd.concat(frames, ignore_index=True).drop_duplicates()
 
 
 def _split_params(pairs: list[str], models: list[str]) -> dict[str, dict[str, str]]:
@@ -176,7 +234,8 @@ def _compare_inputs(args: argparse.Namespace):
 
 
 def run_comparison(train, test, models: list[str], params: dict[str, dict[str, Any]],
-                   metrics: list[str]) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+                   metrics: list[str], baseline: str | None = None
+                   ) -> tuple[pd.DataFrame, dict]:  # fmt: skip
     """Fit each model on ``train``, evaluate on ``test``; the comparison table and results."""
     import time
 
@@ -193,7 +252,7 @@ def run_comparison(train, test, models: list[str], params: dict[str, dict[str, A
         results[name] = evaluate(model, test, metrics=metrics, name=name)
         results[name].summary["fit_seconds"] = seconds
         fitted[name] = model
-    return compare(results, metrics=metrics), fitted
+    return compare(results, metrics=[*metrics, "fit_seconds"], baseline=baseline), fitted
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -207,33 +266,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for m in models:
         cls = get_model_class(m)
         build_config(cls.config_class, params[m])
+    baseline = args.baseline or models[0]
+    if baseline not in models:
+        raise ConfigError(f"--baseline {baseline!r} is not one of --models ({', '.join(models)}).")
     names = metric_names(args)
     from lmrec.cli.model_cmds import check_timestamps_for
 
     check_timestamps_for(args, models)
     train, test = _compare_inputs(args)
-    table, _ = run_comparison(train, test, models, params, names)
-    _print_table(table, args.format)
-    return 0
+    table, _ = run_comparison(train, test, models, params, names, baseline=baseline)
+    from lmrec.cli.tables import comparison_long, comparison_markdown
 
-
-def _print_table(table: pd.DataFrame, fmt: str) -> None:
-    if fmt == "json":
+    if args.format == "json":
         print(table.to_json(orient="index", indent=2))
-    elif fmt == "markdown":
-        print(table.to_markdown() if _has_tabulate() else table.to_string())
+    elif args.format == "markdown":
+        print(comparison_markdown(table, names, baseline))
     else:
-        with pd.option_context("display.width", 200, "display.max_columns", 50,
-                               "display.float_format", "{:.4f}".format):  # fmt: skip
-            print(table.to_string())
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
+        print(comparison_long(table, names, baseline))
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -13,8 +13,20 @@ import pandas as pd
 
 from lmrec.cli import dist_cmds
 from lmrec.cli._common import check_input, check_output, info
+from lmrec.cli._inputs import add_catalog_flags
 from lmrec.cli.data_cmds import add_data_source, load_input, write_csv
 from lmrec.errors import ConfigError
+
+TUNE_SPACE_HELP = """\
+search space file (--space): one line per hyperparameter, TOML (or the same as JSON)
+  l2 = ["float_log", 10, 5000]          log-uniform float; also ["log", 10, 5000],
+                                        ["loguniform", 10, 5000], ["float", 10, 5000, "log"]
+  factors = ["int_log", 8, 512]         log-uniform int ("log" on an int parameter)
+  iterations = ["int", 5, 30]           uniform int; ["float", 0, 1] uniform float
+  similarity = ["categorical", ["cosine", "bm25"]]
+  shrinkage = ["float", 0, 100, {similarity = "cosine"}]   only when similarity is cosine
+  lr = {type = "float", low = 1e-4, high = 1e-2, log = true}   optuna's keyword form
+Parameters are the model's config fields (lmrec models); --param fixes one instead."""
 
 
 def register(sub: Any) -> None:
@@ -26,7 +38,7 @@ def register(sub: Any) -> None:
         "(safetensors + JSON, no pickle). Example: lmrec train --data train.csv "
         "--model ease --param l2=300 --out models/ease",
     )
-    add_data_source(t)
+    add_data_source(t, multiple=True)
     add_model_flags(t)
     t.add_argument("--out", required=True, help="model directory to write")
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -48,6 +60,18 @@ def register(sub: Any) -> None:
                    help="unknown user ids: fail (default) or skip them with a warning")  # fmt: skip
     r.add_argument("--output", required=True, help="CSV file to write ('-' for stdout)")
     r.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    r.add_argument("--exclude", action="append", default=[], metavar="FILE",
+                   help="interactions (user,item columns, e.g. split/valid.csv) whose items are "
+                   "also left out of each user's list (repeatable)")  # fmt: skip
+    r.add_argument("--titles", metavar="FILE",
+                   help="item catalog (CSV/Parquet) whose title column is added to each row "
+                   "as 'title'")  # fmt: skip
+    r.add_argument("--title-col", help="title column of --titles (default: title)")
+    g = r.add_argument_group("columns of the --exclude and --titles files")
+    g.add_argument("--user-col", default="user", help="user id column of --exclude (default: user)")
+    g.add_argument("--item-col", default="item", help="item id column of --exclude (default: item)")
+    g.add_argument("--items-item-col", metavar="COLUMN",
+                   help="item id column of --titles (default: --item-col if present, else item)")  # fmt: skip
     how = r.add_mutually_exclusive_group()
     how.add_argument("--ann", action="store_true",
                      help="use the ANN index in MODEL_DIR/index (lmrec index build) whatever the "
@@ -63,17 +87,25 @@ def register(sub: Any) -> None:
         "tune",
         help="search hyperparameters on a validation split with optuna",
         description="Fit on train, score on valid, keep the best parameters, refit on "
-        "train+valid. Writes best_params.json, trials.csv and the refitted model.",
+        "train+valid. Writes best_params.json, trials.csv and the refitted model. Without "
+        "--space, the model's built-in space is searched (lmrec models lists the models).",
+        epilog=TUNE_SPACE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     u.add_argument("--model", required=True, help="registered model name")
     u.add_argument("--split", required=True,
                    help="directory from lmrec split (train.csv, valid.csv)")  # fmt: skip
-    u.add_argument("--items", help="item catalog file")
-    u.add_argument("--users", dest="users_file", help="user attribute file")
+    u.add_argument("--items", help="item catalog file (see --items-item-col)")
+    u.add_argument("--users", dest="users_file", help="user attribute file (see --users-user-col)")
+    add_catalog_flags(u)
     u.add_argument("--metric", default="ndcg@10", help="validation metric (default ndcg@10)")
     u.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
-    u.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"])
-    u.add_argument("--space", help="JSON file with a custom search space")
+    u.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"],
+                   help="optuna sampler: TPE (default), random, or a grid of the space "
+                   "(4 points per numeric range)")  # fmt: skip
+    u.add_argument("--space", metavar="FILE",
+                   help="search space file (.toml or .json; format below) instead of the "
+                   "model's built-in space")  # fmt: skip
     u.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed hyperparameter (repeatable)")  # fmt: skip
     u.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
@@ -152,11 +184,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = check_output(args.out, args.force, is_dir=True)
     check_timestamps_for(args, [args.model])
     params = dist_cmds.scaling_params(args, args.model, model_params(args, args.model))
+    paths = list(args.data or [])
+    if len(paths) > 1 and args.engine == "spark":
+        raise ConfigError("--engine spark reads one --data file; merge the files first.")
+    if len(paths) <= 1:
+        args.data = paths[0] if paths else None  # the single-file path, as every command has
     start = time.perf_counter()
     if args.engine == "spark":
         model = dist_cmds.train_spark(args, args.model, params)
     else:
-        dataset = load_input(args)
+        from lmrec.cli._inputs import load_data_files
+
+        dataset = load_data_files(args, paths) if len(paths) > 1 else load_input(args)
         model = dist_cmds.fit(create_model(args.model, params), dataset, args)
     if not dist_cmds.is_main_process():  # under torchrun only rank 0 saves and reports
         return 0
@@ -188,26 +227,94 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.output != "-":
         check_output(args.output, args.force)
     check_input(args.model, "Model directory")
+    if args.exclude and args.ann:
+        raise ConfigError("--exclude works with exact top-k; drop --ann (or --exclude).")
+    if args.title_col and not args.titles:
+        raise ConfigError("--title-col goes with --titles FILE.")
     users = None if args.all else read_user_list(args.users)
+    titles = _read_titles(args) if args.titles else None
+    exclude = _exclude_pairs(args) if args.exclude else None
     model = load_model(args.model)
-    if users is None:
-        users = model.user_ids_.ids
-    on_unknown = "warn" if args.on_unknown == "skip" else "raise"
-    index = _ann_index(args, model)
+    users = model.user_ids_.ids if users is None else _known_users(model, users, args)
+    on_unknown = "raise"  # unknown users are already handled, in the CLI's words
+    index = None if exclude is not None else _ann_index(args, model)
     if index is not None:
         from lmrec.retrieval.attached import recommend_ann
 
         recs = recommend_ann(model, index, users, k=args.k, exclude_seen=not args.include_seen,
                              on_unknown=on_unknown)  # fmt: skip
+    elif exclude is not None:
+        recs = _recommend_excluding(model, users, args, exclude, on_unknown)
     else:
         recs = model.recommend(users, k=args.k, exclude_seen=not args.include_seen,
                                on_unknown=on_unknown)  # fmt: skip
+    if titles is not None:
+        recs["title"] = recs["item"].map(titles).fillna("")
+        missing = int((~recs["item"].isin(titles.index)).sum())
+        if missing:
+            info(f"note: {missing} recommended item(s) have no title in {args.titles}.")
     if args.output == "-":
         recs.to_csv(__import__("sys").stdout, index=False)
     else:
         write_csv(recs, Path(args.output))
         info(f"wrote {len(recs)} recommendations for {recs['user'].nunique()} users to {args.output}")
     return 0
+
+
+def _known_users(model: Any, users: np.ndarray, args: argparse.Namespace) -> np.ndarray:
+    """``users`` the model knows; unknown ones fail or are skipped as --on-unknown says."""
+    known = model.user_ids_.index(users, on_unknown="ignore") >= 0
+    if known.all():
+        return users
+    unknown = [str(u) for u in users[~known]]
+    shown = ", ".join(repr(u) for u in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+    if args.on_unknown == "raise":
+        raise ConfigError(
+            f"{len(unknown)} user id(s) in {args.users} are not in the model's training data: "
+            f"{shown}. Pass --on-unknown skip to leave them out."
+        )
+    info(f"lmrec recommend: warning: skipped {len(unknown)} user id(s) unknown to the model "
+         f"(--on-unknown skip): {shown}")  # fmt: skip
+    if not known.any():
+        raise ConfigError(f"No user in {args.users} is known to the model; nothing to recommend.")
+    return users[known]
+
+
+def _read_titles(args: argparse.Namespace) -> pd.Series:
+    from lmrec.cli._inputs import read_titles
+
+    return read_titles(args, args.titles)
+
+
+def _exclude_pairs(args: argparse.Namespace) -> pd.DataFrame:
+    """The (user, item) pairs of the --exclude files."""
+    from lmrec.data import read_interactions
+
+    frames = []
+    for path in args.exclude:
+        frame, _ = read_interactions(check_input(path, "--exclude file"), user=args.user_col,
+                                     item=args.item_col, duplicates="first")  # fmt: skip
+        frames.append(frame[["user", "item"]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _recommend_excluding(model: Any, users: Any, args: argparse.Namespace,
+                         pairs: pd.DataFrame, on_unknown: str) -> pd.DataFrame:  # fmt: skip
+    """``model.recommend`` with the --exclude pairs dropped from the lists too."""
+    from lmrec.eval.protocol import exclusion_matrix
+
+    uidx = model.user_ids_.index(users, on_unknown=on_unknown, kind="user")
+    uidx = uidx[uidx >= 0]
+    extra = exclusion_matrix(model.user_ids_, model.item_ids_, pairs["user"], pairs["item"])
+    items, scores = model.recommend_indices(uidx, args.k, exclude_seen=not args.include_seen,
+                                            exclude=extra)  # fmt: skip
+    valid = items >= 0
+    return pd.DataFrame({
+        "user": np.repeat(model.user_ids_.lookup(uidx), valid.sum(axis=1)),
+        "item": model.item_ids_.lookup(items[valid]),
+        "rank": np.broadcast_to(np.arange(1, args.k + 1), items.shape)[valid],
+        "score": scores[valid],
+    })  # fmt: skip
 
 
 def _ann_index(args: argparse.Namespace, model: Any) -> Any:
@@ -232,14 +339,15 @@ def _ann_index(args: argparse.Namespace, model: Any) -> Any:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from lmrec.models.config import parse_params
-    from lmrec.tune import tune
+    from lmrec.tune import resolve_space, tune
 
     out = check_output(args.out, args.force, is_dir=True)
     split_dir = Path(check_input(args.split, "Split directory"))
     for name in ("train.csv", "valid.csv"):
         check_input(split_dir / name, f"{name} of the split")
-    space = json.loads(Path(check_input(args.space, "Search space")).read_text()) if args.space else None
+    space = check_input(args.space, "Search space file") if args.space else None
     fixed = parse_params(args.param)
+    resolve_space(args.model, space, fixed)  # a bad space fails before any data is read
     train, valid = _load_split_pair(split_dir, args)
     result = tune(args.model, train, valid, metric=args.metric, n_trials=args.trials,
                   sampler=args.sampler, seed=args.seed, fixed_params=fixed, space=space)  # fmt: skip
@@ -254,13 +362,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def _load_split_pair(split_dir: Path, args: argparse.Namespace):
     """train.csv and valid.csv of a split directory over one shared id universe."""
     from lmrec.cli._common import split_file_kwargs
-    from lmrec.data import read_interactions, read_items, read_users
+    from lmrec.cli._inputs import read_catalogs
+    from lmrec.data import read_interactions
     from lmrec.data.dataset import datasets_with_shared_ids
 
     train, _ = read_interactions(split_dir / "train.csv", **split_file_kwargs(split_dir / "train.csv"))
     valid, _ = read_interactions(split_dir / "valid.csv", **split_file_kwargs(split_dir / "valid.csv"))
-    items = read_items(args.items) if args.items else None
-    users = read_users(args.users_file) if args.users_file else None
+    items, users = read_catalogs(args)
     train_ds, valid_ds = datasets_with_shared_ids(
         [train, valid], items=items, users=users, names=["train", "valid"]
     )

@@ -46,8 +46,10 @@ def register(sub: Any) -> None:
     f.add_argument(
         "--lr", type=float, help="peak learning rate (default 1e-3; head 3e-3; full 5e-5)"
     )
-    f.add_argument("--batch-size", type=int, default=16)
-    f.add_argument("--grad-accum", type=int, default=1)
+    f.add_argument("--batch-size", type=int, default=16,
+                   help="examples per optimiser step (default 16)")  # fmt: skip
+    f.add_argument("--grad-accum", type=int, default=1,
+                   help="micro-batches accumulated per step (default 1)")  # fmt: skip
     f.add_argument("--max-length", type=int, default=128, help="tokens per prompt pair")
     f.add_argument("--n-history", type=int, default=10, help="history items in the prompt")
     f.add_argument("--n-layers", type=int,
@@ -62,7 +64,8 @@ def register(sub: Any) -> None:
     f.add_argument("--checkpoint-dir", help="resumable checkpoints go here")
     f.add_argument("--checkpoint-every", type=int, default=0,
                    help="with --checkpoint-dir: checkpoint every n steps (default 0: off)")  # fmt: skip
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=int, default=0,
+                   help="seed of the example draw, negatives and initialisation (default 0)")  # fmt: skip
     p = f.add_argument_group("pipeline")
     p.add_argument("--pipeline", action="store_true",
                    help="train a retrieve-then-rerank pipeline instead of a bare ranker")  # fmt: skip

@@ -196,7 +196,8 @@ def _read_parquet(path: Path) -> _Raw:
     frame.columns = [str(c) for c in frame.columns]
     if len(frame) == 0:
         raise DataError(f"{path} has columns {list(frame.columns)} but no data rows.")
-    frame = frame.reset_index(drop=True)
+    # A named pandas index (e.g. a catalog written with its ``item`` index) is a column too.
+    frame = frame.reset_index(drop=all(name is None for name in frame.index.names))
     records = np.arange(len(frame))
     return _Raw(frame, Locator(str(path), records, text=False), "parquet", [], True)
 

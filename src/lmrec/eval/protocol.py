@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from lmrec._progress import progress
 from lmrec.data.dataset import Dataset
-from lmrec.data.idmap import IdMap
+from lmrec.data.idmap import IdMap, as_id_array
 from lmrec.errors import DataError
 from lmrec.eval.bootstrap import bootstrap_ci, paired_bootstrap_diff
 from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
@@ -91,12 +91,35 @@ def _truth_in_model_space(model: Any, test: Dataset) -> tuple[np.ndarray, sp.csr
     return truth_from_ids(model.user_ids_, model.item_ids_, frame["user"], frame["item"])
 
 
+def exclusion_matrix(user_ids: IdMap, item_ids: IdMap, users: Any, items: Any) -> sp.csr_matrix:
+    """A ``(len(user_ids), len(item_ids))`` 0/1 CSR marking the (user, item) pairs given.
+
+    Pairs whose user or item is not in the maps are left out (nothing to exclude).
+
+    >>> m = exclusion_matrix(IdMap(["u1", "u2"]), IdMap(["a", "b", "c"]),
+    ...                      ["u2", "u2", "u9"], ["c", "a", "a"])
+    >>> m.toarray().tolist()
+    [[0.0, 0.0, 0.0], [1.0, 0.0, 1.0]]
+    """
+    uidx = user_ids.index(as_id_array(users), on_unknown="ignore")
+    iidx = item_ids.index(as_id_array(items), on_unknown="ignore")
+    keep = (uidx >= 0) & (iidx >= 0)
+    out = sp.csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (uidx[keep], iidx[keep])),
+        shape=(len(user_ids), len(item_ids)),
+    )
+    out.sum_duplicates()
+    out.data[:] = 1.0
+    return out
+
+
 def evaluate(
     model: Any,
     test: Dataset,
     *,
     metrics: Sequence[str] = DEFAULT_METRICS,
     exclude_seen: bool = True,
+    exclude: Dataset | pd.DataFrame | None = None,
     item_features: Any = None,
     batch_size: int = 2048,
     name: str | None = None,
@@ -112,6 +135,11 @@ def evaluate(
         Held-out interactions (any id maps: they are matched by external id).
     metrics : sequence of str
         Metric names such as ``"ndcg@10"``; see ``docs/metrics.md``.
+    exclude_seen : bool, default True
+        Drop each user's training items from their list.
+    exclude : Dataset or DataFrame with ``user, item`` columns, optional
+        More (user, item) pairs to drop from the lists, e.g. the validation part when
+        the model was fitted on train only; pairs the model does not know are ignored.
     item_features : array (n_items, d), optional
         Item vectors in the model's item order, for intra-list diversity.
 
@@ -128,6 +156,10 @@ def evaluate(
             "on a different data set, or use a cold-start-user split (use that protocol's "
             "evaluation instead)?"
         )
+    extra = None
+    if exclude is not None:
+        frame = exclude.to_frame() if isinstance(exclude, Dataset) else exclude
+        extra = exclusion_matrix(model.user_ids_, model.item_ids_, frame["user"], frame["item"])
     recs = np.empty((len(eval_users), kmax), np.int64)
     bar = progress(total=len(eval_users), desc=f"evaluate {name or model.name}", unit="user",
                    disable=None if show_progress is None else not show_progress)  # fmt: skip
@@ -135,7 +167,7 @@ def evaluate(
         for start in range(0, len(eval_users), batch_size):
             rows = eval_users[start : start + batch_size]
             recs[start : start + len(rows)], _ = model.recommend_indices(
-                rows, kmax, exclude_seen=exclude_seen
+                rows, kmax, exclude_seen=exclude_seen, exclude=extra
             )
             bar.update(len(rows))
     seen = model.seen_
@@ -173,8 +205,11 @@ def compare(
 ) -> pd.DataFrame:
     """Side-by-side table with bootstrap CIs, and each model's paired difference to ``baseline``.
 
-    Users are matched by id; only users evaluated for both models enter a paired
-    difference. ``baseline`` defaults to the first result.
+    One row per model: ``users``, each metric's value, and for per-user metrics a
+    ``"<metric> ci"`` column (``"[low, high]"``) and a ``"<metric> diff"`` column
+    (``"+mean [+low, +high]"``, the paired bootstrap difference to the baseline; ``"-"``
+    in the baseline's own row). Users are matched by id; only users evaluated for both
+    models enter a paired difference. ``baseline`` defaults to the first result.
     """
     if not isinstance(results, Mapping):
         results = {r.name: r for r in results}
@@ -191,7 +226,9 @@ def compare(
             if m in res.per_user:
                 _, lo, hi = res.ci(m, n_resamples=n_resamples, seed=seed)
                 row[f"{m} ci"] = f"[{lo:.4f}, {hi:.4f}]"
-                if res is not base and m in base.per_user:
+                if res is base:
+                    row[f"{m} diff"] = "-"
+                elif m in base.per_user:
                     common = res.per_user.index.intersection(base.per_user.index)
                     d = paired_bootstrap_diff(
                         res.per_user.loc[common, m].to_numpy(),
@@ -229,6 +266,7 @@ def evaluate_recommendations(
     *,
     train: pd.DataFrame | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
+    catalog: Any = None,
     n_items: int | None = None,
     name: str = "recommendations",
 ) -> EvaluationResult:
@@ -236,8 +274,16 @@ def evaluate_recommendations(
 
     ``recs`` has columns ``user, item, rank`` (external ids); ``test`` and the optional
     ``train`` have ``user, item``. Every test user is evaluated (a user without a
-    list scores zero). The catalog for coverage is ``n_items`` if given, else every
-    item seen in train, test or the lists. ``train`` enables novelty.
+    list scores zero).
+
+    The catalog (for coverage and Gini) is defined as in :func:`evaluate`: the items
+    the recommender knew, i.e. the ``catalog`` ids (an item file) plus every item of
+    ``train`` and of the lists. Test items outside it count as relevant but can never
+    be hit, exactly as unknown items do for a model. So lists scored here and the same
+    model evaluated with :func:`evaluate` (trained on ``train``) get the same coverage.
+    ``n_items`` overrides the catalog size. Without ``train``, ``catalog`` and
+    ``n_items`` the catalog is unknown: coverage and Gini are left out with a note,
+    as novelty is without ``train``.
     """
     for col in ("user", "item", "rank"):
         if col not in recs:
@@ -245,8 +291,12 @@ def evaluate_recommendations(
     if not np.issubdtype(np.asarray(recs["rank"]).dtype, np.number):
         raise DataError("The 'rank' column of the recommendations must be numeric.")
     kmax = _longest_cutoff(metrics)
-    frames = [recs["item"], test["item"]] + ([train["item"]] if train is not None else [])
-    item_ids = IdMap.from_values(pd.concat(frames, ignore_index=True))
+    known = [as_id_array(recs["item"])]
+    if train is not None:
+        known.append(as_id_array(train["item"]))
+    if catalog is not None:
+        known.append(as_id_array(catalog))
+    item_ids = IdMap.from_values(np.concatenate(known))
     user_ids = IdMap.from_values(test["user"])
     eval_users, truth, _, _ = truth_from_ids(user_ids, item_ids, test["user"], test["item"])
     rec_matrix = recommendation_matrix(recs, user_ids, item_ids, kmax)[eval_users]
@@ -259,13 +309,22 @@ def evaluate_recommendations(
             shape=(len(tu), len(item_ids)),
         )  # fmt: skip
         train_csr.sum_duplicates()
-    needs_train = [m for m in metrics if m.lower().startswith("novelty")]
-    if train_csr is None and needs_train:
-        metrics = [m for m in metrics if m not in needs_train]
+    notes = []
+    dropped = [m for m in metrics if m.lower().startswith("novelty")] if train is None else []
+    if dropped:
+        notes.append("novelty needs the training interactions (--train); skipped.")
+    if train is None and catalog is None and n_items is None:
+        no_catalog = [m for m in metrics if m.lower().split("@")[0] in ("coverage", "gini")]
+        if no_catalog:
+            notes.append(
+                "coverage and gini need the catalog: pass the training interactions "
+                "(--train) or the item catalog (--items); skipped."
+            )
+        dropped += no_catalog
+    metrics = [m for m in metrics if m not in dropped]
     summary, per_user = compute_ranking_metrics(
         rec_matrix, truth, list(metrics), n_items=n_items or len(item_ids), train=train_csr,
     )  # fmt: skip
     per_user_df = pd.DataFrame(per_user, index=pd.Index(user_ids.lookup(eval_users), name="user"))
-    notes = ["novelty needs --train; skipped."] if needs_train and train is None else []
     return EvaluationResult(name=name, summary={k: float(v) for k, v in summary.items()},
                             per_user=per_user_df, n_users=len(eval_users), notes=notes)  # fmt: skip

@@ -64,9 +64,11 @@ class BlendConfig(ModelConfig):
     """Registered name of the text component (``content``; ``text2cf``, ``twotower`` work too)."""
     content_params: dict[str, Any] = Field(default_factory=dict)
     """Hyperparameters of the text component (validated by its own config)."""
-    weight: float | None = Field(default=None, ge=0, le=1)
+    weight: float | None = Field(default=None, ge=0, le=1, json_schema_extra={"search": ("float", 0.0, 1.0)})
     """Weight of the content scores (0: CF only, 1: content only); ``None`` learns it."""
-    normalization: Normalization = "zscore"
+    normalization: Normalization = Field(
+        default="zscore", json_schema_extra={"search": ("categorical", ["zscore", "minmax", "rank"])}
+    )
     """Per-user normalisation of each component's scores over the user's unseen items."""
     weight_grid: tuple[Annotated[float, Field(ge=0, le=1)], ...] = Field(
         default=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0), min_length=1

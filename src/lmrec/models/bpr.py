@@ -72,15 +72,15 @@ logger = logging.getLogger(__name__)
 class BPRConfig(DPConfig):
     """Hyperparameters of :class:`BPR`."""
 
-    factors: int = Field(default=64, ge=1)
+    factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 16, 256)})
     """Dimension of the user and item factors."""
-    epochs: int = Field(default=20, ge=1)
+    epochs: int = Field(default=20, ge=1, json_schema_extra={"search": ("int", 10, 100)})
     """Passes over the training interactions."""
     batch_size: int = Field(default=4096, ge=1)
     """Positive (user, item) pairs per mini-batch."""
-    lr: float = Field(default=0.01, gt=0)
+    lr: float = Field(default=0.01, gt=0, json_schema_extra={"search": ("float_log", 1e-3, 0.1)})
     """Learning rate of the optimizer."""
-    reg: float = Field(default=1e-2, ge=0)
+    reg: float = Field(default=1e-2, ge=0, json_schema_extra={"search": ("float_log", 1e-6, 1e-2)})
     """L2 penalty on the factors and biases used in each batch (per pair)."""
     n_negatives: int = Field(default=1, ge=1)
     """Uniform negatives per positive; the loss averages over them."""

@@ -54,7 +54,7 @@ _PEAK_MATRICES = 3
 class EASEConfig(DPConfig):
     """Hyperparameters of :class:`EASE`."""
 
-    l2: float = Field(default=500.0, gt=0)
+    l2: float = Field(default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)})
     """L2 penalty ``lambda`` added to the diagonal of ``X^T X``; larger means smoother ``B``.
 
     A few hundred is typical for MovieLens-100K-sized data; scale it up with the data."""

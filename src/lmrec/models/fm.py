@@ -91,22 +91,24 @@ class FMConfig(ModelConfig):
     """Give every item its own id embedding (off: items are only their features)."""
     use_user_ids: bool = True
     """Give every user its own id embedding (off: users are only their features)."""
-    loss: Literal["bpr", "warp"] = "bpr"
+    loss: Literal["bpr", "warp"] = Field(
+        default="bpr", json_schema_extra={"search": ("categorical", ["bpr", "warp"])}
+    )
     """Pairwise logistic loss (``bpr``) or the batched WARP approximation (``warp``)."""
-    n_negatives: int = Field(default=1, ge=1)
+    n_negatives: int = Field(default=1, ge=1, json_schema_extra={"search": ("int_log", 2, 20, {"loss": "warp"})})
     """Uniform negatives per positive: BPR averages over them, WARP uses the hardest
     violator (use several, e.g. 10, with ``warp``)."""
     n_buckets: int = Field(default=10, ge=1)
     """Quantile buckets of numeric attribute columns."""
-    factors: int = Field(default=64, ge=1)
+    factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 16, 256)})
     """Dimension of the embeddings."""
-    epochs: int = Field(default=20, ge=1)
+    epochs: int = Field(default=20, ge=1, json_schema_extra={"search": ("int", 5, 50)})
     """Passes over the training interactions."""
     batch_size: int = Field(default=4096, ge=1)
     """Positive (user, item) pairs per mini-batch."""
-    lr: float = Field(default=0.01, gt=0)
+    lr: float = Field(default=0.01, gt=0, json_schema_extra={"search": ("float_log", 1e-3, 0.1)})
     """Learning rate of the optimizer."""
-    reg: float = Field(default=1e-2, ge=0)
+    reg: float = Field(default=1e-2, ge=0, json_schema_extra={"search": ("float_log", 1e-6, 1e-1)})
     """L2 penalty on the user and item representations used in each batch (per pair)."""
     optimizer: Literal["adam", "sgd"] = "adam"
     """Adam (default) or plain SGD."""

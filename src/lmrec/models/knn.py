@@ -65,15 +65,23 @@ _BLOCK_ROWS = 1024
 class KNNConfig(ModelConfig):
     """Hyperparameters of :class:`ItemKNN` and :class:`UserKNN`."""
 
-    k_neighbors: int = Field(default=100, ge=1)
+    k_neighbors: int = Field(default=100, ge=1, json_schema_extra={"search": ("int_log", 10, 500)})
     """Neighbours kept per item (ItemKNN) or per user (UserKNN)."""
-    similarity: Literal["cosine", "bm25", "tfidf"] = "cosine"
+    similarity: Literal["cosine", "bm25", "tfidf"] = Field(
+        default="cosine", json_schema_extra={"search": ("categorical", ["cosine", "bm25", "tfidf"])}
+    )
     """Similarity of two rows: shrunk cosine, or dot product of tf-idf / BM25 weighted rows."""
-    shrinkage: float = Field(default=0.0, ge=0)
+    shrinkage: float = Field(
+        default=0.0, ge=0, json_schema_extra={"search": ("float", 0.0, 100.0, {"similarity": "cosine"})}
+    )
     """Cosine only: ``sim = a.b / (||a|| ||b|| + shrinkage)``; 0 is the plain cosine."""
-    bm25_k1: float = Field(default=1.2, ge=0)
+    bm25_k1: float = Field(
+        default=1.2, ge=0, json_schema_extra={"search": ("float", 0.5, 3.0, {"similarity": "bm25"})}
+    )
     """BM25 only: term-frequency saturation ``k1`` (0 ignores the weights' size)."""
-    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    bm25_b: float = Field(
+        default=0.75, ge=0, le=1, json_schema_extra={"search": ("float", 0.0, 1.0, {"similarity": "bm25"})}
+    )
     """BM25 only: strength ``b`` of the length normalisation, in [0, 1]."""
     implicit: bool = True
     """Binarise interaction weights (every observed pair counts 1); else use the weights."""

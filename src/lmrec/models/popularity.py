@@ -19,7 +19,9 @@ from lmrec.models.unlearning import drop_users
 class PopularityConfig(ModelConfig):
     """Hyperparameters of :class:`Popularity`."""
 
-    by: Literal["count", "weight"] = "count"
+    by: Literal["count", "weight"] = Field(
+        default="count", json_schema_extra={"search": ("categorical", ["count", "weight"])}
+    )
     """Rank by the number of users (``count``) or by the sum of interaction weights."""
     half_life_days: float | None = Field(default=None, gt=0)
     """If set, older interactions count less: weight 0.5 ** (age / half_life); needs timestamps."""

@@ -47,7 +47,7 @@ from lmrec.models.unlearning import drop_users, keep_rows
 class PureSVDConfig(ModelConfig):
     """Hyperparameters of :class:`PureSVD`."""
 
-    factors: int = Field(default=64, ge=1)
+    factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 8, 512)})
     """Rank ``f`` of the truncated SVD (data with fewer users or items keeps all factors)."""
     seed: int = Field(default=0, ge=0)
     """Seed of ARPACK's start vector; the same seed gives the same model."""

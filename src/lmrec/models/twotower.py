@@ -90,21 +90,23 @@ logger = logging.getLogger(__name__)
 class TwoTowerConfig(ModelConfig):
     """Hyperparameters of :class:`TwoTower`."""
 
-    factors: int = Field(default=64, ge=1)
+    factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 16, 128)})
     """Dimension of the user and item vectors."""
-    epochs: int = Field(default=60, ge=1)
+    epochs: int = Field(default=60, ge=1, json_schema_extra={"search": ("int", 20, 100)})
     """Passes over the training users."""
     batch_size: int = Field(default=128, ge=1)
     """Users per mini-batch."""
-    lr: float = Field(default=0.005, gt=0)
+    lr: float = Field(default=0.005, gt=0, json_schema_extra={"search": ("float_log", 1e-3, 3e-2)})
     """Adam learning rate."""
     weight_decay: float = Field(default=0.0, ge=0)
     """Decoupled (AdamW-style) weight decay of all tower weights, per step."""
-    loss: Literal["softmax", "bpr"] = "softmax"
+    loss: Literal["softmax", "bpr"] = Field(
+        default="softmax", json_schema_extra={"search": ("categorical", ["softmax", "bpr"])}
+    )
     """``softmax``: full-catalog multinomial likelihood of the hidden items; ``bpr``: pairwise."""
     n_negatives: int = Field(default=8, ge=1)
     """Uniform negatives per hidden positive (``loss="bpr"`` only)."""
-    history_dropout: float = Field(default=0.5, gt=0, lt=1)
+    history_dropout: float = Field(default=0.5, gt=0, lt=1, json_schema_extra={"search": ("float", 0.2, 0.8)})
     """Share of each user's history hidden from the user tower per step (the targets)."""
     history_power: float = Field(default=0.5, ge=0, le=1)
     """Pool the history as ``sum / n ** history_power`` (1: mean, 0.5: sqrt weighting)."""
