@@ -167,7 +167,8 @@ def check_timestamps_for(args: argparse.Namespace, models: list[str]) -> None:
     data = getattr(args, "data", None) or getattr(args, "train", None)
     if data is None or getattr(args, "timestamp_col", None) is not None:
         return
-    if (Path(data) / "dataset.json").is_file():  # a saved data set knows its columns
+    paths = data if isinstance(data, list) else [data]  # train's --data repeats
+    if all((Path(p) / "dataset.json").is_file() for p in paths):  # saved sets know columns
         return
     for name in models:
         if supports(get_model_class(name), SequenceModel):
