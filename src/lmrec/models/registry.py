@@ -29,6 +29,7 @@ _BUILTINS: dict[str, str] = {
     "fm": "lmrec.models.fm:FactorizationMachine",
     "content": "lmrec.models.content:ContentModel",
     "blend": "lmrec.models.blend:BlendModel",
+    "rerank": "lmrec.models.rerank:Rerank",
     "twotower": "lmrec.models.twotower:TwoTower",
     "text2cf": "lmrec.models.text2cf:Text2CF",
     "text_ease": "lmrec.models.text_ease:TextEASE",

@@ -32,6 +32,7 @@ SMALL_PARAMS: dict[str, dict[str, Any]] = {
     "text2cf": {"cf_l2": 10.0, "l2": 1.0},
     "text_ease": {"l2": 10.0},
     "blend": {"cf_params": {"l2": 10.0}, "weight": 0.3},
+    "rerank": {"base_params": {"l2": 10.0}, "n_candidates": 10},
     "ranker": dict(_RANKER),
     "pipeline": {
         "n_candidates": 10,
