@@ -42,6 +42,7 @@ __all__ = [
     "FitOptions",
     "FoldInModel",
     "HardNegativeModel",
+    "RatingModel",
     "SequenceModel",
     "SparkEngineModel",
     "ValidatedModel",
@@ -104,6 +105,19 @@ class SequenceModel(Protocol):
     def score_sequences(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
         """Scores (float32, (len(sequences), n_items)) after each sequence of item indices,
         oldest first."""
+        ...
+
+
+@runtime_checkable
+class RatingModel(Protocol):
+    """Predicts explicit ratings on the training data's scale (issue 22.6).
+
+    ``score`` still ranks items; ``predict_ratings`` is the rating estimate of given
+    (user, item) pairs, clipped to the training ratings' range, for RMSE and MAE.
+    """
+
+    def predict_ratings(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """float64 predicted ratings of the pairs ``(user_idx[n], item_idx[n])`` (dense indices)."""
         ...
 
 

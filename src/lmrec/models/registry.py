@@ -30,6 +30,8 @@ _BUILTINS: dict[str, str] = {
     "content": "lmrec.models.content:ContentModel",
     "blend": "lmrec.models.blend:BlendModel",
     "rerank": "lmrec.models.rerank:Rerank",
+    "biasedmf": "lmrec.models.ratings:BiasedMF",
+    "knnbaseline": "lmrec.models.ratings:KNNBaseline",
     "twotower": "lmrec.models.twotower:TwoTower",
     "text2cf": "lmrec.models.text2cf:Text2CF",
     "text_ease": "lmrec.models.text_ease:TextEASE",
