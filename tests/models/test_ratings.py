@@ -13,21 +13,7 @@ from lmrec.errors import ConfigError
 from lmrec.eval.ratings import evaluate_ratings
 from lmrec.models import create_model
 from lmrec.models.ratings import BiasedMF, KNNBaseline, fit_baselines
-from lmrec.testing import RecommenderContract, checkerboard
-
-
-def rated_checkerboard(seed: int = 0) -> Dataset:
-    """The checkerboard with 5 stars for own-group items and 1 star for a few others."""
-    board = checkerboard(seed=seed)
-    frame = board.to_frame()[["user", "item"]].assign(rating=5.0)
-    rng = np.random.default_rng(seed)
-    other = []
-    for u in frame["user"].unique():
-        parity = 1 - int(u[1:]) % 2
-        for i in rng.choice(np.arange(parity, 30, 2), size=3, replace=False):
-            other.append((u, f"i{i}", 1.0))
-    frame = pd.concat([frame, pd.DataFrame(other, columns=["user", "item", "rating"])])
-    return Dataset.from_frame(frame, items=board.items, name="rated-checkerboard")
+from lmrec.testing import RecommenderContract, checkerboard, rated_checkerboard
 
 
 class _RatedContract(RecommenderContract):
