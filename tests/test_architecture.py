@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("eval, retrieval, spark, privacy", ("lmrec.eval.protocol", "lmrec.eval.coldstart",
                                          "lmrec.eval.coldusers", "lmrec.retrieval",
                                          "lmrec.spark", "lmrec.privacy", "lmrec.testing")),
-    ("ranker, tune, serve", ("lmrec.ranker", "lmrec.tune", "lmrec.serve", "lmrec.demo")),
+    ("ranker, tune, serve", ("lmrec.ranker", "lmrec.tune", "lmrec.serve", "lmrec.demo",
+                             "lmrec.report")),
     ("cli", ("lmrec.cli", "lmrec.__main__")),
 ]  # fmt: skip
 #: eval modules not listed above run models: they sit with the evaluation protocol.
