@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.lmrec-installed
 TORCH  ?= torch==2.13.0
 EXTRAS ?= torch,lm,ann,fast,tune,serve,spark,bench,dev
 
-.PHONY: demo test test-all bench setup clean java
+.PHONY: demo test test-all bench setup clean java chromium
 
 setup: $(STAMP)
 
@@ -32,7 +32,16 @@ java:
 	  || echo "WARNING: could not install Java; the Spark tests will be skipped"; \
 	fi
 
-test: $(STAMP) java
+# The browser tests (report, /ui) drive Debian's Chromium through Playwright; they skip
+# without it, so CI (CI=true) installs it, and there they fail instead of skipping.
+chromium:
+	@if [ "$$CI" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
+	  echo "CI: installing Chromium (chromium, chromium-driver) for the browser tests"; \
+	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null \
+	  || echo "WARNING: could not install Chromium; the browser tests will fail in CI"; \
+	fi
+
+test: $(STAMP) java chromium
 	$(PY) -m pytest -q -m "not slow" --durations=10 --doctest-modules tests src/lmrec
 
 test-all: $(STAMP)
