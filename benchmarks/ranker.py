@@ -4,9 +4,15 @@ Task (after TALLRec, Bao et al. 2023): a rating > 3 is a *like*. Every interacti
 with at least 10 earlier ones (by timestamp) is a sample: the prompt shows the user's
 attributes and those 10 previous items with liked/disliked marks, the candidate is the
 next item, and the label is whether the user liked it. Users are split 80/20 at random
-(``--seed``, default 2026): training samples come from the 80% (``n`` drawn at random
-per run), test samples are the last ``--test-per-user`` samples of each test user.
-Metric: ROC AUC on the test samples.
+(``--seed``, default 2026): training samples come from the 80%, test samples are the
+last ``--test-per-user`` samples of each test user. Metric: ROC AUC on the test samples.
+
+Few-shot draws: for each ``n`` (not ``all``) the n training samples are drawn
+``--draws`` times (default 5), draw ``d`` by a generator seeded with ``(seed, n, d)``
+alone, so a draw never depends on which other shots or modes ran before it (issue
+15.13); draw ``d`` also seeds the model (``seed + d``: head/LoRA initialisation and batch
+order). Every few-shot row reports the mean and the standard deviation (and min-max) of
+the test AUC over the draws; ``all`` is one run on the whole pool.
 
 Compared, for each ``n`` in ``--shots`` (``all`` = every training-user sample):
 
@@ -32,8 +38,12 @@ float32, and the latency of scoring 100 candidates for one user in one batch
 (float32 vs int8, best and median of ``--repeats``; measured while holding
 ``/tmp/lmrec-timing.lock`` so that no other timed job runs at the same time).
 
-Run ``python benchmarks/ranker.py`` (``--quick`` for a smoke test); prints markdown and
-writes ``benchmarks/results/ranker.md``.
+Head modes (frozen encoder) share one cache of the encoder's pooled test outputs
+across draws: the encoder is the same frozen base model in each, so only the head and
+wide part differ, and the scores are those of ``predict_pairs``.
+
+Run ``flock /tmp/lmrec-bench.lock python benchmarks/ranker.py`` (``--quick`` for a smoke
+test); prints markdown and writes ``benchmarks/results/ranker.md``.
 """
 
 from __future__ import annotations
@@ -108,6 +118,23 @@ def features(b, data, users, items, pos, train_mask, labels):
     return np.array(rows, np.float32)
 
 
+def draw(pool: np.ndarray, n: str, seed: int, d: int) -> np.ndarray:
+    """Draw ``d`` of ``n`` training samples (``all``: the whole pool), seeded by (seed, n, d) only.
+
+    Examples
+    --------
+    >>> pool = np.arange(100)
+    >>> bool((draw(pool, "16", 1, 0) == draw(pool, "16", 1, 0)).all())
+    True
+    >>> bool((draw(pool, "16", 1, 0) == draw(pool, "16", 1, 1)).all())
+    False
+    """
+    if n == "all":
+        return pool
+    rng = np.random.default_rng([seed, int(n), d])
+    return np.sort(rng.choice(pool, size=int(n), replace=False))
+
+
 def logreg_auc(x_train, y_train, x_test, y_test) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -178,13 +205,15 @@ def main() -> None:
     ap.add_argument("--min-steps", type=int, default=30)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--test-per-user", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="n=16 lora only, 10 steps")
+    ap.add_argument("--draws", type=int, default=5, help="independent draws per few-shot n")
+    ap.add_argument("--no-compression", action="store_true", help="skip the int8 section")
+    ap.add_argument("--quick", action="store_true", help="n=16 lora only, 10 steps, 1 draw")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(2)
+    from lmrec._optional import require
     from lmrec.ranker.model import LMRanker
+
+    torch = require("torch", "lm")  # through lmrec: its thread settings apply
 
     data = load_builtin("ml-100k")
     b, users, items, pos, labels, train_mask, test_mask = ctr_samples(
@@ -203,72 +232,91 @@ def main() -> None:
     x = features(b, data, users, items, pos, train_mask, labels)
     shots = ["16"] if args.quick else args.shots.split(",")
     modes = ["lora"] if args.quick else args.modes.split(",")
-    rng = np.random.default_rng(args.seed)
-    picks = {n: (train_pool if n == "all" else rng.choice(train_pool, size=int(n), replace=False))
-             for n in shots}  # fmt: skip
+    draws = 1 if args.quick else args.draws
+    picks = {(n, d): draw(train_pool, n, args.seed, d) for n in shots
+             for d in range(1 if n == "all" else draws)}  # fmt: skip
     rows = []
     ref = logreg_auc(x[train_pool], labels[train_pool], x[test_idx], labels[test_idx])
-    rows.append(("logreg (5 features)", "all", len(train_pool), ref, 0.0, 6, ""))
-    wide = ("wide part alone (lmrec fit_logistic, 4 side features)", "-")
+    rows.append(("logreg (5 features)", "all", len(train_pool), [ref], [0.0], 6, ""))
     for n in shots:
-        w, b0 = fit_logistic(side[picks[n]], labels[picks[n]])
-        rows.append((*wide, len(picks[n]), auc(test.labels, test.features @ w + b0), 0.0, 5, ""))
+        keys = [k for k in picks if k[0] == n]
+        wide = []
+        for k in keys:
+            w, b0 = fit_logistic(side[picks[k]], labels[picks[k]])
+            wide.append(auc(test.labels, test.features @ w + b0))
+        rows.append(("wide part alone (lmrec fit_logistic, 4 side features)", "-",
+                     len(picks[keys[0]]), wide, [0.0], 5, ""))  # fmt: skip
     for n in shots:
         if n != "all":
+            keys = [k for k in picks if k[0] == n]
             rows.append(("logreg (5 features)", "-", n,
-                         logreg_auc(x[picks[n]], labels[picks[n]], x[test_idx], labels[test_idx]),
-                         0.0, 6, ""))  # fmt: skip
+                         [logreg_auc(x[picks[k]], labels[picks[k]], x[test_idx], labels[test_idx])
+                          for k in keys], [0.0], 6, ""))  # fmt: skip
     lora_big = None
+    frozen_cache: dict = {}  # head modes: the frozen encoder's pooled outputs, shared
     for mode_name in modes:
         mode, _, extra = mode_name.partition("+")
         for n in shots:
-            pick = picks[n]
-            ex = Examples([ctx[i] for i in pick], [cand[i] for i in pick], labels[pick], side[pick])
-            if args.quick:
-                steps = 10
-            elif n == "all":
-                steps = args.all_steps
-            else:
-                steps = max(args.min_steps, args.epochs * int(n) // 16)
-            lr = {"lora": 1e-3, "head": 3e-3, "full": 5e-5}[mode]
-            r = LMRanker(mode=mode, lr=lr, max_steps=steps, warmup_steps=max(1, steps // 10),
-                         batch_size=16, max_length=args.max_length, seed=args.seed,
-                         n_threads=2, side_features=extra == "side")  # fmt: skip
-            t = time.perf_counter()
-            r.fit_examples(ex)
-            wall = time.perf_counter() - t
-            t = time.perf_counter()
-            value = auc(test.labels, r.predict_pairs(test.contexts, test.candidates, test.features))
-            score_s = time.perf_counter() - t
-            trainable, total = r.trainable_parameters()
-            print(
-                f"{mode_name} n={n}: AUC {value:.4f} fit {wall:.0f}s ({steps} steps) "
-                f"score {score_s:.0f}s",
-                flush=True,
-            )
-            rows.append((f"LMRanker {mode_name}", f"{steps}", len(pick), value, wall, trainable,
+            aucs, walls = [], []
+            for (n_key, d), pick in picks.items():
+                if n_key != n:
+                    continue
+                ex = Examples([ctx[i] for i in pick], [cand[i] for i in pick], labels[pick],
+                              side[pick])  # fmt: skip
+                if args.quick:
+                    steps = 10
+                elif n == "all":
+                    steps = args.all_steps
+                else:
+                    steps = max(args.min_steps, args.epochs * int(n) // 16)
+                lr = {"lora": 1e-3, "head": 3e-3, "full": 5e-5}[mode]
+                r = LMRanker(mode=mode, lr=lr, max_steps=steps, warmup_steps=max(1, steps // 10),
+                             batch_size=16, max_length=args.max_length, seed=args.seed + d,
+                             side_features=extra == "side")  # fmt: skip
+                t = time.perf_counter()
+                r.fit_examples(ex)
+                wall = time.perf_counter() - t
+                t = time.perf_counter()
+                if mode == "head":
+                    r._pool_cache = frozen_cache  # same frozen encoder, same test pairs
+                value = auc(test.labels,
+                            r.predict_pairs(test.contexts, test.candidates, test.features))  # fmt: skip
+                r._pool_cache = None
+                score_s = time.perf_counter() - t
+                trainable, total = r.trainable_parameters()
+                aucs.append(value)
+                walls.append(wall)
+                print(f"{mode_name} n={n} draw {d}: AUC {value:.4f} fit {wall:.0f}s "
+                      f"({steps} steps) score {score_s:.0f}s", flush=True)  # fmt: skip
+                if mode == "lora" and n == shots[-1] and lora_big is None:
+                    lora_big = (r, value, mode_name, n)
+            rows.append((f"LMRanker {mode_name}", f"{steps}", len(pick), aucs, walls, trainable,
                          f"{total:,}"))  # fmt: skip
             args.out.with_suffix(".partial.md").write_text(
                 "\n".join(" | ".join(map(str, row)) for row in rows) + "\n"
             )
-            if mode == "lora" and n == shots[-1] and lora_big is None:
-                lora_big = (r, value, mode_name, n)
     lines = [
         "# Fine-tuned LM ranker: TALLRec-style CTR on MovieLens-100K",
         "",
         f"`python benchmarks/ranker.py {' '.join(os.sys.argv[1:])}`; {platform.processor() or platform.machine()}, "
-        f"torch threads = 2, seed {args.seed}. Test: {len(test_idx)} samples "
-        f"(last {args.test_per_user} of each of {data.n_users // 5} held-out users), "
-        f"{labels[test_idx].mean():.0%} liked. History: 10 previous items with like marks.",
+        f"torch threads = {torch.get_num_threads()} (lmrec's default), seed {args.seed}. Test: "
+        f"{len(test_idx)} samples (last {args.test_per_user} of each of {data.n_users // 5} "
+        f"held-out users), {labels[test_idx].mean():.0%} liked. History: 10 previous items with "
+        f"like marks. Few-shot rows: {draws} independent draws of the n examples (and of the "
+        "model seed); AUC mean, standard deviation and range over the draws.",
         "",
-        "| model | steps | n train | test AUC | fit wall (s) | trainable params | total params |",
-        "|---|---|---|---|---|---|---|",
+        "| model | steps | n train | draws | test AUC mean | sd | min - max | fit wall (s, median) "
+        "| trainable params | total params |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, steps, n, value, wall, trainable, total in rows:
+    for name, steps, n, values, walls, trainable, total in rows:
+        v = np.asarray(values, float)
         lines.append(
-            f"| {name} | {steps} | {n} | {value:.4f} | {wall:.0f} | {trainable:,} | {total} |"
+            f"| {name} | {steps} | {n} | {len(v)} | {v.mean():.4f} | "
+            f"{v.std(ddof=1) if len(v) > 1 else 0:.4f} | {v.min():.4f} - {v.max():.4f} | "
+            f"{np.median(walls):.0f} | {trainable:,} | {total} |"
         )
-    if lora_big is not None:
+    if lora_big is not None and not args.no_compression:
         lines += compression_section(
             lora_big, test, b, stats, int(users[test_idx[0]]), args.repeats
         )

@@ -17,14 +17,29 @@ Models:
   pipeline fitted on train only; the reported pipeline is then refitted on train +
   valid with that weight (the same procedure as the other models' tuning/refit).
 
+Serving speed (issue 18.3): a second pipeline follows the same recipe (fit on train,
+choices on valid, refit on train + valid) with the ranker built for serving: its
+``shared_context`` ranker (the context does not attend to the candidate; context
+``--context-length`` tokens, candidate ``--item-length``) is scored with
+``engine="onnx"`` (:class:`lmrec.ranker.fast.OnnxScorer`: ONNX Runtime, int8, cached
+token ids, one packed sequence per user with all its candidates, batches across
+users). int8 and the context length are chosen on *valid*: the ranker's AUC at telling
+each valid user's held-out items among their candidates, float32 at full length (the
+reference) against int8 at each of ``--lengths``; the shortest int8 length within
+0.005 of the reference is kept. Both pipelines' test evaluations are timed in the same
+process (ratio reported; the ONNX export is timed separately). NDCG@10 of fast vs reference: paired
+bootstrap CI of the difference. ``--save DIR`` writes the fast pipeline for
+``lmrec serve`` (``benchmarks/serve_ranker.sh`` measures it with wrk).
+
 Only the top ``--candidates`` are reranked, so the pipeline's Recall@N cannot exceed
-EASE's. Run ``python benchmarks/ranker_pipeline.py``; writes
-``benchmarks/results/ranker_pipeline.md``.
+EASE's. Run ``flock /tmp/lmrec-bench.lock python benchmarks/ranker_pipeline.py``;
+writes ``benchmarks/results/ranker_pipeline.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import sys
 import time
@@ -36,6 +51,52 @@ from lmrec.eval.protocol import compare, evaluate
 
 OUT = Path(__file__).parent / "results" / "ranker_pipeline.md"
 METRICS = ["ndcg@10", "recall@10", "ndcg@20", "recall@20"]
+
+
+def variant(pipe, **update):
+    """A shallow copy of a fitted pipeline with ``update`` in its config (no cached scorer)."""
+    out = copy.copy(pipe)
+    out.config = pipe.config.model_copy(update=update)
+    out._scorer = None
+    return out
+
+
+def fmt_ci(res, metric: str, seed: int) -> str:
+    mean, lo, hi = res.ci(metric, seed=seed)
+    return f"{mean:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def choose_fast(tuner, valid, lengths: list[int]) -> tuple[dict[str, float], dict]:
+    """AUC on valid per scorer; the shortest int8 length within 0.005 of float32 at full length."""
+    import numpy as np
+
+    from lmrec.eval.pointwise import auc
+    from lmrec.eval.protocol import truth_from_ids
+
+    frame = valid.to_frame()
+    users, truth, _, _ = truth_from_ids(tuner.user_ids_, tuner.item_ids_, frame["user"],
+                                        frame["item"])  # fmt: skip
+    cand, _ = tuner.candidate_scores(users)
+    rows = np.repeat(np.arange(len(users)), cand.shape[1])
+    labels = np.asarray(truth[rows, np.maximum(cand, 0).ravel()]).reshape(cand.shape) > 0
+    ok = cand >= 0
+    full = tuner.ranker_.config.max_length
+    lengths = [x for x in lengths if x <= full] or [full]
+
+    def value(**kw) -> float:
+        logits = variant(tuner, engine="onnx", **kw).ranker_scorer().score_candidates(users, cand)
+        return auc(labels[ok].astype(np.float32), logits[ok])
+
+    ref = value(int8=False, score_max_length=full)
+    choice = {f"float32 {full}": ref}
+    best = {"engine": "onnx", "int8": False, "score_max_length": full}
+    for length in sorted(set(lengths), reverse=True):
+        choice[f"int8 {length}"] = value(int8=True, score_max_length=length)
+        print(f"  valid AUC int8 {length}: {choice[f'int8 {length}']:.4f} (ref {ref:.4f})",
+              flush=True)  # fmt: skip
+        if choice[f"int8 {length}"] >= ref - 0.005:
+            best = {"engine": "onnx", "int8": True, "score_max_length": length}
+    return choice, best
 
 
 def main() -> None:
@@ -50,20 +111,34 @@ def main() -> None:
     ap.add_argument("--hard-fraction", type=float, default=0.5,
                     help="share of the ranker's negatives taken from the retriever's top N")  # fmt: skip
     ap.add_argument("--fp32", action="store_true", help="score in float32, not int8")
+    ap.add_argument("--lengths", default="64,48,40,32",
+                    help="prompt lengths (tokens) tried for the fast scorer on valid")  # fmt: skip
+    ap.add_argument("--context-length", type=int, default=64,
+                    help="fast pipeline: context tokens of its shared-context ranker")  # fmt: skip
+    ap.add_argument("--item-length", type=int, default=24,
+                    help="fast pipeline: candidate tokens of its shared-context ranker")  # fmt: skip
+    ap.add_argument("--quick", action="store_true", help="smoke test: 100 users, 5 steps")
+    ap.add_argument("--users", type=int, help="keep only the first N users (a smaller run)")
+    ap.add_argument("--no-refit", action="store_true",
+                    help="evaluate the pipelines fitted on train (no refit on train + valid)")  # fmt: skip
+    ap.add_argument("--save", type=Path, help="write the fast pipeline here (for lmrec serve)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(2)
     from lmrec.ranker.pipeline import RetrieveRerank
 
     data = load_builtin("ml-100k")
+    if args.quick:
+        args.users, args.steps = 100, 5
+    if args.users:
+        data = data.subset(
+            data.column("user_idx") < args.users, name=f"ml-100k ({args.users} users)"
+        )
     split = random_split(data, ratios=(0.8, 0.1, 0.1), seed=args.seed)
     full = split.train.concat(split.valid)
     ranker = {"mode": args.mode, "lr": 1e-3 if args.mode == "lora" else 3e-3,
               "max_steps": args.steps, "warmup_steps": max(1, args.steps // 10),
               "batch_size": 16, "max_length": args.max_length, "n_history": 10,
-              "side_features": not args.no_side, "n_threads": 2, "seed": args.seed,
+              "side_features": not args.no_side, "seed": args.seed,
               "score_batch_size": 128, "hard_fraction": args.hard_fraction}  # fmt: skip
     params = {"retriever": "ease", "retriever_params": {"l2": args.l2},
               "n_candidates": args.candidates, "ranker_params": ranker,
@@ -77,12 +152,41 @@ def main() -> None:
     curve = tuner.blend_curve_
     print(f"blend {blend} (fit {t_fit:.0f}s, valid scoring {t_blend:.0f}s); curve {curve}",
           flush=True)  # fmt: skip
+    # The serving-speed pipeline: the same recipe with a shared-context ranker.
+    fast_ranker = dict(ranker, shared_context=True, max_length=args.context_length,
+                       max_item_length=args.item_length)  # fmt: skip
+    fast_params_fit = dict(params, ranker_params=fast_ranker, engine="onnx", int8=True)
     t = time.perf_counter()
-    pipe = RetrieveRerank(**dict(params, blend=blend)).fit(full)
+    fast_tuner = RetrieveRerank(**fast_params_fit).fit(split.train)
+    t_fit_fast = time.perf_counter() - t
+    choice, fast_params = choose_fast(fast_tuner, split.valid,
+                                      [int(x) for x in args.lengths.split(",")])  # fmt: skip
+    print(f"fast scorer on valid: {choice} -> {fast_params}", flush=True)
+    fast_tuner = variant(fast_tuner, **fast_params)
+    blend_fast = fast_tuner.fit_blend(split.valid)
+    t = time.perf_counter()
+    pipe = (variant(tuner, blend=blend) if args.no_refit
+            else RetrieveRerank(**dict(params, blend=blend)).fit(full))  # fmt: skip
     t_refit = time.perf_counter() - t
+    pipe.ranker_scorer()  # the int8 copy is built once, outside the timed evaluation
     t = time.perf_counter()
     res_pipe = evaluate(pipe, split.test, metrics=METRICS, name="pipeline", show_progress=False)
     t_eval = time.perf_counter() - t
+    fast_full = (variant(fast_tuner, blend=blend_fast) if args.no_refit
+                 else RetrieveRerank(**dict(fast_params_fit, blend=blend_fast)).fit(full))  # fmt: skip
+    fast = variant(fast_full, **fast_params)
+    t = time.perf_counter()
+    fast.ranker_scorer()  # export + quantize + session, once per process
+    t_export = time.perf_counter() - t
+    t = time.perf_counter()
+    res_fast = evaluate(fast, split.test, metrics=METRICS, name="fast", show_progress=False)
+    t_fast = time.perf_counter() - t
+    print(f"test evaluation: reference {t_eval:.1f}s, fast {t_fast:.1f}s "
+          f"({t_eval / t_fast:.1f}x; export {t_export:.1f}s)", flush=True)  # fmt: skip
+    speed = compare({"reference": res_pipe, "fast": res_fast}, baseline="reference",
+                    seed=args.seed)  # fmt: skip
+    if args.save is not None:
+        fast.save(args.save)
     res_ease = evaluate(pipe.retriever_, split.test, metrics=METRICS, name="ease",
                         show_progress=False)  # fmt: skip
     table = compare({"ease": res_ease, "pipeline": res_pipe}, baseline="ease", seed=args.seed)
@@ -91,7 +195,7 @@ def main() -> None:
         "# Retrieve-then-rerank (EASE -> LM ranker) vs EASE, MovieLens-100K full ranking",
         "",
         f"`python benchmarks/ranker_pipeline.py {' '.join(sys.argv[1:])}`; "
-        f"{platform.processor() or platform.machine()}, torch threads = 2, seed {args.seed}, "
+        f"{platform.processor() or platform.machine()}, lmrec's default threads, seed {args.seed}, "
         f"per-user random 80/10/10, {res_pipe.n_users} test users, "
         f"95% bootstrap CIs (1000 resamples).",
         "",
@@ -123,6 +227,38 @@ def main() -> None:
         f"Wall (2 shared cores): fit on train {t_fit:.0f} s, valid scoring + blend search "
         f"{t_blend:.0f} s, refit on train+valid {t_refit:.0f} s, test evaluation "
         f"{t_eval:.0f} s.",
+    ]
+    lines += [
+        "",
+        "## At serving speed (issue 18.3)",
+        "",
+        f"Same recipe, shared-context ranker (context {args.context_length} tokens, candidate "
+        f"{args.item_length}; fit on train {t_fit_fast:.0f} s) scored by ONNX Runtime "
+        f"(engine='onnx'): {'int8' if fast_params['int8'] else 'float32'}, context cut to "
+        f"{fast_params['score_max_length']} tokens (chosen on valid), token ids cached, one "
+        f"packed sequence per user, batches across users; blend on valid: {blend_fast:.2f}.",
+        "",
+        "Ranker AUC on valid (held-out items among each user's candidates): "
+        + ", ".join(f"{k}: {v:.4f}" for k, v in choice.items())
+        + ".",
+        "",
+        "| scorer | NDCG@10 [95% CI] | test evaluation s | speed-up |",
+        "|---|---|---:|---:|",
+        f"| reference (torch {'int8' if not args.fp32 else 'float32'}, {args.max_length} tokens, "
+        f"per-call batches) | {fmt_ci(res_pipe, 'ndcg@10', args.seed)} | {t_eval:.1f} | 1.00 |",
+        f"| fast (ONNX Runtime) | {fmt_ci(res_fast, 'ndcg@10', args.seed)} | {t_fast:.1f} | "
+        f"**{t_eval / t_fast:.1f}x** |",
+        f"| fast - reference (paired) | {speed.loc['fast', 'ndcg@10 diff']} | | |",
+        "",
+        f"The ONNX export, fusion and int8 quantization took {t_export:.1f} s once (not in "
+        "the evaluation time). Both evaluations ran in this process, one after the other.",
+        "",
+        "Fast pipeline vs EASE (paired): "
+        + ", ".join(
+            f"{m} {compare({'ease': res_ease, 'fast': res_fast}, baseline='ease', seed=args.seed).loc['fast', f'{m} diff']}"
+            for m in METRICS[:2]
+        )
+        + ".",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

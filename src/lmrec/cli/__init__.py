@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from lmrec import _threads
 from lmrec._version import __version__
 from lmrec.errors import LmrecError
 
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _threads.configure()  # OpenMP settings before any command loads torch/numba/implicit
         return int(args.func(args) or 0)
     except (LmrecError, FileNotFoundError, FileExistsError, PermissionError,
             IsADirectoryError, NotADirectoryError) as e:  # fmt: skip

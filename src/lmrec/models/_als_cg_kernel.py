@@ -75,7 +75,7 @@ def dot(a, b):  # noqa: ANN001
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def rows_cg(indptr, indices, conf, x, y, gram, cg_steps, bounds, buffered):  # noqa: ANN001
     # x[u] takes cg_steps CG steps on (gram + Y^T (C_u - I) Y) x = Y^T C_u p_u,
-    # thread t solving rows bounds[t]:bounds[t + 1].
+    # block t (one thread at a time) solving rows bounds[t]:bounds[t + 1].
     k = x.shape[1]
     for t in numba.prange(len(bounds) - 1):
         buf = np.empty((buffered, k), np.float32)

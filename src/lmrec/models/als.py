@@ -91,7 +91,8 @@ class ALSConfig(ModelConfig):
     seed: int = Field(default=0, ge=0)
     """Seed of the random initial factors; the same seed gives the same model."""
     num_threads: int = Field(default=0, ge=0)
-    """Threads for the fit; 0 uses all cores. Use 1 for bitwise-reproducible fits."""
+    """Threads for the fit; 0 uses the CPUs lmrec may use (affinity, cgroup quota, or
+    ``LMREC_NUM_THREADS``). Use 1 for bitwise-reproducible fits."""
     implicit: bool = True
     """Binarise interaction weights (``r = 1``) before the confidence; else ``r = weight``."""
     solver: Literal["auto", "implicit", "numba"] = "auto"
@@ -187,8 +188,10 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
             with threadpool_limits(1, "blas"):
                 self._fit_numba(conf)
             return
-        from implicit.cpu.als import AlternatingLeastSquares
+        from lmrec._optional import require
+        from lmrec._threads import num_threads
 
+        AlternatingLeastSquares = require("implicit.cpu.als").AlternatingLeastSquares
         # implicit runs its own OpenMP threads; a multithreaded BLAS underneath them
         # oversubscribes the cores and can make the fit ~10x slower (implicit's advice).
         with threadpool_limits(1, "blas"):
@@ -200,7 +203,7 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
                 use_cg=True,
                 iterations=cfg.iterations,
                 calculate_training_loss=False,
-                num_threads=cfg.num_threads,
+                num_threads=cfg.num_threads or num_threads(),
                 random_state=cfg.seed,
             )
             model.fit(conf, show_progress=False,
@@ -228,14 +231,13 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         Initial factors are implicit's for the same seed, and each sweep solves users,
         then items, as implicit's ``fit`` does.
         """
-        from implicit.utils import check_random_state
-
+        from lmrec._optional import require
         from lmrec._progress import progress
         from lmrec.models.als_cg import solve_rows
 
         cfg = self.config
         n_users, n_items = conf.shape
-        random = check_random_state(cfg.seed)
+        random = require("implicit.utils").check_random_state(cfg.seed)
         x = random.random((n_users, cfg.factors), dtype=np.float32) * 0.01
         y = random.random((n_items, cfg.factors), dtype=np.float32) * 0.01
         by_item = conf.T.tocsr()

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from lmrec import _threads
 from lmrec._optional import require
 
 __all__ = ["available", "solve_rows"]
@@ -39,6 +40,8 @@ _BUFFER_BYTES = 256 << 20
 # The cost of one row's CG besides its stored pairs, in stored pairs (four products
 # with the k x k Gram matrix), to balance the threads' work.
 _ROW_WORK = 32
+#: Row blocks per thread (scheduled dynamically).
+_BLOCKS_PER_THREAD = 4
 
 
 def available() -> bool:
@@ -87,7 +90,7 @@ def solve_rows(
     cg_steps : int, default 3
         CG steps per row, as implicit's ``cg_steps``.
     num_threads : int, default 0
-        Threads (0: numba's default, all cores). The result does not depend on it.
+        Threads (0: :func:`lmrec._threads.num_threads`). The result does not depend on it.
     """
     kernel = _kernel()
     numba = kernel.numba
@@ -104,22 +107,27 @@ def solve_rows(
     if not (factors.flags.c_contiguous and factors.dtype == np.float32):
         raise ValueError("factors must be a C-contiguous float32 array (it is updated in place)")
     available_threads = numba.config.NUMBA_NUM_THREADS
-    threads = max(1, min(num_threads or available_threads, available_threads, n_rows))
+    wanted = num_threads or _threads.num_threads()
+    threads = max(1, min(wanted, available_threads, n_rows))
     other = np.ascontiguousarray(other, np.float32)
     k = other.shape[1]
     gram = other.T @ other + np.float32(regularization) * np.eye(k, dtype=np.float32)
-    # Consecutive rows per thread, with about equal work.
+    # Blocks of consecutive rows with about equal work, _BLOCKS_PER_THREAD per thread,
+    # handed out one at a time: a thread that shares its core with another process takes
+    # fewer blocks instead of holding the others up (issue 18.1).
     indptr = confidence.indptr
     work = indptr + _ROW_WORK * np.arange(n_rows + 1, dtype=np.int64)
-    bounds = np.searchsorted(work, np.linspace(0, work[-1], threads + 1)).astype(np.int64)
+    parts = min(n_rows, threads * _BLOCKS_PER_THREAD) if threads > 1 else 1
+    bounds = np.searchsorted(work, np.linspace(0, work[-1], parts + 1)).astype(np.int64)
     bounds[0], bounds[-1] = 0, n_rows
     buffered = min(int(np.diff(indptr).max(initial=0)), _BUFFER_BYTES // (4 * k))
     data = confidence.data.astype(np.float32, copy=False)
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        kernel.rows_cg(
-            indptr, confidence.indices, data, factors, other, gram, cg_steps, bounds, buffered
-        )
+        with numba.parallel_chunksize(1):  # dynamic scheduling of the blocks
+            kernel.rows_cg(
+                indptr, confidence.indices, data, factors, other, gram, cg_steps, bounds, buffered
+            )
     finally:
         numba.set_num_threads(previous)

@@ -80,13 +80,11 @@ _BLOCK_CELLS = 1 << 25  # scores per block of dot_topk (128 MiB of float32)
 
 
 def n_cores() -> int:
-    """CPU cores this process may run on (the default thread count of :func:`dot_topk`)."""
-    import os
+    """Threads for :func:`dot_topk` by default: :func:`lmrec._threads.num_threads` (the
+    CPUs this process may use, by affinity and cgroup quota, or ``LMREC_NUM_THREADS``)."""
+    from lmrec._threads import num_threads
 
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return num_threads()
 
 
 def select_topk(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ Stability: experimental. .. versionadded:: 0.2.0
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -58,6 +58,13 @@ class RetrieveRerankConfig(ModelConfig):
     """Weight of the retriever's (standardised) score in the final score; see fit_blend."""
     int8: bool = False
     """Score with the LoRA-merged, int8-quantized ranker (faster on CPU)."""
+    engine: Literal["torch", "onnx"] = "torch"
+    """What scores the ranker's pairs: torch (the fitted module, or its torch int8 copy),
+    or ONNX Runtime (:class:`~lmrec.ranker.fast.OnnxScorer`: int8 when ``int8``, token
+    ids cached, pairs batched across users; extra ``onnx``), built on first use."""
+    score_max_length: int | None = Field(default=None, ge=8)
+    """Tokens per pair when scoring with ``engine="onnx"`` (None: the ranker's
+    ``max_length``); shorter is faster, choose it on held-out pairs."""
 
 
 class RetrieveRerank(Recommender):
@@ -110,14 +117,22 @@ class RetrieveRerank(Recommender):
             np.asarray(user_idx, np.int64), self._n(), exclude_seen=True
         )
 
-    def ranker_scorer(self) -> LMRanker:
-        """The ranker that scores: the fitted one, or its merged int8 copy when ``int8``."""
+    def ranker_scorer(self) -> Any:
+        """What scores the candidates: the fitted ranker, its merged int8 copy (``int8``), or
+        an :class:`~lmrec.ranker.fast.OnnxScorer` (``engine="onnx"``); all answer
+        ``score_candidates(user_idx, item_idx)``."""
         if self.ranker_ is None:
             self._check_fitted()
-        if not self.config.int8:
+        if self.config.engine == "torch" and not self.config.int8:
             return self.ranker_  # type: ignore[return-value]
         if getattr(self, "_scorer", None) is None:
-            self._scorer = self.ranker_.merge_and_quantize()  # type: ignore[union-attr]
+            if self.config.engine == "onnx":
+                from lmrec.ranker.fast import OnnxScorer
+
+                self._scorer = OnnxScorer.from_ranker(self.ranker_, int8=self.config.int8,
+                                                      max_length=self.config.score_max_length)  # fmt: skip
+            else:
+                self._scorer = self.ranker_.merge_and_quantize()  # type: ignore[union-attr]
         return self._scorer  # type: ignore[return-value]
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from lmrec._atomic import atomic_dir
+from lmrec._optional import require
 from lmrec._progress import progress
 from lmrec.errors import ConfigError, ModelFileError
 from lmrec.train.distributed import DistInfo, all_reduce_sum_, barrier, shard_bounds
@@ -94,7 +95,7 @@ class Trainer:
     def __init__(self, module: Any, logits: Callable[..., Any], config: Any,
                  *, checkpoint_dir: str | Path | None = None,
                  dist: DistInfo | None = None) -> None:  # fmt: skip
-        import torch
+        torch = require("torch", "lm")
 
         # Data parallel (torchrun): each rank runs its piece of every step's examples and
         # the trainable gradients are summed before clipping and AdamW; rank 0 checkpoints.
@@ -124,7 +125,7 @@ class Trainer:
 
     def train_step(self, examples: Examples) -> dict[str, float]:
         """One optimiser step (``grad_accum`` micro-batches); returns the loss and lr."""
-        import torch
+        torch = require("torch", "lm")
 
         cfg = self.config
         lr = get_lr(self.step, lr=cfg.lr, warmup_steps=cfg.warmup_steps, max_steps=cfg.max_steps)
@@ -250,7 +251,7 @@ class Trainer:
 
     def resume(self) -> bool:
         """Load the newest checkpoint of ``checkpoint_dir``; False when there is none."""
-        import torch
+        torch = require("torch", "lm")
         from safetensors.torch import load_file
 
         path = self.latest_checkpoint()
@@ -288,6 +289,6 @@ class Trainer:
 
 
 def _no_grad() -> Any:
-    import torch
+    torch = require("torch", "lm")
 
     return torch.no_grad()

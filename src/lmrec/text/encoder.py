@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from lmrec._progress import progress
+from lmrec._optional import require
+from lmrec._progress import progress, quiet_loading
 from lmrec.errors import ConfigError, MissingExtraError
 
 __all__ = ["DEFAULT_MODEL", "CacheStats", "TextEncoder", "default_model_path", "resolve_model"]
@@ -286,9 +287,10 @@ class TextEncoder:
             st = _require_st()
             _, source = self._resolve()
             try:
-                self._st = st.SentenceTransformer(
-                    source, device=self.device, local_files_only=self.local_files_only
-                )
+                with quiet_loading():  # no 'Loading weights' bars (issue 15.9)
+                    self._st = st.SentenceTransformer(
+                        source, device=self.device, local_files_only=self.local_files_only
+                    )
             except OSError as e:
                 hint = (
                     " It is not in the local Hugging Face cache and downloads are off; "
@@ -342,34 +344,76 @@ class TextEncoder:
         return np.stack([vectors[h] for h in hashes]).astype(np.float32, copy=False)
 
     def _encode_uncached(self, texts: list[str]) -> np.ndarray:
-        """Run ``texts`` through the model in token-length-sorted batches; input order out."""
-        model = self.load()
-        import torch  # after load(): a missing extra has already been reported clearly
+        """Run ``texts`` through the model in token-length-sorted batches; input order out.
 
-        lengths = self._token_lengths(model, texts)
-        order = np.argsort(-lengths, kind="stable")  # longest first: peak memory shows up early
-        out = np.empty((len(texts), 0), np.float32)
-        preprocess = getattr(model, "preprocess", None) or model.tokenize
+        The progress bar opens before the model loads (loading torch and the model is
+        most of a small catalog's wait). On the CPU the batches are shared out to
+        :func:`lmrec._threads.num_threads` worker threads, each running whole forward
+        passes with one torch thread: a worker on a core that another process also uses
+        simply takes fewer batches, where torch's own threads would split every matrix
+        product evenly and wait for the slowest core (issue 18.1). Every batch is
+        computed by one thread either way, so the vectors do not depend on the thread
+        count.
+        """
         bar = progress(
             total=len(texts),
-            desc="encode texts",
+            desc=f"load {self.model}",
             unit="text",
             disable=None if self.show_progress is None else not self.show_progress,
         )
-        with bar, torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                features = preprocess([texts[i] for i in idx])
-                features = {
-                    k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()
-                }
-                emb = model(features)["sentence_embedding"]
-                emb = torch.nn.functional.normalize(emb.float(), p=2, dim=1).cpu().numpy()
-                if out.shape[1] == 0:
+        with bar:
+            model = self.load()
+            torch = require("torch", "lm")  # after load(): a missing extra was reported clearly
+            bar.set_description("encode texts")
+            lengths = self._token_lengths(model, texts)
+            order = np.argsort(-lengths, kind="stable")  # longest first: peak memory shows early
+            preprocess = getattr(model, "preprocess", None) or model.tokenize
+            batches = [order[s : s + self.batch_size] for s in range(0, len(texts), self.batch_size)]
+            # Tokenize here, in one thread: a fast tokenizer is not safe to share across threads.
+            inputs = ({k: v.to(model.device) if hasattr(v, "to") else v
+                       for k, v in preprocess([texts[i] for i in idx]).items()}
+                      for idx in batches)  # fmt: skip
+
+            def forward(features: dict[str, Any]) -> np.ndarray:
+                with torch.inference_mode():  # thread-local: entered in each worker
+                    emb = model(features)["sentence_embedding"]
+                    return torch.nn.functional.normalize(emb.float(), p=2, dim=1).cpu().numpy()
+
+            out: np.ndarray | None = None
+            for idx, emb in zip(batches, self._run_batches(torch, model, forward, inputs), strict=True):
+                if out is None:
                     out = np.empty((len(texts), emb.shape[1]), np.float32)
                 out[idx] = emb
                 bar.update(len(idx))
-        return out
+        return out if out is not None else np.empty((0, 0), np.float32)
+
+    @staticmethod
+    def _run_batches(torch: Any, model: Any, forward: Any, inputs: Any) -> Any:
+        """``forward`` of each input, in order: worker threads on the CPU, one thread on a GPU."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from lmrec._threads import num_threads
+
+        if not str(model.device).startswith("cpu"):
+            yield from map(forward, inputs)
+            return
+        workers = num_threads()
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            if workers == 1:
+                yield from map(forward, inputs)
+                return
+            with ThreadPoolExecutor(workers) as pool:
+                pending: list[Any] = []
+                for features in inputs:  # keep about two batches per worker in flight
+                    pending.append(pool.submit(forward, features))
+                    while len(pending) > 2 * workers:
+                        yield pending.pop(0).result()
+                for future in pending:
+                    yield future.result()
+        finally:
+            torch.set_num_threads(old)
 
     @staticmethod
     def _token_lengths(model: Any, texts: list[str]) -> np.ndarray:
@@ -388,6 +432,4 @@ class TextEncoder:
 
 
 def _require_st() -> Any:
-    from lmrec._optional import require
-
     return require("sentence_transformers", "lm")
