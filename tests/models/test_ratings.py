@@ -109,3 +109,39 @@ def test_rmse_on_movielens(ml100k_split, name, floor):
     result = evaluate_ratings(model, split.test)
     assert result.summary["rmse"] < floor
     assert result.summary["mae"] < result.summary["rmse"]
+
+
+def test_pointwise_metrics_where_the_inputs_allow():
+    from lmrec.eval.pointwise import auc
+    from lmrec.eval.ratings import _auc_fast, evaluate_pointwise
+
+    rng = np.random.default_rng(0)
+    y, s = rng.random(50) < 0.3, np.round(rng.random(50), 1)  # ties on purpose
+    assert _auc_fast(y, s) == pytest.approx(auc(y, s))
+
+    def split(data):
+        rows = data.to_frame().groupby("user").tail(3).index.to_numpy()
+        return data.subset(np.setdiff1d(np.arange(data.n_interactions), rows)), data.subset(rows)
+
+    train, test = split(checkerboard())
+    ease = create_model("ease", {"l2": 10.0}).fit(train)
+    ranked = evaluate_pointwise(ease, test, metrics=["auc"])
+    assert ranked.n_users == 40
+    # u0's AUC by hand: its test items against every other item it has not seen in train.
+    scores = ease.score(["u0"])[0]
+    unseen = ~np.isin(
+        ease.item_ids_.lookup(np.arange(30)), train.to_frame().query("user == 'u0'")["item"]
+    )
+    positive = np.isin(
+        ease.item_ids_.lookup(np.arange(30)), test.to_frame().query("user == 'u0'")["item"]
+    )
+    assert ranked.per_user.loc["u0", "auc"] == pytest.approx(auc(positive[unseen], scores[unseen]))
+    for metric, words in (("f1", "ranks items without predicting"), ("rmse", "ranks items"),
+                          ("log_loss", "needs predicted probabilities")):  # fmt: skip
+        with pytest.raises(ConfigError, match=words):
+            evaluate_pointwise(ease, test, metrics=[metric])
+    train, test = split(rated_checkerboard())
+    mf = BiasedMF(factors=4, iterations=10, reg=0.05).fit(train)
+    rated = evaluate_pointwise(mf, test, metrics=["rmse", "mae", "auc", "f1"])
+    assert list(rated.summary) == ["rmse", "mae", "auc", "f1"]
+    assert 0 <= rated.summary["f1"] <= 1 and rated.summary["auc"] > 0.5

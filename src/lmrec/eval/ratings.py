@@ -1,10 +1,18 @@
-"""Rating-prediction evaluation: RMSE and MAE of a rating model on held-out explicit ratings.
+"""Pointwise evaluation: RMSE, MAE, AUC, F1 and log loss where the inputs allow them.
 
-Only models that declare :class:`~lmrec.models.capabilities.RatingModel` predict ratings
-(``biasedmf``, ``knnbaseline``); ranking models score items on their own scale, so RMSE
-against 1-5 stars would be meaningless and is refused with a message that names the
-models that can. Pairs whose user or item the model has never seen are left out and
-counted in the notes (as cold users are in the ranking protocol).
+- A **rating model** (:class:`~lmrec.models.capabilities.RatingModel`: ``biasedmf``,
+  ``knnbaseline``) on test data with ratings: RMSE and MAE of the predicted ratings;
+  AUC and F1 of "liked" (rating ``>= threshold``, default 4) against the predicted
+  rating (F1 thresholds the prediction at the same value).
+- **Any model** on any test data: AUC per user, ranking each user's test items against
+  every other item the user has not seen (the share of correctly ordered pairs), then
+  averaged over users.
+- Everything else is refused with a message that says what is needed: RMSE/MAE/F1 need
+  a rating model and rated test data; log loss needs predicted probabilities, which no
+  lmrec model outputs.
+
+Pairs whose user or item the model has never seen are left out and counted in the notes
+(as cold users are in the ranking protocol).
 """
 
 from __future__ import annotations
@@ -17,15 +25,23 @@ import pandas as pd
 
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, DataError
-from lmrec.eval.pointwise import mae, rmse
+from lmrec.eval.pointwise import auc, f1, mae, rmse
 from lmrec.eval.protocol import EvaluationResult
 from lmrec.models.capabilities import RatingModel, supports
 from lmrec.models.registry import models_supporting
 
-__all__ = ["RATING_METRICS", "check_rating_inputs", "evaluate_ratings"]
+__all__ = [
+    "POINTWISE",
+    "RATING_METRICS",
+    "check_rating_inputs",
+    "evaluate_pointwise",
+    "evaluate_ratings",
+]
 
 #: Metrics that compare predicted with observed ratings.
 RATING_METRICS = ("rmse", "mae")
+#: Every pointwise metric name of the registry.
+POINTWISE = ("rmse", "mae", "auc", "f1", "log_loss")
 _FUNCS = {"rmse": rmse, "mae": mae}
 
 
@@ -107,3 +123,92 @@ def evaluate_ratings(
                      "were not predicted.")  # fmt: skip
     return EvaluationResult(name=name or model.name, summary=summary, per_user=per_user,
                             n_users=len(per_user), notes=notes)  # fmt: skip
+
+
+def evaluate_pointwise(
+    model: Any,
+    test: Dataset,
+    *,
+    metrics: Sequence[str],
+    threshold: float = 4.0,
+    name: str | None = None,
+) -> EvaluationResult:
+    """Pointwise metrics of ``model`` on ``test`` (see the module docstring for what applies).
+
+    Raises
+    ------
+    ConfigError
+        A metric the inputs do not allow, with what it needs.
+    """
+    metrics = list(metrics)
+    bad = [m for m in metrics if m not in POINTWISE]
+    if bad:
+        raise ConfigError(
+            f"evaluate_pointwise computes {', '.join(POINTWISE)}; got {', '.join(bad)}."
+        )
+    if "log_loss" in metrics:
+        raise ConfigError(
+            "log_loss needs predicted probabilities, and no lmrec model outputs them (scores and "
+            "predicted ratings are not probabilities). Use auc, or ndcg@10 for rankings."
+        )
+    rated = supports(model, RatingModel) and test.has_ratings
+    if not rated and any(m in metrics for m in ("rmse", "mae", "f1")):
+        check_rating_inputs(model, test, [m if m != "f1" else "rmse" for m in metrics])
+    if rated:
+        res = evaluate_ratings(model, test, metrics=[m for m in metrics if m in RATING_METRICS] or ["rmse"],
+                               name=name)  # fmt: skip
+        summary = {m: res.summary[m] for m in metrics if m in res.summary}
+        frame = test.to_frame()
+        u = model.user_ids_.index(frame["user"], on_unknown="ignore")
+        i = model.item_ids_.index(frame["item"], on_unknown="ignore")
+        known = (u >= 0) & (i >= 0)
+        pred = model.predict_ratings(u[known], i[known])
+        liked = frame["rating"].to_numpy(np.float64)[known] >= threshold
+        if "auc" in metrics:
+            summary["auc"] = float(auc(liked, pred))
+        if "f1" in metrics:
+            summary["f1"] = float(f1(liked, pred, threshold=threshold))
+        res.summary = {m: summary[m] for m in metrics}
+        return res
+    return _ranking_auc(model, test, name=name)
+
+
+def _ranking_auc(model: Any, test: Dataset, *, name: str | None) -> EvaluationResult:
+    """Per-user AUC of the model's scores: test items against the user's other unseen items."""
+    from lmrec.models.validation import truth_from_ids
+
+    model._check_fitted()
+    frame = test.to_frame()
+    users, truth, n_cold, _ = truth_from_ids(
+        model.user_ids_, model.item_ids_, frame["user"], frame["item"]
+    )
+    if len(users) == 0:
+        raise DataError("No test user is known to the model; nothing to evaluate.")
+    n_items = model.n_items
+    values = np.full(len(users), np.nan)
+    for start in range(0, len(users), 512):
+        rows = users[start : start + 512]
+        scores = model.score(model.user_ids_.lookup(rows)).astype(np.float64)
+        seen = model.seen_[rows].toarray() > 0
+        pos = truth[start : start + len(rows), :n_items].toarray() > 0
+        for r in range(len(rows)):
+            keep = ~seen[r]
+            y = pos[r][keep]
+            if y.any() and not y.all():
+                values[start + r] = _auc_fast(y, scores[r][keep])
+    per_user = pd.DataFrame(
+        {"auc": values}, index=pd.Index(model.user_ids_.lookup(users), name="user")
+    )
+    notes = [f"{n_cold} test users unknown to the model were not evaluated."] if n_cold else []
+    return EvaluationResult(name=name or model.name, summary={"auc": float(np.nanmean(values))},
+                            per_user=per_user, n_users=int(np.isfinite(values).sum()), notes=notes)  # fmt: skip
+
+
+def _auc_fast(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann-Whitney AUC with average ranks for ties (as :func:`lmrec.eval.pointwise.auc`)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(s)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
