@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.lmrec-installed
 TORCH  ?= torch==2.13.0
-EXTRAS ?= torch,lm,ann,fast,onnx,tune,serve,spark,bench,dev
+EXTRAS ?= torch,lm,ann,fast,onnx,tune,serve,spark,bench,privacy,dev
 
 .PHONY: demo test test-all bench setup clean java chromium
 

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         eval_cmds,
         index_cmds,
         model_cmds,
+        privacy_cmds,
         ranker_cmds,
         scale_cmds,
         serve_cmds,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmds.register(sub)
     scale_cmds.register(sub)
     index_cmds.register(sub)
+    privacy_cmds.register(sub)
     return parser
 
 

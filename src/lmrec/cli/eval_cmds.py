@@ -57,6 +57,8 @@ def register(sub: Any) -> None:
     c.set_defaults(func=cmd_compare)
 
     m = sub.add_parser("models", help="list registered models and their hyperparameters")
+    m.add_argument("dirs", nargs="*", metavar="MODEL_DIR",
+                   help="instead, describe saved models: name, size, differential privacy")  # fmt: skip
     m.set_defaults(func=cmd_models)
 
     d = sub.add_parser(
@@ -234,6 +236,8 @@ def _has_tabulate() -> bool:
 def cmd_models(args: argparse.Namespace) -> int:
     from lmrec.models.registry import get_model_class, list_models
 
+    if getattr(args, "dirs", None):
+        return _describe_model_dirs(args.dirs)
     for name in list_models():
         try:
             cls = get_model_class(name)
@@ -245,6 +249,19 @@ def cmd_models(args: argparse.Namespace) -> int:
             for k, v in cls.config_class.model_fields.items()
         )
         print(f"{name}\t{fields}")
+    return 0
+
+
+def _describe_model_dirs(dirs: list[str]) -> int:
+    """One line per saved model: name, users x items, and its privacy budget (issue 21)."""
+    from lmrec.models.files import read_model_files
+
+    for d in dirs:
+        files = read_model_files(d)
+        p = files.meta.get("privacy")
+        dp = (f"dp: epsilon={p['epsilon']:.3g}, delta={p['delta']:.3g}, unit={p['unit']}"
+              if p else "dp: none")  # fmt: skip
+        print(f"{d}\t{files.name}\t{len(files.user_ids)} users x {len(files.item_ids)} items\t{dp}")
     return 0
 
 

@@ -43,10 +43,11 @@ from lmrec.models.capabilities import (
     DotProductModel,
     FitOptions,
     FoldInModel,
+    PrivateModel,
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import ModelConfig
+from lmrec.models.dp import DPConfig, check_dp_data
 from lmrec.models.files import StateArrays
 from lmrec.models.foldin import fold_in_ridge
 from lmrec.train.distributed import (
@@ -68,7 +69,7 @@ logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- model
-class BPRConfig(ModelConfig):
+class BPRConfig(DPConfig):
     """Hyperparameters of :class:`BPR`."""
 
     factors: int = Field(default=64, ge=1)
@@ -106,9 +107,15 @@ class BPRConfig(ModelConfig):
     gradients are summed across ranks before each step. Negatives are drawn per global
     batch, so the result equals a single-process fit up to float summation order.
     Without torchrun this is a world of one."""
+    dp_clip: float = 1.0
+    """With ``dp_epsilon``: bound on the L2 norm of one user's gradient on the item side."""
+    dp_pairs_per_user: int = Field(default=32, ge=1)
+    """With ``dp_epsilon``: (positive, negative) pairs drawn per sampled user and step; a
+    step samples ``batch_size / dp_pairs_per_user`` users on average."""
 
 
-class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, DistributedModel):
+class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, DistributedModel,
+          PrivateModel):  # fmt: skip
     """Matrix factorization with the BPR pairwise ranking loss (Rendle et al., 2009).
 
     Scores are ``U[u] @ V.T + b``. Training is deterministic for a given ``seed`` on
@@ -143,9 +150,17 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
     history_: list[dict[str, float]] | None = None
     #: The seed actually used (the config seed, or the drawn one when it is ``None``).
     seed_: int | None = None
+    #: With ``dp_epsilon``: user-level DP-SGD (Opacus) on the item side; see lmrec.train.dpsgd.
+    dp_mechanism = "DP-SGD (Opacus, RDP accountant), user level, joint DP"
+    #: The differential-privacy report of the fit (None without ``dp_epsilon``).
+    privacy_: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ training
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
+        self.privacy_ = None
+        if self.config.dp_epsilon is not None:
+            self._fit_private(dataset, options)
+            return
         torch = require("torch", "torch")
         cfg = self.config
         dist = setup_distributed() if cfg.distributed else DistInfo()
@@ -184,6 +199,31 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
             self.item_bias_ = to_numpy(self._params["bias"])
         finally:  # the torch state is only needed while training
             del self._params, self._trainer
+
+    def _fit_private(self, dataset: Dataset, options: FitOptions) -> None:
+        """User-level DP-SGD through Opacus (:func:`lmrec.train.dpsgd.fit_bpr_private`)."""
+        from lmrec.errors import ConfigError
+        from lmrec.train.dpsgd import fit_bpr_private
+
+        cfg = self.config
+        if cfg.distributed or options.checkpoint_dir is not None:
+            raise ConfigError("bpr with dp_epsilon trains in one process without checkpoints; "
+                              "drop distributed and checkpoint_dir.")  # fmt: skip
+        check_dp_data(cfg, dataset.n_users, "bpr")
+        self.seed_ = draw_seed(cfg.seed)
+        x = dataset.matrix.tocsr()
+        result = fit_bpr_private(
+            x, factors=cfg.factors, epochs=cfg.epochs,
+            users_per_step=max(1, cfg.batch_size // cfg.dp_pairs_per_user),
+            pairs_per_user=cfg.dp_pairs_per_user, lr=cfg.lr, reg=cfg.reg,
+            init_std=cfg.init_std, epsilon=cfg.dp_epsilon, delta=cfg.dp_delta,  # type: ignore[arg-type]
+            clip=cfg.dp_clip, seed=draw_seed(cfg.dp_seed) if cfg.dp_seed is None else cfg.dp_seed,
+            device=resolve_device(require("torch", "torch"), cfg.device),
+        )  # fmt: skip
+        self.user_factors_ = result.arrays["user_factors"]
+        self.item_factors_ = result.arrays["item_factors"]
+        self.item_bias_ = result.arrays["item_bias"]
+        self.history_, self.privacy_ = result.history, result.report
 
     def _train_epoch(self) -> dict[str, float]:
         """One pass over the training pairs (available while ``fit`` runs)."""
@@ -233,7 +273,10 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
             "item_factors": self.item_factors_,
             "item_bias": self.item_bias_,
         }
-        return arrays, {"history": self.history_, "seed": self.seed_}  # type: ignore[return-value]
+        meta = {"history": self.history_, "seed": self.seed_}
+        if self.privacy_ is not None:
+            meta["privacy"] = self.privacy_
+        return arrays, meta  # type: ignore[return-value]
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         (n_users, n_items), f = self.seen_.shape, self.config.factors  # type: ignore[union-attr]
@@ -242,6 +285,7 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
         self.item_bias_ = arrays.float("item_bias", (n_items,))
         self.history_ = meta.get("history")
         self.seed_ = meta.get("seed")
+        self.privacy_ = meta.get("privacy")
 
 
 # ---------------------------------------------------------------------- training loop

@@ -42,9 +42,11 @@ __all__ = [
     "FitOptions",
     "FoldInModel",
     "HardNegativeModel",
+    "PrivateModel",
     "RatingModel",
     "SequenceModel",
     "SparkEngineModel",
+    "UnlearningModel",
     "ValidatedModel",
     "supports",
 ]
@@ -183,6 +185,41 @@ class SparkEngineModel(Protocol):
     def spark_params(cls, config: ModelConfig) -> dict[str, Any]:
         """The estimator's settings for ``config``; raises ConfigError for settings Spark lacks."""
         ...
+
+
+@runtime_checkable
+class UnlearningModel(Protocol):
+    """Forgets training users *exactly*: after ``forget(user_idx)`` the model equals a fit on
+    the data without those users (the right to erasure without retraining).
+
+    The model keeps no trace of them: their ids, rows of the training pattern and every
+    per-user array are dropped, and the item-side statistics they contributed to are
+    recomputed (:mod:`lmrec.privacy.forget` retrains the models that lack this ability).
+    A configuration that cannot be unlearned exactly (e.g. popularity weighted by
+    timestamps it does not keep) says why in :meth:`unlearning_blocker`.
+    """
+
+    def unlearning_blocker(self) -> str | None:
+        """Why this fitted model cannot forget exactly, or ``None`` when it can."""
+        ...
+
+    def forget(self, user_idx: np.ndarray) -> None:
+        """Remove the users at dense indices ``user_idx`` and everything they contributed."""
+        ...
+
+
+@runtime_checkable
+class PrivateModel(Protocol):
+    """Can be fitted with differential privacy: the config has ``dp_epsilon``, ``dp_delta``
+    and ``dp_clip`` (see :class:`lmrec.models.dp.DPConfig`).
+
+    With ``dp_epsilon`` set, the item-side parameters (what other users' recommendations
+    and the public lists reveal) are (epsilon, delta)-differentially private with respect
+    to one user's whole history; ``privacy_`` (also saved in the model's ``config.json``
+    under ``meta.privacy``) states the mechanism, the unit and the epsilon spent.
+    """
+
+    dp_mechanism: ClassVar[str]
 
 
 def supports(model: Any, capability: type) -> bool:

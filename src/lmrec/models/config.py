@@ -27,6 +27,13 @@ def build_config(config_class: type[ModelConfig], values: dict[str, Any]) -> Mod
         return config_class(**values)
     except ValidationError as e:
         valid = ", ".join(sorted(config_class.model_fields))
+        dp = sorted(k for k in values if k.startswith("dp_") and k not in config_class.model_fields)
+        if dp:  # say it in the vocabulary of the feature, not as an unknown key
+            raise ConfigError(
+                f"{config_class.__name__.removesuffix('Config')} does not support differential "
+                f"privacy (got {', '.join(dp)}). Models that do take dp_epsilon, dp_delta and "
+                "dp_clip: bpr, ease, itemknn (see docs/privacy.md)."
+            ) from e
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"
             + (

@@ -42,9 +42,10 @@ from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import OnUnknown
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, check_k
-from lmrec.models.capabilities import FitOptions, FoldInModel
+from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.files import StateArrays
+from lmrec.models.unlearning import drop_users
 from lmrec.ops.topk import topk
 
 _KMEANS_ITERATIONS = 15
@@ -114,7 +115,7 @@ def _spherical_kmeans(vecs: np.ndarray, weights: np.ndarray, k: int,
     return cent
 
 
-class ContentModel(Recommender, FoldInModel):
+class ContentModel(Recommender, FoldInModel, UnlearningModel):
     """Recommend items whose text is close to the text of the items a user liked.
 
     Works for items with no interactions at all (they are embedded from the
@@ -276,6 +277,22 @@ class ContentModel(Recommender, FoldInModel):
             "rank": np.broadcast_to(np.arange(1, top.shape[1] + 1), top.shape)[valid],
             "score": scores[valid],
         })  # fmt: skip
+
+    # ------------------------------------------------------------------ unlearning
+    def unlearning_blocker(self) -> str | None:
+        """The item side is text alone; each profile is its own user's, except that the
+        ``multi`` profiles share one random stream (a user's data shifts later draws)."""
+        if self.config.profile == "multi":
+            return ("content with profile='multi' draws every user's k-means from one random "
+                    "stream, so a user shifts the others' profiles; retrain it without the users")  # fmt: skip
+        return None
+
+    def forget(self, user_idx: np.ndarray) -> None:
+        """Drop the users' ids, training rows and profiles (nothing else depends on them)."""
+        if (why := self.unlearning_blocker()) is not None:
+            raise ConfigError(f"Cannot forget exactly: {why}.")
+        keep = drop_users(self, user_idx)
+        self.profiles_ = np.ascontiguousarray(self.profiles_[keep])  # type: ignore[index]
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -42,15 +42,16 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions, FoldInModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.capabilities import FitOptions, FoldInModel, PrivateModel, UnlearningModel
+from lmrec.models.dp import DPConfig, check_dp_data, noisy_gram
 from lmrec.models.files import StateArrays
+from lmrec.models.unlearning import drop_users, keep_rows
 
 #: Dense n_items x n_items float32 matrices alive at the peak of a fit (G, its factor, P/B).
 _PEAK_MATRICES = 3
 
 
-class EASEConfig(ModelConfig):
+class EASEConfig(DPConfig):
     """Hyperparameters of :class:`EASE`."""
 
     l2: float = Field(default=500.0, gt=0)
@@ -78,7 +79,7 @@ def user_item_matrix(dataset: Dataset, implicit: bool) -> sp.csr_matrix:
     return x
 
 
-class EASE(Recommender, FoldInModel):
+class EASE(Recommender, FoldInModel, UnlearningModel, PrivateModel):
     """Embarrassingly shallow autoencoder: closed-form item-item regression (Steck 2019).
 
     Strong on small and medium catalogs (tens of thousands of items at most); the fit
@@ -101,7 +102,10 @@ class EASE(Recommender, FoldInModel):
 
     name = "ease"
     config_class = EASEConfig
+    dp_mechanism = "gaussian on the item-item Gram matrix (user level)"
     config: EASEConfig
+    #: The differential-privacy report of the fit (None without ``dp_epsilon``).
+    privacy_: dict[str, Any] | None = None
     #: Item-item weights (float32, n_items x n_items, zero diagonal).
     B_: np.ndarray | None = None
     #: Training matrix the scores are computed from (binarised when ``implicit``).
@@ -120,13 +124,37 @@ class EASE(Recommender, FoldInModel):
             )
         x = user_item_matrix(dataset, self.config.implicit)
         self.user_items_ = x
-        self.B_ = ease_weights(x, self.config.l2)
+        self.privacy_ = None
+        cfg = self.config
+        if cfg.dp_epsilon is None:
+            self.B_ = ease_weights(x, cfg.l2)
+            return
+        check_dp_data(cfg, dataset.n_users, "ease")
+        gram, self.privacy_ = noisy_gram(x, epsilon=cfg.dp_epsilon, delta=cfg.dp_delta,
+                                         clip=cfg.dp_clip, seed=cfg.dp_seed)  # fmt: skip
+        self.B_ = ease_weights_from_gram(gram, cfg.l2)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return np.asarray(self.user_items_[user_idx] @ self.B_, dtype=np.float32)  # type: ignore[index,operator]
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(history.astype(np.float32) @ self.B_, dtype=np.float32)
+
+    def unlearning_blocker(self) -> str | None:
+        """EASE keeps its training matrix, so it can re-solve without a user -- unless the
+        fit was private: a second noisy release of the same users needs fresh noise."""
+        if self.privacy_ is not None:
+            return "the fit is differentially private; retrain it with fresh noise"
+        return None
+
+    def forget(self, user_idx: np.ndarray) -> None:
+        """Drop the users' rows and re-solve: ``G' = X^T X - X_u^T X_u`` is the Gram matrix
+        of the remaining rows, so ``B`` equals a fit without them."""
+        if (why := self.unlearning_blocker()) is not None:
+            raise ConfigError(f"Cannot forget exactly: {why}.")
+        keep = drop_users(self, user_idx)
+        self.user_items_ = keep_rows(self.user_items_, keep)  # type: ignore[arg-type]
+        self.B_ = ease_weights(self.user_items_, self.config.l2)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {"B": self.B_}
@@ -135,11 +163,12 @@ class EASE(Recommender, FoldInModel):
             arrays["user_items.data"] = self.user_items_.data  # type: ignore[union-attr]
             arrays["user_items.indices"] = self.user_items_.indices  # type: ignore[union-attr]
             arrays["user_items.indptr"] = self.user_items_.indptr  # type: ignore[union-attr]
-        return arrays, {}  # type: ignore[return-value]
+        return arrays, ({} if self.privacy_ is None else {"privacy": self.privacy_})  # type: ignore[return-value]
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         shape = self.seen_.shape  # type: ignore[union-attr]
         self.B_ = np.ascontiguousarray(arrays.float("B", (shape[1], shape[1])))
+        self.privacy_ = meta.get("privacy")
         if not self.config.implicit:
             self.user_items_ = arrays.csr("user_items", shape)
         else:
@@ -168,5 +197,19 @@ def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
     del factor
     diag = p.diagonal().copy()
     p /= -diag[np.newaxis, :]
+    np.fill_diagonal(p, 0.0)
+    return np.ascontiguousarray(p, dtype=np.float32)
+
+
+def ease_weights_from_gram(gram: np.ndarray, l2: float) -> np.ndarray:
+    """EASE weights from a symmetric (possibly noisy, indefinite) Gram matrix.
+
+    A noisy Gram matrix (:func:`lmrec.models.dp.noisy_gram`) need not be positive
+    semi-definite; its eigenvalues are floored at 0 (the nearest PSD matrix in Frobenius
+    norm) before ``l2`` is added, so ``P = V diag(1 / (w + l2)) V^T`` always exists.
+    """
+    w, v = np.linalg.eigh(np.asarray(gram, dtype=np.float64))
+    p = (v / (np.maximum(w, 0.0) + l2)) @ v.T
+    p /= -p.diagonal()[np.newaxis, :]
     np.fill_diagonal(p, 0.0)
     return np.ascontiguousarray(p, dtype=np.float32)

@@ -39,6 +39,7 @@ training statistics), and the same formula is applied.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -47,12 +48,16 @@ from pydantic import Field, model_validator
 
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions, FoldInModel
+from lmrec.models.capabilities import FitOptions, FoldInModel, PrivateModel, UnlearningModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.dp import DPConfig, check_dp_data, noisy_gram
 from lmrec.models.files import StateArrays
+from lmrec.models.unlearning import drop_users, keep_rows
 
 #: Upper bound on the number of cells of one dense similarity block (float32: 256 MiB).
 _BLOCK_CELLS = 1 << 26
+#: Shrinkage added under DP, in units of the noise scale sigma (see ItemKNN).
+_DP_SHRINK_SIGMAS = 10.0
 #: Rows compared per block (fewer when the other dimension is huge; see _BLOCK_CELLS).
 _BLOCK_ROWS = 1024
 
@@ -79,6 +84,19 @@ class KNNConfig(ModelConfig):
             raise ValueError(
                 f"shrinkage applies to similarity='cosine' only; got shrinkage={self.shrinkage} "
                 f"with similarity={self.similarity!r} (set shrinkage=0)"
+            )
+        return self
+
+
+class ItemKNNConfig(KNNConfig, DPConfig):
+    """Hyperparameters of :class:`ItemKNN`: those of kNN plus differential privacy."""
+
+    @model_validator(mode="after")
+    def _dp_is_cosine_only(self) -> ItemKNNConfig:
+        if self.dp_epsilon is not None and self.similarity != "cosine":
+            raise ValueError(
+                "dp_epsilon works with similarity='cosine' only (tfidf and bm25 weight users "
+                f"by statistics that are not privatised); got similarity={self.similarity!r}"
             )
         return self
 
@@ -195,7 +213,7 @@ def _user_items(dataset: Dataset, implicit: bool) -> sp.csr_matrix:
     return x
 
 
-class _KNNBase(Recommender):
+class _KNNBase(Recommender, UnlearningModel):
     """What item- and user-kNN share: config, training matrix, similarity state."""
 
     config_class = KNNConfig
@@ -206,6 +224,8 @@ class _KNNBase(Recommender):
     user_items_: sp.csr_matrix | None = None
     #: Neighbour similarities, float32 CSR (see the subclasses for its orientation).
     similarity_: sp.csr_matrix | None = None
+    #: The differential-privacy report of the fit (None without ``dp_epsilon``).
+    privacy_: dict[str, Any] | None = None
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = _csr_state("similarity", self.similarity_)  # type: ignore[arg-type]
@@ -222,8 +242,30 @@ class _KNNBase(Recommender):
     def _prepare(self) -> None:
         """Derived, unsaved state rebuilt after fit and load (none by default)."""
 
+    def unlearning_blocker(self) -> str | None:
+        """kNN keeps its training matrix, so it can recompute without a user -- unless the
+        fit was private: a second noisy release of the same users needs fresh noise."""
+        if self.privacy_ is not None:
+            return "the fit is differentially private; retrain it with fresh noise"
+        return None
 
-class ItemKNN(_KNNBase, FoldInModel):
+    def forget(self, user_idx: np.ndarray) -> None:
+        """Drop the users' rows and recompute the similarities from the remaining ones
+        (co-counts, norms and weighting statistics all lose the users' contribution)."""
+        if (why := self.unlearning_blocker()) is not None:
+            from lmrec.errors import ConfigError
+
+            raise ConfigError(f"Cannot forget exactly: {why}.")
+        keep = drop_users(self, user_idx)
+        self.user_items_ = keep_rows(self.user_items_, keep)  # type: ignore[arg-type]
+        self._similarities()
+
+    @abstractmethod
+    def _similarities(self) -> None:
+        """Compute ``similarity_`` from ``user_items_`` (the fit, and again after forgetting)."""
+
+
+class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
     """Item-based k-nearest-neighbour CF: score items by their similarity to the user's items.
 
     ``similarity_`` is an ``n_items x n_items`` CSR matrix whose column ``j`` holds
@@ -244,15 +286,57 @@ class ItemKNN(_KNNBase, FoldInModel):
     """
 
     name = "itemknn"
+    config_class = ItemKNNConfig
+    config: ItemKNNConfig
+    dp_mechanism = "gaussian on the item-item Gram matrix (user level), cosine"
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
-        x = _user_items(dataset, self.config.implicit)
-        items = x.T.tocsr()
+        self.user_items_ = _user_items(dataset, self.config.implicit)
+        self.privacy_ = None
+        if self.config.dp_epsilon is not None:
+            check_dp_data(self.config, dataset.n_users, "itemknn")
+            self._private_similarities()
+            return
+        self._similarities()
+
+    def _private_similarities(self) -> None:
+        """Cosine neighbours from the noisy Gram matrix (:func:`~lmrec.models.dp.noisy_gram`):
+        ``G_ij / (sqrt(G_ii G_jj) + shrinkage)`` with the noisy norms floored at 1."""
+        cfg = self.config
+        gram, self.privacy_ = noisy_gram(self.user_items_, epsilon=cfg.dp_epsilon,  # type: ignore[arg-type]
+                                         delta=cfg.dp_delta, clip=cfg.dp_clip, seed=cfg.dp_seed)  # fmt: skip
+        # Shrinking by a multiple of the noise scale keeps pairs of rare items, whose noisy
+        # co-counts are mostly noise, from looking like perfect neighbours.
+        shrink = cfg.shrinkage + _DP_SHRINK_SIGMAS * self.privacy_["sigma"]  # type: ignore[index]
+        norms = np.sqrt(np.maximum(gram.diagonal(), 1.0))
+        sims = gram / (norms[:, None] * norms[None, :] + shrink)
+        np.fill_diagonal(sims, 0.0)
+        n = sims.shape[0]
+        k = min(cfg.k_neighbors, n)
+        # Column j holds item j's neighbours (as in the exact path): its k largest entries.
+        rows = np.argpartition(-sims, k - 1, axis=0)[:k] if k < n else np.tile(np.arange(n)[:, None], (1, n))
+        vals = np.take_along_axis(sims, rows, axis=0)
+        cols = np.broadcast_to(np.arange(n), rows.shape)
+        keep = vals > 0
+        self.similarity_ = sp.csr_matrix(
+            (vals[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(n, n), dtype=np.float32
+        )
+        self.similarity_.sort_indices()
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, meta = super()._get_state()
+        return arrays, (meta if self.privacy_ is None else {**meta, "privacy": self.privacy_})
+
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        super()._set_state(arrays, meta)
+        self.privacy_ = meta.get("privacy")
+
+    def _similarities(self) -> None:
+        items = self.user_items_.T.tocsr()  # type: ignore[union-attr]
         weighted = RowWeighting(self.config, items)(items)
         nbrs = topk_similarities(weighted, weighted, config=self.config, exclude_self=True)
         # Row i of nbrs lists item i's neighbours; column j of S must, so transpose.
         self.similarity_ = nbrs.T.tocsr()
-        self.user_items_ = x
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.score_history(self.user_items_[user_idx])  # type: ignore[index]
@@ -284,6 +368,9 @@ class UserKNN(_KNNBase, FoldInModel):
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         self.user_items_ = _user_items(dataset, self.config.implicit)
+        self._similarities()
+
+    def _similarities(self) -> None:
         self._prepare()
         self.similarity_ = topk_similarities(
             self._weighted, self._weighted, config=self.config,  # type: ignore[arg-type]

@@ -10,9 +10,10 @@ from pydantic import Field
 
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions, FoldInModel
+from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.files import StateArrays
+from lmrec.models.unlearning import drop_users
 
 
 class PopularityConfig(ModelConfig):
@@ -24,7 +25,7 @@ class PopularityConfig(ModelConfig):
     """If set, older interactions count less: weight 0.5 ** (age / half_life); needs timestamps."""
 
 
-class Popularity(Recommender, FoldInModel):
+class Popularity(Recommender, FoldInModel, UnlearningModel):
     """Recommend the globally most popular items, excluding what the user has seen.
 
     A non-personalised baseline that any personalised model must beat; it is also
@@ -61,6 +62,25 @@ class Popularity(Recommender, FoldInModel):
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.scores_, (history.shape[0], len(self.scores_)))
+
+    def unlearning_blocker(self) -> str | None:
+        """Counts can be taken back exactly; weights and decay need data the model does not keep."""
+        if self.config.by != "count" or self.config.half_life_days is not None:
+            return ("popularity with by='weight' or half_life_days keeps no per-user weights or "
+                    "timestamps to subtract; retrain it without the users")  # fmt: skip
+        return None
+
+    def forget(self, user_idx: np.ndarray) -> None:
+        """Subtract the users' items from the counts and drop their rows."""
+        if (why := self.unlearning_blocker()) is not None:
+            from lmrec.errors import ConfigError
+
+            raise ConfigError(f"Cannot forget exactly: {why}.")
+        seen = self.seen_
+        keep = drop_users(self, user_idx)
+        gone = seen[np.flatnonzero(~keep)]  # type: ignore[index]
+        counts = np.bincount(gone.indices, minlength=len(self.scores_))  # type: ignore[arg-type]
+        self.scores_ = (self.scores_.astype(np.float64) - counts).astype(np.float32)  # type: ignore[union-attr]
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"scores": self.scores_}, {}

@@ -35,11 +35,13 @@ from lmrec.models.capabilities import (
     DotProductModel,
     FitOptions,
     FoldInModel,
+    UnlearningModel,
     dot_item_vectors,
     dot_user_vectors,
 )
 from lmrec.models.config import ModelConfig
 from lmrec.models.files import StateArrays
+from lmrec.models.unlearning import drop_users, keep_rows
 
 
 class PureSVDConfig(ModelConfig):
@@ -51,7 +53,7 @@ class PureSVDConfig(ModelConfig):
     """Seed of ARPACK's start vector; the same seed gives the same model."""
 
 
-class PureSVD(Recommender, FoldInModel, DotProductModel):
+class PureSVD(Recommender, FoldInModel, DotProductModel, UnlearningModel):
     """Truncated-SVD recommender: scores ``X_u V V^T`` with the top item singular vectors.
 
     Parameters
@@ -76,18 +78,23 @@ class PureSVD(Recommender, FoldInModel, DotProductModel):
     user_items_: sp.csr_matrix | None = None
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
+        x = dataset.matrix.astype(np.float32, copy=True)
+        x.data[:] = 1.0
+        self._factorize(x)
+
+    def _factorize(self, x: sp.csr_matrix) -> None:
+        """Item factors of the binary training matrix ``x`` (the fit, and after forgetting)."""
         from scipy.sparse.linalg import svds
 
         f = self.config.factors
-        limit = min(dataset.n_users, dataset.n_items)
-        x = dataset.matrix.astype(np.float32, copy=True)
-        x.data[:] = 1.0
+        n_users, n_items = x.shape
+        limit = min(n_users, n_items)
         if f >= limit:
             # svds needs k < min(shape). A rank-f SVD of a matrix of rank <= limit keeps
             # every factor there is, so take the exact dense SVD (the data is tiny).
             warnings.warn(
-                f"PureSVD(factors={f}) on data with only {dataset.n_users} users x "
-                f"{dataset.n_items} items: keeping all {limit} factors of an exact SVD.",
+                f"PureSVD(factors={f}) on data with only {n_users} users x "
+                f"{n_items} items: keeping all {limit} factors of an exact SVD.",
                 DataWarning,
                 stacklevel=3,
             )
@@ -122,6 +129,15 @@ class PureSVD(Recommender, FoldInModel, DotProductModel):
         hist = history.astype(np.float32, copy=True)
         hist.data[:] = 1.0
         return np.asarray((hist @ v) @ v.T, dtype=np.float32)  # type: ignore[union-attr,operator]
+
+    def unlearning_blocker(self) -> str | None:
+        """PureSVD keeps its training matrix, so it can always refactorize without a user."""
+        return None
+
+    def forget(self, user_idx: np.ndarray) -> None:
+        """Drop the users' rows and recompute the SVD of the remaining ones."""
+        keep = drop_users(self, user_idx)
+        self._factorize(keep_rows(self.user_items_, keep))  # type: ignore[arg-type]
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"item_factors": self.item_factors_}, {}  # type: ignore[dict-item]

@@ -47,9 +47,10 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions, FoldInModel
+from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.files import StateArrays
+from lmrec.models.unlearning import drop_users
 
 
 class ItemFeatureConfig(ModelConfig):
@@ -150,7 +151,7 @@ def item_features(dataset: Dataset, cfg: ItemFeatureConfig) -> tuple[np.ndarray,
     return emb, encoder.model_id
 
 
-class Text2CF(Recommender, FoldInModel):
+class Text2CF(Recommender, FoldInModel, UnlearningModel):
     """Score items by an EASE model predicted from their text: ``x_u M f_i``.
 
     See the module docstring for the method. Needs an item table; ranks items with no
@@ -173,18 +174,24 @@ class Text2CF(Recommender, FoldInModel):
     encoder_id_: str | None = None
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
+        feats, self.encoder_id_ = item_features(dataset, self.config)
+        # The saved (float32) features, so that forget() recomputes M from the same numbers.
+        feats = feats.astype(np.float32).astype(np.float64)
+        x = dataset.matrix.astype(np.float32, copy=True)
+        x.data[:] = 1.0
+        self._map(x, feats)
+
+    def _map(self, x: sp.csr_matrix, feats: np.ndarray) -> None:
+        """The map ``M`` from the binary matrix ``x`` and the item features (fit, forget)."""
         from lmrec.models.ease import ease_weights
 
         cfg = self.config
-        feats, self.encoder_id_ = item_features(dataset, cfg)
-        x = dataset.matrix.astype(np.float32, copy=True)
-        x.data[:] = 1.0
         warm = np.flatnonzero(np.diff(x.tocsc().indptr) > 0)
         b = ease_weights(sp.csr_matrix(x[:, warm]), cfg.cf_l2).astype(np.float64)
         fw = feats[warm]
         gram = fw.T @ fw
         gram[np.diag_indices_from(gram)] += cfg.l2
-        mapping = np.zeros((dataset.n_items, feats.shape[1]))
+        mapping = np.zeros((x.shape[1], feats.shape[1]))
         mapping[warm] = np.linalg.solve(gram, (b @ fw).T).T  # symmetric gram: M = B F_w G^-1
         self.features_ = np.ascontiguousarray(feats, dtype=np.float32)
         self.mapping_ = np.ascontiguousarray(mapping, dtype=np.float32)
@@ -200,6 +207,17 @@ class Text2CF(Recommender, FoldInModel):
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._scores_of(history)
+
+    def unlearning_blocker(self) -> str | None:
+        """The features are the items' text; the map is recomputed from the kept rows."""
+        return None
+
+    def forget(self, user_idx: np.ndarray) -> None:
+        """Drop the users' rows and recompute the map ``M`` from the remaining ones."""
+        drop_users(self, user_idx)
+        x = self.seen_.astype(np.float32, copy=True)  # type: ignore[union-attr]
+        x.data[:] = 1.0
+        self._map(x, self.features_.astype(np.float64))  # type: ignore[union-attr]
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return ({"features": self.features_, "mapping": self.mapping_},  # type: ignore[dict-item]

@@ -73,6 +73,22 @@ def _table(metadata):  # sqlalchemy is imported lazily (optional extra)
     )
 
 
+def _deletions_table(metadata):
+    """Audit of user deletions: when, how many users and events -- never who."""
+    from sqlalchemy import BigInteger, Column, Float, Integer, String, Table
+
+    return Table(
+        "deletions",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+               autoincrement=True),  # fmt: skip
+        Column("request_id", String(64), nullable=False),
+        Column("time", Float, nullable=False),
+        Column("n_users", Integer, nullable=False),
+        Column("n_events", Integer, nullable=False),
+    )
+
+
 class EventStore:
     """Durable, idempotent storage of feedback events.
 
@@ -102,6 +118,7 @@ class EventStore:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         self.metadata = sa.MetaData()
         self.table = _table(self.metadata)
+        self.deletions = _deletions_table(self.metadata)
         self.metadata.create_all(self.engine)
         self._queue: queue.Queue[tuple[list[Event], Future] | None] = queue.Queue()
         self._writer: threading.Thread | None = None
@@ -226,6 +243,30 @@ class EventStore:
             return int(
                 conn.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one()
             )
+
+    def delete_users(self, users: Sequence[str], *, request_id: str = "") -> int:
+        """Delete every event of ``users`` (the right to erasure); returns how many went.
+
+        One transaction. On SQLite the freed pages are overwritten (``secure_delete``) and
+        the write-ahead log is checkpointed and truncated, so the events leave the disk
+        too. A row of ``deletions`` records the request (id, time, counts) with no user id.
+        """
+        import time as _time
+
+        users = [str(u) for u in users]
+        with self.engine.begin() as conn:
+            if self.url.startswith("sqlite"):
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
+            n = 0
+            for start in range(0, len(users), 500):
+                part = users[start : start + 500]
+                n += conn.execute(self.table.delete().where(self.table.c.user.in_(part))).rowcount
+            conn.execute(self.deletions.insert().values(
+                request_id=request_id, time=_time.time(), n_users=len(users), n_events=n))  # fmt: skip
+        if self.url.startswith("sqlite"):
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(n)
 
     def ping(self) -> bool:
         """Whether the database answers a trivial query."""

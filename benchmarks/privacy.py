@@ -1,0 +1,202 @@
+"""Privacy benchmark on MovieLens-100K (issue 21; plan checks 19 and 20).
+
+Protocol (seed 2026 everywhere):
+
+* Users are split at random: 743 *members* (trained on) and 200 *never-seen* users.
+  Each member's interactions are split 80/20 at random: the 80% train the models, the
+  20% measure NDCG@10 (full ranking, training items excluded).
+* Membership inference (:func:`lmrec.privacy.attack.membership_auc`): the attacker knows
+  a target's items, shows the model a random half and scores the person by the mean
+  percentile rank of the hidden half. Targets: 200 random members (their training
+  items) vs the 200 never-seen users (a random 80% of their items, as for members).
+
+Parts (``--parts``, default all):
+
+``forget``  popularity, item-kNN, EASE: forget 200 members exactly; max |score
+            difference| to a from-scratch fit without them; MIA AUC forgotten vs
+            never-seen (target 0.5 +/- 0.05), and members vs never-seen before.
+``dp``      EASE, item-kNN (Gaussian mechanism) and BPR (DP-SGD) at epsilon in
+            {1, 2, 4, 8, inf}, delta 1e-5: NDCG@10 and MIA AUC (targets: >= 0.85x the
+            non-private NDCG@10 at epsilon 8; AUC <= 0.55 at every finite epsilon).
+``federated`` federated BPR on Flower (100 clients) vs lmrec's central BPR: NDCG@10,
+            rounds, bytes per client (target >= 0.9x).
+``lists``   100 simulated users, each with 10 items known to the attacker and 5 new
+            ones; the attacker diffs the public ``/similar`` lists (item-kNN, top 10)
+            of the known items before and after (Calandrino et al. 2011); target: at
+            most 1 of 5 recovered for >= 95% of users. Non-private and DP (epsilon 8).
+
+Command (each part writes benchmarks/results/privacy_<part>.json)::
+
+    flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/privacy.py [--parts dp,lists]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lmrec.data.dataset import Dataset
+from lmrec.data.sources import load_builtin
+from lmrec.data.split import random_split
+from lmrec.eval.protocol import evaluate
+from lmrec.models.registry import create_model
+from lmrec.privacy.attack import membership_auc, similar_list_attack
+from lmrec.privacy.forget import forget_users, without_users
+
+SEED = 2026
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def setup() -> dict:
+    """Members' train/test, and histories for the attack (members, never-seen)."""
+    data = load_builtin("ml-100k")
+    rng = np.random.default_rng(SEED)
+    users = data.user_ids.ids
+    never = set(rng.choice(users, 200, replace=False).tolist())
+    members = without_users(data, list(never))
+    split = random_split(members, ratios=(0.8, 0.2), seed=SEED)
+    train = split.train
+    x = train.matrix.tocsr()
+    target_idx = rng.choice(train.n_users, 200, replace=False)
+    member_hist = [x.indices[x.indptr[u] : x.indptr[u + 1]] for u in target_idx]
+    full = data.matrix.tocsr()
+    never_hist = []
+    for u in data.user_ids.index(sorted(never), kind="user"):
+        items = full.indices[full.indptr[u] : full.indptr[u + 1]]
+        never_hist.append(rng.choice(items, max(2, int(0.8 * len(items))), replace=False))
+    return {"train": train, "test": split.test, "members": member_hist, "never": never_hist,
+            "target_ids": train.user_ids.ids[target_idx]}  # fmt: skip
+
+
+def ndcg(model, test: Dataset) -> float:
+    return float(evaluate(model, test, metrics=["ndcg@10"], show_progress=False).summary["ndcg@10"])
+
+
+def part_forget(s: dict) -> dict:
+    out = {}
+    for name, params in [("popularity", {}), ("itemknn", {}), ("ease", {"l2": 500.0})]:
+        model = create_model(name, params).fit(s["train"])
+        auc_members = membership_auc(model, s["members"], s["never"], seed=SEED)
+        gone = list(s["target_ids"])
+        forgotten, report = forget_users(model, gone)
+        scratch = create_model(name, params).fit(without_users(s["train"], gone))
+        users = list(scratch.user_ids_.ids)
+        diff = float(np.abs(forgotten.score(users) - scratch.score(users)).max())
+        auc_forgotten = membership_auc(forgotten, s["members"], s["never"], seed=SEED)
+        out[name] = {"max_abs_diff": diff, "method": report.method,
+                     "mia_auc_members_vs_never": auc_members,
+                     "mia_auc_forgotten_vs_never": auc_forgotten}  # fmt: skip
+        print(name, out[name], flush=True)
+    return out
+
+
+DP_MODELS = {
+    "ease": ({"l2": 500.0}, [1.0, 2.0, 4.0, 8.0, math.inf]),
+    "itemknn": ({}, [1.0, 2.0, 4.0, 8.0, math.inf]),
+    "bpr": ({}, [1.0, 8.0, math.inf]),
+}
+
+
+def part_dp(s: dict) -> dict:
+    out = {}
+    for name, (params, epsilons) in DP_MODELS.items():
+        rows = []
+        for eps in epsilons:
+            p = dict(params)
+            if math.isfinite(eps):
+                p.update(dp_epsilon=eps, dp_delta=1e-5, dp_seed=SEED)
+            t = time.perf_counter()
+            model = create_model(name, p).fit(s["train"])
+            row = {"epsilon": eps if math.isfinite(eps) else "inf", "ndcg@10": ndcg(model, s["test"]),
+                   "mia_auc": membership_auc(model, s["members"], s["never"], seed=SEED),
+                   "privacy": getattr(model, "privacy_", None), "fit_s": time.perf_counter() - t}  # fmt: skip
+            rows.append(row)
+            print(name, {k: v for k, v in row.items() if k != "privacy"}, flush=True)
+        base = rows[-1]["ndcg@10"]
+        for r in rows:
+            r["ratio_to_non_private"] = r["ndcg@10"] / base
+        out[name] = rows
+    return out
+
+
+def part_federated(s: dict) -> dict:
+    from lmrec.privacy.federated import FederatedConfig, train_federated
+
+    central = ndcg(create_model("bpr", {}).fit(s["train"]), s["test"])
+    out = {"central_bpr_ndcg@10": central}
+    for label, cfg in [("fedavg", FederatedConfig(rounds=120, local_epochs=2, seed=SEED)),
+                       ("fedavg+dp", FederatedConfig(rounds=120, local_epochs=2, seed=SEED,
+                                                     dp_noise=0.5, dp_clip=5.0))]:  # fmt: skip
+        t = time.perf_counter()
+        res = train_federated(s["train"], s["test"], n_clients=100, config=cfg).to_dict()
+        res["seconds"] = time.perf_counter() - t
+        res["ratio_to_central"] = res["ndcg@10"] / central
+        out[label] = res
+        print(label, {k: v for k, v in res.items() if k != "history"}, flush=True)
+    return out
+
+
+def part_lists(s: dict) -> dict:
+    from lmrec.models.base import history_matrix
+
+    train: Dataset = s["train"]
+    rng = np.random.default_rng(SEED + 7)
+    frame = train.to_frame()
+    pop = np.asarray(train.matrix.sum(axis=0)).ravel()
+    active = np.flatnonzero(pop >= 1)
+    users = []
+    for _ in range(100):  # 15 distinct items, drawn like real histories (by popularity)
+        items = rng.choice(active, 15, replace=False, p=pop[active] / pop[active].sum())
+        users.append((items[:10].astype(np.int64), items[10:].astype(np.int64)))
+
+    def add_user(base: pd.DataFrame, known: np.ndarray, new: np.ndarray) -> Dataset:
+        items = train.item_ids.lookup(np.concatenate([known, new]))
+        extra = pd.DataFrame({"user": "__simulated__", "item": items, "weight": 1.0})
+        return Dataset.from_frame(pd.concat([base[["user", "item", "weight"]], extra]),
+                                  item_ids=train.item_ids)  # fmt: skip
+
+    def similar(model, items: np.ndarray, k: int = 10) -> np.ndarray:
+        scores = np.asarray(
+            model.score_history(history_matrix([[i] for i in items], model.n_items))
+        )
+        scores[np.arange(len(items)), items] = -np.inf
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.where(np.take_along_axis(scores, top, 1) > 0, top, -1)
+
+    out = {}
+    for label, params in [("itemknn", {}), ("itemknn dp eps=8", {"dp_epsilon": 8.0})]:
+        fit = lambda d, p=params: create_model("itemknn", p).fit(d)  # noqa: E731
+        for votes in (1, 2):
+            res = similar_list_attack(fit, similar, frame, add_user, users,
+                                      min_votes=votes).to_dict()  # fmt: skip
+            out[f"{label}, min_votes={votes}"] = res
+            print(label, votes, res, flush=True)
+    return out
+
+
+PARTS = {"forget": part_forget, "dp": part_dp, "federated": part_federated, "lists": part_lists}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--parts", default=",".join(PARTS))
+    args = ap.parse_args()
+    s = setup()
+    OUT.mkdir(exist_ok=True)
+    for part in args.parts.split(","):
+        t = time.perf_counter()
+        result = PARTS[part](s)
+        result["_seconds"] = time.perf_counter() - t
+        (OUT / f"privacy_{part}.json").write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

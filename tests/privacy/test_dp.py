@@ -1,0 +1,112 @@
+"""Differential privacy (issue 21.2): the Gaussian mechanism's calibration and accounting,
+private item-item models, DP-SGD accounting, and clear errors for bad parameters."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from lmrec.errors import ConfigError
+from lmrec.models.capabilities import PrivateModel, supports
+from lmrec.models.dp import analytic_gaussian_delta, analytic_gaussian_sigma, clip_rows, noisy_gram
+from lmrec.models.registry import create_model, models_supporting
+from lmrec.testing import checkerboard
+
+
+def test_analytic_gaussian_calibration():
+    # Balle & Wang (2018): sigma = 3.73 at epsilon 1, delta 1e-5 (classic bound: 4.84)
+    s = analytic_gaussian_sigma(1.0, 1e-5)
+    assert 3.72 < s < 3.74
+    assert analytic_gaussian_delta(1.0, s) == pytest.approx(1e-5, rel=1e-6)
+    assert s < math.sqrt(2 * math.log(1.25 / 1e-5)) / 1.0
+    # scales with the sensitivity, falls as epsilon grows
+    assert analytic_gaussian_sigma(1.0, 1e-5, 7.0) == pytest.approx(7 * s, rel=1e-8)
+    sig = [analytic_gaussian_sigma(e, 1e-5) for e in (1, 2, 4, 8)]
+    assert sig == sorted(sig, reverse=True)
+
+
+def test_clipping_bounds_each_users_contribution():
+    rng = np.random.default_rng(0)
+    x = sp.random(50, 40, density=0.3, random_state=1, format="csr")
+    x.data = rng.uniform(0.5, 3.0, x.nnz)
+    clipped, n = clip_rows(x, 4.0)
+    assert n > 0
+    for r in range(50):
+        row = clipped[r].toarray().ravel()
+        contrib = np.outer(row, row)
+        assert np.linalg.norm(contrib[np.triu_indices(40)]) <= 4.0 + 1e-9
+
+
+def test_noisy_gram_is_symmetric_and_reports():
+    x = sp.csr_matrix(checkerboard().matrix)
+    g, report = noisy_gram(x, epsilon=2.0, delta=1e-6, clip=3.0, seed=0)
+    assert np.allclose(g, g.T)
+    assert report["sigma"] == pytest.approx(analytic_gaussian_sigma(2.0, 1e-6, 3.0))
+    assert report["unit"] == "user" and report["epsilon"] == 2.0
+
+
+def test_private_models_are_declared():
+    assert {"bpr", "ease", "itemknn"} <= set(models_supporting(PrivateModel))
+    assert not supports(create_model("als"), PrivateModel)
+
+
+@pytest.mark.parametrize("name", ["ease", "itemknn"])
+def test_private_fit_saves_its_budget(name, tmp_path):
+    from lmrec.models import load_model
+
+    data = checkerboard(n_users=200)
+    model = create_model(name, {"dp_epsilon": 4.0, "dp_delta": 1e-4, "dp_seed": 0}).fit(data)
+    assert model.privacy_["epsilon"] == 4.0 and model.privacy_["delta"] == 1e-4
+    meta = json.loads((model.save(tmp_path / "m") / "config.json").read_text())["meta"]
+    assert meta["privacy"]["sigma"] == pytest.approx(model.privacy_["sigma"])
+    assert load_model(tmp_path / "m").privacy_ == model.privacy_
+    # a private fit cannot be unlearned by recomputation (a second release)
+    assert "differentially private" in model.unlearning_blocker()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"dp_epsilon": 0}, "dp_epsilon must be a finite number > 0"),
+        ({"dp_epsilon": -1}, "dp_epsilon must be a finite number > 0"),
+        ({"dp_epsilon": 1, "dp_delta": 1.0}, r"dp_delta must be in \(0, 1\)"),
+        ({"dp_epsilon": 1, "dp_delta": 0}, r"dp_delta must be in \(0, 1\)"),
+        ({"dp_epsilon": 1, "dp_clip": 0}, "dp_clip must be a finite number > 0"),
+    ],
+)
+def test_bad_dp_parameters(params, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model("ease", params)
+
+
+def test_dp_errors_in_context():
+    with pytest.raises(ConfigError, match="does not support differential privacy"):
+        create_model("als", {"dp_epsilon": 1.0})
+    with pytest.raises(ConfigError, match="similarity='cosine' only"):
+        create_model("itemknn", {"dp_epsilon": 1.0, "similarity": "bm25"})
+    data = checkerboard()  # 40 users: delta must be below 1/40
+    with pytest.raises(ConfigError, match="must be below 1 / n_users"):
+        create_model("ease", {"dp_epsilon": 1.0, "dp_delta": 0.1}).fit(data)
+
+
+def test_dpsgd_accounting_and_bpr_budget():
+    pytest.importorskip("opacus")
+    from lmrec.train.dpsgd import epsilon_for
+
+    eps = [epsilon_for(1.0, 0.1, steps, 1e-5) for steps in (10, 100, 1000)]
+    assert eps == sorted(eps) and eps[0] > 0
+    assert epsilon_for(2.0, 0.1, 100, 1e-5) < epsilon_for(1.0, 0.1, 100, 1e-5)
+    data = checkerboard(n_users=300)
+    model = create_model("bpr", {"factors": 4, "epochs": 2, "batch_size": 256,
+                                 "dp_pairs_per_user": 8, "dp_epsilon": 2.0, "dp_delta": 1e-4,
+                                 "dp_seed": 0}).fit(data)  # fmt: skip
+    p = model.privacy_
+    assert p["unit"] == "user" and p["epsilon"] <= 2.0 + 1e-6
+    assert p["epsilon"] == pytest.approx(
+        epsilon_for(p["noise_multiplier"], p["sample_rate"], p["steps"], 1e-4), rel=1e-6
+    )
+    assert np.isfinite(model.user_factors_).all()
