@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 success, 2 bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the exact command, for reports
     try:
         _threads.configure()  # OpenMP settings before any command loads torch/numba/implicit
         return int(args.func(args) or 0)

@@ -7,8 +7,10 @@ import json
 import sys
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from lmrec.cli import _groups
 from lmrec.cli._common import add_read_flags, check_input, check_output, info, read_kwargs
 from lmrec.cli.data_cmds import add_data_source, load_input, run_split
 from lmrec.errors import ConfigError
@@ -32,6 +34,7 @@ def register(sub: Any) -> None:
     e.add_argument("--format", default="table", choices=["table", "json"])
     e.add_argument("--per-user", help="also write per-user metrics to this CSV")
     add_read_flags(e)
+    _groups.add_group_flags(e)
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser(
@@ -54,6 +57,7 @@ def register(sub: Any) -> None:
     c.add_argument("--seed", type=int, default=2026, help="split seed (default 2026)")
     add_metric_flags(c)
     c.add_argument("--format", default="table", choices=["table", "json", "markdown"])
+    _groups.add_group_flags(c)
     c.set_defaults(func=cmd_compare)
 
     m = sub.add_parser("models", help="list registered models and their hyperparameters")
@@ -115,27 +119,70 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from lmrec.eval.protocol import evaluate, evaluate_recommendations
 
     names = metric_names(args)
+    list_names, point_names = _groups.split_metrics(names)
+    groups = _groups.groups_list(args)
     test_path = check_input(args.test, "Test file")
     if args.per_user:
         check_output(args.per_user, True)
+    _groups.check_group_outputs(args)
+    fingerprint = _groups.file_fingerprint(model=args.model, recommendations=args.recommendations,
+                                           test=args.test, train=args.train, items=args.items,
+                                           users=args.users_file)  # fmt: skip
     if args.model:
+        from lmrec.eval.ratings import evaluate_pointwise
         from lmrec.models import load_model
 
         model = load_model(check_input(args.model, "Model directory"))
         test, report = load_dataset(test_path, **read_kwargs(args))
-        res = evaluate(model, test, metrics=names)
+        items, users = _groups.read_catalogs(args, test.items, test.users)
+        _groups.check_groups_known(groups, items, users)
+        features = _groups.item_features(items, model.item_ids_.lookup(np.arange(model.n_items)),
+                                         args, list_names)  # fmt: skip
+        res = evaluate(model, test, metrics=list_names, item_features=features) if list_names else None
+        if point_names:
+            res = _with_pointwise(res, evaluate_pointwise(model, test, metrics=point_names))
+        history = pd.Series(np.diff(model.seen_.indptr), index=model.user_ids_.lookup(np.arange(model.seen_.shape[0])))
+        if args.report:
+            _groups.write_model_report(args, {res.name: model}, test, items, users, fingerprint)
     else:
+        if point_names:
+            raise ConfigError(
+                f"{', '.join(point_names)} need a model's scores or predicted ratings, which "
+                "recommendation lists do not carry; evaluate a model directory with --model, or "
+                "use list metrics (ndcg@10, recall@10, ...)."
+            )
+        items, users = _groups.read_catalogs(args)
+        _groups.check_groups_known(groups, items, users)
+        if any(m.split("@")[0] in _groups.NEEDS_FEATURES for m in list_names):
+            raise ConfigError("ild and miscalibration of recommendation files are in the report: "
+                              "add --report report.html --items catalog.csv.")  # fmt: skip
         recs_path = check_input(args.recommendations, "Recommendation file")
         recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
         test, _ = read_interactions(test_path, **read_kwargs(args))
         train = None
         if args.train:
             train, _ = read_interactions(check_input(args.train, "Train file"), **read_kwargs(args))
-        res = evaluate_recommendations(recs, test, train=train, metrics=names)
+        res = evaluate_recommendations(recs, test, train=train, metrics=list_names)
+        history = None if train is None else train.groupby("user").size()
+        if args.report:
+            _groups.write_recs_report(args, recs, test, train, items, users, fingerprint)
     _print_result(res, args.format)
+    if groups:
+        _groups.print_groups(res, users, groups, history)
     if args.per_user:
         res.per_user.to_csv(args.per_user)
     return 0
+
+
+def _with_pointwise(res, point):
+    """One result: list metrics (if any) and pointwise ones, per-user values joined."""
+    if res is None:
+        return point
+    res.summary.update(point.summary)
+    if "auc" in point.per_user:
+        res.per_user = res.per_user.join(point.per_user[["auc"]], how="left")
+    res.notes += [n for n in point.notes if n not in res.notes]
+    return res
 
 
 def _split_params(pairs: list[str], models: list[str]) -> dict[str, dict[str, str]]:
@@ -176,12 +223,16 @@ def _compare_inputs(args: argparse.Namespace):
 
 
 def run_comparison(train, test, models: list[str], params: dict[str, dict[str, Any]],
-                   metrics: list[str]) -> tuple[pd.DataFrame, dict]:  # fmt: skip
-    """Fit each model on ``train``, evaluate on ``test``; the comparison table and results."""
+                   metrics: list[str], *, item_features: Any = None) -> tuple[pd.DataFrame, dict, dict]:  # fmt: skip
+    """Fit each model on ``train``, evaluate on ``test``: the comparison table, the fitted
+    models and their results. Pointwise metrics (rmse, mae, auc, f1) go through ``evaluate_pointwise``."""
     import time
 
     from lmrec.eval.protocol import compare, evaluate
+    from lmrec.eval.ratings import evaluate_pointwise
     from lmrec.models import create_model
+
+    metrics, point = _groups.split_metrics(metrics)
 
     results, fitted = {}, {}
     for name in models:
@@ -190,10 +241,13 @@ def run_comparison(train, test, models: list[str], params: dict[str, dict[str, A
         model.fit(train)
         seconds = time.perf_counter() - start
         info(f"fitted {name} in {seconds:.1f}s")
-        results[name] = evaluate(model, test, metrics=metrics, name=name)
+        res = evaluate(model, test, metrics=metrics, name=name, item_features=item_features) if metrics else None
+        if point:
+            res = _with_pointwise(res, evaluate_pointwise(model, test, metrics=point, name=name))
+        results[name] = res
         results[name].summary["fit_seconds"] = seconds
         fitted[name] = model
-    return compare(results, metrics=metrics), fitted
+    return compare(results, metrics=metrics + point), fitted, results
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -208,9 +262,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cls = get_model_class(m)
         build_config(cls.config_class, params[m])
     names = metric_names(args)
+    groups = _groups.groups_list(args)
+    _groups.check_group_outputs(args)
     train, test = _compare_inputs(args)
-    table, _ = run_comparison(train, test, models, params, names)
+    items, users = _groups.read_catalogs(args, train.items, train.users)
+    _groups.check_groups_known(groups, items, users)
+    features = _groups.item_features(items, train.item_ids.lookup(np.arange(train.n_items)), args,
+                                     _groups.split_metrics(names)[0])  # fmt: skip
+    table, fitted, results = run_comparison(train, test, models, params, names, item_features=features)
     _print_table(table, args.format)
+    if groups:
+        history = pd.Series(train.user_counts(), index=train.user_ids.lookup(np.arange(train.n_users)))
+        for res in results.values():
+            _groups.print_groups(res, users, groups, history)
+    if args.report:
+        fingerprint = _groups.file_fingerprint(data=args.data, dataset=args.dataset, train=args.train,
+                                               test=args.test, items=args.items, users=args.users_file)  # fmt: skip
+        _groups.write_model_report(args, fitted, test, items, users, fingerprint)
     return 0
 
 
