@@ -70,8 +70,9 @@ def ui_shot(browser, tmp: Path, files: dict[str, Path]) -> None:
     model = tmp / "ease"
     lmrec("train", "--data", str(files["data"]), "--model", "ease", "--param", "l2=300", "--out", str(model))
     port = 8765
-    server = subprocess.Popen([str(Path(sys.executable).with_name("lmrec")), "serve", "--model", str(model),
-                               "--catalog", str(files["items"]), "--port", str(port), "--no-auth"],
+    server = subprocess.Popen([str(Path(sys.executable).with_name("lmrec")), "serve", str(model),
+                               "--catalog", str(files["items"]), "--port", str(port), "--no-auth",
+                               "--store", f"sqlite:///{tmp}/events.db"],
                               env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})  # fmt: skip
     try:
         for _ in range(120):
