@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.lmrec-installed
 TORCH  ?= torch==2.13.0
 EXTRAS ?= torch,lm,ann,fast,onnx,tune,serve,spark,bench,privacy,dev
 
-.PHONY: demo test test-all bench setup clean java chromium
+.PHONY: demo test test-all bench setup clean java postgres chromium
 
 setup: $(STAMP)
 
@@ -32,6 +32,16 @@ java:
 	  || echo "WARNING: could not install Java; the Spark tests will be skipped"; \
 	fi
 
+# The event-store tests run on SQLite and on a throwaway PostgreSQL server (initdb + pg_ctl
+# in a temp dir); they skip the PostgreSQL half without it, except in CI, which installs it.
+postgres:
+	@if [ "$$CI" = "true" ] && ! command -v initdb >/dev/null 2>&1 \
+	    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "CI: installing PostgreSQL (postgresql) for the event-store tests"; \
+	  apt-get update -qq && apt-get install -y -qq postgresql >/dev/null \
+	  || echo "WARNING: could not install PostgreSQL; the event-store tests on it will fail"; \
+	fi
+
 # The browser tests (report, /ui) drive Debian's Chromium through Playwright; they skip
 # without it, so CI (CI=true) installs it, and there they fail instead of skipping.
 chromium:
@@ -41,7 +51,7 @@ chromium:
 	  || echo "WARNING: could not install Chromium; the browser tests will fail in CI"; \
 	fi
 
-test: $(STAMP) java chromium
+test: $(STAMP) java postgres chromium
 	$(PY) -m pytest -q -m "not slow" --durations=10 --doctest-modules tests src/lmrec
 
 test-all: $(STAMP)

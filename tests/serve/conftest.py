@@ -95,3 +95,28 @@ def client(make_app):
 
     with TestClient(make_app(auth=False)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A live PostgreSQL server for this test session (skipped locally when missing)."""
+    import os
+
+    from tests.serve.postgres import PostgresServer, missing_reason
+
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must test the event store on PostgreSQL: {reason}")
+        pytest.skip(reason)
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """An empty event store's URL, on SQLite and on a live PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    return request.getfixturevalue("postgres").new_database()

@@ -190,7 +190,7 @@ def test_metrics_can_require_a_key(make_app, headers):
 
 # ---------------------------------------------------------------------- errors, CORS, OpenAPI
 def test_unexpected_error_is_a_generic_500_without_trace(make_app):
-    from lmrec.serve.app import get_model
+    from lmrec.serve.deps import get_model
 
     app = make_app(auth=False)
 
@@ -247,3 +247,38 @@ def test_openapi_schema_states_the_limits(client):
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_integral_json_numbers_are_integers_but_strings_and_bools_are_not(client):
+    # JSON Schema counts 10.0 as an integer (schemathesis sends it as valid data).
+    r = client.post("/v1/recommend", json={"user": "u0", "k": 3.0})
+    assert r.status_code == 200 and len(r.json()["items"]) == 3
+    r = client.post("/v1/explain", json={"user": "u0", "item": "i1", "n": 2.0})
+    assert r.status_code == 200
+    for bad in (3.5, "3", True):
+        assert client.post("/v1/recommend", json={"user": "u0", "k": bad}).status_code == 422
+
+
+def test_wrong_method_names_the_allowed_one(client):
+    for path in ("/v1/models/rollback", "/v1/models/reload"):
+        for method in ("OPTIONS", "DELETE", "PUT"):
+            r = client.request(method, path)
+            assert r.status_code == 405 and r.headers["allow"] == "POST", (method, path)
+    assert client.get("/v1/models").status_code == 200
+
+
+def test_404_messages_name_request_fields_not_python_parameters(client, monkeypatch):
+    r = client.get("/v1/items/nope/similar")
+    assert r.status_code == 404 and "item_id" in r.json()["detail"]
+    r = client.post("/v1/explain", json={"user": "u0", "item": "nope"})
+    assert r.status_code == 404 and "field 'item'" in r.json()["detail"]
+    from lmrec.errors import UnknownIdError
+
+    def unknown(*a, **k):
+        raise UnknownIdError("user", ["ghost"])
+
+    monkeypatch.setattr(client.app.state.engine, "for_user", unknown)
+    r = client.post("/v1/recommend", json={"user": "ghost"})
+    assert r.status_code == 404 and "'ghost'" in r.json()["detail"]
+    for detail in (r.json()["detail"], client.get("/v1/items/nope/similar").json()["detail"]):
+        assert "on_unknown" not in detail and "=" not in detail

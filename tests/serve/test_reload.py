@@ -156,3 +156,25 @@ def test_cli_retrain(models_root, tmp_path):
         ["retrain", "--store", url, "--base", str(models_root / "ease"), "--out", str(out)]
     )
     assert args.func(args) == 0 and (out / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["models/a\x00b", "\x00", "ok/../\x01x", "a\nb", "x" * 5000, ""],
+    ids=["nul", "only-nul", "control", "newline", "too-long", "empty"],
+)
+def test_bad_bytes_in_the_reload_path_are_4xx_not_500(make_app, path):
+    with TestClient(make_app(auth=False), raise_server_exceptions=False) as c:
+        r = c.post("/v1/models/reload", json={"path": path})
+        assert r.status_code == 422, r.text
+        assert "path" in r.json()["detail"]
+        assert c.post("/v1/recommend", json={"user": "u0"}).status_code == 200
+
+
+def test_model_store_refuses_a_path_with_a_nul_byte(models_root):
+    from lmrec.errors import ConfigError
+    from lmrec.serve.model_store import ModelStore
+
+    store = ModelStore.open(models_root / "ease", allowed_root=models_root)
+    with pytest.raises(ConfigError, match="reload path"):
+        store.resolve(str(models_root / "ease\x00x"))

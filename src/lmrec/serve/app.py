@@ -1,6 +1,7 @@
 """The FastAPI application, built by :func:`create_app` (no module-level app or settings).
 
-Routes (all JSON; OpenAPI at ``/openapi.json``, docs at ``/docs``):
+Routes (all JSON; OpenAPI at ``/openapi.json``, docs at ``/docs``), one router per
+resource under :mod:`lmrec.serve.routes`:
 
 =========================  ======  ===============================================
 ``POST /v1/recommend``     read    top-k for a user id or an anonymous session
@@ -13,240 +14,47 @@ Routes (all JSON; OpenAPI at ``/openapi.json``, docs at ``/docs``):
 ``GET /healthz``, ``/readyz``, ``/metrics``  liveness, readiness, Prometheus
 =========================  ======  ===============================================
 
-This module deliberately has no ``from __future__ import annotations``: FastAPI reads
-the endpoint annotations at definition time, and the request models are built per app.
+The app's state (model store, engine, event store, metrics, ...) lives on
+``app.state`` and reaches routes through the dependencies of :mod:`lmrec.serve.deps`.
 """
 
 import asyncio
 import json
 import logging
 import os
+import signal
+import threading
 import time
-import uuid
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
-from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI
 
 from lmrec._version import __version__
-from lmrec.errors import ConfigError, DataError, LmrecError, ModelFileError, UnknownIdError
-from lmrec.serve.auth import ANONYMOUS_ADMIN, KeyRing, Principal
-from lmrec.serve.engine import Engine, RecList, sentences
-from lmrec.serve.events import Event, EventStore
+from lmrec.errors import ConfigError
+from lmrec.serve.admission import STATE_KEY, Admission, AdmissionMiddleware
+from lmrec.serve.auth import KeyRing
+from lmrec.serve.cluster import Cluster
+from lmrec.serve.deps import get_model
+from lmrec.serve.engine import Engine
+from lmrec.serve.events import EventStore
+from lmrec.serve.handlers import install_error_handlers
 from lmrec.serve.metrics import Metrics
-from lmrec.serve.model_store import LoadedModel, ModelStore
+from lmrec.serve.middleware import ObserveMiddleware
+from lmrec.serve.model_store import ModelStore
 from lmrec.serve.online import LRUCache, OnlineOverlay
-from lmrec.serve.schemas import (
-    ContributionOut,
-    ErrorResponse,
-    ExplainResponse,
-    FeedbackResponse,
-    ModelInfo,
-    ModelsResponse,
-    RecommendResponse,
-    SimilarResponse,
-    StatusResponse,
-    ValidationErrorResponse,
-    finite,
-    request_models,
-)
+from lmrec.serve.routes import feedback, health, models, recommend
+from lmrec.serve.routes.models import swapped
+from lmrec.serve.schemas import request_models
 from lmrec.serve.settings import ServeSettings
+
+__all__ = ["SETTINGS_ENV", "app_from_env", "build_app", "create_app", "get_model"]
 
 log = logging.getLogger("lmrec.serve")
 
 #: Environment variable carrying the settings (JSON) to uvicorn worker processes.
 SETTINGS_ENV = "LMREC_SERVE_SETTINGS"
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Unreadable request body"},
-    401: {"model": ErrorResponse, "description": "Missing or invalid API key"},
-    403: {"model": ErrorResponse, "description": "The key's role does not allow this"},
-    413: {"model": ErrorResponse, "description": "Request body too large"},
-    422: {"model": ValidationErrorResponse, "description": "Invalid request"},
-}
-
-
-# ---------------------------------------------------------------------- dependencies
-# Dependencies are ``async def``: FastAPI runs plain ``def`` dependencies in its thread
-# pool, and four thread hops per request cost more than the whole recommendation.
-async def get_model(request: Request) -> LoadedModel:
-    """The model version this request is served by (read once; reloads do not change it)."""
-    return request.app.state.model_store.current
-
-
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
-
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An lmrec API key.")
-_bearer = HTTPBearer(auto_error=False, description="An lmrec API key as a bearer token.")
-
-
-async def get_principal(
-    request: Request,
-    key: Annotated[str | None, Security(_api_key)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Principal:
-    """The caller, from ``X-API-Key`` or ``Authorization: Bearer``; 401 when unknown."""
-    if not request.app.state.settings.auth:
-        return ANONYMOUS_ADMIN
-    presented = key or (bearer.credentials if bearer is not None else None)
-    principal = request.app.state.keyring.verify(presented)
-    if principal is None:
-        raise HTTPException(
-            401,
-            "Missing or invalid API key; send it as 'Authorization: Bearer <key>' or "
-            "'X-API-Key: <key>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return principal
-
-
-def require_role(role: str) -> Callable[..., Principal]:
-    """A dependency that admits keys of ``role`` or higher (403 otherwise)."""
-
-    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        if not principal.allows(role):
-            raise HTTPException(
-                403, f"This API key has role {principal.role!r}; this endpoint needs {role!r}."
-            )
-        return principal
-
-    return check
-
-
-ReadKey = Annotated[Principal, Depends(require_role("read"))]
-WriteKey = Annotated[Principal, Depends(require_role("write"))]
-AdminKey = Annotated[Principal, Depends(require_role("admin"))]
-
-
-# ---------------------------------------------------------------------- middleware
-class _TooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"Request body exceeds the limit of {limit} bytes.")
-
-
-class ObserveMiddleware:
-    """Pure ASGI middleware: body-size limit and per-route latency/status metrics."""
-
-    def __init__(self, app: Any, metrics: Metrics, max_body: int) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.max_body = max_body
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = {"code": 500}
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            code = 413 if length.isdigit() else 400
-            msg = _TooLarge(self.max_body).detail if code == 413 else "Invalid Content-Length."
-            await JSONResponse({"detail": msg}, status_code=code)(scope, receive, send)
-            self._observe(scope, code, start)
-            return
-        received = 0
-
-        async def limited_receive() -> dict:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise _TooLarge(self.max_body)
-            return message
-
-        async def observed_send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, observed_send)
-        finally:
-            self._observe(scope, status["code"], start)
-
-    def _observe(self, scope: dict, code: int, start: float) -> None:
-        route = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
-        method = scope.get("method", "")
-        m = self.metrics
-        m.latency.labels(endpoint, method).observe(time.perf_counter() - start)
-        m.requests.labels(endpoint, method, str(code)).inc()
-        if code >= 400:
-            m.errors.labels(endpoint, "server" if code >= 500 else "client").inc()
-
-
-# ---------------------------------------------------------------------- error handlers
-def _install_error_handlers(app: FastAPI) -> None:
-    def body(status: int, detail: str) -> JSONResponse:
-        return JSONResponse({"detail": detail}, status_code=status)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
-                "msg": str(e.get("msg", "")),
-                "type": str(e.get("type", "")),
-            }
-            for e in exc.errors()
-        ]
-        lines = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-        return JSONResponse(
-            {"detail": f"Invalid request: {lines}", "errors": errors}, status_code=422
-        )
-
-    @app.exception_handler(UnknownIdError)
-    async def _unknown(_: Request, exc: UnknownIdError) -> JSONResponse:
-        return body(404, str(exc))
-
-    @app.exception_handler(ModelFileError)
-    async def _model_file(_: Request, exc: ModelFileError) -> JSONResponse:
-        return body(422, f"Model directory refused; the current model keeps serving. {exc}")
-
-    @app.exception_handler(ConfigError)
-    async def _config(_: Request, exc: ConfigError) -> JSONResponse:
-        return body(422, str(exc))
-
-    @app.exception_handler(DataError)
-    async def _data(_: Request, exc: DataError) -> JSONResponse:
-        return body(422, str(exc))
-
-    @app.exception_handler(LmrecError)
-    async def _lmrec(_: Request, exc: LmrecError) -> JSONResponse:
-        return body(400, str(exc))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        ref = uuid.uuid4().hex[:12]
-        log.error(
-            "unhandled error %s on %s %s", ref, request.method, request.url.path, exc_info=exc
-        )
-        return body(500, f"Internal server error (reference {ref}); the details were logged.")
-
-
-# ---------------------------------------------------------------------- the app
-def _model_info(lm: LoadedModel, current: bool) -> ModelInfo:
-    return ModelInfo(
-        name=lm.name,
-        version=lm.version,
-        n_users=lm.n_users,
-        n_items=lm.n_items,
-        fold_in=lm.fold_in,
-        precomputed=lm.top_items is not None,
-        ann=None if lm.ann is None else lm.ann.params["kind"],
-        loaded_at=lm.loaded_at,
-        load_seconds=lm.load_seconds,
-        current=current,
-    )
 
 
 def _load_titles(path: Path | None) -> dict[str, str]:
@@ -258,6 +66,108 @@ def _load_titles(path: Path | None) -> dict[str, str]:
     if not {"item", "title"} <= set(frame.columns):
         raise ConfigError(f"Catalog {path} needs 'item' and 'title' columns; got {list(frame)}.")
     return dict(zip(frame["item"].astype(str), frame["title"].astype(str), strict=True))
+
+
+async def _sync_loop(overlay: OnlineOverlay, store: EventStore, interval: float) -> None:
+    """Read events written by other workers into this worker's overlay, forever."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await anyio.to_thread.run_sync(overlay.sync, store)
+        except store.errors:
+            log.warning("could not read new events from the store; retrying", exc_info=True)
+
+
+def _drain_on_sigterm(admission: Admission, drain_s: float) -> object:
+    """Make SIGTERM turn readiness to 503 at once, then (after ``drain_s``) shut down.
+
+    The server's own SIGTERM handler (uvicorn's graceful shutdown: stop accepting, let
+    requests in flight finish) runs after the drain. Only possible in the main thread
+    (under a test client the lifespan runs elsewhere, and nothing is installed).
+    Returns the handler it replaced, or None.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def shut_down(sig: int) -> None:
+        if callable(previous):
+            previous(sig, None)
+        else:  # no server handler: the default action, terminate
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(sig)
+
+    def on_sigterm(sig: int, _frame: object) -> None:
+        if admission.draining:  # a second SIGTERM: stop draining now
+            shut_down(sig)
+            return
+        admission.draining = True
+        log.info("SIGTERM: not ready any more; shutting down in %.1fs", drain_s)
+        if drain_s > 0:
+            loop.call_soon_threadsafe(loop.call_later, drain_s, shut_down, sig)
+        else:
+            shut_down(sig)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return previous
+
+
+async def _follow_loop(cluster: Cluster, interval: float) -> None:
+    """Serve the cluster's published model version, forever."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await anyio.to_thread.run_sync(cluster.follow)
+        except Exception:  # noqa: BLE001 -- a database hiccup must not stop following
+            log.warning("could not read the cluster's model version; retrying", exc_info=True)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):  # noqa: ANN202
+    """Replay stored feedback, publish the model in the metrics, run the sync loop.
+
+    The lifespan state carries the :class:`Admission` to the HTTP protocol.
+    """
+    state = app.state
+    t0 = time.perf_counter()
+    cluster = state.cluster
+    if cluster is not None:  # a worker started after a reload serves the reloaded version
+        await anyio.to_thread.run_sync(cluster.follow)
+    n = await anyio.to_thread.run_sync(
+        lambda: state.overlay.sync(state.event_store, max_events=10**9)
+    )
+    lm = state.model_store.current
+    state.metrics.set_model(lm.name, lm.version, lm.load_seconds)
+    state.startup_seconds = state.model_store.startup_seconds + (
+        time.perf_counter() - state.created
+    )
+    state.metrics.startup.set(state.startup_seconds)
+    log.info(
+        "ready: model %s, %d feedback events replayed in %.2fs, startup %.2fs",
+        lm.version,
+        n,
+        time.perf_counter() - t0,
+        state.startup_seconds,
+    )
+    tasks = [
+        asyncio.create_task(
+            _sync_loop(state.overlay, state.event_store, state.settings.sync_interval_s)
+        )
+    ]
+    if cluster is not None:
+        tasks.append(asyncio.create_task(_follow_loop(cluster, state.settings.cluster_poll_s)))
+    previous = _drain_on_sigterm(state.admission, state.settings.drain_s)
+    try:
+        yield {STATE_KEY: state.admission}
+    finally:
+        for task in tasks:
+            task.cancel()
+        if cluster is not None:
+            await anyio.to_thread.run_sync(cluster.leave)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+        await anyio.to_thread.run_sync(state.event_store.close)
 
 
 def create_app(
@@ -280,69 +190,47 @@ def create_app(
     keyring : KeyRing, optional
         API keys (default: read ``settings.keys_file`` when ``settings.auth``).
     """
-    started = time.perf_counter()
+    created = time.perf_counter()
     metrics = Metrics()
     overlay = OnlineOverlay()
     cache = LRUCache(settings.cache_size, metrics.cache_hit, metrics.cache_miss)
-    engine = Engine(overlay, cache)
     if keyring is None:
         keyring = (
             KeyRing.load(settings.keys_file)
             if settings.auth and settings.keys_file
             else KeyRing([])
         )
-    titles = _load_titles(settings.catalog)
-    rm = request_models(settings)
-    ItemId = Annotated[str, PathParam(min_length=1, max_length=settings.max_id_length)]  # noqa: N806
-    K = Annotated[int, Query(ge=1, le=settings.max_k, description="List length.")]  # noqa: N806
-
-    async def sync_loop() -> None:
-        while True:
-            await asyncio.sleep(settings.sync_interval_s)
-            try:
-                await anyio.to_thread.run_sync(overlay.sync, event_store)
-            except event_store.errors:
-                log.warning("could not read new events from the store; retrying", exc_info=True)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
-        t0 = time.perf_counter()
-        n = await anyio.to_thread.run_sync(lambda: overlay.sync(event_store, max_events=10**9))
-        lm = model_store.current
-        metrics.set_model(lm.name, lm.version, lm.load_seconds)
-        app.state.startup_seconds = model_store.startup_seconds + (time.perf_counter() - started)
-        metrics.startup.set(app.state.startup_seconds)
-        log.info(
-            "ready: model %s, %d feedback events replayed in %.2fs, startup %.2fs",
-            lm.version,
-            n,
-            time.perf_counter() - t0,
-            app.state.startup_seconds,
-        )
-        task = asyncio.create_task(sync_loop())
-        try:
-            yield
-        finally:
-            task.cancel()
-            await anyio.to_thread.run_sync(event_store.close)
-
     app = FastAPI(
         title="lmrec",
         version=__version__,
         description="Recommendations, explanations and feedback over an lmrec model.",
-        lifespan=lifespan,
+        lifespan=_lifespan,
     )
-    app.state.settings = settings
-    app.state.model_store = model_store
-    app.state.event_store = event_store
-    app.state.engine = engine
-    app.state.overlay = overlay
-    app.state.cache = cache
-    app.state.metrics = metrics
-    app.state.keyring = keyring
-    app.state.startup_seconds = model_store.startup_seconds
-    _install_error_handlers(app)
-    app.add_middleware(ObserveMiddleware, metrics=metrics, max_body=settings.max_body_bytes)
+    state = app.state
+    state.created = created
+    state.settings = settings
+    state.model_store = model_store
+    state.event_store = event_store
+    state.overlay = overlay
+    state.cache = cache
+    state.engine = Engine(overlay, cache)
+    state.metrics = metrics
+    state.keyring = keyring
+    state.titles = _load_titles(settings.catalog)
+    state.startup_seconds = model_store.startup_seconds
+    state.admission = admission = Admission(
+        settings, keyring, metrics, lambda: model_store.current.version
+    )
+    state.cluster = None
+    if settings.cluster_id is not None:
+        state.cluster = Cluster(
+            settings.cluster_id, event_store, model_store, lambda new: swapped(new, metrics, cache)
+        )
+    install_error_handlers(app)
+    app.add_middleware(AdmissionMiddleware, admission=admission)
+    app.add_middleware(
+        ObserveMiddleware, metrics=metrics, max_body=settings.max_body_bytes, admission=admission
+    )
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -352,224 +240,11 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
-
-    v1 = APIRouter(prefix="/v1", responses=_ERRORS)
-
-    def rec_response(lm: LoadedModel, user: str | None, rec: RecList) -> RecommendResponse:
-        metrics.recs.labels(rec.strategy, str(rec.fallback).lower()).inc()
-        ids = lm.item_ids
-        return RecommendResponse(
-            user=user,
-            items=[ids[i] for i in rec.items.tolist()],
-            scores=finite(rec.scores.tolist()),
-            model_version=lm.version,
-            fallback=rec.fallback,
-            strategy=rec.strategy,
-        )
-
-    @v1.post(
-        "/recommend",
-        response_model=RecommendResponse,
-        responses={404: {"model": ErrorResponse, "description": "Model not served"}},
-    )
-    async def recommend(
-        body: rm.RecommendRequest,
-        lm: ModelDep,
-        _: ReadKey,
-    ) -> RecommendResponse:
-        """Top-k items for a user id, or for an anonymous session (a list of item ids).
-
-        Unknown users get a popularity fallback (``fallback: true``); unknown item ids
-        in ``items``, ``exclude`` and ``candidates`` are ignored.
-        """
-        if body.model is not None and body.model not in (lm.name, lm.version):
-            raise HTTPException(
-                404,
-                f"Model {body.model!r} is not served; the served version "
-                f"is {lm.version!r} (GET /v1/models).",
-            )
-        if body.user is not None:
-            rec = engine.for_user(
-                lm, body.user, body.k, body.exclude, body.candidates, body.exclude_seen
-            )
-        else:
-            rec = engine.for_session(
-                lm, body.items, body.k, body.exclude, body.candidates, body.exclude_seen
-            )
-        return rec_response(lm, body.user, rec)
-
-    @v1.get(
-        "/items/{item_id}/similar",
-        response_model=SimilarResponse,
-        responses={404: {"model": ErrorResponse, "description": "Unknown item"}},
-    )
-    def similar(item_id: ItemId, lm: ModelDep, _: ReadKey, k: K = 10) -> SimilarResponse:
-        """The items most similar to ``item_id`` (item-to-item)."""
-        idx = lm.item_index.get(item_id)
-        if idx is None:
-            raise UnknownIdError("item", [item_id])
-        rec = engine.similar(lm, idx, k)
-        return SimilarResponse(
-            item=item_id,
-            items=[lm.item_ids[i] for i in rec.items.tolist()],
-            scores=finite(rec.scores.tolist()),
-            model_version=lm.version,
-            fallback=rec.fallback,
-            strategy=rec.strategy,
-        )
-
-    @v1.post(
-        "/explain",
-        response_model=ExplainResponse,
-        responses={404: {"model": ErrorResponse, "description": "Unknown item"}},
-    )
-    def explain(
-        body: rm.ExplainRequest,
-        lm: ModelDep,
-        _: ReadKey,
-    ) -> ExplainResponse:
-        """Which history items contributed most to ``item``'s score, in plain words."""
-        idx = lm.item_index.get(body.item)
-        if idx is None:
-            raise UnknownIdError("item", [body.item])
-        hist = engine.history(lm, body.user, body.items)
-        expl = engine.explain(lm, hist, idx, body.n)
-        return ExplainResponse(
-            user=body.user,
-            item=body.item,
-            score=expl.score if expl.score is None else finite([expl.score])[0],
-            contributions=[
-                ContributionOut(item=c.item, weight=c.weight) for c in expl.contributions
-            ],
-            explanation=sentences(expl, titles),
-            method=expl.method,
-            fallback=expl.fallback,
-            model_version=lm.version,
-        )
-
-    @v1.post(
-        "/feedback",
-        response_model=FeedbackResponse,
-        responses={503: {"model": ErrorResponse, "description": "Event store unavailable"}},
-    )
-    async def feedback(body: rm.FeedbackRequest, _: WriteKey) -> FeedbackResponse:  # type: ignore[name-defined]
-        """Store interaction events durably (acknowledged after commit); repeated keys are no-ops.
-
-        Each new event changes its user's next recommendations at once.
-        """
-        now = time.time()
-        events = [
-            Event(
-                e.idempotency_key,
-                e.user,
-                e.item,
-                e.type,
-                float(e.weight),
-                now if e.timestamp is None else float(e.timestamp),
-            )
-            for e in body.events
-        ]
-        t0 = time.perf_counter()
-        try:
-            result = await asyncio.wrap_future(event_store.submit(events))
-        except event_store.errors as e:
-            raise HTTPException(
-                503,
-                "The event store is unavailable; nothing was stored. "
-                "Retry with the same idempotency keys.",
-            ) from e
-        metrics.store_write.observe(time.perf_counter() - t0)
-        overlay.apply(result.inserted)
-        metrics.feedback.labels("inserted").inc(len(result.inserted))
-        metrics.feedback.labels("duplicate").inc(result.duplicates)
-        return FeedbackResponse(accepted=len(result.inserted), duplicates=result.duplicates)
-
-    @v1.get("/models", response_model=ModelsResponse)
-    def models(request: Request, _: ReadKey) -> ModelsResponse:
-        """The served model version, and the previous one kept for rollback."""
-        out = [_model_info(model_store.current, True)]
-        if model_store.previous is not None:
-            out.append(_model_info(model_store.previous, False))
-        return ModelsResponse(models=out, startup_seconds=request.app.state.startup_seconds)
-
-    @v1.get(
-        "/models/{model_id}",
-        response_model=ModelInfo,
-        responses={404: {"model": ErrorResponse, "description": "Unknown model"}},
-    )
-    def model_detail(model_id: Annotated[str, PathParam(max_length=128)], _: ReadKey) -> ModelInfo:
-        """One model version by version string (or name, for the current one)."""
-        cur, prev = model_store.current, model_store.previous
-        if model_id in (cur.version, cur.name):
-            return _model_info(cur, True)
-        if prev is not None and model_id == prev.version:
-            return _model_info(prev, False)
-        raise HTTPException(404, f"Unknown model {model_id!r}; GET /v1/models lists the versions.")
-
-    def swapped(new: LoadedModel) -> ModelInfo:
-        metrics.set_model(new.name, new.version, new.load_seconds)
-        cache.clear()
-        return _model_info(new, True)
-
-    @v1.post("/models/reload", response_model=ModelInfo)
-    async def reload(_: AdminKey, body: rm.ReloadRequest | None = None) -> ModelInfo:  # type: ignore[name-defined]
-        """Load a model directory beside the current model and swap atomically.
-
-        Requests in flight finish on the old model. A broken directory is refused (422)
-        and the current model keeps serving.
-        """
-        path = body.path if body is not None else None
-        new = await anyio.to_thread.run_sync(model_store.reload, path)
-        log.info("reloaded: now serving %s", new.version)
-        return swapped(new)
-
-    @v1.post(
-        "/models/rollback",
-        response_model=ModelInfo,
-        responses={409: {"model": ErrorResponse, "description": "No previous version"}},
-    )
-    def rollback(_: AdminKey) -> ModelInfo:
-        """Serve the previous model version again."""
-        try:
-            new = model_store.rollback()
-        except ConfigError as e:
-            raise HTTPException(409, str(e)) from e
-        return swapped(new)
-
-    app.include_router(v1)
-
-    @app.get("/healthz", response_model=StatusResponse)
-    async def healthz() -> StatusResponse:
-        """Liveness: the process answers."""
-        return StatusResponse(status="ok")
-
-    @app.get(
-        "/readyz",
-        response_model=StatusResponse,
-        responses={503: {"model": ErrorResponse, "description": "Not ready"}},
-    )
-    async def readyz() -> StatusResponse:
-        """Readiness: a model is loaded and the event store answers."""
-        if not await anyio.to_thread.run_sync(event_store.ping):
-            raise HTTPException(503, "The event store does not answer.")
-        return StatusResponse(status="ready")
-
-    @app.get(
-        "/metrics",
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
-    )
-    async def prometheus(request: Request) -> Response:
-        """Prometheus metrics (latency per endpoint, errors, cache, model, store writes)."""
-        if settings.metrics_auth:
-            auth = request.headers.get("authorization", "")
-            bearer = None
-            if auth.lower().startswith("bearer "):
-                bearer = HTTPAuthorizationCredentials(scheme="Bearer", credentials=auth[7:].strip())
-            await get_principal(request, request.headers.get("x-api-key"), bearer)  # 401 if unknown
-        data, ctype = metrics.render()
-        return Response(data, media_type=ctype)
-
+    rm = request_models(settings)
+    app.include_router(recommend.build_router(rm, settings))
+    app.include_router(feedback.build_router(rm))
+    app.include_router(models.build_router(rm))
+    app.include_router(health.router)
     return app
 
 

@@ -1,12 +1,24 @@
-"""API keys: stored hashed, one role per key, compared in constant time.
+"""API keys: stored hashed, one role and an optional scope per key, compared in constant time.
 
 Roles are ordered ``read < write < admin``: a key may do what its role and every lower
 role allow. ``read`` -- recommend, similar, explain, list models; ``write`` -- send
 feedback; ``admin`` -- reload and roll back models.
 
+Object-level scope (optional, per key):
+
+- ``users``: the user ids the key may act for (recommend for, explain to, send
+  feedback about); ``tenants``: tenants whose users it may act for, where a user id
+  ``acme:42`` belongs to tenant ``acme`` (the separator is the server's
+  ``tenant_separator``). A key with neither acts for every user; a key with either is
+  refused (403) for any other user.
+- ``history``: whether the key may read a user's history, which explanations of a
+  user reveal (``/v1/explain`` with ``user``). Default true; explaining an anonymous
+  session (``items``) never needs it.
+
 The keys file is JSON (``.toml`` is accepted for reading)::
 
-    {"keys": [{"id": "3f9c2a1b", "role": "write", "sha256": "<hex>", "created": "..."}]}
+    {"keys": [{"id": "3f9c2a1b", "role": "write", "sha256": "<hex>", "created": "...",
+               "users": ["u1", "u2"], "tenants": ["acme"], "history": false}]}
 
 Keys are 256-bit random tokens, so a plain SHA-256 is a safe hash for them (slow hashes
 protect low-entropy passwords, and would cost milliseconds per request). The raw key
@@ -22,6 +34,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from lmrec._atomic import atomic_file
 from lmrec.errors import ConfigError
@@ -33,13 +46,32 @@ KEY_PREFIX = "lmrec_"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key id and its role."""
+    """Who is calling: the key id, its role and its scope (None: every user)."""
 
     key_id: str
     role: str
+    users: frozenset[str] | None = None
+    tenants: frozenset[str] | None = None
+    history: bool = True
 
     def allows(self, role: str) -> bool:
+        """Whether the key's role is ``role`` or higher."""
         return _LEVEL[self.role] >= _LEVEL[role]
+
+    @property
+    def scoped(self) -> bool:
+        """Whether the key is limited to some users or tenants."""
+        return self.users is not None or self.tenants is not None
+
+    def may_act_for(self, user: str, tenant_separator: str) -> bool:
+        """Whether the key may recommend for, explain to, or record feedback of ``user``."""
+        if not self.scoped:
+            return True
+        if self.users is not None and user in self.users:
+            return True
+        if self.tenants is not None and tenant_separator in user:
+            return user.split(tenant_separator, 1)[0] in self.tenants
+        return False
 
 
 ANONYMOUS_ADMIN = Principal("auth-disabled", "admin")
@@ -58,8 +90,8 @@ def _check_role(role: str) -> str:
 class KeyRing:
     """The hashed keys of a keys file."""
 
-    def __init__(self, entries: list[dict[str, str]]) -> None:
-        self._entries = [(e["sha256"], Principal(e["id"], _check_role(e["role"]))) for e in entries]
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self._entries = [(e["sha256"], _principal(e)) for e in entries]
 
     @classmethod
     def load(cls, path: str | Path) -> KeyRing:
@@ -85,7 +117,35 @@ class KeyRing:
         return found
 
 
-def _read(path: Path) -> list[dict[str, str]]:
+def _principal(entry: dict[str, Any]) -> Principal:
+    users, tenants = entry.get("users"), entry.get("tenants")
+    return Principal(
+        entry["id"],
+        _check_role(entry["role"]),
+        None if users is None else frozenset(users),
+        None if tenants is None else frozenset(tenants),
+        bool(entry.get("history", True)),
+    )
+
+
+def _check_scope(entry: dict[str, Any], path: Path) -> None:
+    for name in ("users", "tenants"):
+        value = entry.get(name)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        ):
+            raise ConfigError(
+                f"Keys file {path}: key {entry['id']!r} has {name!r} = {value!r}; "
+                "it must be a list of non-empty strings."
+            )
+    if not isinstance(entry.get("history", True), bool):
+        raise ConfigError(
+            f"Keys file {path}: key {entry['id']!r} has 'history' = {entry['history']!r}; "
+            "it must be true or false."
+        )
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
     text = path.read_text()
     try:
         if path.suffix == ".toml":
@@ -107,13 +167,23 @@ def _read(path: Path) -> list[dict[str, str]]:
         )
     for k in keys:
         _check_role(k["role"])
+        _check_scope(k, path)
     return keys
 
 
-def create_key(path: str | Path, role: str) -> tuple[str, str]:
+def create_key(
+    path: str | Path,
+    role: str,
+    *,
+    users: list[str] | None = None,
+    tenants: list[str] | None = None,
+    history: bool = True,
+) -> tuple[str, str]:
     """Make a new key with ``role``, append its hash to ``path`` atomically; return (id, key).
 
-    The raw key is returned once and never written anywhere.
+    ``users`` / ``tenants`` limit the key to those users (see the module docstring);
+    ``history=False`` refuses it explanations of a user. The raw key is returned once
+    and never written anywhere.
     """
     _check_role(role)
     path = Path(path)
@@ -123,14 +193,20 @@ def create_key(path: str | Path, role: str) -> tuple[str, str]:
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     digest = _hash(key)
     key_id = digest[:8]
-    entries.append(
-        {
-            "id": key_id,
-            "role": role,
-            "sha256": digest,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-    )
+    entry: dict[str, Any] = {
+        "id": key_id,
+        "role": role,
+        "sha256": digest,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if users is not None:
+        entry["users"] = list(users)
+    if tenants is not None:
+        entry["tenants"] = list(tenants)
+    if not history:
+        entry["history"] = False
+    _check_scope(entry, path)
+    entries.append(entry)
     with atomic_file(path) as fh:
         json.dump({"keys": entries}, fh, indent=2)
     path.chmod(0o600)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 log = logging.getLogger("lmrec.serve")
 
@@ -204,20 +204,35 @@ class EventStore:
             if key not in existing
         ]
         if new:
-            conn.execute(self._insert_stmt(), [_row(ev) for ev in new])
+            stmt, returning = self._insert_stmt()
+            result = conn.execute(stmt, [_row(ev) for ev in new])
+            if returning:
+                # Another process may have stored some keys since the SELECT: the
+                # conflict skips them, and only the rows really inserted come back.
+                ids = dict(result.all())
+                new = [
+                    replace(ev, id=int(ids[ev.idempotency_key]))
+                    for ev in new
+                    if ev.idempotency_key in ids
+                ]
         return WriteResult(inserted=new, duplicates=len(events) - len(new))
 
     def _insert_stmt(self):
+        """The INSERT, and whether it returns the (key, id) of the rows really inserted."""
         dialect = self.engine.dialect.name
+        t = self.table
         if dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
-
-            return insert(self.table).on_conflict_do_nothing(index_elements=["idempotency_key"])
-        if dialect == "postgresql":
+        elif dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
-
-            return insert(self.table).on_conflict_do_nothing(index_elements=["idempotency_key"])
-        return self.table.insert()
+        else:
+            return t.insert(), False
+        stmt = (
+            insert(t)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(t.c.idempotency_key, t.c.id)
+        )
+        return stmt, True
 
     # ------------------------------------------------------------------ reading
     def events_after(self, after_id: int = 0, limit: int = 10_000) -> list[Event]:

@@ -9,7 +9,9 @@ Exposed at ``GET /metrics``:
 - ``lmrec_model_info{name,version}`` (1 for the served version), ``lmrec_model_load_seconds``,
   ``lmrec_startup_seconds``;
 - ``lmrec_store_write_latency_seconds`` -- histogram of event-store commits;
-- ``lmrec_feedback_events_total{result}`` (``inserted`` or ``duplicate``).
+- ``lmrec_feedback_events_total{result}`` (``inserted`` or ``duplicate``);
+- ``lmrec_refused_requests_total{reason}`` (``rate`` limit or ``concurrency`` limit;
+  refusals are counted in ``lmrec_requests_total`` too).
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ class Metrics:
         )
         self.feedback = prom.Counter(
             "lmrec_feedback_events", "Feedback events received.", ["result"], registry=r
+        )
+        self.refused = prom.Counter(
+            "lmrec_refused_requests",
+            "Requests refused before any work (reason: rate or concurrency).",
+            ["reason"],
+            registry=r,
         )
         self._hits = 0
         self._lookups = 0

@@ -259,7 +259,15 @@ class ModelStore:
 
     def resolve(self, path: str | Path | None) -> Path:
         """The directory a reload would load (default: the current one), checked against root."""
-        target = self._current.path if path is None else Path(path).resolve()
+        if path is None:
+            target = self._current.path
+        else:
+            try:
+                target = Path(path).resolve()
+            except (ValueError, OSError) as e:  # NUL bytes, loops, names too long
+                raise ConfigError(
+                    f"The reload path {str(path)!r} is not a usable path: {e}."
+                ) from e
         if self.allowed_root is not None and not target.is_relative_to(self.allowed_root):
             raise ConfigError(
                 f"Reload path must lie under {self.allowed_root} (the server's reload_root)."

@@ -9,14 +9,34 @@ import math
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from typing_extensions import Self
 
 from lmrec.serve.settings import ServeSettings
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+#: A file system path: no NUL or other control characters (they cannot name a directory).
+PATH_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 #: Timestamps are seconds since the epoch; this bound is the year 5138.
 MAX_TIMESTAMP = 1e11
+
+
+def _integral(value: object) -> object:
+    """JSON Schema counts ``10.0`` as an integer; accept it as 10 (``10.5`` stays a 422)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer field of a strict model that also takes integral JSON numbers like ``10.0``.
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 
 class _Strict(BaseModel):
@@ -82,6 +102,11 @@ class ModelInfo(BaseModel):
     loaded_at: float
     load_seconds: float
     current: bool
+    workers: int | None = Field(
+        default=None,
+        description="After a reload or rollback of clustered workers: how many serve "
+        "this version now (all live workers unless the wait timed out).",
+    )
 
 
 class ModelsResponse(BaseModel):
@@ -153,7 +178,7 @@ def request_models(settings: ServeSettings) -> RequestModels:
         items: list[Id] = Field(
             default=None, max_length=max_list, description="Item ids of an anonymous session."
         )
-        k: int = Field(default=10, ge=1, le=settings.max_k, description="List length.")
+        k: JsonInt = Field(default=10, ge=1, le=settings.max_k, description="List length.")
         exclude: list[Id] = Field(
             default_factory=list, max_length=max_list, description="Item ids never to recommend."
         )
@@ -182,7 +207,7 @@ def request_models(settings: ServeSettings) -> RequestModels:
         user: Id = Field(default=None, description="A user id.")
         items: list[Id] = Field(default=None, max_length=max_list, description="Session item ids.")
         item: Id
-        n: int = Field(default=3, ge=1, le=20, description="History items to name.")
+        n: JsonInt = Field(default=3, ge=1, le=20, description="History items to name.")
 
         @model_validator(mode="after")
         def _one_of(self) -> Self:
@@ -223,7 +248,8 @@ def request_models(settings: ServeSettings) -> RequestModels:
             default=None,
             min_length=1,
             max_length=4096,
-            description="Model directory (default: reload the current one).",
+            pattern=PATH_PATTERN,
+            description="Model directory (default: the current one), no control characters.",
         )
 
     return RequestModels(

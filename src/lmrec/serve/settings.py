@@ -49,6 +49,8 @@ class ServeSettings(BaseModel):
     """Require API keys. Turn off only for local experiments."""
     keys_file: Path | None = Path("lmrec-keys.json")
     """JSON file of hashed API keys and roles (``lmrec serve --create-key ROLE``)."""
+    tenant_separator: str = Field(default=":", min_length=1, max_length=8)
+    """A user id ``acme:42`` belongs to tenant ``acme``; API keys may be limited to tenants."""
     metrics_auth: bool = False
     """Require a read key for ``/metrics`` too (scrapers usually cannot send one)."""
     max_k: int = Field(default=100, ge=1, le=HARD_MAX_K)
@@ -70,6 +72,36 @@ class ServeSettings(BaseModel):
     """Smallest catalog served from an ANN index (smaller ones are fast enough exactly)."""
     cache_size: int = Field(default=10_000, ge=0)
     """Entries of the LRU cache of computed recommendation lists (0 disables it)."""
+    max_concurrency: int | None = Field(default=8, ge=1)
+    """Requests a worker accepts and has not answered yet, at most; one more is answered
+    at once with 503 and ``Retry-After`` (null: no limit). Keep it small: a worker is one
+    event loop, and every admitted request waits for those ahead of it."""
+    rate_limit: float | None = Field(default=None, gt=0)
+    """Requests per second allowed per API key (per client address without a valid key)
+    and per worker; past it, 429 with ``Retry-After``. Null: no rate limit."""
+    rate_burst: int | None = Field(default=None, ge=1)
+    """Requests a key may send at once above ``rate_limit`` (default: one second's worth)."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Open connections per worker, at most; past it a new connection gets 503 and is closed."""
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    """A request's headers and body must arrive within this many seconds (else 408 and
+    the connection is closed): slow or silent clients cannot hold connections."""
+    keep_alive_s: float = Field(default=5.0, gt=0)
+    """Idle kept-alive connections are closed after this many seconds."""
+    drain_s: float = Field(default=0.0, ge=0)
+    """On SIGTERM, keep serving this long with ``/readyz`` answering 503 (so load balancers
+    stop sending) and every response closing its connection, then shut down."""
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    """On shutdown, requests in flight get this long to finish before they are cancelled."""
+    cluster_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Workers with the same cluster id serve the same model version: a reload or rollback
+    on one reaches all of them (through tables in the event store) before it returns.
+    ``lmrec serve --workers N`` sets a fresh one per run; set it yourself to make servers
+    on several hosts that share a PostgreSQL event store follow each other."""
+    cluster_poll_s: float = Field(default=0.2, gt=0, le=60)
+    """How often a clustered worker looks for a newly published model version."""
+    cluster_sync_timeout_s: float = Field(default=60.0, gt=0)
+    """A reload or rollback waits at most this long for every worker to serve it."""
     sync_interval_s: float = Field(default=1.0, gt=0)
     """How often a worker reads events written by other workers into its online overlay."""
     reload_root: Path | None = None
