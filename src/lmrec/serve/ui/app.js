@@ -115,7 +115,7 @@ async function refreshRecommendations() {
 async function explain(item, node) {
   try {
     const data = await api("POST", "/v1/explain", { ...target(), item, n: 2 });
-    node.textContent = data.explanation.length ? data.explanation.join("; ") : "";
+    node.textContent = data.explanation.join(" ");
   } catch (e) {
     node.textContent = "";
   }
