@@ -17,7 +17,7 @@ TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 EXTRAS ?= torch,lm,ann,fast,onnx,tune,serve,spark,bench,privacy,dev
 
-.PHONY: demo test test-all bench setup clean java postgres
+.PHONY: demo test test-all bench setup clean java postgres chromium
 
 setup: $(STAMP)
 
@@ -50,13 +50,22 @@ postgres:
 	  || echo "WARNING: could not install PostgreSQL; the event-store tests on it will fail"; \
 	fi
 
+# The browser tests (report, /ui) drive Debian's Chromium through Playwright; they skip
+# without it, so CI (CI=true) installs it, and there they fail instead of skipping.
+chromium:
+	@if [ "$$CI" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
+	  echo "CI: installing Chromium (chromium, chromium-driver) for the browser tests"; \
+	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null \
+	  || echo "WARNING: could not install Chromium; the browser tests will fail in CI"; \
+	fi
+
 # `make test` leaves out the tests marked slow; `make test-all` is the same run with them.
 PYTEST := $(PY) -m pytest -q --durations=10 --doctest-modules tests src/lmrec
 
-test: $(STAMP) java postgres
+test: $(STAMP) java postgres chromium
 	$(PYTEST) -m "not slow"
 
-test-all: $(STAMP) java postgres
+test-all: $(STAMP) java postgres chromium
 	$(PYTEST)
 
 clean:

@@ -35,14 +35,13 @@ def run_model(name: str, n: int, seed: int) -> list[tuple[str, str, float, str]]
 
     import numpy as np
 
-    from lmrec.testing import checkerboard
     from lmrec.testing.mutations import check_loads, mutate
-    from lmrec.testing.zoo import small_model
+    from lmrec.testing.zoo import small_model, training_data
 
     warnings.simplefilter("ignore")
     rng = np.random.default_rng([seed, sum(map(ord, name))])
     with tempfile.TemporaryDirectory() as tmp:
-        base = small_model(name).fit(checkerboard()).save(Path(tmp) / "base")
+        base = small_model(name).fit(training_data(name)).save(Path(tmp) / "base")
         out = []
         for i in range(n):
             work = Path(tmp) / f"m{i}"

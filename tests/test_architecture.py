@@ -21,12 +21,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("lmrec.data",)),
     ("text, train", ("lmrec.text", "lmrec.train")),
     ("metrics", ("lmrec.eval", "lmrec.eval.metrics", "lmrec.eval.ranking", "lmrec.eval.beyond",
-                 "lmrec.eval.pointwise", "lmrec.eval.bootstrap")),
+                 "lmrec.eval.pointwise", "lmrec.eval.bootstrap", "lmrec.eval.bias",
+                 "lmrec.eval.groups")),
     ("models", ("lmrec.models",)),
     ("eval, retrieval, spark, privacy", ("lmrec.eval.protocol", "lmrec.eval.coldstart",
                                          "lmrec.eval.coldusers", "lmrec.retrieval",
                                          "lmrec.spark", "lmrec.privacy", "lmrec.testing")),
-    ("ranker, tune, serve", ("lmrec.ranker", "lmrec.tune", "lmrec.serve", "lmrec.demo")),
+    ("ranker, tune, serve", ("lmrec.ranker", "lmrec.tune", "lmrec.serve", "lmrec.demo",
+                             "lmrec.report")),
     ("cli", ("lmrec.cli", "lmrec.__main__")),
 ]  # fmt: skip
 #: eval modules not listed above run models: they sit with the evaluation protocol.

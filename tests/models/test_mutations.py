@@ -10,16 +10,15 @@ import numpy as np
 import pytest
 
 from lmrec.models.registry import builtin_models
-from lmrec.testing import checkerboard
 from lmrec.testing.mutations import check_loads, mutate
-from lmrec.testing.zoo import SLOW_MODELS, small_model
+from lmrec.testing.zoo import SLOW_MODELS, small_model, training_data
 
 PER_MODEL = 12  # x 13 fast built-in models = 156 mutations in the default run
 
 
 @pytest.mark.parametrize("name", sorted(set(builtin_models()) - SLOW_MODELS))
 def test_mutated_model_directories_are_refused_or_sane(name, tmp_path):
-    base = small_model(name).fit(checkerboard()).save(tmp_path / "base")
+    base = small_model(name).fit(training_data(name)).save(tmp_path / "base")
     rng = np.random.default_rng(sum(map(ord, name)))
     verdicts = []
     for i in range(PER_MODEL):

@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the exact command, for reports
     with warnings.catch_warnings():
         warnings.simplefilter("always")  # every warning reaches the printer, which dedupes
         warnings.showwarning = _WarningPrinter(args.command)

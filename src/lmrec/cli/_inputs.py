@@ -23,7 +23,10 @@ _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def add_catalog_flags(p: argparse.ArgumentParser) -> None:
-    """``--items-item-col`` and ``--users-user-col`` (the id columns of the catalogs)."""
+    """``--items-item-col`` and ``--users-user-col`` (the id columns of the catalogs), unless
+    another flag group of the command added them already."""
+    if any("--items-item-col" in a.option_strings for a in p._actions):
+        return
     g = p.add_argument_group("reading catalogs (--items, --users)")
     g.add_argument("--items-item-col", metavar="COLUMN",
                    help="item id column of the --items file (default: the --item-col name if "

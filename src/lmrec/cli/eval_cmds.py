@@ -7,8 +7,10 @@ import json
 import sys
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from lmrec.cli import _groups
 from lmrec.cli._common import add_read_flags, check_input, check_output, info, read_kwargs
 from lmrec.cli._inputs import add_catalog_flags
 from lmrec.cli.data_cmds import SPLIT_PROTOCOLS, add_data_source, load_input, run_split
@@ -36,14 +38,16 @@ def register(sub: Any) -> None:
                    help="with --recommendations: the training interactions of the system that "
                    "made the lists (repeatable, e.g. train and valid); they define the catalog "
                    "for coverage and Gini and the popularity for novelty")  # fmt: skip
-    e.add_argument("--items", help="with --recommendations: item catalog file; its items join "
-                   "the catalog for coverage and Gini (see --items-item-col)")  # fmt: skip
+    e.add_argument("--items", help="item catalog file (see --items-item-col): its items join the "
+                   "catalog for coverage and Gini of --recommendations, its attributes (genres) "
+                   "give diversity, calibration and item groups")  # fmt: skip
     add_metric_flags(e)
     e.add_argument("--format", default="table", choices=["table", "json"],
                    help="table (default: value and 95%% bootstrap CI per metric) or json")  # fmt: skip
     e.add_argument("--per-user", help="also write per-user metrics to this CSV")
     add_read_flags(e)
     add_catalog_flags(e)
+    _groups.add_group_flags(e)
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser(
@@ -82,6 +86,8 @@ def register(sub: Any) -> None:
                    help="table: one line per model and metric, within 100 columns "
                    "(default); markdown: a table of rounded values with CIs and one of "
                    "differences; json: every number")  # fmt: skip
+    add_catalog_flags(c)
+    _groups.add_group_flags(c)
     c.set_defaults(func=cmd_compare)
 
     m = sub.add_parser("models", help="list registered models and their hyperparameters")
@@ -147,36 +153,66 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from lmrec.eval.protocol import evaluate, evaluate_recommendations
 
     names = metric_names(args)
+    list_names, point_names = _groups.split_metrics(names)
+    groups = _groups.groups_list(args)
     test_path = check_input(args.test, "Test file")
     if args.per_user:
         check_output(args.per_user, True)
-    if args.model and (args.train or args.items):
-        raise ConfigError(
-            "--train and --items go with --recommendations; a model directory knows its "
-            "training data and catalog."
-        )
+    if args.model and args.train:
+        raise ConfigError("--train goes with --recommendations; a model directory knows its "
+                          "training data.")  # fmt: skip
     if args.recommendations and args.exclude:
         raise ConfigError(
             "--exclude goes with --model; lists from --recommendations are scored as they are."
         )
+    _groups.check_group_outputs(args)
+    fingerprint = _groups.file_fingerprint(model=args.model, recommendations=args.recommendations,
+                                           test=args.test, train=args.train, items=args.items,
+                                           users=args.users_file)  # fmt: skip
     if args.model:
+        from lmrec.eval.ratings import evaluate_pointwise
         from lmrec.models import load_model
 
         model = load_model(check_input(args.model, "Model directory"))
         test, report = load_dataset(test_path, **read_kwargs(args))
         exclude = _read_pairs(args.exclude, args)
-        res = evaluate(model, test, metrics=names, exclude=exclude)
+        items, users = _groups.read_catalogs(args, test.items, test.users)
+        _groups.check_groups_known(groups, items, users)
+        features = _groups.item_features(items, model.item_ids_.lookup(np.arange(model.n_items)),
+                                         args, list_names)  # fmt: skip
+        res = None
+        if list_names:
+            res = evaluate(model, test, metrics=list_names, exclude=exclude, item_features=features)
+        if point_names:
+            res = _with_pointwise(res, evaluate_pointwise(model, test, metrics=point_names))
+        history = pd.Series(np.diff(model.seen_.indptr),
+                            index=model.user_ids_.lookup(np.arange(model.seen_.shape[0])))  # fmt: skip
+        if args.report:
+            _groups.write_model_report(args, {res.name: model}, test, items, users, fingerprint)
     else:
-        from lmrec.cli._inputs import read_catalogs
-
+        if point_names:
+            raise ConfigError(
+                f"{', '.join(point_names)} need a model's scores or predicted ratings, which "
+                "recommendation lists do not carry; evaluate a model directory with --model, or "
+                "use list metrics (ndcg@10, recall@10, ...)."
+            )
+        items, users = _groups.read_catalogs(args)
+        _groups.check_groups_known(groups, items, users)
+        if any(m.split("@")[0] in _groups.NEEDS_FEATURES for m in list_names):
+            raise ConfigError("ild and miscalibration of recommendation files are in the report: "
+                              "add --report report.html --items catalog.csv.")  # fmt: skip
         recs_path = check_input(args.recommendations, "Recommendation file")
         recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
         test, _ = read_interactions(test_path, **read_kwargs(args))
         train = _read_pairs(args.train, args)
-        items, _ = read_catalogs(args)
         catalog = None if items is None else items.index
-        res = evaluate_recommendations(recs, test, train=train, metrics=names, catalog=catalog)
+        res = evaluate_recommendations(recs, test, train=train, metrics=list_names, catalog=catalog)
+        history = None if train is None else train.groupby("user").size()
+        if args.report:
+            _groups.write_recs_report(args, recs, test, train, items, users, fingerprint)
     _print_result(res, args.format)
+    if groups:
+        _groups.print_groups(res, users, groups, history)
     if args.per_user:
         res.per_user.to_csv(args.per_user)
     return 0
@@ -194,6 +230,15 @@ def _read_pairs(paths: list[str], args: argparse.Namespace) -> pd.DataFrame | No
                                      **{**read_kwargs(args), "duplicates": "first"})  # fmt: skip
         frames.append(frame[["user", "item"]])
     return pd.concat(frames, ignore_index=True).drop_duplicates()
+def _with_pointwise(res, point):
+    """One result: list metrics (if any) and pointwise ones, per-user values joined."""
+    if res is None:
+        return point
+    res.summary.update(point.summary)
+    if "auc" in point.per_user:
+        res.per_user = res.per_user.join(point.per_user[["auc"]], how="left")
+    res.notes += [n for n in point.notes if n not in res.notes]
+    return res
 
 
 def _split_params(pairs: list[str], models: list[str]) -> dict[str, dict[str, str]]:
@@ -234,13 +279,18 @@ def _compare_inputs(args: argparse.Namespace):
 
 
 def run_comparison(train, test, models: list[str], params: dict[str, dict[str, Any]],
-                   metrics: list[str], baseline: str | None = None
-                   ) -> tuple[pd.DataFrame, dict]:  # fmt: skip
-    """Fit each model on ``train``, evaluate on ``test``; the comparison table and results."""
+                   metrics: list[str], baseline: str | None = None, *, item_features: Any = None
+                   ) -> tuple[pd.DataFrame, dict, dict]:  # fmt: skip
+    """Fit each model on ``train``, evaluate on ``test``: the comparison table (differences
+    against ``baseline``, default the first model), the fitted models and their results.
+    Pointwise metrics (rmse, mae, auc, f1) go through ``evaluate_pointwise``."""
     import time
 
     from lmrec.eval.protocol import compare, evaluate
+    from lmrec.eval.ratings import evaluate_pointwise
     from lmrec.models import create_model
+
+    metrics, point = _groups.split_metrics(metrics)
 
     results, fitted = {}, {}
     for name in models:
@@ -249,10 +299,14 @@ def run_comparison(train, test, models: list[str], params: dict[str, dict[str, A
         model.fit(train)
         seconds = time.perf_counter() - start
         info(f"fitted {name} in {seconds:.1f}s")
-        results[name] = evaluate(model, test, metrics=metrics, name=name)
+        res = evaluate(model, test, metrics=metrics, name=name, item_features=item_features) if metrics else None
+        if point:
+            res = _with_pointwise(res, evaluate_pointwise(model, test, metrics=point, name=name))
+        results[name] = res
         results[name].summary["fit_seconds"] = seconds
         fitted[name] = model
-    return compare(results, metrics=[*metrics, "fit_seconds"], baseline=baseline), fitted
+    table = compare(results, metrics=[*metrics, *point, "fit_seconds"], baseline=baseline)
+    return table, fitted, results
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -270,20 +324,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if baseline not in models:
         raise ConfigError(f"--baseline {baseline!r} is not one of --models ({', '.join(models)}).")
     names = metric_names(args)
+    groups = _groups.groups_list(args)
+    _groups.check_group_outputs(args)
     from lmrec.cli.model_cmds import check_timestamps_for
 
     check_timestamps_for(args, models)
     train, test = _compare_inputs(args)
-    table, _ = run_comparison(train, test, models, params, names, baseline=baseline)
+    items, users = _groups.read_catalogs(args, train.items, train.users)
+    _groups.check_groups_known(groups, items, users)
+    features = _groups.item_features(items, train.item_ids.lookup(np.arange(train.n_items)), args,
+                                     _groups.split_metrics(names)[0])  # fmt: skip
+    table, fitted, results = run_comparison(train, test, models, params, names, baseline=baseline,
+                                            item_features=features)  # fmt: skip
+    _print_comparison(table, names, baseline, args.format)
+    if groups:
+        history = pd.Series(train.user_counts(), index=train.user_ids.lookup(np.arange(train.n_users)))
+        for res in results.values():
+            _groups.print_groups(res, users, groups, history)
+    if args.report:
+        fingerprint = _groups.file_fingerprint(data=args.data, dataset=args.dataset, train=args.train,
+                                               test=args.test, items=args.items, users=args.users_file)  # fmt: skip
+        _groups.write_model_report(args, fitted, test, items, users, fingerprint)
+    return 0
+
+
+def _print_comparison(table: pd.DataFrame, names: list[str], baseline: str, fmt: str) -> None:
+    """The comparison table as ``--format`` asks: json, markdown or the long table."""
     from lmrec.cli.tables import comparison_long, comparison_markdown
 
-    if args.format == "json":
+    if fmt == "json":
         print(table.to_json(orient="index", indent=2))
-    elif args.format == "markdown":
+    elif fmt == "markdown":
         print(comparison_markdown(table, names, baseline))
     else:
         print(comparison_long(table, names, baseline))
-    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

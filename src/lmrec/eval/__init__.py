@@ -4,12 +4,22 @@
   registry, :func:`~lmrec.eval.metrics.parse_metric` and
   :func:`~lmrec.eval.metrics.compute_ranking_metrics`;
 - :mod:`lmrec.eval.bootstrap` -- percentile bootstrap intervals over users and paired
-  model comparisons.
+  model comparisons;
+- :mod:`lmrec.eval.bias` -- popularity bias (ARP, popularity lift) and miscalibration;
+- :mod:`lmrec.eval.groups` -- item groups, exposure by group, metrics by user group.
 
 Definitions are in ``docs/metrics.md``.
 """
 
 from lmrec.eval.bootstrap import bootstrap_ci, paired_bootstrap_diff
+from lmrec.eval.groups import (
+    ItemGroups,
+    exposure_table,
+    group_breakdown,
+    group_exposure,
+    group_gap,
+    group_relevance,
+)
 from lmrec.eval.metrics import (
     AUC,
     F1,
@@ -19,12 +29,15 @@ from lmrec.eval.metrics import (
     MRR,
     NDCG,
     RMSE,
+    AverageRecommendationPopularity,
     Coverage,
     GiniIndex,
     HitRate,
     IntraListDiversity,
     LogLoss,
+    Miscalibration,
     Novelty,
+    PopularityLift,
     Precision,
     RankingMetric,
     Recall,
@@ -46,6 +59,10 @@ __all__ = [
     "MAE",
     "MAP",
     "METRICS",
+    "AverageRecommendationPopularity",
+    "ItemGroups",
+    "Miscalibration",
+    "PopularityLift",
     "MRR",
     "NDCG",
     "RMSE",
@@ -61,7 +78,12 @@ __all__ = [
     "auc",
     "bootstrap_ci",
     "compute_ranking_metrics",
+    "exposure_table",
     "f1",
+    "group_breakdown",
+    "group_exposure",
+    "group_gap",
+    "group_relevance",
     "hit_matrix",
     "item_exposure",
     "log_loss",

@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike
 
 from lmrec.errors import ConfigError, DataError
 from lmrec.eval.beyond import Coverage, GiniIndex, IntraListDiversity, Novelty, item_exposure
+from lmrec.eval.bias import AverageRecommendationPopularity, Miscalibration, PopularityLift
 from lmrec.eval.pointwise import AUC, F1, MAE, RMSE, LogLoss, auc, f1, log_loss, mae, rmse
 from lmrec.eval.ranking import (
     MAP,
@@ -50,6 +51,9 @@ __all__ = [
     "MAE",
     "MAP",
     "METRICS",
+    "AverageRecommendationPopularity",
+    "Miscalibration",
+    "PopularityLift",
     "MRR",
     "NDCG",
     "RMSE",
@@ -87,6 +91,9 @@ ListMetric = (
     | GiniIndex
     | Novelty
     | IntraListDiversity
+    | AverageRecommendationPopularity
+    | PopularityLift
+    | Miscalibration
 )
 
 #: Short name -> metric class. List metrics take ``@k``; pointwise ones take no cut-off.
@@ -102,6 +109,9 @@ METRICS: dict[str, type] = {
     "gini": GiniIndex,
     "novelty": Novelty,
     "ild": IntraListDiversity,
+    "arp": AverageRecommendationPopularity,
+    "pop_lift": PopularityLift,
+    "miscalibration": Miscalibration,
     "rmse": RMSE,
     "mae": MAE,
     "auc": AUC,
@@ -114,6 +124,7 @@ _ARGUMENT_HELP = {
     "n_items": "the catalog size",
     "train": "the training interactions as a scipy.sparse matrix (n_users, n_items)",
     "item_features": "an item feature matrix (n_items, n_features), dense or sparse",
+    "history": "each evaluated user's training items as a scipy.sparse matrix aligned with recs",
 }
 
 
@@ -186,12 +197,14 @@ class _EvalInputs:
         n_items: int,
         train: Any,
         item_features: Any,
+        history: Any = None,
     ) -> None:
         self.recs = recs
         self.truth = truth
         self.n_items = n_items
         self.train = train
         self.item_features = item_features
+        self.history = history
 
     @cached_property
     def hits(self) -> BoolArray:
@@ -219,6 +232,7 @@ def compute_ranking_metrics(
     n_items: int | None = None,
     train: Any = None,
     item_features: Any = None,
+    history: Any = None,
 ) -> tuple[dict[str, float], dict[str, FloatArray]]:
     """Compute several list metrics, joining recommendations and test set once.
 
@@ -241,7 +255,10 @@ def compute_ranking_metrics(
     train : scipy.sparse matrix, shape (n_train_users, n_items), optional
         Training interactions; needed by novelty.
     item_features : ndarray or scipy.sparse matrix, shape (n_items, n_features), optional
-        Needed by intra-list diversity.
+        Needed by intra-list diversity and miscalibration.
+    history : scipy.sparse matrix, shape (n_users, n_items), optional
+        Each evaluated user's training items, row ``u`` the user of ``recs`` row ``u``;
+        needed by popularity lift and miscalibration.
 
     Returns
     -------
@@ -288,6 +305,7 @@ def compute_ranking_metrics(
         "n_items": True,
         "train": train is not None,
         "item_features": item_features is not None,
+        "history": history is not None,
     }
     for metric in metrics:
         for argument in type(metric).requires:
@@ -315,6 +333,11 @@ def compute_ranking_metrics(
             f"item_features has {item_features.shape[0]} rows but n_items is {catalog}."
         )
     arr = _as_recs(recs, catalog)
+    if history is not None and tuple(history.shape) != (arr.shape[0], catalog):
+        raise DataError(
+            f"history has shape {tuple(history.shape)} but must be ({arr.shape[0]}, {catalog}): "
+            "one row per row of recs, one column per catalog item."
+        )
     if arr.shape[0] != csr.shape[0]:
         raise DataError(
             f"recs has {arr.shape[0]} rows but truth has {csr.shape[0]}; row u of both must be "
@@ -327,6 +350,7 @@ def compute_ranking_metrics(
         n_items=catalog,
         train=train,
         item_features=item_features,
+        history=history,
     )
     summary: dict[str, float] = {}
     per_user: dict[str, FloatArray] = {}

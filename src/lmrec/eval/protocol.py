@@ -173,7 +173,7 @@ def evaluate(
     seen = model.seen_
     summary, per_user = compute_ranking_metrics(
         recs, truth, list(metrics), n_items=model.n_items, train=seen,
-        item_features=item_features,
+        item_features=item_features, history=seen[eval_users],
     )  # fmt: skip
     notes = []
     if n_cold:
@@ -300,7 +300,7 @@ def evaluate_recommendations(
     user_ids = IdMap.from_values(test["user"])
     eval_users, truth, _, _ = truth_from_ids(user_ids, item_ids, test["user"], test["item"])
     rec_matrix = recommendation_matrix(recs, user_ids, item_ids, kmax)[eval_users]
-    train_csr = None
+    train_csr = history = None
     if train is not None:
         tu = IdMap.from_values(train["user"])
         train_csr = sp.csr_matrix(
@@ -309,6 +309,10 @@ def evaluate_recommendations(
             shape=(len(tu), len(item_ids)),
         )  # fmt: skip
         train_csr.sum_duplicates()
+        # Each evaluated user's training items, row-aligned with the lists (empty if unseen).
+        rows = tu.index(user_ids.lookup(eval_users), on_unknown="ignore")
+        pad = sp.vstack([train_csr, sp.csr_matrix((1, len(item_ids)), dtype=np.float32)])
+        history = sp.csr_matrix(pad[np.where(rows >= 0, rows, len(tu))])
     notes = []
     dropped = [m for m in metrics if m.lower().startswith("novelty")] if train is None else []
     if dropped:
@@ -324,6 +328,7 @@ def evaluate_recommendations(
     metrics = [m for m in metrics if m not in dropped]
     summary, per_user = compute_ranking_metrics(
         rec_matrix, truth, list(metrics), n_items=n_items or len(item_ids), train=train_csr,
+        history=history,
     )  # fmt: skip
     per_user_df = pd.DataFrame(per_user, index=pd.Index(user_ids.lookup(eval_users), name="user"))
     return EvaluationResult(name=name, summary={k: float(v) for k, v in summary.items()},

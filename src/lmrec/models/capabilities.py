@@ -43,6 +43,7 @@ __all__ = [
     "FoldInModel",
     "HardNegativeModel",
     "PrivateModel",
+    "RatingModel",
     "SequenceModel",
     "SparkEngineModel",
     "UnlearningModel",
@@ -111,6 +112,19 @@ class SequenceModel(Protocol):
     def user_sequence(self, user_idx: int) -> np.ndarray:
         """A known user's training items as the model reads them, oldest first (what fresh
         feedback extends: ``score_sequences([concat(user_sequence(u), new_items)])``)."""
+        ...
+
+
+@runtime_checkable
+class RatingModel(Protocol):
+    """Predicts explicit ratings on the training data's scale (issue 22.6).
+
+    ``score`` still ranks items; ``predict_ratings`` is the rating estimate of given
+    (user, item) pairs, clipped to the training ratings' range, for RMSE and MAE.
+    """
+
+    def predict_ratings(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """float64 predicted ratings of the pairs ``(user_idx[n], item_idx[n])`` (dense indices)."""
         ...
 
 

@@ -12,6 +12,7 @@ resource under :mod:`lmrec.serve.routes`:
 ``POST /v1/models/reload`` admin   load a model directory beside the current one, swap
 ``POST /v1/models/rollback`` admin swap back to the previous version
 ``GET /healthz``, ``/readyz``, ``/metrics``  liveness, readiness, Prometheus
+``GET /ui``, ``/v1/ui/*``  public     the browser page; its search, titles, users (read)
 =========================  ======  ===============================================
 
 The app's state (model store, engine, event store, metrics, ...) lives on
@@ -44,7 +45,7 @@ from lmrec.serve.metrics import Metrics
 from lmrec.serve.middleware import ObserveMiddleware
 from lmrec.serve.model_store import ModelStore
 from lmrec.serve.online import LRUCache, OnlineOverlay
-from lmrec.serve.routes import feedback, health, models, recommend
+from lmrec.serve.routes import feedback, health, models, recommend, ui
 from lmrec.serve.routes.models import swapped
 from lmrec.serve.schemas import request_models
 from lmrec.serve.settings import ServeSettings
@@ -245,6 +246,7 @@ def create_app(
     app.include_router(feedback.build_router(rm))
     app.include_router(models.build_router(rm))
     app.include_router(health.router)
+    app.include_router(ui.build_router(settings))
     return app
 
 

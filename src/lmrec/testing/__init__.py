@@ -51,6 +51,21 @@ def checkerboard(
     return Dataset.from_frame(frame, items=items, name="checkerboard")
 
 
+def rated_checkerboard(seed: int = 0) -> Dataset:
+    """The checkerboard with explicit ratings: 5 stars for the items of the user's own group,
+    1 star for three items of the other group (for rating models)."""
+    board = checkerboard(seed=seed)
+    frame = board.to_frame()[["user", "item"]].assign(rating=5.0)
+    rng = np.random.default_rng(seed)
+    other = []
+    for u in frame["user"].unique():
+        parity = 1 - int(u[1:]) % 2
+        for i in rng.choice(np.arange(parity, board.n_items, 2), size=3, replace=False):
+            other.append((u, f"i{i}", 1.0))
+    frame = pd.concat([frame, pd.DataFrame(other, columns=["user", "item", "rating"])])
+    return Dataset.from_frame(frame, items=board.items, name="rated-checkerboard")
+
+
 class RecommenderContract:
     """Mixin of pytest tests; subclasses implement :meth:`make_model` (a fresh, unfitted model)."""
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
-from lmrec.models.registry import create_model
+from lmrec.models.capabilities import RatingModel, supports
+from lmrec.models.registry import create_model, get_model_class
 
 _TORCH = {"factors": 8, "epochs": 10, "batch_size": 64, "lr": 0.05, "seed": 0, "torch_threads": 1}
 _RANKER = {"n_layers": 1, "max_length": 64, "batch_size": 8, "max_examples": 64,
@@ -34,6 +36,9 @@ SMALL_PARAMS: dict[str, dict[str, Any]] = {
     "blend": {"cf_params": {"l2": 10.0}, "weight": 0.3},
     "sasrec": {**_TORCH, "max_len": 8, "device": "cpu"},
     "gru4rec": {**_TORCH, "max_len": 8, "device": "cpu"},
+    "biasedmf": {"factors": 4, "iterations": 3},
+    "knnbaseline": {"k_neighbors": 10},
+    "rerank": {"base_params": {"l2": 10.0}, "n_candidates": 10},
     "ranker": dict(_RANKER),
     "pipeline": {
         "n_candidates": 10,
@@ -49,3 +54,10 @@ SLOW_MODELS = frozenset({"ranker", "pipeline"})
 def small_model(name: str) -> Recommender:
     """An unfitted model ``name`` with its :data:`SMALL_PARAMS` settings."""
     return create_model(name, SMALL_PARAMS.get(name, {}))
+
+
+def training_data(name: str) -> Dataset:
+    """The toy data set model ``name`` fits on: the checkerboard, with ratings for rating models."""
+    from lmrec.testing import checkerboard, rated_checkerboard
+
+    return rated_checkerboard() if supports(get_model_class(name), RatingModel) else checkerboard()

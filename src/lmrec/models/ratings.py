@@ -1,0 +1,416 @@
+"""Rating prediction: biased matrix factorisation and baseline-corrected Pearson item-kNN.
+
+Both learn from the explicit ``rating`` column of the data set (a :class:`ConfigError`
+says so when it has none) and declare :class:`~lmrec.models.capabilities.RatingModel`:
+``predict_ratings`` gives rating estimates (clipped to the training ratings' range) for
+RMSE and MAE, and ``score`` ranks items by the same estimate (unclipped).
+
+Baselines (Koren, 2008)
+    ``b_ui = mu + b_u + b_i``, fitted by alternating ridge regression
+    (``b_i = sum_u (r_ui - mu - b_u) / (reg_item + n_i)``, then the same for users).
+:class:`BiasedMF` (``"biasedmf"``)
+    ``r_ui = mu + b_u + b_i + p_u . q_i`` (Funk/Koren "SVD"), fitted by alternating
+    least squares: each user's ``[p_u, b_u]`` and each item's ``[q_i, b_i]`` is a ridge
+    regression on its own ratings, with weighted-lambda regularisation ``reg * n``
+    (Zhou et al., 2008) so heavy users and popular items are not under-regularised,
+    solved by a few warm-started conjugate-gradient steps (Takács et al., 2011).
+:class:`KNNBaseline` (``"knnbaseline"``)
+    ``r_ui = b_ui + sum_j s_ij (r_uj - b_uj) / sum_j |s_ij|`` over the ``k_neighbors``
+    items ``j`` rated by ``u`` most similar to ``i`` (Koren, 2008; Surprise's
+    ``KNNBaseline``). ``s_ij`` is the Pearson correlation of the two items' ratings over
+    their common users -- mean-centred (``pearson``) or on baseline residuals
+    (``pearson_baseline``) -- shrunk towards 0 by ``(n_ij - 1) / (n_ij - 1 + shrinkage)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from lmrec.data.dataset import Dataset
+from lmrec.errors import ConfigError
+from lmrec.models.base import Recommender
+from lmrec.models.capabilities import DotProductModel, FitOptions, RatingModel
+from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
+
+
+def _ratings(dataset: Dataset, model: str) -> sp.csr_matrix:
+    """The users x items matrix of explicit ratings (float64), or a clear ConfigError."""
+    if not dataset.has_ratings:
+        raise ConfigError(
+            f"{model} predicts explicit ratings and needs a 'rating' column; the data set "
+            f"{dataset.name!r} has none (implicit feedback). Use a ranking model (ease, als, "
+            "itemknn) or read the file with its rating column."
+        )
+    m = sp.csr_matrix(
+        (dataset.column("rating").astype(np.float64), dataset.column("item_idx"),
+         np.concatenate(([0], np.cumsum(dataset.user_counts())))),
+        shape=(dataset.n_users, dataset.n_items),
+    )  # fmt: skip
+    if not np.isfinite(m.data).all():
+        raise ConfigError(f"The ratings of {dataset.name!r} hold NaN or infinite values.")
+    return m
+
+
+def fit_baselines(
+    r: sp.csr_matrix, *, reg_user: float, reg_item: float, iterations: int = 10
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """``mu``, ``b_u``, ``b_i`` of ``r_ui ~ mu + b_u + b_i`` by alternating ridge regression."""
+    mu = float(r.data.mean())
+    rows = np.repeat(np.arange(r.shape[0]), np.diff(r.indptr))
+    cols = r.indices
+    n_u = np.diff(r.indptr).astype(np.float64)
+    n_i = np.bincount(cols, minlength=r.shape[1]).astype(np.float64)
+    b_u, b_i = np.zeros(r.shape[0]), np.zeros(r.shape[1])
+    for _ in range(iterations):
+        b_i = np.bincount(cols, weights=r.data - mu - b_u[rows], minlength=r.shape[1]) / (
+            reg_item + n_i
+        )
+        b_u = np.bincount(rows, weights=r.data - mu - b_i[cols], minlength=r.shape[0]) / (
+            reg_user + n_u
+        )
+    return mu, b_u, b_i
+
+
+class _RatingBase(Recommender, RatingModel):
+    """What both rating models share: the clip range and pair prediction."""
+
+    low_: float | None = None
+    high_: float | None = None
+
+    def _set_range(self, r: sp.csr_matrix) -> None:
+        self.low_, self.high_ = float(r.data.min()), float(r.data.max())
+
+    def predict_ratings(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """Rating estimates of the pairs, clipped to the training ratings' range."""
+        self._check_fitted()
+        u = np.asarray(user_idx, np.int64)
+        i = np.asarray(item_idx, np.int64)
+        if u.shape != i.shape:
+            raise ConfigError(
+                f"user_idx and item_idx must have one shape; got {u.shape}, {i.shape}."
+            )
+        return np.clip(self._predict_pairs(u, i), self.low_, self.high_)
+
+    def _predict_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        out = np.empty(len(u))
+        for value in np.unique(u):
+            sel = np.flatnonzero(u == value)
+            out[sel] = self._score(np.array([value]))[0, i[sel]]
+        return out
+
+    def _range_meta(self) -> dict[str, Any]:
+        return {"low": self.low_, "high": self.high_}
+
+    def _read_range(self, meta: dict[str, Any]) -> None:
+        self.low_, self.high_ = float(meta["low"]), float(meta["high"])
+
+
+# ------------------------------------------------------------------------- biased MF
+
+
+class BiasedMFConfig(ModelConfig):
+    """Hyperparameters of :class:`BiasedMF`."""
+
+    factors: int = Field(default=50, ge=1)
+    """Latent dimensions of ``p_u`` and ``q_i``."""
+    reg: float = Field(default=0.12, gt=0)
+    """Weighted-lambda regularisation: each solve adds ``reg * n`` (its number of ratings)."""
+    reg_bias: float = Field(default=5.0, ge=0)
+    """Ridge penalty of the baselines ``b_u``, ``b_i`` (as a number of pseudo-ratings)."""
+    iterations: int = Field(default=15, ge=1)
+    """ALS sweeps (users then items)."""
+    cg_steps: int = Field(default=4, ge=1)
+    """Conjugate-gradient steps per row and half-sweep (warm-started)."""
+    init_std: float = Field(default=0.1, gt=0)
+    """Standard deviation of the random initial item factors."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of the initial factors."""
+
+
+class BiasedMF(_RatingBase, DotProductModel):
+    """Biased matrix factorisation for explicit ratings, fitted by weighted-lambda ALS.
+
+    ``r_ui = mu + b_u + b_i + p_u . q_i``; see the module docstring.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lmrec.data import Dataset
+    >>> frame = pd.DataFrame({"user": ["a", "a", "b", "b", "c"], "item": ["x", "y", "x", "z", "y"],
+    ...                       "rating": [5.0, 3.0, 4.0, 2.0, 4.0]})
+    >>> model = BiasedMF(factors=2, iterations=5).fit(Dataset.from_frame(frame))
+    >>> bool(2.0 <= model.predict_ratings([2], [2])[0] <= 5.0)
+    True
+    """
+
+    name = "biasedmf"
+    config_class = BiasedMFConfig
+    config: BiasedMFConfig
+    user_factors_: np.ndarray | None = None
+    item_factors_: np.ndarray | None = None
+    user_bias_: np.ndarray | None = None
+    item_bias_: np.ndarray | None = None
+    mean_: float | None = None
+
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
+        cfg = self.config
+        r = _ratings(dataset, "biasedmf")
+        self._set_range(r)
+        mu, b_u, b_i = fit_baselines(r, reg_user=cfg.reg_bias, reg_item=cfg.reg_bias)
+        rng = np.random.default_rng(cfg.seed)
+        f = cfg.factors
+        users = np.hstack([np.zeros((r.shape[0], f)), b_u[:, None]])
+        items = np.hstack([rng.normal(0.0, cfg.init_std, (r.shape[1], f)), b_i[:, None]])
+        rc = sp.csr_matrix(r.T)  # items x users
+        for _ in range(cfg.iterations):
+            users = _als_side(
+                r, items[:, :f], mu + items[:, f], cfg.reg, cfg.reg_bias, users, cfg.cg_steps
+            )
+            items = _als_side(
+                rc, users[:, :f], mu + users[:, f], cfg.reg, cfg.reg_bias, items, cfg.cg_steps
+            )
+        p, b_u, q, b_i = users[:, :f], users[:, f], items[:, :f], items[:, f]
+        self.mean_ = mu
+        self.user_factors_, self.item_factors_ = p.astype(np.float32), q.astype(np.float32)
+        self.user_bias_, self.item_bias_ = b_u.astype(np.float32), b_i.astype(np.float32)
+        self._derived = {}
+
+    def item_vectors(self) -> np.ndarray:
+        """``[q_i, b_i, 1]`` rows (float32)."""
+        return self._memo("items", lambda: np.ascontiguousarray(np.hstack([
+            self.item_factors_, self.item_bias_[:, None],  # type: ignore[index]
+            np.ones((len(self.item_bias_), 1), np.float32)]), dtype=np.float32))  # type: ignore[arg-type]  # fmt: skip
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """``[p_u, 1, mu + b_u]`` rows (float32)."""
+        idx = np.asarray(user_idx, np.int64)
+        return np.ascontiguousarray(np.hstack([
+            self.user_factors_[idx], np.ones((len(idx), 1), np.float32),  # type: ignore[index]
+            (self.mean_ + self.user_bias_[idx])[:, None]]), dtype=np.float32)  # type: ignore[index,operator]  # fmt: skip
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_vectors(user_idx) @ self.item_vectors().T
+
+    def _predict_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        dots = np.einsum("nf,nf->n", self.user_factors_[u].astype(np.float64),  # type: ignore[index]
+                         self.item_factors_[i].astype(np.float64))  # type: ignore[index]  # fmt: skip
+        return self.mean_ + self.user_bias_[u] + self.item_bias_[i] + dots  # type: ignore[operator,index]
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {"user_factors": self.user_factors_, "item_factors": self.item_factors_,
+                  "user_bias": self.user_bias_, "item_bias": self.item_bias_}  # fmt: skip
+        return arrays, {"mean": self.mean_, **self._range_meta()}  # type: ignore[dict-item]
+
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_u, n_i = self.seen_.shape  # type: ignore[union-attr]
+        f = self.config.factors
+        self.user_factors_ = arrays.float("user_factors", (n_u, f))
+        self.item_factors_ = arrays.float("item_factors", (n_i, f))
+        self.user_bias_ = arrays.float("user_bias", (n_u,))
+        self.item_bias_ = arrays.float("item_bias", (n_i,))
+        self.mean_ = float(meta["mean"])
+        self._read_range(meta)
+
+
+def _als_side(
+    r: sp.csr_matrix,
+    other: np.ndarray,
+    offset: np.ndarray,
+    reg: float,
+    reg_bias: float,
+    start: np.ndarray,
+    steps: int,
+) -> np.ndarray:
+    """Every row's ``[x, b]`` of ``r_row ~ offset + b + x . other_j`` by ridge regression.
+
+    ``offset`` holds the terms fixed in this half-step (``mu + b_j`` of the other side);
+    the penalty is ``reg * n_row`` on ``x`` and ``reg_bias`` on ``b``. Each row's normal
+    equations are solved by ``steps`` conjugate-gradient steps from ``start`` (the previous
+    solution), as implicit's ALS does: ``O(nnz * f)`` per step instead of forming every
+    ``f x f`` Gram matrix (``O(nnz * f^2)``). Rows without ratings get zeros.
+    """
+    n_rows, f = r.shape[0], other.shape[1]
+    counts = np.diff(r.indptr)
+    nonempty = counts > 0
+    design = np.hstack([other, np.ones((other.shape[0], 1))])[r.indices]  # one row per rating
+    rows = np.repeat(np.arange(n_rows), counts)
+    lam = np.hstack([np.repeat(reg * counts[:, None], f, axis=1), np.full((n_rows, 1), reg_bias)])
+    lam = np.maximum(lam, 1e-9)
+
+    # Sums the (nnz, F) per-rating rows within each CSR row: one sparse product.
+    summer = sp.csr_matrix((np.ones(r.nnz), np.arange(r.nnz), r.indptr), shape=(n_rows, r.nnz))
+
+    def per_row(values: np.ndarray) -> np.ndarray:
+        return np.asarray(summer @ values)
+
+    def apply(v: np.ndarray) -> np.ndarray:  # (X_u^T X_u + Lambda_u) v_u for every row
+        dots = np.einsum("nf,nf->n", design, v[rows])
+        return per_row(dots[:, None] * design) + lam * v
+
+    x = np.where(nonempty[:, None], start, 0.0)
+    res = per_row((r.data - offset[r.indices])[:, None] * design) - apply(x)
+    p = res.copy()
+    rs = np.einsum("nf,nf->n", res, res)
+    for _ in range(steps):
+        ap = apply(p)
+        denom = np.einsum("nf,nf->n", p, ap)
+        alpha = np.divide(rs, denom, out=np.zeros_like(rs), where=denom > 1e-300)
+        x += alpha[:, None] * p
+        res -= alpha[:, None] * ap
+        rs_new = np.einsum("nf,nf->n", res, res)
+        beta = np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 1e-300)
+        p = res + beta[:, None] * p
+        rs = rs_new
+    return x
+
+
+# ------------------------------------------------------------------------ kNN baseline
+
+
+class KNNBaselineConfig(ModelConfig):
+    """Hyperparameters of :class:`KNNBaseline`."""
+
+    k_neighbors: int = Field(default=40, ge=1)
+    """Most similar items rated by the user that enter a prediction."""
+    similarity: Literal["pearson_baseline", "pearson"] = "pearson_baseline"
+    """Pearson correlation on baseline residuals, or mean-centred (each item's mean)."""
+    shrinkage: float = Field(default=100.0, ge=0)
+    """``s_ij *= (n_ij - 1) / (n_ij - 1 + shrinkage)``: trust correlations with many common users."""
+    min_support: int = Field(default=1, ge=1)
+    """Pairs of items with fewer common users have similarity 0."""
+    reg_user: float = Field(default=15.0, ge=0)
+    """Ridge penalty of the user baselines."""
+    reg_item: float = Field(default=10.0, ge=0)
+    """Ridge penalty of the item baselines."""
+
+
+class KNNBaseline(_RatingBase):
+    """Item-based kNN on baseline residuals with (baseline-)Pearson similarity.
+
+    See the module docstring for the formula.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lmrec.data import Dataset
+    >>> frame = pd.DataFrame({"user": ["a", "a", "b", "b", "c", "c"],
+    ...                       "item": ["x", "y", "x", "y", "x", "y"],
+    ...                       "rating": [5.0, 4.0, 2.0, 1.0, 4.0, 3.0]})
+    >>> model = KNNBaseline(similarity="pearson", shrinkage=0.0).fit(Dataset.from_frame(frame))
+    >>> round(float(model.similarity_[0, 1]), 6)  # centred x and y are equal
+    1.0
+    """
+
+    name = "knnbaseline"
+    config_class = KNNBaselineConfig
+    config: KNNBaselineConfig
+    similarity_: np.ndarray | None = None
+    residuals_: sp.csr_matrix | None = None
+    user_bias_: np.ndarray | None = None
+    item_bias_: np.ndarray | None = None
+    mean_: float | None = None
+    #: KNNBaseline keeps a dense item x item similarity; fine to tens of thousands of items.
+    max_items: ClassVar[int] = 40_000
+
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
+        cfg = self.config
+        if dataset.n_items > self.max_items:
+            raise ConfigError(
+                f"knnbaseline keeps a dense item x item similarity; {dataset.n_items} items is more "
+                f"than {self.max_items}. Use biasedmf for large catalogs."
+            )
+        r = _ratings(dataset, "knnbaseline")
+        self._set_range(r)
+        mu, b_u, b_i = fit_baselines(r, reg_user=cfg.reg_user, reg_item=cfg.reg_item)
+        rows = np.repeat(np.arange(r.shape[0]), np.diff(r.indptr))
+        resid = sp.csr_matrix(
+            (r.data - mu - b_u[rows] - b_i[r.indices], r.indices, r.indptr), shape=r.shape
+        )
+        self.similarity_ = _pearson(r, resid, cfg).astype(np.float32)
+        self.residuals_ = resid
+        self.mean_, self.user_bias_, self.item_bias_ = mu, b_u, b_i
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        out = np.empty((len(user_idx), self.n_items), np.float32)
+        items = np.arange(self.n_items)
+        for row, u in enumerate(np.asarray(user_idx, np.int64)):
+            out[row] = self._user_predictions(int(u), items)
+        return out
+
+    def _predict_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        out = np.empty(len(u))
+        order = np.argsort(u, kind="stable")
+        bounds = np.flatnonzero(np.diff(u[order])) + 1
+        for sel in np.split(order, bounds):
+            out[sel] = self._user_predictions(int(u[sel[0]]), i[sel])
+        return out
+
+    def _user_predictions(self, u: int, items: np.ndarray) -> np.ndarray:
+        """Predictions of user ``u`` for ``items`` (float64)."""
+        k = self.config.k_neighbors
+        lo, hi = self.residuals_.indptr[u], self.residuals_.indptr[u + 1]  # type: ignore[union-attr]
+        rated, z = self.residuals_.indices[lo:hi], self.residuals_.data[lo:hi]  # type: ignore[union-attr]
+        base = self.mean_ + self.user_bias_[u] + self.item_bias_[items]  # type: ignore[operator,index]
+        if len(rated) == 0:
+            return base
+        s = self.similarity_[np.ix_(items, rated)].astype(np.float64)  # type: ignore[index]
+        if len(rated) > k:  # keep each item's k most similar rated items
+            cut = np.argpartition(-s, k - 1, axis=1)[:, :k]
+            s, z_k = np.take_along_axis(s, cut, axis=1), z[cut]
+        else:
+            z_k = np.broadcast_to(z, s.shape)
+        s = np.where(s > 0, s, 0.0)  # only positive similarities vote, as in Surprise
+        den = s.sum(axis=1)
+        num = (s * z_k).sum(axis=1)
+        return base + np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        r = self.residuals_
+        arrays = {"similarity": self.similarity_, "user_bias": self.user_bias_.astype(np.float32),  # type: ignore[union-attr]
+                  "item_bias": self.item_bias_.astype(np.float32),  # type: ignore[union-attr]
+                  "residuals.data": r.data.astype(np.float32), "residuals.indices": r.indices.astype(np.int64),  # type: ignore[union-attr]
+                  "residuals.indptr": r.indptr.astype(np.int64)}  # type: ignore[union-attr]  # fmt: skip
+        return arrays, {"mean": self.mean_, **self._range_meta()}  # type: ignore[dict-item]
+
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_u, n_i = self.seen_.shape  # type: ignore[union-attr]
+        self.similarity_ = arrays.float("similarity", (n_i, n_i))
+        self.user_bias_ = arrays.float("user_bias", (n_u,)).astype(np.float64)
+        self.item_bias_ = arrays.float("item_bias", (n_i,)).astype(np.float64)
+        self.residuals_ = sp.csr_matrix(arrays.csr("residuals", (n_u, n_i)), dtype=np.float64)
+        self.mean_ = float(meta["mean"])
+        self._read_range(meta)
+
+
+def _pearson(r: sp.csr_matrix, resid: sp.csr_matrix, cfg: KNNBaselineConfig) -> np.ndarray:
+    """Shrunk Pearson correlation of every item pair over their common users (dense)."""
+    if cfg.similarity == "pearson_baseline":
+        x = sp.csc_matrix(resid)
+    else:  # mean-centred: subtract each item's mean rating
+        c = sp.csc_matrix(r)
+        n_i = np.diff(c.indptr)
+        sums = np.bincount(
+            np.repeat(np.arange(c.shape[1]), n_i), weights=c.data, minlength=c.shape[1]
+        )
+        means = np.divide(sums, n_i, out=np.zeros(c.shape[1]), where=n_i > 0)
+        x = sp.csc_matrix((c.data - np.repeat(means, n_i), c.indices, c.indptr), shape=c.shape)
+    mask = x.copy()
+    mask.data = np.ones_like(mask.data)
+    sq = x.multiply(x)
+    # Over the users both items rated: sum x_i x_j, sum x_i^2 (where j rated), sum x_j^2 (where i rated).
+    cross = (x.T @ x).toarray()
+    si = (sq.T @ mask).toarray()
+    common = (mask.T @ mask).toarray()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = cross / np.sqrt(si * si.T)
+    rho = np.where(np.isfinite(rho), rho, 0.0)
+    shrink = np.maximum(common - 1, 0) / np.maximum(common - 1 + cfg.shrinkage, 1e-12)
+    sim = rho * shrink
+    sim[common < max(cfg.min_support, 2)] = 0.0
+    np.fill_diagonal(sim, 0.0)
+    return sim
