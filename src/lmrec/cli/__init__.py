@@ -51,8 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 success, 2 bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from lmrec.data.vocabulary import cli_vocabulary
+
     try:
-        return int(args.func(args) or 0)
+        with cli_vocabulary():  # data errors name --flags, not library parameters
+            return int(args.func(args) or 0)
     except (LmrecError, FileNotFoundError, FileExistsError, PermissionError,
             IsADirectoryError, NotADirectoryError) as e:  # fmt: skip
         msg = (

@@ -26,6 +26,15 @@ def add_read_flags(p: argparse.ArgumentParser) -> None:
                    help="what to do with repeated (user, item) pairs (default: raise)")  # fmt: skip
     g.add_argument("--drop-invalid", action="store_true",
                    help="skip rows with invalid values (they are counted and reported)")  # fmt: skip
+    g.add_argument("--timestamp-format", metavar="FORMAT",
+                   help="the timestamp column's one format: an epoch unit (s, ms, us, ns), iso, "
+                   "or a strftime layout such as '%%d/%%m/%%Y' (default: decided from the whole "
+                   "column)")  # fmt: skip
+    g.add_argument("--on-overflow", default="raise", choices=["raise", "clip"],
+                   help="a weight or rating beyond float32's range: fail (default) or clip it "
+                   "into range and count it")  # fmt: skip
+    g.add_argument("--encoding", default="utf-8",
+                   help="text encoding of the file (default utf-8; UTF-16 is detected)")
 
 
 def _col(value: str | None, header: bool) -> Any:
@@ -51,6 +60,9 @@ def read_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "header": header,
         "duplicates": args.duplicates,
         "on_invalid": "drop" if args.drop_invalid else "raise",
+        "timestamp_format": getattr(args, "timestamp_format", None),
+        "on_overflow": getattr(args, "on_overflow", "raise"),
+        "encoding": getattr(args, "encoding", "utf-8"),
     }
     if args.sep is not None:
         kw["sep"] = "\t" if args.sep in ("\\t", "tab") else args.sep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,40 @@ INTERACTION_COLUMNS = {
 }
 _REQUIRED = ("user_idx", "item_idx", "weight")
 DATASET_FORMAT_VERSION = 1
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+@dataclass(frozen=True)
+class SourceColumns:
+    """How the file a data set was read from named and wrote its columns.
+
+    ``names`` maps roles (``user``, ``item``, ``weight``, ``rating``, ``timestamp``)
+    to the file's column names; ``integral`` says which value columns held whole
+    numbers as written (``4``, not ``4.0``); ``timestamp_format`` is the timestamp
+    column's one format (an epoch unit, ``"iso"``, a strftime layout, or
+    ``"datetime"`` for a typed column). :meth:`Dataset.to_frame` uses it to write a
+    data set back as it was read (``lmrec split``).
+    """
+
+    names: dict[str, str]
+    integral: dict[str, bool] = field(default_factory=dict)
+    timestamp_format: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-able dict (for data set directories and split.json)."""
+        return {"names": dict(self.names), "integral": dict(self.integral),
+                "timestamp_format": self.timestamp_format}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, meta: object) -> SourceColumns | None:
+        """The inverse of :meth:`to_json`; None for anything malformed."""
+        if not isinstance(meta, dict) or not isinstance(meta.get("names"), dict):
+            return None
+        names = {str(k): str(v) for k, v in meta["names"].items()}
+        integral = meta.get("integral") if isinstance(meta.get("integral"), dict) else {}
+        fmt = meta.get("timestamp_format")
+        return cls(names, {str(k): bool(v) for k, v in integral.items()},
+                   fmt if isinstance(fmt, str) else None)  # fmt: skip
 
 
 class Dataset:
@@ -48,6 +83,8 @@ class Dataset:
         Attribute tables indexed by external id.
     name : str
         A label for reports.
+    source : SourceColumns, optional
+        How the file it was read from named and wrote its columns (set by the readers).
     """
 
     def __init__(
@@ -59,6 +96,7 @@ class Dataset:
         items: pd.DataFrame | None = None,
         users: pd.DataFrame | None = None,
         name: str = "dataset",
+        source: SourceColumns | None = None,
     ) -> None:
         missing = [c for c in _REQUIRED if c not in interactions.columns]
         if missing:
@@ -79,6 +117,7 @@ class Dataset:
         indptr = np.zeros(n_u + 1, np.int64)
         np.cumsum(np.bincount(cols.pop("user_idx"), minlength=n_u), out=indptr[1:])
         self._set_parts(indptr, cols, user_ids, item_ids, items, users, name)
+        self.source = source
 
     def _set_parts(
         self,
@@ -103,6 +142,48 @@ class Dataset:
         self.users = _align(users, user_ids, "users")
         self.name = name
         self._matrix: sp.csr_matrix | None = None
+        self.source: SourceColumns | None = None
+
+    @classmethod
+    def _from_codes(
+        cls,
+        user_idx: np.ndarray,
+        item_idx: np.ndarray,
+        cols: dict[str, np.ndarray],
+        user_ids: IdMap,
+        item_ids: IdMap,
+        *,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        name: str = "dataset",
+        source: SourceColumns | None = None,
+    ) -> Dataset:
+        """Adopt dense index columns the readers just built and checked (no copy, no re-check).
+
+        ``user_idx``/``item_idx`` are in range by construction (they come from the id
+        maps); the rows are sorted into CSR order here and repeated pairs refused.
+        ``cols`` holds ``weight`` (float32) and optionally ``rating``/``timestamp``.
+        """
+        n_u, n_i = len(user_ids), len(item_ids)
+        cols = {"item_idx": np.asarray(item_idx, np.int32), **cols}
+        if len(user_idx) > 1:
+            key = user_idx.astype(np.int64) * n_i + item_idx
+            if not (np.diff(key) > 0).all():
+                order = np.argsort(key)
+                if (np.diff(key[order]) == 0).any():
+                    raise DataError(
+                        "Dataset interactions repeat (user, item) pairs; merge them first "
+                        "(read_interactions(..., duplicates='last'|'sum'|'max'))."
+                    )
+                cols = {c: v[order] for c, v in cols.items()}
+                user_idx = user_idx[order]
+            del key
+        indptr = np.zeros(n_u + 1, np.int64)
+        np.cumsum(np.bincount(user_idx, minlength=n_u), out=indptr[1:])
+        self = cls.__new__(cls)
+        self._set_parts(indptr, cols, user_ids, item_ids, items, users, name)
+        self.source = source
+        return self
 
     @classmethod
     def from_csr(
@@ -318,8 +399,19 @@ class Dataset:
         """Interactions per item (int64, length ``n_items``)."""
         return np.bincount(self.column("item_idx"), minlength=self.n_items)
 
-    def to_frame(self) -> pd.DataFrame:
-        """Interactions with external ids: columns ``user, item, weight[, rating][, timestamp]``."""
+    def to_frame(self, *, as_read: bool = False) -> pd.DataFrame:
+        """Interactions with external ids: columns ``user, item, weight[, rating][, timestamp]``.
+
+        With ``as_read``, columns carry the names and types of the file the data set was
+        read from (:attr:`source`): ``userId`` stays ``userId``, integer ratings and
+        epoch timestamps stay integers in their unit, dates are written in their
+        layout, and a weight column appears only if the file had one (or duplicates
+        were summed into counts).
+        """
+        if as_read and self.source is not None:
+            from lmrec.data.export import frame_as_read
+
+            return frame_as_read(self)
         f = self._interactions
         out = pd.DataFrame(
             {
@@ -344,6 +436,7 @@ class Dataset:
             items=self.items,
             users=self.users,
             name=name or self.name,
+            source=self.source,
         )
 
     def concat(self, other: Dataset, *, name: str | None = None) -> Dataset:
@@ -360,6 +453,7 @@ class Dataset:
             items=self.items,
             users=self.users,
             name=name or self.name,
+            source=self.source,
         )
 
     def __repr__(self) -> str:
@@ -380,7 +474,9 @@ class Dataset:
                 self.items.to_parquet(tmp / "items.parquet")
             if self.users is not None:
                 self.users.to_parquet(tmp / "users.parquet")
-            meta = {"format_version": DATASET_FORMAT_VERSION, "name": self.name}
+            meta: dict[str, object] = {"format_version": DATASET_FORMAT_VERSION, "name": self.name}
+            if self.source is not None:
+                meta["source"] = self.source.to_json()
             (tmp / "dataset.json").write_text(json.dumps(meta, indent=2))
         return path
 
@@ -404,6 +500,7 @@ class Dataset:
         item_ids = IdMap(pd.read_parquet(path / "items_ids.parquet")["item"].to_numpy())
         cols = _read_columns(path / "interactions.parquet")
         kw = {"items": items, "users": users, "name": meta.get("name", "dataset")}
+        source = SourceColumns.from_json(meta.get("source"))
         missing = [c for c in _REQUIRED if c not in cols]
         if missing:
             raise DataError(f"{path}/interactions.parquet lacks column(s) {missing}.")
@@ -413,12 +510,14 @@ class Dataset:
             indptr = np.searchsorted(u, np.arange(len(user_ids) + 1), side="left")
             extra = {c: cols[c] for c in ("rating", "timestamp") if c in cols}
             try:
-                return cls.from_csr(
+                ds = cls.from_csr(
                     indptr, cols["item_idx"], cols["weight"], user_ids, item_ids, **extra, **kw
                 )
+                ds.source = source
+                return ds
             except DataError:
                 pass  # rows not sorted by item: the general constructor sorts them
-        return cls(pd.DataFrame(cols, copy=False), user_ids, item_ids, **kw)
+        return cls(pd.DataFrame(cols, copy=False), user_ids, item_ids, **kw, source=source)
 
     def _write_interactions(self, path: Path) -> None:
         """Stream the interaction table to Parquet in row groups (no full-table copy)."""
@@ -542,18 +641,25 @@ def _epoch_seconds(values: pd.Series) -> np.ndarray:
 
 
 def _align(table: pd.DataFrame | None, ids: IdMap, what: str) -> pd.DataFrame | None:
-    """Reindex an attribute table to the id map's order (missing ids become NaN rows)."""
+    """Reindex an attribute table to the id map's order (missing ids become NaN rows).
+
+    Table ids are matched as ids are everywhere (``7`` and ``"7"`` are one id); the
+    table's rows for ids outside the map are left out.
+    """
     if table is None:
         return None
     if not isinstance(table, pd.DataFrame):
         raise DataError(f"{what} must be a pandas DataFrame indexed by external id.")
-    t = table.copy()
-    t.index = pd.Index(as_id_array(t.index), dtype=object, name=table.index.name or "id")
-    if not t.index.is_unique:
-        raise DataError(
-            f"The {what} table has duplicate ids: {t.index[t.index.duplicated()][:5].tolist()}"
-        )
-    return t.reindex(pd.Index(ids.ids, dtype=object, name=t.index.name))
+    keys = as_id_array(table.index)
+    if not pd.Index(keys).is_unique:
+        dup = pd.Index(keys)
+        raise DataError(f"The {what} table has duplicate ids: {dup[dup.duplicated()][:5].tolist()}")
+    pos = ids.index(keys, on_unknown="ignore")
+    rows = np.full(len(ids), -1, np.int64)
+    rows[pos[pos >= 0]] = np.flatnonzero(pos >= 0)
+    out = table.reset_index(drop=True).reindex(rows)
+    out.index = pd.Index(ids.ids, name=table.index.name or "id")
+    return out
 
 
 def datasets_with_shared_ids(

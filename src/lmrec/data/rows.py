@@ -1,0 +1,296 @@
+"""The one validation step of every reader: Arrow columns in, coded and checked rows out.
+
+:func:`check_rows` takes the columns a reader got from a file (the whole file for
+:func:`lmrec.data.read_interactions` and :func:`lmrec.data.load_dataset`, one chunk
+at a time for :func:`lmrec.data.ingest.ingest`) and returns :class:`Rows`: ids coded
+once (:func:`lmrec.data.columns.code_ids`), numbers checked and fitted to float32,
+timestamps read in the column's one format, invalid rows raised on or dropped.
+:func:`merge_duplicates` applies the duplicate policy on the codes;
+:func:`rows_to_frame` and :func:`rows_to_dataset` turn the result into a frame of
+external ids or straight into a :class:`~lmrec.data.Dataset` (no per-row strings,
+no second validation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lmrec.data.columns import EMPTY, IdColumn, code_ids, parse_numbers
+from lmrec.data.dataset import Dataset, SourceColumns
+from lmrec.data.idmap import IdMap
+from lmrec.data.timestamps import TimestampParser
+from lmrec.data.validate import Issue, Locator, resolve_issues
+from lmrec.data.vocabulary import fix
+from lmrec.errors import DataError
+
+__all__ = ["Rows", "check_rows", "merge_duplicates", "rows_to_dataset", "rows_to_frame"]
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass
+class Rows:
+    """Checked interaction rows: id codes plus float64 value columns, in file order.
+
+    ``positions`` are the rows' positions in the table they came from (for messages);
+    ``source`` records the file's column names and how values were written.
+    """
+
+    user: IdColumn
+    item: IdColumn
+    values: dict[str, np.ndarray]
+    positions: np.ndarray
+    locator: Locator
+    n_read: int
+    n_dropped: int = 0
+    examples: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    source: SourceColumns | None = None
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+def check_rows(
+    table: Any,
+    found: dict[str, str],
+    locator: Locator,
+    *,
+    on_invalid: str = "raise",
+    on_overflow: str = "raise",
+    timestamps: TimestampParser | None = None,
+) -> Rows:
+    """Code and check the columns named in ``found`` (role -> column) of an Arrow table.
+
+    Raises :class:`DataError` on the first invalid row (``on_invalid="raise"``), or drops
+    every invalid row and keeps up to five examples (``"drop"``). Rows whose ids are
+    both empty and whose values are all missing (a line of bare delimiters) are blank:
+    skipped and noted, as blank lines are.
+    """
+    n = table.num_rows
+    notes: list[str] = []
+    user = code_ids(table.column(found["user"]), found["user"], "user", locator)
+    item = code_ids(table.column(found["item"]), found["item"], "item", locator)
+    issues: list[Issue] = user.issues(found["user"], "user") + item.issues(found["item"], "item")
+    values: dict[str, np.ndarray] = {}
+    integral: dict[str, bool] = {}
+    missing_values = np.ones(n, bool)
+    for role in ("weight", "rating"):
+        if role in found:
+            nums = parse_numbers(table.column(found[role]), found[role], role,
+                                 nonnegative=role == "weight", on_overflow=on_overflow)  # fmt: skip
+            values[role], integral[role] = nums.values, nums.integral
+            issues += nums.issues
+            missing_values &= np.isnan(nums.values)
+            if nums.n_clipped:
+                notes.append(f"column {found[role]!r}: {nums.n_clipped} {role}(s) clipped into "
+                             "float32 (on_overflow='clip')")  # fmt: skip
+    if "timestamp" in found:
+        parser = timestamps or TimestampParser(found["timestamp"])
+        secs, ts_issues = parser.parse(table.column(found["timestamp"]), locator.path)
+        values["timestamp"] = secs
+        issues += ts_issues
+        missing_values &= np.isnan(secs)
+    blank = _blank(user, item, missing_values)
+    if blank is not None:
+        notes.append(f"skipped {int(blank.sum())} row(s) with no values (only delimiters)")
+        issues = [Issue(i.column, i.mask & ~blank, i.describe) for i in issues]
+    keep, examples = resolve_issues(issues, locator, n, on_invalid)
+    n_dropped = int(n - keep.sum())
+    if blank is not None:
+        keep &= ~blank
+    rows = Rows(user, item, values, np.arange(n, dtype=np.int64), locator, n, n_dropped,
+                examples, notes)  # fmt: skip
+    if not keep.all():
+        rows = _take(rows, np.flatnonzero(keep))
+    names = dict(found)
+    rows.source = SourceColumns(
+        names=names,
+        integral=integral | ({"timestamp": parser.integral} if "timestamp" in found else {}),
+        timestamp_format=parser.format if "timestamp" in found else None,
+    )
+    if "timestamp" in found:
+        rows.notes += parser.notes
+        parser.notes.clear()
+    return rows
+
+
+def _blank(user: IdColumn, item: IdColumn, missing_values: np.ndarray) -> np.ndarray | None:
+    def empty(col: IdColumn) -> np.ndarray:
+        if not (col.problems == EMPTY).any():
+            return np.zeros(len(col.codes), bool)
+        return (col.codes >= 0) & (col.problems[np.maximum(col.codes, 0)] == EMPTY)
+
+    u = empty(user)
+    if not u.any():
+        return None
+    blank = u & empty(item) & missing_values
+    return blank if blank.any() else None
+
+
+def _take(rows: Rows, sel: np.ndarray) -> Rows:
+    """The rows at positions ``sel`` (ids compacted to the values still used)."""
+    user, item = rows.user.take(sel), rows.item.take(sel)
+    values = {k: v[sel] for k, v in rows.values.items()}
+    return Rows(user, item, values, rows.positions[sel], rows.locator, rows.n_read,
+                rows.n_dropped, rows.examples, rows.notes, rows.source)  # fmt: skip
+
+
+# ---------------------------------------------------------------------- duplicates
+def merge_duplicates(rows: Rows, policy: str, on_overflow: str = "raise") -> tuple[Rows, int]:
+    """Apply the duplicate (user, item) policy; return the merged rows and rows merged away.
+
+    Pairs keep the order of their first appearance. ``"sum"`` adds weights (each row
+    counts 1 when the file has no weight column; in float64, then checked against
+    float32), keeps the last rating and the latest timestamp; ``"max"`` takes the
+    maximum of each; ``"first"``/``"last"`` keep one whole row in file order.
+    """
+    n = len(rows)
+    key = rows.user.codes.astype(np.int64) * max(len(rows.item.problems), 1) + rows.item.codes
+    if n < 2 or not (np.diff(np.sort(key)) == 0).any():
+        if policy == "sum" and "weight" not in rows.values:
+            rows.values["weight"] = np.ones(n, np.float64)
+        return rows, 0
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]]))
+    ends = np.append(starts[1:], n)
+    n_dup = n - len(starts)
+    first_pos = order[starts]  # stable sort: the first row of each pair in file order
+    if policy == "raise":
+        raise DataError(_duplicate_message(rows, order, starts, ends, n_dup))
+    group_order = np.argsort(first_pos, kind="stable")
+    values: dict[str, np.ndarray] = {}
+    if policy in ("first", "last"):
+        pick = order[starts] if policy == "first" else order[ends - 1]
+        values = {k: v[pick] for k, v in rows.values.items()}
+    else:
+        if "weight" not in rows.values and policy == "sum":
+            rows.values["weight"] = np.ones(n, np.float64)
+        for k, v in rows.values.items():
+            sorted_v = v[order]
+            if k == "weight" and policy == "sum":
+                values[k] = np.add.reduceat(sorted_v, starts)
+            elif k == "rating" and policy == "sum":
+                values[k] = sorted_v[ends - 1]
+            else:
+                values[k] = np.maximum.reduceat(sorted_v, starts)
+    values = {k: v[group_order] for k, v in values.items()}
+    pick = first_pos[group_order]
+    merged = Rows(
+        IdColumn(rows.user.codes[pick], rows.user.values, rows.user.problems, rows.user.labels),
+        IdColumn(rows.item.codes[pick], rows.item.values, rows.item.problems, rows.item.labels),
+        values, rows.positions[pick], rows.locator, rows.n_read, rows.n_dropped,
+        rows.examples, rows.notes, rows.source,
+    )  # fmt: skip
+    if "weight" in values:
+        _check_sums(merged, on_overflow)
+    return merged, n_dup
+
+
+def _check_sums(rows: Rows, on_overflow: str) -> None:
+    """Summed weights must still fit float32 (each did; their sum may not)."""
+    w = rows.values["weight"]
+    big = w > _F32_MAX
+    if not big.any():
+        return
+    if on_overflow == "clip":
+        w[big] = _F32_MAX
+        rows.notes.append(f"{int(big.sum())} summed weight(s) clipped into float32 (on_overflow='clip')")
+        return
+    pos = int(np.flatnonzero(big)[0])
+    u = rows.user.value(int(rows.user.codes[pos]))
+    i = rows.item.value(int(rows.item.codes[pos]))
+    raise DataError(
+        f"{rows.locator.path}: the weights of user {u!r} / item {i!r} (first at "
+        f"{rows.locator.where(int(rows.positions[pos]))}) add up to {w[pos]:.3g}, which does not "
+        f"fit float32 (largest {_F32_MAX:.2e}). Rescale the weights, choose another "
+        f"{fix('duplicates', 'max')} policy, or pass {fix('on_overflow', 'clip')}."
+    )
+
+
+def _duplicate_message(rows: Rows, order: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                       n_dup: int) -> str:  # fmt: skip
+    loc = rows.locator
+    repeated = np.flatnonzero(ends - starts > 1)
+    first = order[starts[repeated]]
+    examples = []
+    for g in repeated[np.argsort(first, kind="stable")][:3]:
+        members = np.sort(order[starts[g]:ends[g]])[:3]
+        p = members[0]
+        u = rows.user.value(int(rows.user.codes[p]))
+        i = rows.item.value(int(rows.item.codes[p]))
+        where = " and ".join(loc.where(int(rows.positions[m])) for m in members)
+        examples.append(f"user {_id_text(u)!r} / item {_id_text(i)!r} at {where}")
+    policies = f"{fix('duplicates', 'last')} or 'first' (keep one row), 'sum' (add weights) or 'max'"
+    return (
+        f"{loc.path}: {n_dup} duplicate (user, item) row(s), e.g. " + "; ".join(examples)
+        + f". Choose how to merge them: {policies} (keep the largest)."
+    )
+
+
+def _id_text(value: object) -> str:
+    return str(value)
+
+
+# ---------------------------------------------------------------------- outputs
+def rows_to_frame(rows: Rows) -> pd.DataFrame:
+    """Canonical frame: ``user``, ``item`` (external ids) and float32/float64 value columns."""
+    out = pd.DataFrame(
+        {
+            "user": _external(rows.user),
+            "item": _external(rows.item),
+        }
+    )
+    for col, dtype in (("weight", np.float32), ("rating", np.float32), ("timestamp", np.float64)):
+        if col in rows.values:
+            out[col] = rows.values[col].astype(dtype)
+    return out
+
+
+def _external(col: IdColumn) -> Any:
+    values = col.external()[col.codes]
+    if values.dtype.kind == "i":
+        return values
+    return pd.Series(values, dtype=object)
+
+
+def rows_to_dataset(
+    rows: Rows,
+    *,
+    items: pd.DataFrame | None = None,
+    users: pd.DataFrame | None = None,
+    name: str = "dataset",
+) -> Dataset:
+    """Build a Dataset from checked, merged rows: id maps from the distinct ids (plus the
+    catalogs' ids), dense indices through the codes, columns sorted into CSR order."""
+    from lmrec.data.idmap import as_id_array
+
+    maps = []
+    for col, table in ((rows.user, users), (rows.item, items)):
+        extra = as_id_array(table.index) if table is not None else None
+        values = col.external()
+        if extra is not None and len(extra):
+            both = np.concatenate([values, extra]) if values.dtype == extra.dtype else np.concatenate(
+                [values.astype(str).astype(object), extra.astype(str).astype(object)]
+            )
+            idmap = IdMap.from_values(both)
+        else:
+            idmap = IdMap.from_values(values)
+        lut = idmap.index(values).astype(np.int32)
+        maps.append((idmap, lut[col.codes]))
+    (user_ids, u), (item_ids, i) = maps
+    cols = {
+        "weight": rows.values["weight"].astype(np.float32) if "weight" in rows.values
+        else np.ones(len(rows), np.float32),
+    }  # fmt: skip
+    if "rating" in rows.values:
+        cols["rating"] = rows.values["rating"].astype(np.float32)
+    if "timestamp" in rows.values:
+        cols["timestamp"] = rows.values["timestamp"]
+    return Dataset._from_codes(u, i, cols, user_ids, item_ids, items=items, users=users,
+                               name=name, source=rows.source)  # fmt: skip
