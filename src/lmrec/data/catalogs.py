@@ -111,7 +111,7 @@ def _read_table(
     string = None if source.kind == "parquet" else pa.string()
     read = source.read({name: string for name in source.names})
     table, locator = read.table, read.locator
-    ids = _ids(table.column(col), col, role, locator)
+    ids = _ids(table.column(col), col, role, locator, typed=source.kind == "parquet")
     out = {}
     for name in source.names:
         if name == col:
@@ -130,9 +130,9 @@ def _read_table(
     return pd.DataFrame(out, index=index, columns=[n for n in source.names if n != col])
 
 
-def _ids(arr: Any, col: str, role: str, locator: Locator) -> np.ndarray:
+def _ids(arr: Any, col: str, role: str, locator: Locator, *, typed: bool) -> np.ndarray:
     """One external id per row (missing ids and repeated ids are errors naming the rows)."""
-    coded = code_ids(arr, col, role, locator)
+    coded = code_ids(arr, col, role, locator, infer_ints=not typed)
     resolve_issues(coded.issues(col, role), locator, len(coded.codes), "raise",
                    hint=f"Every {role} needs an id.")  # fmt: skip
     ids = coded.external()[coded.codes]
@@ -214,7 +214,8 @@ def read_id_list(path: str | Path, *, column: str = "user", encoding: str = "utf
     import pyarrow as pa
 
     read = source.read({col: None if source.kind == "parquet" else pa.string()})
-    coded = code_ids(read.table.column(col), col, column, read.locator)
+    coded = code_ids(read.table.column(col), col, column, read.locator,
+                     infer_ints=source.kind != "parquet")  # fmt: skip
     resolve_issues(coded.issues(col, column), read.locator, len(coded.codes), "raise",
                    hint=f"Remove the empty line or give every {column} an id.")  # fmt: skip
     return coded.external()

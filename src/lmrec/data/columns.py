@@ -149,11 +149,14 @@ def _kind_error(arr: Any, column: str, role: str, locator: Locator) -> DataError
     )
 
 
-def code_ids(arr: Any, column: str, role: str, locator: Locator) -> IdColumn:
+def code_ids(
+    arr: Any, column: str, role: str, locator: Locator, *, infer_ints: bool = True
+) -> IdColumn:
     """Code an Arrow id column (array or chunked array) of any supported type.
 
     Strings (stripped of surrounding blanks) stay text unless every usable one is a
-    canonical integer; integer columns stay integers; integral floats (an integer
+    canonical integer and ``infer_ints`` (true for untyped text files; a typed
+    Parquet string column keeps its ids text); integer columns stay integers; integral floats (an integer
     column with a null, as pandas writes it) become integers; dictionary columns are
     coded through their dictionary; binary columns are decoded as UTF-8. Lists,
     structs, maps, booleans, dates and binary data that is not UTF-8 raise
@@ -163,7 +166,7 @@ def code_ids(arr: Any, column: str, role: str, locator: Locator) -> IdColumn:
 
     typ = arr.type
     if pa.types.is_dictionary(typ):
-        return _code_dictionary(arr, column, role, locator)
+        return _code_dictionary(arr, column, role, locator, infer_ints)
     if pa.types.is_null(typ):
         return IdColumn(np.full(len(arr), -1, np.int32), np.empty(0, np.int64), np.empty(0, np.int8))
     if pa.types.is_integer(typ):
@@ -173,9 +176,10 @@ def code_ids(arr: Any, column: str, role: str, locator: Locator) -> IdColumn:
     if pa.types.is_decimal(typ) and typ.scale == 0:
         return _code_integers(arr.cast(pa.int64()) if typ.precision <= 18 else arr.cast(pa.string()))
     if pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_fixed_size_binary(typ):
-        return code_ids(_utf8(arr, column, role, locator), column, role, locator)
+        return code_ids(_utf8(arr, column, role, locator), column, role, locator,
+                        infer_ints=infer_ints)  # fmt: skip
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
-        return _code_strings(arr)
+        return _code_strings(arr, infer_ints=infer_ints)
     raise _kind_error(arr, column, role, locator)
 
 
@@ -275,7 +279,7 @@ def _canonical_ints(arr: Any) -> np.ndarray | None:
     return np.asarray(ints.to_numpy(), np.int64)
 
 
-def _code_strings(arr: Any, *, distinct: bool = False) -> IdColumn:
+def _code_strings(arr: Any, *, distinct: bool = False, infer_ints: bool = True) -> IdColumn:
     """Text ids: integers when the column is all canonical integers (the fast path), else text.
 
     ``distinct``: the values are known to be distinct (a dictionary), so each is its own code.
@@ -283,7 +287,7 @@ def _code_strings(arr: Any, *, distinct: bool = False) -> IdColumn:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    ints = _canonical_ints(arr)
+    ints = _canonical_ints(arr) if infer_ints else None
     if ints is not None:
         if distinct:
             n = len(ints)
@@ -292,7 +296,7 @@ def _code_strings(arr: Any, *, distinct: bool = False) -> IdColumn:
     if distinct:
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        lut, values, problems, labels = _clean_texts(arr.fill_null(""))
+        lut, values, problems, labels = _clean_texts(arr.fill_null(""), infer_ints)
         codes = lut.astype(np.int32)
         if arr.null_count:
             codes[~np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool)] = -1
@@ -300,7 +304,7 @@ def _code_strings(arr: Any, *, distinct: bool = False) -> IdColumn:
     enc = pc.dictionary_encode(arr)
     chunks = _chunks(enc)
     dictionary = chunks[0].dictionary if chunks else pa.array([], pa.string())
-    lut, values, problems, labels = _clean_texts(dictionary)
+    lut, values, problems, labels = _clean_texts(dictionary, infer_ints)
     return IdColumn(_apply_lut(chunks, lut), values, problems, labels)
 
 
@@ -314,7 +318,7 @@ def _apply_lut(chunks: list[Any], lut: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, np.int32)
 
 
-def _clean_texts(texts: Any) -> tuple[np.ndarray, Any, np.ndarray, dict[int, str]]:
+def _clean_texts(texts: Any, infer_ints: bool = True) -> tuple[np.ndarray, Any, np.ndarray, dict[int, str]]:
     """Strip distinct texts, merge those that become equal, flag missing tokens, find the kind.
 
     Returns ``lut`` (position in ``texts`` -> code), the coded values (int64 when every
@@ -341,7 +345,7 @@ def _clean_texts(texts: Any) -> tuple[np.ndarray, Any, np.ndarray, dict[int, str
     bad = np.flatnonzero(problems)
     labels = dict(zip(bad.tolist(), uniq.take(pa.array(bad)).to_pylist(), strict=True)) if len(bad) else {}
     usable = problems == OK
-    if usable.any():
+    if usable.any() and infer_ints:
         ints = _canonical_ints(uniq.filter(pa.array(usable)) if len(bad) else uniq)
         if ints is not None:
             values = np.zeros(len(uniq), np.int64)
@@ -350,7 +354,7 @@ def _clean_texts(texts: Any) -> tuple[np.ndarray, Any, np.ndarray, dict[int, str
     return lut, uniq, problems, labels
 
 
-def _code_dictionary(arr: Any, column: str, role: str, locator: Locator) -> IdColumn:
+def _code_dictionary(arr: Any, column: str, role: str, locator: Locator, infer_ints: bool) -> IdColumn:
     """Dictionary columns (Parquet text read as dictionaries): code the dictionaries only."""
     import pyarrow as pa
 
@@ -361,9 +365,9 @@ def _code_dictionary(arr: Any, column: str, role: str, locator: Locator) -> IdCo
         return IdColumn(np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int8))
     dictionary = chunks[0].dictionary
     if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
-        inner = _code_strings(dictionary, distinct=True)
+        inner = _code_strings(dictionary, distinct=True, infer_ints=infer_ints)
     else:
-        inner = code_ids(dictionary, column, role, locator)
+        inner = code_ids(dictionary, column, role, locator, infer_ints=infer_ints)
     lut = inner.codes.astype(np.int64)
     col = IdColumn(_apply_lut(chunks, lut), inner.values, inner.problems, inner.labels)
     return col.compact()
@@ -469,7 +473,7 @@ def parse_numbers(
         with np.errstate(invalid="ignore", over="ignore"):
             mag = np.abs(num)
             too_big = np.isfinite(num) & (mag > _F32.max)
-            too_small = (mag > 0) & (mag < _F32.smallest_subnormal / 2)
+            too_small = (mag > 0) & (mag < float(_F32.smallest_subnormal) / 2)
         unfit = too_big | too_small
         if unfit.any() and on_overflow == "clip":
             n_clipped = int(unfit.sum())

@@ -422,7 +422,7 @@ def ingest(
 
 
 def _batches(files: list[Path], specs: dict[str, str | None], chunk_rows: int,
-             sep: str | None, encoding: str) -> Iterator[tuple[Any, Locator, dict[str, str]]]:  # fmt: skip
+             sep: str | None, encoding: str) -> Iterator[tuple[Any, Locator, dict[str, str], bool]]:  # fmt: skip
     """``(batch, locator, columns found)`` of every file in order, read by the shared readers."""
     import pyarrow as pa
 
@@ -439,7 +439,7 @@ def _batches(files: list[Path], specs: dict[str, str | None], chunk_rows: int,
             else:
                 types[col] = None
         for batch, locator in source.batches(types, chunk_rows):
-            yield batch, locator, found
+            yield batch, locator, found, source.kind == "parquet"
 
 
 def _parquet_type(path: Path, column: str) -> Any:
@@ -457,7 +457,7 @@ def _parquet_rows(files: list[Path]) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
-def _collect(batches: Iterator[tuple[Any, Locator, dict[str, str]]], chunk_rows: int,
+def _collect(batches: Iterator[tuple[Any, Locator, dict[str, str], bool]], chunk_rows: int,
              w_dtype: type, capacity: int, rules: dict[str, str], parser: TimestampParser, *,
              has_weight: bool, has_time: bool) -> tuple[_Column, dict[str, _Column], _IdTable, _IdTable]:  # fmt: skip
     """Check every group of about four chunks and append its coded rows.
@@ -475,10 +475,10 @@ def _collect(batches: Iterator[tuple[Any, Locator, dict[str, str]]], chunk_rows:
     if has_time:
         extra_cols["t"] = _Column(np.float64, capacity)
     for group in _grouped(_prefetched(batches), 4 * chunk_rows):
-        table = pa.Table.from_batches([b for b, _, _ in group])
-        locator, found = group[0][1], group[0][2]
+        table = pa.Table.from_batches([b for b, *_ in group])
+        _, locator, found, typed = group[0]
         del group
-        rows = check_rows(table, found, locator, timestamps=parser, **rules)
+        rows = check_rows(table, found, locator, timestamps=parser, typed=typed, **rules)
         del table
         u = user_table.codes_of(rows.user)[rows.user.codes].astype(np.int64)
         u <<= 32

@@ -247,7 +247,8 @@ def _read_rows(path: str | Path, *, fmt: str | None, sep: str | None, header: bo
     if "timestamp" in found:
         parser.column = found["timestamp"]
     rows = check_rows(table.table, found, table.locator, on_invalid=on_invalid,
-                      on_overflow=on_overflow, timestamps=parser)  # fmt: skip
+                      on_overflow=on_overflow, timestamps=parser,
+                      typed=source.kind == "parquet")  # fmt: skip
     notes += source.notes[n_source_notes:]
     n_rows = rows.n_read + table.n_skipped
     n_dropped = rows.n_dropped + table.n_skipped

@@ -63,18 +63,20 @@ def check_rows(
     on_invalid: str = "raise",
     on_overflow: str = "raise",
     timestamps: TimestampParser | None = None,
+    typed: bool = False,
 ) -> Rows:
     """Code and check the columns named in ``found`` (role -> column) of an Arrow table.
 
     Raises :class:`DataError` on the first invalid row (``on_invalid="raise"``), or drops
     every invalid row and keeps up to five examples (``"drop"``). Rows whose ids are
     both empty and whose values are all missing (a line of bare delimiters) are blank:
-    skipped and noted, as blank lines are.
+    skipped and noted, as blank lines are. ``typed``: the table comes from a typed
+    format (Parquet), whose string id columns keep text ids even when they hold digits.
     """
     n = table.num_rows
     notes: list[str] = []
-    user = code_ids(table.column(found["user"]), found["user"], "user", locator)
-    item = code_ids(table.column(found["item"]), found["item"], "item", locator)
+    user = code_ids(table.column(found["user"]), found["user"], "user", locator, infer_ints=not typed)
+    item = code_ids(table.column(found["item"]), found["item"], "item", locator, infer_ints=not typed)
     issues: list[Issue] = user.issues(found["user"], "user") + item.issues(found["item"], "item")
     values: dict[str, np.ndarray] = {}
     integral: dict[str, bool] = {}

@@ -47,7 +47,6 @@ _EARLIEST = -2208988800.0  # 1900-01-01
 _LATEST = 7258118400.0  # 2200-01-01
 _DATED = 1e8  # seconds (1973-03-03): a column whose median is later holds real dates
 _DATED_EARLIEST = 31536000.0  # 1971-01-01
-_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def _layouts() -> list[str]:
@@ -345,10 +344,12 @@ def _guesses(first: str) -> list[str]:
     from pandas.tseries.api import guess_datetime_format
 
     out = []
-    for dayfirst in (False, True):
-        fmt = guess_datetime_format(first, dayfirst=dayfirst)
-        if fmt:
-            out.append(fmt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Parsing dates in %d/%m/%Y format ..."
+        for dayfirst in (False, True):
+            fmt = guess_datetime_format(first, dayfirst=dayfirst)
+            if fmt:
+                out.append(fmt)
     return out
 
 
@@ -363,7 +364,15 @@ def _parse_dates(texts: pd.Series, fmt: str) -> np.ndarray:
                 parsed = pd.to_datetime(texts, utc=True, errors="coerce", format=fmt)
         except (ValueError, TypeError):
             return np.full(len(texts), np.nan)
-    return ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(np.float64, na_value=np.nan)
+    return _seconds(parsed)
+
+
+def _seconds(parsed: pd.Series) -> np.ndarray:
+    """Float seconds since the epoch of UTC datetimes (NaN for NaT), beyond 2262 too."""
+    arr = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+    secs = arr.astype(np.int64) / 1e6
+    secs[np.isnat(arr)] = np.nan
+    return secs
 
 
 def _distinct_readings(full: list[str], scores: dict[str, tuple[int, np.ndarray]]) -> list[str]:
