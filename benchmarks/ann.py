@@ -8,7 +8,7 @@ Protocol:
   taste clusters and a popularity-like norm); ``normal`` draws i.i.d. N(0, 1), the
   hardest case for graph indexes. Queries: ``--n-queries`` users drawn the same way.
 - Truth: :class:`lmrec.retrieval.ExactIndex` top-20 (the library's fused exact search,
-  :func:`lmrec.models.topk.dot_topk`: float32 products in blocks, chunk-max
+  :func:`lmrec.ops.topk.dot_topk`: float32 products in blocks, chunk-max
   pre-selection, one thread per core), batched over all queries: its queries/s is the
   exact baseline. ``--vectors als`` uses the factors of lmrec ALS trained on synthetic
   interactions (see :func:`als_vectors`). ``--cache DIR`` keeps vectors and built

@@ -46,6 +46,7 @@ from lmrec.errors import ConfigError
 from lmrec.eval.metrics import METRICS
 from lmrec.eval.protocol import evaluate
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import DotProductModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.registry import create_model, get_model_class, list_models, register_model
 from lmrec.tune import SEARCH_SPACES, tune
@@ -87,14 +88,20 @@ class ImplicitALSConfig(ModelConfig):
     seed: int = Field(default=0, ge=0)
 
 
-class _FactorAdapter(Recommender):
-    """Scores ``user_factors @ item_factors.T``."""
+class _FactorAdapter(Recommender, DotProductModel):
+    """Scores ``user_factors @ item_factors.T`` (so lmrec's fused top-k serves it too)."""
 
     user_factors_: np.ndarray | None = None
     item_factors_: np.ndarray | None = None
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return np.asarray(self.user_factors_[user_idx] @ self.item_factors_.T, dtype=np.float32)  # type: ignore[index,union-attr]
+
+    def item_vectors(self) -> np.ndarray:
+        return self.item_factors_  # type: ignore[return-value]
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors_[user_idx]  # type: ignore[index]
 
     def _keep(self, model: Any) -> None:
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
@@ -107,7 +114,7 @@ class ImplicitALS(_FactorAdapter):
     config_class = ImplicitALSConfig
     config: ImplicitALSConfig
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
         from implicit.als import AlternatingLeastSquares
 
         c = self.config
@@ -141,7 +148,7 @@ class ImplicitBPR(_FactorAdapter):
     config_class = ImplicitBPRConfig
     config: ImplicitBPRConfig
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
         from implicit.bpr import BayesianPersonalizedRanking
         from implicit.recommender_base import ModelFitError
 
@@ -185,7 +192,7 @@ class _ImplicitKNN(Recommender):
     def _make(self) -> Any:
         raise NotImplementedError
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
         from implicit.utils import ParameterWarning
 
         model = self._make()
@@ -240,7 +247,7 @@ class NumpyEASE(Recommender):
     B_: np.ndarray | None = None
     X_: sp.csr_matrix | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
         x = _binary(dataset).astype(np.float64)
         g = (x.T @ x).toarray()
         g[np.diag_indices_from(g)] += self.config.l2
@@ -274,7 +281,7 @@ class LightFMWarp(Recommender):
     item_emb_: np.ndarray | None = None
     item_bias_: np.ndarray | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None = None, options: object = None) -> None:
         from lightfm import LightFM
 
         c = self.config

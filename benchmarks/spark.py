@@ -88,8 +88,8 @@ def bench_quality(seed: int) -> dict:
 
             def spark_fit(a: float, r: float, s: int) -> tuple[float, float]:
                 start = time.perf_counter()
-                m = spark_train_als(csv, factors=f, regularization=r, alpha=a, iterations=iters,
-                                    seed=s, spark=spark, num_blocks=2)  # fmt: skip
+                params = dict(factors=f, regularization=r, alpha=a, iterations=iters, seed=s)
+                m = spark_train_als(csv, params=params, spark=spark, num_blocks=2)
                 return ndcg(m, split.test), time.perf_counter() - start
 
             out["spark"] = [spark_fit(alpha, reg, s) for s in SEEDS]

@@ -7,7 +7,7 @@ user.
 - Peak: the plain product ``users @ items.T`` of the same shapes, in the same row
   blocks as lmrec (numpy into a preallocated buffer; torch too when installed, with as
   many threads as cores); the faster of the two is the peak. No top-k, no exclusion.
-- lmrec: :func:`lmrec.models.topk.dot_topk` (products, exclusion, chunk-max
+- lmrec: :func:`lmrec.ops.topk.dot_topk` (products, exclusion, chunk-max
   pre-selection and top-k) -- the path ``recommend`` takes for factor models.
 - implicit: ``implicit.cpu.topk.topk`` (what ``implicit``'s ``recommend`` calls) with
   the same exclusion matrix, ``num_threads=0``.
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from lmrec.models.topk import _BLOCK_CELLS, dot_topk, mask_rows, n_cores, topk
+from lmrec.ops.topk import _BLOCK_CELLS, dot_topk, mask_rows, n_cores, topk
 
 RESULTS = Path(__file__).parent / "results"
 K, F = 20, 64

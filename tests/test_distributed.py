@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lmrec.models.capabilities import FitOptions
 from lmrec.testing import checkerboard
 from lmrec.train.distributed import (
     DistInfo,
@@ -47,7 +48,7 @@ def _train_rank(train, params: dict, out: Path, shard_dir: Path) -> None:
     from lmrec.train.distributed import dist_info
 
     model = BPR(distributed=True, **params)
-    model.fit(train, checkpoint_dir=out / "checkpoints")
+    model.fit(train, options=FitOptions(checkpoint_dir=out / "checkpoints"))
     info = dist_info()  # still in the group: run_local leaves it after this function
     shards = epoch_shards(train.n_interactions, model.seed_, 0, model.config.batch_size,
                           info.rank, info.world_size)  # fmt: skip
@@ -102,10 +103,10 @@ def test_resumed_fit_equals_an_uninterrupted_one(tmp_path):
 
     data = checkerboard()
     straight = BPR(**TINY).fit(data)
-    BPR(**{**TINY, "epochs": 4}).fit(data, checkpoint_dir=tmp_path)
+    BPR(**{**TINY, "epochs": 4}).fit(data, options=FitOptions(checkpoint_dir=tmp_path))
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 4 and state["rng"]["seed"] == TINY["seed"]
-    resumed = BPR(**TINY).fit(data, checkpoint_dir=tmp_path)
+    resumed = BPR(**TINY).fit(data, options=FitOptions(checkpoint_dir=tmp_path))
     np.testing.assert_array_equal(resumed.item_factors_, straight.item_factors_)
     np.testing.assert_array_equal(resumed.user_factors_, straight.user_factors_)
     assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in straight.history_]
@@ -135,7 +136,7 @@ def _crash_at_step(monkeypatch, step: int) -> None:
 def _resume_rank(train, params: dict, ckpt: Path, out: Path) -> None:
     from lmrec.models.bpr import BPR
 
-    model = BPR(distributed=True, **params).fit(train, checkpoint_dir=ckpt, checkpoint_every=2)
+    model = BPR(distributed=True, **params).fit(train, options=FitOptions(checkpoint_dir=ckpt, checkpoint_every=2))
     if is_main_process():
         model.save(out)
 
@@ -157,13 +158,13 @@ def test_crash_mid_epoch_resumes_exactly(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         _crash_at_step(m, 23)
         with pytest.raises(_Crash):
-            BPR(**params).fit(data, checkpoint_dir=tmp_path / "a", checkpoint_every=2)
+            BPR(**params).fit(data, options=FitOptions(checkpoint_dir=tmp_path / "a", checkpoint_every=2))
     state = json.loads((tmp_path / "a" / "checkpoint" / "state.json").read_text())
     assert (state["epoch"], state["batch"], state["optimizer_step"]) == (3, 4, 22)
     import shutil
 
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    resumed = BPR(**params).fit(data, checkpoint_dir=tmp_path / "a", checkpoint_every=2)
+    resumed = BPR(**params).fit(data, options=FitOptions(checkpoint_dir=tmp_path / "a", checkpoint_every=2))
     np.testing.assert_array_equal(resumed.item_factors_, straight.item_factors_)
     np.testing.assert_array_equal(resumed.user_factors_, straight.user_factors_)
     assert resumed.history_ == straight.history_
@@ -179,18 +180,18 @@ def test_checkpoint_every_needs_a_directory():
     from lmrec.models.bpr import BPR
 
     with pytest.raises(ConfigError, match="checkpoint_dir"):
-        BPR(**TINY).fit(checkerboard(), checkpoint_every=2)
+        BPR(**TINY).fit(checkerboard(), options=FitOptions(checkpoint_every=2))
 
 
 def test_resume_rejects_a_checkpoint_of_other_settings(tmp_path):
     from lmrec.errors import ConfigError
     from lmrec.models.bpr import BPR
 
-    BPR(**{**TINY, "epochs": 1}).fit(checkerboard(), checkpoint_dir=tmp_path)
+    BPR(**{**TINY, "epochs": 1}).fit(checkerboard(), options=FitOptions(checkpoint_dir=tmp_path))
     with pytest.raises(ConfigError, match="seed"):
-        BPR(**{**TINY, "seed": 4}).fit(checkerboard(), checkpoint_dir=tmp_path)
+        BPR(**{**TINY, "seed": 4}).fit(checkerboard(), options=FitOptions(checkpoint_dir=tmp_path))
     with pytest.raises(ConfigError, match="shape"):
-        BPR(**{**TINY, "factors": 4}).fit(checkerboard(), checkpoint_dir=tmp_path)
+        BPR(**{**TINY, "factors": 4}).fit(checkerboard(), options=FitOptions(checkpoint_dir=tmp_path))
 
 
 # ---------------------------------------------------------------------- 2 ranks, gloo
@@ -248,7 +249,7 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(two_rank_ml100k, ml_split,
     shutil.copytree(two_rank_ml100k / "run" / "checkpoints", ckpt)
     state = json.loads((ckpt / "checkpoint" / "state.json").read_text())
     assert state["world_size"] == 2 and state["epoch"] == 20
-    model = BPR(**{**ML_PARAMS, "epochs": 21}).fit(ml_split.train, checkpoint_dir=ckpt)
+    model = BPR(**{**ML_PARAMS, "epochs": 21}).fit(ml_split.train, options=FitOptions(checkpoint_dir=ckpt))
     saved = BPR.load(two_rank_ml100k / "run" / "model")
     assert len(model.history_) == 21
     assert model.history_[:20] == saved.history_  # the 20 epochs of the 2-rank run, then one more

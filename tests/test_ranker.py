@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lmrec.models.capabilities import FitOptions
 from tests.conftest import SEED
 
 pytest.importorskip("peft")
@@ -92,11 +93,11 @@ def test_checkpoint_resume_is_bitwise_identical(small, tmp_path):
     from lmrec.ranker.model import LMRanker
 
     params = dict(FAST, mode="head", max_steps=4, checkpoint_every=2, max_examples=64)
-    full = LMRanker(**params).fit(small, checkpoint_dir=tmp_path / "a")
+    full = LMRanker(**params).fit(small, options=FitOptions(checkpoint_dir=tmp_path / "a"))
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["step-000002", "step-000004"]
     (tmp_path / "b").mkdir()
     shutil.copytree(tmp_path / "a" / "step-000002", tmp_path / "b" / "step-000002")
-    resumed = LMRanker(**params).fit(small, checkpoint_dir=tmp_path / "b")
+    resumed = LMRanker(**params).fit(small, options=FitOptions(checkpoint_dir=tmp_path / "b"))
     a = dict(full._module.named_parameters())
     b = dict(resumed._module.named_parameters())
     for name, p in a.items():

@@ -123,9 +123,9 @@ def test_item_user_vectors_refuses_other_models(small_dataset):
     with pytest.raises(TypeError, match="factor and embedding"):
         item_user_vectors(object())
     als = create_model("als", {"factors": 4, "iterations": 1}).fit(small_dataset)
-    als.item_bias_ = np.ones(als.n_items, np.float32)  # attributes that do not match _score
-    with pytest.raises(TypeError, match="factor and embedding"):
-        item_user_vectors(als)
+    als.item_bias_ = np.ones(als.n_items, np.float32)  # a stray attribute changes nothing:
+    users, items = item_user_vectors(als)  # the vectors are what the model declares
+    np.testing.assert_allclose(users @ items.T, als.score(als.user_ids_.ids), rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_lean_factors_round_trip_tolerance(precision, tol):
 @pytest.mark.parametrize("n_items", [50, 5_000, 5_031])  # fallback, chunks only, chunks + tail
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_dot_topk_equals_full_sort(n_items, n_threads):
-    from lmrec.models.topk import dot_topk
+    from lmrec.ops.topk import dot_topk
 
     rng = np.random.default_rng(n_items)
     q = rng.normal(size=(70, 12)).astype(np.float32)
@@ -174,7 +174,7 @@ def test_dot_topk_equals_full_sort(n_items, n_threads):
 
 def test_recommend_indices_fast_path_matches_generic(small_dataset):
     from lmrec.models import create_model
-    from lmrec.models.topk import mask_rows, topk
+    from lmrec.ops.topk import mask_rows, topk
 
     model = create_model("als", {"factors": 8, "iterations": 2}).fit(small_dataset)
     users = np.arange(model.seen_.shape[0])
@@ -230,15 +230,14 @@ def test_cli_index_build_and_recommend_with_ann(small_dataset, tmp_path, capsys)
 
 def test_fast_path_exclusion_and_non_finite_users_match_the_generic_path(small_dataset):
     from lmrec.models import create_model
-    from lmrec.models.topk import mask_rows, topk
-    from lmrec.retrieval.vectors import exclusion
+    from lmrec.ops.topk import mask_rows, topk
 
     model = create_model("als", {"factors": 8, "iterations": 2}).fit(small_dataset)
     users = np.arange(6)
     # A stored zero excludes like any stored entry, also when unioned with the seen items.
     extra = sp.csr_matrix((np.zeros(2, np.float32), ([0, 1], [3, 4])),
                           shape=(model.seen_.shape[0], model.n_items))  # fmt: skip
-    ex = exclusion(model, users, True, extra)
+    ex = model.exclusion(users, True, extra)
     assert ex[0, 3] and ex[1, 4] and (ex != 0).sum() == model.seen_[users].nnz + 2
     items, _ = model.recommend_indices(users, 20, exclude=extra)
     assert 3 not in items[0] and 4 not in items[1]

@@ -49,6 +49,10 @@ class UnknownIdError(LmrecError, KeyError):
         return str(self.args[0])
 
 
+class NonFiniteModelError(LmrecError, ValueError):
+    """Fitting produced NaN or infinite parameters; the message names the likely input cause."""
+
+
 class ModelFileError(LmrecError, ValueError):
     """A model directory is missing, incomplete, tampered with or from an incompatible version."""
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from lmrec.data.dataset import Dataset
 from lmrec.errors import NotFittedError, UnknownIdError
+from lmrec.models.capabilities import DotProductModel, FoldInModel, SequenceModel, supports
 
 
 def checkerboard(
@@ -50,8 +51,6 @@ def checkerboard(
 class RecommenderContract:
     """Mixin of pytest tests; subclasses implement :meth:`make_model` (a fresh, unfitted model)."""
 
-    #: Whether the model implements ``_score_history`` (fold-in of new users).
-    supports_fold_in: bool = True
     #: Tolerance for score equality between two fits / save-load (0 = bitwise).
     atol: float = 1e-5
     #: Share of folded-in recommendations that must fall in the right checkerboard group.
@@ -120,6 +119,30 @@ class RecommenderContract:
         with_seen = model.recommend(["u0"], k=data.n_items, exclude_seen=False)
         assert len(with_seen) == data.n_items
 
+    def test_topk_is_a_prefix_of_longer_lists(self):
+        data = self.data()
+        model = self.make_model().fit(data)
+        users = [f"u{i}" for i in range(data.n_users)]
+        for k, longer in ((1, 4), (3, 10), (5, data.n_items)):
+            short = model.recommend(users, k=k).groupby("user")["item"].agg(list)
+            full = model.recommend(users, k=longer).groupby("user")["item"].agg(list)
+            for user, items in short.items():
+                assert full[user][:k] == items, (user, k, longer)
+
+    def test_declared_dot_product_reproduces_scores(self):
+        model = self.fitted()
+        if not supports(model, DotProductModel):
+            return
+        idx = np.arange(min(8, model.seen_.shape[0]))
+        items = model.item_vectors()
+        assert items.dtype == np.float32 and items.flags.c_contiguous
+        assert items.shape[0] == model.n_items
+        assert model.item_vectors() is items  # built once per fit
+        np.testing.assert_allclose(
+            model.user_vectors(idx) @ items.T, model.score(model.user_ids_.lookup(idx)),
+            rtol=1e-4, atol=1e-4,
+        )
+
     def test_candidates_honoured(self):
         model = self.fitted()
         recs = model.recommend(["u0", "u1"], k=5, candidates=["i1", "i2", "i3"])
@@ -164,7 +187,7 @@ class RecommenderContract:
         from lmrec.errors import ConfigError
 
         model = self.fitted()
-        if not self.supports_fold_in:
+        if not (supports(model, FoldInModel) or supports(model, SequenceModel)):
             with pytest.raises(ConfigError):
                 model.recommend_for_items(["i0", "i2"], k=3)
             return

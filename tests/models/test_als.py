@@ -105,7 +105,7 @@ def test_fold_in_of_a_known_user_matches_fitted_recommendations():
 def test_fold_in_empty_history_scores_zero():
     model = ALS(factors=4, iterations=3, num_threads=1).fit(checkerboard())
     empty = sp.csr_matrix((1, model.n_items), dtype=np.float32)
-    np.testing.assert_array_equal(model._score_history(empty), 0.0)
+    np.testing.assert_array_equal(model.score_history(empty), 0.0)
 
 
 def test_registry_and_config_errors():

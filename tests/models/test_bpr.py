@@ -110,7 +110,7 @@ def test_ml100k_beats_popularity(ml100k_80_20, fit_and_evaluate, popularity_summ
     # Measured on the seed-2026 80/20 split: NDCG@10 0.388 / Recall@20 0.33 vs popularity
     # 0.218 / 0.175; fit ~10-15 s on a busy 2-core machine.
     from lmrec.eval.metrics import compute_ranking_metrics
-    from lmrec.models.topk import mask_rows, topk
+    from lmrec.ops.topk import mask_rows, topk
 
     model = BPR(torch_threads=1)
     summary = fit_and_evaluate(model)
@@ -121,7 +121,7 @@ def test_ml100k_beats_popularity(ml100k_80_20, fit_and_evaluate, popularity_summ
     train, test = ml100k_80_20.train.matrix.copy(), ml100k_80_20.test.matrix
     train.data[:] = 1.0
     rows = np.flatnonzero(np.diff(test.indptr) > 0)[::2]
-    scores = model._score_history(train[rows])
+    scores = model.score_history(train[rows])
     mask_rows(scores, train[rows])
     recs, _ = topk(scores, 10)
     folded, _ = compute_ranking_metrics(recs, test[rows], ["ndcg@10"], n_items=model.n_items)

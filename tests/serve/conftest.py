@@ -12,9 +12,9 @@ from lmrec.models.registry import list_models, register_model
 
 
 class NoFoldIn(Recommender):
-    """A model without fold-in (no ``_score_history``): scores are item popularity."""
+    """A model without fold-in (no ``score_history``): scores are item popularity."""
 
-    def _fit(self, dataset) -> None:
+    def _fit(self, dataset, *, valid=None, options=None) -> None:
         self.counts_ = np.bincount(dataset.column("item_idx"), minlength=dataset.n_items).astype(
             np.float32
         )

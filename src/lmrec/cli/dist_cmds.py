@@ -18,8 +18,6 @@ from typing import Any
 
 from lmrec.errors import ConfigError
 
-SPARK_MODELS = ("als",)
-
 
 def add_distributed_flag(p: argparse.ArgumentParser) -> None:
     """``--distributed``, ``--checkpoint-dir``, ``--engine`` and ``--master``."""
@@ -50,47 +48,63 @@ def scaling_params(
     ``--distributed`` becomes the model's ``distributed=True`` setting, ``--device`` its
     ``device``.
     """
+    from lmrec.models.capabilities import (
+        CheckpointedModel,
+        DistributedModel,
+        SparkEngineModel,
+        supports,
+    )
     from lmrec.models.config import build_config
-    from lmrec.models.registry import get_model_class
+    from lmrec.models.registry import get_model_class, models_supporting
     from lmrec.train.distributed import launched_by_torchrun
 
-    fields = get_model_class(model_name).config_class.model_fields
+    cls = get_model_class(model_name)
     engine = getattr(args, "engine", "local")
     if getattr(args, "master", None) and engine != "spark":
         raise ConfigError("--master goes with --engine spark.")
     if engine == "spark":
-        if model_name not in SPARK_MODELS:
+        if not supports(cls, SparkEngineModel):
             raise ConfigError(
-                f"--engine spark fits {', '.join(SPARK_MODELS)}; got --model {model_name!r}."
+                f"--engine spark fits {', '.join(models_supporting(SparkEngineModel))}; "
+                f"got --model {model_name!r}."
             )
         if getattr(args, "distributed", False) or getattr(args, "checkpoint_dir", None):
             raise ConfigError("--distributed and --checkpoint-dir are for torch models, not Spark.")
         if getattr(args, "dataset", None):
             raise ConfigError("--engine spark reads --data FILE (any path Spark can read).")
         return params
+    torch_models = ", ".join(models_supporting(DistributedModel))
     if getattr(args, "device", None):
-        if "device" not in fields:
-            raise ConfigError(f"Model {model_name!r} has no device setting; drop --device.")
+        if not supports(cls, DistributedModel):
+            raise ConfigError(
+                f"Model {model_name!r} does not train with torch; drop --device "
+                f"(models with --device: {torch_models})."
+            )
         params = {**params, "device": args.device}
     if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1 and not args.distributed:
         raise ConfigError(
             f"lmrec train was launched by torchrun with {os.environ['WORLD_SIZE']} processes "
             "but without --distributed: each would train the whole model alone. Add "
-            "--distributed (models: bpr, fm, twotower) or run it without torchrun."
+            f"--distributed (models: {torch_models}) or run it without torchrun."
         )
     if getattr(args, "distributed", False):
-        if "distributed" not in fields:
+        if not supports(cls, DistributedModel):
             raise ConfigError(
-                f"Model {model_name!r} has no distributed training; drop --distributed."
+                f"Model {model_name!r} has no distributed training; drop --distributed "
+                f"(models with --distributed: {torch_models})."
             )
         params = {**params, "distributed": True}
-        build_config(get_model_class(model_name).config_class, params)
-    if getattr(args, "checkpoint_dir", None) and not _checkpoints(model_name):
-        raise ConfigError(f"Model {model_name!r} does not checkpoint; drop --checkpoint-dir.")
+        build_config(cls.config_class, params)
+    checkpoints = supports(cls, CheckpointedModel)
+    if getattr(args, "checkpoint_dir", None) and not checkpoints:
+        raise ConfigError(
+            f"Model {model_name!r} does not checkpoint; drop --checkpoint-dir (models that "
+            f"do: {', '.join(models_supporting(CheckpointedModel))})."
+        )
     every = getattr(args, "checkpoint_every", None)
     if every is not None and (every < 1 or not getattr(args, "checkpoint_dir", None)):
         raise ConfigError("--checkpoint-every takes a step count >= 1 and needs --checkpoint-dir.")
-    if every is not None and not _checkpoints(model_name, "checkpoint_every"):
+    if every is not None and not (checkpoints and cls.checkpoint_steps):  # type: ignore[attr-defined]
         raise ConfigError(
             f"Model {model_name!r} sets its checkpoint interval in its config; "
             "drop --checkpoint-every (e.g. --param checkpoint_every=N)."
@@ -98,25 +112,17 @@ def scaling_params(
     return params
 
 
-def _checkpoints(model_name: str, arg: str = "checkpoint_dir") -> bool:
-    """Whether the model's ``fit`` takes ``arg`` (``checkpoint_dir``: bpr, fm, ranker)."""
-    import inspect
-
-    from lmrec.models.registry import get_model_class
-
-    return arg in inspect.signature(get_model_class(model_name).fit).parameters
-
-
 def fit(model: Any, dataset: Any, args: argparse.Namespace) -> Any:
     """``model.fit(dataset)``, passing ``--checkpoint-dir`` along; leaves the process group after."""
+    from lmrec.models.capabilities import FitOptions
     from lmrec.train.distributed import cleanup_distributed
 
-    if getattr(args, "checkpoint_dir", None):
-        every = getattr(args, "checkpoint_every", None)
-        extra = {} if every is None else {"checkpoint_every": every}
-        model.fit(dataset, checkpoint_dir=Path(args.checkpoint_dir), **extra)
-    else:
-        model.fit(dataset)
+    ckpt = getattr(args, "checkpoint_dir", None)
+    options = FitOptions(
+        checkpoint_dir=None if ckpt is None else Path(ckpt),
+        checkpoint_every=getattr(args, "checkpoint_every", None),
+    )
+    model.fit(dataset, options=options)
     if getattr(args, "distributed", False):
         cleanup_distributed()  # the model is complete on every rank; saving needs no group
     return model
@@ -131,23 +137,17 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def train_spark(args: argparse.Namespace, params: dict[str, Any]) -> Any:
-    """Fit ``--model als`` with Spark on ``--data``; the read flags name the columns."""
+def train_spark(args: argparse.Namespace, model_name: str, params: dict[str, Any]) -> Any:
+    """Fit ``--model`` with Spark on ``--data`` (models declaring SparkEngineModel); the
+    read flags name the columns."""
     from lmrec.cli._common import check_input
-    from lmrec.models.als import ALSConfig
-    from lmrec.spark import spark_train_als
+    from lmrec.models.registry import get_model_class
+    from lmrec.spark import spark_fit
 
     if "://" not in str(args.data):
         check_input(args.data, "Interaction file")
-    if params.get("regularization_scaling", "count") != "count":
-        raise ConfigError(
-            "Spark's ALS always scales the penalty by each row's interaction count "
-            "(regularization_scaling=count); drop the parameter or use the local engine."
-        )
-    cfg = ALSConfig(**params)
     sep = None if args.sep is None else ("\t" if args.sep in ("\\t", "tab") else args.sep)
-    return spark_train_als(
-        args.data, factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
-        iterations=cfg.iterations, seed=cfg.seed, master=args.master or "local[2]",
+    return spark_fit(
+        get_model_class(model_name), args.data, params=params, master=args.master or "local[2]",
         user_col=args.user_col, item_col=args.item_col, weight_col=args.weight_col, sep=sep,
     )  # fmt: skip

@@ -133,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = dist_cmds.scaling_params(args, args.model, model_params(args, args.model))
     start = time.perf_counter()
     if args.engine == "spark":
-        model = dist_cmds.train_spark(args, params)
+        model = dist_cmds.train_spark(args, args.model, params)
     else:
         dataset = load_input(args)
         model = dist_cmds.fit(create_model(args.model, params), dataset, args)

@@ -138,7 +138,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         from lmrec.ranker.model import LMRanker
 
         model = trained = LMRanker(**ranker)
-        model.fit(dataset, checkpoint_dir=args.checkpoint_dir)
+        from lmrec.models.capabilities import FitOptions
+
+        model.fit(dataset, options=FitOptions(checkpoint_dir=args.checkpoint_dir))
     n_train, n_total = trained.trainable_parameters()
     info(f"fine-tuned {args.mode} ranker in {time.perf_counter() - start:.1f}s: "
          f"{n_train:,} of {n_total:,} parameters trained ({n_train / n_total:.2%})")  # fmt: skip

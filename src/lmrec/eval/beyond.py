@@ -21,13 +21,13 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
+from lmrec._checks import check_k
 from lmrec.errors import DataError
 from lmrec.eval.ranking import (
     FloatArray,
     IntArray,
     _as_csr,
     _as_recs,
-    _check_k,
     _first_occurrence,
     _mean_or_nan,
     _nan_with_warning,
@@ -86,7 +86,7 @@ def item_exposure(recs: ArrayLike, n_items: int, *, k: int | None = None) -> Int
     """
     n = _check_n_items(n_items)
     arr = _as_recs(recs, n)
-    width = arr.shape[1] if k is None else _check_k(k, "item_exposure")
+    width = arr.shape[1] if k is None else check_k(k, "item_exposure")
     _, items = _recommended(arr, width, n)
     return np.bincount(items, minlength=n).astype(np.int64)
 
@@ -99,7 +99,7 @@ class _BeyondMetric:
     requires: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "k", _check_k(self.k, type(self).__name__))
+        object.__setattr__(self, "k", check_k(self.k, type(self).__name__))
 
     @property
     def name(self) -> str:

@@ -42,6 +42,7 @@ from lmrec.errors import ConfigError, DataError
 from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
 from lmrec.eval.protocol import EvaluationResult
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
 
 __all__ = ["GenrePopularity", "RandomScores", "cold_items", "evaluate_cold_items"]
@@ -131,14 +132,14 @@ class RandomScoresConfig(ModelConfig):
     """Seed; a user's scores depend only on (seed, user index)."""
 
 
-class RandomScores(Recommender):
+class RandomScores(Recommender, FoldInModel):
     """Uniform random scores, reproducible per user (a floor for cold-start metrics)."""
 
     name = "random"
     config_class = RandomScoresConfig
     config: RandomScoresConfig
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         pass
 
     def _rows(self, keys: np.ndarray) -> np.ndarray:
@@ -151,7 +152,7 @@ class RandomScores(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._rows(np.asarray(user_idx))
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._rows(np.arange(history.shape[0]))
 
 
@@ -164,7 +165,7 @@ class GenrePopularityConfig(ModelConfig):
     """Weight each genre by the user's share of interactions in it (else global only)."""
 
 
-class GenrePopularity(Recommender):
+class GenrePopularity(Recommender, FoldInModel):
     """Popularity by genre: ``s(u, i) = sum over genres g of i of share_u(g) * pop(g)``.
 
     Scores items from their genres only, so it ranks items with no interactions; see
@@ -179,7 +180,7 @@ class GenrePopularity(Recommender):
     user_share_: np.ndarray | None = None
     genres_: list[str] | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         col = self.config.genre_column
         if dataset.items is None or col not in dataset.items.columns:
             raise ConfigError(
@@ -212,7 +213,7 @@ class GenrePopularity(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._from_share(self.user_share_[user_idx])  # type: ignore[index]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         h = history.copy()
         h.data[:] = 1.0
         per_user = np.asarray((h @ self.item_genres_).todense(), dtype=np.float64)

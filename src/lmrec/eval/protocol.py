@@ -20,10 +20,11 @@ import scipy.sparse as sp
 
 from lmrec._progress import progress
 from lmrec.data.dataset import Dataset
-from lmrec.data.idmap import IdMap, as_id_array
+from lmrec.data.idmap import IdMap
 from lmrec.errors import DataError
 from lmrec.eval.bootstrap import bootstrap_ci, paired_bootstrap_diff
 from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
+from lmrec.models.validation import truth_from_ids
 
 DEFAULT_METRICS = (
     "precision@10", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "map@10", "mrr@10",
@@ -88,30 +89,6 @@ def _truth_in_model_space(model: Any, test: Dataset) -> tuple[np.ndarray, sp.csr
     """
     frame = test.to_frame()
     return truth_from_ids(model.user_ids_, model.item_ids_, frame["user"], frame["item"])
-
-
-def truth_from_ids(user_ids: IdMap, item_ids: IdMap, users: Any, items: Any
-                   ) -> tuple[np.ndarray, sp.csr_matrix, int, int]:  # fmt: skip
-    """Truth matrix rows for (user, item) pairs given as external ids; see the module docstring."""
-    users = as_id_array(users)
-    items = as_id_array(items)
-    uidx = user_ids.index(users, on_unknown="ignore")
-    iidx = item_ids.index(items, on_unknown="ignore")
-    cold_users = len(pd.unique(users[uidx < 0]))
-    keep = uidx >= 0
-    uidx, iidx, items = uidx[keep], iidx[keep], items[keep]
-    unknown = iidx < 0
-    extra_ids, extra_idx = np.unique(items[unknown], return_inverse=True)
-    iidx = iidx.copy()
-    iidx[unknown] = len(item_ids) + extra_idx
-    eval_users, row = np.unique(uidx, return_inverse=True)
-    truth = sp.csr_matrix(
-        (np.ones(len(row), np.float32), (row, iidx)),
-        shape=(len(eval_users), len(item_ids) + len(extra_ids)),
-    )
-    truth.sum_duplicates()
-    truth.data[:] = 1.0
-    return eval_users, truth, cold_users, len(extra_ids)
 
 
 def evaluate(

@@ -30,7 +30,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from lmrec.errors import ConfigError, DataError, DataWarning
+from lmrec._checks import check_k
+from lmrec.errors import DataError, DataWarning
 
 if TYPE_CHECKING:
     from lmrec.eval.metrics import _EvalInputs
@@ -54,13 +55,6 @@ BoolArray = NDArray[np.bool_]
 
 # --------------------------------------------------------------------------- helpers
 # Shared with beyond.py and metrics.py; private to the package.
-
-
-def _check_k(k: object, owner: str) -> int:
-    """Return ``k`` as an int, or raise ConfigError naming ``owner``."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"The 'k' parameter of {owner} must be an int >= 1. Got {k!r} instead.")
-    return int(k)
 
 
 def _as_recs(recs: ArrayLike, n_items: int | None = None) -> IntArray:
@@ -258,7 +252,7 @@ class RankingMetric(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "k", _check_k(self.k, type(self).__name__))
+        object.__setattr__(self, "k", check_k(self.k, type(self).__name__))
 
     @property
     def name(self) -> str:

@@ -60,8 +60,16 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from lmrec.data.dataset import Dataset
-from lmrec.errors import DataError
+from lmrec.errors import ConfigError, DataError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import (
+    DotProductModel,
+    FitOptions,
+    FoldInModel,
+    SparkEngineModel,
+    dot_item_vectors,
+    dot_user_vectors,
+)
 from lmrec.models.config import ModelConfig
 
 
@@ -91,7 +99,7 @@ class ALSConfig(ModelConfig):
     needs the ``fast`` extra); 'auto' is 'numba' when numba is installed."""
 
 
-class ALS(Recommender):
+class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
     """Implicit-feedback ALS: implicit's conjugate-gradient fit, or exact ALS-WR solves.
 
     The default fits implicit's objective (one ``regularization`` for all rows) with
@@ -156,7 +164,7 @@ class ALS(Recommender):
         out.has_sorted_indices = weights.has_sorted_indices
         return out
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         from threadpoolctl import threadpool_limits
 
         cfg = self.config
@@ -244,6 +252,30 @@ class ALS(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx] @ self.item_factors_.T  # type: ignore[index,union-attr]
 
+    #: Spark MLlib's ALS (implicit preferences) fits the count-scaled objective.
+    spark_estimator = "als"
+
+    @classmethod
+    def spark_params(cls, config: ModelConfig) -> dict[str, Any]:
+        """MLlib ALS settings (``rank``, ``regParam``, ``alpha``, ``maxIter``, ``seed``) for
+        ``config``; Spark always scales the penalty by each row's interaction count."""
+        cfg = ALSConfig.model_validate(config.model_dump())
+        if cfg.regularization_scaling != "count":
+            raise ConfigError(
+                "Spark's ALS always scales the penalty by each row's interaction count "
+                "(regularization_scaling=count); drop the parameter or use the local engine."
+            )
+        return {"rank": cfg.factors, "regParam": cfg.regularization, "alpha": cfg.alpha,
+                "maxIter": cfg.iterations, "seed": cfg.seed}  # fmt: skip
+
+    def item_vectors(self) -> np.ndarray:
+        """The item factors (float32, C-contiguous): scores are ``user . item``."""
+        return self._memo("item_vectors", lambda: dot_item_vectors(self.item_factors_))  # type: ignore[arg-type]
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """The factors of known users."""
+        return dot_user_vectors(self.user_factors_[user_idx])  # type: ignore[index]
+
     def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         """User factors for histories given at request time, by the exact ALS user solve.
 
@@ -271,7 +303,7 @@ class ALS(Recommender):
             penalty *= np.diff(conf.indptr)
         return solve_rows(conf, self.item_factors_, penalty).astype(np.float32)  # type: ignore[arg-type]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self.fold_in(history) @ self.item_factors_.T  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ persistence

@@ -3,15 +3,16 @@
 A model subclasses :class:`Recommender`, declares its hyperparameters as a
 :class:`~lmrec.models.config.ModelConfig`, and implements three hooks:
 
-- ``_fit(dataset)`` -- learn from the training data set;
+- ``_fit(dataset, valid=..., options=...)`` -- learn from the training data set;
 - ``_score(user_idx)`` -- a dense (n_users, n_items) score block for known users;
 - ``_get_state()`` / ``_set_state(arrays, meta)`` -- the fitted arrays, for save/load.
 
 Everything else -- external ids, unknown-id policy, exclusion of seen items,
 candidate filters, batching, top-k, save/load with checksums -- lives here once,
 so the CLI, the evaluator, the tuner and the service never special-case a model.
-Models that can score a history given at request time (new users, anonymous
-sessions) also implement ``_score_history(history)``.
+Optional abilities (folding in a history given at request time, inner-product scores,
+checkpoints, distributed training, ...) are the protocols of
+:mod:`lmrec.models.capabilities`, declared as base classes.
 """
 
 from __future__ import annotations
@@ -26,20 +27,26 @@ import pandas as pd
 import scipy.sparse as sp
 from typing_extensions import Self
 
+from lmrec._checks import check_k
 from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import IdMap, OnUnknown, as_id_array
-from lmrec.errors import ConfigError, NotFittedError
+from lmrec.errors import ConfigError, NonFiniteModelError, NotFittedError
+from lmrec.models.capabilities import (
+    CheckpointedModel,
+    DotProductModel,
+    FitOptions,
+    FoldInModel,
+    HardNegativeModel,
+    SequenceModel,
+    supports,
+)
 from lmrec.models.config import ModelConfig, build_config
-from lmrec.models.topk import mask_rows, topk
+from lmrec.ops.topk import dot_topk, mask_rows, topk
 
 RECOMMENDATION_COLUMNS = ["user", "item", "rank", "score"]
 
+__all__ = ["RECOMMENDATION_COLUMNS", "Recommender", "check_k", "history_matrix"]
 
-def check_k(k: object, where: str = "recommend") -> int:
-    """Validate a list length ``k`` (an int >= 1)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"The 'k' parameter of {where} must be an int >= 1. Got {k!r} instead.")
-    return int(k)
 
 
 class Recommender(ABC):
@@ -84,19 +91,51 @@ class Recommender(ABC):
         self.user_ids_ = None
         self.item_ids_ = None
         self.seen_ = None
+        self._derived: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
         return f"{type(self).__name__}({params})"
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, dataset: Dataset) -> Self:
-        """Learn from ``dataset`` (a refit starts over); returns the fitted model."""
+    def fit(
+        self,
+        dataset: Dataset,
+        *,
+        valid: Dataset | None = None,
+        options: FitOptions | None = None,
+    ) -> Self:
+        """Learn from ``dataset`` (a refit starts over); returns the fitted model.
+
+        Parameters
+        ----------
+        dataset : Dataset
+            The training interactions; they are also the items excluded at recommendation.
+        valid : Dataset, optional
+            Held-out interactions for model selection (early stopping, a weight search)
+            by models that declare :class:`~lmrec.models.capabilities.ValidatedModel`;
+            never trained on. Other models ignore it.
+        options : FitOptions, optional
+            Checkpoints, hard negatives, progress bars (see
+            :class:`~lmrec.models.capabilities.FitOptions`).
+
+        Raises
+        ------
+        ConfigError
+            An option the model does not support (e.g. checkpoints for EASE), or an
+            empty data set.
+        NonFiniteModelError
+            The fitted parameters are not finite (e.g. from extreme weights in the data).
+        """
         if not isinstance(dataset, Dataset):
             raise TypeError(
                 f"fit expects an lmrec.data.Dataset; got {type(dataset).__name__}. "
                 "Build one with lmrec.data.load_dataset or Dataset.from_frame."
             )
+        if valid is not None and not isinstance(valid, Dataset):
+            raise TypeError(f"valid must be an lmrec.data.Dataset; got {type(valid).__name__}.")
+        options = FitOptions() if options is None else options
+        self._check_options(options)
         if dataset.n_interactions == 0:
             raise ConfigError(f"Cannot fit {type(self).__name__} on an empty data set.")
         self.user_ids_ = dataset.user_ids
@@ -105,23 +144,57 @@ class Recommender(ABC):
         m = dataset.matrix
         ones = m.data if bool((m.data == 1).all()) else np.ones(m.nnz, np.float32)
         self.seen_ = sp.csr_matrix((ones, m.indices, m.indptr), shape=m.shape)
-        self._fit(dataset)
+        self._derived = {}
+        self._fit(dataset, valid=valid, options=options)
+        self._derived = {}
+        self._check_finite(dataset)
         return self
 
+    def _check_options(self, options: FitOptions) -> None:
+        """Refuse run options this model does not declare it supports."""
+        label = self.name or type(self).__name__
+        if options.checkpoint_dir is not None and not supports(self, CheckpointedModel):
+            raise ConfigError(f"Model {label!r} does not write checkpoints; drop checkpoint_dir.")
+        if options.checkpoint_every is not None and not (
+            supports(self, CheckpointedModel) and self.checkpoint_steps  # type: ignore[attr-defined]
+        ):
+            raise ConfigError(
+                f"Model {label!r} sets its checkpoint interval in its config, not with "
+                "checkpoint_every."
+            )
+        if options.hard_negatives is not None and not supports(self, HardNegativeModel):
+            raise ConfigError(f"Model {label!r} does not sample hard negatives.")
+
+    def _check_finite(self, dataset: Dataset) -> None:
+        """Fail loudly when fitting produced NaN or infinite parameters."""
+        arrays, _ = self._get_state()
+        bad = [k for k, v in arrays.items()
+               if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.isfinite(v).all()]  # fmt: skip
+        if not bad:
+            return
+        w = dataset.matrix.data
+        largest = float(np.abs(w).max()) if len(w) else 0.0
+        raise NonFiniteModelError(
+            f"Fitting {self.name or type(self).__name__} gave non-finite values in "
+            f"{', '.join(sorted(bad))}. The largest |weight| in the training data is "
+            f"{largest:.4g}; rescale extreme weights, lower the learning rate, or raise "
+            "the regularization."
+        )
+
     @abstractmethod
-    def _fit(self, dataset: Dataset) -> None:
-        """Learn model parameters from ``dataset``."""
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
+        """Learn model parameters from ``dataset`` (``valid`` and ``options`` as in :meth:`fit`)."""
 
     @abstractmethod
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         """Scores (float32, shape (len(user_idx), n_items)) of all items for known users."""
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        """Scores for users described only by a history row (n, n_items); fold-in models override."""
-        raise ConfigError(
-            f"Model {self.name or type(self).__name__!r} cannot recommend from an item list "
-            "given at request time; use a model that folds in new users (e.g. ease, itemknn, als)."
-        )
+    def _memo(self, key: str, build: Any) -> Any:
+        """A value derived from the fitted state, built once per fit or load."""
+        derived = self.__dict__.setdefault("_derived", {})
+        if key not in derived:
+            derived[key] = build()
+        return derived[key]
 
     @property
     def is_fitted(self) -> bool:
@@ -185,12 +258,11 @@ class Recommender(ABC):
         self._check_fitted()
         k = check_k(k)
         user_idx = np.asarray(user_idx, dtype=np.int64)
-        if candidates is None:  # factor/embedding models: fused multi-threaded dot + top-k
-            from lmrec.retrieval.vectors import recommend_by_dot
-
-            fast = recommend_by_dot(self, user_idx, k, exclude_seen=exclude_seen, exclude=exclude)
-            if fast is not None:
-                return fast
+        if candidates is None and supports(self, DotProductModel):
+            users = self.user_vectors(user_idx)  # type: ignore[attr-defined]
+            if np.isfinite(users).all():  # else the generic path turns NaN scores into -inf
+                ex = self.exclusion(user_idx, exclude_seen, exclude)
+                return dot_topk(users, self.item_vectors(), k, exclude=ex)  # type: ignore[attr-defined]
         items = np.empty((len(user_idx), k), np.int64)
         scores = np.empty((len(user_idx), k), np.float32)
         keep = None
@@ -204,6 +276,25 @@ class Recommender(ABC):
             self._apply_filters(block, rows, exclude_seen, exclude, keep)
             items[start : start + len(rows)], scores[start : start + len(rows)] = topk(block, k)
         return items, scores
+
+    def exclusion(
+        self, user_idx: np.ndarray, exclude_seen: bool, exclude: sp.csr_matrix | None
+    ) -> sp.csr_matrix | None:
+        """Row-aligned CSR of the items to drop for ``user_idx``: training items and/or ``exclude``.
+
+        Every stored entry counts, whatever its value (as in :func:`~lmrec.ops.topk.mask_rows`):
+        the union is taken on the patterns, so a stored zero still excludes.
+        """
+        parts = []
+        if exclude_seen:
+            parts.append(sp.csr_matrix(self.seen_[user_idx]))  # type: ignore[index]
+        if exclude is not None:
+            parts.append(sp.csr_matrix(sp.csr_matrix(exclude)[user_idx]))
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        a, b = (sp.csr_matrix((np.ones(m.nnz, np.float32), m.indices, m.indptr), shape=m.shape)
+                for m in parts)  # fmt: skip
+        return sp.csr_matrix(a + b)
 
     def _block_rows(self) -> int:
         """Users per scoring block: at most ``score_block_size``, fewer for big catalogs."""
@@ -279,24 +370,30 @@ class Recommender(ABC):
 
         ``histories`` is one list of external item ids, or a list of such lists (one
         per anonymous user). No retraining: models fold the history in (closed form for
-        ALS, directly for EASE and kNN). Unknown items are ignored by default.
+        ALS, directly for EASE and kNN); sequence models read each list as a session in
+        the order given, oldest first. Unknown items are ignored by default. Models that
+        declare neither :class:`~lmrec.models.capabilities.FoldInModel` nor
+        :class:`~lmrec.models.capabilities.SequenceModel` raise ConfigError.
         The ``user`` column of the result holds ``session_ids`` (default ``0, 1, ...``).
         """
         self._check_fitted()
         k = check_k(k)
-        hist_list = _as_history_list(histories)
-        rows, cols = [], []
-        for i, hist in enumerate(hist_list):
+        if not (supports(self, SequenceModel) or supports(self, FoldInModel)):
+            raise ConfigError(
+                f"Model {self.name or type(self).__name__!r} cannot recommend from an item list "
+                "given at request time; use a model that folds in new users (e.g. ease, "
+                "itemknn, als)."
+            )
+        sequences = []
+        for hist in _as_history_list(histories):
             idx = self.item_ids_.index(hist, on_unknown=on_unknown, kind="item")  # type: ignore[union-attr]
-            idx = np.unique(idx[idx >= 0])
-            rows.append(np.full(len(idx), i))
-            cols.append(idx)
-        r = np.concatenate(rows) if rows else np.empty(0, np.int64)
-        c = np.concatenate(cols) if cols else np.empty(0, np.int64)
-        history = sp.csr_matrix(
-            (np.ones(len(r), np.float32), (r, c)), shape=(len(hist_list), self.n_items)
-        )
-        scores_full = np.array(self._score_history(history), dtype=np.float32, copy=True)
+            sequences.append(idx[idx >= 0])
+        history = history_matrix(sequences, self.n_items)
+        if supports(self, SequenceModel):  # order matters: the list is a session, oldest first
+            raw = self.score_sequences(sequences)  # type: ignore[attr-defined]
+        else:
+            raw = self.score_history(history)  # type: ignore[attr-defined]
+        scores_full = np.array(raw, dtype=np.float32, copy=True)
         keep = None
         if candidates is not None:
             keep = np.zeros(self.n_items, bool)
@@ -307,6 +404,7 @@ class Recommender(ABC):
         if keep is not None:
             scores_full[:, ~keep] = -np.inf
         items, scores = topk(scores_full, k)
+        hist_list = sequences
         ids = np.asarray(
             list(session_ids) if session_ids is not None else range(len(hist_list)), dtype=object
         )
@@ -356,6 +454,19 @@ class Recommender(ABC):
                 "use lmrec.models.load_model to load any model."
             )
         return model
+
+
+def history_matrix(rows: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """A binary (len(rows), n_items) float32 CSR matrix with row ``i`` holding items ``rows[i]``.
+
+    Repeated items count once, so the matrix is the *set* of items of each history.
+    """
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    uniq = [np.unique(np.asarray(r, dtype=np.int64)) for r in rows]
+    indptr[1:] = np.cumsum([len(r) for r in uniq])
+    indices = np.concatenate(uniq).astype(np.int32) if uniq else np.empty(0, np.int32)
+    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                         shape=(len(rows), n_items))  # fmt: skip
 
 
 def _as_history_list(histories: Sequence[Iterable[object]] | Iterable[object]) -> list[np.ndarray]:

@@ -15,11 +15,12 @@ dominate the spread; they are excluded from recommendations anyway.
 
 Learning the content weight ``w``
 ---------------------------------
-``fit_with_validation(train, valid)`` is the protocol to use when a validation split
-exists: both components are fitted on ``train``, each candidate of ``weight_grid`` is
-evaluated on ``valid`` with :func:`lmrec.eval.protocol.evaluate` (``metric``, default
-NDCG@10; ties go to the smaller weight), and then both components are refitted on
-``train.concat(valid)`` with the best weight. ``fit(dataset)`` with ``weight=None``
+``fit(train, valid=valid)`` learns the weight on a validation split: both components
+are fitted on ``train``, each candidate of ``weight_grid`` is scored on ``valid`` with
+:func:`lmrec.models.validation.validation_metric` (``metric``, default NDCG@10; ties go
+to the smaller weight), and the model keeps the best weight.
+``fit_with_validation(train, valid)`` does the same and then refits both components
+on ``train.concat(valid)`` with that weight. ``fit(dataset)`` with ``weight=None``
 (the CLI path) does the same inside ``dataset``: it holds out a seeded per-user random
 ``validation_fraction`` of it (:func:`lmrec.data.split.random_split`) to choose the
 weight, then refits on all of ``dataset``. With a fixed ``weight`` ``fit`` just fits
@@ -42,8 +43,10 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, DataError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions, FoldInModel, ValidatedModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.registry import create_model
+from lmrec.models.validation import validation_metric
 
 Normalization = Literal["zscore", "minmax", "rank"]
 _PREFIXES = {"cf": "cf.", "content": "content."}
@@ -111,7 +114,7 @@ def normalize_scores(scores: np.ndarray, seen: sp.csr_matrix | None,
     return ((s - center) / scale).astype(np.float32)
 
 
-class BlendModel(Recommender):
+class BlendModel(Recommender, FoldInModel, ValidatedModel):
     """Convex fusion of a CF model and a content model on per-user normalised scores.
 
     See the module docstring for the formula and how the weight is learned.
@@ -153,8 +156,10 @@ class BlendModel(Recommender):
         return (create_model(cfg.cf_model, cfg.cf_params),
                 create_model(cfg.content_model, cfg.content_params))  # fmt: skip
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         weight = self._weight_override if self._weight_override is not None else self.config.weight
+        if weight is None and valid is not None:
+            weight, self.validation_ = self._search_weight(dataset, valid)
         if weight is None:
             from lmrec.data.split import random_split
 
@@ -206,8 +211,6 @@ class BlendModel(Recommender):
     def _search_weight(self, train: Dataset, valid: Dataset, *, metric: str | None = None
                        ) -> tuple[float, dict[float, float]]:  # fmt: skip
         """Fit the components once on ``train`` and score each grid weight on ``valid``."""
-        from lmrec.eval.protocol import evaluate
-
         metric = metric or self.config.metric
         grid = sorted(set(self.config.weight_grid))
         probe = type(self)(self.config.model_copy(update={"weight": grid[0]}))
@@ -216,8 +219,7 @@ class BlendModel(Recommender):
         table: dict[float, float] = {}
         for w in grid:
             probe.weight_ = float(w)
-            result = evaluate(probe, valid, metrics=[metric], show_progress=False)
-            table[float(w)] = float(next(iter(result.summary.values())))
+            table[float(w)] = validation_metric(probe, valid, metric)
         best = max(grid, key=lambda w: (table[float(w)], -w))
         return float(best), table
 
@@ -241,11 +243,11 @@ class BlendModel(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._combine(*self._normalized(user_idx))
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Fuse the components' fold-in scores (both must support histories)."""
         how = self.config.normalization
-        cf = normalize_scores(self.cf_._score_history(history), history, how)  # type: ignore[union-attr]
-        content = normalize_scores(self.content_._score_history(history), history, how)  # type: ignore[union-attr]
+        cf = normalize_scores(self.cf_.score_history(history), history, how)  # type: ignore[union-attr]
+        content = normalize_scores(self.content_.score_history(history), history, how)  # type: ignore[union-attr]
         return self._combine(cf, content)
 
     # ------------------------------------------------------------------ persistence

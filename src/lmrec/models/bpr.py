@@ -36,13 +36,21 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
-from typing_extensions import Self
 
 from lmrec._optional import require
 from lmrec._progress import progress
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import (
+    CheckpointedModel,
+    DistributedModel,
+    DotProductModel,
+    FitOptions,
+    FoldInModel,
+    dot_item_vectors,
+    dot_user_vectors,
+)
 from lmrec.models.config import ModelConfig
 from lmrec.train.distributed import (
     DistInfo,
@@ -231,23 +239,6 @@ def fold_in_ridge(item_factors: np.ndarray, item_bias: np.ndarray, history: sp.c
     return out
 
 
-def fit_with_checkpoints(model: Any, dataset: Dataset, checkpoint_dir: str | Path | None,
-                         checkpoint_every: int | None) -> Any:  # fmt: skip
-    """``Recommender.fit`` with the checkpoint settings visible to ``_fit`` while it runs.
-
-    Shared by the models whose ``fit`` takes ``checkpoint_dir`` (BPR, the factorization
-    machine); ``checkpoint_every`` without a directory is refused.
-    """
-    if checkpoint_every is not None and checkpoint_dir is None:
-        raise ConfigError("checkpoint_every needs a checkpoint_dir to write the checkpoints to.")
-    model._checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-    model._checkpoint_every = checkpoint_every
-    try:
-        return Recommender.fit(model, dataset)
-    finally:
-        del model._checkpoint_dir, model._checkpoint_every
-
-
 # ---------------------------------------------------------------------- model
 class BPRConfig(ModelConfig):
     """Hyperparameters of :class:`BPR`."""
@@ -289,7 +280,7 @@ class BPRConfig(ModelConfig):
     Without torchrun this is a world of one."""
 
 
-class BPR(Recommender):
+class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, DistributedModel):
     """Matrix factorization with the BPR pairwise ranking loss (Rendle et al., 2009).
 
     Scores are ``U[u] @ V.T + b``. Training is deterministic for a given ``seed`` on
@@ -311,6 +302,10 @@ class BPR(Recommender):
 
     name = "bpr"
     config_class = BPRConfig
+    #: Checkpoints after every epoch and, with ``FitOptions.checkpoint_every``, every N steps:
+    #: saved atomically by rank 0 (parameters, Adam state, epoch, batch, seed); a fit
+    #: resumes from ``FitOptions.checkpoint_dir`` with any number of ranks.
+    checkpoint_steps = True
     config: BPRConfig
 
     user_factors_: np.ndarray | None = None
@@ -322,25 +317,7 @@ class BPR(Recommender):
     seed_: int | None = None
 
     # ------------------------------------------------------------------ training
-    def fit(self, dataset: Dataset, *, checkpoint_dir: str | Path | None = None,
-            checkpoint_every: int | None = None) -> Self:  # fmt: skip
-        """Learn from ``dataset``; returns the fitted model.
-
-        Parameters
-        ----------
-        dataset : Dataset
-            The training interactions.
-        checkpoint_dir : str or Path, optional
-            Save a checkpoint (parameters, Adam state, epoch, batch, seed) to
-            ``checkpoint_dir/checkpoint`` after every epoch (rank 0 only, atomically),
-            and resume from it when it exists -- with any number of ranks.
-        checkpoint_every : int, optional
-            Also checkpoint every this many optimizer steps inside an epoch, so a crash
-            loses at most that many steps (with ``checkpoint_dir`` only).
-        """
-        return fit_with_checkpoints(self, dataset, checkpoint_dir, checkpoint_every)
-
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         torch = require("torch", "torch")
         cfg = self.config
         dist = setup_distributed() if cfg.distributed else DistInfo()
@@ -368,8 +345,8 @@ class BPR(Recommender):
             rng=rng, device=device, batch_size=cfg.batch_size, n_negatives=cfg.n_negatives,
             lr=cfg.lr, optimizer=cfg.optimizer, bf16=cfg.bf16,
             seed=self.seed_, dist=dist, names=list(self._params),
-            checkpoint_dir=getattr(self, "_checkpoint_dir", None),
-            checkpoint_every=getattr(self, "_checkpoint_every", None),
+            checkpoint_dir=options.checkpoint_dir,
+            checkpoint_every=options.checkpoint_every,
         )  # fmt: skip
         try:
             with torch_threads(torch, cfg.torch_threads):
@@ -404,7 +381,17 @@ class BPR(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors_[user_idx] @ self.item_factors_.T + self.item_bias_  # type: ignore[index,union-attr,operator]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
+        """Item vectors with the item bias as a last column (float32, C-contiguous)."""
+        return self._memo(
+            "item_vectors", lambda: dot_item_vectors(self.item_factors_, self.item_bias_)  # type: ignore[arg-type]
+        )
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """User vectors of known users with a column of ones (for the item bias)."""
+        return dot_user_vectors(self.user_factors_[user_idx], bias=True)  # type: ignore[index]
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Fold in new users with one implicit-ALS ridge solve (see :func:`fold_in_ridge`)."""
         return fold_in_ridge(
             self.item_factors_, self.item_bias_, history,  # type: ignore[arg-type]

@@ -42,8 +42,9 @@ from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import OnUnknown
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, check_k
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
-from lmrec.models.topk import topk
+from lmrec.ops.topk import topk
 
 _KMEANS_ITERATIONS = 15
 
@@ -112,7 +113,7 @@ def _spherical_kmeans(vecs: np.ndarray, weights: np.ndarray, k: int,
     return cent
 
 
-class ContentModel(Recommender):
+class ContentModel(Recommender, FoldInModel):
     """Recommend items whose text is close to the text of the items a user liked.
 
     Works for items with no interactions at all (they are embedded from the
@@ -147,7 +148,7 @@ class ContentModel(Recommender):
     encoder_id_: str | None = None
 
     # ------------------------------------------------------------------ fitting
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         from lmrec.text.encoder import TextEncoder
         from lmrec.text.templates import item_texts
 
@@ -229,7 +230,7 @@ class ContentModel(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._scores_of(self.profiles_[user_idx]).astype(np.float32, copy=False)  # type: ignore[index]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         # A history given at request time has no ratings or timestamps: equal weights.
         weights = sp.csr_matrix(history, dtype=np.float64, copy=True)
         weights.data[:] = 1.0

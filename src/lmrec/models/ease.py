@@ -42,6 +42,7 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
 
 #: Dense n_items x n_items float32 matrices alive at the peak of a fit (G, its factor, P/B).
@@ -76,7 +77,7 @@ def user_item_matrix(dataset: Dataset, implicit: bool) -> sp.csr_matrix:
     return x
 
 
-class EASE(Recommender):
+class EASE(Recommender, FoldInModel):
     """Embarrassingly shallow autoencoder: closed-form item-item regression (Steck 2019).
 
     Strong on small and medium catalogs (tens of thousands of items at most); the fit
@@ -105,7 +106,7 @@ class EASE(Recommender):
     #: Training matrix the scores are computed from (binarised when ``implicit``).
     user_items_: sp.csr_matrix | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         n = dataset.n_items
         need = _PEAK_MATRICES * n * n * 4
         have = available_memory()
@@ -123,7 +124,7 @@ class EASE(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return np.asarray(self.user_items_[user_idx] @ self.B_, dtype=np.float32)  # type: ignore[index,operator]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(history.astype(np.float32) @ self.B_, dtype=np.float32)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -39,7 +39,6 @@ is weighted by ``log(1 + rank)``. Positives with no violator contribute nothing.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -58,12 +57,20 @@ from lmrec.models.bpr import (
     NegativeSampler,
     ShardedPairTrainer,
     draw_seed,
-    fit_with_checkpoints,
     fold_in_ridge,
     resolve_device,
     shared_seed,
     torch_generator,
     torch_threads,
+)
+from lmrec.models.capabilities import (
+    CheckpointedModel,
+    DistributedModel,
+    DotProductModel,
+    FitOptions,
+    FoldInModel,
+    dot_item_vectors,
+    dot_user_vectors,
 )
 from lmrec.models.config import ModelConfig
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
@@ -248,7 +255,7 @@ class _Bags:
 
 
 # ---------------------------------------------------------------------- model
-class FactorizationMachine(Recommender):
+class FactorizationMachine(Recommender, FoldInModel, DotProductModel, CheckpointedModel, DistributedModel):
     """Hybrid matrix factorization with id and attribute embeddings (LightFM-style).
 
     See the module docstring for the representation, the feature encoding, the cold-start
@@ -287,13 +294,7 @@ class FactorizationMachine(Recommender):
     seed_: int | None = None
 
     # ------------------------------------------------------------------ training
-    def fit(self, dataset: Dataset, *, checkpoint_dir: str | Path | None = None,
-            checkpoint_every: int | None = None) -> Self:  # fmt: skip
-        """Learn from ``dataset``; checkpoints and resumes exactly like :meth:`BPR.fit
-        <lmrec.models.bpr.BPR.fit>` when ``checkpoint_dir`` is given."""
-        return fit_with_checkpoints(self, dataset, checkpoint_dir, checkpoint_every)
-
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         torch = require("torch", "torch")
         cfg = self.config
         dist = setup_distributed() if cfg.distributed else DistInfo()
@@ -336,8 +337,8 @@ class FactorizationMachine(Recommender):
             rng=rng, device=device, batch_size=cfg.batch_size, n_negatives=cfg.n_negatives,
             lr=cfg.lr, optimizer=cfg.optimizer, bf16=cfg.bf16,
             seed=self.seed_, dist=dist, names=list(self._params),
-            checkpoint_dir=getattr(self, "_checkpoint_dir", None),
-            checkpoint_every=getattr(self, "_checkpoint_every", None),
+            checkpoint_dir=options.checkpoint_dir,
+            checkpoint_every=options.checkpoint_every,
         )  # fmt: skip
         self._trainer = trainer
         try:
@@ -392,7 +393,17 @@ class FactorizationMachine(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_repr_[user_idx] @ self.item_repr_.T + self.item_bias_  # type: ignore[index,union-attr,operator]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
+        """Item vectors with the item bias as a last column (float32, C-contiguous)."""
+        return self._memo(
+            "item_vectors", lambda: dot_item_vectors(self.item_repr_, self.item_bias_)  # type: ignore[arg-type]
+        )
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """User vectors of known users with a column of ones (for the item bias)."""
+        return dot_user_vectors(self.user_repr_[user_idx], bias=True)  # type: ignore[index]
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Fold in a new user by the implicit-ALS ridge solve against the item representations.
 
         The user vector is regressed so that ``p @ q_i`` approaches 1 on history items and

@@ -47,6 +47,7 @@ from pydantic import Field, model_validator
 
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
 
 #: Upper bound on the number of cells of one dense similarity block (float32: 256 MiB).
@@ -230,7 +231,7 @@ class _KNNBase(Recommender):
         """Derived, unsaved state rebuilt after fit and load (none by default)."""
 
 
-class ItemKNN(_KNNBase):
+class ItemKNN(_KNNBase, FoldInModel):
     """Item-based k-nearest-neighbour CF: score items by their similarity to the user's items.
 
     ``similarity_`` is an ``n_items x n_items`` CSR matrix whose column ``j`` holds
@@ -252,7 +253,7 @@ class ItemKNN(_KNNBase):
 
     name = "itemknn"
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         x = _user_items(dataset, self.config.implicit)
         items = x.T.tocsr()
         weighted = RowWeighting(self.config, items)(items)
@@ -262,14 +263,14 @@ class ItemKNN(_KNNBase):
         self.user_items_ = x
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._score_history(self.user_items_[user_idx])  # type: ignore[index]
+        return self.score_history(self.user_items_[user_idx])  # type: ignore[index]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         scores = history.astype(np.float32) @ self.similarity_
         return np.asarray(scores.toarray(), dtype=np.float32)
 
 
-class UserKNN(_KNNBase):
+class UserKNN(_KNNBase, FoldInModel):
     """User-based k-nearest-neighbour CF: score items by what the most similar users liked.
 
     ``similarity_`` is an ``n_users x n_users`` CSR matrix whose row ``u`` holds the
@@ -289,7 +290,7 @@ class UserKNN(_KNNBase):
     _weighted: sp.csr_matrix | None = None
     _norms: np.ndarray | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         self.user_items_ = _user_items(dataset, self.config.implicit)
         self._prepare()
         self.similarity_ = topk_similarities(
@@ -306,7 +307,7 @@ class UserKNN(_KNNBase):
         scores = self.similarity_[user_idx] @ self.user_items_  # type: ignore[index,operator]
         return np.asarray(scores.toarray(), dtype=np.float32)
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         query = self._weighting(history)  # type: ignore[misc]
         sims = topk_similarities(
             query, self._weighted, config=self.config, base_norms=self._norms  # type: ignore[arg-type]

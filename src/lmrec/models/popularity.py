@@ -10,6 +10,7 @@ from pydantic import Field
 
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
 
 
@@ -22,7 +23,7 @@ class PopularityConfig(ModelConfig):
     """If set, older interactions count less: weight 0.5 ** (age / half_life); needs timestamps."""
 
 
-class Popularity(Recommender):
+class Popularity(Recommender, FoldInModel):
     """Recommend the globally most popular items, excluding what the user has seen.
 
     A non-personalised baseline that any personalised model must beat; it is also
@@ -34,7 +35,7 @@ class Popularity(Recommender):
     config: PopularityConfig
     scores_: np.ndarray | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         cfg = self.config
         values = (
             np.ones(dataset.n_interactions, np.float64)
@@ -57,7 +58,7 @@ class Popularity(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.scores_, (len(user_idx), len(self.scores_)))
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.scores_, (history.shape[0], len(self.scores_)))
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Mapping
 from importlib.metadata import entry_points
+from typing import Any
 
 from lmrec.errors import ConfigError
+from lmrec.models.base import Recommender
+from lmrec.models.capabilities import supports
 
 _BUILTINS: dict[str, str] = {
     "popularity": "lmrec.models.popularity:Popularity",
@@ -31,7 +35,7 @@ _BUILTINS: dict[str, str] = {
     "ranker": "lmrec.ranker.model:LMRanker",
     "pipeline": "lmrec.ranker.pipeline:RetrieveRerank",
 }
-_REGISTERED: dict[str, type] = {}
+_REGISTERED: dict[str, type[Recommender]] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -41,8 +45,6 @@ def register_model(name: str, cls: type) -> None:
     Raises :class:`ConfigError` for a bad name, a duplicate, or a class that is not a
     :class:`~lmrec.models.base.Recommender`.
     """
-    from lmrec.models.base import Recommender
-
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(
             f"Model names are 1-40 lowercase letters, digits or '_' starting with a letter; "
@@ -65,7 +67,7 @@ def list_models() -> list[str]:
     return sorted({*_BUILTINS, *_REGISTERED, *_plugins()})
 
 
-def get_model_class(name: str) -> type:
+def get_model_class(name: str) -> type[Recommender]:
     """The model class registered under ``name``; an unknown name lists the valid ones."""
     if name in _REGISTERED:
         return _REGISTERED[name]
@@ -88,6 +90,12 @@ def get_model_class(name: str) -> type:
     return cls
 
 
-def create_model(name: str, params: dict | None = None):
+def create_model(name: str, params: Mapping[str, Any] | None = None) -> Recommender:
     """Instantiate model ``name`` with hyperparameters ``params`` (validated by its config)."""
-    return get_model_class(name)(**(params or {}))
+    return get_model_class(name)(**dict(params or {}))
+
+
+def models_supporting(capability: type) -> list[str]:
+    """Names of the available models that declare ``capability`` (a protocol of
+    :mod:`lmrec.models.capabilities`), sorted; for messages and for the CLI's checks."""
+    return [n for n in list_models() if supports(get_model_class(n), capability)]

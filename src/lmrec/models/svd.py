@@ -31,6 +31,13 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import DataWarning
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import (
+    DotProductModel,
+    FitOptions,
+    FoldInModel,
+    dot_item_vectors,
+    dot_user_vectors,
+)
 from lmrec.models.config import ModelConfig
 
 
@@ -43,7 +50,7 @@ class PureSVDConfig(ModelConfig):
     """Seed of ARPACK's start vector; the same seed gives the same model."""
 
 
-class PureSVD(Recommender):
+class PureSVD(Recommender, FoldInModel, DotProductModel):
     """Truncated-SVD recommender: scores ``X_u V V^T`` with the top item singular vectors.
 
     Parameters
@@ -67,7 +74,7 @@ class PureSVD(Recommender):
     #: Binarised training matrix, float32 CSR.
     user_items_: sp.csr_matrix | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         from scipy.sparse.linalg import svds
 
         f = self.config.factors
@@ -97,9 +104,19 @@ class PureSVD(Recommender):
         self.user_items_ = x
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._score_history(self.user_items_[user_idx])  # type: ignore[index]
+        return self.score_history(self.user_items_[user_idx])  # type: ignore[index]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
+        """The item factors ``V``: a user's vector is ``h V`` for the binary history ``h``."""
+        return self._memo("item_vectors", lambda: dot_item_vectors(self.item_factors_))  # type: ignore[arg-type]
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """``h V`` for the binary training history ``h`` of each known user."""
+        hist = sp.csr_matrix(self.user_items_[user_idx], dtype=np.float32)  # type: ignore[index]
+        hist.data[:] = 1.0
+        return dot_user_vectors(hist @ self.item_vectors())
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         v = self.item_factors_
         hist = history.astype(np.float32, copy=True)
         hist.data[:] = 1.0

@@ -47,6 +47,7 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
 
 
@@ -148,7 +149,7 @@ def item_features(dataset: Dataset, cfg: ItemFeatureConfig) -> tuple[np.ndarray,
     return emb, encoder.model_id
 
 
-class Text2CF(Recommender):
+class Text2CF(Recommender, FoldInModel):
     """Score items by an EASE model predicted from their text: ``x_u M f_i``.
 
     See the module docstring for the method. Needs an item table; ranks items with no
@@ -170,7 +171,7 @@ class Text2CF(Recommender):
     #: The encoder's cache id (which model the text vectors come from).
     encoder_id_: str | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         from lmrec.models.ease import ease_weights
 
         cfg = self.config
@@ -196,7 +197,7 @@ class Text2CF(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._scores_of(self.seen_[user_idx])  # type: ignore[index]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._scores_of(history)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -34,6 +34,7 @@ from pydantic import Field
 
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.text2cf import ItemFeatureConfig, item_features
 
 
@@ -70,7 +71,7 @@ def _side_gram(feats: np.ndarray, side: str, n_neighbours: int) -> np.ndarray:
     return pseudo.T @ pseudo
 
 
-class TextEASE(Recommender):
+class TextEASE(Recommender, FoldInModel):
     """EASE with item text as pseudo-users: ``G = X^T X + beta F F^T + l2 I``.
 
     Parameters
@@ -87,7 +88,7 @@ class TextEASE(Recommender):
     #: The encoder's cache id (which model the text vectors come from).
     encoder_id_: str | None = None
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         from scipy.linalg import cho_factor, cho_solve
 
         cfg = self.config
@@ -104,9 +105,9 @@ class TextEASE(Recommender):
         self.B_ = np.ascontiguousarray(p, dtype=np.float32)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._score_history(self.seen_[user_idx])  # type: ignore[index]
+        return self.score_history(self.seen_[user_idx])  # type: ignore[index]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         h = sp.csr_matrix(history, dtype=np.float32, copy=True)
         h.data[:] = 1.0
         return np.asarray(h @ self.B_, dtype=np.float32)

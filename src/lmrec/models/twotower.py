@@ -37,7 +37,7 @@ Training uses the hand-written Adam of :mod:`lmrec.models.bpr` (``torch.optim`` 
 After ``fit`` the item matrix, item bias and user vectors are precomputed as float32
 NumPy arrays; scoring is a dot product and never needs torch. The text embeddings are
 saved with the model (they are data the item tower needs at inference), and so are
-the tower weights (as NumPy arrays in safetensors), so ``_score_history`` works after
+the tower weights (as NumPy arrays in safetensors), so ``score_history`` works after
 a load.
 """
 
@@ -63,6 +63,14 @@ from lmrec.models.bpr import (
     shared_seed,
     torch_generator,
     torch_threads,
+)
+from lmrec.models.capabilities import (
+    DistributedModel,
+    DotProductModel,
+    FitOptions,
+    FoldInModel,
+    dot_item_vectors,
+    dot_user_vectors,
 )
 from lmrec.models.config import ModelConfig
 from lmrec.train.distributed import (
@@ -147,7 +155,7 @@ def user_text_embeddings(dataset: Dataset, encoder: str, template: str | None) -
     return np.ascontiguousarray(TextEncoder(model=encoder).encode(texts), dtype=np.float32)
 
 
-class TwoTower(Recommender):
+class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
     """Hybrid two-tower model: item = id embedding + projected frozen LM text embedding.
 
     See the module docstring for the towers and the losses. Items without training
@@ -191,7 +199,7 @@ class TwoTower(Recommender):
     seed_: int | None = None
 
     # ------------------------------------------------------------------ training
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         torch = require("torch", "torch")
         cfg = self.config
         dist = setup_distributed() if cfg.distributed else DistInfo()
@@ -417,7 +425,17 @@ class TwoTower(Recommender):
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_vectors_[user_idx] @ self.item_vectors_.T + self.item_bias_  # type: ignore[index,union-attr,operator]
 
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
+        """Item vectors with the item bias as a last column (float32, C-contiguous)."""
+        return self._memo(
+            "item_vectors", lambda: dot_item_vectors(self.item_vectors_, self.item_bias_)  # type: ignore[arg-type]
+        )
+
+    def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
+        """User vectors of known users with a column of ones (for the item bias)."""
+        return dot_user_vectors(self.user_vectors_[user_idx], bias=True)  # type: ignore[index]
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Encode each history row with the user tower (no attributes, no user id) and score."""
         u = self._user_vectors(history, None, None)
         return u @ self.item_vectors_.T + self.item_bias_  # type: ignore[union-attr,operator]

@@ -45,6 +45,12 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, NotFittedError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import (
+    CheckpointedModel,
+    DistributedModel,
+    FitOptions,
+    HardNegativeModel,
+)
 from lmrec.models.config import ModelConfig
 from lmrec.ranker.features import FEATURE_NAMES, ItemStats, fit_logistic, side_features
 from lmrec.ranker.prompts import DEFAULT_TEMPLATE, PromptBuilder, check_template
@@ -146,7 +152,7 @@ def _base_path(model: str) -> str:
     return resolve_model(model)[1]
 
 
-class LMRanker(Recommender):
+class LMRanker(Recommender, CheckpointedModel, DistributedModel, HardNegativeModel):
     """Cross-encoder ranker fine-tuned on history prompts (full, LoRA or head-only).
 
     Parameters
@@ -326,30 +332,7 @@ class LMRanker(Recommender):
             )
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, dataset: Dataset, *, hard_negatives: np.ndarray | None = None,
-            checkpoint_dir: str | Path | None = None) -> LMRanker:  # fmt: skip
-        """Fine-tune on ``dataset``; see the module docstring.
-
-        Parameters
-        ----------
-        dataset : Dataset
-            Training interactions (with timestamps and ratings when available).
-        hard_negatives : ndarray (n_users, N) of item indices, optional
-            A retriever's top-N per user (-1 padded); a share ``hard_fraction`` of the
-            negatives is drawn from these.
-        checkpoint_dir : path, optional
-            Checkpoints every ``checkpoint_every`` steps go here; training resumes from
-            the newest one found.
-        """
-        self._hard = None if hard_negatives is None else np.asarray(hard_negatives, np.int64)
-        self._checkpoint_dir = checkpoint_dir
-        try:
-            return super().fit(dataset)  # type: ignore[return-value]
-        finally:
-            self._hard = None
-            self._checkpoint_dir = None
-
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         import torch
 
         from lmrec.ranker.trainer import Trainer
@@ -366,21 +349,24 @@ class LMRanker(Recommender):
             self.item_stats_ = (ItemStats.from_prompts(self.prompts_, dataset.n_items)
                                 if cfg.side_features else None)  # fmt: skip
             rng = np.random.default_rng(cfg.seed)
-            examples = self.build_examples(dataset, rng, self._hard)
-            valid = None
+            hard = options.hard_negatives
+            examples = self.build_examples(
+                dataset, rng, None if hard is None else np.asarray(hard, np.int64)
+            )
+            held_out = None
             if cfg.eval_every:
                 perm = rng.permutation(len(examples))
                 n_valid = max(2, int(round(cfg.validation_fraction * len(examples))))
-                valid, examples = examples.take(perm[:n_valid]), examples.take(perm[n_valid:])
+                held_out, examples = examples.take(perm[:n_valid]), examples.take(perm[n_valid:])
             self._build()
             self._init_wide(examples)
             self._pool_cache = {} if cfg.cache_frozen else None
             from lmrec.train.distributed import DistInfo, setup_distributed
 
             dist = setup_distributed() if cfg.distributed else DistInfo()
-            trainer = Trainer(self._module, self._logits, cfg, checkpoint_dir=self._checkpoint_dir,
+            trainer = Trainer(self._module, self._logits, cfg, checkpoint_dir=options.checkpoint_dir,
                               dist=dist)  # fmt: skip
-            self.train_log_ = trainer.train(examples, valid, self.evaluate_auc)
+            self.train_log_ = trainer.train(examples, held_out, self.evaluate_auc)
         finally:
             self._pool_cache = None
             torch.set_num_threads(threads)

@@ -32,6 +32,7 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
+from lmrec.models.capabilities import FitOptions
 from lmrec.models.config import ModelConfig
 from lmrec.models.registry import create_model
 from lmrec.ranker.model import LMRanker, LMRankerConfig
@@ -85,12 +86,12 @@ class RetrieveRerank(Recommender):
         ranker = LMRanker(build_config(LMRankerConfig, dict(self.config.ranker_params)))
         return retriever, ranker
 
-    def _fit(self, dataset: Dataset) -> None:
+    def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         retriever, ranker = self._components()
         self.retriever_ = retriever.fit(dataset)
         users = np.arange(dataset.n_users)
         hard, _ = self.retriever_.recommend_indices(users, self._n(), exclude_seen=True)
-        self.ranker_ = ranker.fit(dataset, hard_negatives=hard)
+        self.ranker_ = ranker.fit(dataset, options=FitOptions(hard_negatives=hard))
         self._scorer = None
 
     def _n(self) -> int:
@@ -136,7 +137,7 @@ class RetrieveRerank(Recommender):
         scores); sets ``config.blend`` and ``blend_curve_`` and returns the weight.
         """
         from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
-        from lmrec.eval.protocol import truth_from_ids
+        from lmrec.models.validation import truth_from_ids
 
         self._check_fitted()
         frame = valid.to_frame()

@@ -27,7 +27,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from lmrec._atomic import atomic_dir
+from lmrec._checks import check_k
 from lmrec.errors import ConfigError, ModelFileError
+from lmrec.models.capabilities import DotProductModel, supports
+from lmrec.models.registry import models_supporting
 
 __all__ = [
     "ANN_MIN_ITEMS",
@@ -94,7 +97,6 @@ def build_model_index(
     """
     from lmrec.models.persist import MANIFEST, load_model, read_manifest
     from lmrec.retrieval.index import FaissIndex
-    from lmrec.retrieval.vectors import dot_form
 
     model_dir = Path(model_dir)
     target = model_dir / INDEX_DIR
@@ -105,14 +107,14 @@ def build_model_index(
     read_manifest(model_dir)
     manifest_sha = _sha256(model_dir / MANIFEST)
     model = model if model is not None else load_model(model_dir)
-    form = dot_form(model)
-    if form is None:
+    if not supports(model, DotProductModel):
         raise ConfigError(
             f"Model {model.name!r} does not score by inner products of user and item vectors, "
-            "so it cannot use an ANN index; build one for a factor or embedding model "
-            "(als, bpr, svd, twotower, fm)."
+            f"so it cannot use an ANN index; build one for a factor or embedding model "
+            f"({', '.join(models_supporting(DotProductModel))})."
         )
-    index = FaissIndex(kind, **params).build(form.items)  # type: ignore[arg-type]
+    items = model.item_vectors()
+    index = FaissIndex(kind, **params).build(items)
     with atomic_dir(target, overwrite=overwrite) as tmp:
         names = index.write_files(tmp)
         binding = {
@@ -120,7 +122,7 @@ def build_model_index(
             "model": model.name,
             "model_manifest_sha256": manifest_sha,
             "n_items": model.n_items,
-            "dim": form.dim,
+            "dim": items.shape[1],
             "files": {name: _sha256(tmp / name) for name in sorted(names)},
         }
         (tmp / _BINDING).write_text(json.dumps(binding, indent=2, sort_keys=True))
@@ -167,10 +169,11 @@ def load_model_index(model_dir: str | Path, model: Any = None) -> Any:
         )
     index = FaissIndex.load(idir)
     if model is not None:
-        from lmrec.retrieval.vectors import dot_form
-
-        form = dot_form(model)
-        if form is None or index.n_items != model.n_items or index.dim_ != form.dim:
+        if (
+            not supports(model, DotProductModel)
+            or index.n_items != model.n_items
+            or index.dim_ != model.item_vectors().shape[1]
+        ):
             raise ModelFileError(f"{idir} does not fit the model in {model_dir}; {rebuild}")
     return index
 
@@ -187,16 +190,12 @@ def ann_recommend_indices(
     """Approximate top-``k`` dense items and scores for dense ``user_idx``, like
     :meth:`Recommender.recommend_indices` (training items excluded by over-fetch and filter).
     """
-    from lmrec.models.base import check_k
-    from lmrec.retrieval.vectors import dot_form, exclusion
-
     k = check_k(k)
-    form = dot_form(model)
-    if form is None:
+    if not supports(model, DotProductModel):
         raise ConfigError(f"Model {model.name!r} cannot use an ANN index (not a factor model).")
     user_idx = np.asarray(user_idx, dtype=np.int64)
-    ex = exclusion(model, user_idx, exclude_seen, exclude)
-    return index.search(form.users(model, user_idx), k, exclude=ex)  # type: ignore[no-any-return]
+    ex = model.exclusion(user_idx, exclude_seen, exclude)
+    return index.search(model.user_vectors(user_idx), k, exclude=ex)  # type: ignore[no-any-return]
 
 
 def recommend_ann(

@@ -1,7 +1,7 @@
 """Exact and approximate maximum-inner-product search over item vectors.
 
 Both indexes answer ``search(user_vectors, k, exclude=None) -> (items, scores)`` with
-the conventions of :func:`lmrec.models.topk.topk`: dense item indices (int64, -1
+the conventions of :func:`lmrec.ops.topk.topk`: dense item indices (int64, -1
 padded) and float32 scores, best first, ``exclude`` a users x items CSR matrix whose
 stored entries are never returned (row ``i`` applies to query ``i``).
 
@@ -28,20 +28,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from lmrec._atomic import atomic_dir
+from lmrec._checks import check_k
 from lmrec._version import __version__
 from lmrec.errors import ConfigError, DataError, NotFittedError
-from lmrec.models.topk import dot_topk
+from lmrec.models.capabilities import DotProductModel, supports
+from lmrec.models.registry import models_supporting
+from lmrec.ops.topk import dot_topk
 
 __all__ = ["ExactIndex", "FaissIndex", "item_user_vectors"]
 
 INDEX_FORMAT_VERSION = 1
 Kind = Literal["hnsw", "ivfpq"]
-
-
-def _check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"The 'k' parameter of search must be an int >= 1. Got {k!r} instead.")
-    return int(k)
 
 
 def _vectors(x: object, name: str, dim: int | None = None) -> np.ndarray:
@@ -78,14 +75,9 @@ def _excluded(ex: sp.csr_matrix, idx: np.ndarray, n_items: int) -> np.ndarray:
 def item_user_vectors(model: object) -> tuple[np.ndarray, np.ndarray]:
     """User and item vectors of a fitted factor model, such that ``score = user . item``.
 
-    Found by duck typing on fitted attributes and checked against the model's own
-    scores; see :mod:`lmrec.retrieval.vectors` for the attribute sets (ALS, BPR,
-    PureSVD, two-tower, factorization machine). An ``item_bias_`` becomes one more
-    item dimension, with a constant 1 on the users.
-
-    Parameters
-    ----------
-    model : fitted recommender
+    The model must declare :class:`~lmrec.models.capabilities.DotProductModel` (ALS,
+    BPR, PureSVD, two-tower, factorization machine); an item bias is one more item
+    dimension, with a constant 1 on the users.
 
     Returns
     -------
@@ -99,21 +91,19 @@ def item_user_vectors(model: object) -> tuple[np.ndarray, np.ndarray]:
     NotFittedError
         The model is not fitted.
     """
-    from lmrec.retrieval.vectors import dot_form
-
-    form = dot_form(model)
-    if form is None:
+    if not supports(model, DotProductModel):
         raise TypeError(
             f"{type(model).__name__} does not score by inner products of user and item "
             "vectors; ANN retrieval and item_user_vectors support factor and embedding "
-            "models (als, bpr, svd, twotower, fm)."
+            f"models ({', '.join(models_supporting(DotProductModel))})."
         )
+    model._check_fitted()  # type: ignore[attr-defined]
     n_users = model.seen_.shape[0]  # type: ignore[attr-defined]
-    return form.users(model, np.arange(n_users)), form.items
+    return model.user_vectors(np.arange(n_users)), model.item_vectors()  # type: ignore[attr-defined]
 
 
 class ExactIndex:
-    """Exact top-k by inner product (the baseline): :func:`~lmrec.models.topk.dot_topk`.
+    """Exact top-k by inner product (the baseline): :func:`~lmrec.ops.topk.dot_topk`.
 
     Parameters
     ----------
@@ -149,7 +139,7 @@ class ExactIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items for each row of ``user_vectors``; see the module docstring."""
         n_items = self.n_items
-        k = _check_k(k)
+        k = check_k(k, "search")
         q = _vectors(user_vectors, "user vectors", self.item_vectors_.shape[1])  # type: ignore[union-attr]
         ex = _check_exclude(exclude, len(q), n_items)
         return dot_topk(q, self.item_vectors_, k, exclude=ex, n_threads=self.n_threads)
@@ -325,7 +315,7 @@ class FaissIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-``k`` items per row of ``user_vectors``; see the module docstring."""
         self._check_built()
-        k = _check_k(k)
+        k = check_k(k, "search")
         q = _vectors(user_vectors, "user vectors", self.dim_)
         ex = _check_exclude(exclude, len(q), self.n_items_)
         qnorm = np.einsum("ij,ij->i", q, q)

@@ -11,7 +11,7 @@ Paths, fastest first:
     index, used for large catalogs when no candidate filter is given).
 ``fold-in``
     A user with new positive feedback, or an anonymous session, on a model that folds
-    in: scores of the history (training row + new items) through ``_score_history``.
+    in: scores of the history (training row + new items) through ``score_history``.
 ``co-occurrence`` (fallback)
     The same, for models that cannot fold in: summed cosine similarity of item columns.
 ``popularity`` (fallback)

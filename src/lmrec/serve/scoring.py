@@ -1,7 +1,7 @@
 """Model-agnostic scoring helpers the service builds on.
 
 Everything here goes through the :class:`~lmrec.models.base.Recommender` protocol
-(``_score_history``, ``recommend_indices``, ``seen_``, the id maps): no model class is
+(``score_history``, ``recommend_indices``, ``seen_``, the id maps): no model class is
 special-cased. Models that cannot fold in a history fall back to item co-occurrence
 (cosine similarity of the item columns of the training matrix ``seen_``).
 """
@@ -14,35 +14,26 @@ import numpy as np
 import scipy.sparse as sp
 
 from lmrec.errors import ConfigError
-from lmrec.models.base import Recommender
-from lmrec.models.topk import topk
-
-
-def history_matrix(rows: list[np.ndarray], n_items: int) -> sp.csr_matrix:
-    """A binary (len(rows), n_items) float32 CSR matrix with row ``i`` holding ``rows[i]``."""
-    indptr = np.zeros(len(rows) + 1, np.int64)
-    indptr[1:] = np.cumsum([len(r) for r in rows])
-    indices = np.concatenate(rows).astype(np.int32) if rows else np.empty(0, np.int32)
-    data = np.ones(len(indices), np.float32)
-    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), n_items))
+from lmrec.models.base import Recommender, history_matrix
+from lmrec.models.capabilities import FoldInModel, supports
+from lmrec.ops.topk import topk
 
 
 def score_history(model: Recommender, history: sp.csr_matrix) -> np.ndarray:
     """Scores (float32, (n, n_items)) of users described by binary history rows (fold-in).
 
-    The public face of the protocol's ``_score_history``; raises
-    :class:`~lmrec.errors.ConfigError` for models that cannot fold in.
+    A writable copy of :meth:`FoldInModel.score_history
+    <lmrec.models.capabilities.FoldInModel.score_history>`; raises
+    :class:`~lmrec.errors.ConfigError` for models that do not declare the capability.
     """
-    return np.array(model._score_history(history), dtype=np.float32, copy=True)
+    if not supports(model, FoldInModel):
+        raise ConfigError(f"Model {model.name!r} cannot fold in a history given at request time.")
+    return np.array(model.score_history(history), dtype=np.float32, copy=True)  # type: ignore[attr-defined]
 
 
 def supports_fold_in(model: Recommender) -> bool:
-    """Whether ``model`` can score a history given at request time (probed once, at load)."""
-    try:
-        out = score_history(model, history_matrix([np.empty(0, np.int64)], model.n_items))
-    except ConfigError:
-        return False
-    return out.shape == (1, model.n_items)
+    """Whether ``model`` declares it can score a history given at request time."""
+    return supports(model, FoldInModel)
 
 
 @dataclass(frozen=True)
@@ -77,7 +68,7 @@ def top_from_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (items, scores) of one score vector, dropping ``exclude`` and non-``keep`` items.
 
-    Returns 1-d arrays with the -1 padding of :func:`lmrec.models.topk.topk` removed.
+    Returns 1-d arrays with the -1 padding of :func:`lmrec.ops.topk.topk` removed.
     """
     row = np.array(scores, dtype=np.float32, copy=True).reshape(1, -1)
     row[~np.isfinite(row)] = -np.inf
@@ -96,7 +87,7 @@ def leave_one_out(
     """How much each history item contributes to ``item``'s score, by leaving it out.
 
     ``contribution[j] = score(history)[item] - score(history without history[j])[item]``,
-    from batched ``_score_history`` calls (``block`` rows each). For EASE this
+    from batched ``score_history`` calls (``block`` rows each). For EASE this
     is ``B[j, item]``, for item-kNN ``S[j, item]``; for ALS it is the exact effect of
     removing the interaction from the fold-in solve.
     """

@@ -8,4 +8,19 @@ from lmrec.spark.als import spark_train_als
 from lmrec.spark.session import check_java
 from lmrec.spark.split import spark_split
 
-__all__ = ["check_java", "spark_split", "spark_train_als"]
+__all__ = ["check_java", "spark_fit", "spark_split", "spark_train_als"]
+
+
+def spark_fit(model_class: type, data_path: str, *, params: dict | None = None, **read: object):
+    """Fit a model class that declares
+    :class:`~lmrec.models.capabilities.SparkEngineModel` with Spark; ``read`` holds the
+    session and column arguments of the estimator's reader (``master``, ``user_col``,
+    ``item_col``, ``weight_col``, ``sep``). Returns an ordinary fitted lmrec model."""
+    from lmrec.errors import ConfigError
+    from lmrec.models.capabilities import SparkEngineModel, supports
+
+    if not supports(model_class, SparkEngineModel):
+        raise ConfigError(f"{model_class.__name__} cannot be fitted with Spark.")
+    estimators = {"als": spark_train_als}
+    fit = estimators[model_class.spark_estimator]  # type: ignore[attr-defined]
+    return fit(data_path, params=params, **read)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ one penalty for all rows, so the same ``regularization`` is a weaker penalty the
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,7 @@ logger = logging.getLogger(__name__)
 def spark_train_als(
     data_path: str | Path,
     *,
-    factors: int = 64,
-    regularization: float = 0.01,
-    alpha: float = 1.0,
-    iterations: int = 15,
-    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
     master: str | None = "local[2]",
     user_col: str = "user",
     item_col: str = "item",
@@ -56,10 +53,12 @@ def spark_train_als(
     data_path : str or Path
         CSV/TSV (with a header row) or Parquet; any path Spark can read (``hdfs://``,
         ``s3a://``, ...).
-    factors, regularization, alpha, iterations, seed
-        As in :class:`lmrec.models.als.ALSConfig` (Spark's ``rank``, ``regParam``,
-        ``alpha``, ``maxIter``, ``seed``). Spark scales ``regParam`` by each row's
-        interaction count, so the model's config has ``regularization_scaling="count"``.
+    params : mapping, optional
+        Hyperparameters of :class:`lmrec.models.als.ALSConfig` (its defaults for the
+        rest); Spark's settings come from :meth:`ALS.spark_params
+        <lmrec.models.als.ALS.spark_params>`. Spark scales ``regParam`` by each row's
+        interaction count, so the model's config has ``regularization_scaling="count"``
+        (any other value is refused).
     master : str or None
         Spark master URL, default ``local[2]``; ``None`` leaves it to ``spark-submit``.
         Ignored when ``spark`` is given or a session is already active (then used, left running).
@@ -97,9 +96,10 @@ def spark_train_als(
     """
     from lmrec.models.als import ALS
 
-    model = ALS(factors=factors, regularization=regularization, alpha=alpha,
-                iterations=iterations, seed=seed, implicit=weight_col is None,
-                regularization_scaling="count")  # fmt: skip
+    model = ALS(**{"regularization_scaling": "count", "implicit": weight_col is None,
+                   **dict(params or {})})  # fmt: skip
+    settings = ALS.spark_params(model.config)
+    factors = settings["rank"]
     spark, own = acquire_session("lmrec-als", master, spark_conf, spark)
     from pyspark.ml.feature import StringIndexer
     from pyspark.ml.recommendation import ALS as SparkALS
@@ -124,8 +124,7 @@ def spark_train_als(
         pairs = indexer.transform(df).select(
             F.col("u").cast("int").alias("u"), F.col("i").cast("int").alias("i"), "r"
         ).cache()  # fmt: skip
-        als = SparkALS(rank=factors, maxIter=iterations, regParam=regularization, alpha=alpha,
-                       implicitPrefs=True, seed=seed, userCol="u", itemCol="i", ratingCol="r",
+        als = SparkALS(**settings, implicitPrefs=True, userCol="u", itemCol="i", ratingCol="r",
                        coldStartStrategy="drop")  # fmt: skip
         if num_blocks is not None:
             als = als.setNumUserBlocks(num_blocks).setNumItemBlocks(num_blocks)

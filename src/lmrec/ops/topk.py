@@ -18,10 +18,11 @@ def mask_rows(scores: np.ndarray, rows: sp.csr_matrix) -> None:
 
 
 def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best columns per row, best first.
+    """The ``k`` best columns per row, best first, ties broken by the smaller item index.
 
-    Selected items with equal scores are ordered by item index; which of several items
-    tied at the k-th place is kept is deterministic but unspecified.
+    The order is total (score descending, then item index ascending), so the result is
+    deterministic and the top-``k`` list is always a prefix of the top-``(k + m)`` list:
+    a metric at ``k`` does not depend on which other cut-offs were asked for.
     Entries scored ``-inf`` (excluded) are never returned: such slots hold item -1
     and score ``-inf``.
 
@@ -36,6 +37,7 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32)
     if kk < m:
         part = np.argpartition(scores, m - kk, axis=1)[:, m - kk :]
+        part = _lowest_index_ties(scores, part)
     else:
         part = np.broadcast_to(np.arange(m), (n, m)).copy()
     vals = np.take_along_axis(scores, part, axis=1)
@@ -47,6 +49,30 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         items = np.pad(items, ((0, 0), (0, k - kk)), constant_values=-1)
         vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
     return items, vals
+
+
+def _lowest_index_ties(scores: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Make a partition's selection keep the lowest-index items among those tied at its edge.
+
+    ``argpartition`` keeps an arbitrary subset of the items whose score equals the
+    k-th largest one. For the (usually few) rows where more items share that score
+    than were kept, the selection is rebuilt as every item scored above it plus the
+    lowest-index items scored exactly at it.
+    """
+    edge = np.take_along_axis(scores, part, axis=1).min(axis=1)
+    kept_at_edge = (np.take_along_axis(scores, part, axis=1) == edge[:, None]).sum(axis=1)
+    total_at_edge = (scores == edge[:, None]).sum(axis=1)
+    rows = np.flatnonzero(total_at_edge > kept_at_edge)
+    if len(rows) == 0:
+        return part
+    part = part.copy()
+    kk = part.shape[1]
+    for r in rows:
+        row, v = scores[r], edge[r]
+        above = np.flatnonzero(row > v)
+        tied = np.flatnonzero(row == v)[: kk - len(above)]
+        part[r] = np.concatenate([above, tied])
+    return part
 
 
 _CHUNK = 32  # columns per chunk of the chunk-max pre-selection in dot_topk
@@ -71,8 +97,9 @@ def select_topk(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     reduction over contiguous rows. The ``k`` chunks with the largest maxima hold every
     score above the ``k``-th largest maximum, and at least ``k`` scores at or above it,
     so the exact top ``k`` lies among their ``32 k`` scores (plus the tail columns),
-    which :func:`topk` then ranks. Same result and conventions as :func:`topk` (which
-    of several items tied at the k-th place is kept may differ). Scores must not be NaN.
+    which :func:`topk` then ranks; rows whose k-th score ties the k-th largest chunk
+    maximum are ranked by :func:`topk` over the whole row. Same result and conventions
+    as :func:`topk`, ties included. Scores must not be NaN.
     """
     n, m = block.shape
     n_chunks = m // _CHUNK
@@ -85,12 +112,17 @@ def select_topk(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if m > _CHUNK * n_chunks:
         tail = np.arange(_CHUNK * n_chunks, m)
         cols = np.hstack([cols, np.broadcast_to(tail, (n, len(tail)))])
+    cols.sort(axis=1)  # candidate position order == item order, so topk's ties match
     local, vals = topk(np.take_along_axis(block, cols, axis=1), k)
-    valid = local >= 0
-    items = np.where(valid, np.take_along_axis(cols, np.maximum(local, 0), axis=1), -1)
-    # topk ordered the candidates by position; order equal scores by item index instead.
-    order = np.lexsort((np.where(valid, items, np.iinfo(np.int64).max), -vals), axis=1)
-    return np.take_along_axis(items, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    items = np.where(local >= 0, np.take_along_axis(cols, np.maximum(local, 0), axis=1), -1)
+    # A row whose k-th score equals the k-th largest chunk maximum may have items with
+    # that score (and a lower index) in chunks that were not selected: rank those rows
+    # exactly, so ties are broken by item index as topk promises.
+    threshold = np.take_along_axis(chunk_max, best, axis=1).min(axis=1)
+    redo = np.flatnonzero(vals[:, -1] <= threshold)
+    if len(redo):
+        items[redo], vals[redo] = topk(block[redo], k)
+    return items, vals
 
 
 def dot_topk(

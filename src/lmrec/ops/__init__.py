@@ -1,0 +1,5 @@
+"""Numerical building blocks with no knowledge of data sets or models (the bottom layer).
+
+- :mod:`lmrec.ops.topk` -- top-k selection over score blocks, exclusion masks, fused
+  dot-product top-k.
+"""
