@@ -84,7 +84,9 @@ def test_cli_overflow_names_the_flag_and_clip_trains(tmp_path, capsys):
 
 # ---------------------------------------------------------------------- timestamps
 def test_a_millisecond_value_among_seconds_is_reported_with_its_row(tmp_path):
-    p = write(tmp_path, "t.csv", "user,item,ts\n1,a,1588291200\n2,b,1588291300000\n3,c,1588291400\n")
+    p = write(
+        tmp_path, "t.csv", "user,item,ts\n1,a,1588291200\n2,b,1588291300000\n3,c,1588291400\n"
+    )
     with pytest.raises(DataError) as err:
         read_interactions(p, timestamp="ts")
     msg = str(err.value)
@@ -95,7 +97,9 @@ def test_a_millisecond_value_among_seconds_is_reported_with_its_row(tmp_path):
 
 
 def test_a_second_value_among_milliseconds_is_reported(tmp_path):
-    p = write(tmp_path, "t.csv", "user,item,ts\n1,a,1588291200000\n2,b,1588291300\n3,c,1588291400000\n")
+    p = write(
+        tmp_path, "t.csv", "user,item,ts\n1,a,1588291200000\n2,b,1588291300\n3,c,1588291400000\n"
+    )
     with pytest.raises(DataError, match=r"row 2 \(line 3\).*looks like seconds while the column "
                                          r"holds milliseconds"):  # fmt: skip
         read_interactions(p, timestamp="ts")
@@ -181,7 +185,9 @@ def test_parquet_binary_ids_read_as_text_or_name_the_bad_row(tmp_path):
     frame, _ = read_interactions(p)
     assert frame["user"].tolist() == ["u1", "u2"]
     assert ingest(p).user_ids.ids.tolist() == ["u1", "u2"]
-    pq.write_table(pa.table({"user": pa.array([b"u1", b"\xff\xfe"], pa.binary()), "item": [1, 2]}), p)
+    pq.write_table(
+        pa.table({"user": pa.array([b"u1", b"\xff\xfe"], pa.binary()), "item": [1, 2]}), p
+    )
     with pytest.raises(DataError, match=r"b\.parquet, row 2, column 'user': the user id is binary "
                                          "data that is not UTF-8"):  # fmt: skip
         read_interactions(p)

@@ -102,12 +102,37 @@ def info(msg: str) -> None:
 
 
 def split_file_kwargs(path: str | Path) -> dict[str, Any]:
-    """Read options for a CSV written by ``lmrec split``: optional columns used when present."""
+    """Read options for a CSV written by ``lmrec split``: its columns, from split.json.
+
+    ``lmrec split`` keeps the input's column names (``userId``, ...); split.json records
+    them. Older splits (and splits without that record) use ``user``/``item`` and the
+    optional ``weight``/``rating``/``timestamp`` columns when present.
+    """
+    import json
+
     import pandas as pd
 
+    path = Path(path)
     columns = set(pd.read_csv(path, nrows=0).columns)
     kw: dict[str, Any] = {"sep": ","}
-    for col in ("weight", "rating", "timestamp"):
+    meta_file = path.parent / "split.json"
+    names: dict[str, Any] = {}
+    if meta_file.is_file():
+        try:
+            recorded = json.loads(meta_file.read_text()).get("columns") or {}
+            names = recorded.get("names") or {}
+            fmt = recorded.get("timestamp_format")
+        except (ValueError, AttributeError):
+            names, fmt = {}, None
+        if names and fmt and fmt not in ("datetime",):
+            kw["timestamp_format"] = fmt
+    for role in ("user", "item"):
+        if names.get(role) in columns:
+            kw[role] = names[role]
+    for role in ("weight", "rating", "timestamp"):
+        col = names.get(role, role)
         if col in columns:
-            kw[col] = col
+            kw[role] = col
+    if "weight" not in kw and "weight" in columns:
+        kw["weight"] = "weight"
     return kw

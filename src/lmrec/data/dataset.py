@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from lmrec._atomic import atomic_dir
+from lmrec.data.export import SourceColumns
 from lmrec.data.idmap import IdMap, as_id_array
 from lmrec.errors import DataError
 
@@ -24,42 +22,6 @@ INTERACTION_COLUMNS = {
 }
 _REQUIRED = ("user_idx", "item_idx", "weight")
 DATASET_FORMAT_VERSION = 1
-_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-
-
-@dataclass(frozen=True)
-class SourceColumns:
-    """How the file a data set was read from named and wrote its columns.
-
-    ``names`` maps roles (``user``, ``item``, ``weight``, ``rating``, ``timestamp``)
-    to the file's column names; ``integral`` says which value columns held whole
-    numbers as written (``4``, not ``4.0``); ``timestamp_format`` is the timestamp
-    column's one format (an epoch unit, ``"iso"``, a strftime layout, or
-    ``"datetime"`` for a typed column). :meth:`Dataset.to_frame` uses it to write a
-    data set back as it was read (``lmrec split``).
-    """
-
-    names: dict[str, str]
-    integral: dict[str, bool] = field(default_factory=dict)
-    timestamp_format: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-able dict (for data set directories and split.json)."""
-        return {"names": dict(self.names), "integral": dict(self.integral),
-                "timestamp_format": self.timestamp_format}  # fmt: skip
-
-    @classmethod
-    def from_json(cls, meta: object) -> SourceColumns | None:
-        """The inverse of :meth:`to_json`; None for anything malformed."""
-        if not isinstance(meta, dict) or not isinstance(meta.get("names"), dict):
-            return None
-        names = {str(k): str(v) for k, v in meta["names"].items()}
-        integral = meta.get("integral") if isinstance(meta.get("integral"), dict) else {}
-        fmt = meta.get("timestamp_format")
-        return cls(names, {str(k): bool(v) for k, v in integral.items()},
-                   fmt if isinstance(fmt, str) else None)  # fmt: skip
-
-
 class Dataset:
     """Interactions between users and items, with the maps to and from external ids.
 
@@ -465,79 +427,16 @@ class Dataset:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the data set as Parquet + JSON into directory ``path`` (atomically, no pickle)."""
-        path = Path(path)
-        with atomic_dir(path) as tmp:
-            self._write_interactions(tmp / "interactions.parquet")
-            pd.DataFrame({"user": self.user_ids.ids}).to_parquet(tmp / "users_ids.parquet")
-            pd.DataFrame({"item": self.item_ids.ids}).to_parquet(tmp / "items_ids.parquet")
-            if self.items is not None:
-                self.items.to_parquet(tmp / "items.parquet")
-            if self.users is not None:
-                self.users.to_parquet(tmp / "users.parquet")
-            meta: dict[str, object] = {"format_version": DATASET_FORMAT_VERSION, "name": self.name}
-            if self.source is not None:
-                meta["source"] = self.source.to_json()
-            (tmp / "dataset.json").write_text(json.dumps(meta, indent=2))
-        return path
+        from lmrec.data.dataset_io import save_dataset
+
+        return save_dataset(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
         """Read a data set written by :meth:`save`."""
-        path = Path(path)
-        meta_file = path / "dataset.json"
-        if not meta_file.is_file():
-            raise DataError(f"{path} is not an lmrec data set directory (no dataset.json).")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format_version") != DATASET_FORMAT_VERSION:
-            raise DataError(f"{path}: unsupported data set format {meta.get('format_version')}.")
-        items = (
-            pd.read_parquet(path / "items.parquet") if (path / "items.parquet").exists() else None
-        )
-        users = (
-            pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
-        )
-        user_ids = IdMap(pd.read_parquet(path / "users_ids.parquet")["user"].to_numpy())
-        item_ids = IdMap(pd.read_parquet(path / "items_ids.parquet")["item"].to_numpy())
-        cols = _read_columns(path / "interactions.parquet")
-        kw = {"items": items, "users": users, "name": meta.get("name", "dataset")}
-        source = SourceColumns.from_json(meta.get("source"))
-        missing = [c for c in _REQUIRED if c not in cols]
-        if missing:
-            raise DataError(f"{path}/interactions.parquet lacks column(s) {missing}.")
-        u = cols["user_idx"]
-        if len(u) and _non_decreasing(u) and u[0] >= 0 and u[-1] < len(user_ids):
-            # Files written by save() are in CSR order: adopt the columns without copies.
-            indptr = np.searchsorted(u, np.arange(len(user_ids) + 1), side="left")
-            extra = {c: cols[c] for c in ("rating", "timestamp") if c in cols}
-            try:
-                ds = cls.from_csr(
-                    indptr, cols["item_idx"], cols["weight"], user_ids, item_ids, **extra, **kw
-                )
-                ds.source = source
-                return ds
-            except DataError:
-                pass  # rows not sorted by item: the general constructor sorts them
-        return cls(pd.DataFrame(cols, copy=False), user_ids, item_ids, **kw, source=source)
+        from lmrec.data.dataset_io import load_dataset_dir
 
-    def _write_interactions(self, path: Path) -> None:
-        """Stream the interaction table to Parquet in row groups (no full-table copy)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        names = ["user_idx", *self._interactions.columns]
-        fields = [pa.field(c, pa.from_numpy_dtype(INTERACTION_COLUMNS[c])) for c in names]
-        schema = pa.schema(fields)
-        step = 1 << 22
-        with pq.ParquetWriter(path, schema) as writer:
-            n = self.n_interactions
-            for lo in range(0, max(n, 1), step):
-                hi = min(lo + step, n)
-                rows = np.arange(lo, hi)
-                users = (np.searchsorted(self._indptr, rows, side="right") - 1).astype(np.int32)
-                arrays = [pa.array(users)] + [
-                    pa.array(self._interactions[c].to_numpy()[lo:hi]) for c in names[1:]
-                ]
-                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        return load_dataset_dir(path)
 
 
 def _in_csr_order(cols: dict[str, np.ndarray], n_items: int) -> dict[str, np.ndarray]:
@@ -590,39 +489,6 @@ def _check_csr_rows(indptr: np.ndarray, items: np.ndarray, n_items: int) -> None
                 f"Dataset.from_csr: items are not strictly increasing within a user's row "
                 f"(row {pos}); sort each row by item and merge repeated pairs first."
             )
-
-
-def _read_columns(path: Path) -> dict[str, np.ndarray]:
-    """The interaction columns of a Parquet file as owned arrays, read in batches.
-
-    Each column is filled batch by batch into one preallocated array of its stored
-    dtype, so the peak is the final columns plus one batch.
-    """
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path)
-    n = pf.metadata.num_rows
-    names = [c for c in INTERACTION_COLUMNS if c in pf.schema_arrow.names]
-    cols = {c: np.empty(n, INTERACTION_COLUMNS[c]) for c in names}
-    pos = 0
-    for batch in pf.iter_batches(batch_size=1 << 20, columns=names):
-        for c in names:
-            arr = batch.column(c)
-            if arr.null_count:
-                raise DataError(f"{path}: column {c!r} has {arr.null_count} missing value(s).")
-            cols[c][pos : pos + len(arr)] = arr.to_numpy(zero_copy_only=False)
-        pos += batch.num_rows
-    return cols
-
-
-def _non_decreasing(values: np.ndarray) -> bool:
-    """Whether ``values`` never decreases (checked per 1M rows, no full-size temporary)."""
-    step = 1 << 20
-    for lo in range(0, len(values), step):
-        block = values[max(lo - 1, 0) : lo + step]
-        if (block[1:] < block[:-1]).any():
-            return False
-    return True
 
 
 def _frozen_view(values: np.ndarray) -> np.ndarray:

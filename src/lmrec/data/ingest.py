@@ -432,7 +432,7 @@ def _batches(files: list[Path], specs: dict[str, str | None], chunk_rows: int,
         types: dict[str, Any] = {}
         for role, col in found.items():
             if source.kind != "parquet":
-                types[col] = pa.float64() if role in ("weight", "rating") else pa.string()
+                types[col] = pa.string()
             elif role in ("user", "item") and pa.types.is_string(_parquet_type(path, col)):
                 # Text ids straight from Parquet's dictionary pages: no per-row strings.
                 types[col] = pa.dictionary(pa.int32(), pa.string())

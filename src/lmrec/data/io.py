@@ -234,14 +234,9 @@ def _read_rows(path: str | Path, *, fmt: str | None, sep: str | None, header: bo
     unused = [c for c in source.names if c not in found.values()]
     if unused:
         notes.append(f"columns ignored: {', '.join(repr(c) for c in unused)}")
-    types: dict[str, Any] = {}
-    for role, col in found.items():
-        if source.kind == "parquet":
-            types[col] = None
-        elif role in ("user", "item", "timestamp"):
-            types[col] = pa.string()
-        else:
-            types[col] = pa.float64()
+    # Text columns are read as text and typed by the checks: ids "007" stay text, and a
+    # rating column of "4" is known to hold integers (split writes them back as such).
+    types = {col: None if source.kind == "parquet" else pa.string() for col in found.values()}
     n_source_notes = len(source.notes)
     table = source.read(types, on_invalid=on_invalid)
     if "timestamp" in found:

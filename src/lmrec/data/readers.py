@@ -337,20 +337,10 @@ class Source:
 
     # ------------------------------------------------------------------ whole file
     def read(self, columns: dict[str, Any], *, on_invalid: str = "raise") -> Table:
-        """The named columns (name -> Arrow type, None to keep the file's) of every row.
-
-        A column asked as float64 that holds text falls back to strings (the caller's
-        checks then name the bad cells).
-        """
+        """The named columns (name -> Arrow type, None to keep the file's) of every row."""
         if self.kind == "parquet":
             return self._read_parquet(columns)
-        import pyarrow as pa
-
-        try:
-            return self._read_text(columns, on_invalid)
-        except _ConversionError:
-            loose = {c: (pa.string() if t == pa.float64() else t) for c, t in columns.items()}
-            return self._read_text(loose, on_invalid)
+        return self._read_text(columns, on_invalid)
 
     def _read_parquet(self, columns: dict[str, Any]) -> Table:
         import pyarrow as pa
@@ -451,8 +441,6 @@ class Source:
                 return ragged_error(self.path, f"row {row} (line {line})", n, len(self.names), text)
             r = bad_rows[0]
             return ragged_error(self.path, "a row", r.actual_columns, r.expected_columns, r.text)
-        if "conversion error to double" in msg:
-            return _ConversionError(msg)
         if "UTF8" in msg or "utf8" in msg.lower():
             located = locate_decode_error(self.path, self.comp, self.encoding)
             if located:
@@ -520,10 +508,7 @@ class Source:
                 yield batch, _RowLocator(str(self.path), lines, offset=base)
                 base += batch.num_rows
         except pa.ArrowInvalid as e:
-            err = self._read_error(e, bad_rows)
-            if isinstance(err, _ConversionError):
-                err = DataError(f"{self.path}: {err} -- a numeric column holds text.")
-            raise err from e
+            raise self._read_error(e, bad_rows) from e
 
     def _parquet_batches(self, columns: dict[str, Any], chunk_rows: int) -> Iterator[tuple[Any, Locator]]:
         import pyarrow as pa
@@ -535,10 +520,6 @@ class Source:
         for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(columns)):
             yield batch, Locator(str(self.path), offset=base)
             base += batch.num_rows
-
-
-class _ConversionError(DataError):
-    """A column read as numbers holds text (the reader retries it as text)."""
 
 
 # ====================================================================== opening
