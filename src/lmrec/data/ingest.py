@@ -43,8 +43,10 @@ from typing import Any
 
 import numpy as np
 
+from lmrec.data._inplace import _Column, _group_starts, _items_in_place, _sort_in_place
 from lmrec.data.columns import IdColumn
 from lmrec.data.dataset import Dataset
+from lmrec.data.export import SourceColumns
 from lmrec.data.idmap import IdMap, text_order
 from lmrec.data.readers import open_source
 from lmrec.data.rows import check_rows
@@ -207,45 +209,6 @@ def _grouped(batches: Iterator[tuple[Any, ...]], rows: int) -> Iterator[list[tup
         yield group
 
 
-class _Column:
-    """A growable 1-D array: chunks are appended in place, growth is a ``realloc``.
-
-    Large numpy buffers are ``mmap``-ed, and glibc grows them with ``mremap``, which
-    moves pages instead of copying them; so collecting N rows costs N rows of memory
-    (a list of chunks concatenated at the end would cost 2N at the peak). numpy
-    zero-fills grown space, so the buffer grows by 1/4 at a time; with ``capacity``
-    (the Parquet row count, known from the file footers) it never grows.
-    """
-
-    def __init__(self, dtype: Any, capacity: int = 0) -> None:
-        self.buf = np.empty(max(capacity, 1 << 16), dtype)
-        self.n = 0
-
-    def append(self, values: np.ndarray) -> None:
-        need = self.n + len(values)
-        if need > len(self.buf):
-            self.buf.resize(max(need, len(self.buf) * 5 // 4), refcheck=False)
-        self.buf[self.n : need] = values
-        self.n = need
-
-    def take(self) -> np.ndarray:
-        """The filled part as one array (the buffer shrinks to it; the column is spent)."""
-        buf, self.buf = self.buf, np.empty(0, self.buf.dtype)
-        buf.resize(self.n, refcheck=False)
-        return buf
-
-
-def _split_key(key: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(key // n_items, key % n_items)`` as int32, in blocks (no int64 temporaries per row)."""
-    users = np.empty(len(key), np.int32)
-    items = np.empty(len(key), np.int32)
-    step = 1 << 20
-    for lo in range(0, len(key), step):
-        q, r = np.divmod(key[lo : lo + step], n_items)
-        users[lo : lo + step], items[lo : lo + step] = q, r
-    return users, items
-
-
 def _release_arrow_memory() -> None:
     """Hand pyarrow's cached allocations back to the system (they otherwise stay in RSS)."""
     import pyarrow as pa
@@ -358,6 +321,28 @@ def ingest(
     if pairs.n == 0:
         raise DataError(f"{files[0]}: no data rows to ingest.")
 
+    indptr, item_idx, cols, user_ids, item_ids = _assemble(
+        pairs, extra_cols, user_table, item_table, duplicates, files, on_overflow
+    )
+    weight_col = cols.pop("w") if "w" in cols else np.ones(len(item_idx), np.float32)
+    label = name or Path(files[0] if isinstance(paths, (list, tuple)) else paths).name.split(".")[0]
+    ds = Dataset.from_csr(
+        indptr, item_idx, weight_col, user_ids, item_ids, timestamp=cols.get("t"), name=label
+    )
+    names = {r: c for r, c in specs.items() if c is not None}
+    ds.source = SourceColumns(names, {"timestamp": parser.integral}, parser.format)
+    return ds
+
+
+def _assemble(pairs: _Column, extra_cols: dict[str, _Column], user_table: _IdTable,
+              item_table: _IdTable, duplicates: str, files: list[Path], on_overflow: str,
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], IdMap, IdMap]:  # fmt: skip
+    """Steps 2 and 3 of the module docstring: sort keys in place, merge pairs, build the CSR.
+
+    Long because every step frees the memory of the one before it (``del``) while the
+    next allocates; split into functions, the peak would hold two steps' arrays.
+    Returns ``indptr``, ``item_idx``, the value columns (``"w"``, ``"t"``) and the maps.
+    """
     _release_arrow_memory()
     user_ids, user_rank = _sorted_map(user_table)
     item_ids, item_rank = _sorted_map(item_table)
@@ -414,11 +399,7 @@ def ingest(
     indptr = np.searchsorted(key, np.arange(len(user_ids) + 1, dtype=np.int64) * n_items)
     item_idx = _items_in_place(key, n_items)
     del key
-    weight = cols.pop("w") if "w" in cols else np.ones(len(item_idx), np.float32)
-    label = name or Path(files[0] if isinstance(paths, (list, tuple)) else paths).name.split(".")[0]
-    return Dataset.from_csr(
-        indptr, item_idx, weight, user_ids, item_ids, timestamp=cols.get("t"), name=label
-    )
+    return indptr, item_idx, cols, user_ids, item_ids
 
 
 def _batches(files: list[Path], specs: dict[str, str | None], chunk_rows: int,
@@ -551,63 +532,3 @@ def _prefetched(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     finally:
         stop.set()
         reader.join()
-
-
-def _sort_in_place(key: np.ndarray, min_parallel: int = 1 << 22) -> None:
-    """Sort ``key`` in place, on all cores for arrays of ``min_parallel`` values or more.
-
-    An O(N) partition (``ndarray.partition``) cuts the array into one piece per
-    thread, every value of a piece below every value of the next; the pieces are then
-    sorted by parallel threads (numpy sorts without the GIL). No extra memory.
-    """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    n, threads = len(key), min(os.cpu_count() or 1, 8)
-    if threads < 2 or n < max(min_parallel, threads):
-        key.sort()
-        return
-    cuts = [n * j // threads for j in range(1, threads)]
-    key.partition(cuts)
-    edges = [0, *cuts, n]
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda lo, hi: key[lo:hi].sort(), edges[:-1], edges[1:]))
-
-
-def _group_starts(key: np.ndarray) -> np.ndarray | None:
-    """Start positions of runs of equal values in sorted ``key``; None if all differ.
-
-    The common case (no repeated pair) is detected block by block, without a
-    per-row temporary.
-    """
-    step = 1 << 20
-    for lo in range(0, len(key), step):
-        block = key[max(lo - 1, 0) : lo + step]
-        if (block[1:] == block[:-1]).any():
-            break
-    else:
-        return None
-    return np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-
-
-def _items_in_place(key: np.ndarray, n_items: int) -> np.ndarray:
-    """``key % n_items`` as int32, written over ``key``'s own memory, which then shrinks.
-
-    Block ``[lo, hi)`` is read into a temporary before its int32 results are written
-    to bytes ``4*lo .. 4*hi``, which only overlap keys below ``hi`` (already read),
-    so no key is overwritten before use. The buffer is then reallocated to half its
-    size (``ndarray.resize``, a shrinking ``realloc``), so the item column costs no
-    memory beyond the keys it replaces. ``key`` must not be used afterwards.
-    """
-    n = len(key)
-    if not key.flags.owndata or not key.flags.c_contiguous:
-        return (key % n_items).astype(np.int32)
-    out = key.view(np.int32)
-    step, block = 1 << 20, None
-    for lo in range(0, n, step):
-        block = key[lo : lo + step] % n_items
-        out[lo : lo + len(block)] = block
-    del block
-    del out
-    key.resize((n + 1) // 2, refcheck=False)
-    return key.view(np.int32)[:n]
