@@ -52,6 +52,7 @@ from lmrec.data.readers import open_source
 from lmrec.data.rows import check_rows
 from lmrec.data.timestamps import TimestampParser
 from lmrec.data.validate import ON_INVALID, ON_OVERFLOW, Locator, check_choice, resolve_columns
+from lmrec.data.vocabulary import fix
 from lmrec.errors import ConfigError, DataError
 
 __all__ = ["INGEST_DUPLICATES", "ingest"]
@@ -322,7 +323,7 @@ def ingest(
         raise DataError(f"{files[0]}: no data rows to ingest.")
 
     indptr, item_idx, cols, user_ids, item_ids = _assemble(
-        pairs, extra_cols, user_table, item_table, duplicates, files, on_overflow
+        pairs, extra_cols, user_table, item_table, duplicates, files, on_overflow, weight or ""
     )
     weight_col = cols.pop("w") if "w" in cols else np.ones(len(item_idx), np.float32)
     label = name or Path(files[0] if isinstance(paths, (list, tuple)) else paths).name.split(".")[0]
@@ -336,7 +337,7 @@ def ingest(
 
 def _assemble(pairs: _Column, extra_cols: dict[str, _Column], user_table: _IdTable,
               item_table: _IdTable, duplicates: str, files: list[Path], on_overflow: str,
-              ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], IdMap, IdMap]:  # fmt: skip
+              weight_column: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], IdMap, IdMap]:  # fmt: skip
     """Steps 2 and 3 of the module docstring: sort keys in place, merge pairs, build the CSR.
 
     Long because every step frees the memory of the one before it (``del``) while the
@@ -388,7 +389,7 @@ def _assemble(pairs: _Column, extra_cols: dict[str, _Column], user_table: _IdTab
             else:
                 values = values[starts]
         if c == "w":
-            values = _fit_float32(values, files, on_overflow)
+            values = _fit_float32(values, files, on_overflow, weight_column)
         cols[c] = values.astype(np.float32, copy=False) if c == "w" else values
     del order
     if "w" not in cols and starts is not None and duplicates == "sum":
@@ -474,7 +475,7 @@ def _collect(batches: Iterator[tuple[Any, Locator, dict[str, str], bool]], chunk
     return pairs, extra_cols, user_table, item_table
 
 
-def _fit_float32(weights: np.ndarray, files: list[Path], on_overflow: str) -> np.ndarray:
+def _fit_float32(weights: np.ndarray, files: list[Path], on_overflow: str, column: str) -> np.ndarray:
     """Summed weights must still fit float32 (each row's did; a sum may not)."""
     big = weights > float(np.finfo(np.float32).max)
     if not big.any():
@@ -482,9 +483,9 @@ def _fit_float32(weights: np.ndarray, files: list[Path], on_overflow: str) -> np
     if on_overflow == "clip":
         return np.minimum(weights, float(np.finfo(np.float32).max))
     raise DataError(
-        f"{files[0]}: {int(big.sum())} (user, item) pair(s) have summed weights beyond float32's "
-        f"range (largest {float(weights.max()):.3g}). Rescale the weights, choose duplicates="
-        "'max', or pass on_overflow='clip'."
+        f"{files[0]}: {int(big.sum())} (user, item) pair(s) have summed weights (column "
+        f"{column!r}) beyond float32's range (largest {float(weights.max()):.3g}). Rescale the "
+        f"weights, choose {fix('duplicates', 'max')}, or pass {fix('on_overflow', 'clip')}."
     )
 
 

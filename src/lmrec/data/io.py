@@ -254,10 +254,11 @@ def _read_rows(path: str | Path, *, fmt: str | None, sep: str | None, header: bo
             DataWarning,
             stacklevel=3,
         )
+    if len(rows) == 0 and not examples:
+        raise DataError(f"{path} has no data rows: its {n_rows} row(s) hold only delimiters.")
     if len(rows) == 0:
         raise DataError(
-            f"{path}: all {n_rows} row(s) are invalid, e.g. {examples[0] if examples else '?'}; "
-            "nothing is left to read."
+            f"{path}: all {n_rows} row(s) are invalid, e.g. {examples[0]}; nothing is left to read."
         )
     rows, n_dup = merge_duplicates(rows, duplicates, on_overflow)
     report = LoadReport(

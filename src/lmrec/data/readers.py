@@ -473,7 +473,9 @@ def open_source(
     else:
         fields = next(csv.reader([first], delimiter=sep))
     if header:
+        # A second byte-order mark (UTF-8 text with a BOM saved again as UTF-16) is no name.
         names = [f.strip() for f in fields]
+        names[0] = names[0].lstrip("\ufeff").strip()
         _check_names(path, names)
     else:
         names = [str(i) for i in range(len(fields))]

@@ -97,7 +97,7 @@ def check_rows(
         values["timestamp"] = secs
         issues += ts_issues
         missing_values &= np.isnan(secs)
-    blank = _blank(user, item, missing_values)
+    blank = None if typed else _blank(user, item, missing_values)
     if blank is not None:
         notes.append(f"skipped {int(blank.sum())} row(s) with no values (only delimiters)")
         issues = [Issue(i.column, i.mask & ~blank, i.describe) for i in issues]
@@ -202,14 +202,18 @@ def _check_sums(rows: Rows, on_overflow: str) -> None:
         return
     if on_overflow == "clip":
         w[big] = _F32_MAX
-        rows.notes.append(f"{int(big.sum())} summed weight(s) clipped into float32 (on_overflow='clip')")
+        rows.notes.append(
+            f"{int(big.sum())} summed weight(s) clipped into float32 (on_overflow='clip')"
+        )
         return
     pos = int(np.flatnonzero(big)[0])
     u = rows.user.value(int(rows.user.codes[pos]))
     i = rows.item.value(int(rows.item.codes[pos]))
+    column = rows.source.names.get("weight", "weight") if rows.source else "weight"
     raise DataError(
-        f"{rows.locator.path}: the weights of user {u!r} / item {i!r} (first at "
-        f"{rows.locator.where(int(rows.positions[pos]))}) add up to {w[pos]:.3g}, which does not "
+        f"{rows.locator.path}, {rows.locator.where(int(rows.positions[pos]))}, column {column!r}: "
+        f"the weights of user {u!r} / item {i!r} (repeated from this row on) add up to "
+        f"{w[pos]:.3g}, which does not "
         f"fit float32 (largest {_F32_MAX:.2e}). Rescale the weights, choose another "
         f"{fix('duplicates', 'max')} policy, or pass {fix('on_overflow', 'clip')}."
     )
