@@ -76,6 +76,8 @@ class IdColumn:
     def issues(self, column: str, role: str) -> list[Issue]:
         """Row issues (missing, empty, 'nan', non-integral) in the words of the old readers."""
         codes = self.codes
+        if not self.problems.any() and (len(codes) == 0 or codes.min() >= 0):
+            return []  # the common case: every id usable
         reason = np.where(codes < 0, NULL, self.problems[np.maximum(codes, 0)] if len(self.problems) else 0)
         out = []
         for code, text in (
@@ -252,31 +254,56 @@ def _code_floats(arr: Any) -> IdColumn:
     return col
 
 
-def _canonical_ints(arr: Any) -> np.ndarray | None:
-    """int64 values of a string array whose every value is a canonical integer, else None.
+_POW10 = np.array([10**k for k in range(20)], dtype=np.uint64)
 
-    Arrow's cast accepts ``"007"``, ``"0x10"`` and ``"-0"``, which would not print back
-    the same, so those keep the column text. A cheap digits test runs first: a failing
-    cast over a million strings costs most of a second.
+
+def _int_values(arr: Any) -> np.ndarray | None:
+    """int64 values of a string array of decimal integers (not yet known canonical), or None.
+
+    Cheap tests run first: a failing cast over a million strings costs most of a second.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if len(arr) == 0 or arr.null_count:
         return None
-    if not pc.all(pc.ascii_is_decimal(pc.utf8_ltrim(arr, characters="-"))).as_py():
+    first = arr[0].as_py()
+    if not (first.isascii() and first.lstrip("-").isdigit()):
         return None
-    noncanonical = pc.or_(
-        pc.and_(pc.starts_with(arr, "0"), pc.greater(pc.binary_length(arr), 1)),
-        pc.starts_with(arr, "-0"),
-    )
-    if pc.any(noncanonical).as_py():
-        return None
+    if not pc.all(pc.ascii_is_decimal(arr)).as_py():
+        if not pc.all(pc.ascii_is_decimal(pc.utf8_ltrim(arr, characters="-"))).as_py():
+            return None
     try:
-        ints = pc.cast(arr, pa.int64())
+        return np.asarray(pc.cast(arr, pa.int64()).to_numpy(), np.int64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None  # beyond int64, or stray minus signs
-    return np.asarray(ints.to_numpy(), np.int64)
+
+
+def _canonical_ints(arr: Any) -> np.ndarray | None:
+    """int64 values of a string array whose every value is a canonical integer, else None.
+
+    Arrow's cast accepts ``"007"``, ``"0x10"`` and ``"-0"``, which would not print back
+    the same; a value is canonical when its text is exactly as long as the decimal
+    digits of its value (plus a sign), which rules those out. Cheap tests run first:
+    a failing cast over a million strings costs most of a second.
+    """
+    import pyarrow.compute as pc
+
+    ints = _int_values(arr)
+    if ints is None:
+        return None
+    lengths = np.asarray(pc.binary_length(arr), np.int64)
+    return ints if np.array_equal(lengths, _text_lengths(ints)) else None
+
+
+def _text_lengths(ints: np.ndarray) -> np.ndarray:
+    """Length of each int64's canonical decimal text (digits, plus 1 for a minus sign)."""
+    negative = ints < 0
+    magnitude = ints.view(np.uint64).copy()
+    np.negative(magnitude, out=magnitude, where=negative)  # two's complement: |v| as uint64
+    digits = np.searchsorted(_POW10, magnitude, side="right")
+    digits[magnitude == 0] = 1
+    return digits + negative
 
 
 def _code_strings(arr: Any, *, distinct: bool = False, infer_ints: bool = True) -> IdColumn:
@@ -287,12 +314,18 @@ def _code_strings(arr: Any, *, distinct: bool = False, infer_ints: bool = True) 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    ints = _canonical_ints(arr) if infer_ints else None
-    if ints is not None:
-        if distinct:
+    if distinct:
+        ints = _canonical_ints(arr) if infer_ints else None
+        if ints is not None:
             n = len(ints)
             return IdColumn(np.arange(n, dtype=np.int32), ints, np.zeros(n, np.int8))
-        return _factorize_ints(ints, None)
+    elif infer_ints and (ints := _int_values(arr)) is not None:
+        # Canonical when each row's text is as long as its value's decimal text: checked
+        # per distinct value, then gathered (rules out "007", "0x10", "-0").
+        col = _factorize_ints(ints, None)
+        lengths = np.asarray(pc.binary_length(arr), np.int64)
+        if np.array_equal(lengths, _text_lengths(col.values)[col.codes]):
+            return col
     if distinct:
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()

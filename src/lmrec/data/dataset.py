@@ -107,10 +107,9 @@ class Dataset:
         self.source: SourceColumns | None = None
 
     @classmethod
-    def _from_codes(
+    def _from_sorted(
         cls,
         user_idx: np.ndarray,
-        item_idx: np.ndarray,
         cols: dict[str, np.ndarray],
         user_ids: IdMap,
         item_ids: IdMap,
@@ -120,26 +119,14 @@ class Dataset:
         name: str = "dataset",
         source: SourceColumns | None = None,
     ) -> Dataset:
-        """Adopt dense index columns the readers just built and checked (no copy, no re-check).
+        """Adopt columns the readers just built, checked and sorted (no copy, no re-check).
 
-        ``user_idx``/``item_idx`` are in range by construction (they come from the id
-        maps); the rows are sorted into CSR order here and repeated pairs refused.
-        ``cols`` holds ``weight`` (float32) and optionally ``rating``/``timestamp``.
+        ``user_idx`` and ``cols["item_idx"]`` come from the id maps (in range by
+        construction), sorted by (user, item) with no pair twice
+        (:func:`lmrec.data.rows.rows_to_dataset` makes sure); ``cols`` also holds
+        ``weight`` (float32) and optionally ``rating``/``timestamp``.
         """
-        n_u, n_i = len(user_ids), len(item_ids)
-        cols = {"item_idx": np.asarray(item_idx, np.int32), **cols}
-        if len(user_idx) > 1:
-            key = user_idx.astype(np.int64) * n_i + item_idx
-            if not (np.diff(key) > 0).all():
-                order = np.argsort(key)
-                if (np.diff(key[order]) == 0).any():
-                    raise DataError(
-                        "Dataset interactions repeat (user, item) pairs; merge them first "
-                        "(read_interactions(..., duplicates='last'|'sum'|'max'))."
-                    )
-                cols = {c: v[order] for c, v in cols.items()}
-                user_idx = user_idx[order]
-            del key
+        n_u = len(user_ids)
         indptr = np.zeros(n_u + 1, np.int64)
         np.cumsum(np.bincount(user_idx, minlength=n_u), out=indptr[1:])
         self = cls.__new__(cls)

@@ -139,12 +139,25 @@ def _parse_texts(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, ok
 
 
+_POW10 = np.array([10**k for k in range(20)], dtype=np.uint64)
+
+
 def text_order(values: np.ndarray) -> np.ndarray:
-    """Stable positions that sort ids by their text (``"1" < "10" < "2"``)."""
-    if values.dtype.kind in "iu":
-        # ASCII bytes sort as the python strings do; 20 bytes hold any int64.
-        return np.argsort(values.astype("S20"), kind="stable")
-    return np.argsort(values.astype(str), kind="stable")
+    """Stable positions that sort ids by their text (``"1" < "10" < "2"``).
+
+    Integers are ordered without making strings: the decimal digits of ``|v|``
+    padded with zeros to 19 places compare as the texts do, a shorter text first on
+    a tie ("1" before "10"), and every negative ("-...") before every non-negative.
+    """
+    if values.dtype.kind not in "iu":
+        return np.argsort(values.astype(str), kind="stable")
+    ints = values.astype(np.int64, copy=False)
+    negative = ints < 0
+    magnitude = ints.view(np.uint64).copy()
+    np.negative(magnitude, out=magnitude, where=negative)
+    digits = np.maximum(np.searchsorted(_POW10, magnitude, side="right"), 1)
+    padded = magnitude * _POW10[19 - digits]  # < 10**19 < 2**64: no overflow
+    return np.lexsort((digits, padded, ~negative))
 
 
 class IdMap:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lmrec.data.catalogs import read_items, read_users
@@ -218,8 +219,13 @@ def _roles(source: Source, specs: dict[str, ColumnSpec]) -> dict[str, ColumnSpec
 
 def _read_rows(path: str | Path, *, fmt: str | None, sep: str | None, header: bool,
                duplicates: str, on_invalid: str, encoding: str, timestamp_format: str | None,
-               on_overflow: str, **specs: ColumnSpec) -> tuple[Rows, LoadReport]:  # fmt: skip
-    """Read, check and merge the interaction rows of one file (see :func:`read_interactions`)."""
+               on_overflow: str, merge: bool = True, **specs: ColumnSpec,
+               ) -> tuple[Rows, LoadReport]:  # fmt: skip
+    """Read, check and (with ``merge``) merge the interaction rows of one file.
+
+    See :func:`read_interactions`. Without ``merge`` the caller finds repeated pairs
+    itself (:func:`load_dataset` does, in the sort it needs anyway).
+    """
     import pyarrow as pa
 
     check_choice(duplicates, DUPLICATE_POLICIES, "duplicates")
@@ -260,7 +266,11 @@ def _read_rows(path: str | Path, *, fmt: str | None, sep: str | None, header: bo
         raise DataError(
             f"{path}: all {n_rows} row(s) are invalid, e.g. {examples[0]}; nothing is left to read."
         )
-    rows, n_dup = merge_duplicates(rows, duplicates, on_overflow)
+    n_dup = 0
+    if merge:
+        rows, n_dup = merge_duplicates(rows, duplicates, on_overflow)
+    elif duplicates == "sum" and "weight" not in rows.values:
+        rows.values["weight"] = np.ones(len(rows), np.float64)  # as merge_duplicates does
     report = LoadReport(
         path=str(path),
         n_rows_read=n_rows,
@@ -306,7 +316,7 @@ def load_dataset(
         The interaction report, with coverage notes appended.
     """
     path = Path(path)
-    rows, report = _read_rows(path, **_read_options(read_kwargs))
+    rows, report = _read_rows(path, **_read_options(read_kwargs), merge=False)
     tables = {}
     for role, table, kwargs, reader in (
         ("item", items, item_kwargs, read_items),
@@ -322,8 +332,16 @@ def load_dataset(
         tables[role] = reader(table, **kwargs)
     used = {"user": rows.user.external(), "item": rows.item.external()}
     notes = coverage_notes(used, items=tables["item"], users=tables["user"])
-    dataset = rows_to_dataset(rows, items=tables["item"], users=tables["user"],
-                              name=name or path.name.split(".")[0])  # fmt: skip
+    build = {"items": tables["item"], "users": tables["user"], "name": name or path.name.split(".")[0]}
+    dataset = rows_to_dataset(rows, **build)
+    if dataset is None:  # repeated pairs: merge them by the policy (or name them), build again
+        options, n_notes = _read_options(read_kwargs), len(rows.notes)
+        rows, n_dup = merge_duplicates(rows, options["duplicates"], options["on_overflow"])
+        report = replace(report, n_duplicates=n_dup, n_interactions=len(rows),
+                         notes=report.notes + rows.notes[n_notes:])  # fmt: skip
+        dataset = rows_to_dataset(rows, **build)
+    if dataset is None:
+        raise DataError(f"{path}: (user, item) pairs still repeat after merging duplicates.")
     notes.append(
         f"data set: {dataset.n_users:,} users, {dataset.n_items:,} items, "
         f"{dataset.n_interactions:,} interactions"

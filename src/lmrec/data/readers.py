@@ -327,7 +327,8 @@ class Source:
             return "skip" if on_invalid == "drop" else "error"
 
         buffer, raw = self._text_data()
-        quoted = self.quoting and raw.find(b'"') >= 0
+        scan = _Scan(raw)
+        quoted = self.quoting and scan.has_quote
         try:
             table = pcsv.read_csv(pa.BufferReader(buffer), **self._options(columns, handler, quoted))
         except pa.ArrowInvalid as e:
@@ -344,7 +345,9 @@ class Source:
             raise DataError(f"{self.path} has {what} but no data rows.")
         if quoted and table.num_rows:
             self._check_unclosed_quote(table, raw, locator)
-        self._note_blank_lines(raw)
+        # Every line is a header or a row (the common case): no blank line to look for.
+        if scan.n_lines != table.num_rows + n_skipped + int(self.header):
+            self._note_blank_lines(raw)
         return Table(table, locator, n_skipped, examples)
 
     def _read_error(self, e: Exception, bad_rows: list[Any]) -> DataError:
@@ -414,7 +417,7 @@ class Source:
             return "error"
 
         buffer, raw = self._text_data()
-        opts = self._options(columns, handler, self.quoting and raw.find(b'"') >= 0)
+        opts = self._options(columns, handler, self.quoting and _Scan(raw).has_quote)
         opts["read_options"].block_size = max(1 << 16, chunk_rows * 32)
         try:
             reader = pcsv.open_csv(pa.BufferReader(buffer), **opts)
@@ -435,6 +438,19 @@ class Source:
         for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(columns)):
             yield batch, Locator(str(self.path), offset=base)
             base += batch.num_rows
+
+
+class _Scan:
+    """Facts about a file's bytes from one vectorised pass: a quote anywhere, lines."""
+
+    def __init__(self, raw: Any) -> None:
+        import numpy as np
+
+        data = np.frombuffer(raw, np.uint8)
+        self.has_quote = bool(len(data)) and bool((data == ord('"')).any())
+        newlines = int(np.count_nonzero(data == ord("\n")))
+        last = int(data[-1]) if len(data) else ord("\n")
+        self.n_lines = newlines + int(last not in (ord("\n"), ord("\r")))
 
 
 # ====================================================================== opening

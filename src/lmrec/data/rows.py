@@ -271,32 +271,49 @@ def rows_to_dataset(
     items: pd.DataFrame | None = None,
     users: pd.DataFrame | None = None,
     name: str = "dataset",
-) -> Dataset:
-    """Build a Dataset from checked, merged rows: id maps from the distinct ids (plus the
-    catalogs' ids), dense indices through the codes, columns sorted into CSR order."""
-    from lmrec.data.idmap import as_id_array
+) -> Dataset | None:
+    """Build a Dataset from checked rows, or None when (user, item) pairs repeat.
 
+    Id maps come from the distinct ids (plus the catalogs' ids), dense indices through
+    the codes, and one sort puts the columns in CSR order -- the same sort finds
+    repeated pairs, which the caller then merges (:func:`merge_duplicates`) and builds
+    again.
+    """
     maps = []
     for col, table in ((rows.user, users), (rows.item, items)):
-        extra = as_id_array(table.index) if table is not None else None
-        values = col.external()
-        if extra is not None and len(extra):
-            both = np.concatenate([values, extra]) if values.dtype == extra.dtype else np.concatenate(
-                [values.astype(str).astype(object), extra.astype(str).astype(object)]
-            )
-            idmap = IdMap.from_values(both)
-        else:
-            idmap = IdMap.from_values(values)
-        lut = idmap.index(values).astype(np.int32)
-        maps.append((idmap, lut[col.codes]))
+        idmap, rank = _id_map(col.external(), table)
+        maps.append((idmap, rank[col.codes]))
     (user_ids, u), (item_ids, i) = maps
-    cols = {
-        "weight": rows.values["weight"].astype(np.float32) if "weight" in rows.values
-        else np.ones(len(rows), np.float32),
-    }  # fmt: skip
+    key = u.astype(np.int64) * len(item_ids) + i
+    order = np.argsort(key)
+    if len(key) > 1:
+        sorted_key = key[order]
+        if (sorted_key[1:] == sorted_key[:-1]).any():
+            return None
+        del sorted_key
+    del key
+    cols = {"item_idx": i[order]}
+    cols["weight"] = (rows.values["weight"][order].astype(np.float32) if "weight" in rows.values
+                      else np.ones(len(rows), np.float32))  # fmt: skip
     if "rating" in rows.values:
-        cols["rating"] = rows.values["rating"].astype(np.float32)
+        cols["rating"] = rows.values["rating"][order].astype(np.float32)
     if "timestamp" in rows.values:
-        cols["timestamp"] = rows.values["timestamp"]
-    return Dataset._from_codes(u, i, cols, user_ids, item_ids, items=items, users=users,
-                               name=name, source=rows.source)  # fmt: skip
+        cols["timestamp"] = rows.values["timestamp"][order]
+    return Dataset._from_sorted(u[order], cols, user_ids, item_ids, items=items, users=users,
+                                name=name, source=rows.source)  # fmt: skip
+
+
+def _id_map(values: np.ndarray, table: pd.DataFrame | None) -> tuple[IdMap, np.ndarray]:
+    """The id map of distinct ``values`` (plus a catalog's ids), and each value's index."""
+    from lmrec.data.idmap import as_id_array, text_order
+
+    extra = as_id_array(table.index) if table is not None else None
+    if extra is not None and len(extra):
+        if values.dtype != extra.dtype:
+            values, extra = values.astype(str).astype(object), extra.astype(str).astype(object)
+        idmap = IdMap.from_values(np.concatenate([values, extra]))
+        return idmap, idmap.index(values).astype(np.int32)
+    order = text_order(values)  # values are distinct: rank them directly
+    rank = np.empty(len(values), np.int32)
+    rank[order] = np.arange(len(values), dtype=np.int32)
+    return IdMap(values[order]), rank
