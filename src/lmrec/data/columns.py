@@ -208,12 +208,32 @@ def _utf8(arr: Any, column: str, role: str, locator: Locator) -> Any:
 
 def _factorize_ints(values: np.ndarray, valid: np.ndarray | None) -> IdColumn:
     if valid is None:
-        codes, uniq = pd.factorize(values)
-        return IdColumn(codes.astype(np.int32), np.asarray(uniq, np.int64), np.zeros(len(uniq), np.int8))
+        codes, uniq = _codes_of_ints(values)
+        return IdColumn(codes, uniq, np.zeros(len(uniq), np.int8))
     codes = np.full(len(values), -1, np.int32)
     sub, uniq = pd.factorize(values[valid])
     codes[valid] = sub
     return IdColumn(codes, np.asarray(uniq, np.int64), np.zeros(len(uniq), np.int8))
+
+
+def _codes_of_ints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 codes, distinct values) of int64 ids.
+
+    Ids in a range no wider than twice their count (the usual 0..n or 1..n ids)
+    are coded through a table over the range, in two linear passes; sparse ids (up to
+    2**63) through a hash table, so memory never grows with the largest id.
+    """
+    if len(values) == 0:
+        return np.empty(0, np.int32), np.empty(0, np.int64)
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo < 2 * len(values):
+        offsets = values - lo
+        seen = np.zeros(hi - lo + 1, bool)
+        seen[offsets] = True
+        table = np.cumsum(seen, dtype=np.int32) - 1
+        return table[offsets], np.flatnonzero(seen).astype(np.int64) + lo
+    codes, uniq = pd.factorize(values)
+    return codes.astype(np.int32), np.asarray(uniq, np.int64)
 
 
 def _valid_mask(arr: Any) -> np.ndarray | None:
@@ -270,9 +290,9 @@ def _int_values(arr: Any) -> np.ndarray | None:
     first = arr[0].as_py()
     if not (first.isascii() and first.lstrip("-").isdigit()):
         return None
-    if not pc.all(pc.ascii_is_decimal(arr)).as_py():
-        if not pc.all(pc.ascii_is_decimal(pc.utf8_ltrim(arr, characters="-"))).as_py():
-            return None
+    head = arr.slice(0, 10_000)  # a failing cast is slow: look at a sample first
+    if not pc.all(pc.ascii_is_decimal(pc.utf8_ltrim(head, characters="-"))).as_py():
+        return None
     try:
         return np.asarray(pc.cast(arr, pa.int64()).to_numpy(), np.int64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
