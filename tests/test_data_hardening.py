@@ -301,3 +301,19 @@ def test_string_model_files_still_load_and_answer_integer_queries(tmp_path):
     assert old.item_ids_.kind == "str"
     assert old.recommend(["u2"], k=1)["item"].tolist() == ["11"]
     assert old.item_ids_.index([11]).tolist() == [1]
+
+
+def test_retrain_pairs_of_an_integer_id_model_and_text_feedback():
+    from lmrec.data import Dataset
+    from lmrec.models import create_model
+    from lmrec.serve.retrain import training_frame
+
+    ds = Dataset.from_frame(pd.DataFrame({"user": [1, 1, 2, 3], "item": [10, 11, 10, 11]}))
+    model = create_model("popularity", {}).fit(ds)
+    events = pd.DataFrame(
+        {"id": [1, 2], "user": ["1", "4"], "item": ["10", "12"], "weight": [1.0, 1.0]}
+    )
+    pairs = training_frame(model, events)  # user 1 / item 10 is one pair, not two
+    assert sorted(map(tuple, pairs.to_numpy().tolist())) == [
+        ("1", "10"), ("1", "11"), ("2", "10"), ("3", "11"), ("4", "12")
+    ]  # fmt: skip
