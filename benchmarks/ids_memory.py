@@ -75,8 +75,9 @@ def write_files(directory: Path, rows: int, seed: int) -> dict[str, Path]:
 
 def measure(path: Path, reader: str) -> dict[str, float]:
     """Peak RSS of reading ``path`` with ``reader`` in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), reader], check=True,
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), reader], check=True, capture_output=True, text=True
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["reading_mib"] = result["peak_mib"] - result["start_mib"]
     return result
@@ -95,15 +96,26 @@ def main() -> None:
                 dense = measure(files[f"contiguous.{fmt}"], reader)
                 sparse = measure(files[f"sparse.{fmt}"], reader)
                 assert (dense["n_users"], dense["n_items"], dense["nnz"]) == (
-                    sparse["n_users"], sparse["n_items"], sparse["nnz"]
-                )  # fmt: skip
+                    sparse["n_users"],
+                    sparse["n_items"],
+                    sparse["nnz"],
+                )
                 assert sparse["kind"] == "int" and sparse["max_user_id"] > 2**61
                 ratio = sparse["peak_mib"] / dense["peak_mib"]
-                table.append({"format": fmt, "reader": reader, "contiguous": dense, "sparse": sparse,
-                              "peak_ratio": ratio})  # fmt: skip
-                print(f"{fmt:8s} {reader:13s} peak RSS contiguous {dense['peak_mib']:7.1f} MiB, "
-                      f"sparse (ids < 2**62) {sparse['peak_mib']:7.1f} MiB: ratio {ratio:.3f} "
-                      f"(reading alone {dense['reading_mib']:.1f} vs {sparse['reading_mib']:.1f} MiB)")  # fmt: skip
+                table.append(
+                    {
+                        "format": fmt,
+                        "reader": reader,
+                        "contiguous": dense,
+                        "sparse": sparse,
+                        "peak_ratio": ratio,
+                    }
+                )
+                print(
+                    f"{fmt:8s} {reader:13s} peak RSS contiguous {dense['peak_mib']:7.1f} MiB, "
+                    f"sparse (ids < 2**62) {sparse['peak_mib']:7.1f} MiB: ratio {ratio:.3f} "
+                    f"(reading alone {dense['reading_mib']:.1f} vs {sparse['reading_mib']:.1f} MiB)"
+                )
     worst = max(r["peak_ratio"] for r in table)
     print(f"worst peak ratio {worst:.3f} (pass: <= 1.5)")
     RESULTS.mkdir(exist_ok=True)
@@ -119,8 +131,10 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     for r in table:
-        lines.append(f"| {r['format']} | {r['reader']} | {r['contiguous']['peak_mib']:.1f} | "
-                     f"{r['sparse']['peak_mib']:.1f} | {r['peak_ratio']:.3f} |")  # fmt: skip
+        lines.append(
+            f"| {r['format']} | {r['reader']} | {r['contiguous']['peak_mib']:.1f} | "
+            f"{r['sparse']['peak_mib']:.1f} | {r['peak_ratio']:.3f} |"
+        )
     lines.append(f"\nWorst ratio {worst:.3f} (pass: <= 1.5).")
     (RESULTS / "ids_memory.md").write_text("\n".join(lines) + "\n")
 

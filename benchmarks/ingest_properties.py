@@ -30,19 +30,39 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "outcomes.json"
-        env = {**os.environ, "LMREC_INGEST_EXAMPLES": str(args.examples),
-               "LMREC_INGEST_RANDOM": "1", "LMREC_INGEST_REPORT": str(report)}  # fmt: skip
+        env = {
+            **os.environ,
+            "LMREC_INGEST_EXAMPLES": str(args.examples),
+            "LMREC_INGEST_RANDOM": "1",
+            "LMREC_INGEST_REPORT": str(report),
+        }
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             f"--hypothesis-seed={args.seed}", "tests/test_ingest_properties.py"],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--hypothesis-seed={args.seed}",
+                "tests/test_ingest_properties.py",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         print(proc.stdout[-2000:])
         outcomes = json.loads(report.read_text()) if report.exists() else {}
     total = sum(outcomes.values())
     datasets = sum(v for k, v in outcomes.items() if k.endswith(":dataset"))
-    result = {"examples_requested": args.examples, "examples_run": total, "seed": args.seed,
-              "passed": proc.returncode == 0, "outcomes": outcomes}  # fmt: skip
+    result = {
+        "examples_requested": args.examples,
+        "examples_run": total,
+        "seed": args.seed,
+        "passed": proc.returncode == 0,
+        "outcomes": outcomes,
+    }
     print(json.dumps(result, indent=2))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ingest_properties.json").write_text(json.dumps(result, indent=2))

@@ -100,9 +100,15 @@ def load_figures(path: Path, repeats: int) -> dict[str, float]:
     lmrec_load()  # first call loads modules (pyarrow compute kernels, pandas)
     ref, _ = best(reference, repeats)
     ours, ds = best(lmrec_load, repeats)
-    return {"pyarrow_read_dict_s": ref, "lmrec_load_dataset_s": ours, "ratio": ours / ref,
-            "n_interactions": ds.n_interactions, "n_users": ds.n_users, "n_items": ds.n_items,
-            "id_kind": ds.user_ids.kind}  # fmt: skip
+    return {
+        "pyarrow_read_dict_s": ref,
+        "lmrec_load_dataset_s": ours,
+        "ratio": ours / ref,
+        "n_interactions": ds.n_interactions,
+        "n_users": ds.n_users,
+        "n_items": ds.n_items,
+        "id_kind": ds.user_ids.kind,
+    }
 
 
 def train_figures(path: Path, repeats: int, workdir: Path) -> dict[str, float]:
@@ -112,25 +118,50 @@ def train_figures(path: Path, repeats: int, workdir: Path) -> dict[str, float]:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
 
     def reference() -> tuple[float, float]:
-        out = subprocess.run([sys.executable, str(script), str(path)], check=True,
-                             capture_output=True, text=True, env=env)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, str(script), str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         load, fit = (float(x) for x in out.stdout.split())
         return load, fit
 
     def lmrec_train() -> str:
         out = workdir / "als-model"
         proc = subprocess.run(
-            [sys.executable, "-m", "lmrec", "train", "--data", str(path), "--model", "als",
-             "--out", str(out), "--force"],
-            check=True, capture_output=True, text=True, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "lmrec",
+                "train",
+                "--data",
+                str(path),
+                "--model",
+                "als",
+                "--out",
+                str(out),
+                "--force",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         return proc.stderr
 
     ref, (ref_load, ref_fit) = best(reference, repeats)
     ours, log = best(lmrec_train, repeats)
     trained = next((ln for ln in log.splitlines() if ln.startswith("trained")), "")
-    return {"reference_process_s": ref, "reference_load_s": ref_load, "reference_fit_s": ref_fit,
-            "lmrec_train_process_s": ours, "ratio": ours / ref, "lmrec_log": trained}  # fmt: skip
+    return {
+        "reference_process_s": ref,
+        "reference_load_s": ref_load,
+        "reference_fit_s": ref_fit,
+        "lmrec_train_process_s": ours,
+        "ratio": ours / ref,
+        "lmrec_log": trained,
+    }
 
 
 def main() -> None:
@@ -144,31 +175,45 @@ def main() -> None:
         work = Path(tmp)
         path = work / "interactions.csv"
         make_csv(path, args.rows, args.seed)
-        out: dict[str, object] = {"rows": args.rows, "repeats": args.repeats,
-                                  "csv_mib": path.stat().st_size / 2**20}  # fmt: skip
+        out: dict[str, object] = {
+            "rows": args.rows,
+            "repeats": args.repeats,
+            "csv_mib": path.stat().st_size / 2**20,
+        }
         out["load"] = load_figures(path, args.repeats)
-        print(f"CSV -> Dataset: lmrec {out['load']['lmrec_load_dataset_s']:.3f}s, pyarrow read + "
-              f"dictionary encode {out['load']['pyarrow_read_dict_s']:.3f}s, "
-              f"ratio {out['load']['ratio']:.2f} (target <= 1.5)")  # fmt: skip
+        print(
+            f"CSV -> Dataset: lmrec {out['load']['lmrec_load_dataset_s']:.3f}s, pyarrow read + "
+            f"dictionary encode {out['load']['pyarrow_read_dict_s']:.3f}s, "
+            f"ratio {out['load']['ratio']:.2f} (target <= 1.5)"
+        )
         if not args.skip_train:
             out["train"] = train_figures(path, args.repeats, work)
             t = out["train"]
-            print(f"train als end to end: lmrec {t['lmrec_train_process_s']:.2f}s, pandas + codes + "
-                  f"implicit {t['reference_process_s']:.2f}s (load {t['reference_load_s']:.2f}s, "
-                  f"fit {t['reference_fit_s']:.2f}s), ratio {t['ratio']:.2f} (target <= 0.8)")  # fmt: skip
+            print(
+                f"train als end to end: lmrec {t['lmrec_train_process_s']:.2f}s, pandas + codes + "
+                f"implicit {t['reference_process_s']:.2f}s (load {t['reference_load_s']:.2f}s, "
+                f"fit {t['reference_fit_s']:.2f}s), ratio {t['ratio']:.2f} (target <= 0.8)"
+            )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "loading.json").write_text(json.dumps(out, indent=2))
-    lines = ["# Loading (issue 18.2)", "", f"`python benchmarks/loading.py` ({args.rows:,} rows, "
-             f"best of {args.repeats})", "", "| step | lmrec s | reference s | ratio | target |",
-             "|---|---|---|---|---|",
-             f"| CSV -> Dataset | {out['load']['lmrec_load_dataset_s']:.3f} | "
-             f"{out['load']['pyarrow_read_dict_s']:.3f} (pyarrow read + dictionary encode) | "
-             f"{out['load']['ratio']:.2f} | <= 1.5 |"]  # fmt: skip
+    lines = [
+        "# Loading (issue 18.2)",
+        "",
+        f"`python benchmarks/loading.py` ({args.rows:,} rows, best of {args.repeats})",
+        "",
+        "| step | lmrec s | reference s | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| CSV -> Dataset | {out['load']['lmrec_load_dataset_s']:.3f} | "
+        f"{out['load']['pyarrow_read_dict_s']:.3f} (pyarrow read + dictionary encode) | "
+        f"{out['load']['ratio']:.2f} | <= 1.5 |",
+    ]
     if "train" in out:
         t = out["train"]
-        lines.append(f"| `lmrec train --model als` (process) | {t['lmrec_train_process_s']:.2f} | "
-                     f"{t['reference_process_s']:.2f} (pandas + codes + implicit) | "
-                     f"{t['ratio']:.2f} | <= 0.8 |")  # fmt: skip
+        lines.append(
+            f"| `lmrec train --model als` (process) | {t['lmrec_train_process_s']:.2f} | "
+            f"{t['reference_process_s']:.2f} (pandas + codes + implicit) | "
+            f"{t['ratio']:.2f} | <= 0.8 |"
+        )
     (RESULTS / "loading.md").write_text("\n".join(lines) + "\n")
 
 

@@ -40,11 +40,35 @@ _INTS = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
 )
 _TEXT_IDS = st.one_of(
-    st.sampled_from(["007", "-0", "a", "NA", "u1", "é", "日本", "x y", "a,b", 'q"t', "1.5",
-                     "1e3", "2**63", "18446744073709551616", "a\nb", "+7", "0x10", " 7 ", "\t12"]),
-    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
-            min_size=1, max_size=6),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "007",
+            "-0",
+            "a",
+            "NA",
+            "u1",
+            "é",
+            "日本",
+            "x y",
+            "a,b",
+            'q"t',
+            "1.5",
+            "1e3",
+            "2**63",
+            "18446744073709551616",
+            "a\nb",
+            "+7",
+            "0x10",
+            " 7 ",
+            "\t12",
+        ]
+    ),
+    st.text(
+        st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
+        min_size=1,
+        max_size=6,
+    ),
+)
 _BAD_IDS = st.sampled_from(["", "nan", "NULL", "None", "NaN", "<NA>"])
 _WEIGHTS = st.sampled_from(["1", "2", "0", "2.5", "3e38", "1e39", "-1", "nan", "abc", "", "inf"])
 
@@ -170,8 +194,9 @@ def _parquet(draw: st.DrawFn, case: Case) -> Case:
             texts = [None if v is None else str(v) for v in values]
             values[:] = texts
             typ = pa.binary() if how == "binary" else pa.string()
-            columns[role] = pa.array([None if t is None else (t.encode() if how == "binary" else t)
-                                      for t in texts], typ)  # fmt: skip
+            columns[role] = pa.array(
+                [None if t is None else (t.encode() if how == "binary" else t) for t in texts], typ
+            )
     if case.weight is not None:
         columns["w"] = pa.array(case.weight, pa.string())
     case.table = pa.table(columns)

@@ -9,7 +9,6 @@ made the first id of a user list unknown.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +73,10 @@ def test_summed_weights_beyond_float32_are_caught(tmp_path):
 
 def test_cli_overflow_names_the_flag_and_clip_trains(tmp_path, capsys):
     p = write(tmp_path, "w.csv", "user,item,w\n1,a,2\n1,b,1\n2,a,1e39\n2,b,1\n")
-    assert cli("train", "--data", p, "--weight-col", "w", "--model", "ease",
-               "--out", tmp_path / "m") == 2  # fmt: skip
+    assert (
+        cli("train", "--data", p, "--weight-col", "w", "--model", "ease", "--out", tmp_path / "m")
+        == 2
+    )
     err = capsys.readouterr().err
     assert "row 3 (line 4), column 'w'" in err and "--on-overflow clip" in err
     assert "on_overflow=" not in err
@@ -100,8 +101,11 @@ def test_a_second_value_among_milliseconds_is_reported(tmp_path):
     p = write(
         tmp_path, "t.csv", "user,item,ts\n1,a,1588291200000\n2,b,1588291300\n3,c,1588291400000\n"
     )
-    with pytest.raises(DataError, match=r"row 2 \(line 3\).*looks like seconds while the column "
-                                         r"holds milliseconds"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"row 2 \(line 3\).*looks like seconds while the column "
+        r"holds milliseconds",
+    ):
         read_interactions(p, timestamp="ts")
     with pytest.warns(DataWarning, match="dropped 1 invalid row"):
         frame, report = read_interactions(p, timestamp="ts", on_invalid="drop")
@@ -119,8 +123,11 @@ def test_millisecond_column_reads_as_seconds(tmp_path):
 
 def test_implausible_dates_are_reported(tmp_path):
     p = write(tmp_path, "t.csv", "user,item,ts\n1,a,2020-01-01\n2,b,2300-01-01\n")
-    with pytest.raises(DataError, match=r"row 2 \(line 3\).*'2300-01-01' is on 2300-01-01, an "
-                                         "implausible date"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"row 2 \(line 3\).*'2300-01-01' is on 2300-01-01, an "
+        "implausible date",
+    ):
         read_interactions(p, timestamp="ts")
 
 
@@ -134,8 +141,11 @@ def test_day_and_month_are_decided_for_the_whole_column(tmp_path):
 
 def test_ambiguous_day_month_asks_for_the_format(tmp_path):
     p = write(tmp_path, "t.csv", "user,item,ts\n1,a,01/02/2020\n2,b,03/04/2020\n")
-    with pytest.raises(DataError, match=r"'01/02/2020'.*timestamp_format='%d/%m/%Y' or "
-                                         r"timestamp_format='%m/%d/%Y'"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"'01/02/2020'.*timestamp_format='%d/%m/%Y' or "
+        r"timestamp_format='%m/%d/%Y'",
+    ):
         read_interactions(p, timestamp="ts")
     frame, _ = read_interactions(p, timestamp="ts", timestamp_format="%m/%d/%Y")
     days = pd.to_datetime(frame["timestamp"], unit="s").dt.strftime("%Y-%m-%d").tolist()
@@ -144,19 +154,38 @@ def test_ambiguous_day_month_asks_for_the_format(tmp_path):
 
 def test_rows_not_in_the_columns_format_are_reported(tmp_path):
     p = write(tmp_path, "t.csv", "user,item,ts\n1,a,13/02/2020\n2,b,2020-02-14\n3,c,14/02/2020\n")
-    with pytest.raises(DataError, match=r"row 2 \(line 3\), column 'ts': '2020-02-14' is not a "
-                                         r"timestamp \(expected dates in the layout %d/%m/%Y"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"row 2 \(line 3\), column 'ts': '2020-02-14' is not a "
+        r"timestamp \(expected dates in the layout %d/%m/%Y",
+    ):
         read_interactions(p, timestamp="ts")
 
 
 def test_cli_timestamp_format_flag(tmp_path, capsys):
     p = write(tmp_path, "t.csv", "user,item,ts\n1,a,01/02/2020\n2,b,03/04/2020\n1,b,05/06/2020\n")
     out = tmp_path / "m"
-    assert cli("train", "--data", p, "--timestamp-col", "ts", "--model", "popularity",
-               "--out", out) == 2  # fmt: skip
+    assert (
+        cli("train", "--data", p, "--timestamp-col", "ts", "--model", "popularity", "--out", out)
+        == 2
+    )
     assert "--timestamp-format '%d/%m/%Y'" in capsys.readouterr().err
-    assert cli("train", "--data", p, "--timestamp-col", "ts", "--timestamp-format", "%d/%m/%Y",
-               "--model", "popularity", "--out", out) == 0  # fmt: skip
+    assert (
+        cli(
+            "train",
+            "--data",
+            p,
+            "--timestamp-col",
+            "ts",
+            "--timestamp-format",
+            "%d/%m/%Y",
+            "--model",
+            "popularity",
+            "--out",
+            out,
+        )
+        == 0
+    )
 
 
 def test_bad_timestamp_format_is_a_config_error(tmp_path):
@@ -188,8 +217,11 @@ def test_parquet_binary_ids_read_as_text_or_name_the_bad_row(tmp_path):
     pq.write_table(
         pa.table({"user": pa.array([b"u1", b"\xff\xfe"], pa.binary()), "item": [1, 2]}), p
     )
-    with pytest.raises(DataError, match=r"b\.parquet, row 2, column 'user': the user id is binary "
-                                         "data that is not UTF-8"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"b\.parquet, row 2, column 'user': the user id is binary "
+        "data that is not UTF-8",
+    ):
         read_interactions(p)
 
 
@@ -211,8 +243,11 @@ def test_utf16_files_are_read(tmp_path, encoding):
 
 def test_duplicated_header_is_an_error_naming_the_column(tmp_path):
     p = write(tmp_path, "h.csv", "user,item,item\n1,a,b\n")
-    with pytest.raises(DataError, match=r"h\.csv, line 1: the header names column 'item' twice "
-                                         r"\(fields 2 and 3\)"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"h\.csv, line 1: the header names column 'item' twice "
+        r"\(fields 2 and 3\)",
+    ):
         read_interactions(p)
     with pytest.raises(DataError, match="twice"):
         ingest(p)
@@ -232,8 +267,10 @@ def test_cli_recommend_with_a_bom_user_list(tmp_path, capsys):
     assert cli("train", "--data", data, "--model", "popularity", "--out", tmp_path / "m") == 0
     users = write(tmp_path, "users.txt", "\ufeff7\n8\n")
     capsys.readouterr()
-    assert cli("recommend", "--model", tmp_path / "m", "--users", users, "-k", "1",
-               "--output", "-") == 0  # fmt: skip
+    assert (
+        cli("recommend", "--model", tmp_path / "m", "--users", users, "-k", "1", "--output", "-")
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "user,item,rank,score"
     assert [ln.split(",")[0] for ln in lines[1:]] == ["7", "8"]
@@ -261,8 +298,9 @@ def test_text_ids_stay_text_and_compare_with_integers(tmp_path):
     ds, _ = load_dataset(p)
     assert ds.user_ids.kind == "str"
     assert ds.user_ids.index([7, "007"]).tolist() == [
-        ds.user_ids.index(["7"])[0], ds.user_ids.index(["007"])[0]
-    ]  # fmt: skip
+        ds.user_ids.index(["7"])[0],
+        ds.user_ids.index(["007"])[0],
+    ]
 
 
 def test_integer_and_text_maps_give_the_same_indices(tmp_path):
@@ -315,5 +353,9 @@ def test_retrain_pairs_of_an_integer_id_model_and_text_feedback():
     )
     pairs = training_frame(model, events)  # user 1 / item 10 is one pair, not two
     assert sorted(map(tuple, pairs.to_numpy().tolist())) == [
-        ("1", "10"), ("1", "11"), ("2", "10"), ("3", "11"), ("4", "12")
-    ]  # fmt: skip
+        ("1", "10"),
+        ("1", "11"),
+        ("2", "10"),
+        ("3", "11"),
+        ("4", "12"),
+    ]

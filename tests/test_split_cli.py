@@ -37,8 +37,16 @@ def log_csv(tmp_path):
     return path
 
 
-READ = ["--user-col", "userId", "--item-col", "movieId", "--rating-col", "rating",
-        "--timestamp-col", "ts"]  # fmt: skip
+READ = [
+    "--user-col",
+    "userId",
+    "--item-col",
+    "movieId",
+    "--rating-col",
+    "rating",
+    "--timestamp-col",
+    "ts",
+]
 
 
 def split(tmp_path: Path, data: Path, *flags: str) -> Path:
@@ -60,8 +68,12 @@ def test_split_keeps_names_and_integer_types(tmp_path, log_csv):
     source = pd.read_csv(log_csv).sort_values(["userId", "movieId"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(together, source)
     meta = json.loads((out / "split.json").read_text())
-    assert meta["columns"]["names"] == {"user": "userId", "item": "movieId", "rating": "rating",
-                                        "timestamp": "ts"}  # fmt: skip
+    assert meta["columns"]["names"] == {
+        "user": "userId",
+        "item": "movieId",
+        "rating": "rating",
+        "timestamp": "ts",
+    }
 
 
 def test_split_files_read_back_into_the_same_parts(tmp_path, log_csv):
@@ -89,8 +101,9 @@ def test_split_files_follow_the_umask(tmp_path, log_csv, mask):
 
 
 def test_split_keeps_date_layout_and_millisecond_units(tmp_path):
-    dates = "\n".join(f"u{u},i{i},{(i % 28) + 1:02d}/0{u % 9 + 1}/2020" for u in range(12)
-                      for i in range(6))  # fmt: skip
+    dates = "\n".join(
+        f"u{u},i{i},{(i % 28) + 1:02d}/0{u % 9 + 1}/2020" for u in range(12) for i in range(6)
+    )
     p = write(tmp_path, "d.csv", "user,item,day\n" + dates + "\n")
     out = split(tmp_path, p, "--timestamp-col", "day", "--timestamp-format", "%d/%m/%Y")
     written = (out / "train.csv").read_text().splitlines()

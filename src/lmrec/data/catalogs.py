@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmrec.data.columns import code_ids, parse_numbers
+from lmrec.data.columns import code_ids
+from lmrec.data.numbers import parse_numbers
 from lmrec.data.readers import Source, open_source
 from lmrec.data.validate import Locator, resolve_columns, resolve_issues
 from lmrec.errors import DataError
@@ -62,9 +63,15 @@ def read_items(
         Missing file or column, an empty id or a repeated id (the rows are named).
     """
     return _read_table(
-        path, role="item", id_col=id_col, sep=sep, fmt=format, header=header,
-        text_cols=text_cols, encoding=encoding,
-    )  # fmt: skip
+        path,
+        role="item",
+        id_col=id_col,
+        sep=sep,
+        fmt=format,
+        header=header,
+        text_cols=text_cols,
+        encoding=encoding,
+    )
 
 
 def read_users(
@@ -78,9 +85,15 @@ def read_users(
 ) -> pd.DataFrame:
     """Read a user attribute table indexed by external user id; see :func:`read_items`."""
     return _read_table(
-        path, role="user", id_col=id_col, sep=sep, fmt=format, header=header,
-        text_cols=None, encoding=encoding,
-    )  # fmt: skip
+        path,
+        role="user",
+        id_col=id_col,
+        sep=sep,
+        fmt=format,
+        header=header,
+        text_cols=None,
+        encoding=encoding,
+    )
 
 
 def _read_table(
@@ -133,14 +146,21 @@ def _read_table(
 def _ids(arr: Any, col: str, role: str, locator: Locator, *, typed: bool) -> np.ndarray:
     """One external id per row (missing ids and repeated ids are errors naming the rows)."""
     coded = code_ids(arr, col, role, locator, infer_ints=not typed)
-    resolve_issues(coded.issues(col, role), locator, len(coded.codes), "raise",
-                   hint=f"Every {role} needs an id.")  # fmt: skip
+    resolve_issues(
+        coded.issues(col, role),
+        locator,
+        len(coded.codes),
+        "raise",
+        hint=f"Every {role} needs an id.",
+    )
     ids = coded.external()[coded.codes]
     if len(coded.problems) < len(ids):
         counts = np.bincount(coded.codes, minlength=len(coded.values))
         repeated = np.flatnonzero(counts > 1)
         first_code = coded.codes[np.isin(coded.codes, repeated)][0]
-        where = " and ".join(locator.where(int(p)) for p in np.flatnonzero(coded.codes == first_code)[:3])
+        where = " and ".join(
+            locator.where(int(p)) for p in np.flatnonzero(coded.codes == first_code)[:3]
+        )
         raise DataError(
             f"{locator.path}: {len(repeated)} {role} id(s) appear more than once, e.g. "
             f"{str(coded.value(int(first_code)))!r} at {where}. Each {role} needs exactly one row in "
@@ -214,10 +234,16 @@ def read_id_list(path: str | Path, *, column: str = "user", encoding: str = "utf
     import pyarrow as pa
 
     read = source.read({col: None if source.kind == "parquet" else pa.string()})
-    coded = code_ids(read.table.column(col), col, column, read.locator,
-                     infer_ints=source.kind != "parquet")  # fmt: skip
-    resolve_issues(coded.issues(col, column), read.locator, len(coded.codes), "raise",
-                   hint=f"Remove the empty line or give every {column} an id.")  # fmt: skip
+    coded = code_ids(
+        read.table.column(col), col, column, read.locator, infer_ints=source.kind != "parquet"
+    )
+    resolve_issues(
+        coded.issues(col, column),
+        read.locator,
+        len(coded.codes),
+        "raise",
+        hint=f"Remove the empty line or give every {column} an id.",
+    )
     return coded.external()
 
 

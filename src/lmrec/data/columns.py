@@ -25,7 +25,7 @@ from lmrec.data.validate import MISSING_ID_TOKENS, Issue, Locator, show
 from lmrec.data.vocabulary import fix
 from lmrec.errors import DataError
 
-__all__ = ["IdColumn", "Numbers", "code_ids", "parse_numbers"]
+__all__ = ["IdColumn", "code_ids"]
 
 #: Why a distinct id value is unusable (``IdColumn.problems``).
 OK, NULL, EMPTY, TOKEN, NON_INTEGRAL = 0, 1, 2, 3, 4
@@ -78,15 +78,22 @@ class IdColumn:
         codes = self.codes
         if not self.problems.any() and (len(codes) == 0 or codes.min() >= 0):
             return []  # the common case: every id usable
-        reason = np.where(codes < 0, NULL, self.problems[np.maximum(codes, 0)] if len(self.problems) else 0)
+        reason = np.where(
+            codes < 0, NULL, self.problems[np.maximum(codes, 0)] if len(self.problems) else 0
+        )
         out = []
         for code, text in (
             (NULL, lambda i: f"{role} id is missing"),
             (EMPTY, lambda i: f"{role} id is empty"),
             (TOKEN, lambda i: f"{role} id is missing ({self.value(codes[i])!r} means no value)"),
-            (NON_INTEGRAL, lambda i: f"{role} id {self.value(codes[i])} is a non-integral number; "
-                                     "store ids as strings or integers"),
-        ):  # fmt: skip
+            (
+                NON_INTEGRAL,
+                lambda i: (
+                    f"{role} id {self.value(codes[i])} is a non-integral number; "
+                    "store ids as strings or integers"
+                ),
+            ),
+        ):
             mask = reason == code
             if mask.any():
                 out.append(Issue(column, mask, text))
@@ -125,10 +132,13 @@ def _type_name(typ: Any) -> str:
     import pyarrow as pa
 
     checks = (
-        (pa.types.is_list, "list"), (pa.types.is_large_list, "list"),
-        (pa.types.is_fixed_size_list, "list"), (pa.types.is_struct, "struct"),
-        (pa.types.is_map, "map"), (pa.types.is_union, "union"),
-    )  # fmt: skip
+        (pa.types.is_list, "list"),
+        (pa.types.is_large_list, "list"),
+        (pa.types.is_fixed_size_list, "list"),
+        (pa.types.is_struct, "struct"),
+        (pa.types.is_map, "map"),
+        (pa.types.is_union, "union"),
+    )
     for check, name in checks:
         if check(typ):
             return name
@@ -170,16 +180,25 @@ def code_ids(
     if pa.types.is_dictionary(typ):
         return _code_dictionary(arr, column, role, locator, infer_ints)
     if pa.types.is_null(typ):
-        return IdColumn(np.full(len(arr), -1, np.int32), np.empty(0, np.int64), np.empty(0, np.int8))
+        return IdColumn(
+            np.full(len(arr), -1, np.int32), np.empty(0, np.int64), np.empty(0, np.int8)
+        )
     if pa.types.is_integer(typ):
         return _code_integers(arr)
     if pa.types.is_floating(typ):
         return _code_floats(arr)
     if pa.types.is_decimal(typ) and typ.scale == 0:
-        return _code_integers(arr.cast(pa.int64()) if typ.precision <= 18 else arr.cast(pa.string()))
-    if pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_fixed_size_binary(typ):
-        return code_ids(_utf8(arr, column, role, locator), column, role, locator,
-                        infer_ints=infer_ints)  # fmt: skip
+        return _code_integers(
+            arr.cast(pa.int64()) if typ.precision <= 18 else arr.cast(pa.string())
+        )
+    if (
+        pa.types.is_binary(typ)
+        or pa.types.is_large_binary(typ)
+        or pa.types.is_fixed_size_binary(typ)
+    ):
+        return code_ids(
+            _utf8(arr, column, role, locator), column, role, locator, infer_ints=infer_ints
+        )
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
         return _code_strings(arr, infer_ints=infer_ints)
     raise _kind_error(arr, column, role, locator)
@@ -371,7 +390,9 @@ def _apply_lut(chunks: list[Any], lut: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, np.int32)
 
 
-def _clean_texts(texts: Any, infer_ints: bool = True) -> tuple[np.ndarray, Any, np.ndarray, dict[int, str]]:
+def _clean_texts(
+    texts: Any, infer_ints: bool = True
+) -> tuple[np.ndarray, Any, np.ndarray, dict[int, str]]:
     """Strip distinct texts, merge those that become equal, flag missing tokens, find the kind.
 
     Returns ``lut`` (position in ``texts`` -> code), the coded values (int64 when every
@@ -393,10 +414,17 @@ def _clean_texts(texts: Any, infer_ints: bool = True) -> tuple[np.ndarray, Any, 
     empty = np.asarray(pc.equal(pc.binary_length(uniq), 0).to_numpy(zero_copy_only=False), bool)
     token = np.asarray(
         pc.is_in(uniq, value_set=pa.array(sorted(MISSING_ID_TOKENS - {""}))).to_numpy(
-            zero_copy_only=False), bool)  # fmt: skip
+            zero_copy_only=False
+        ),
+        bool,
+    )
     problems = np.where(empty, EMPTY, np.where(token, TOKEN, OK)).astype(np.int8)
     bad = np.flatnonzero(problems)
-    labels = dict(zip(bad.tolist(), uniq.take(pa.array(bad)).to_pylist(), strict=True)) if len(bad) else {}
+    labels = (
+        dict(zip(bad.tolist(), uniq.take(pa.array(bad)).to_pylist(), strict=True))
+        if len(bad)
+        else {}
+    )
     usable = problems == OK
     if usable.any() and infer_ints:
         ints = _canonical_ints(uniq.filter(pa.array(usable)) if len(bad) else uniq)
@@ -407,7 +435,9 @@ def _clean_texts(texts: Any, infer_ints: bool = True) -> tuple[np.ndarray, Any, 
     return lut, uniq, problems, labels
 
 
-def _code_dictionary(arr: Any, column: str, role: str, locator: Locator, infer_ints: bool) -> IdColumn:
+def _code_dictionary(
+    arr: Any, column: str, role: str, locator: Locator, infer_ints: bool
+) -> IdColumn:
     """Dictionary columns (Parquet text read as dictionaries): code the dictionaries only."""
     import pyarrow as pa
 
@@ -424,134 +454,3 @@ def _code_dictionary(arr: Any, column: str, role: str, locator: Locator, infer_i
     lut = inner.codes.astype(np.int64)
     col = IdColumn(_apply_lut(chunks, lut), inner.values, inner.problems, inner.labels)
     return col.compact()
-
-
-# ---------------------------------------------------------------------- numbers
-@dataclass
-class Numbers:
-    """A numeric column as float64, its row issues, and facts for the report.
-
-    ``integral``: every value was written as an integer (so ``lmrec split`` writes
-    integers back); ``n_clipped``: values clipped into float32 (``on_overflow="clip"``).
-    """
-
-    values: np.ndarray
-    issues: list[Issue]
-    integral: bool
-    n_clipped: int = 0
-
-
-def _as_float(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """(float64 values, missing mask, not-a-number mask, integral) of any Arrow column."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    typ = arr.type
-    if pa.types.is_dictionary(typ):
-        arr = arr.cast(typ.value_type) if isinstance(arr, pa.Array) else pc.cast(arr, typ.value_type)
-        typ = arr.type
-    n = len(arr)
-    if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
-        missing = ~np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool) if arr.null_count else np.zeros(n, bool)
-        num = np.asarray(pc.cast(arr, pa.float64()).fill_null(np.nan).to_numpy(), np.float64).copy()
-        return num, missing, np.zeros(n, bool), pa.types.is_integer(typ)
-    if pa.types.is_boolean(typ) or pa.types.is_null(typ):
-        missing = ~np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool)
-        num = np.asarray(pc.cast(arr, pa.float64()).fill_null(np.nan).to_numpy(), np.float64).copy()
-        return num, missing, np.zeros(n, bool), True
-    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-        arr = pc.cast(arr, pa.string())
-    if arr.null_count == 0:
-        try:
-            ints = pc.cast(arr, pa.int64())
-            return np.asarray(ints.to_numpy(), np.float64), np.zeros(n, bool), np.zeros(n, bool), True
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        try:
-            num = np.asarray(pc.cast(arr, pa.float64()).to_numpy(), np.float64).copy()
-            return num, np.zeros(n, bool), np.zeros(n, bool), False
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-    # Slow path (bad or empty cells): cell by cell, on the distinct texts only.
-    enc = pc.dictionary_encode(arr)
-    chunks = _chunks(enc)
-    texts = chunks[0].dictionary.to_pylist() if chunks else []
-    stripped = pd.Series(texts, dtype=object).str.strip()
-    parsed = pd.to_numeric(stripped.where(stripped != ""), errors="coerce").to_numpy(np.float64)
-    empty = (stripped == "").to_numpy(bool)
-    lut = np.arange(len(texts))
-    idx = _apply_lut(chunks, lut)
-    num = np.where(idx >= 0, parsed[np.maximum(idx, 0)] if len(parsed) else np.nan, np.nan)
-    missing = (idx < 0) | (empty[np.maximum(idx, 0)] if len(empty) else True)
-    nan_token = stripped.str.lower().isin(("nan", "-nan", "+nan")).to_numpy(bool)
-    garbage = ~missing & np.isnan(num) & ~(nan_token[np.maximum(idx, 0)] if len(texts) else False)
-    integral = bool(np.all(np.mod(num[np.isfinite(num)], 1) == 0)) and not any(
-        "." in t or "e" in t.lower() for t in stripped[~empty].tolist()
-    )
-    return num, missing, garbage, integral
-
-
-def parse_numbers(
-    arr: Any,
-    column: str,
-    what: str,
-    *,
-    nonnegative: bool = False,
-    float32: bool = True,
-    on_overflow: str = "raise",
-) -> Numbers:
-    """Float64 values of a numeric column, with issues for missing, non-numeric, NaN,
-    infinite and (if ``nonnegative``) negative cells.
-
-    With ``float32`` (weights and ratings are stored as float32) a finite value that
-    float32 cannot hold -- beyond +-3.4e38, or so small it would round to 0 -- is an
-    issue too, unless ``on_overflow="clip"``, which clips it to the nearest float32
-    value and counts it.
-    """
-    num, missing, garbage, integral = _as_float(arr)
-    cells = _Texts(arr, num)
-    nan = ~missing & ~garbage & np.isnan(num)
-    infinite = np.isinf(num)
-    issues = [
-        Issue(column, missing, lambda i: f"the {what} is missing"),
-        Issue(column, garbage, lambda i: f"{cells.show(i)} is not a number"),
-        Issue(column, nan, lambda i: f"the {what} is NaN"),
-        Issue(column, infinite, lambda i: f"the {what} {cells.show(i)} is infinite"),
-    ]
-    if nonnegative:
-        issues.append(Issue(column, num < 0, lambda i: f"the {what} {cells.show(i)} is negative; "
-                                                       f"{what}s must be >= 0"))  # fmt: skip
-    n_clipped = 0
-    if float32:
-        with np.errstate(invalid="ignore", over="ignore"):
-            mag = np.abs(num)
-            too_big = np.isfinite(num) & (mag > _F32.max)
-            too_small = (mag > 0) & (mag < float(_F32.smallest_subnormal) / 2)
-        unfit = too_big | too_small
-        if unfit.any() and on_overflow == "clip":
-            n_clipped = int(unfit.sum())
-            num[too_big] = np.sign(num[too_big]) * float(_F32.max)
-            num[too_small] = np.sign(num[too_small]) * float(_F32.tiny)
-        elif unfit.any():
-            hint = f"pass {fix('on_overflow', 'clip')} to clip such values into float32"
-            issues.append(Issue(column, unfit, lambda i: (
-                f"the {what} {cells.show(i)} does not fit float32, the type {what}s are stored in "
-                f"(magnitudes {float(_F32.smallest_subnormal):.1e} to {float(_F32.max):.2e}); "
-                f"rescale the column or {hint}")))  # fmt: skip
-    return Numbers(num, issues, integral, n_clipped)
-
-
-class _Texts:
-    """A column's cells as text, for messages only (read one at a time)."""
-
-    def __init__(self, arr: Any, num: np.ndarray) -> None:
-        self._arr, self._num = arr, num
-
-    def show(self, i: int) -> str:
-        import pyarrow as pa
-
-        value = self._arr[i]
-        value = value.as_py() if isinstance(value, pa.Scalar) else value
-        if isinstance(value, str):
-            return show(value.strip())
-        return show(repr(float(self._num[i])) if value is None else value)

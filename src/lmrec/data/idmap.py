@@ -109,7 +109,9 @@ def as_id_array(ids: Iterable[object] | object) -> np.ndarray:
     else:
         arr = np.asarray(list(ids), dtype=object)
         if len(arr) and arr.ndim != 1:
-            raise DataError(f"Ids must be a flat list of strings or integers; got shape {arr.shape}.")
+            raise DataError(
+                f"Ids must be a flat list of strings or integers; got shape {arr.shape}."
+            )
     if arr.ndim != 1:
         arr = arr.reshape(-1)
     kind = arr.dtype.kind

@@ -27,8 +27,14 @@ class LineIndex:
     rows, so the n-th table row is the n-th record with the right number of fields.
     """
 
-    def __init__(self, open_text: Callable[[], IO[str]], sep: str, quoting: bool,
-                 n_columns: int, header: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        open_text: Callable[[], IO[str]],
+        sep: str,
+        quoting: bool,
+        n_columns: int,
+        header: bool,
+    ) -> None:
         self._open_text, self._sep, self._quoting = open_text, sep, quoting
         self._n_columns, self._header = n_columns, header
         self._rows: list[tuple[int, int]] = []

@@ -48,13 +48,22 @@ __all__ = ["FORMATS", "Source", "open_source"]
 
 FORMATS = ("csv", "parquet", "recbole")
 _SUFFIXES = {
-    ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".dat": "csv", ".data": "csv",
-    ".parquet": "parquet", ".pq": "parquet",
-    ".inter": "recbole", ".item": "recbole", ".user": "recbole",
-}  # fmt: skip
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".dat": "csv",
+    ".data": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".inter": "recbole",
+    ".item": "recbole",
+    ".user": "recbole",
+}
 _OPENERS: dict[str, Callable[..., IO[bytes]]] = {
-    ".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open,
-}  # fmt: skip
+    ".gz": gzip.open,
+    ".bz2": bz2.open,
+    ".xz": lzma.open,
+}
 #: Delimiters tried by the sniffer; on a tie in field count, earlier ones win.
 _SNIFF = ("\t", ",", "::", ";", "|")
 _SEP_NAMES = {"\t": "tab", ",": "comma", "::": "'::'", ";": "semicolon", "|": "pipe", " ": "space"}
@@ -172,7 +181,7 @@ def locate_decode_error(path: Path, comp: str | None, encoding: str) -> DataErro
                 pos = max(e.start - len(decoder.getstate()[0]), 0)
                 line = lines + chunk[:pos].count(b"\n") + 1
                 return DataError(
-                    f"{path}, line {line}: byte 0x{chunk[pos:pos + 1].hex()} at offset "
+                    f"{path}, line {line}: byte 0x{chunk[pos : pos + 1].hex()} at offset "
                     f"{offset + pos} is not valid {encoding.replace('-sig', '')} text. If the file "
                     f"is in another encoding, pass {fix('encoding', 'latin-1')} (or convert it: "
                     "iconv -f latin1 -t utf-8)."
@@ -291,7 +300,9 @@ class Source:
                 raise decode_error(self.path, raw, e, self.encoding) from e
             if len(self.sep) > 1:
                 if _SUB in text:
-                    raise DataError(f"{self.path} contains the control character 0x1f; it cannot be read.")
+                    raise DataError(
+                        f"{self.path} contains the control character 0x1f; it cannot be read."
+                    )
                 text = text.replace(self.sep, _SUB)
             raw = text.encode("utf-8")
         return pa.py_buffer(raw), raw
@@ -301,20 +312,27 @@ class Source:
 
         return {
             "read_options": pcsv.ReadOptions(
-                use_threads=True, column_names=self.names, skip_rows=int(self.header),
+                use_threads=True,
+                column_names=self.names,
+                skip_rows=int(self.header),
                 block_size=1 << 22,
             ),
             "parse_options": pcsv.ParseOptions(
                 delimiter=_SUB if len(self.sep) > 1 else self.sep,
-                quote_char='"' if self.quoting else False, newlines_in_values=quoted,
-                ignore_empty_lines=True, invalid_row_handler=handler,
+                quote_char='"' if self.quoting else False,
+                newlines_in_values=quoted,
+                ignore_empty_lines=True,
+                invalid_row_handler=handler,
             ),
             "convert_options": pcsv.ConvertOptions(
-                include_columns=list(columns), column_types={c: t for c, t in columns.items() if t},
-                strings_can_be_null=False, quoted_strings_can_be_null=False, null_values=[""],
+                include_columns=list(columns),
+                column_types={c: t for c, t in columns.items() if t},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                null_values=[""],
                 check_utf8=True,
             ),
-        }  # fmt: skip
+        }
 
     def _read_text(self, columns: dict[str, Any], on_invalid: str) -> Table:
         import pyarrow as pa
@@ -330,7 +348,9 @@ class Source:
         scan = _Scan(raw)
         quoted = self.quoting and scan.has_quote
         try:
-            table = pcsv.read_csv(pa.BufferReader(buffer), **self._options(columns, handler, quoted))
+            table = pcsv.read_csv(
+                pa.BufferReader(buffer), **self._options(columns, handler, quoted)
+            )
         except pa.ArrowInvalid as e:
             raise self._read_error(e, bad_rows) from e
         lines = self.line_index()
@@ -338,10 +358,16 @@ class Source:
         n_skipped, examples = len(bad_rows), []
         if bad_rows:
             for row, line, n, text in lines.ragged(5):
-                examples.append(f"row {row} (line {line}): the line has {n} field(s) but the file "
-                                f"has {len(self.names)} columns: {show(text)}")  # fmt: skip
+                examples.append(
+                    f"row {row} (line {line}): the line has {n} field(s) but the file "
+                    f"has {len(self.names)} columns: {show(text)}"
+                )
         if table.num_rows == 0 and not bad_rows:
-            what = f"a header ({', '.join(map(repr, self.names))})" if self.header else "only blank lines"
+            what = (
+                f"a header ({', '.join(map(repr, self.names))})"
+                if self.header
+                else "only blank lines"
+            )
             raise DataError(f"{self.path} has {what} but no data rows.")
         if quoted and table.num_rows:
             self._check_unclosed_quote(table, raw, locator)
@@ -375,7 +401,7 @@ class Source:
         if bytes(raw).count(b'"') % 2:
             line = locator.line(table.num_rows - 1)
             raise DataError(
-                f"{self.path}, line {line}: a quote (\") opened on or near this line is never "
+                f'{self.path}, line {line}: a quote (") opened on or near this line is never '
                 "closed, so the rest of the file reads as one value. Close or remove the quote."
             )
 
@@ -394,9 +420,14 @@ class Source:
     def line_index(self) -> LineIndex:
         """Row -> line mapping of this file (scanned lazily)."""
         if not hasattr(self, "_lines"):
+
             def open_text() -> IO[str]:
-                return io.TextIOWrapper(open_bytes(self.path, self.comp), encoding=self.encoding,
-                                        errors="replace", newline="")  # fmt: skip
+                return io.TextIOWrapper(
+                    open_bytes(self.path, self.comp),
+                    encoding=self.encoding,
+                    errors="replace",
+                    newline="",
+                )
 
             self._lines = LineIndex(open_text, self.sep, self.quoting, len(self.names), self.header)
         return self._lines
@@ -428,7 +459,9 @@ class Source:
         except pa.ArrowInvalid as e:
             raise self._read_error(e, bad_rows) from e
 
-    def _parquet_batches(self, columns: dict[str, Any], chunk_rows: int) -> Iterator[tuple[Any, Locator]]:
+    def _parquet_batches(
+        self, columns: dict[str, Any], chunk_rows: int
+    ) -> Iterator[tuple[Any, Locator]]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 

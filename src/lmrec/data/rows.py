@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmrec.data.columns import EMPTY, IdColumn, code_ids, parse_numbers
+from lmrec.data.columns import EMPTY, IdColumn, code_ids
 from lmrec.data.dataset import Dataset, SourceColumns
 from lmrec.data.idmap import IdMap
+from lmrec.data.numbers import parse_numbers
 from lmrec.data.timestamps import TimestampParser
 from lmrec.data.validate import Issue, Locator, resolve_issues
 from lmrec.data.vocabulary import fix
@@ -75,22 +76,33 @@ def check_rows(
     """
     n = table.num_rows
     notes: list[str] = []
-    user = code_ids(table.column(found["user"]), found["user"], "user", locator, infer_ints=not typed)
-    item = code_ids(table.column(found["item"]), found["item"], "item", locator, infer_ints=not typed)
+    user = code_ids(
+        table.column(found["user"]), found["user"], "user", locator, infer_ints=not typed
+    )
+    item = code_ids(
+        table.column(found["item"]), found["item"], "item", locator, infer_ints=not typed
+    )
     issues: list[Issue] = user.issues(found["user"], "user") + item.issues(found["item"], "item")
     values: dict[str, np.ndarray] = {}
     integral: dict[str, bool] = {}
     missing_values = np.ones(n, bool)
     for role in ("weight", "rating"):
         if role in found:
-            nums = parse_numbers(table.column(found[role]), found[role], role,
-                                 nonnegative=role == "weight", on_overflow=on_overflow)  # fmt: skip
+            nums = parse_numbers(
+                table.column(found[role]),
+                found[role],
+                role,
+                nonnegative=role == "weight",
+                on_overflow=on_overflow,
+            )
             values[role], integral[role] = nums.values, nums.integral
             issues += nums.issues
             missing_values &= np.isnan(nums.values)
             if nums.n_clipped:
-                notes.append(f"column {found[role]!r}: {nums.n_clipped} {role}(s) clipped into "
-                             "float32 (on_overflow='clip')")  # fmt: skip
+                notes.append(
+                    f"column {found[role]!r}: {nums.n_clipped} {role}(s) clipped into "
+                    "float32 (on_overflow='clip')"
+                )
     if "timestamp" in found:
         parser = timestamps or TimestampParser(found["timestamp"])
         secs, ts_issues = parser.parse(table.column(found["timestamp"]), locator.path)
@@ -105,8 +117,9 @@ def check_rows(
     n_dropped = int(n - keep.sum())
     if blank is not None:
         keep &= ~blank
-    rows = Rows(user, item, values, np.arange(n, dtype=np.int64), locator, n, n_dropped,
-                examples, notes)  # fmt: skip
+    rows = Rows(
+        user, item, values, np.arange(n, dtype=np.int64), locator, n, n_dropped, examples, notes
+    )
     if not keep.all():
         rows = _take(rows, np.flatnonzero(keep))
     names = dict(found)
@@ -138,8 +151,18 @@ def _take(rows: Rows, sel: np.ndarray) -> Rows:
     """The rows at positions ``sel`` (ids compacted to the values still used)."""
     user, item = rows.user.take(sel), rows.item.take(sel)
     values = {k: v[sel] for k, v in rows.values.items()}
-    return Rows(user, item, values, rows.positions[sel], rows.locator, rows.n_read,
-                rows.n_dropped, rows.examples, rows.notes, rows.source)  # fmt: skip
+    return Rows(
+        user,
+        item,
+        values,
+        rows.positions[sel],
+        rows.locator,
+        rows.n_read,
+        rows.n_dropped,
+        rows.examples,
+        rows.notes,
+        rows.source,
+    )
 
 
 # ---------------------------------------------------------------------- duplicates
@@ -186,9 +209,15 @@ def merge_duplicates(rows: Rows, policy: str, on_overflow: str = "raise") -> tup
     merged = Rows(
         IdColumn(rows.user.codes[pick], rows.user.values, rows.user.problems, rows.user.labels),
         IdColumn(rows.item.codes[pick], rows.item.values, rows.item.problems, rows.item.labels),
-        values, rows.positions[pick], rows.locator, rows.n_read, rows.n_dropped,
-        rows.examples, rows.notes, rows.source,
-    )  # fmt: skip
+        values,
+        rows.positions[pick],
+        rows.locator,
+        rows.n_read,
+        rows.n_dropped,
+        rows.examples,
+        rows.notes,
+        rows.source,
+    )
     if "weight" in values:
         _check_sums(merged, on_overflow)
     return merged, n_dup
@@ -219,22 +248,26 @@ def _check_sums(rows: Rows, on_overflow: str) -> None:
     )
 
 
-def _duplicate_message(rows: Rows, order: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                       n_dup: int) -> str:  # fmt: skip
+def _duplicate_message(
+    rows: Rows, order: np.ndarray, starts: np.ndarray, ends: np.ndarray, n_dup: int
+) -> str:
     loc = rows.locator
     repeated = np.flatnonzero(ends - starts > 1)
     first = order[starts[repeated]]
     examples = []
     for g in repeated[np.argsort(first, kind="stable")][:3]:
-        members = np.sort(order[starts[g]:ends[g]])[:3]
+        members = np.sort(order[starts[g] : ends[g]])[:3]
         p = members[0]
         u = rows.user.value(int(rows.user.codes[p]))
         i = rows.item.value(int(rows.item.codes[p]))
         where = " and ".join(loc.where(int(rows.positions[m])) for m in members)
         examples.append(f"user {_id_text(u)!r} / item {_id_text(i)!r} at {where}")
-    policies = f"{fix('duplicates', 'last')} or 'first' (keep one row), 'sum' (add weights) or 'max'"
+    policies = (
+        f"{fix('duplicates', 'last')} or 'first' (keep one row), 'sum' (add weights) or 'max'"
+    )
     return (
-        f"{loc.path}: {n_dup} duplicate (user, item) row(s), e.g. " + "; ".join(examples)
+        f"{loc.path}: {n_dup} duplicate (user, item) row(s), e.g. "
+        + "; ".join(examples)
         + f". Choose how to merge them: {policies} (keep the largest)."
     )
 
@@ -288,14 +321,18 @@ def rows_to_dataset(
     if repeated:
         return None
     cols = {"item_idx": i[order]}
-    cols["weight"] = (rows.values["weight"][order].astype(np.float32) if "weight" in rows.values
-                      else np.ones(len(rows), np.float32))  # fmt: skip
+    cols["weight"] = (
+        rows.values["weight"][order].astype(np.float32)
+        if "weight" in rows.values
+        else np.ones(len(rows), np.float32)
+    )
     if "rating" in rows.values:
         cols["rating"] = rows.values["rating"][order].astype(np.float32)
     if "timestamp" in rows.values:
         cols["timestamp"] = rows.values["timestamp"][order]
-    return Dataset._from_sorted(u[order], cols, user_ids, item_ids, items=items, users=users,
-                                name=name, source=rows.source)  # fmt: skip
+    return Dataset._from_sorted(
+        u[order], cols, user_ids, item_ids, items=items, users=users, name=name, source=rows.source
+    )
 
 
 def _csr_order(u: np.ndarray, i: np.ndarray, n_users: int, n_items: int) -> tuple[np.ndarray, bool]:

@@ -51,8 +51,18 @@ _DATED_EARLIEST = 31536000.0  # 1971-01-01
 
 def _layouts() -> list[str]:
     out = []
-    for date in ("%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d.%m.%Y", "%m.%d.%Y", "%Y.%m.%d",
-                 "%d-%m-%Y", "%m-%d-%Y", "%d/%m/%y", "%m/%d/%y"):  # fmt: skip
+    for date in (
+        "%d/%m/%Y",
+        "%m/%d/%Y",
+        "%Y/%m/%d",
+        "%d.%m.%Y",
+        "%m.%d.%Y",
+        "%Y.%m.%d",
+        "%d-%m-%Y",
+        "%m-%d-%Y",
+        "%d/%m/%y",
+        "%m/%d/%y",
+    ):
         out += [date, f"{date} %H:%M", f"{date} %H:%M:%S"]
     return out
 
@@ -152,7 +162,7 @@ class TimestampParser:
         return secs, issues + self._implausible(secs, lambda i: repr(str(arr[i].as_py())))
 
     def _epoch(self, arr: Any) -> tuple[np.ndarray, list[Issue]]:
-        from lmrec.data.columns import parse_numbers
+        from lmrec.data.numbers import parse_numbers
 
         nums = parse_numbers(arr, self.column, "timestamp", float32=False)
         values = nums.values
@@ -179,10 +189,16 @@ class TimestampParser:
         chunks = list(enc.chunks) if isinstance(enc, pa.ChunkedArray) else [enc]
         texts = pd.Series(chunks[0].dictionary.to_pylist() if chunks else [], dtype=object)
         texts = texts.str.strip()
-        idx = np.concatenate(
-            [np.asarray(c.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
-             for c in chunks]
-        ) if chunks else np.empty(0, np.int64)  # fmt: skip
+        idx = (
+            np.concatenate(
+                [
+                    np.asarray(c.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+                    for c in chunks
+                ]
+            )
+            if chunks
+            else np.empty(0, np.int64)
+        )
         empty_value = (texts == "").to_numpy(bool)
         missing = (idx < 0) | (empty_value[np.maximum(idx, 0)] if len(texts) else True)
         filled = texts[~empty_value]
@@ -225,7 +241,9 @@ class TimestampParser:
             return
         candidates = list(dict.fromkeys(["iso", *_LAYOUTS, *_guesses(filled.iloc[0])]))
         sample = filled.iloc[:2000]
-        on_sample = {f: int(np.count_nonzero(~np.isnan(_parse_dates(sample, f)))) for f in candidates}
+        on_sample = {
+            f: int(np.count_nonzero(~np.isnan(_parse_dates(sample, f)))) for f in candidates
+        }
         best = max(on_sample.values())
         finalists = [f for f in candidates if on_sample[f] == best] if best else ["iso"]
         scores = {}
@@ -279,13 +297,19 @@ class TimestampParser:
         if fmt in EPOCH_UNITS:
             return f"the column holds epoch {_UNIT_NAMES[str(fmt)]}"
         what = "ISO 8601 dates such as 2020-01-31" if fmt == "iso" else f"dates in the layout {fmt}"
-        how = "given" if self.chosen_by == "caller" else (
-            f"decided from the column; pass {fix('timestamp_format', 'FORMAT')} to choose another"
+        how = (
+            "given"
+            if self.chosen_by == "caller"
+            else (
+                f"decided from the column; pass {fix('timestamp_format', 'FORMAT')} to choose another"
+            )
         )
         return f"expected {what}, {how}"
 
     # ------------------------------------------------------------------ plausibility
-    def _implausible(self, secs: np.ndarray, raw: Any, values: np.ndarray | None = None) -> list[Issue]:
+    def _implausible(
+        self, secs: np.ndarray, raw: Any, values: np.ndarray | None = None
+    ) -> list[Issue]:
         finite = np.isfinite(secs)
         if not finite.any():
             return []

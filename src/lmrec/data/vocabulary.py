@@ -66,4 +66,6 @@ def fix(param: str, value: object = None) -> str:
     if value is None:
         return flag
     text = str(value)
-    return f"{flag} {text!r}" if (not text or any(c in text for c in " \t;|%")) else f"{flag} {text}"
+    return (
+        f"{flag} {text!r}" if (not text or any(c in text for c in " \t;|%")) else f"{flag} {text}"
+    )
