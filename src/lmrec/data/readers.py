@@ -447,11 +447,17 @@ class Source:
             bad_rows.append(row)
             return "error"
 
-        buffer, raw = self._text_data()
-        opts = self._options(columns, handler, self.quoting and _Scan(raw).has_quote)
+        if self.comp is None and self.encoding == "utf-8-sig" and len(self.sep) == 1:
+            # A plain file streams from disk (a memory map would count it all in RSS).
+            source: Any = str(self.path)
+            quoted = self.quoting and _file_has_quote(self.path)
+        else:
+            buffer, raw = self._text_data()
+            source, quoted = pa.BufferReader(buffer), self.quoting and _Scan(raw).has_quote
+        opts = self._options(columns, handler, quoted)
         opts["read_options"].block_size = max(1 << 16, chunk_rows * 32)
         try:
-            reader = pcsv.open_csv(pa.BufferReader(buffer), **opts)
+            reader = pcsv.open_csv(source, **opts)
             base, lines = 0, self.line_index()
             for batch in reader:
                 yield batch, RowLocator(str(self.path), lines, offset=base)
@@ -484,6 +490,15 @@ class _Scan:
         newlines = int(np.count_nonzero(data == ord("\n")))
         last = int(data[-1]) if len(data) else ord("\n")
         self.n_lines = newlines + int(last not in (ord("\n"), ord("\r")))
+
+
+def _file_has_quote(path: Path) -> bool:
+    """Whether a file holds a '"' anywhere (then values may span lines), read in blocks."""
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 24):
+            if b'"' in block:
+                return True
+    return False
 
 
 # ====================================================================== opening
