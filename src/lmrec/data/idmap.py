@@ -67,6 +67,14 @@ def _from_float(arr: np.ndarray) -> np.ndarray:
 
 def _from_objects(arr: np.ndarray) -> np.ndarray:
     """Object array of mixed python values: all-integer -> int64, else text."""
+    kind = pd.api.types.infer_dtype(arr, skipna=False)  # one pass in C
+    if kind == "string":
+        return arr
+    if kind == "integer":
+        try:
+            return np.asarray(arr, dtype=np.int64)
+        except OverflowError:
+            pass  # an integer beyond int64: every id as text, below
     ints = [_is_int_scalar(v) for v in arr.tolist()]
     if all(ints):
         try:
