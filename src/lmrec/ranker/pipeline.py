@@ -34,6 +34,7 @@ from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 from lmrec.models.registry import create_model
 from lmrec.ranker.model import LMRanker, LMRankerConfig
 
@@ -69,6 +70,7 @@ class RetrieveRerank(Recommender):
     """
 
     name = "pipeline"
+    smoke_check_on_load = False  # every score is a language-model forward pass
     config_class = RetrieveRerankConfig
     config: RetrieveRerankConfig
 
@@ -174,7 +176,7 @@ class RetrieveRerank(Recommender):
             meta["components"][role] = {"model": model.name, "meta": sub_meta}  # type: ignore[union-attr]
         return arrays, meta
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         comps = dict(zip(("retriever", "ranker"), self._components(), strict=True))
         for role, model in comps.items():
             saved = meta.get("components", {}).get(role, {})
@@ -189,8 +191,7 @@ class RetrieveRerank(Recommender):
                 self.item_ids_,
                 self.seen_,
             )
-            model._set_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
-                             saved.get("meta", {}))  # fmt: skip
+            model._set_state(arrays.child(prefix), saved.get("meta", {}))
         self.retriever_, self.ranker_ = comps["retriever"], comps["ranker"]  # type: ignore[assignment]
         self._scorer = None
 
