@@ -8,20 +8,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from lmrec.data.dataset_io import (
+    INTERACTION_COLUMNS,
+    REQUIRED,
+    load_dataset_dir,
+    save_dataset,
+)
 from lmrec.data.export import SourceColumns
 from lmrec.data.idmap import IdMap, as_id_array
 from lmrec.errors import DataError
 
-#: Columns of :attr:`Dataset.interactions`, with their dtypes; optional ones may be absent.
-INTERACTION_COLUMNS = {
-    "user_idx": np.int32,
-    "item_idx": np.int32,
-    "weight": np.float32,
-    "rating": np.float32,
-    "timestamp": np.float64,
-}
-_REQUIRED = ("user_idx", "item_idx", "weight")
-DATASET_FORMAT_VERSION = 1
+_REQUIRED = REQUIRED
+
+
 class Dataset:
     """Interactions between users and items, with the maps to and from external ids.
 
@@ -414,16 +413,12 @@ class Dataset:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the data set as Parquet + JSON into directory ``path`` (atomically, no pickle)."""
-        from lmrec.data.dataset_io import save_dataset
-
         return save_dataset(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
         """Read a data set written by :meth:`save`."""
-        from lmrec.data.dataset_io import load_dataset_dir
-
-        return load_dataset_dir(path)
+        return load_dataset_dir(path, cls)
 
 
 def _in_csr_order(cols: dict[str, np.ndarray], n_items: int) -> dict[str, np.ndarray]:

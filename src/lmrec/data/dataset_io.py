@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from lmrec._atomic import atomic_dir
-from lmrec.data.dataset import _REQUIRED, DATASET_FORMAT_VERSION, INTERACTION_COLUMNS, Dataset
 from lmrec.data.export import SourceColumns
 from lmrec.data.idmap import IdMap
 from lmrec.errors import DataError
 
-__all__ = ["load_dataset_dir", "save_dataset"]
+if TYPE_CHECKING:
+    from lmrec.data.dataset import Dataset
+
+__all__ = ["DATASET_FORMAT_VERSION", "INTERACTION_COLUMNS", "load_dataset_dir", "save_dataset"]
+
+#: Columns of :attr:`Dataset.interactions`, with their dtypes; optional ones may be absent.
+INTERACTION_COLUMNS = {
+    "user_idx": np.int32,
+    "item_idx": np.int32,
+    "weight": np.float32,
+    "rating": np.float32,
+    "timestamp": np.float64,
+}
+REQUIRED = ("user_idx", "item_idx", "weight")
+DATASET_FORMAT_VERSION = 1
 
 
 def save_dataset(ds: Dataset, path: str | Path) -> Path:
@@ -35,7 +49,7 @@ def save_dataset(ds: Dataset, path: str | Path) -> Path:
     return path
 
 
-def load_dataset_dir(path: str | Path) -> Dataset:
+def load_dataset_dir(path: str | Path, cls: type[Dataset]) -> Dataset:
     """Read a data set written by :func:`save_dataset` (``Dataset.save``)."""
     path = Path(path)
     meta_file = path / "dataset.json"
@@ -51,7 +65,7 @@ def load_dataset_dir(path: str | Path) -> Dataset:
     cols = _read_columns(path / "interactions.parquet")
     kw = {"items": items, "users": users, "name": meta.get("name", "dataset")}
     source = SourceColumns.from_json(meta.get("source"))
-    missing = [c for c in _REQUIRED if c not in cols]
+    missing = [c for c in REQUIRED if c not in cols]
     if missing:
         raise DataError(f"{path}/interactions.parquet lacks column(s) {missing}.")
     u = cols["user_idx"]
@@ -60,14 +74,14 @@ def load_dataset_dir(path: str | Path) -> Dataset:
         indptr = np.searchsorted(u, np.arange(len(user_ids) + 1), side="left")
         extra = {c: cols[c] for c in ("rating", "timestamp") if c in cols}
         try:
-            ds = Dataset.from_csr(
+            ds = cls.from_csr(
                 indptr, cols["item_idx"], cols["weight"], user_ids, item_ids, **extra, **kw
             )
             ds.source = source
             return ds
         except DataError:
             pass  # rows not sorted by item: the general constructor sorts them
-    return Dataset(pd.DataFrame(cols, copy=False), user_ids, item_ids, **kw, source=source)
+    return cls(pd.DataFrame(cols, copy=False), user_ids, item_ids, **kw, source=source)
 
 
 def _write_interactions(ds: Dataset, path: Path) -> None:
