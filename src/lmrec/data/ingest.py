@@ -374,7 +374,7 @@ def _assemble(pairs: _Column, extra_cols: dict[str, _Column], user_table: _IdTab
         raise DataError(
             f"{len(files)} file(s) repeat {n - len(starts)} (user, item) row(s), e.g. user "
             f"{user_ids.lookup([dup // n_items])[0]!r} / item {item_ids.lookup([dup % n_items])[0]!r}; "
-            "choose duplicates='sum', 'last', 'first' or 'max'."
+            f"choose {fix('duplicates', 'sum')}, 'last', 'first' or 'max'."
         )
     cols: dict[str, np.ndarray] = {}
     for c in list(extra):

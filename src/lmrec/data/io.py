@@ -41,6 +41,7 @@ from lmrec.data.validate import (
     coverage_notes,
     resolve_columns,
 )
+from lmrec.data.vocabulary import fix
 from lmrec.errors import DataError, DataWarning
 
 __all__ = [
@@ -256,7 +257,8 @@ def _read_rows(path: str | Path, *, fmt: str | None, sep: str | None, header: bo
     examples = (table.skipped_examples + rows.examples)[:5]
     if n_dropped:
         warnings.warn(
-            f"{path}: dropped {n_dropped} invalid row(s) (on_invalid='drop'), e.g. {examples[0]}",
+            f"{path}: dropped {n_dropped} invalid row(s) ({fix('on_invalid', 'drop')}), "
+            f"e.g. {examples[0]}",
             DataWarning,
             stacklevel=3,
         )

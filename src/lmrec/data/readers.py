@@ -41,7 +41,7 @@ from lmrec.data.validate import (
     recbole_header,
     show,
 )
-from lmrec.data.vocabulary import fix
+from lmrec.data.vocabulary import fix, in_cli
 from lmrec.errors import ConfigError, DataError
 
 __all__ = ["FORMATS", "Source", "open_source"]
@@ -89,8 +89,8 @@ def format_of(path: Path, fmt: str | None) -> tuple[str, str | None]:
         shown = repr(suffix) if suffix else "no suffix"
         raise DataError(
             f"{path}: cannot tell the file format from its suffix ({shown}). Known suffixes: "
-            f"{known} (text may be .gz/.bz2/.xz compressed). Rename the file or pass "
-            "format='csv', 'parquet' or 'recbole'."
+            f"{known} (text may be .gz/.bz2/.xz compressed). Rename the file"
+            + ("." if in_cli() else " or pass format='csv', 'parquet' or 'recbole'.")
         )
     return _SUFFIXES[suffix], comp
 
@@ -144,8 +144,8 @@ def detect_encoding(path: Path, head: bytes, encoding: str) -> tuple[str, list[s
     """The codec to read with, refusing binary files; notes say what was detected."""
     if head.startswith(b"PAR1"):
         raise DataError(
-            f"{path} looks like a Parquet file, not text; name it .parquet or pass "
-            "format='parquet'."
+            f"{path} looks like a Parquet file, not text; name it .parquet"
+            + ("." if in_cli() else " or pass format='parquet'.")
         )
     if head[:2] == b"\x1f\x8b":
         raise DataError(f"{path} is gzip-compressed; name it {path.name}.gz so it is decompressed.")
@@ -569,7 +569,7 @@ def _parquet_source(path: Path) -> Source:
     except (OSError, ValueError, pa.ArrowException) as e:  # ArrowInvalid is a ValueError
         raise DataError(
             f"{path} is not a readable Parquet file ({e}). Check that the file is complete; "
-            "if it is text, name it .csv or pass format='csv'."
+            "if it is text, name it .csv" + ("." if in_cli() else " or pass format='csv'.")
         ) from e
     names = [n for n in schema.names if not n.startswith("__index_level_")]
     dup = next((n for n in names if names.count(n) > 1), None)

@@ -101,7 +101,7 @@ def check_rows(
             if nums.n_clipped:
                 notes.append(
                     f"column {found[role]!r}: {nums.n_clipped} {role}(s) clipped into "
-                    "float32 (on_overflow='clip')"
+                    f"float32 ({fix('on_overflow', 'clip')})"
                 )
     if "timestamp" in found:
         parser = timestamps or TimestampParser(found["timestamp"])
@@ -232,7 +232,7 @@ def _check_sums(rows: Rows, on_overflow: str) -> None:
     if on_overflow == "clip":
         w[big] = _F32_MAX
         rows.notes.append(
-            f"{int(big.sum())} summed weight(s) clipped into float32 (on_overflow='clip')"
+            f"{int(big.sum())} summed weight(s) clipped into float32 ({fix('on_overflow', 'clip')})"
         )
         return
     pos = int(np.flatnonzero(big)[0])
