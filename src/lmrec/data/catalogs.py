@@ -198,12 +198,13 @@ def _recbole_column(arr: Any, typ: str, name: str, locator: Locator) -> np.ndarr
     if typ != "float":
         return np.asarray(arr.to_pylist(), dtype=object)
     nums = parse_numbers(arr, name, "value", float32=False)
-    garbage = nums.issues[1]  # missing, NaN and infinite values are allowed in attributes
-    if garbage.mask.any():
-        pos = int(np.flatnonzero(garbage.mask)[0])
+    # Missing, NaN and infinite values are allowed in attributes; text is not.
+    garbage = [i for i in nums.issues if i.kind == "not a number"]
+    if garbage and garbage[0].mask.any():
+        pos = int(np.flatnonzero(garbage[0].mask)[0])
         raise DataError(
-            f"{locator.path}, {locator.where(pos)}, {garbage.text(pos)}; RecBole ':float' columns "
-            "hold numbers only."
+            f"{locator.path}, {locator.where(pos)}, {garbage[0].text(pos)}; RecBole ':float' "
+            "columns hold numbers only."
         )
     return nums.values
 

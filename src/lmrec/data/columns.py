@@ -106,12 +106,16 @@ class IdColumn:
 
     def compact(self) -> IdColumn:
         """Renumber codes so every value is used by some row (dictionaries may list extra ones)."""
+        complete = len(self.codes) == 0 or self.codes.min() >= 0
         used = np.zeros(len(self.problems), bool)
-        used[self.codes[self.codes >= 0]] = True
+        used[self.codes if complete else self.codes[self.codes >= 0]] = True
         if used.all():
             return self
-        new = np.cumsum(used, dtype=np.int64) - 1
-        codes = np.where(self.codes >= 0, new[np.maximum(self.codes, 0)], -1).astype(np.int32)
+        new = (np.cumsum(used, dtype=np.int64) - 1).astype(np.int32)
+        if complete:
+            codes = new[self.codes]
+        else:
+            codes = np.where(self.codes >= 0, new[np.maximum(self.codes, 0)], -1).astype(np.int32)
         if self.is_int:
             values = self.values[used]
         else:
@@ -383,7 +387,11 @@ def _code_strings(arr: Any, *, distinct: bool = False, infer_ints: bool = True) 
 def _apply_lut(chunks: list[Any], lut: np.ndarray) -> np.ndarray:
     """Per-row codes from dictionary chunks (sharing one dictionary) and a value->code table."""
     parts = []
+    lut = lut.astype(np.int32, copy=False)
     for c in chunks:
+        if c.null_count == 0:
+            parts.append(lut[c.indices.to_numpy(zero_copy_only=False)])  # one gather
+            continue
         idx = np.asarray(c.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
         codes = np.where(idx >= 0, lut[np.maximum(idx, 0)] if len(lut) else -1, -1)
         parts.append(codes.astype(np.int32))

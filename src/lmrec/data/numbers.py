@@ -117,12 +117,14 @@ def parse_numbers(
     value and counts it.
     """
     num, missing, garbage, integral = _as_float(arr)
+    if not missing.any() and not garbage.any() and _all_fit(num, nonnegative, float32):
+        return Numbers(num, [], integral)  # the common case, checked by reductions alone
     cells = _Texts(arr, num)
     nan = ~missing & ~garbage & np.isnan(num)
     infinite = np.isinf(num)
     issues = [
         Issue(column, missing, lambda i: f"the {what} is missing"),
-        Issue(column, garbage, lambda i: f"{cells.show(i)} is not a number"),
+        Issue(column, garbage, lambda i: f"{cells.show(i)} is not a number", "not a number"),
         Issue(column, nan, lambda i: f"the {what} is NaN"),
         Issue(column, infinite, lambda i: f"the {what} {cells.show(i)} is infinite"),
     ]
@@ -159,6 +161,29 @@ def parse_numbers(
                 )
             )
     return Numbers(num, issues, integral, n_clipped)
+
+
+def _all_fit(num: np.ndarray, nonnegative: bool, float32: bool) -> bool:
+    """Whether every value is finite (>= 0, within float32), from min/max reductions.
+
+    Tiny magnitudes that float32 would round to 0 need a look at each value: only when
+    the smallest magnitude could be one.
+    """
+    if len(num) == 0:
+        return True
+    lo, hi = float(num.min()), float(num.max())  # NaN propagates: not finite
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return False
+    if nonnegative and lo < 0:
+        return False
+    if not float32:
+        return True
+    if max(-lo, hi) > float(_F32.max):
+        return False
+    tiny = float(_F32.smallest_subnormal) / 2
+    if lo >= tiny or hi <= -tiny:  # no value can be a nonzero magnitude below tiny
+        return True
+    return not bool(((num != 0) & (np.abs(num) < tiny)).any())
 
 
 class _Texts:

@@ -109,6 +109,7 @@ class TimestampParser:
     integral: bool = True
     chosen_by: str = "column"
     notes: list[str] = field(default_factory=list)
+    _dated: bool | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.format = _check_format(self.format)
@@ -310,11 +311,15 @@ class TimestampParser:
     def _implausible(
         self, secs: np.ndarray, raw: Any, values: np.ndarray | None = None
     ) -> list[Issue]:
-        finite = np.isfinite(secs)
-        if not finite.any():
+        if len(secs) == 0 or np.isnan(secs).all():
             return []
-        dated = float(np.median(secs[finite])) >= _DATED
+        if self._dated is None:  # decided once per column (by the first chunk in ingest)
+            self._dated = float(np.nanmedian(secs)) >= _DATED
+        dated = self._dated
         low = _DATED_EARLIEST if dated else _EARLIEST
+        if low <= float(np.nanmin(secs)) and float(np.nanmax(secs)) < _LATEST:
+            return []  # every value plausible, found by two reductions
+        finite = np.isfinite(secs)
         with np.errstate(invalid="ignore"):
             out = finite & ((secs < low) | (secs >= _LATEST))
         if not out.any():

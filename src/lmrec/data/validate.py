@@ -81,6 +81,8 @@ class Issue:
     column: str
     mask: np.ndarray
     describe: Callable[[int], str]
+    #: What failed, for callers that tolerate some problems ("missing", "not a number", ...).
+    kind: str = ""
 
     def text(self, pos: int) -> str:
         return f"column {self.column!r}: {self.describe(pos)}"
