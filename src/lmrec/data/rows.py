@@ -85,7 +85,6 @@ def check_rows(
     issues: list[Issue] = user.issues(found["user"], "user") + item.issues(found["item"], "item")
     values: dict[str, np.ndarray] = {}
     integral: dict[str, bool] = {}
-    missing_values = np.ones(n, bool)
     for role in ("weight", "rating"):
         if role in found:
             nums = parse_numbers(
@@ -97,7 +96,6 @@ def check_rows(
             )
             values[role], integral[role] = nums.values, nums.integral
             issues += nums.issues
-            missing_values &= np.isnan(nums.values)
             if nums.n_clipped:
                 notes.append(
                     f"column {found[role]!r}: {nums.n_clipped} {role}(s) clipped into "
@@ -108,8 +106,7 @@ def check_rows(
         secs, ts_issues = parser.parse(table.column(found["timestamp"]), locator.path)
         values["timestamp"] = secs
         issues += ts_issues
-        missing_values &= np.isnan(secs)
-    blank = None if typed else _blank(user, item, missing_values)
+    blank = None if typed else _blank(user, item, values)
     if blank is not None:
         notes.append(f"skipped {int(blank.sum())} row(s) with no values (only delimiters)")
         issues = [Issue(i.column, i.mask & ~blank, i.describe) for i in issues]
@@ -134,7 +131,9 @@ def check_rows(
     return rows
 
 
-def _blank(user: IdColumn, item: IdColumn, missing_values: np.ndarray) -> np.ndarray | None:
+def _blank(user: IdColumn, item: IdColumn, values: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Rows of bare delimiters: both ids empty and every value missing (None if there are none)."""
+
     def empty(col: IdColumn) -> np.ndarray:
         if not (col.problems == EMPTY).any():
             return np.zeros(len(col.codes), bool)
@@ -143,7 +142,9 @@ def _blank(user: IdColumn, item: IdColumn, missing_values: np.ndarray) -> np.nda
     u = empty(user)
     if not u.any():
         return None
-    blank = u & empty(item) & missing_values
+    blank = u & empty(item)
+    for v in values.values():
+        blank &= np.isnan(v)
     return blank if blank.any() else None
 
 
