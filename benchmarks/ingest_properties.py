@@ -3,7 +3,8 @@
 Runs ``tests/test_ingest_properties.py`` (the property and its oracle live in
 ``tests/ingest_properties.py``) with ``--examples`` Hypothesis examples (default
 2,000) from a fixed seed, and records how many files gave a data set with exact ids
-and how many a DataError naming file, row and column. Any other outcome fails the run.
+and how many a DataError naming the file (and the row and column where one row is at
+fault). Any other outcome fails the run.
 
 Run: ``python benchmarks/ingest_properties.py [--examples 2000] [--seed 2026]``;
 writes ``benchmarks/results/ingest_properties.json`` and ``.md``.
@@ -73,7 +74,8 @@ def main() -> None:
         "",
         f"{total:,} generated files, each read by `load_dataset` and by `ingest`: "
         f"{datasets:,} gave a data set whose ids round-trip exactly (duplicates summed), "
-        f"{total - datasets:,} a DataError naming file, row and column; "
+        f"{total - datasets:,} a DataError naming the file (and the first bad row and its "
+        "column where one row is at fault); "
         f"{'0 other outcomes' if proc.returncode == 0 else 'FAILED'}.",
         "",
         "| format:outcome | files |",
