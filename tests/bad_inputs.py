@@ -21,6 +21,8 @@ class BadInput(NamedTuple):
     cli_args: list[str]
     expected: str
     row: bool = False
+    #: The text a Python caller sees where it differs (parameters instead of CLI flags).
+    library_expected: str | None = None
 
 
 _RATING = ({"rating": "rating"}, ["--rating-col", "rating"])
@@ -32,7 +34,8 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("header_only", "header.csv", b"user,item,rating\n", {}, [], "no data rows"),
     BadInput("blank_lines_only", "blank.csv", b"\n\n\n", {}, [], "no data"),
     BadInput(
-        "missing_user_column", "cols.csv", b"uid,item\n1,2\n", {}, [], "--user-col"
+        "missing_user_column", "cols.csv", b"uid,item\n1,2\n", {}, [], "--user-col",
+        library_expected="user='NAME'",
     ),
     BadInput(
         "missing_column_near_miss", "near.csv", b"userId,item\n1,2\n", {}, [],
@@ -43,7 +46,8 @@ BAD_INPUTS: list[BadInput] = [
         {"sep": ","}, ["--sep", ","], "the delimiter looks like ';'",
     ),
     BadInput(
-        "header_is_data", "nohead.csv", b"1,2,3\n4,5,6\n", {}, [], "--no-header"
+        "header_is_data", "nohead.csv", b"1,2,3\n4,5,6\n", {}, [], "--no-header",
+        library_expected="header=False",
     ),
     BadInput(
         "position_out_of_range", "pos.csv", b"1,2\n3,4\n", {"header": False, "item": 5},
@@ -94,7 +98,7 @@ BAD_INPUTS: list[BadInput] = [
         "duplicate (user, item)", row=True,
     ),
     BadInput(
-        "too_many_fields", "ragged.csv", b"user,item\n1,a\n2,b,c\n", {}, [], "has 3 fields",
+        "too_many_fields", "ragged.csv", b"user,item\n1,a\n2,b,c\n", {}, [], "has 3 field(s)",
         row=True,
     ),
     BadInput(

@@ -369,15 +369,15 @@ def test_grouped_dictionary_lookup_equals_load_dataset(tmp_path, log_frame, monk
     path = tmp_path / "groups.parquet"
     pq.write_table(pa.Table.from_pandas(log_frame[["uid", "iid"]]), path, row_group_size=100)
     merged = []
-    group_codes = ingest_module._group_codes
-    monkeypatch.setattr(ingest_module, "_group_codes",
-                        lambda cols, *a: merged.append(len(cols)) or group_codes(cols, *a))  # fmt: skip
+    check = ingest_module.check_rows
+    monkeypatch.setattr(ingest_module, "check_rows",
+                        lambda table, *a, **k: merged.append(table.num_rows) or check(table, *a, **k))  # fmt: skip
     expected, _ = load_dataset(path, user="uid", item="iid", duplicates="sum")
     _assert_same(ingest(path, user="uid", item="iid", chunk_rows=100), expected)
-    assert max(merged) == 4  # chunks were merged
+    assert max(merged) == 400  # four chunks were checked and looked up together
 
     bad = log_frame[["uid", "iid"]].astype(object)
     bad.loc[450, "iid"] = None  # in the second chunk of the second group
     pq.write_table(pa.Table.from_pandas(bad), path, row_group_size=100)
-    with pytest.raises(DataError, match=r"1 row\(s\) have no value in id column 'iid'"):
+    with pytest.raises(DataError, match=r"groups\.parquet, row 451, column 'iid': item id is missing"):
         ingest(path, user="uid", item="iid", chunk_rows=100)

@@ -46,13 +46,13 @@ def test_csv_with_header_keeps_id_strings(tmp_path):
 def test_csv_without_header_uses_positions(tmp_path):
     p = write(tmp_path, "r.csv", "1,10,5,100\n2,20,3,200\n")
     frame, _ = read_interactions(p, header=False, rating=2, timestamp=3)
-    assert frame["user"].tolist() == ["1", "2"]
-    assert frame["item"].tolist() == ["10", "20"]
+    assert frame["user"].tolist() == [1, 2] and frame["user"].dtype == np.int64
+    assert frame["item"].tolist() == [10, 20]
     assert frame["timestamp"].dtype == np.float64
     assert frame["timestamp"].tolist() == [100.0, 200.0]
     # digit strings (as the CLI passes them) are positions too
     again, _ = read_interactions(p, header=False, user="1", item="0")
-    assert again["user"].tolist() == ["10", "20"]
+    assert again["user"].tolist() == [10, 20]
 
 
 def test_tsv_is_sniffed(tmp_path):
@@ -67,7 +67,7 @@ def test_tsv_is_sniffed(tmp_path):
 def test_movielens_double_colon(tmp_path):
     p = write(tmp_path, "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n")
     frame, report = read_interactions(p, header=False, rating=2, timestamp=3)
-    assert frame["item"].tolist() == ["1193", "661"]
+    assert frame["item"].tolist() == [1193, 661]
     assert frame["rating"].tolist() == [5.0, 3.0]
     assert frame["timestamp"].tolist() == [978300760.0, 978302109.0]
     assert "delimiter detected: '::'" in report.notes
@@ -89,13 +89,13 @@ def test_parquet_round_trip(tmp_path):
             "u": [7, 8],
             "i": ["007", "x"],
             "r": [4.0, 2.5],
-            "t": [pd.Timestamp("1970-01-01 00:01:40"), pd.Timestamp("2020-01-01")],
+            "t": [pd.Timestamp("1999-12-31 23:59:50"), pd.Timestamp("2020-01-01")],
         }
     ).to_parquet(p)
     frame, report = read_interactions(p, user="u", item="i", rating="r", timestamp="t")
-    assert frame["user"].tolist() == ["7", "8"]
+    assert frame["user"].tolist() == [7, 8]
     assert frame["item"].tolist() == ["007", "x"]
-    assert frame["timestamp"].tolist() == [100.0, 1577836800.0]
+    assert frame["timestamp"].tolist() == [946684790.0, 1577836800.0]
     assert report.n_interactions == 2
 
 
@@ -103,7 +103,7 @@ def test_parquet_float_ids_become_integers(tmp_path):
     p = tmp_path / "r.pq"
     pd.DataFrame({"user": [1.0, 2.0], "item": [3, 4]}).to_parquet(p)
     frame, _ = read_interactions(p)
-    assert frame["user"].tolist() == ["1", "2"]
+    assert frame["user"].tolist() == [1, 2] and frame["user"].dtype == np.int64
 
 
 def test_recbole_files(tmp_path):
@@ -123,12 +123,12 @@ def test_recbole_files(tmp_path):
         'item_id:token\ttitle:token_seq\tyear:float\n10\tToy "Story"\t1995\n11\tHeat\t\n',
     )
     items = read_items(item, text_cols=["title"])
-    assert items.index.tolist() == ["10", "11"]
-    assert items.loc["10", "title"] == 'Toy "Story"'
+    assert items.index.tolist() == [10, 11]
+    assert items.loc[10, "title"] == 'Toy "Story"'
     assert items["year"].iloc[0] == 1995.0 and np.isnan(items["year"].iloc[1])
     user = write(tmp_path, "ml.user", "user_id:token\tage:float\tzip:token\n1\t24\t02134\n")
     users = read_users(user)
-    assert users.loc["1", "zip"] == "02134"
+    assert users.loc[1, "zip"] == "02134"
 
 
 def test_iso_timestamps_are_utc_seconds(tmp_path):
@@ -138,12 +138,11 @@ def test_iso_timestamps_are_utc_seconds(tmp_path):
         "user,item,ts\n"
         "a,x,1970-01-02\n"
         "b,x,1970-01-01T00:00:10Z\n"
-        "c,x,1970-01-01T01:00:00+01:00\n"
-        "d,x,12.5\n",
+        "c,x,1970-01-01T01:00:00+01:00\n",
     )
     frame, report = read_interactions(p, timestamp="ts")
-    assert frame["timestamp"].tolist() == [86400.0, 10.0, 0.0, 12.5]
-    assert any("parsed as dates" in n for n in report.notes)
+    assert frame["timestamp"].tolist() == [86400.0, 10.0, 0.0]
+    assert any("read as ISO 8601 dates" in n for n in report.notes)
 
 
 def test_millisecond_timestamps_are_noted(tmp_path):
@@ -156,7 +155,7 @@ def test_gzip_and_bom(tmp_path):
     p = tmp_path / "r.csv.gz"
     p.write_bytes(gzip.compress("\ufeffuser,item\n1,2\n".encode()))
     frame, _ = read_interactions(p)
-    assert frame.values.tolist() == [["1", "2"]]
+    assert frame.values.tolist() == [[1, 2]]
 
 
 def test_blank_lines_are_noted_and_lines_stay_right(tmp_path):
@@ -177,7 +176,7 @@ def test_quoted_newline_shifts_line_numbers(tmp_path):
 def test_latin1_encoding(tmp_path):
     p = write(tmp_path, "movies.dat", "1::Café (1995)::Comedy\n".encode("latin-1"))
     items = read_items(p, header=False, encoding="latin-1")
-    assert items.loc["1", "1"] == "Café (1995)"
+    assert items.loc[1, "1"] == "Café (1995)"
 
 
 # ---------------------------------------------------------------------- duplicates
@@ -218,7 +217,7 @@ def test_duplicate_raise_names_rows_and_policies(tmp_path):
         read_interactions(p, **COLS)
     msg = str(err.value)
     assert "2 duplicate" in msg and "row 1 (line 2) and row 3 (line 4)" in msg
-    for policy in ("last", "first", "sum", "max", "--duplicates"):
+    for policy in ("last", "first", "sum", "max", "duplicates="):
         assert policy in msg
 
 
@@ -231,15 +230,15 @@ def test_drop_invalid_counts_and_warns(tmp_path):
     )
     with pytest.warns(DataWarning, match="dropped 4 invalid row"):
         frame, report = read_interactions(p, rating="rating", timestamp="ts", on_invalid="drop")
-    assert frame["user"].tolist() == ["1", "6", "7"]
+    assert frame["user"].tolist() == [1, 6, 7]
     assert report.n_rows_read == 7 and report.n_dropped_invalid == 4
     assert report.n_interactions == 3
     assert report.dropped_examples == [
         "row 2 (line 3): column 'user': user id is empty",
         "row 3 (line 4): column 'rating': 'x' is not a number",
         "row 4 (line 5): column 'rating': the rating 'inf' is infinite",
-        "row 5 (line 6): column 'ts': 'never' is not a timestamp (expected epoch seconds or "
-        "a date such as 2020-01-31 or 2020-01-31T12:00:00Z)",
+        "row 5 (line 6): column 'ts': 'never' is not a timestamp (the column holds epoch "
+        "seconds)",
     ]
     assert "invalid rows dropped: 4" in report.summary()
 
@@ -266,7 +265,7 @@ def test_bad_input(tmp_path, case: BadInput):
         with pytest.raises(DataError) as err:
             read_interactions(path, **case.read_kwargs)
     msg = str(err.value)
-    assert case.expected.lower() in msg.lower()
+    assert (case.library_expected or case.expected).lower() in msg.lower()
     assert case.filename in msg
     if case.row:
         assert "row " in msg
@@ -326,7 +325,7 @@ def test_read_items_duplicate_and_empty_ids(tmp_path):
 def test_read_users_id_col(tmp_path):
     p = write(tmp_path, "users.csv", "uid,age\n1,20\n2,30\n")
     users = read_users(p, id_col="uid")
-    assert users.index.tolist() == ["1", "2"] and users["age"].tolist() == [20, 30]
+    assert users.index.tolist() == [1, 2] and users["age"].tolist() == [20, 30]
 
 
 def test_check_coverage_notes_and_warns():
@@ -353,7 +352,7 @@ def test_load_dataset_with_catalog(tmp_path):
     assert isinstance(ds, Dataset) and isinstance(report, LoadReport)
     assert ds.name == "ratings" and ds.n_users == 2 and ds.n_items == 3
     assert ds.n_interactions == 3 and ds.has_ratings
-    assert ds.items.loc["12", "title"] == "C"
+    assert ds.items.loc[12, "title"] == "C"
     assert any("never occur" in n for n in report.notes)
     assert any("2 users, 3 items" in n for n in report.notes)
 

@@ -82,12 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the exact command, for reports
+    from lmrec.data.vocabulary import cli_vocabulary
+
     with warnings.catch_warnings():
         warnings.simplefilter("always")  # every warning reaches the printer, which dedupes
         warnings.showwarning = _WarningPrinter(args.command)
         try:
             _threads.configure()  # OpenMP settings before any command loads torch/numba/implicit
-            return int(args.func(args) or 0)
+            with cli_vocabulary():  # data errors name --flags, not library parameters
+                return int(args.func(args) or 0)
         except (LmrecError, FileNotFoundError, FileExistsError, PermissionError,
                 IsADirectoryError, NotADirectoryError) as e:  # fmt: skip
             msg = (

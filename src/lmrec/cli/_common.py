@@ -26,6 +26,15 @@ def add_read_flags(p: argparse.ArgumentParser) -> None:
                    help="what to do with repeated (user, item) pairs (default: raise)")  # fmt: skip
     g.add_argument("--drop-invalid", action="store_true",
                    help="skip rows with invalid values (they are counted and reported)")  # fmt: skip
+    g.add_argument("--timestamp-format", metavar="FORMAT",
+                   help="the timestamp column's one format: an epoch unit (s, ms, us, ns), iso, "
+                   "or a strftime layout such as '%%d/%%m/%%Y' (default: decided from the whole "
+                   "column)")  # fmt: skip
+    g.add_argument("--on-overflow", default="raise", choices=["raise", "clip"],
+                   help="a weight or rating beyond float32's range: fail (default) or clip it "
+                   "into range and count it")  # fmt: skip
+    g.add_argument("--encoding", default="utf-8",
+                   help="text encoding of the file (default utf-8; UTF-16 is detected)")
 
 
 def _col(value: str | None, header: bool) -> Any:
@@ -51,6 +60,9 @@ def read_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "header": header,
         "duplicates": args.duplicates,
         "on_invalid": "drop" if args.drop_invalid else "raise",
+        "timestamp_format": getattr(args, "timestamp_format", None),
+        "on_overflow": getattr(args, "on_overflow", "raise"),
+        "encoding": getattr(args, "encoding", "utf-8"),
     }
     if args.sep is not None:
         kw["sep"] = "\t" if args.sep in ("\\t", "tab") else args.sep
@@ -90,12 +102,37 @@ def info(msg: str) -> None:
 
 
 def split_file_kwargs(path: str | Path) -> dict[str, Any]:
-    """Read options for a CSV written by ``lmrec split``: optional columns used when present."""
+    """Read options for a CSV written by ``lmrec split``: its columns, from split.json.
+
+    ``lmrec split`` keeps the input's column names (``userId``, ...); split.json records
+    them. Older splits (and splits without that record) use ``user``/``item`` and the
+    optional ``weight``/``rating``/``timestamp`` columns when present.
+    """
+    import json
+
     import pandas as pd
 
+    path = Path(path)
     columns = set(pd.read_csv(path, nrows=0).columns)
     kw: dict[str, Any] = {"sep": ","}
-    for col in ("weight", "rating", "timestamp"):
+    meta_file = path.parent / "split.json"
+    names: dict[str, Any] = {}
+    if meta_file.is_file():
+        try:
+            recorded = json.loads(meta_file.read_text()).get("columns") or {}
+            names = recorded.get("names") or {}
+            fmt = recorded.get("timestamp_format")
+        except (ValueError, AttributeError):
+            names, fmt = {}, None
+        if names and fmt and fmt not in ("datetime",):
+            kw["timestamp_format"] = fmt
+    for role in ("user", "item"):
+        if names.get(role) in columns:
+            kw[role] = names[role]
+    for role in ("weight", "rating", "timestamp"):
+        col = names.get(role, role)
         if col in columns:
-            kw[col] = col
+            kw[role] = col
+    if "weight" not in kw and "weight" in columns:
+        kw["weight"] = "weight"
     return kw

@@ -165,6 +165,36 @@ def write_csv(frame, path: Path) -> None:
         frame.to_csv(fh, index=False)
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux allows)."""
+    import os
+
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (the CLI is single-threaded here)
+    os.umask(mask)
+    return mask
+
+
+def share_like_new_files(directory: Path) -> None:
+    """Give a written directory and its files the permissions new files get (the umask).
+
+    Atomic writes create private temporaries (0700/0600); split files are data the user
+    shares like any other output, so they get ``0o666 & ~umask`` (directories 0o777).
+    """
+    import os
+
+    mask = _umask()
+    os.chmod(directory, 0o777 & ~mask)
+    for f in directory.iterdir():
+        if f.is_file():
+            os.chmod(f, 0o666 & ~mask)
+
+
 def cmd_split(args: argparse.Namespace) -> int:
     from lmrec._atomic import atomic_dir
 
@@ -183,11 +213,15 @@ def cmd_split(args: argparse.Namespace) -> int:
         for name, part in parts.items():
             if part is None:
                 continue
-            write_csv(part.to_frame(), tmp / f"{name}.csv")
+            # The input's column names and types: userId stays userId, 875241637 stays an int.
+            write_csv(part.to_frame(as_read=True), tmp / f"{name}.csv")
             counts[name] = part.n_interactions
         meta = {"protocol": result.protocol, "seed": result.seed, "counts": counts,
                 "notes": list(result.notes)}  # fmt: skip
+        if dataset.source is not None:
+            meta["columns"] = dataset.source.to_json()
         (tmp / "split.json").write_text(json.dumps(meta, indent=2))
+    share_like_new_files(out)
     info(result.summary())
     print(out)
     return 0

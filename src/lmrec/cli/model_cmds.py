@@ -208,16 +208,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def read_user_list(path: str) -> np.ndarray:
     """User ids from a file: a CSV with a 'user' column, or one id per line."""
+    from lmrec.data.catalogs import read_id_list
+
     p = check_input(path, "User list")
-    lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
-    if not lines:
-        raise ConfigError(f"{p} lists no users.")
-    if "," in lines[0] or lines[0] == "user":
-        frame = pd.read_csv(p, dtype=str)
-        if "user" not in frame:
-            raise ConfigError(f"{p} looks like a CSV but has no 'user' column: {list(frame)}.")
-        return frame["user"].dropna().str.strip().unique()
-    return pd.unique(np.asarray(lines, dtype=object))
+    return read_id_list(p, column="user")
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:

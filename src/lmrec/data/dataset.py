@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from lmrec._atomic import atomic_dir
+from lmrec.data.dataset_io import (
+    INTERACTION_COLUMNS,
+    REQUIRED,
+    load_dataset_dir,
+    save_dataset,
+)
+from lmrec.data.export import SourceColumns
 from lmrec.data.idmap import IdMap, as_id_array
 from lmrec.errors import DataError
 
-#: Columns of :attr:`Dataset.interactions`, with their dtypes; optional ones may be absent.
-INTERACTION_COLUMNS = {
-    "user_idx": np.int32,
-    "item_idx": np.int32,
-    "weight": np.float32,
-    "rating": np.float32,
-    "timestamp": np.float64,
-    "order": np.int64,
-}
-_REQUIRED = ("user_idx", "item_idx", "weight")
-DATASET_FORMAT_VERSION = 1
+_REQUIRED = REQUIRED
 
 
 class Dataset:
@@ -53,6 +48,8 @@ class Dataset:
         Attribute tables indexed by external id.
     name : str
         A label for reports.
+    source : SourceColumns, optional
+        How the file it was read from named and wrote its columns (set by the readers).
     """
 
     def __init__(
@@ -64,6 +61,7 @@ class Dataset:
         items: pd.DataFrame | None = None,
         users: pd.DataFrame | None = None,
         name: str = "dataset",
+        source: SourceColumns | None = None,
     ) -> None:
         missing = [c for c in _REQUIRED if c not in interactions.columns]
         if missing:
@@ -84,6 +82,7 @@ class Dataset:
         indptr = np.zeros(n_u + 1, np.int64)
         np.cumsum(np.bincount(cols.pop("user_idx"), minlength=n_u), out=indptr[1:])
         self._set_parts(indptr, cols, user_ids, item_ids, items, users, name)
+        self.source = source
 
     def _set_parts(
         self,
@@ -108,6 +107,35 @@ class Dataset:
         self.users = _align(users, user_ids, "users")
         self.name = name
         self._matrix: sp.csr_matrix | None = None
+        self.source: SourceColumns | None = None
+
+    @classmethod
+    def _from_sorted(
+        cls,
+        user_idx: np.ndarray,
+        cols: dict[str, np.ndarray],
+        user_ids: IdMap,
+        item_ids: IdMap,
+        *,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        name: str = "dataset",
+        source: SourceColumns | None = None,
+    ) -> Dataset:
+        """Adopt columns the readers just built, checked and sorted (no copy, no re-check).
+
+        ``user_idx`` and ``cols["item_idx"]`` come from the id maps (in range by
+        construction), sorted by (user, item) with no pair twice
+        (:func:`lmrec.data.rows.rows_to_dataset` makes sure); ``cols`` also holds
+        ``weight`` (float32) and optionally ``rating``/``timestamp``.
+        """
+        n_u = len(user_ids)
+        indptr = np.zeros(n_u + 1, np.int64)
+        np.cumsum(np.bincount(user_idx, minlength=n_u), out=indptr[1:])
+        self = cls.__new__(cls)
+        self._set_parts(indptr, cols, user_ids, item_ids, items, users, name)
+        self.source = source
+        return self
 
     @classmethod
     def from_csr(
@@ -333,8 +361,19 @@ class Dataset:
         """Interactions per item (int64, length ``n_items``)."""
         return np.bincount(self.column("item_idx"), minlength=self.n_items)
 
-    def to_frame(self) -> pd.DataFrame:
-        """Interactions with external ids: columns ``user, item, weight[, rating][, timestamp]``."""
+    def to_frame(self, *, as_read: bool = False) -> pd.DataFrame:
+        """Interactions with external ids: columns ``user, item, weight[, rating][, timestamp]``.
+
+        With ``as_read``, columns carry the names and types of the file the data set was
+        read from (:attr:`source`): ``userId`` stays ``userId``, integer ratings and
+        epoch timestamps stay integers in their unit, dates are written in their
+        layout, and a weight column appears only if the file had one (or duplicates
+        were summed into counts).
+        """
+        if as_read and self.source is not None:
+            from lmrec.data.export import frame_as_read
+
+            return frame_as_read(self)
         f = self._interactions
         out = pd.DataFrame(
             {
@@ -359,6 +398,7 @@ class Dataset:
             items=self.items,
             users=self.users,
             name=name or self.name,
+            source=self.source,
         )
 
     def concat(self, other: Dataset, *, name: str | None = None) -> Dataset:
@@ -375,6 +415,7 @@ class Dataset:
             items=self.items,
             users=self.users,
             name=name or self.name,
+            source=self.source,
         )
 
     def __repr__(self) -> str:
@@ -386,74 +427,12 @@ class Dataset:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the data set as Parquet + JSON into directory ``path`` (atomically, no pickle)."""
-        path = Path(path)
-        with atomic_dir(path) as tmp:
-            self._write_interactions(tmp / "interactions.parquet")
-            pd.DataFrame({"user": self.user_ids.ids}).to_parquet(tmp / "users_ids.parquet")
-            pd.DataFrame({"item": self.item_ids.ids}).to_parquet(tmp / "items_ids.parquet")
-            if self.items is not None:
-                self.items.to_parquet(tmp / "items.parquet")
-            if self.users is not None:
-                self.users.to_parquet(tmp / "users.parquet")
-            meta = {"format_version": DATASET_FORMAT_VERSION, "name": self.name}
-            (tmp / "dataset.json").write_text(json.dumps(meta, indent=2))
-        return path
+        return save_dataset(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
         """Read a data set written by :meth:`save`."""
-        path = Path(path)
-        meta_file = path / "dataset.json"
-        if not meta_file.is_file():
-            raise DataError(f"{path} is not an lmrec data set directory (no dataset.json).")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format_version") != DATASET_FORMAT_VERSION:
-            raise DataError(f"{path}: unsupported data set format {meta.get('format_version')}.")
-        items = (
-            pd.read_parquet(path / "items.parquet") if (path / "items.parquet").exists() else None
-        )
-        users = (
-            pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
-        )
-        user_ids = IdMap(pd.read_parquet(path / "users_ids.parquet")["user"].to_numpy())
-        item_ids = IdMap(pd.read_parquet(path / "items_ids.parquet")["item"].to_numpy())
-        cols = _read_columns(path / "interactions.parquet")
-        kw = {"items": items, "users": users, "name": meta.get("name", "dataset")}
-        missing = [c for c in _REQUIRED if c not in cols]
-        if missing:
-            raise DataError(f"{path}/interactions.parquet lacks column(s) {missing}.")
-        u = cols["user_idx"]
-        if len(u) and _non_decreasing(u) and u[0] >= 0 and u[-1] < len(user_ids):
-            # Files written by save() are in CSR order: adopt the columns without copies.
-            indptr = np.searchsorted(u, np.arange(len(user_ids) + 1), side="left")
-            extra = {c: cols[c] for c in ("rating", "timestamp", "order") if c in cols}
-            try:
-                return cls.from_csr(
-                    indptr, cols["item_idx"], cols["weight"], user_ids, item_ids, **extra, **kw
-                )
-            except DataError:
-                pass  # rows not sorted by item: the general constructor sorts them
-        return cls(pd.DataFrame(cols, copy=False), user_ids, item_ids, **kw)
-
-    def _write_interactions(self, path: Path) -> None:
-        """Stream the interaction table to Parquet in row groups (no full-table copy)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        names = ["user_idx", *self._interactions.columns]
-        fields = [pa.field(c, pa.from_numpy_dtype(INTERACTION_COLUMNS[c])) for c in names]
-        schema = pa.schema(fields)
-        step = 1 << 22
-        with pq.ParquetWriter(path, schema) as writer:
-            n = self.n_interactions
-            for lo in range(0, max(n, 1), step):
-                hi = min(lo + step, n)
-                rows = np.arange(lo, hi)
-                users = (np.searchsorted(self._indptr, rows, side="right") - 1).astype(np.int32)
-                arrays = [pa.array(users)] + [
-                    pa.array(self._interactions[c].to_numpy()[lo:hi]) for c in names[1:]
-                ]
-                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        return load_dataset_dir(path, cls)
 
 
 def _in_csr_order(cols: dict[str, np.ndarray], n_items: int) -> dict[str, np.ndarray]:
@@ -508,39 +487,6 @@ def _check_csr_rows(indptr: np.ndarray, items: np.ndarray, n_items: int) -> None
             )
 
 
-def _read_columns(path: Path) -> dict[str, np.ndarray]:
-    """The interaction columns of a Parquet file as owned arrays, read in batches.
-
-    Each column is filled batch by batch into one preallocated array of its stored
-    dtype, so the peak is the final columns plus one batch.
-    """
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path)
-    n = pf.metadata.num_rows
-    names = [c for c in INTERACTION_COLUMNS if c in pf.schema_arrow.names]
-    cols = {c: np.empty(n, INTERACTION_COLUMNS[c]) for c in names}
-    pos = 0
-    for batch in pf.iter_batches(batch_size=1 << 20, columns=names):
-        for c in names:
-            arr = batch.column(c)
-            if arr.null_count:
-                raise DataError(f"{path}: column {c!r} has {arr.null_count} missing value(s).")
-            cols[c][pos : pos + len(arr)] = arr.to_numpy(zero_copy_only=False)
-        pos += batch.num_rows
-    return cols
-
-
-def _non_decreasing(values: np.ndarray) -> bool:
-    """Whether ``values`` never decreases (checked per 1M rows, no full-size temporary)."""
-    step = 1 << 20
-    for lo in range(0, len(values), step):
-        block = values[max(lo - 1, 0) : lo + step]
-        if (block[1:] < block[:-1]).any():
-            return False
-    return True
-
-
 def _frozen_view(values: np.ndarray) -> np.ndarray:
     """A read-only view: the owner stays writable, holders of the view cannot write."""
     view = values.view()
@@ -557,18 +503,25 @@ def _epoch_seconds(values: pd.Series) -> np.ndarray:
 
 
 def _align(table: pd.DataFrame | None, ids: IdMap, what: str) -> pd.DataFrame | None:
-    """Reindex an attribute table to the id map's order (missing ids become NaN rows)."""
+    """Reindex an attribute table to the id map's order (missing ids become NaN rows).
+
+    Table ids are matched as ids are everywhere (``7`` and ``"7"`` are one id); the
+    table's rows for ids outside the map are left out.
+    """
     if table is None:
         return None
     if not isinstance(table, pd.DataFrame):
         raise DataError(f"{what} must be a pandas DataFrame indexed by external id.")
-    t = table.copy()
-    t.index = pd.Index(as_id_array(t.index), dtype=object, name=table.index.name or "id")
-    if not t.index.is_unique:
-        raise DataError(
-            f"The {what} table has duplicate ids: {t.index[t.index.duplicated()][:5].tolist()}"
-        )
-    return t.reindex(pd.Index(ids.ids, dtype=object, name=t.index.name))
+    keys = as_id_array(table.index)
+    if not pd.Index(keys).is_unique:
+        dup = pd.Index(keys)
+        raise DataError(f"The {what} table has duplicate ids: {dup[dup.duplicated()][:5].tolist()}")
+    pos = ids.index(keys, on_unknown="ignore")
+    rows = np.full(len(ids), -1, np.int64)
+    rows[pos[pos >= 0]] = np.flatnonzero(pos >= 0)
+    out = table.reset_index(drop=True).reindex(rows)
+    out.index = pd.Index(ids.ids, name=table.index.name or "id")
+    return out
 
 
 def datasets_with_shared_ids(

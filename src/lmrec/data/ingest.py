@@ -5,10 +5,13 @@ and all. :func:`ingest` reads ``chunk_rows`` rows at a time with pyarrow
 (``ParquetFile.iter_batches`` / ``pyarrow.csv.open_csv``) and keeps only compact
 columns between chunks:
 
-1. each chunk's id columns are dictionary-encoded (Parquet text ids are read as
-   dictionary arrays directly, and the dictionaries of about four chunks are merged);
-   only *distinct* ids are looked up, and each new one gets the next code of its id
-   kind (:class:`_IdTable`); a row's two int32 codes are packed into one int64;
+1. about four chunks at a time go through the readers' one validation step
+   (:func:`lmrec.data.rows.check_rows`, the same checks and messages as
+   :func:`lmrec.data.load_dataset`): ids are coded per distinct value (Parquet text
+   ids are read as dictionary arrays, whose dictionaries are merged), numbers
+   checked, timestamps read in the column's one format; the group's *distinct* ids
+   are looked up, each new one getting the next code of its id kind
+   (:class:`_IdTable`); a row's two int32 codes are packed into one int64;
 2. after the last chunk the distinct ids are sorted -- the canonical order of
    :meth:`IdMap.from_values` -- and each packed pair is replaced, in place, by the
    sort key ``user_idx * n_items + item_idx``;
@@ -40,8 +43,16 @@ from typing import Any
 
 import numpy as np
 
+from lmrec.data._inplace import _Column, _group_starts, _items_in_place, _sort_in_place
+from lmrec.data.columns import IdColumn
 from lmrec.data.dataset import Dataset
-from lmrec.data.idmap import IdMap
+from lmrec.data.export import SourceColumns
+from lmrec.data.idmap import IdMap, text_order
+from lmrec.data.readers import open_source
+from lmrec.data.rows import check_rows
+from lmrec.data.timestamps import TimestampParser
+from lmrec.data.validate import ON_INVALID, ON_OVERFLOW, Locator, check_choice, resolve_columns
+from lmrec.data.vocabulary import fix
 from lmrec.errors import ConfigError, DataError
 
 __all__ = ["INGEST_DUPLICATES", "ingest"]
@@ -83,60 +94,6 @@ def _files(paths: str | Path | Sequence[str | Path], user: str, item: str) -> li
     return out
 
 
-def _batches(path: Path, columns: list[str], chunk_rows: int, sep: str | None) -> Iterator[Any]:
-    """Record batches of ``columns`` from one Parquet or CSV file (ids read as strings)."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
-    suffixes = [s.lower() for s in path.suffixes]
-    if any(s in _PARQUET for s in suffixes):
-        schema = pq.read_schema(path)
-        missing = [c for c in columns if c not in schema.names]
-        if missing:
-            raise DataError(f"{path}: no column(s) {missing}; it has {schema.names}.")
-        # Text ids are read as dictionary arrays straight from Parquet's dictionary
-        # pages: no per-row strings are materialised (less memory, no re-encoding).
-        text = [c for c in columns[:2] if pa.types.is_string(schema.field(c).type)]
-        pf = pq.ParquetFile(path, read_dictionary=text or None)
-        yield from pf.iter_batches(batch_size=chunk_rows, columns=columns)
-        return
-    if not any(s in _CSV for s in suffixes):
-        raise DataError(
-            f"{path}: ingest reads Parquet ({', '.join(_PARQUET)}) and CSV ({', '.join(_CSV)}, "
-            "optionally compressed) files; use lmrec.data.load_dataset for other formats."
-        )
-    delimiter = sep or ("\t" if ".tsv" in suffixes else ",")
-    try:
-        reader = pcsv.open_csv(
-            path,
-            read_options=pcsv.ReadOptions(block_size=max(1 << 16, chunk_rows * 32)),
-            parse_options=pcsv.ParseOptions(delimiter=delimiter),
-            convert_options=pcsv.ConvertOptions(
-                include_columns=columns,
-                column_types={columns[0]: pa.string(), columns[1]: pa.string()},
-            ),
-        )
-    except (pa.ArrowInvalid, KeyError) as e:
-        raise DataError(f"{path}: cannot read columns {columns} as CSV ({e}).") from e
-    yield from reader
-
-
-def _as_strings(arr: Any, path: Path, column: str) -> Any:
-    """An id column as arrow strings: integers print as digits, as in :func:`as_id_array`."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if arr.null_count:
-        raise DataError(f"{path}: {arr.null_count} row(s) have no value in id column {column!r}.")
-    if pa.types.is_floating(arr.type):
-        values = arr.to_numpy()
-        if not np.all(np.mod(values, 1) == 0):
-            raise DataError(f"{path}: column {column!r} holds non-integral float ids.")
-        arr = pa.array(values.astype(np.int64))
-    return arr if arr.type == pa.string() else pc.cast(arr, pa.string())
-
-
 class _IdTable:
     """First-appearance codes of the ids seen so far in one id column.
 
@@ -163,6 +120,12 @@ class _IdTable:
         self.sorted_codes = np.empty(0, np.int32)
         self.new_ids: list[np.ndarray] = []  # integer mode: ids in code order, by chunk
         self.n = 0  # integer ids coded so far
+
+    def codes_of(self, column: IdColumn) -> np.ndarray:
+        """Codes (int32) of a coded column's distinct values, giving new ids the next codes."""
+        if column.is_int:
+            return self.codes_of_ints(column.values)
+        return self.codes_of_text(column.values)
 
     def codes_of_ints(self, values: np.ndarray) -> np.ndarray:
         """Codes (int32) of distinct int64 ``values``, giving new ids the next codes."""
@@ -219,143 +182,32 @@ class _IdTable:
         return codes
 
     def ids(self) -> np.ndarray:
-        """All ids as text, in code order."""
+        """All ids in code order: int64 while every id is an integer, else ``str`` objects."""
         if self.text is not None:
-            return np.array(list(self.text), dtype=str)
+            return np.array(list(self.text), dtype=object)
         if not self.new_ids:
-            return np.empty(0, dtype=str)
-        return np.concatenate(self.new_ids).astype(str)
+            return np.empty(0, dtype=np.int64)
+        return np.concatenate(self.new_ids)
 
 
-def _id_codes(arr: Any, path: Path, column: str, table: _IdTable) -> np.ndarray:
-    """First-appearance codes (int32) of one id column, adding new ids to ``table``.
+def _grouped(batches: Iterator[tuple[Any, ...]], rows: int) -> Iterator[list[tuple[Any, ...]]]:
+    """Consecutive batches of one file in lists of at least ``rows`` rows (the last may have fewer).
 
-    Dictionary arrays (Parquet text ids) are coded through their dictionary; integer
-    columns through their distinct values, as numbers.
+    Each item is ``(batch, locator, found)``; a group never spans two files.
     """
-    import pyarrow as pa
-
-    if arr.null_count:
-        raise DataError(f"{path}: {arr.null_count} row(s) have no value in id column {column!r}.")
-    if pa.types.is_dictionary(arr.type):
-        lut = table.codes_of_text(_as_strings(arr.dictionary, path, column))
-        return lut[arr.indices.to_numpy(zero_copy_only=False)]
-    if pa.types.is_integer(arr.type) and arr.type != pa.uint64():
-        enc = arr.dictionary_encode()
-        lut = table.codes_of_ints(enc.dictionary.to_numpy().astype(np.int64, copy=False))
-        return lut[enc.indices.to_numpy(zero_copy_only=False)]
-    enc = _as_strings(arr, path, column).dictionary_encode()
-    lut = table.codes_of_text(enc.dictionary)
-    return lut[enc.indices.to_numpy(zero_copy_only=False)]
-
-
-def _grouped(batches: Iterator[tuple[Path, Any]], rows: int) -> Iterator[list[tuple[Path, Any]]]:
-    """Consecutive ``(path, batch)`` pairs in lists of at least ``rows`` rows (the last may have fewer)."""
-    group: list[tuple[Path, Any]] = []
+    group: list[tuple[Any, ...]] = []
     n = 0
-    for path, batch in batches:
-        group.append((path, batch))
-        n += batch.num_rows
+    for item in batches:
+        if group and item[1].path != group[0][1].path:
+            yield group
+            group, n = [], 0
+        group.append(item)
+        n += item[0].num_rows
         if n >= rows:
             yield group
             group, n = [], 0
     if group:
         yield group
-
-
-def _group_codes(columns: list[tuple[Path, Any]], name: str, table: _IdTable) -> list[np.ndarray]:
-    """:func:`_id_codes` of several chunks' id column, looked up together when they can be.
-
-    Parquet text ids arrive as one dictionary per chunk, and every chunk of a big log
-    meets most of the catalog again, so each chunk's lookup cost about the catalog's
-    size. The dictionaries of a group of chunks are merged (one hash pass) and their
-    distinct ids looked up once, which halved the item column's coding time at 100M
-    interactions.
-    """
-    import pyarrow as pa
-
-    dictionaries = all(pa.types.is_dictionary(arr.type) for _, arr in columns)
-    if len(columns) < 2 or not dictionaries:
-        return [_id_codes(arr, path, name, table) for path, arr in columns]
-    for path, arr in columns:
-        if arr.null_count:
-            raise DataError(f"{path}: {arr.null_count} row(s) have no value in id column {name!r}.")
-    merged = pa.concat_arrays(
-        [_as_strings(arr.dictionary, path, name) for path, arr in columns]
-    ).dictionary_encode()
-    lut = table.codes_of_text(merged.dictionary)[merged.indices.to_numpy(zero_copy_only=False)]
-    out, start = [], 0
-    for _, arr in columns:
-        stop = start + len(arr.dictionary)
-        out.append(lut[start:stop][arr.indices.to_numpy(zero_copy_only=False)])
-        start = stop
-    return out
-
-
-def _numbers(arr: Any, path: Path, column: str, dtype: type) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if arr.null_count:
-        raise DataError(f"{path}: {arr.null_count} row(s) have no value in column {column!r}.")
-    if pa.types.is_timestamp(arr.type):
-        secs = pc.cast(arr, pa.int64()).to_numpy() / _SECONDS[arr.type.unit]
-        return secs.astype(dtype)
-    try:
-        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise DataError(
-            f"{path}: column {column!r} is not numeric ({arr.type}); ingest reads numbers and "
-            "Parquet timestamps only (use lmrec.data.load_dataset for date strings)."
-        ) from e
-
-
-def _parquet_rows(files: list[Path]) -> int:
-    """Total rows of the files when all are Parquet (from their footers), else 0."""
-    import pyarrow.parquet as pq
-
-    if not all(any(s.lower() in _PARQUET for s in f.suffixes) for f in files):
-        return 0
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-
-
-class _Column:
-    """A growable 1-D array: chunks are appended in place, growth is a ``realloc``.
-
-    Large numpy buffers are ``mmap``-ed, and glibc grows them with ``mremap``, which
-    moves pages instead of copying them; so collecting N rows costs N rows of memory
-    (a list of chunks concatenated at the end would cost 2N at the peak). numpy
-    zero-fills grown space, so the buffer grows by 1/4 at a time; with ``capacity``
-    (the Parquet row count, known from the file footers) it never grows.
-    """
-
-    def __init__(self, dtype: Any, capacity: int = 0) -> None:
-        self.buf = np.empty(max(capacity, 1 << 16), dtype)
-        self.n = 0
-
-    def append(self, values: np.ndarray) -> None:
-        need = self.n + len(values)
-        if need > len(self.buf):
-            self.buf.resize(max(need, len(self.buf) * 5 // 4), refcheck=False)
-        self.buf[self.n : need] = values
-        self.n = need
-
-    def take(self) -> np.ndarray:
-        """The filled part as one array (the buffer shrinks to it; the column is spent)."""
-        buf, self.buf = self.buf, np.empty(0, self.buf.dtype)
-        buf.resize(self.n, refcheck=False)
-        return buf
-
-
-def _split_key(key: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(key // n_items, key % n_items)`` as int32, in blocks (no int64 temporaries per row)."""
-    users = np.empty(len(key), np.int32)
-    items = np.empty(len(key), np.int32)
-    step = 1 << 20
-    for lo in range(0, len(key), step):
-        q, r = np.divmod(key[lo : lo + step], n_items)
-        users[lo : lo + step], items[lo : lo + step] = q, r
-    return users, items
 
 
 def _release_arrow_memory() -> None:
@@ -369,10 +221,10 @@ def _sorted_map(table: _IdTable) -> tuple[IdMap, np.ndarray]:
     """The canonical (sorted) id map and ``rank[code]`` = dense index of each code."""
     ids = table.ids()
     table.clear()
-    order = np.argsort(ids)
+    order = text_order(ids)
     rank = np.empty(len(ids), np.int32)
     rank[order] = np.arange(len(ids), dtype=np.int32)
-    return IdMap(ids[order].astype(object)), rank
+    return IdMap(ids[order]), rank
 
 
 def ingest(
@@ -386,6 +238,10 @@ def ingest(
     chunk_rows: int = 1 << 20,
     sep: str | None = None,
     name: str | None = None,
+    on_invalid: str = "raise",
+    on_overflow: str = "raise",
+    timestamp_format: str | None = None,
+    encoding: str = "utf-8",
 ) -> Dataset:
     """Build a :class:`Dataset` from large Parquet/CSV files, reading them chunk by chunk.
 
@@ -397,10 +253,12 @@ def ingest(
         files that have both id columns (else its CSV files), sorted by name. Rows are
         read in this file order.
     user, item : str, default "user", "item"
-        Id columns (read as text; integers become their digits).
+        Id columns. Ids keep their type: integers stay integers (text ids are kept
+        exactly as written), as in :func:`lmrec.data.load_dataset`.
     weight, timestamp : str, optional
-        Optional columns. Weights must be numbers >= 0; timestamps epoch seconds or
-        Parquet timestamps (date strings need :func:`lmrec.data.load_dataset`).
+        Optional columns. Weights must be numbers >= 0 that fit float32; timestamps
+        epoch numbers, Parquet timestamps or dates in one format per column (the
+        first chunk decides it unless ``timestamp_format`` is given).
     duplicates : {"sum", "last", "first", "max", "raise"}, default "sum"
         Repeated (user, item) rows: add weights (each row counts 1 without a weight
         column) and keep the latest timestamp; keep the last or first row in file
@@ -410,9 +268,11 @@ def ingest(
     chunk_rows : int, default 2**20
         Rows per chunk (CSV chunks are sized in bytes, about 32 per row).
     sep : str, optional
-        CSV delimiter (default ``","``, tab for ``.tsv``).
+        CSV delimiter (sniffed by default, as in :func:`lmrec.data.read_interactions`).
     name : str, optional
         Data set label; defaults to the first path's name without suffix.
+    on_invalid, on_overflow, timestamp_format, encoding
+        As in :func:`lmrec.data.read_interactions`: the checks and messages are the same.
 
     Returns
     -------
@@ -446,41 +306,44 @@ def ingest(
         raise ConfigError(
             f"The 'chunk_rows' parameter of ingest must be an int >= 1. Got {chunk_rows!r}."
         )
+    check_choice(on_invalid, ON_INVALID, "on_invalid")
+    check_choice(on_overflow, ON_OVERFLOW, "on_overflow")
     files = _files(paths, user, item)
-    columns = [user, item] + [c for c in (weight, timestamp) if c is not None]
+    specs = {"user": user, "item": item, "weight": weight, "timestamp": timestamp}
+    rules = {"on_invalid": on_invalid, "on_overflow": on_overflow}
+    parser = TimestampParser(timestamp or "timestamp", timestamp_format)
+    batches = _batches(files, specs, chunk_rows, sep, encoding)
     # Summed weights are added in float64 and rounded once, as load_dataset does.
     w_dtype = np.float64 if duplicates == "sum" else np.float32
-    user_table, item_table = _IdTable(), _IdTable()
-    # Each row's two int32 codes share one int64 (user code high, item code low), so
-    # the buffer can later be turned into the sort key in place.
-    rows = _parquet_rows(files)
-    pairs = _Column(np.int64, rows)
-    extra_cols = {"w": _Column(w_dtype, rows)} if weight is not None else {}
-    if timestamp is not None:
-        extra_cols["t"] = _Column(np.float64, rows)
-    batches = ((path, b) for path in files for b in _batches(path, columns, chunk_rows, sep))
-    for group in _grouped(_prefetched(batches), 4 * chunk_rows):
-        user_codes = _group_codes([(p, b.column(0)) for p, b in group], user, user_table)
-        item_codes = _group_codes([(p, b.column(1)) for p, b in group], item, item_table)
-        for (path, batch), u, i in zip(group, user_codes, item_codes, strict=True):
-            u = u.astype(np.int64)
-            u <<= 32
-            u |= i
-            pairs.append(u)
-            del u, i
-            if weight is not None:
-                w = _numbers(batch.column(2), path, weight, w_dtype)
-                if len(w) and w.min() < 0:
-                    raise DataError(f"{path}: column {weight!r} has negative weights.")
-                extra_cols["w"].append(w)
-            if timestamp is not None:
-                extra_cols["t"].append(
-                    _numbers(batch.column(len(columns) - 1), path, timestamp, np.float64)
-                )
-        del group, user_codes, item_codes
+    pairs, extra_cols, user_table, item_table = _collect(
+        batches, chunk_rows, w_dtype, _parquet_rows(files), rules, parser,
+        has_weight=weight is not None, has_time=timestamp is not None,
+    )  # fmt: skip
     if pairs.n == 0:
         raise DataError(f"{files[0]}: no data rows to ingest.")
 
+    indptr, item_idx, cols, user_ids, item_ids = _assemble(
+        pairs, extra_cols, user_table, item_table, duplicates, files, on_overflow, weight or ""
+    )
+    weight_col = cols.pop("w") if "w" in cols else np.ones(len(item_idx), np.float32)
+    label = name or Path(files[0] if isinstance(paths, (list, tuple)) else paths).name.split(".")[0]
+    ds = Dataset.from_csr(
+        indptr, item_idx, weight_col, user_ids, item_ids, timestamp=cols.get("t"), name=label
+    )
+    names = {r: c for r, c in specs.items() if c is not None}
+    ds.source = SourceColumns(names, {"timestamp": parser.integral}, parser.format)
+    return ds
+
+
+def _assemble(pairs: _Column, extra_cols: dict[str, _Column], user_table: _IdTable,
+              item_table: _IdTable, duplicates: str, files: list[Path], on_overflow: str,
+              weight_column: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], IdMap, IdMap]:  # fmt: skip
+    """Steps 2 and 3 of the module docstring: sort keys in place, merge pairs, build the CSR.
+
+    Long because every step frees the memory of the one before it (``del``) while the
+    next allocates; split into functions, the peak would hold two steps' arrays.
+    Returns ``indptr``, ``item_idx``, the value columns (``"w"``, ``"t"``) and the maps.
+    """
     _release_arrow_memory()
     user_ids, user_rank = _sorted_map(user_table)
     item_ids, item_rank = _sorted_map(item_table)
@@ -511,7 +374,7 @@ def ingest(
         raise DataError(
             f"{len(files)} file(s) repeat {n - len(starts)} (user, item) row(s), e.g. user "
             f"{user_ids.lookup([dup // n_items])[0]!r} / item {item_ids.lookup([dup % n_items])[0]!r}; "
-            "choose duplicates='sum', 'last', 'first' or 'max'."
+            f"choose {fix('duplicates', 'sum')}, 'last', 'first' or 'max'."
         )
     cols: dict[str, np.ndarray] = {}
     for c in list(extra):
@@ -525,6 +388,8 @@ def ingest(
                 values = values[np.append(starts[1:], n) - 1]
             else:
                 values = values[starts]
+        if c == "w":
+            values = _fit_float32(values, files, on_overflow, weight_column)
         cols[c] = values.astype(np.float32, copy=False) if c == "w" else values
     del order
     if "w" not in cols and starts is not None and duplicates == "sum":
@@ -535,10 +400,92 @@ def ingest(
     indptr = np.searchsorted(key, np.arange(len(user_ids) + 1, dtype=np.int64) * n_items)
     item_idx = _items_in_place(key, n_items)
     del key
-    weight = cols.pop("w") if "w" in cols else np.ones(len(item_idx), np.float32)
-    label = name or Path(files[0] if isinstance(paths, (list, tuple)) else paths).name.split(".")[0]
-    return Dataset.from_csr(
-        indptr, item_idx, weight, user_ids, item_ids, timestamp=cols.get("t"), name=label
+    return indptr, item_idx, cols, user_ids, item_ids
+
+
+def _batches(files: list[Path], specs: dict[str, str | None], chunk_rows: int,
+             sep: str | None, encoding: str) -> Iterator[tuple[Any, Locator, dict[str, str], bool]]:  # fmt: skip
+    """``(batch, locator, columns found)`` of every file in order, read by the shared readers."""
+    import pyarrow as pa
+
+    for path in files:
+        source = open_source(path, fmt=None, sep=sep, header=True, encoding=encoding)
+        found = resolve_columns(path, source.names, True, specs)
+        types: dict[str, Any] = {}
+        for role, col in found.items():
+            if source.kind != "parquet":
+                types[col] = pa.string()
+            elif role in ("user", "item") and pa.types.is_string(_parquet_type(path, col)):
+                # Text ids straight from Parquet's dictionary pages: no per-row strings.
+                types[col] = pa.dictionary(pa.int32(), pa.string())
+            else:
+                types[col] = None
+        for batch, locator in source.batches(types, chunk_rows):
+            yield batch, locator, found, source.kind == "parquet"
+
+
+def _parquet_type(path: Path, column: str) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path).field(column).type
+
+
+def _parquet_rows(files: list[Path]) -> int:
+    """Total rows of the files when all are Parquet (from their footers), else 0."""
+    import pyarrow.parquet as pq
+
+    if not all(any(s.lower() in _PARQUET for s in f.suffixes) for f in files):
+        return 0
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def _collect(batches: Iterator[tuple[Any, Locator, dict[str, str], bool]], chunk_rows: int,
+             w_dtype: type, capacity: int, rules: dict[str, str], parser: TimestampParser, *,
+             has_weight: bool, has_time: bool) -> tuple[_Column, dict[str, _Column], _IdTable, _IdTable]:  # fmt: skip
+    """Check every group of about four chunks and append its coded rows.
+
+    Returns the packed (user code, item code) pairs, the weight (``"w"``) and
+    timestamp (``"t"``) columns, and the two id tables. Each row's two int32 codes
+    share one int64 (user code high, item code low), so the buffer can later be
+    turned into the sort key in place.
+    """
+    import pyarrow as pa
+
+    user_table, item_table = _IdTable(), _IdTable()
+    pairs = _Column(np.int64, capacity)
+    extra_cols = {"w": _Column(w_dtype, capacity)} if has_weight else {}
+    if has_time:
+        extra_cols["t"] = _Column(np.float64, capacity)
+    for group in _grouped(_prefetched(batches), 4 * chunk_rows):
+        table = pa.Table.from_batches([b for b, *_ in group])
+        _, locator, found, typed = group[0]
+        del group
+        rows = check_rows(table, found, locator, timestamps=parser, typed=typed, **rules)
+        del table
+        u = user_table.codes_of(rows.user)[rows.user.codes].astype(np.int64)
+        u <<= 32
+        u |= item_table.codes_of(rows.item)[rows.item.codes]
+        pairs.append(u)
+        del u
+        if has_weight:
+            extra_cols["w"].append(rows.values["weight"].astype(w_dtype, copy=False))
+        if has_time:
+            extra_cols["t"].append(rows.values["timestamp"])
+        del rows
+    return pairs, extra_cols, user_table, item_table
+
+
+def _fit_float32(weights: np.ndarray, files: list[Path], on_overflow: str, column: str) -> np.ndarray:
+    """Summed weights must still fit float32 (each row's did; a sum may not)."""
+    big = weights > float(np.finfo(np.float32).max)
+    if not big.any():
+        return weights
+    if on_overflow == "clip":
+        return np.minimum(weights, float(np.finfo(np.float32).max))
+    raise DataError(
+        f"{files[0]}: {int(big.sum())} (user, item) pair(s) have summed weights (column "
+        f"{column!r}) beyond float32's range (largest {float(weights.max()):.3g}). Rescale the "
+        f"weights, choose {fix('duplicates', 'max')}, or pass {fix('on_overflow', 'clip')}."
     )
 
 
@@ -586,63 +533,3 @@ def _prefetched(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     finally:
         stop.set()
         reader.join()
-
-
-def _sort_in_place(key: np.ndarray, min_parallel: int = 1 << 22) -> None:
-    """Sort ``key`` in place, on all cores for arrays of ``min_parallel`` values or more.
-
-    An O(N) partition (``ndarray.partition``) cuts the array into one piece per
-    thread, every value of a piece below every value of the next; the pieces are then
-    sorted by parallel threads (numpy sorts without the GIL). No extra memory.
-    """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    n, threads = len(key), min(os.cpu_count() or 1, 8)
-    if threads < 2 or n < max(min_parallel, threads):
-        key.sort()
-        return
-    cuts = [n * j // threads for j in range(1, threads)]
-    key.partition(cuts)
-    edges = [0, *cuts, n]
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda lo, hi: key[lo:hi].sort(), edges[:-1], edges[1:]))
-
-
-def _group_starts(key: np.ndarray) -> np.ndarray | None:
-    """Start positions of runs of equal values in sorted ``key``; None if all differ.
-
-    The common case (no repeated pair) is detected block by block, without a
-    per-row temporary.
-    """
-    step = 1 << 20
-    for lo in range(0, len(key), step):
-        block = key[max(lo - 1, 0) : lo + step]
-        if (block[1:] == block[:-1]).any():
-            break
-    else:
-        return None
-    return np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-
-
-def _items_in_place(key: np.ndarray, n_items: int) -> np.ndarray:
-    """``key % n_items`` as int32, written over ``key``'s own memory, which then shrinks.
-
-    Block ``[lo, hi)`` is read into a temporary before its int32 results are written
-    to bytes ``4*lo .. 4*hi``, which only overlap keys below ``hi`` (already read),
-    so no key is overwritten before use. The buffer is then reallocated to half its
-    size (``ndarray.resize``, a shrinking ``realloc``), so the item column costs no
-    memory beyond the keys it replaces. ``key`` must not be used afterwards.
-    """
-    n = len(key)
-    if not key.flags.owndata or not key.flags.c_contiguous:
-        return (key % n_items).astype(np.int32)
-    out = key.view(np.int32)
-    step, block = 1 << 20, None
-    for lo in range(0, n, step):
-        block = key[lo : lo + step] % n_items
-        out[lo : lo + len(block)] = block
-    del block
-    del out
-    key.resize((n + 1) // 2, refcheck=False)
-    return key.view(np.int32)[:n]

@@ -1,55 +1,48 @@
-"""Reading interaction, item and user files into canonical frames, with reports.
+"""Reading interaction files into canonical frames or data sets, with reports.
 
 Supported inputs: delimited text (``.csv``, ``.tsv``, ``.txt``, ``.dat``, ``.data``,
-optionally ``.gz``/``.bz2``/``.xz`` compressed), Parquet (``.parquet``, ``.pq`` or a
-directory of Parquet files) and RecBole atomic files (``.inter``, ``.item``,
-``.user``). Ids are always read as text, so ``"007"`` stays ``"007"``.
+optionally ``.gz``/``.bz2``/``.xz`` compressed; UTF-8 with or without a byte-order
+mark, UTF-16, or another ``encoding``), Parquet (``.parquet``, ``.pq`` or a directory
+of Parquet files) and RecBole atomic files (``.inter``, ``.item``, ``.user``).
+
+Ids keep their type: a column of integers gives integer ids, any other column text
+ids read exactly as written (``"007"`` stays ``"007"``); see
+:mod:`lmrec.data.idmap`. Files are read by pyarrow's multithreaded readers
+(:mod:`lmrec.data.readers`) and checked in one step shared with
+:func:`lmrec.data.ingest.ingest` (:mod:`lmrec.data.rows`).
 
 Every problem raises :class:`~lmrec.errors.DataError` naming the file, the data row
-and the line, and saying how to fix it; ``on_invalid="drop"`` skips bad rows and
-counts them in the :class:`LoadReport` instead. Row checks live in
-:mod:`lmrec.data.validate`.
+and the line, the column, and how to fix it; ``on_invalid="drop"`` skips bad rows
+and counts them in the :class:`LoadReport` instead.
 """
 
 from __future__ import annotations
 
-import bz2
-import codecs
-import csv
-import difflib
-import gzip
-import io
-import lzma
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lmrec.data.catalogs import read_items, read_users
 from lmrec.data.dataset import Dataset
+from lmrec.data.readers import Source, open_source
+from lmrec.data.rows import Rows, check_rows, merge_duplicates, rows_to_dataset, rows_to_frame
+from lmrec.data.timestamps import TimestampParser
 from lmrec.data.validate import (
     DUPLICATE_POLICIES,
     ON_INVALID,
+    ON_OVERFLOW,
     ColumnSpec,
-    Locator,
     check_choice,
     check_coverage,
-    decode_error,
-    infer_column,
-    merge_duplicates,
-    parse_ids,
-    parse_numbers,
-    parse_timestamps,
-    parser_error,
-    recbole_column,
-    recbole_header,
+    coverage_notes,
     resolve_columns,
-    resolve_issues,
 )
-from lmrec.errors import ConfigError, DataError, DataWarning
+from lmrec.data.vocabulary import fix
+from lmrec.errors import DataError, DataWarning
 
 __all__ = [
     "LoadReport",
@@ -59,20 +52,6 @@ __all__ = [
     "read_items",
     "read_users",
 ]
-
-FORMATS = ("csv", "parquet", "recbole")
-_SUFFIXES = {
-    ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".dat": "csv", ".data": "csv",
-    ".parquet": "parquet", ".pq": "parquet",
-    ".inter": "recbole", ".item": "recbole", ".user": "recbole",
-}  # fmt: skip
-_OPENERS: dict[str, Callable[..., IO[bytes]]] = {
-    ".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open,
-}  # fmt: skip
-#: Delimiters tried by the sniffer; on a tie in field count, earlier ones win.
-_SNIFF = ("\t", ",", "::", ";", "|")
-_SEP_NAMES = {"\t": "tab", ",": "comma", "::": "'::'", ";": "semicolon", "|": "pipe", " ": "space"}
-_HEAD_BYTES = 1 << 16
 
 
 # ====================================================================== report
@@ -127,276 +106,6 @@ class LoadReport:
         return "\n".join(lines)
 
 
-# ====================================================================== raw tables
-@dataclass
-class _Raw:
-    """A file parsed into a table whose columns are the file's (stripped) column names."""
-
-    frame: pd.DataFrame
-    locator: Locator
-    fmt: str
-    notes: list[str]
-    header: bool
-    recbole_types: dict[str, str] | None = None
-
-
-def _format_of(path: Path, fmt: str | None) -> tuple[str, str | None]:
-    """The format and compression suffix of ``path`` (``format`` overrides the suffix)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    comp = suffixes[-1] if suffixes and suffixes[-1] in _OPENERS else None
-    if fmt is not None:
-        if fmt not in FORMATS:
-            check_choice(fmt, FORMATS, "format")
-        return fmt, comp
-    if path.is_dir():
-        if any(path.glob("*.parquet")):
-            return "parquet", None
-        raise DataError(f"{path} is a directory without .parquet files; pass a file.")
-    suffix = suffixes[-2] if comp and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
-    if suffix not in _SUFFIXES:
-        known = ", ".join(sorted(_SUFFIXES))
-        shown = repr(suffix) if suffix else "no suffix"
-        raise DataError(
-            f"{path}: cannot tell the file format from its suffix ({shown}). Known suffixes: "
-            f"{known} (text may be .gz/.bz2/.xz compressed). Rename the file or pass "
-            "format='csv', 'parquet' or 'recbole'."
-        )
-    return _SUFFIXES[suffix], comp
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        hint = ""
-        if path.parent.is_dir():
-            near = difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir()], 3)
-            hint = f" Similar files there: {', '.join(near)}." if near else ""
-        raise DataError(f"{path}: file not found (looked in {path.resolve().parent}).{hint}")
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataError(f"{path} is empty (0 bytes); expected a header line and data rows.")
-
-
-def _read_raw(
-    path: Path, *, fmt: str | None, sep: str | None, header: bool, encoding: str
-) -> _Raw:
-    _check_file(path)
-    kind, comp = _format_of(path, fmt)
-    if kind == "parquet":
-        return _read_parquet(path)
-    return _read_text(path, kind=kind, comp=comp, sep=sep, header=header, encoding=encoding)
-
-
-def _read_parquet(path: Path) -> _Raw:
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        raise DataError(
-            f"{path} is not a readable Parquet file ({e}). Check that the file is complete; "
-            "if it is text, name it .csv or pass format='csv'."
-        ) from e
-    frame.columns = [str(c) for c in frame.columns]
-    if len(frame) == 0:
-        raise DataError(f"{path} has columns {list(frame.columns)} but no data rows.")
-    # A named pandas index (e.g. a catalog written with its ``item`` index) is a column too.
-    frame = frame.reset_index(drop=all(name is None for name in frame.index.names))
-    records = np.arange(len(frame))
-    return _Raw(frame, Locator(str(path), records, text=False), "parquet", [], True)
-
-
-def _open_bytes(path: Path, comp: str | None) -> IO[bytes]:
-    return _OPENERS[comp](path, "rb") if comp else open(path, "rb")  # noqa: SIM115
-
-
-def _codec(encoding: str) -> str:
-    """utf-8 reads as utf-8-sig, so a byte-order mark does not end up in the first column name."""
-    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-
-
-def _head(path: Path, comp: str | None, encoding: str) -> str:
-    """The first 64 KiB as text; refuses binary and undecodable files with a clear message."""
-    with _open_bytes(path, comp) as fh:
-        try:
-            head = fh.read(_HEAD_BYTES)
-        except (OSError, EOFError, lzma.LZMAError) as e:
-            raise DataError(f"{path}: cannot decompress ({e}); is the file truncated?") from e
-    if head.startswith(b"PAR1"):
-        raise DataError(
-            f"{path} looks like a Parquet file, not text; name it .parquet or pass "
-            "format='parquet'."
-        )
-    if head[:2] == b"\x1f\x8b":
-        raise DataError(f"{path} is gzip-compressed; name it {path.name}.gz so it is decompressed.")
-    if b"\x00" in head:
-        raise DataError(
-            f"{path} looks like a binary file (it contains NUL bytes), not delimited text. "
-            "Pass a .csv/.tsv file, or name a Parquet file .parquet."
-        )
-    decoder = codecs.getincrementaldecoder(_codec(encoding))()
-    try:
-        return decoder.decode(head, final=len(head) < _HEAD_BYTES)
-    except UnicodeDecodeError as e:
-        raise decode_error(path, head, e, encoding) from e
-
-
-def _locate_decode_error(path: Path, comp: str | None, encoding: str) -> DataError | None:
-    """Find the first undecodable byte of a whole file (only after pandas failed)."""
-    decoder = codecs.getincrementaldecoder(_codec(encoding))()
-    offset, lines = 0, 0
-    with _open_bytes(path, comp) as fh:
-        while chunk := fh.read(1 << 20):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as e:
-                pos = max(e.start - len(decoder.getstate()[0]), 0)
-                line = lines + chunk[:pos].count(b"\n") + 1
-                return DataError(
-                    f"{path}, line {line}: byte 0x{chunk[pos:pos + 1].hex()} at offset "
-                    f"{offset + pos} is not valid {encoding} text. If the file is in another "
-                    "encoding, pass encoding='latin-1' (or convert it: iconv -f latin1 -t utf-8)."
-                )
-            offset += len(chunk)
-            lines += chunk.count(b"\n")
-    return None
-
-
-def _normalise_sep(sep: str) -> str:
-    named = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
-    sep = named.get(sep.lower(), sep) if isinstance(sep, str) else sep
-    if not isinstance(sep, str) or not sep or sep in ("\n", "\r", '"'):
-        raise ConfigError(f"sep must be a non-empty delimiter such as ',' or '\\t'; got {sep!r}.")
-    return sep
-
-
-def _count_fields(line: str, sep: str, quoting: int) -> int:
-    if len(sep) > 1:
-        return len(line.split(sep))
-    return len(next(csv.reader([line], delimiter=sep, quoting=quoting), []))
-
-
-def _sniff(head: str, truncated: bool) -> tuple[str | None, bool]:
-    """Guess the delimiter from the first lines; returns (sep or None, certain)."""
-    lines = head.splitlines()
-    if truncated and lines:
-        lines = lines[:-1]  # the last line may be cut off
-    lines = [ln for ln in lines if ln.strip()][:20]
-    if not lines:
-        return None, False
-    scored = []
-    for rank, sep in enumerate(_SNIFF):
-        counts = [_count_fields(ln, sep, csv.QUOTE_MINIMAL) for ln in lines]
-        if counts[0] < 2:
-            continue
-        consistent = all(c == counts[0] for c in counts)
-        agree = sum(c == counts[0] for c in counts) / len(counts)
-        scored.append(((consistent, agree, counts[0], -rank), sep))
-    if not scored:
-        return None, False
-    best = max(scored)
-    return best[1], best[0][0]
-
-
-def _read_text(
-    path: Path, *, kind: str, comp: str | None, sep: str | None, header: bool, encoding: str
-) -> _Raw:
-    notes: list[str] = []
-    head = _head(path, comp, encoding)
-    truncated = len(head.encode(_codec(encoding), errors="ignore")) >= _HEAD_BYTES - 4
-    if sep is not None:
-        sep = _normalise_sep(sep)
-    elif kind == "recbole":
-        sep = "\t"
-    else:
-        sep, certain = _sniff(head, truncated)
-        if sep is None:
-            sep = ","
-            notes.append("no delimiter detected; the file was read as a single column")
-        else:
-            notes.append(f"delimiter detected: {_SEP_NAMES[sep]}")
-            if not certain:
-                notes.append("lines have different field counts; the delimiter guess is uncertain")
-    # RecBole and '::' files (MovieLens 1M) do not quote values; a stray '"' is literal there.
-    quoting = csv.QUOTE_NONE if kind == "recbole" or sep == "::" else csv.QUOTE_MINIMAL
-    source: Any = path
-    if len(sep) > 1:
-        # pandas' C parser takes one-character delimiters only; substitute one (the python
-        # engine is ~10x slower on MovieLens-1M).
-        with _open_bytes(path, comp) as fh:
-            try:
-                text = fh.read().decode(_codec(encoding))
-            except UnicodeDecodeError as e:
-                raise decode_error(path, b"", e, encoding) from e
-        if "\x1f" in text:
-            raise DataError(f"{path} contains the control character 0x1f; it cannot be read.")
-        source, read_sep = io.StringIO(text.replace(sep, "\x1f")), "\x1f"
-    else:
-        read_sep = sep
-    try:
-        frame = pd.read_csv(
-            source,
-            sep=read_sep,
-            header=0 if header else None,
-            dtype=str,
-            na_filter=False,
-            skip_blank_lines=False,
-            quoting=quoting,
-            encoding=_codec(encoding),
-            engine="c",
-        )
-    except pd.errors.EmptyDataError as e:
-        raise DataError(f"{path} contains no data (only blank lines).") from e
-    except pd.errors.ParserError as e:
-        raise parser_error(path, e, header) from e
-    except UnicodeDecodeError as e:
-        located = _locate_decode_error(path, comp, encoding)
-        raise (located or decode_error(path, b"", e, encoding)) from e
-    if header:
-        frame.columns = [str(c).strip() for c in frame.columns]
-    else:
-        frame.columns = [str(i) for i in range(frame.shape[1])]
-    recbole_types = recbole_header(path, frame) if kind == "recbole" else None
-
-    records = np.arange(len(frame))
-    blank = _blank_rows(frame)
-    if blank.any():
-        lines = [int(r) + 1 + int(header) for r in np.flatnonzero(blank)[:5]]
-        notes.append(
-            f"skipped {int(blank.sum())} blank line(s) (line(s) {', '.join(map(str, lines))}"
-            f"{', ...' if blank.sum() > 5 else ''})"
-        )
-    raw_frame = frame
-    if blank.any():
-        frame = frame[~blank].reset_index(drop=True)
-        records = records[~blank]
-    if len(frame) == 0:
-        cols = ", ".join(repr(c) for c in frame.columns)
-        what = f"a header ({cols})" if header else "only blank lines"
-        raise DataError(f"{path} has {what} but no data rows.")
-
-    def read_line(n: int) -> str | None:
-        with _open_bytes(path, comp) as fh:
-            for i, raw_line in enumerate(fh, start=1):
-                if i == n:
-                    return raw_line.decode(_codec(encoding), errors="replace").rstrip("\r\n")
-        return None
-
-    locator = Locator(
-        str(path), records, header_lines=int(header), text=True, raw=raw_frame,
-        read_line=read_line, count_fields=lambda s: _count_fields(s, sep, quoting),
-    )  # fmt: skip
-    return _Raw(frame, locator, kind, notes, header, recbole_types)
-
-
-def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
-    first = frame.iloc[:, 0].str.strip().to_numpy(dtype=object) == ""
-    if not first.any():
-        return first
-    cand = np.flatnonzero(first)
-    sub = frame.iloc[cand]
-    blank_sub = np.all([sub[c].str.strip().to_numpy(dtype=object) == "" for c in sub.columns], 0)
-    out = np.zeros(len(frame), dtype=bool)
-    out[cand[blank_sub]] = True
-    return out
-
-
 # ====================================================================== interactions
 def read_interactions(
     path: str | Path,
@@ -412,6 +121,8 @@ def read_interactions(
     duplicates: str = "raise",
     on_invalid: str = "raise",
     encoding: str = "utf-8",
+    timestamp_format: str | None = None,
+    on_overflow: str = "raise",
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Read an interaction file into a canonical frame and a :class:`LoadReport`.
 
@@ -427,7 +138,8 @@ def read_interactions(
         defaults mean ``user_id`` and ``item_id``.
     rating, weight, timestamp : str or int, optional
         Optional columns. In a RecBole file ``rating`` and ``timestamp`` are used when
-        present unless given. Timestamps may be epoch seconds or dates (taken as UTC).
+        present unless given. Timestamps may be epoch numbers or dates (taken as UTC);
+        see ``timestamp_format``. Weights and ratings are stored as float32.
     sep : str, optional
         Delimiter of a text file; sniffed among tab, ``,``, ``::``, ``;`` and ``|`` when
         None (the report notes the choice). ``"\\t"`` and ``"tab"`` mean a tab.
@@ -443,12 +155,22 @@ def read_interactions(
         such rows and count them in the report (a :class:`~lmrec.errors.DataWarning`
         says so too).
     encoding : str, default "utf-8"
-        Text encoding (MovieLens-1M's ``movies.dat`` needs ``"latin-1"``).
+        Text encoding (MovieLens-1M's ``movies.dat`` needs ``"latin-1"``). UTF-16 files
+        are recognised by their byte-order mark or zero bytes.
+    timestamp_format : str, optional
+        The timestamp column's one format: an epoch unit (``"s"``, ``"ms"``, ``"us"``,
+        ``"ns"``), ``"iso"`` (ISO 8601) or a strftime layout such as ``"%d/%m/%Y"``.
+        By default it is decided from the whole column (:mod:`lmrec.data.timestamps`);
+        mixed units and implausible dates are invalid rows either way.
+    on_overflow : {"raise", "clip"}, default "raise"
+        A weight or rating that float32 cannot hold (beyond +-3.4e38, or so small it
+        would round to 0) is an invalid row, or is clipped into range and counted.
 
     Returns
     -------
     frame : DataFrame
-        Columns ``user``, ``item`` (external ids, python ``str``, object dtype) and, when
+        Columns ``user``, ``item`` (external ids: int64 when the column holds integers,
+        else python ``str`` in an object column) and, when
         read, ``weight`` (float32), ``rating`` (float32), ``timestamp`` (float64 seconds
         since the epoch); one row per (user, item) pair in order of first appearance.
     report : LoadReport
@@ -471,198 +193,97 @@ def read_interactions(
     >>> frame["user"].tolist(), frame["rating"].tolist()
     (['007', '8'], [4.5, 3.0])
     """
+    rows, report = _read_rows(
+        path, user=user, item=item, rating=rating, weight=weight, timestamp=timestamp, sep=sep,
+        header=header, fmt=format, duplicates=duplicates, on_invalid=on_invalid,
+        encoding=encoding, timestamp_format=timestamp_format, on_overflow=on_overflow,
+    )  # fmt: skip
+    return rows_to_frame(rows), report
+
+
+def _roles(source: Source, specs: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+    """Role defaults that depend on the file: positions without a header, RecBole names."""
+    specs = dict(specs)
+    if not source.header:
+        specs["user"] = 0 if specs["user"] == "user" else specs["user"]
+        specs["item"] = 1 if specs["item"] == "item" else specs["item"]
+    if source.recbole_types is not None:
+        cols = set(source.names)
+        for role, name in (("user", "user_id"), ("item", "item_id")):
+            if specs[role] == role and role not in cols:
+                specs[role] = name
+        for role in ("rating", "timestamp"):
+            if specs[role] is None and role in cols:
+                specs[role] = role
+    return specs
+
+
+def _read_rows(path: str | Path, *, fmt: str | None, sep: str | None, header: bool,
+               duplicates: str, on_invalid: str, encoding: str, timestamp_format: str | None,
+               on_overflow: str, merge: bool = True, **specs: ColumnSpec,
+               ) -> tuple[Rows, LoadReport]:  # fmt: skip
+    """Read, check and (with ``merge``) merge the interaction rows of one file.
+
+    See :func:`read_interactions`. Without ``merge`` the caller finds repeated pairs
+    itself (:func:`load_dataset` does, in the sort it needs anyway).
+    """
+    import pyarrow as pa
+
     check_choice(duplicates, DUPLICATE_POLICIES, "duplicates")
     check_choice(on_invalid, ON_INVALID, "on_invalid")
+    check_choice(on_overflow, ON_OVERFLOW, "on_overflow")
+    parser = TimestampParser("timestamp", timestamp_format)  # checks the format early
     path = Path(path)
-    raw = _read_raw(path, fmt=format, sep=sep, header=header, encoding=encoding)
-    notes = list(raw.notes)
-    if not header:
-        user = 0 if user == "user" else user
-        item = 1 if item == "item" else item
-    if raw.recbole_types is not None:
-        cols = set(raw.frame.columns)
-        user = "user_id" if user == "user" and "user" not in cols else user
-        item = "item_id" if item == "item" and "item" not in cols else item
-        rating = "rating" if rating is None and "rating" in cols else rating
-        timestamp = "timestamp" if timestamp is None and "timestamp" in cols else timestamp
-    specs = {"user": user, "item": item, "rating": rating, "weight": weight, "timestamp": timestamp}
-    found = resolve_columns(path, list(raw.frame.columns), raw.header, specs)
-    used = ", ".join(f"{role}={col!r}" for role, col in found.items())
-    notes.append(f"columns used: {used}")
-    unused = [c for c in raw.frame.columns if c not in found.values()]
+    source = open_source(path, fmt=fmt, sep=sep, header=header, encoding=encoding)
+    found = resolve_columns(path, source.names, source.header, _roles(source, specs))
+    notes = list(source.notes)
+    notes.append("columns used: " + ", ".join(f"{r}={c!r}" for r, c in found.items()))
+    unused = [c for c in source.names if c not in found.values()]
     if unused:
         notes.append(f"columns ignored: {', '.join(repr(c) for c in unused)}")
-
-    frame, issues = raw.frame, []
-    data: dict[str, np.ndarray] = {}
-    for role in ("user", "item"):
-        data[role], found_issues = parse_ids(frame[found[role]], found[role], role)
-        issues += found_issues
-    for role in ("weight", "rating"):
-        if role in found:
-            data[role], found_issues = parse_numbers(
-                frame[found[role]], found[role], role, nonnegative=role == "weight"
-            )
-            issues += found_issues
+    # Text columns are read as text and typed by the checks: ids "007" stay text, and a
+    # rating column of "4" is known to hold integers (split writes them back as such).
+    types = {col: None if source.kind == "parquet" else pa.string() for col in found.values()}
+    n_source_notes = len(source.notes)
+    table = source.read(types, on_invalid=on_invalid)
     if "timestamp" in found:
-        data["timestamp"], found_issues, ts_notes = parse_timestamps(
-            frame[found["timestamp"]], found["timestamp"]
-        )
-        issues += found_issues
-        notes += ts_notes
-
-    n_rows = len(frame)
-    keep, examples = resolve_issues(issues, raw.locator, n_rows, on_invalid)
-    n_dropped = n_rows - int(keep.sum())
-    out = pd.DataFrame({k: v[keep] for k, v in data.items()})
-    out["_pos"] = np.flatnonzero(keep)
+        parser.column = found["timestamp"]
+    rows = check_rows(table.table, found, table.locator, on_invalid=on_invalid,
+                      on_overflow=on_overflow, timestamps=parser,
+                      typed=source.kind == "parquet")  # fmt: skip
+    notes += source.notes[n_source_notes:]
+    n_rows = rows.n_read + table.n_skipped
+    n_dropped = rows.n_dropped + table.n_skipped
+    examples = (table.skipped_examples + rows.examples)[:5]
     if n_dropped:
         warnings.warn(
-            f"{path}: dropped {n_dropped} invalid row(s) (on_invalid='drop'), e.g. {examples[0]}",
+            f"{path}: dropped {n_dropped} invalid row(s) ({fix('on_invalid', 'drop')}), "
+            f"e.g. {examples[0]}",
             DataWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    if len(out) == 0:
+    if len(rows) == 0 and not examples:
+        raise DataError(f"{path} has no data rows: its {n_rows} row(s) hold only delimiters.")
+    if len(rows) == 0:
         raise DataError(
             f"{path}: all {n_rows} row(s) are invalid, e.g. {examples[0]}; nothing is left to read."
         )
-    out, n_dup = merge_duplicates(out, duplicates, raw.locator)
-    out = _canonical(out)
+    n_dup = 0
+    if merge:
+        rows, n_dup = merge_duplicates(rows, duplicates, on_overflow)
+    elif duplicates == "sum" and "weight" not in rows.values:
+        rows.values["weight"] = np.ones(len(rows), np.float64)  # as merge_duplicates does
     report = LoadReport(
         path=str(path),
         n_rows_read=n_rows,
-        n_interactions=len(out),
+        n_interactions=len(rows),
         n_duplicates=n_dup,
         duplicate_policy=duplicates,
         n_dropped_invalid=n_dropped,
         dropped_examples=examples,
-        notes=notes,
+        notes=notes + rows.notes,
     )
-    return out, report
-
-
-def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(
-        {
-            "user": pd.Series(frame["user"].to_numpy(dtype=object), dtype=object),
-            "item": pd.Series(frame["item"].to_numpy(dtype=object), dtype=object),
-        }
-    )
-    for col, dtype in (("weight", np.float32), ("rating", np.float32), ("timestamp", np.float64)):
-        if col in frame:
-            out[col] = frame[col].to_numpy(dtype=dtype)
-    return out
-
-
-# ====================================================================== catalogs
-def read_items(
-    path: str | Path,
-    *,
-    id_col: str | int = "item",
-    sep: str | None = None,
-    format: str | None = None,  # noqa: A002
-    header: bool = True,
-    text_cols: list[str] | None = None,
-    encoding: str = "utf-8",
-) -> pd.DataFrame:
-    """Read an item catalog: a table indexed by external item id (``str``), other columns kept.
-
-    Parameters
-    ----------
-    path : str or Path
-        Text, Parquet or RecBole ``.item`` file (where ``id_col`` defaults to ``item_id``).
-    id_col : str or int, default "item"
-        The id column (a position with ``header=False``, where the default means 0).
-    sep, format, header, encoding
-        As in :func:`read_interactions`.
-    text_cols : list of str, optional
-        Columns holding item text (titles, descriptions): they must exist and are kept
-        as ``str`` with missing values as ``""``.
-
-    Returns
-    -------
-    DataFrame
-        Indexed by item id (index name ``"item"``). Text-file columns whose values are
-        all numbers (without leading zeros) become numeric; RecBole ``float`` columns
-        are numeric and ``token``/``token_seq`` columns stay strings.
-
-    Raises
-    ------
-    DataError
-        Missing file or column, an empty id or a repeated id (the rows are named).
-    """
-    return _read_table(
-        path, role="item", id_col=id_col, sep=sep, fmt=format, header=header,
-        text_cols=text_cols, encoding=encoding,
-    )  # fmt: skip
-
-
-def read_users(
-    path: str | Path,
-    *,
-    id_col: str | int = "user",
-    sep: str | None = None,
-    format: str | None = None,  # noqa: A002
-    header: bool = True,
-    encoding: str = "utf-8",
-) -> pd.DataFrame:
-    """Read a user attribute table indexed by external user id; see :func:`read_items`."""
-    return _read_table(
-        path, role="user", id_col=id_col, sep=sep, fmt=format, header=header,
-        text_cols=None, encoding=encoding,
-    )  # fmt: skip
-
-
-def _read_table(
-    path: str | Path,
-    *,
-    role: str,
-    id_col: str | int,
-    sep: str | None,
-    fmt: str | None,
-    header: bool,
-    text_cols: list[str] | None,
-    encoding: str,
-) -> pd.DataFrame:
-    path = Path(path)
-    raw = _read_raw(path, fmt=fmt, sep=sep, header=header, encoding=encoding)
-    if not header and id_col == role:
-        id_col = 0
-    if raw.recbole_types is not None and id_col == role and role not in raw.frame.columns:
-        id_col = f"{role}_id"
-    col = resolve_columns(path, list(raw.frame.columns), raw.header, {role: id_col})[role]
-    ids, issues = parse_ids(raw.frame[col], col, role)
-    resolve_issues(issues, raw.locator, len(ids), "raise", hint=f"Every {role} needs an id.")
-    index = pd.Index(ids, dtype=object, name=role)
-    if not index.is_unique:
-        dup = index.duplicated(keep=False)
-        n_ids = int(index[dup].nunique())
-        first = index[dup][0]
-        where = " and ".join(raw.locator.where(int(p)) for p in np.flatnonzero(index == first)[:3])
-        raise DataError(
-            f"{path}: {n_ids} {role} id(s) appear more than once, e.g. {first!r} at {where}. "
-            f"Each {role} needs exactly one row in the table: remove or merge the repeats."
-        )
-    table = raw.frame.drop(columns=[col])
-    text_cols = list(text_cols or [])
-    absent = [c for c in text_cols if c not in table.columns]
-    if absent:
-        listed = ", ".join(repr(c) for c in table.columns)
-        raise DataError(f"{path}: text column(s) {absent} not found; the columns are {listed}.")
-    out = {}
-    for name in table.columns:
-        s = table[name]
-        if name in text_cols:
-            out[name] = s.astype(object).where(s.notna(), "").astype(str).to_numpy(dtype=object)
-        elif raw.recbole_types is not None:
-            out[name] = recbole_column(s, raw.recbole_types.get(name, "token"), name, raw.locator)
-        elif raw.fmt == "parquet":
-            out[name] = s.to_numpy()
-        else:
-            out[name] = infer_column(s)
-    result = pd.DataFrame(out, index=index)
-    result.columns = list(table.columns)
-    return result
+    return rows, report
 
 
 # ====================================================================== dataset
@@ -697,7 +318,7 @@ def load_dataset(
         The interaction report, with coverage notes appended.
     """
     path = Path(path)
-    frame, report = read_interactions(path, **read_kwargs)
+    rows, report = _read_rows(path, **_read_options(read_kwargs), merge=False)
     tables = {}
     for role, table, kwargs, reader in (
         ("item", items, item_kwargs, read_items),
@@ -711,13 +332,38 @@ def load_dataset(
         if "id_col" not in kwargs and isinstance(spec, str):
             kwargs["id_col"] = spec
         tables[role] = reader(table, **kwargs)
-    notes = check_coverage(frame, items=tables["item"], users=tables["user"])
-    dataset = Dataset.from_frame(
-        frame, items=tables["item"], users=tables["user"], name=name or path.name.split(".")[0]
-    )
+    used = {"user": rows.user.external(), "item": rows.item.external()}
+    notes = coverage_notes(used, items=tables["item"], users=tables["user"])
+    build = {"items": tables["item"], "users": tables["user"], "name": name or path.name.split(".")[0]}
+    dataset = rows_to_dataset(rows, **build)
+    if dataset is None:  # repeated pairs: merge them by the policy (or name them), build again
+        options, n_notes = _read_options(read_kwargs), len(rows.notes)
+        rows, n_dup = merge_duplicates(rows, options["duplicates"], options["on_overflow"])
+        report = replace(report, n_duplicates=n_dup, n_interactions=len(rows),
+                         notes=report.notes + rows.notes[n_notes:])  # fmt: skip
+        dataset = rows_to_dataset(rows, **build)
+    if dataset is None:
+        raise DataError(f"{path}: (user, item) pairs still repeat after merging duplicates.")
     notes.append(
         f"data set: {dataset.n_users:,} users, {dataset.n_items:,} items, "
         f"{dataset.n_interactions:,} interactions"
     )
     return dataset, replace(report, notes=[*report.notes, *notes])
 
+
+_READ_DEFAULTS: dict[str, Any] = {
+    "user": "user", "item": "item", "rating": None, "weight": None, "timestamp": None,
+    "sep": None, "header": True, "fmt": None, "duplicates": "raise", "on_invalid": "raise",
+    "encoding": "utf-8", "timestamp_format": None, "on_overflow": "raise",
+}  # fmt: skip
+
+
+def _read_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """:func:`read_interactions` keywords as :func:`_read_rows` takes them."""
+    kwargs = dict(kwargs)
+    if "format" in kwargs:
+        kwargs["fmt"] = kwargs.pop("format")
+    unknown = sorted(set(kwargs) - set(_READ_DEFAULTS))
+    if unknown:
+        raise TypeError(f"load_dataset() got unexpected keyword argument(s): {', '.join(unknown)}")
+    return {**_READ_DEFAULTS, **kwargs}

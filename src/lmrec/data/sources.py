@@ -32,6 +32,7 @@ import pandas as pd
 
 from lmrec._atomic import atomic_dir
 from lmrec.data.dataset import Dataset
+from lmrec.data.export import SourceColumns
 from lmrec.errors import DataError
 
 GENRES = (
@@ -261,7 +262,14 @@ def load_builtin(name: str = "ml-100k", *, source: str = "auto") -> Dataset:
     ratings = pd.read_parquet(path / "interactions.parquet")
     items = pd.read_parquet(path / "items.parquet")
     users = pd.read_parquet(path / "users.parquet")
-    return Dataset.from_frame(ratings, items=items, users=users, name=name)
+    ds = Dataset.from_frame(ratings, items=items, users=users, name=name)
+    # Ratings are whole stars and timestamps whole epoch seconds in every source file.
+    ds.source = SourceColumns(
+        {"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
+        {"rating": True, "timestamp": True},
+        "s",
+    )
+    return ds
 
 
 def info(name: str = "ml-100k") -> dict[str, object]:

@@ -116,11 +116,11 @@ class _RatingBase(Recommender, RatingModel):
 class BiasedMFConfig(ModelConfig):
     """Hyperparameters of :class:`BiasedMF`."""
 
-    factors: int = Field(default=50, ge=1)
+    factors: int = Field(default=50, ge=1, json_schema_extra={"search": ('int_log', 8, 200)})
     """Latent dimensions of ``p_u`` and ``q_i``."""
-    reg: float = Field(default=0.12, gt=0)
+    reg: float = Field(default=0.12, gt=0, json_schema_extra={"search": ('float_log', 0.01, 1.0)})
     """Weighted-lambda regularisation: each solve adds ``reg * n`` (its number of ratings)."""
-    reg_bias: float = Field(default=5.0, ge=0)
+    reg_bias: float = Field(default=5.0, ge=0, json_schema_extra={"search": ('float_log', 0.1, 50.0)})
     """Ridge penalty of the baselines ``b_u``, ``b_i`` (as a number of pseudo-ratings)."""
     iterations: int = Field(default=15, ge=1)
     """ALS sweeps (users then items)."""
@@ -275,17 +275,17 @@ def _als_side(
 class KNNBaselineConfig(ModelConfig):
     """Hyperparameters of :class:`KNNBaseline`."""
 
-    k_neighbors: int = Field(default=40, ge=1)
+    k_neighbors: int = Field(default=40, ge=1, json_schema_extra={"search": ('int_log', 10, 200)})
     """Most similar items rated by the user that enter a prediction."""
     similarity: Literal["pearson_baseline", "pearson"] = "pearson_baseline"
     """Pearson correlation on baseline residuals, or mean-centred (each item's mean)."""
-    shrinkage: float = Field(default=100.0, ge=0)
+    shrinkage: float = Field(default=100.0, ge=0, json_schema_extra={"search": ('float_log', 1.0, 1000.0)})
     """``s_ij *= (n_ij - 1) / (n_ij - 1 + shrinkage)``: trust correlations with many common users."""
     min_support: int = Field(default=1, ge=1)
     """Pairs of items with fewer common users have similarity 0."""
-    reg_user: float = Field(default=15.0, ge=0)
+    reg_user: float = Field(default=15.0, ge=0, json_schema_extra={"search": ('float_log', 1.0, 50.0)})
     """Ridge penalty of the user baselines."""
-    reg_item: float = Field(default=10.0, ge=0)
+    reg_item: float = Field(default=10.0, ge=0, json_schema_extra={"search": ('float_log', 1.0, 50.0)})
     """Ridge penalty of the item baselines."""
 
 

@@ -72,9 +72,9 @@ class RerankConfig(ModelConfig):
     """Hyperparameters of the base model (validated by its own config)."""
     method: Method = "calibrated"
     """``calibrated`` (Steck), ``mmr`` (diversity) or ``exposure`` (protected item group)."""
-    trade_off: float = Field(default=0.5, ge=0, lt=1)
+    trade_off: float = Field(default=0.5, ge=0, lt=1, json_schema_extra={"search": ('float', 0.0, 0.95)})
     """λ: weight of the list-level goal against relevance (0 = the base model's order)."""
-    n_candidates: int = Field(default=100, ge=2, le=2000)
+    n_candidates: int = Field(default=100, ge=2, le=2000, json_schema_extra={"search": ('int_log', 20, 500)})
     """Top unseen items of the base model that are re-ranked, per user."""
     depth: int = Field(default=10, ge=1, le=2000)
     """Length of the re-ranked list (the ``k`` you show); later candidates keep the base order."""

@@ -25,8 +25,9 @@ from lmrec.errors import ConfigError
 def training_frame(base, events: pd.DataFrame) -> pd.DataFrame:
     """(user, item) pairs of ``base``'s training pattern updated by ``events``."""
     seen = base.seen_.tocoo()
-    users = np.asarray(base.user_ids_.ids, dtype=object)
-    items = np.asarray(base.item_ids_.ids, dtype=object)
+    # Stored events name ids as text; integer ids of the model are compared as text too.
+    users = base.user_ids_.texts()
+    items = base.item_ids_.texts()
     pairs = pd.DataFrame({"user": users[seen.row], "item": items[seen.col]})
     if len(events):
         latest = events.sort_values("id").drop_duplicates(["user", "item"], keep="last")
