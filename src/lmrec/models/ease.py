@@ -44,6 +44,7 @@ from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.explain import Attribution, exact, row_values
 
 #: Dense n_items x n_items float32 matrices alive at the peak of a fit (G, its factor, P/B).
 _PEAK_MATRICES = 3
@@ -126,6 +127,11 @@ class EASE(Recommender, FoldInModel):
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(history.astype(np.float32) @ self.B_, dtype=np.float32)
+
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Exact: the score is ``sum_j x_uj B[j, item]``, one term per history item."""
+        weights = row_values(self.user_items_, user_idx, history)
+        return exact(item, history, weights * self.B_[history, item])  # type: ignore[index]
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {"B": self.B_}

@@ -39,6 +39,7 @@ from lmrec.models.capabilities import (
     dot_user_vectors,
 )
 from lmrec.models.config import ModelConfig
+from lmrec.models.explain import Attribution, exact
 
 
 class PureSVDConfig(ModelConfig):
@@ -121,6 +122,11 @@ class PureSVD(Recommender, FoldInModel, DotProductModel):
         hist = history.astype(np.float32, copy=True)
         hist.data[:] = 1.0
         return np.asarray((hist @ v) @ v.T, dtype=np.float32)  # type: ignore[union-attr,operator]
+
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Exact: the score is ``sum_j V_j . V_item`` over the (binary) history."""
+        v = self.item_factors_
+        return exact(item, history, v[history] @ v[item])  # type: ignore[index]
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"item_factors": self.item_factors_}, {}  # type: ignore[dict-item]

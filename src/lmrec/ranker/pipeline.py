@@ -32,8 +32,9 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions
+from lmrec.models.capabilities import FitOptions, SequenceModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.explain import Attribution
 from lmrec.models.registry import create_model
 from lmrec.ranker.model import LMRanker, LMRankerConfig
 
@@ -59,7 +60,7 @@ class RetrieveRerankConfig(ModelConfig):
     """Score with the LoRA-merged, int8-quantized ranker (faster on CPU)."""
 
 
-class RetrieveRerank(Recommender):
+class RetrieveRerank(Recommender, SequenceModel):
     """A retriever's top-N reranked by a fine-tuned cross-encoder.
 
     Examples
@@ -126,6 +127,33 @@ class RetrieveRerank(Recommender):
         rows, cols = np.nonzero(cand >= 0)
         out[rows, cand[rows, cols]] = final[rows, cols]
         return out
+
+    def score_sequences(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every item for new users: the retriever folds each sequence in and
+        proposes its top-N (the sequence's items excluded), the ranker reads the sequence
+        in its prompt; ``-inf`` outside the candidates, as for known users."""
+        return self.score_histories(sequences)
+
+    def score_histories(self, histories: Sequence[np.ndarray], *,
+                        items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """As :meth:`Recommender.score_histories`; with ``items`` (and ``blend = 0``) the
+        ranker scores only those of the candidates."""
+        from lmrec.ranker.histories import pipeline_score_histories
+
+        self._check_fitted()
+        return pipeline_score_histories(self, histories, items)
+
+    def user_history(self, user_idx: int) -> np.ndarray:
+        """The user's items in time order, oldest first (as the ranker's prompt reads them)."""
+        self._check_fitted()
+        return self.ranker_.user_history(user_idx)  # type: ignore[union-attr]
+
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Occlusion through the pipeline's scoring with the candidate list held fixed
+        (see :func:`lmrec.ranker.histories.pipeline_attribute`)."""
+        from lmrec.ranker.histories import pipeline_attribute
+
+        return pipeline_attribute(self, item, history, user_idx)
 
     def fit_blend(self, valid: Dataset, *, grid: Sequence[float] | None = None,
                   metric: str = "ndcg@10") -> float:  # fmt: skip

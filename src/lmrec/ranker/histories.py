@@ -1,0 +1,217 @@
+"""The LM ranker and the pipeline on histories given as items: new users and explanations.
+
+A known user's prompt shows their attributes and the last ``n_history`` items of their
+time-ordered history with like marks. A history given at request time (a new user, an
+anonymous session) is rendered the same way, without attributes or marks
+(:meth:`~lmrec.ranker.prompts.PromptBuilder.render`); so the ranker is a
+:class:`~lmrec.models.capabilities.SequenceModel`, and the pipeline too (its retriever
+folds the items in, the ranker reads their order).
+
+Explanations occlude history items *in the prompt*: the contribution of an item is the
+drop of the candidate's logit when the item is removed from the history (the next
+older item then enters the window, as it would if the user had never interacted with
+it). Items outside the window do not change the prompt, so they contribute exactly 0.
+
+Stability: experimental. .. versionadded:: 0.3.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lmrec.errors import ConfigError
+from lmrec.models.explain import Attribution
+from lmrec.ranker.features import history_features
+
+if TYPE_CHECKING:
+    from lmrec.ranker.model import LMRanker
+    from lmrec.ranker.pipeline import RetrieveRerank
+
+
+@dataclass(frozen=True)
+class History:
+    """A history as the ranker reads it: items and like marks (oldest first) and the
+    user's attribute text."""
+
+    items: np.ndarray
+    liked: np.ndarray
+    user_text: str = ""
+
+    @classmethod
+    def of_items(cls, items: np.ndarray) -> History:
+        """A history given as items: no like marks, no attributes."""
+        items = np.asarray(items, np.int64)
+        return cls(items, np.full(len(items), -1, np.int8))
+
+    @classmethod
+    def of_user(cls, ranker: LMRanker, user_idx: int) -> History:
+        """A known user's history, attributes and like marks, as the prompts show them."""
+        p = ranker.prompts_
+        lo, hi = int(p.indptr[user_idx]), int(p.indptr[user_idx + 1])  # type: ignore[union-attr]
+        return cls(p.items[lo:hi].astype(np.int64), p.liked[lo:hi], p.user_texts[user_idx])  # type: ignore[union-attr]
+
+    def without(self, position: int) -> History:
+        """The history with the item at ``position`` removed."""
+        return History(np.delete(self.items, position), np.delete(self.liked, position),
+                       self.user_text)  # fmt: skip
+
+
+def candidate_logits(ranker: LMRanker, histories: Sequence[History],
+                     item_idx: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Logits (float32, (n, c)) of candidate items (-1: ``-inf``) after each history.
+
+    Identical prompt pairs (with identical side features) are scored once: occluding an
+    item outside the prompt window leaves the prompt as it was.
+    """
+    ranker._check_fitted()
+    ranker._check_module()
+    item_idx = np.asarray(item_idx, np.int64)
+    if item_idx.ndim != 2 or item_idx.shape[0] != len(histories):
+        raise ConfigError(
+            f"candidate_logits needs item_idx of shape (len(histories), c) = "
+            f"({len(histories)}, c); got {item_idx.shape}."
+        )
+    prompts, stats = ranker.prompts_, ranker.item_stats_
+    keys: dict[tuple[str, int, bytes], int] = {}
+    contexts, candidates, feats, slot = [], [], [], []
+    rows, cols = np.nonzero(item_idx >= 0)
+    for r in np.unique(rows):
+        h = histories[r]
+        items = item_idx[r][item_idx[r] >= 0]
+        context = prompts.render(h.items, h.liked, h.user_text)  # type: ignore[union-attr]
+        x = (history_features(stats, h.liked, prompts.n_history, items)  # type: ignore[union-attr]
+             if stats is not None else np.zeros((len(items), 0), np.float32))  # fmt: skip
+        for i, row in zip(items.tolist(), x, strict=True):
+            key = (context, i, row.tobytes())
+            if key not in keys:
+                keys[key] = len(contexts)
+                contexts.append(context)
+                candidates.append(prompts.item_texts[i])  # type: ignore[union-attr]
+                feats.append(row)
+            slot.append(keys[key])
+    out = np.full(item_idx.shape, -np.inf, np.float32)
+    if len(rows):
+        features = np.stack(feats) if stats is not None else None
+        out[rows, cols] = ranker._predict(contexts, candidates, features)[np.asarray(slot)]
+    return out
+
+
+def ranker_score_histories(ranker: LMRanker, sequences: Sequence[np.ndarray],
+                           items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Logits after each sequence of every item (the ranker's full ranking of a new user,
+    up to ``full_rank_limit`` items) or of ``items`` only (any catalog size)."""
+    if items is None:
+        if ranker.n_items > ranker.config.full_rank_limit:
+            raise ConfigError(
+                f"LMRanker is a cross-encoder and will not rank all {ranker.n_items:,} items "
+                f"for a new user (full_rank_limit={ranker.config.full_rank_limit}). Use the "
+                "'pipeline' model, whose retriever proposes the candidates."
+            )
+        items = np.arange(ranker.n_items)
+    grid = np.broadcast_to(np.asarray(items, np.int64), (len(sequences), len(items)))
+    return candidate_logits(ranker, [History.of_items(s) for s in sequences], grid)
+
+
+def _occlusion(history: History, score: Callable[[list[History]], np.ndarray]
+               ) -> tuple[float, np.ndarray]:  # fmt: skip
+    """Score of ``history`` and the drop when each of its items is removed."""
+    variants = [history] + [history.without(p) for p in range(len(history.items))]
+    scores = np.asarray(score(variants), np.float64)
+    return float(scores[0]), (scores[0] - scores[1:]).astype(np.float32)
+
+
+def ranker_attribute(ranker: LMRanker, item: int, history: np.ndarray,
+                     user_idx: int | None) -> Attribution:  # fmt: skip
+    """Occlusion of the history items in the ranker's prompt (see the module docstring)."""
+    h = History.of_user(ranker, user_idx) if user_idx is not None else History.of_items(history)
+
+    def score(variants: list[History]) -> np.ndarray:
+        return candidate_logits(ranker, variants, np.full((len(variants), 1), item))[:, 0]
+
+    full, contributions = _occlusion(h, score)
+    return Attribution(item, h.items, contributions, full, "occlusion")
+
+
+# ---------------------------------------------------------------------- the pipeline
+def pipeline_candidates(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The retriever's top-``n_candidates`` items not in each sequence, and their scores."""
+    from lmrec.models.base import history_matrix
+    from lmrec.ops.topk import mask_rows, topk
+
+    scores = pipeline.retriever_.score_histories(sequences)  # type: ignore[union-attr]
+    scores[~np.isfinite(scores)] = -np.inf
+    mask_rows(scores, history_matrix(list(sequences), pipeline.n_items))
+    return topk(scores, pipeline._n())
+
+
+def pipeline_score_histories(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray],
+                             items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Scores after each sequence: ``-inf`` outside the retriever's top-N (the sequence's
+    items excluded), the blend of retriever and ranker on the candidates; all items, or
+    ``items`` only (with ``blend = 0`` the ranker then scores just those candidates)."""
+    from lmrec.ranker.pipeline import blend_scores
+
+    sequences = [np.asarray(s, np.int64) for s in sequences]
+    cand, retrieval = pipeline_candidates(pipeline, sequences)
+    ok = cand >= 0
+    wanted = cand
+    if items is not None and pipeline.config.blend == 0.0:  # z-scores would need them all
+        wanted = np.where(np.isin(cand, np.asarray(items, np.int64)), cand, -1)
+    histories = [History.of_items(s) for s in sequences]
+    logits = candidate_logits(pipeline.ranker_scorer(), histories, wanted)
+    final = blend_scores(retrieval, logits, ok, pipeline.config.blend)
+    out = np.full((len(sequences), pipeline.n_items), -np.inf, np.float32)
+    rows, cols = np.nonzero(ok)
+    out[rows, cand[rows, cols]] = final[rows, cols]
+    return out if items is None else out[:, np.asarray(items, np.int64)]
+
+
+def pipeline_attribute(pipeline: RetrieveRerank, item: int, history: np.ndarray,
+                       user_idx: int | None) -> Attribution:  # fmt: skip
+    """Occlusion through the pipeline's scoring with its candidate list held fixed.
+
+    The candidates are the retriever's top-N for the whole history (the explained item
+    joins them if it is not among them). Each variant history is re-scored as the
+    pipeline scores: the retriever's fold-in scores and the ranker's logits of the
+    candidates, blended (``blend = 0``: the ranker's logit of the item alone, the
+    retriever-rank tie-breaker being fixed with the list).
+    """
+    from lmrec.ranker.pipeline import blend_scores
+
+    ranker = pipeline.ranker_scorer()
+    h = (
+        History.of_user(pipeline.ranker_, user_idx)
+        if user_idx is not None
+        else History.of_items(history)
+    )  # type: ignore[arg-type]
+    if user_idx is not None:
+        cand, _ = pipeline.candidate_scores(np.array([user_idx]))
+    else:
+        cand, _ = pipeline_candidates(pipeline, [h.items])
+    cand = cand[0][cand[0] >= 0]
+    if item not in cand:
+        cand = np.append(cand[:-1] if len(cand) >= pipeline._n() else cand, item)
+    where = int(np.flatnonzero(cand == item)[0])
+    blend = pipeline.config.blend
+    retriever = pipeline.retriever_
+
+    def score(variants: list[History]) -> np.ndarray:
+        if blend == 0.0:  # only the item's own logit moves; the tie-breaker is fixed
+            return candidate_logits(ranker, variants, np.full((len(variants), 1), item))[:, 0]
+        grid = np.broadcast_to(cand, (len(variants), len(cand)))
+        logits = candidate_logits(ranker, variants, grid)
+        retrieval = retriever.score_histories([v.items for v in variants], items=cand)  # type: ignore[union-attr]
+        ok = np.ones(grid.shape, bool)
+        return blend_scores(retrieval, logits, ok, blend)[:, where]
+
+    full, contributions = _occlusion(h, score)
+    if blend == 0.0:
+        tie = blend_scores(np.zeros((1, len(cand))), np.zeros((1, len(cand))),
+                           np.ones((1, len(cand)), bool), 0.0)[0, where]  # fmt: skip
+        full += float(tie)
+    return Attribution(item, h.items, contributions, full, "occlusion")
