@@ -207,3 +207,51 @@ def test_deletion_removing_top_attributed_items_lowers_the_score_most(fitted, na
         return
     assert result.area_attributed > result.area_random
     assert result.win_rate > 0.5
+
+
+@pytest.fixture(scope="module")
+def catalog_file(sample, tmp_path_factory):
+    """The sample's item catalog as a CSV file (as ``--items`` reads it)."""
+    path = tmp_path_factory.mktemp("catalog") / "items.csv"
+    sample.items.reset_index().to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_cli_explain_is_the_library_explanation(fitted, catalog_file, tmp_path, capsys, name):
+    import json
+
+    from lmrec.cli import main
+    from lmrec.data import read_items
+    from lmrec.models import load_model
+
+    model = fitted(name)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    user = model.user_ids_.lookup([4])[0]
+    item = model.item_ids_.lookup([_top_item(model, model.user_history(4), np.arange(100))])[0]
+    rc = main(["explain", "--model", str(tmp_path / "m"), "--user", user, "--item", item,
+               "--items", str(catalog_file), "-n", "3", "--json"])  # fmt: skip
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    expected = loaded.explain(item, user=user, n=3, catalog=read_items(catalog_file)).to_dict()
+    assert out == json.loads(json.dumps(expected))
+    assert out["title"] and all(c["title"] for c in out["contributions"])
+    history = ",".join(model.item_ids_.lookup(model.user_history(4)[:6]))
+    assert main(["explain", "--model", str(tmp_path / "m"), "--history", history,
+                 "--item", item]) == 0  # fmt: skip
+    assert "score" in capsys.readouterr().out
+
+
+def test_cli_explain_bad_input_is_a_usage_error(fitted, tmp_path, capsys):
+    from lmrec.cli import main
+
+    fitted("ease").save(tmp_path / "m")
+    assert main(["explain", "--model", str(tmp_path / "m"), "--user", "nobody", "--item", "1"]) == 2
+    assert "unknown user id" in capsys.readouterr().err
+    assert main(["explain", "--model", str(tmp_path / "m"), "--history", " , ",
+                 "--item", "1"]) == 2  # fmt: skip
+    assert "--history lists no item ids" in capsys.readouterr().err
+    assert main(["explain", "--model", str(tmp_path / "m"), "--user", "1", "--item", "1",
+                 "-n", "0"]) == 2  # fmt: skip
+    assert "'-n'" in capsys.readouterr().err

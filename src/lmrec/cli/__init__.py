@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lmrec.cli import (
         data_cmds,
         eval_cmds,
+        explain_cmds,
         index_cmds,
         model_cmds,
         ranker_cmds,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_cmds.register(sub)
     ranker_cmds.register(sub)
     eval_cmds.register(sub)
+    explain_cmds.register(sub)
     serve_cmds.register(sub)
     scale_cmds.register(sub)
     index_cmds.register(sub)

@@ -178,7 +178,7 @@ class Catalog:
         Indexed by external item id (as :func:`lmrec.data.read_items` returns, or a data
         set's ``items``). A ``title`` column names items; string columns whose values
         hold ``|``-separated lists (genres, tags) and short categorical strings are
-        compared value by value; integer columns (e.g. ``year``) by equality. Longer
+        compared value by value; whole-number columns (e.g. ``year``) by equality. Longer
         text columns (descriptions) are left out of the comparisons.
 
     Examples
@@ -214,8 +214,10 @@ class Catalog:
             if name == "title":
                 continue
             col = frame[name]
-            if pd.api.types.is_integer_dtype(col):
-                self.columns[name] = "value"
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                values = col.dropna()
+                if len(values) and bool((values == values.round()).all()):  # years, counts
+                    self.columns[name] = "value"
             elif pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col):
                 text = col.dropna().astype(str)
                 if len(text) and text.str.len().mean() <= self.max_category_length:
@@ -243,7 +245,9 @@ class Catalog:
         if item not in self.frame.index:
             return None
         v = self.frame.at[item, column]
-        return None if pd.isna(v) else v
+        if pd.isna(v):
+            return None
+        return int(v) if self.columns.get(column) == "value" else v
 
     def values(self, item: str, column: str) -> set[str]:
         """The set of values of a list or categorical attribute (``"A|B"`` gives A and B)."""
