@@ -13,6 +13,8 @@ from tests.conftest import SEED
 # deletion tests below run on each). A newly registered model needs an entry here.
 FAST = {
     "popularity": {},
+    "group_popularity": {},
+    "onboard": {"l2_items": 100.0},
     "itemknn": {"k_neighbors": 50},
     "userknn": {"k_neighbors": 20},
     "ease": {"l2": 50.0},
@@ -33,7 +35,7 @@ FAST = {
                                    "n_threads": 2, "max_steps": 8, "seed": SEED}},
 }  # fmt: skip
 #: Models whose scores do not depend on the history (every contribution is 0).
-HISTORY_FREE = {"popularity"}
+HISTORY_FREE = {"popularity", "group_popularity"}
 
 
 @pytest.fixture(scope="module")

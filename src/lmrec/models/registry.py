@@ -20,6 +20,7 @@ from lmrec.models.capabilities import supports
 
 _BUILTINS: dict[str, str] = {
     "popularity": "lmrec.models.popularity:Popularity",
+    "group_popularity": "lmrec.models.group_popularity:GroupPopularity",
     "itemknn": "lmrec.models.knn:ItemKNN",
     "userknn": "lmrec.models.knn:UserKNN",
     "ease": "lmrec.models.ease:EASE",
@@ -32,6 +33,7 @@ _BUILTINS: dict[str, str] = {
     "twotower": "lmrec.models.twotower:TwoTower",
     "text2cf": "lmrec.models.text2cf:Text2CF",
     "text_ease": "lmrec.models.text_ease:TextEASE",
+    "onboard": "lmrec.models.onboard:Onboard",
     "ranker": "lmrec.ranker.model:LMRanker",
     "pipeline": "lmrec.ranker.pipeline:RetrieveRerank",
 }
