@@ -140,32 +140,46 @@ def ranker_attribute(ranker: LMRanker, item: int, history: np.ndarray,
 def pipeline_candidates(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
                         ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The retriever's top-``n_candidates`` items not in each sequence, and their scores."""
+    return _retrieve(pipeline, sequences)[1:]
+
+
+def _retrieve(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The retriever's full scores after each sequence, and its top-N (sequence excluded)."""
     from lmrec.models.base import history_matrix
     from lmrec.ops.topk import mask_rows, topk
 
-    scores = pipeline.retriever_.score_histories(sequences)  # type: ignore[union-attr]
+    full = pipeline.retriever_.score_histories(sequences)  # type: ignore[union-attr]
+    scores = full.copy()
     scores[~np.isfinite(scores)] = -np.inf
     mask_rows(scores, history_matrix(list(sequences), pipeline.n_items))
-    return topk(scores, pipeline._n())
+    cand, retrieval = topk(scores, pipeline._n())
+    return full, cand, retrieval
 
 
 def pipeline_score_histories(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray],
                              items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """Scores after each sequence: ``-inf`` outside the retriever's top-N (the sequence's
-    items excluded), the blend of retriever and ranker on the candidates; all items, or
-    ``items`` only (with ``blend = 0`` the ranker then scores just those candidates)."""
-    from lmrec.ranker.pipeline import blend_scores
+    """Scores after each sequence: the blend of retriever and ranker on the retriever's
+    top-N (the sequence's items excluded), the other items below them in the retriever's
+    order; all items, or ``items`` only (with ``blend = 0`` the ranker then scores just
+    those candidates, and the others' floor is the lowest scored one)."""
+    from lmrec.ranker.pipeline import below_candidates, blend_scores
 
     sequences = [np.asarray(s, np.int64) for s in sequences]
-    cand, retrieval = pipeline_candidates(pipeline, sequences)
+    full, cand, retrieval = _retrieve(pipeline, sequences)
     ok = cand >= 0
     wanted = cand
     if items is not None and pipeline.config.blend == 0.0:  # z-scores would need them all
-        wanted = np.where(np.isin(cand, np.asarray(items, np.int64)), cand, -1)
+        asked = np.asarray(items, np.int64)
+        wanted = np.where(np.isin(cand, asked), cand, -1)
+        # A row where an asked item is no candidate needs every candidate: its score sits
+        # below the lowest of them.
+        outside = np.array([not np.isin(asked, c).all() for c in cand], dtype=bool)
+        wanted[outside] = cand[outside]
     histories = [History.of_items(s) for s in sequences]
     logits = candidate_logits(pipeline.ranker_scorer(), histories, wanted)
     final = blend_scores(retrieval, logits, ok, pipeline.config.blend)
-    out = np.full((len(sequences), pipeline.n_items), -np.inf, np.float32)
+    out = below_candidates(full, final, ok)
     rows, cols = np.nonzero(ok)
     out[rows, cand[rows, cols]] = final[rows, cols]
     return out if items is None else out[:, np.asarray(items, np.int64)]

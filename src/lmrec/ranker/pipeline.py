@@ -2,8 +2,9 @@
 
 :class:`RetrieveRerank` fits a registered retriever (default ``ease``) and an
 :class:`~lmrec.ranker.model.LMRanker` on the same data; the ranker's hard negatives
-are the retriever's top-``n_candidates`` per user. At scoring time every item outside
-a user's candidate list gets ``-inf``; the candidates get
+are the retriever's top-``n_candidates`` per user. At scoring time the items outside
+a user's candidate list follow in the retriever's order, below every candidate (so a
+list longer than N, or one keeping seen items, is complete); the candidates get
 
 ``blend * z(retriever score) + (1 - blend) * z(ranker logit)``
 
@@ -123,7 +124,7 @@ class RetrieveRerank(Recommender, SequenceModel):
         cand, retrieval = self.candidate_scores(user_idx)
         logits = self.ranker_scorer().score_candidates(user_idx, cand)
         final = blend_scores(retrieval, logits, cand >= 0, self.config.blend)
-        out = np.full((len(user_idx), self.n_items), -np.inf, np.float32)
+        out = below_candidates(self.retriever_._score(user_idx), final, cand >= 0)  # type: ignore[union-attr]
         rows, cols = np.nonzero(cand >= 0)
         out[rows, cand[rows, cols]] = final[rows, cols]
         return out
@@ -131,7 +132,7 @@ class RetrieveRerank(Recommender, SequenceModel):
     def score_sequences(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
         """Scores of every item for new users: the retriever folds each sequence in and
         proposes its top-N (the sequence's items excluded), the ranker reads the sequence
-        in its prompt; ``-inf`` outside the candidates, as for known users."""
+        in its prompt; the other items follow in the retriever's order, as for known users."""
         return self.score_histories(sequences)
 
     def score_histories(self, histories: Sequence[np.ndarray], *,
@@ -221,6 +222,20 @@ class RetrieveRerank(Recommender, SequenceModel):
                              saved.get("meta", {}))  # fmt: skip
         self.retriever_, self.ranker_ = comps["retriever"], comps["ranker"]  # type: ignore[assignment]
         self._scorer = None
+
+
+def below_candidates(retrieval: np.ndarray, final: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Scores (float32 (n, n_items)) that rank every item by the retriever's full scores
+    ``retrieval``, shifted below the lowest candidate score of its row (``final`` over the
+    ``ok`` candidates); the caller then writes the candidates' scores over them."""
+    r = np.asarray(retrieval, np.float64)
+    finite = np.isfinite(r)
+    top = np.where(finite, r, -np.inf).max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    lowest = np.where(ok, final, np.inf).min(axis=1, keepdims=True)
+    lowest[~np.isfinite(lowest)] = 0.0
+    out = np.where(finite, r - top + lowest - 1.0, -np.inf)
+    return out.astype(np.float32)
 
 
 def _standardise(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
