@@ -7,6 +7,17 @@ import os
 import pytest
 
 SEED = int(os.environ.get("LMREC_TEST_SEED", "2026"))
+IN_CI = os.environ.get("CI") == "true"
+
+
+def skip_unless(available: bool, reason: str) -> None:
+    """Skip a test whose system dependency is missing -- except in CI, where it must be
+    installed (``make test`` installs it) and a skipped integration test is a failure."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}; make test must install it", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -119,7 +119,7 @@ class _Crash(RuntimeError):
 
 def _crash_at_step(monkeypatch, step: int) -> None:
     """Make the ``step``-th optimizer step (1-based) of this process raise, like a killed rank."""
-    from lmrec.models.bpr import Optimizer
+    from lmrec.train.pairs import Optimizer
 
     calls = {"n": 0}
     original = Optimizer.step

@@ -14,7 +14,14 @@ class TestPopularityContract(RecommenderContract):
         return Popularity()
 
     def test_checkerboard_known_answer(self):
-        pytest.skip("popularity is not personalised; it cannot separate the two groups")
+        """Not personalised: every user gets the most-interacted unseen items, ties by index."""
+        data = self.data()
+        model = self.fitted()
+        counts = data.to_frame()["item"].value_counts()
+        for user, group in data.to_frame().groupby("user"):
+            unseen = counts.drop(group["item"])
+            rank = sorted(unseen.index, key=lambda i: (-unseen[i], model.item_ids_.index([i])[0]))
+            assert model.recommend([user], k=3)["item"].tolist() == rank[:3]
 
     def test_fold_in_history(self):
         recs = self.fitted().recommend_for_items(["i0"], k=3)

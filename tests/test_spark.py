@@ -17,14 +17,17 @@ import pandas as pd
 import pytest
 
 from lmrec.errors import ConfigError, MissingExtraError
+from tests.conftest import skip_unless
 
 SEED = int(os.environ.get("LMREC_TEST_SEED", "2026"))
 
 
 def _needs_spark():
-    pytest.importorskip("pyspark")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("Spark needs a Java runtime ('java' on PATH or JAVA_HOME)")
+    import importlib.util
+
+    skip_unless(importlib.util.find_spec("pyspark") is not None, "pyspark is not installed")
+    skip_unless(shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME")),
+                "Spark needs a Java runtime ('java' on PATH or JAVA_HOME)")  # fmt: skip
 
 
 def test_missing_java_is_named_in_the_error(monkeypatch, tmp_path):

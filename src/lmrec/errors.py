@@ -57,6 +57,10 @@ class ModelFileError(LmrecError, ValueError):
     """A model directory is missing, incomplete, tampered with or from an incompatible version."""
 
 
+class StorageError(LmrecError, OSError):
+    """Writing a file or directory failed (disk full, permissions); nothing was replaced."""
+
+
 class MissingExtraError(LmrecError, ImportError):
     """An optional dependency is not installed; the message gives the pip command."""
 

@@ -23,9 +23,9 @@ TINY = dict(factors=8, epochs=20, batch_size=128, lr=0.05, reg=1e-3, seed=SEED, 
 
 class TestBPRContract(RecommenderContract):
     # BPR folds a new user in with one ridge solve plus the item bias; on this 30-item toy a
-    # 3-item history is dominated by the bias (0.5-1.0 across seeds). Fold-in quality is
-    # asserted on real data instead (test_ml100k_beats_popularity: fold-in NDCG@10 ~0.36).
-    fold_in_floor = 0.5
+    # 3-item history is partly outweighed by the bias (0.79-0.96 of 24 across seeds, chance
+    # 0.5). Fold-in quality on real data: test_ml100k_beats_popularity (NDCG@10 ~0.36).
+    fold_in_floor = 0.75
 
     def make_model(self):
         return BPR(**TINY)

@@ -24,8 +24,8 @@ TINY = dict(factors=8, epochs=20, batch_size=128, lr=0.05, reg=1e-3, seed=SEED, 
 
 
 class TestFMContract(RecommenderContract):
-    # Same ridge fold-in as BPR (item bias included): weak for 3-item histories on the toy.
-    fold_in_floor = 0.5
+    # Same ridge fold-in as BPR (item bias included): 0.67-0.96 of 24 across seeds on the toy.
+    fold_in_floor = 0.75
 
     def make_model(self):
         return FactorizationMachine(**TINY)

@@ -72,6 +72,7 @@ from lmrec.models.capabilities import (
 )
 from lmrec.models.config import ModelConfig
 from lmrec.models.explain import Attribution, exact
+from lmrec.models.files import StateArrays
 
 
 class ALSConfig(ModelConfig):
@@ -329,6 +330,7 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}, {}
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.user_factors_ = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        (n_users, n_items), f = self.seen_.shape, self.config.factors  # type: ignore[union-attr]
+        self.user_factors_ = np.ascontiguousarray(arrays.float("user_factors", (n_users, f)))
+        self.item_factors_ = np.ascontiguousarray(arrays.float("item_factors", (n_items, f)))

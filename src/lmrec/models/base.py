@@ -29,6 +29,7 @@ order the model reads it). See :mod:`lmrec.models.explain`.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ from typing_extensions import Self
 from lmrec._checks import check_k
 from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import IdMap, OnUnknown, as_id_array
-from lmrec.errors import ConfigError, NonFiniteModelError, NotFittedError
+from lmrec.errors import ConfigError, ModelFileError, NonFiniteModelError, NotFittedError
 from lmrec.models.capabilities import (
     CheckpointedModel,
     DotProductModel,
@@ -54,6 +55,7 @@ from lmrec.models.capabilities import (
 )
 from lmrec.models.config import ModelConfig, build_config
 from lmrec.models.explain import Attribution, Catalog, Explanation, explain_ids, occlusion
+from lmrec.models.files import ModelFiles, StateArrays, read_model_files, write_model_files
 from lmrec.ops.topk import dot_topk, mask_rows, topk
 
 RECOMMENDATION_COLUMNS = ["user", "item", "rank", "score"]
@@ -575,31 +577,99 @@ class Recommender(ABC):
         )
 
     # ------------------------------------------------------------------ persistence
+    #: Whether loading scores two users (and folds in one item) to prove the arrays fit
+    #: together; off for models whose every score is a language-model forward pass.
+    smoke_check_on_load: ClassVar[bool] = True
+
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Fitted arrays (saved as safetensors) and JSON-able metadata of the model."""
         return {}, {}
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:  # noqa: B027
-        """Restore what :meth:`_get_state` returned (models without fitted arrays keep this)."""
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:  # noqa: B027
+        """Restore what :meth:`_get_state` returned, reading each array through the checked
+        accessors of ``arrays`` (models without fitted arrays keep this)."""
 
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
-        """Write the fitted model to directory ``path`` atomically (no pickle)."""
-        from lmrec.models.persist import save_model
-
-        return save_model(self, path, overwrite=overwrite)
+        """Write the fitted model to directory ``path`` atomically and durably (no pickle)."""
+        self._check_fitted()
+        if not self.name:
+            raise ConfigError(
+                f"{type(self).__name__} is not registered; register_model(name, cls) before saving."
+            )
+        arrays, meta = self._get_state()
+        return write_model_files(
+            path, name=self.name, params=self.config.model_dump(mode="json"), meta=meta,
+            arrays=arrays, user_ids=self.user_ids_, item_ids=self.item_ids_,  # type: ignore[arg-type]
+            seen=self.seen_, overwrite=overwrite,  # type: ignore[arg-type]
+        )  # fmt: skip
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Load a model directory, verifying checksums; works on the base class or the right subclass."""
-        from lmrec.models.persist import load_model
+    def load(cls, path: str | Path) -> Self:
+        """Load a model directory saved by this class, verifying every file.
 
-        model = load_model(path)
-        if cls is not Recommender and not isinstance(model, cls):
+        ``lmrec.models.load_model(path)`` loads a directory of any model.
+        """
+        files = read_model_files(path)
+        if cls is Recommender or files.name != cls.name:
             raise ConfigError(
-                f"{path} holds a {type(model).__name__} model, not a {cls.__name__}; "
-                "use lmrec.models.load_model to load any model."
+                f"{path} holds a {files.name!r} model; load it with lmrec.models.load_model, "
+                f"or with the class registered as {files.name!r}."
             )
+        return cls.from_files(files)
+
+    @classmethod
+    def from_files(cls, files: ModelFiles) -> Self:
+        """Build a fitted model from validated directory contents (see :mod:`lmrec.models.files`)."""
+        where = files.path / "arrays.safetensors"
+        params = dict(files.params)
+        unknown = set(params) - set(cls.config_class.model_fields)
+        if unknown:
+            warnings.warn(
+                f"{files.path}: ignoring unknown {files.name} parameters {sorted(unknown)} "
+                "(written by a newer lmrec?).",
+                UserWarning,
+                stacklevel=3,
+            )
+            params = {k: v for k, v in params.items() if k not in unknown}
+        try:
+            model = cls(build_config(cls.config_class, params))
+        except ConfigError as e:
+            raise ModelFileError(f"{files.path / 'config.json'}: {e}") from e
+        model.user_ids_, model.item_ids_, model.seen_ = files.user_ids, files.item_ids, files.seen
+        state = StateArrays(files.arrays, str(where))
+        try:
+            model._set_state(state, files.meta)
+            if state.unread():
+                raise ModelFileError(
+                    f"{where} holds arrays a {files.name} model does not have: "
+                    f"{', '.join(state.unread()[:10])}."
+                )
+            if cls.smoke_check_on_load:
+                model._smoke_check()
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                ArithmeticError) as e:  # fmt: skip
+            raise ModelFileError(
+                f"{files.path} is not a valid {files.name} model: {type(e).__name__}: {e}"
+            ) from e
         return model
+
+    def _smoke_check(self) -> None:
+        """Score the first and last user (and fold in one item) to prove the arrays fit together."""
+        n_users = self.seen_.shape[0]  # type: ignore[union-attr]
+        checks = []
+        if n_users:
+            checks.append(("scores", self._score(np.unique([0, n_users - 1]))))
+        if supports(self, FoldInModel) and self.n_items:
+            checks.append(("fold-in", self.score_history(history_matrix([np.array([0])], self.n_items))))  # type: ignore[attr-defined]
+        for what, out in checks:
+            out = np.asarray(out)
+            if out.ndim != 2 or out.shape[1] != self.n_items or np.isnan(out).any():
+                raise ModelFileError(
+                    f"The saved {self.name} model gives invalid {what} (shape {out.shape}, "
+                    "or NaN values); the model files are inconsistent."
+                )
 
 
 def history_matrix(rows: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:

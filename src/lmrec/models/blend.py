@@ -45,6 +45,7 @@ from lmrec.errors import ConfigError, DataError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, ValidatedModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 from lmrec.models.registry import create_model
 from lmrec.models.validation import validation_metric
 
@@ -262,7 +263,7 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
             meta["components"][role] = {"model": model.name, "meta": sub_meta}  # type: ignore[union-attr]
         return arrays, meta
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         comps = dict(zip(("cf", "content"), self._components(), strict=True))
         for role, model in comps.items():
             saved = meta.get("components", {}).get(role, {})
@@ -274,10 +275,7 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
             prefix = _PREFIXES[role]
             model.user_ids_, model.item_ids_ = self.user_ids_, self.item_ids_
             model.seen_ = self.seen_
-            model._set_state(
-                {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
-                saved.get("meta", {}),
-            )  # fmt: skip
+            model._set_state(arrays.child(prefix), saved.get("meta", {}))
         self.cf_, self.content_ = comps["cf"], comps["content"]
         self.weight_ = float(meta["weight"])
         validation = meta.get("validation")

@@ -44,6 +44,7 @@ from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, check_k
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 from lmrec.ops.topk import topk
 
 _KMEANS_ITERATIONS = 15
@@ -283,11 +284,16 @@ class ContentModel(Recommender, FoldInModel):
             arrays["item_scale"] = self.item_scale_
         return arrays, {"encoder_id": self.encoder_id_}  # type: ignore[return-value]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         from lmrec.text.quantize import dequantize
 
-        self.item_values_ = arrays["item_values"]
-        self.item_scale_ = arrays.get("item_scale")
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        self.item_values_ = arrays.float(
+            "item_values", (n_items, None), dtypes=(np.float32, np.float16)
+        ) if "item_scale" not in arrays else arrays.int("item_values", (n_items, None),
+                                                        dtypes=(np.int8,))  # fmt: skip
+        self.item_scale_ = arrays.float("item_scale", (n_items,)) if "item_scale" in arrays else None
         self.item_vectors_ = self._comparable(dequantize(self.item_values_, self.item_scale_))
-        self.profiles_ = np.ascontiguousarray(arrays["profiles"], dtype=np.float32)
+        dim = self.item_vectors_.shape[1]
+        self.profiles_ = np.ascontiguousarray(arrays.float("profiles", (n_users, None, dim)))
         self.encoder_id_ = meta.get("encoder_id")

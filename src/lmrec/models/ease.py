@@ -45,6 +45,7 @@ from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.explain import Attribution, exact, row_values
+from lmrec.models.files import StateArrays
 
 #: Dense n_items x n_items float32 matrices alive at the peak of a fit (G, its factor, P/B).
 _PEAK_MATRICES = 3
@@ -142,14 +143,11 @@ class EASE(Recommender, FoldInModel):
             arrays["user_items.indptr"] = self.user_items_.indptr  # type: ignore[union-attr]
         return arrays, {}  # type: ignore[return-value]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.B_ = np.ascontiguousarray(arrays["B"], dtype=np.float32)
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         shape = self.seen_.shape  # type: ignore[union-attr]
-        if "user_items.data" in arrays:
-            self.user_items_ = sp.csr_matrix(
-                (arrays["user_items.data"], arrays["user_items.indices"],
-                 arrays["user_items.indptr"]), shape=shape,
-            )  # fmt: skip
+        self.B_ = np.ascontiguousarray(arrays.float("B", (shape[1], shape[1])))
+        if not self.config.implicit:
+            self.user_items_ = arrays.csr("user_items", shape)
         else:
             self.user_items_ = self.seen_.astype(np.float32, copy=True)  # type: ignore[union-attr]
 

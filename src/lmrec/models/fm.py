@@ -52,17 +52,6 @@ from lmrec._optional import require
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
-from lmrec.models.bpr import (
-    Device,
-    NegativeSampler,
-    ShardedPairTrainer,
-    draw_seed,
-    fold_in_ridge,
-    resolve_device,
-    shared_seed,
-    torch_generator,
-    torch_threads,
-)
 from lmrec.models.capabilities import (
     CheckpointedModel,
     DistributedModel,
@@ -73,7 +62,18 @@ from lmrec.models.capabilities import (
     dot_user_vectors,
 )
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
+from lmrec.models.foldin import fold_in_ridge
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
+from lmrec.train.pairs import NegativeSampler, ShardedPairTrainer, to_numpy
+from lmrec.train.torch_utils import (
+    Device,
+    draw_seed,
+    resolve_device,
+    shared_seed,
+    torch_generator,
+    torch_threads,
+)
 
 #: Separator of multi-valued string attributes such as MovieLens ``genres``.
 MULTI_SEP = "|"
@@ -344,9 +344,9 @@ class FactorizationMachine(Recommender, FoldInModel, DotProductModel, Checkpoint
         try:
             with torch_threads(torch, cfg.torch_threads):
                 self.history_ = trainer.fit(cfg.epochs, desc="fm")
-            self.user_embeddings_ = _to_numpy(self._params["user"])
-            self.item_embeddings_ = _to_numpy(self._params["item"])
-            self.item_token_bias_ = _to_numpy(self._params["bias"])[:, 0].copy()
+            self.user_embeddings_ = to_numpy(self._params["user"])
+            self.item_embeddings_ = to_numpy(self._params["item"])
+            self.item_token_bias_ = to_numpy(self._params["bias"])[:, 0].copy()
         finally:  # the torch state is only needed while training
             del self._params, self._bags, self._trainer, self._n_candidates
         self.user_repr_ = np.asarray(x_user @ self.user_embeddings_, np.float32)
@@ -451,18 +451,16 @@ class FactorizationMachine(Recommender, FoldInModel, DotProductModel, Checkpoint
         }
         return arrays, meta  # type: ignore[return-value]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.user_repr_ = arrays["user_repr"]
-        self.item_repr_ = arrays["item_repr"]
-        self.item_bias_ = arrays["item_bias"]
-        self.user_embeddings_ = arrays["user_embeddings"]
-        self.item_embeddings_ = arrays["item_embeddings"]
-        self.item_token_bias_ = arrays["item_token_bias"]
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        self.user_repr_ = arrays.float("user_repr", (n_users, None))
+        dim = self.user_repr_.shape[1]
+        self.item_repr_ = arrays.float("item_repr", (n_items, dim))
+        self.item_bias_ = arrays.float("item_bias", (n_items,))
+        self.user_embeddings_ = arrays.float("user_embeddings", (None, self.config.factors))
+        self.item_embeddings_ = arrays.float("item_embeddings", (None, self.config.factors))
+        self.item_token_bias_ = arrays.float("item_token_bias", (len(self.item_embeddings_),))
         self.item_encoders_ = meta.get("item_encoders") or []
         self.user_encoders_ = meta.get("user_encoders") or []
         self.history_ = meta.get("history")
         self.seed_ = meta.get("seed")
-
-
-def _to_numpy(t: Any) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().float().cpu().numpy(), dtype=np.float32)

@@ -21,6 +21,7 @@ from lmrec.models.attributes import DEFAULT_BINS, AttributeGroups
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 
 #: Weight of global popularity inside a group (orders items the group never chose).
 GLOBAL_TIE_BREAK = 1e-6
@@ -90,7 +91,9 @@ class GroupPopularity(Recommender, FoldInModel):
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"counts": self.counts_, "group": self.group_}, {"labels": self.labels_}  # type: ignore[dict-item]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.counts_ = np.asarray(arrays["counts"], np.float32)
-        self.group_ = np.asarray(arrays["group"], np.int64)
-        self.labels_ = list(meta.get("labels", []))
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        self.labels_ = [str(v) for v in meta.get("labels", [])]
+        n_groups = len(self.labels_)
+        self.counts_ = arrays.float("counts", (n_groups + 1, n_items))
+        self.group_ = arrays.int("group", (n_users,), low=0, high=n_groups + 1).astype(np.int64)

@@ -50,6 +50,7 @@ from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.explain import Attribution, column_values, exact, occlusion, row_values
+from lmrec.models.files import StateArrays
 
 #: Upper bound on the number of cells of one dense similarity block (float32: 256 MiB).
 _BLOCK_CELLS = 1 << 26
@@ -193,15 +194,6 @@ def _csr_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
     }
 
 
-def _csr_from_state(
-    prefix: str, arrays: dict[str, np.ndarray], shape: tuple[int, int]
-) -> sp.csr_matrix:
-    return sp.csr_matrix(
-        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]),
-        shape=shape,
-    )
-
-
 def _user_items(dataset: Dataset, implicit: bool) -> sp.csr_matrix:
     x = dataset.matrix.astype(np.float32, copy=True)
     if implicit:
@@ -226,11 +218,11 @@ class _KNNBase(Recommender):
         arrays.update(_csr_state("user_items", self.user_items_))  # type: ignore[arg-type]
         return arrays, {}
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
-        self.user_items_ = _csr_from_state("user_items", arrays, (n_users, n_items))
+        self.user_items_ = arrays.csr("user_items", (n_users, n_items))
         n = n_items if self._neighbor_side == "item" else n_users
-        self.similarity_ = _csr_from_state("similarity", arrays, (n, n))
+        self.similarity_ = arrays.csr("similarity", (n, n))
         self._prepare()
 
     def _prepare(self) -> None:

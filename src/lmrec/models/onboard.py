@@ -37,12 +37,13 @@ import scipy.sparse as sp
 from pydantic import Field, field_validator
 
 from lmrec.data.dataset import Dataset
-from lmrec.errors import ConfigError
+from lmrec.errors import ConfigError, ModelFileError
 from lmrec.models.attributes import DEFAULT_BINS, AttributeGroups
 from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.explain import Attribution, occlusion
+from lmrec.models.files import StateArrays
 
 #: Ridge penalty of the per-bucket intercepts (nearly free: they carry popularity).
 INTERCEPT_L2 = 1e-3
@@ -209,11 +210,17 @@ class Onboard(Recommender, FoldInModel):
                 "combinations": [list(c) for c in g.combinations]}  # type: ignore[union-attr]  # fmt: skip
         return arrays, meta  # type: ignore[return-value]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.W_ = np.ascontiguousarray(arrays["W"], np.float32)
-        self.V_ = np.ascontiguousarray(arrays["V"], np.float32)
-        self.groups_ = AttributeGroups.from_state(arrays["groups"], meta["vocabularies"],
-                                                  meta["combinations"])  # fmt: skip
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        vocab = [list(v) for v in meta.get("vocabularies", [])]
+        nf = 1 + sum(len(v) for v in vocab)
+        codes = arrays.int("groups", (n_users, len(vocab)), low=-1)
+        for k, v in enumerate(vocab):
+            if len(codes) and codes[:, k].max() >= len(v):
+                raise ModelFileError(f"Onboard group codes exceed the {len(v)} groups saved.")
+        self.W_ = np.ascontiguousarray(arrays.float("W", (len(self.config.prefixes), nf, n_items)))
+        self.V_ = np.ascontiguousarray(arrays.float("V", (n_items, n_items)))
+        self.groups_ = AttributeGroups.from_state(codes, vocab, meta.get("combinations", []))
 
 
 def _rank_within_user(users: np.ndarray, key: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 
 
 class PopularityConfig(ModelConfig):
@@ -64,5 +65,5 @@ class Popularity(Recommender, FoldInModel):
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"scores": self.scores_}, {}
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.scores_ = arrays["scores"]
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        self.scores_ = arrays.float("scores", (self.seen_.shape[1],))  # type: ignore[union-attr]

@@ -64,6 +64,11 @@ def _plugins() -> dict[str, object]:
     return {ep.name: ep for ep in entry_points(group="lmrec.models")}
 
 
+def builtin_models() -> list[str]:
+    """Names of the models that ship with lmrec, sorted."""
+    return sorted(_BUILTINS)
+
+
 def list_models() -> list[str]:
     """Names of all available models (built-in, registered and plugins), sorted."""
     return sorted({*_BUILTINS, *_REGISTERED, *_plugins()})

@@ -40,6 +40,7 @@ from lmrec.models.capabilities import (
 )
 from lmrec.models.config import ModelConfig
 from lmrec.models.explain import Attribution, exact
+from lmrec.models.files import StateArrays
 
 
 class PureSVDConfig(ModelConfig):
@@ -131,6 +132,7 @@ class PureSVD(Recommender, FoldInModel, DotProductModel):
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"item_factors": self.item_factors_}, {}  # type: ignore[dict-item]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.item_factors_ = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_items = self.seen_.shape[1]  # type: ignore[union-attr]
+        self.item_factors_ = np.ascontiguousarray(arrays.float("item_factors", (n_items, None)))
         self.user_items_ = self.seen_.astype(np.float32, copy=True)  # type: ignore[union-attr]

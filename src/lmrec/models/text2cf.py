@@ -49,6 +49,7 @@ from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 
 
 class ItemFeatureConfig(ModelConfig):
@@ -204,7 +205,9 @@ class Text2CF(Recommender, FoldInModel):
         return ({"features": self.features_, "mapping": self.mapping_},  # type: ignore[dict-item]
                 {"encoder_id": self.encoder_id_})  # fmt: skip
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.features_ = np.ascontiguousarray(arrays["features"], dtype=np.float32)
-        self.mapping_ = np.ascontiguousarray(arrays["mapping"], dtype=np.float32)
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_items = self.seen_.shape[1]  # type: ignore[union-attr]
+        self.features_ = np.ascontiguousarray(arrays.float("features", (n_items, None)))
+        dim = self.features_.shape[1]
+        self.mapping_ = np.ascontiguousarray(arrays.float("mapping", (n_items, dim)))
         self.encoder_id_ = meta.get("encoder_id")

@@ -35,6 +35,7 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
+from lmrec.models.files import StateArrays
 from lmrec.models.text2cf import ItemFeatureConfig, item_features
 
 
@@ -115,6 +116,7 @@ class TextEASE(Recommender, FoldInModel):
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"B": self.B_}, {"encoder_id": self.encoder_id_}  # type: ignore[dict-item]
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.B_ = np.ascontiguousarray(arrays["B"], dtype=np.float32)
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_items = self.seen_.shape[1]  # type: ignore[union-attr]
+        self.B_ = np.ascontiguousarray(arrays.float("B", (n_items, n_items)))
         self.encoder_id_ = meta.get("encoder_id")

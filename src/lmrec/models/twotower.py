@@ -54,16 +54,6 @@ from lmrec._optional import require
 from lmrec._progress import progress
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
-from lmrec.models.bpr import (
-    Device,
-    Optimizer,
-    autocast,
-    draw_seed,
-    resolve_device,
-    shared_seed,
-    torch_generator,
-    torch_threads,
-)
 from lmrec.models.capabilities import (
     DistributedModel,
     DotProductModel,
@@ -73,6 +63,7 @@ from lmrec.models.capabilities import (
     dot_user_vectors,
 )
 from lmrec.models.config import ModelConfig
+from lmrec.models.files import StateArrays
 from lmrec.train.distributed import (
     DistInfo,
     all_reduce_sum_,
@@ -81,6 +72,16 @@ from lmrec.train.distributed import (
     epoch_order,
     setup_distributed,
     shard_bounds,
+)
+from lmrec.train.pairs import Optimizer
+from lmrec.train.torch_utils import (
+    Device,
+    autocast,
+    draw_seed,
+    resolve_device,
+    shared_seed,
+    torch_generator,
+    torch_threads,
 )
 
 logger = logging.getLogger(__name__)
@@ -449,11 +450,12 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
             arrays["item_text"] = self.item_text_
         return arrays, {"history": self.history_, "seed": self.seed_}
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self.weights_ = {k[2:]: v for k, v in arrays.items() if k.startswith("w.")}
-        self.user_vectors_ = arrays["user_vectors"]
-        self.item_known_ = arrays["item_known"].astype(bool)
-        self.item_text_ = arrays.get("item_text")
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        self.weights_ = {k[2:]: arrays.float(k) for k in arrays.keys("w.")}
+        self.user_vectors_ = arrays.float("user_vectors", (n_users, None))
+        self.item_known_ = arrays.flags("item_known", (n_items,))
+        self.item_text_ = arrays.float("item_text", (n_items, None)) if "item_text" in arrays else None
         self.history_ = meta.get("history")
         self.seed_ = meta.get("seed")
         self._precompute(None)

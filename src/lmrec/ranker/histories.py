@@ -19,17 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from lmrec.errors import ConfigError
 from lmrec.models.explain import Attribution
 from lmrec.ranker.features import history_features
-
-if TYPE_CHECKING:
-    from lmrec.ranker.model import LMRanker
-    from lmrec.ranker.pipeline import RetrieveRerank
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,7 @@ class History:
         return cls(items, np.full(len(items), -1, np.int8))
 
     @classmethod
-    def of_user(cls, ranker: LMRanker, user_idx: int) -> History:
+    def of_user(cls, ranker: Any, user_idx: int) -> History:
         """A known user's history, attributes and like marks, as the prompts show them."""
         p = ranker.prompts_
         lo, hi = int(p.indptr[user_idx]), int(p.indptr[user_idx + 1])  # type: ignore[union-attr]
@@ -60,7 +56,7 @@ class History:
                        self.user_text)  # fmt: skip
 
 
-def candidate_logits(ranker: LMRanker, histories: Sequence[History],
+def candidate_logits(ranker: Any, histories: Sequence[History],
                      item_idx: np.ndarray) -> np.ndarray:  # fmt: skip
     """Logits (float32, (n, c)) of candidate items (-1: ``-inf``) after each history.
 
@@ -100,7 +96,7 @@ def candidate_logits(ranker: LMRanker, histories: Sequence[History],
     return out
 
 
-def ranker_score_histories(ranker: LMRanker, sequences: Sequence[np.ndarray],
+def ranker_score_histories(ranker: Any, sequences: Sequence[np.ndarray],
                            items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Logits after each sequence of every item (the ranker's full ranking of a new user,
     up to ``full_rank_limit`` items) or of ``items`` only (any catalog size)."""
@@ -116,7 +112,7 @@ def ranker_score_histories(ranker: LMRanker, sequences: Sequence[np.ndarray],
     return candidate_logits(ranker, [History.of_items(s) for s in sequences], grid)
 
 
-def _occlusion(history: History, score: Callable[[list[History]], np.ndarray]
+def occlude(history: History, score: Callable[[list[History]], np.ndarray]
                ) -> tuple[float, np.ndarray]:  # fmt: skip
     """Score of ``history`` and the drop when each of its items is removed."""
     variants = [history] + [history.without(p) for p in range(len(history.items))]
@@ -124,7 +120,7 @@ def _occlusion(history: History, score: Callable[[list[History]], np.ndarray]
     return float(scores[0]), (scores[0] - scores[1:]).astype(np.float32)
 
 
-def ranker_attribute(ranker: LMRanker, item: int, history: np.ndarray,
+def ranker_attribute(ranker: Any, item: int, history: np.ndarray,
                      user_idx: int | None) -> Attribution:  # fmt: skip
     """Occlusion of the history items in the ranker's prompt (see the module docstring)."""
     h = History.of_user(ranker, user_idx) if user_idx is not None else History.of_items(history)
@@ -132,100 +128,5 @@ def ranker_attribute(ranker: LMRanker, item: int, history: np.ndarray,
     def score(variants: list[History]) -> np.ndarray:
         return candidate_logits(ranker, variants, np.full((len(variants), 1), item))[:, 0]
 
-    full, contributions = _occlusion(h, score)
-    return Attribution(item, h.items, contributions, full, "occlusion")
-
-
-# ---------------------------------------------------------------------- the pipeline
-def pipeline_candidates(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
-                        ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The retriever's top-``n_candidates`` items not in each sequence, and their scores."""
-    return _retrieve(pipeline, sequences)[1:]
-
-
-def _retrieve(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """The retriever's full scores after each sequence, and its top-N (sequence excluded)."""
-    from lmrec.models.base import history_matrix
-    from lmrec.ops.topk import mask_rows, topk
-
-    full = pipeline.retriever_.score_histories(sequences)  # type: ignore[union-attr]
-    scores = full.copy()
-    scores[~np.isfinite(scores)] = -np.inf
-    mask_rows(scores, history_matrix(list(sequences), pipeline.n_items))
-    cand, retrieval = topk(scores, pipeline._n())
-    return full, cand, retrieval
-
-
-def pipeline_score_histories(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray],
-                             items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """Scores after each sequence: the blend of retriever and ranker on the retriever's
-    top-N (the sequence's items excluded), the other items below them in the retriever's
-    order; all items, or ``items`` only (with ``blend = 0`` the ranker then scores just
-    those candidates, and the others' floor is the lowest scored one)."""
-    from lmrec.ranker.pipeline import below_candidates, blend_scores
-
-    sequences = [np.asarray(s, np.int64) for s in sequences]
-    full, cand, retrieval = _retrieve(pipeline, sequences)
-    ok = cand >= 0
-    wanted = cand
-    if items is not None and pipeline.config.blend == 0.0:  # z-scores would need them all
-        asked = np.asarray(items, np.int64)
-        wanted = np.where(np.isin(cand, asked), cand, -1)
-        # A row where an asked item is no candidate needs every candidate: its score sits
-        # below the lowest of them.
-        outside = np.array([not np.isin(asked, c).all() for c in cand], dtype=bool)
-        wanted[outside] = cand[outside]
-    histories = [History.of_items(s) for s in sequences]
-    logits = candidate_logits(pipeline.ranker_scorer(), histories, wanted)
-    final = blend_scores(retrieval, logits, ok, pipeline.config.blend)
-    out = below_candidates(full, final, ok)
-    rows, cols = np.nonzero(ok)
-    out[rows, cand[rows, cols]] = final[rows, cols]
-    return out if items is None else out[:, np.asarray(items, np.int64)]
-
-
-def pipeline_attribute(pipeline: RetrieveRerank, item: int, history: np.ndarray,
-                       user_idx: int | None) -> Attribution:  # fmt: skip
-    """Occlusion through the pipeline's scoring with its candidate list held fixed.
-
-    The candidates are the retriever's top-N for the whole history (the explained item
-    joins them if it is not among them). Each variant history is re-scored as the
-    pipeline scores: the retriever's fold-in scores and the ranker's logits of the
-    candidates, blended (``blend = 0``: the ranker's logit of the item alone, the
-    retriever-rank tie-breaker being fixed with the list).
-    """
-    from lmrec.ranker.pipeline import blend_scores
-
-    ranker = pipeline.ranker_scorer()
-    h = (
-        History.of_user(pipeline.ranker_, user_idx)
-        if user_idx is not None
-        else History.of_items(history)
-    )  # type: ignore[arg-type]
-    if user_idx is not None:
-        cand, _ = pipeline.candidate_scores(np.array([user_idx]))
-    else:
-        cand, _ = pipeline_candidates(pipeline, [h.items])
-    cand = cand[0][cand[0] >= 0]
-    if item not in cand:
-        cand = np.append(cand[:-1] if len(cand) >= pipeline._n() else cand, item)
-    where = int(np.flatnonzero(cand == item)[0])
-    blend = pipeline.config.blend
-    retriever = pipeline.retriever_
-
-    def score(variants: list[History]) -> np.ndarray:
-        if blend == 0.0:  # only the item's own logit moves; the tie-breaker is fixed
-            return candidate_logits(ranker, variants, np.full((len(variants), 1), item))[:, 0]
-        grid = np.broadcast_to(cand, (len(variants), len(cand)))
-        logits = candidate_logits(ranker, variants, grid)
-        retrieval = retriever.score_histories([v.items for v in variants], items=cand)  # type: ignore[union-attr]
-        ok = np.ones(grid.shape, bool)
-        return blend_scores(retrieval, logits, ok, blend)[:, where]
-
-    full, contributions = _occlusion(h, score)
-    if blend == 0.0:
-        tie = blend_scores(np.zeros((1, len(cand))), np.zeros((1, len(cand))),
-                           np.ones((1, len(cand)), bool), 0.0)[0, where]  # fmt: skip
-        full += float(tie)
+    full, contributions = occlude(h, score)
     return Attribution(item, h.items, contributions, full, "occlusion")

@@ -44,7 +44,7 @@ import numpy as np
 from pydantic import Field
 
 from lmrec.data.dataset import Dataset
-from lmrec.errors import ConfigError, NotFittedError
+from lmrec.errors import ConfigError, ModelFileError, NotFittedError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import (
     CheckpointedModel,
@@ -55,6 +55,7 @@ from lmrec.models.capabilities import (
 )
 from lmrec.models.config import ModelConfig
 from lmrec.models.explain import Attribution
+from lmrec.models.files import StateArrays
 from lmrec.ranker.features import FEATURE_NAMES, ItemStats, fit_logistic, side_features
 from lmrec.ranker.prompts import DEFAULT_TEMPLATE, PromptBuilder, check_template
 from lmrec.ranker.trainer import Examples
@@ -172,6 +173,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
     """
 
     name = "ranker"
+    smoke_check_on_load = False  # every score is a language-model forward pass
     config_class = LMRankerConfig
     config: LMRankerConfig
 
@@ -198,7 +200,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         ``device`` is ``config.device`` when fitting; loading passes ``"auto"``.
         """
         from lmrec._optional import require
-        from lmrec.models.bpr import resolve_device
+        from lmrec.train.torch_utils import resolve_device
 
         torch = require("torch", "lm")
         transformers = require("transformers", "lm")
@@ -609,25 +611,37 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
                 "user_texts": p.user_texts, "train_log": self.train_log_ or []}  # fmt: skip
         return arrays, meta
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         import torch
 
         cfg = self.config
-        self.prompts_ = PromptBuilder(list(meta["item_texts"]), list(meta["item_titles"]),
-                                      list(meta["user_texts"]), arrays["prompt.indptr"],
-                                      arrays["prompt.items"], arrays["prompt.liked"],
+        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        texts = {k: meta.get(k) for k in ("item_texts", "item_titles", "user_texts")}
+        for key, want in (("item_texts", n_items), ("item_titles", n_items), ("user_texts", n_users)):
+            value = texts[key]
+            if not (isinstance(value, list) and len(value) == want
+                    and all(isinstance(t, str) for t in value)):  # fmt: skip
+                raise ModelFileError(f"The ranker's saved {key} must be {want} strings.")
+        indptr = arrays.int("prompt.indptr", (n_users + 1,), low=0)
+        items = arrays.int("prompt.items", (int(indptr[-1]),), low=0, high=n_items)
+        liked = arrays.int("prompt.liked", (len(items),), low=-1, high=2, dtypes=(np.int8, np.int32, np.int64))
+        if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise ModelFileError("The ranker's saved prompt histories have invalid pointers.")
+        self.prompts_ = PromptBuilder(list(texts["item_texts"]), list(texts["item_titles"]),  # type: ignore[arg-type]
+                                      list(texts["user_texts"]), indptr, items, liked,  # type: ignore[arg-type]
                                       template=cfg.template, n_history=cfg.n_history)  # fmt: skip
         self.train_log_ = list(meta.get("train_log", []))
-        self.item_stats_ = (ItemStats(arrays["side.count"], arrays["side.rated"],
-                                      arrays["side.likes"]) if "side.count" in arrays else None)  # fmt: skip
+        self.item_stats_ = (
+            ItemStats(*(arrays.float(f"side.{k}", (n_items,), dtypes=(np.float32, np.float64))
+                        for k in ("count", "rated", "likes")))
+            if "side.count" in arrays else None
+        )  # fmt: skip
         self._build("auto")
         params = dict(self._module.named_parameters())
         with torch.no_grad():
-            for key, value in arrays.items():
-                if key.startswith("param."):
-                    name = key[len("param.") :]
-                    if name not in params:
-                        raise ConfigError(
-                            f"Saved ranker weight {name!r} does not fit the base model."
-                        )
-                    params[name].copy_(torch.from_numpy(np.asarray(value)))
+            for key in arrays.keys("param."):
+                name = key[len("param.") :]
+                if name not in params:
+                    raise ModelFileError(f"Saved ranker weight {name!r} does not fit the base model.")
+                value = arrays.float(key, tuple(params[name].shape))
+                params[name].copy_(torch.from_numpy(np.asarray(value)))

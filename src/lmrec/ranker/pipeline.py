@@ -32,11 +32,14 @@ from pydantic import Field
 
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
-from lmrec.models.base import Recommender
+from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, SequenceModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.explain import Attribution
+from lmrec.models.files import StateArrays
 from lmrec.models.registry import create_model
+from lmrec.ops.topk import mask_rows, topk
+from lmrec.ranker.histories import History, candidate_logits, occlude
 from lmrec.ranker.model import LMRanker, LMRankerConfig
 
 _PREFIXES = {"retriever": "retriever.", "ranker": "ranker."}
@@ -71,6 +74,7 @@ class RetrieveRerank(Recommender, SequenceModel):
     """
 
     name = "pipeline"
+    smoke_check_on_load = False  # every score is a language-model forward pass
     config_class = RetrieveRerankConfig
     config: RetrieveRerankConfig
 
@@ -139,8 +143,6 @@ class RetrieveRerank(Recommender, SequenceModel):
                         items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         """As :meth:`Recommender.score_histories`; with ``items`` (and ``blend = 0``) the
         ranker scores only those of the candidates."""
-        from lmrec.ranker.histories import pipeline_score_histories
-
         self._check_fitted()
         return pipeline_score_histories(self, histories, items)
 
@@ -152,8 +154,6 @@ class RetrieveRerank(Recommender, SequenceModel):
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Occlusion through the pipeline's scoring with the candidate list held fixed
         (see :func:`lmrec.ranker.histories.pipeline_attribute`)."""
-        from lmrec.ranker.histories import pipeline_attribute
-
         return pipeline_attribute(self, item, history, user_idx)
 
     def fit_blend(self, valid: Dataset, *, grid: Sequence[float] | None = None,
@@ -203,7 +203,7 @@ class RetrieveRerank(Recommender, SequenceModel):
             meta["components"][role] = {"model": model.name, "meta": sub_meta}  # type: ignore[union-attr]
         return arrays, meta
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         comps = dict(zip(("retriever", "ranker"), self._components(), strict=True))
         for role, model in comps.items():
             saved = meta.get("components", {}).get(role, {})
@@ -218,8 +218,7 @@ class RetrieveRerank(Recommender, SequenceModel):
                 self.item_ids_,
                 self.seen_,
             )
-            model._set_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
-                             saved.get("meta", {}))  # fmt: skip
+            model._set_state(arrays.child(prefix), saved.get("meta", {}))
         self.retriever_, self.ranker_ = comps["retriever"], comps["ranker"]  # type: ignore[assignment]
         self._scorer = None
 
@@ -266,3 +265,91 @@ def blend_scores(retrieval: np.ndarray, logits: np.ndarray, ok: np.ndarray,
     else:
         out = blend * _standardise(retrieval, ok) + (1 - blend) * _standardise(logits, ok)
     return (out + tie).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- new users, explanations
+def pipeline_candidates(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The retriever's top-``n_candidates`` items not in each sequence, and their scores."""
+    return _retrieve(pipeline, sequences)[1:]
+
+
+def _retrieve(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The retriever's full scores after each sequence, and its top-N (sequence excluded)."""
+    full = pipeline.retriever_.score_histories(sequences)  # type: ignore[union-attr]
+    scores = full.copy()
+    scores[~np.isfinite(scores)] = -np.inf
+    mask_rows(scores, history_matrix(list(sequences), pipeline.n_items))
+    cand, retrieval = topk(scores, pipeline._n())
+    return full, cand, retrieval
+
+
+def pipeline_score_histories(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray],
+                             items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Scores after each sequence: the blend of retriever and ranker on the retriever's
+    top-N (the sequence's items excluded), the other items below them in the retriever's
+    order; all items, or ``items`` only (with ``blend = 0`` the ranker then scores just
+    those candidates, and the others' floor is the lowest scored one)."""
+    sequences = [np.asarray(s, np.int64) for s in sequences]
+    full, cand, retrieval = _retrieve(pipeline, sequences)
+    ok = cand >= 0
+    wanted = cand
+    if items is not None and pipeline.config.blend == 0.0:  # z-scores would need them all
+        asked = np.asarray(items, np.int64)
+        wanted = np.where(np.isin(cand, asked), cand, -1)
+        # A row where an asked item is no candidate needs every candidate: its score sits
+        # below the lowest of them.
+        outside = np.array([not np.isin(asked, c).all() for c in cand], dtype=bool)
+        wanted[outside] = cand[outside]
+    histories = [History.of_items(s) for s in sequences]
+    logits = candidate_logits(pipeline.ranker_scorer(), histories, wanted)
+    final = blend_scores(retrieval, logits, ok, pipeline.config.blend)
+    out = below_candidates(full, final, ok)
+    rows, cols = np.nonzero(ok)
+    out[rows, cand[rows, cols]] = final[rows, cols]
+    return out if items is None else out[:, np.asarray(items, np.int64)]
+
+
+def pipeline_attribute(pipeline: RetrieveRerank, item: int, history: np.ndarray,
+                       user_idx: int | None) -> Attribution:  # fmt: skip
+    """Occlusion through the pipeline's scoring with its candidate list held fixed.
+
+    The candidates are the retriever's top-N for the whole history (the explained item
+    joins them if it is not among them). Each variant history is re-scored as the
+    pipeline scores: the retriever's fold-in scores and the ranker's logits of the
+    candidates, blended (``blend = 0``: the ranker's logit of the item alone, the
+    retriever-rank tie-breaker being fixed with the list).
+    """
+    ranker = pipeline.ranker_scorer()
+    h = (
+        History.of_user(pipeline.ranker_, user_idx)
+        if user_idx is not None
+        else History.of_items(history)
+    )  # type: ignore[arg-type]
+    if user_idx is not None:
+        cand, _ = pipeline.candidate_scores(np.array([user_idx]))
+    else:
+        cand, _ = pipeline_candidates(pipeline, [h.items])
+    cand = cand[0][cand[0] >= 0]
+    if item not in cand:
+        cand = np.append(cand[:-1] if len(cand) >= pipeline._n() else cand, item)
+    where = int(np.flatnonzero(cand == item)[0])
+    blend = pipeline.config.blend
+    retriever = pipeline.retriever_
+
+    def score(variants: list[History]) -> np.ndarray:
+        if blend == 0.0:  # only the item's own logit moves; the tie-breaker is fixed
+            return candidate_logits(ranker, variants, np.full((len(variants), 1), item))[:, 0]
+        grid = np.broadcast_to(cand, (len(variants), len(cand)))
+        logits = candidate_logits(ranker, variants, grid)
+        retrieval = retriever.score_histories([v.items for v in variants], items=cand)  # type: ignore[union-attr]
+        ok = np.ones(grid.shape, bool)
+        return blend_scores(retrieval, logits, ok, blend)[:, where]
+
+    full, contributions = occlude(h, score)
+    if blend == 0.0:
+        tie = blend_scores(np.zeros((1, len(cand))), np.zeros((1, len(cand))),
+                           np.ones((1, len(cand)), bool), 0.0)[0, where]  # fmt: skip
+        full += float(tie)
+    return Attribution(item, h.items, contributions, full, "occlusion")

@@ -30,6 +30,8 @@ from lmrec._atomic import atomic_dir
 from lmrec._checks import check_k
 from lmrec.errors import ConfigError, ModelFileError
 from lmrec.models.capabilities import DotProductModel, supports
+from lmrec.models.files import MANIFEST, read_manifest, sha256_file
+from lmrec.models.persist import load_model
 from lmrec.models.registry import models_supporting
 
 __all__ = [
@@ -48,12 +50,6 @@ INDEX_DIR = "index"
 ANN_MIN_ITEMS = 100_000
 _BINDING = "binding.json"
 _BINDING_VERSION = 1
-
-
-def _sha256(path: Path) -> str:
-    from lmrec.models.persist import _sha256 as sha
-
-    return sha(path)
 
 
 def has_model_index(model_dir: str | Path) -> bool:
@@ -95,7 +91,6 @@ def build_model_index(
     FileExistsError
         An index exists and ``overwrite`` is false.
     """
-    from lmrec.models.persist import MANIFEST, load_model, read_manifest
     from lmrec.retrieval.index import FaissIndex
 
     model_dir = Path(model_dir)
@@ -105,7 +100,7 @@ def build_model_index(
             f"{target} exists; pass --force (overwrite=True) to rebuild the index."
         )
     read_manifest(model_dir)
-    manifest_sha = _sha256(model_dir / MANIFEST)
+    manifest_sha = sha256_file(model_dir / MANIFEST)
     model = model if model is not None else load_model(model_dir)
     if not supports(model, DotProductModel):
         raise ConfigError(
@@ -123,7 +118,7 @@ def build_model_index(
             "model_manifest_sha256": manifest_sha,
             "n_items": model.n_items,
             "dim": items.shape[1],
-            "files": {name: _sha256(tmp / name) for name in sorted(names)},
+            "files": {name: sha256_file(tmp / name) for name in sorted(names)},
         }
         (tmp / _BINDING).write_text(json.dumps(binding, indent=2, sort_keys=True))
     return target
@@ -136,7 +131,6 @@ def load_model_index(model_dir: str | Path, model: Any = None) -> Any:
     their checksums, or the index was built for another version of the model (its
     manifest changed), or it does not fit ``model`` (item count or dimension).
     """
-    from lmrec.models.persist import MANIFEST
     from lmrec.retrieval.index import FaissIndex
 
     model_dir = Path(model_dir)
@@ -159,11 +153,11 @@ def load_model_index(model_dir: str | Path, model: Any = None) -> Any:
         )
     for name, digest in files.items():
         f = idir / name
-        if Path(name).name != name or not f.is_file() or _sha256(f) != digest:
+        if Path(name).name != name or not f.is_file() or sha256_file(f) != digest:
             raise ModelFileError(
                 f"{f} is missing or does not match its checksum in {_BINDING}; {rebuild}"
             )
-    if binding.get("model_manifest_sha256") != _sha256(model_dir / MANIFEST):
+    if binding.get("model_manifest_sha256") != sha256_file(model_dir / MANIFEST):
         raise ModelFileError(
             f"{idir} was built for another version of the model in {model_dir}; {rebuild}"
         )
