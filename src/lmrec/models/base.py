@@ -480,6 +480,12 @@ class Recommender(ABC):
             item already in the history; a model that cannot score histories.
         """
         self._check_fitted()
+        if not (supports(self, SequenceModel) or supports(self, FoldInModel)):
+            raise ConfigError(
+                f"Model {self.name or type(self).__name__!r} cannot explain its scores: it "
+                "scores no history given at request time, so no history item can be left "
+                "out (models declaring FoldInModel or SequenceModel can)."
+            )
         if (history is None) == (user_idx is None):
             raise ConfigError("attribute needs exactly one of history= or user_idx=.")
         item = int(item_idx)

@@ -37,8 +37,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from lmrec._version import __version__
 from lmrec.errors import ConfigError, DataError, LmrecError, ModelFileError, UnknownIdError
+from lmrec.models.explain import Catalog, Explanation
 from lmrec.serve.auth import ANONYMOUS_ADMIN, KeyRing, Principal
-from lmrec.serve.engine import Engine, RecList, sentences
+from lmrec.serve.engine import Engine, RecList
 from lmrec.serve.events import Event, EventStore
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.model_store import LoadedModel, ModelStore
@@ -249,15 +250,30 @@ def _model_info(lm: LoadedModel, current: bool) -> ModelInfo:
     )
 
 
-def _load_titles(path: Path | None) -> dict[str, str]:
+def _load_catalog(path: Path | None) -> Catalog | None:
+    """The item catalog for explanations (id column 'item'; title, genres, year, ...)."""
     if path is None:
-        return {}
-    import pandas as pd
+        return None
+    from lmrec.data import read_items
 
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
-    if not {"item", "title"} <= set(frame.columns):
-        raise ConfigError(f"Catalog {path} needs 'item' and 'title' columns; got {list(frame)}.")
-    return dict(zip(frame["item"].astype(str), frame["title"].astype(str), strict=True))
+    return Catalog(read_items(path))
+
+
+def explain_response(expl: Explanation, user: str | None, version: str) -> ExplainResponse:
+    """The HTTP body of a library :class:`~lmrec.models.explain.Explanation`."""
+    return ExplainResponse(
+        user=user,
+        item=expl.item,
+        title=expl.title,
+        score=finite([expl.score])[0],
+        contributions=[ContributionOut(item=c.item, title=c.title, weight=c.contribution)
+                       for c in expl.contributions],  # fmt: skip
+        reasons=list(expl.reasons),
+        explanation=list(expl.sentences),
+        method=expl.method,
+        fallback=False,
+        model_version=version,
+    )
 
 
 def create_app(
@@ -291,7 +307,7 @@ def create_app(
             if settings.auth and settings.keys_file
             else KeyRing([])
         )
-    titles = _load_titles(settings.catalog)
+    catalog = _load_catalog(settings.catalog)
     rm = request_models(settings)
     ItemId = Annotated[str, PathParam(min_length=1, max_length=settings.max_id_length)]  # noqa: N806
     K = Annotated[int, Query(ge=1, le=settings.max_k, description="List length.")]  # noqa: N806
@@ -432,20 +448,8 @@ def create_app(
         idx = lm.item_index.get(body.item)
         if idx is None:
             raise UnknownIdError("item", [body.item])
-        hist = engine.history(lm, body.user, body.items)
-        expl = engine.explain(lm, hist, idx, body.n)
-        return ExplainResponse(
-            user=body.user,
-            item=body.item,
-            score=expl.score if expl.score is None else finite([expl.score])[0],
-            contributions=[
-                ContributionOut(item=c.item, weight=c.weight) for c in expl.contributions
-            ],
-            explanation=sentences(expl, titles),
-            method=expl.method,
-            fallback=expl.fallback,
-            model_version=lm.version,
-        )
+        expl = engine.explain(lm, body.user, body.items, body.item, body.n, catalog)
+        return explain_response(expl, body.user, lm.version)
 
     @v1.post(
         "/feedback",

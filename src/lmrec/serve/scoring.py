@@ -1,9 +1,12 @@
 """Model-agnostic scoring helpers the service builds on.
 
 Everything here goes through the :class:`~lmrec.models.base.Recommender` protocol
-(``score_history``, ``recommend_indices``, ``seen_``, the id maps): no model class is
-special-cased. Models that cannot fold in a history fall back to item co-occurrence
-(cosine similarity of the item columns of the training matrix ``seen_``).
+(``score_histories``, ``recommend_indices``, ``seen_``, the id maps): no model class is
+special-cased. Every built-in model scores a history given at request time (fold-in
+models and sequence models, the LM ranker and pipeline included); a plugin model that
+cannot falls back to item co-occurrence (cosine similarity of the item columns of the
+training matrix ``seen_``). Explanations are the library's
+(:meth:`Recommender.explain <lmrec.models.base.Recommender.explain>`).
 """
 
 from __future__ import annotations
@@ -15,25 +18,31 @@ import scipy.sparse as sp
 
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, history_matrix
-from lmrec.models.capabilities import FoldInModel, supports
+from lmrec.models.capabilities import FoldInModel, SequenceModel, supports
 from lmrec.ops.topk import topk
+
+__all__ = ["Cooccurrence", "history_matrix", "score_history", "supports_fold_in", "top_from_scores"]
 
 
 def score_history(model: Recommender, history: sp.csr_matrix) -> np.ndarray:
-    """Scores (float32, (n, n_items)) of users described by binary history rows (fold-in).
+    """Scores (float32, (n, n_items)) of users described by history rows (fold-in).
 
-    A writable copy of :meth:`FoldInModel.score_history
-    <lmrec.models.capabilities.FoldInModel.score_history>`; raises
-    :class:`~lmrec.errors.ConfigError` for models that do not declare the capability.
+    Each row's items go through :meth:`Recommender.score_histories
+    <lmrec.models.base.Recommender.score_histories>` (in index order; callers that know
+    the order use that method directly); raises :class:`~lmrec.errors.ConfigError` for
+    models that score no history given at request time.
     """
-    if not supports(model, FoldInModel):
+    if not supports_fold_in(model):
         raise ConfigError(f"Model {model.name!r} cannot fold in a history given at request time.")
-    return np.array(model.score_history(history), dtype=np.float32, copy=True)  # type: ignore[attr-defined]
+    rows = [history.indices[history.indptr[i] : history.indptr[i + 1]] for i in range(history.shape[0])]
+    return model.score_histories(rows)
 
 
 def supports_fold_in(model: Recommender) -> bool:
-    """Whether ``model`` declares it can score a history given at request time."""
-    return supports(model, FoldInModel)
+    """Whether ``model`` declares it can score a history given at request time
+    (:class:`~lmrec.models.capabilities.FoldInModel` or, order kept,
+    :class:`~lmrec.models.capabilities.SequenceModel`)."""
+    return supports(model, FoldInModel) or supports(model, SequenceModel)
 
 
 @dataclass(frozen=True)
@@ -79,23 +88,3 @@ def top_from_scores(
     items, vals = topk(row, min(k, row.shape[1]))
     valid = items[0] >= 0
     return items[0][valid], vals[0][valid]
-
-
-def leave_one_out(
-    model: Recommender, history: np.ndarray, item: int, *, block: int = 512
-) -> np.ndarray:
-    """How much each history item contributes to ``item``'s score, by leaving it out.
-
-    ``contribution[j] = score(history)[item] - score(history without history[j])[item]``,
-    from batched ``score_history`` calls (``block`` rows each). For EASE this
-    is ``B[j, item]``, for item-kNN ``S[j, item]``; for ALS it is the exact effect of
-    removing the interaction from the fold-in solve.
-    """
-    history = np.asarray(history, dtype=np.int64)
-    full = score_history(model, history_matrix([history], model.n_items))[0, item]
-    out = np.empty(len(history), np.float32)
-    for start in range(0, len(history), block):  # bounds memory to block x n_items
-        stop = min(start + block, len(history))
-        rows = [np.delete(history, j) for j in range(start, stop)]
-        out[start:stop] = full - score_history(model, history_matrix(rows, model.n_items))[:, item]
-    return out
