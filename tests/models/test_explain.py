@@ -278,3 +278,15 @@ def test_cli_explain_bad_input_is_a_usage_error(fitted, tmp_path, capsys):
     assert main(["explain", "--model", str(tmp_path / "m"), "--user", "1", "--item", "1",
                  "-n", "0"]) == 2  # fmt: skip
     assert "'-n'" in capsys.readouterr().err
+
+
+def test_ranker_recommends_for_a_new_user_from_candidates_on_a_large_catalog(fitted, ml100k):
+    """The cross-encoder ranks a new user's candidates on any catalog (only they are
+    scored); the pipeline ranks the whole catalog for them."""
+    ranker, pipeline = fitted("ranker"), fitted("pipeline")
+    history = ["50", "172", "181"]
+    cands = [str(i) for i in range(1, 41)]
+    recs = ranker.recommend_for_items(history, k=5, candidates=cands)
+    assert len(recs) == 5 and set(recs["item"]) <= set(cands) - set(history)
+    full = pipeline.recommend_for_items(history, k=pipeline.n_items)
+    assert len(full) == pipeline.n_items - 3  # every unseen item, candidates first

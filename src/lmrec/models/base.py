@@ -399,11 +399,15 @@ class Recommender(ABC):
             idx = self.item_ids_.index(hist, on_unknown=on_unknown, kind="item")  # type: ignore[union-attr]
             sequences.append(idx[idx >= 0])
         history = history_matrix(sequences, self.n_items)
-        scores_full = self.score_histories(sequences)
         keep = None
-        if candidates is not None:
+        if candidates is None:
+            scores_full = self.score_histories(sequences)
+        else:  # score the candidates only (models that score item by item gain from it)
+            cand = np.unique(self.item_ids_.index(candidates, kind="item"))  # type: ignore[union-attr]
             keep = np.zeros(self.n_items, bool)
-            keep[self.item_ids_.index(candidates, kind="item")] = True  # type: ignore[union-attr]
+            keep[cand] = True
+            scores_full = np.full((len(sequences), self.n_items), -np.inf, np.float32)
+            scores_full[:, cand] = self.score_histories(sequences, items=cand)
         scores_full[~np.isfinite(scores_full)] = -np.inf
         if exclude_seen:
             mask_rows(scores_full, history)
