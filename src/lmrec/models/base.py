@@ -459,10 +459,13 @@ class Recommender(ABC):
     def user_history(self, user_idx: int) -> np.ndarray:
         """Dense item indices a known user is scored from, in the order the model reads them.
 
-        The default is the user's training items (by index); models that read an order
-        (the LM ranker's prompt, sequence models) return it oldest first.
+        The default is the user's training items (by index); a
+        :class:`~lmrec.models.capabilities.SequenceModel` reads its ``user_sequence``
+        (oldest first), so sequence models are explained in their own order.
         """
         self._check_fitted()
+        if supports(self, SequenceModel):
+            return np.asarray(self.user_sequence(int(user_idx)), dtype=np.int64)  # type: ignore[attr-defined]
         seen = self.seen_
         u = int(user_idx)
         return np.asarray(seen.indices[seen.indptr[u] : seen.indptr[u + 1]], dtype=np.int64)  # type: ignore[union-attr]

@@ -106,6 +106,11 @@ class SequenceModel(Protocol):
         oldest first."""
         ...
 
+    def user_sequence(self, user_idx: int) -> np.ndarray:
+        """A known user's training items as the model reads them, oldest first (what fresh
+        feedback extends: ``score_sequences([concat(user_sequence(u), new_items)])``)."""
+        ...
+
 
 @runtime_checkable
 class DotProductModel(Protocol):

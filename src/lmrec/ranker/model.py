@@ -532,7 +532,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         self._check_fitted()
         return ranker_score_histories(self, histories, items)
 
-    def user_history(self, user_idx: int) -> np.ndarray:
+    def user_sequence(self, user_idx: int) -> np.ndarray:
         """The user's items in time order, oldest first (as the prompt reads them)."""
         return self.prompts_.positions(int(user_idx)).astype(np.int64)  # type: ignore[union-attr]
 

@@ -146,10 +146,10 @@ class RetrieveRerank(Recommender, SequenceModel):
         self._check_fitted()
         return pipeline_score_histories(self, histories, items)
 
-    def user_history(self, user_idx: int) -> np.ndarray:
+    def user_sequence(self, user_idx: int) -> np.ndarray:
         """The user's items in time order, oldest first (as the ranker's prompt reads them)."""
         self._check_fitted()
-        return self.ranker_.user_history(user_idx)  # type: ignore[union-attr]
+        return self.ranker_.user_sequence(user_idx)  # type: ignore[union-attr]
 
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Occlusion through the pipeline's scoring with the candidate list held fixed
