@@ -274,16 +274,17 @@ def _names(labels: Sequence[str]) -> str:
 def catalog_reasons(catalog: Catalog, item: str, contributors: Sequence[str]) -> list[str]:
     """Sentences naming what ``item`` shares with ``contributors`` (external ids, best first).
 
-    One sentence per attribute column with shared values (genres, tags, ...), one for
-    the same year (or other integer attribute), one for shared title words. Empty when
-    the catalog does not know the item or nothing is shared.
+    One sentence per attribute column with shared values (genres, tags, ...), then one
+    per whole-number attribute with the same value (the year), then one for shared title
+    words. Empty when the catalog does not know the item or nothing is shared.
     """
     item = str(item)
     if item not in catalog:
         return []
     others = [str(c) for c in contributors if str(c) in catalog]
     out = []
-    for column, kind in catalog.columns.items():
+    by_kind = sorted(catalog.columns.items(), key=lambda kv: kv[1] != "set")  # lists first
+    for column, kind in by_kind:
         if kind == "set":
             mine = catalog.values(item, column)
             shared: list[str] = []
