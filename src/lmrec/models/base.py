@@ -54,7 +54,14 @@ from lmrec.models.capabilities import (
     supports,
 )
 from lmrec.models.config import ModelConfig, build_config
-from lmrec.models.explain import Attribution, Catalog, Explanation, explain_ids, occlusion
+from lmrec.models.explain import (
+    Attribution,
+    Catalog,
+    Explanation,
+    check_attribution,
+    explain_ids,
+    occlusion,
+)
 from lmrec.models.files import ModelFiles, StateArrays, read_model_files, write_model_files
 from lmrec.ops.topk import dot_topk, mask_rows, topk
 
@@ -487,35 +494,9 @@ class Recommender(ABC):
             item already in the history; a model that cannot score histories.
         """
         self._check_fitted()
-        if not (supports(self, SequenceModel) or supports(self, FoldInModel)):
-            raise ConfigError(
-                f"Model {self.name or type(self).__name__!r} cannot explain its scores: it "
-                "scores no history given at request time, so no history item can be left "
-                "out (models declaring FoldInModel or SequenceModel can)."
-            )
-        if (history is None) == (user_idx is None):
-            raise ConfigError("attribute needs exactly one of history= or user_idx=.")
-        item = int(item_idx)
-        if not 0 <= item < self.n_items:
-            raise ConfigError(f"Item index {item} is out of range [0, {self.n_items}).")
-        if user_idx is not None:
-            user_idx = int(user_idx)
-            if not 0 <= user_idx < len(self.user_ids_):  # type: ignore[arg-type]
-                raise ConfigError(
-                    f"User index {user_idx} is out of range [0, {len(self.user_ids_)})."  # type: ignore[arg-type]
-                )
-            history = self.user_history(user_idx)
-        history = np.asarray(history, dtype=np.int64)
-        if len(history) and (history.min() < 0 or history.max() >= self.n_items):
-            raise ConfigError(f"History item indices must lie in [0, {self.n_items}).")
-        if item in history:
-            item_id = self.item_ids_.lookup([item])[0]  # type: ignore[union-attr]
-            whose = (f"user {self.user_ids_.lookup([user_idx])[0]!r}"  # type: ignore[union-attr]
-                     if user_idx is not None else "the given history")  # fmt: skip
-            raise ConfigError(
-                f"Item {item_id!r} is already in {whose}; explanations are for recommended "
-                "items, which the user has not interacted with yet. Pick another item."
-            )
+        scores_histories = supports(self, SequenceModel) or supports(self, FoldInModel)
+        item, history, user_idx = check_attribution(self, scores_histories, item_idx, history,
+                                                    user_idx)  # fmt: skip
         return self._attribute(item, history, user_idx)
 
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:

@@ -396,6 +396,45 @@ def contribution_sentences(
     return out
 
 
+def check_attribution(
+    model: Any,
+    scores_histories: bool,
+    item_idx: int,
+    history: np.ndarray | None,
+    user_idx: int | None,
+) -> tuple[int, np.ndarray, int | None]:
+    """Validate :meth:`Recommender.attribute <lmrec.models.base.Recommender.attribute>`'s
+    arguments: ``(item, history, user_idx)``, the history of a known user filled in."""
+    if not scores_histories:
+        raise ConfigError(
+            f"Model {model.name or type(model).__name__!r} cannot explain its scores: it "
+            "scores no history given at request time, so no history item can be left "
+            "out (models declaring FoldInModel or SequenceModel can)."
+        )
+    if (history is None) == (user_idx is None):
+        raise ConfigError("attribute needs exactly one of history= or user_idx=.")
+    item = int(item_idx)
+    if not 0 <= item < model.n_items:
+        raise ConfigError(f"Item index {item} is out of range [0, {model.n_items}).")
+    if user_idx is not None:
+        user_idx = int(user_idx)
+        if not 0 <= user_idx < len(model.user_ids_):
+            raise ConfigError(f"User index {user_idx} is out of range [0, {len(model.user_ids_)}).")
+        history = model.user_history(user_idx)
+    history = np.asarray(history, dtype=np.int64)
+    if len(history) and (history.min() < 0 or history.max() >= model.n_items):
+        raise ConfigError(f"History item indices must lie in [0, {model.n_items}).")
+    if item in history:
+        item_id = model.item_ids_.lookup([item])[0]
+        whose = (f"user {model.user_ids_.lookup([user_idx])[0]!r}" if user_idx is not None
+                 else "the given history")  # fmt: skip
+        raise ConfigError(
+            f"Item {item_id!r} is already in {whose}; explanations are for recommended "
+            "items, which the user has not interacted with yet. Pick another item."
+        )
+    return item, history, user_idx
+
+
 def explain_ids(
     model: Any,
     item: object,
