@@ -254,18 +254,16 @@ def test_cuda_mixed_precision_training():
     assert gpu.recommend_for_items(["i0", "i2", "i4", "i6"], k=1)["item"].tolist() == ["i8"]
 
 
-def test_service_helpers_keep_the_order_and_extend_the_sequence(sasrec):
-    from lmrec.serve.scoring import leave_one_out, score_sequence, supports_fold_in, user_history
+def test_service_scores_sessions_in_order_and_explains_by_occlusion(sasrec):
+    from lmrec.serve.scoring import supports_fold_in
 
-    assert supports_fold_in(sasrec)
+    assert supports_fold_in(sasrec)  # the service scores request-time histories
     walk = sasrec.item_ids_.index(["i0", "i2", "i4", "i6"])
-    np.testing.assert_array_equal(score_sequence(sasrec, walk), sasrec.score_sequences([walk])[0])
+    np.testing.assert_array_equal(sasrec.score_histories([walk])[0], sasrec.score_sequences([walk])[0])
+    assert not np.allclose(sasrec.score_histories([walk[::-1]])[0], sasrec.score_histories([walk])[0])
     u = 3
-    past = sasrec.user_sequence(u)
-    new = sasrec.item_ids_.index(["i9", "i11"])
-    extended = user_history(sasrec, u, new)
-    assert extended[-2:].tolist() == new.tolist()  # fresh feedback comes last, in order
-    assert extended[:-2].tolist() == [i for i in past if i not in new]
-    weights = leave_one_out(sasrec, walk, int(sasrec.item_ids_.index(["i8"])[0]))
-    assert weights.shape == (4,) and np.isfinite(weights).all()
+    np.testing.assert_array_equal(sasrec.user_history(u), sasrec.user_sequence(u))  # its own order
+    attribution = sasrec.attribute(int(sasrec.item_ids_.index(["i8"])[0]), walk)
+    weights = attribution.contributions
+    assert attribution.method == "occlusion" and weights.shape == (4,) and np.isfinite(weights).all()
     assert np.argmax(weights) == 3  # the last item (i6) leads to i8 most

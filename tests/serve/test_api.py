@@ -99,26 +99,34 @@ def test_similar_items(client, models_root):
     assert client.get("/v1/items/i0/similar", params={"k": 10_000}).status_code == 422
 
 
-def test_explain_leave_one_out_equals_ease_weights(client, models_root):
-    r = client.post("/v1/explain", json={"user": "u0", "item": "i4", "n": 2})
+def test_explain_is_exact_for_ease_and_the_librarys_answer(client, models_root):
+    item = client.post("/v1/recommend", json={"user": "u0", "k": 1}).json()["items"][0]
+    r = client.post("/v1/explain", json={"user": "u0", "item": item, "n": 2})
     assert r.status_code == 200
     body = r.json()
-    assert body["method"] == "leave-one-out" and body["fallback"] is False
+    assert body["method"] == "exact" and body["fallback"] is False
     model = load_model(models_root / "ease")
-    target = model.item_ids_.index(["i4"])[0]
+    target = model.item_ids_.index([item])[0]
     for c in body["contributions"]:
         j = model.item_ids_.index([c["item"]])[0]
         assert np.isclose(c["weight"], model.B_[j, target], atol=1e-5)
     assert len(body["explanation"]) == len(body["contributions"]) == 2
     assert body["explanation"][0].startswith("You interacted with item ")
-    assert "suggests item i4" in body["explanation"][0]
+    assert f"to the score of item {item}" in body["explanation"][0]
+    expected = model.explain(item, user="u0", n=2)
+    assert body["explanation"] == list(expected.sentences)
+    assert np.isclose(body["score"], expected.score)
 
 
-def test_explain_unknown_user_and_unknown_item(client):
+def test_explain_unknown_user_and_unknown_item(client, models_root):
     r = client.post("/v1/explain", json={"user": "stranger", "item": "i4"})
-    assert r.status_code == 200 and r.json()["fallback"] is True
-    assert "popularity" in r.json()["explanation"][0]
+    assert r.status_code == 200 and r.json()["contributions"] == []
+    assert "no history yet" in r.json()["explanation"][0]
     assert client.post("/v1/explain", json={"user": "u0", "item": "nope"}).status_code == 404
+    model = load_model(models_root / "ease")
+    had = model.item_ids_.lookup(model.user_history(model.user_ids_.index(["u0"])[0])[:1])[0]
+    seen = client.post("/v1/explain", json={"user": "u0", "item": had})
+    assert seen.status_code == 422 and "already in user 'u0'" in seen.json()["detail"]
 
 
 def test_explain_session_with_catalog_titles(make_app, tmp_path):
@@ -138,7 +146,7 @@ def test_model_without_fold_in_uses_cooccurrence(make_app):
         assert r.status_code == 200 and r.json()["strategy"] == "co-occurrence"
         assert all(int(i[1:]) % 2 == 0 for i in r.json()["items"])
         r = c.post("/v1/explain", json={"user": "u0", "item": "i4"})
-        assert r.status_code == 200 and r.json()["method"] == "co-occurrence"
+        assert r.status_code == 422 and "cannot explain" in r.json()["detail"]
         assert c.get("/v1/models").json()["models"][0]["fold_in"] is False
 
 

@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lmrec.cli import (
         data_cmds,
         eval_cmds,
+        explain_cmds,
         index_cmds,
         model_cmds,
         privacy_cmds,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_cmds.register(sub)
     ranker_cmds.register(sub)
     eval_cmds.register(sub)
+    explain_cmds.register(sub)
     serve_cmds.register(sub)
     scale_cmds.register(sub)
     index_cmds.register(sub)

@@ -16,6 +16,15 @@ the same score (so its list is no better than arbitrary -- the point of the curv
 content and two-tower models use what they know of the user without a history
 (e.g. ``twotower`` with ``user_features`` projects the user's attribute text, and its
 learned item bias acts as a popularity prior); a blend fuses its components.
+``group_popularity`` (popularity within the user's attribute group) is the demographic
+baseline, and ``onboard`` mixes the attributes with the first items as they arrive.
+
+Confidence intervals
+--------------------
+:func:`cold_user_cis` turns a curve into one row per (model, ``n``): the mean with a
+percentile-bootstrap interval over the held-out users, its ratio to a baseline, and the
+paired-bootstrap interval of its difference to a reference model (the same users are
+evaluated for every model at a given ``n``).
 
 Stability: caller. .. versionadded:: 0.1.0
 """
@@ -30,6 +39,7 @@ import pandas as pd
 from lmrec.data.dataset import Dataset
 from lmrec.data.split import cold_start_users_split
 from lmrec.errors import ConfigError
+from lmrec.eval.bootstrap import bootstrap_ci, paired_bootstrap_diff
 from lmrec.eval.protocol import EvaluationResult, evaluate
 
 
@@ -99,3 +109,62 @@ def cold_user_curve(
     frame.attrs["results"] = results
     frame.attrs["n_users"] = n_users
     return frame
+
+
+def cold_user_cis(
+    curve: pd.DataFrame,
+    *,
+    baseline: str = "popularity",
+    reference: str | None = None,
+    metric: str = "ndcg@10",
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Confidence intervals of a :func:`cold_user_curve`, one row per (model, ``n``).
+
+    Parameters
+    ----------
+    curve : DataFrame
+        The output of :func:`cold_user_curve` (its ``attrs["results"]`` hold the per-user
+        values).
+    baseline : str
+        Model whose mean the ``ratio`` column divides by.
+    reference : str, optional
+        Model the paired ``diff`` interval is taken against (default: ``baseline``).
+    metric, n_resamples, confidence, seed
+        The per-user metric and the bootstrap settings.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``model, n_known, users, mean, low, high, ratio, diff, diff_low,
+        diff_high``.
+
+    Raises
+    ------
+    ConfigError
+        ``baseline`` or ``reference`` is not a model of the curve.
+    """
+    results: dict[tuple[str, int], EvaluationResult] = curve.attrs["results"]
+    reference = baseline if reference is None else reference
+    for name in (baseline, reference):
+        if name not in curve.index:
+            raise ConfigError(f"{name!r} is not in the curve; models: {list(curve.index)}.")
+    rows = []
+    for n in curve.columns:
+        ref = results[(reference, n)].per_user[metric]
+        base = results[(baseline, n)].per_user[metric].mean()
+        for name in curve.index:
+            values = results[(name, n)].per_user[metric]
+            mean, low, high = bootstrap_ci(values.to_numpy(), n_resamples=n_resamples,
+                                           confidence=confidence, seed=seed)  # fmt: skip
+            paired = ref.reindex(values.index)
+            diff = paired_bootstrap_diff(values.to_numpy(), paired.to_numpy(),
+                                         n_resamples=n_resamples, confidence=confidence,
+                                         seed=seed)  # fmt: skip
+            rows.append({"model": name, "n_known": int(n), "users": len(values), "mean": mean,
+                         "low": low, "high": high, "ratio": mean / base if base else float("nan"),
+                         "diff": diff["mean_diff"], "diff_low": diff["low"],
+                         "diff_high": diff["high"]})  # fmt: skip
+    return pd.DataFrame(rows)

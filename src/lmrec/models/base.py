@@ -13,6 +13,18 @@ so the CLI, the evaluator, the tuner and the service never special-case a model.
 Optional abilities (folding in a history given at request time, inner-product scores,
 checkpoints, distributed training, ...) are the protocols of
 :mod:`lmrec.models.capabilities`, declared as base classes.
+
+Explanations are part of the protocol. ``explain(item, user=... | items=...)`` (ids) and
+``attribute(item_idx, history | user_idx)`` (dense indices) say how much each history
+item contributes to an item's score, in the model's own units. The default
+``_attribute`` is exact occlusion through :meth:`Recommender.score_histories` -- the
+score drop when one history item is left out -- so every model that declares
+:class:`~lmrec.models.capabilities.FoldInModel` or
+:class:`~lmrec.models.capabilities.SequenceModel` is explainable with no extra code;
+linear models override it with their exact decomposition, and models that score known
+users from more than their items (a prompt with attributes) override it to stay
+faithful. ``user_history(user_idx)`` is the history a known user is scored from (in the
+order the model reads it). See :mod:`lmrec.models.explain`.
 """
 
 from __future__ import annotations
@@ -42,6 +54,14 @@ from lmrec.models.capabilities import (
     supports,
 )
 from lmrec.models.config import ModelConfig, build_config
+from lmrec.models.explain import (
+    Attribution,
+    Catalog,
+    Explanation,
+    check_attribution,
+    explain_ids,
+    occlusion,
+)
 from lmrec.models.files import ModelFiles, StateArrays, read_model_files, write_model_files
 from lmrec.ops.topk import dot_topk, mask_rows, topk
 
@@ -380,26 +400,21 @@ class Recommender(ABC):
         """
         self._check_fitted()
         k = check_k(k)
-        if not (supports(self, SequenceModel) or supports(self, FoldInModel)):
-            raise ConfigError(
-                f"Model {self.name or type(self).__name__!r} cannot recommend from an item list "
-                "given at request time; use a model that folds in new users (e.g. ease, "
-                "itemknn, als)."
-            )
+        self._check_new_users()
         sequences = []
         for hist in _as_history_list(histories):
             idx = self.item_ids_.index(hist, on_unknown=on_unknown, kind="item")  # type: ignore[union-attr]
             sequences.append(idx[idx >= 0])
         history = history_matrix(sequences, self.n_items)
-        if supports(self, SequenceModel):  # order matters: the list is a session, oldest first
-            raw = self.score_sequences(sequences)  # type: ignore[attr-defined]
-        else:
-            raw = self.score_history(history)  # type: ignore[attr-defined]
-        scores_full = np.array(raw, dtype=np.float32, copy=True)
         keep = None
-        if candidates is not None:
+        if candidates is None:
+            scores_full = self.score_histories(sequences)
+        else:  # score the candidates only (models that score item by item gain from it)
+            cand = np.unique(self.item_ids_.index(candidates, kind="item"))  # type: ignore[union-attr]
             keep = np.zeros(self.n_items, bool)
-            keep[self.item_ids_.index(candidates, kind="item")] = True  # type: ignore[union-attr]
+            keep[cand] = True
+            scores_full = np.full((len(sequences), self.n_items), -np.inf, np.float32)
+            scores_full[:, cand] = self.score_histories(sequences, items=cand)
         scores_full[~np.isfinite(scores_full)] = -np.inf
         if exclude_seen:
             mask_rows(scores_full, history)
@@ -413,6 +428,131 @@ class Recommender(ABC):
         if len(ids) != len(hist_list):
             raise ConfigError("session_ids must have one id per history.")
         return self._to_frame(ids.astype(str), items, scores)
+
+    def _check_new_users(self) -> None:
+        """ConfigError unless the model scores histories given at request time."""
+        if not (supports(self, SequenceModel) or supports(self, FoldInModel)):
+            raise ConfigError(
+                f"Model {self.name or type(self).__name__!r} cannot recommend from an item list "
+                "given at request time; use a model that folds in new users (e.g. ease, "
+                "itemknn, als)."
+            )
+
+    def score_histories(
+        self, histories: Sequence[np.ndarray], *, items: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Scores (float32, writable, (len(histories), n_items)) of users known only by items.
+
+        Each history is an array of dense item indices, oldest first. A
+        :class:`~lmrec.models.capabilities.SequenceModel` reads the order
+        (``score_sequences``), a :class:`~lmrec.models.capabilities.FoldInModel` the set
+        (``score_history``); other models raise ConfigError. ``recommend_for_items``,
+        explanations and the service all score new users through this one method.
+        ``items`` (dense indices) keeps only those columns; models that score item by
+        item (the LM ranker) then score only them.
+        """
+        self._check_fitted()
+        self._check_new_users()
+        sequences = [np.asarray(h, dtype=np.int64) for h in histories]
+        if supports(self, SequenceModel):  # order matters: the list is a session, oldest first
+            raw = self.score_sequences(sequences)  # type: ignore[attr-defined]
+        else:
+            raw = self.score_history(history_matrix(sequences, self.n_items))  # type: ignore[attr-defined]
+        if items is not None:
+            return np.array(np.asarray(raw)[:, np.asarray(items, dtype=np.int64)], dtype=np.float32)
+        return np.array(raw, dtype=np.float32, copy=True)
+
+    # ------------------------------------------------------------------ explanations
+    def user_history(self, user_idx: int) -> np.ndarray:
+        """Dense item indices a known user is scored from, in the order the model reads them.
+
+        The default is the user's training items (by index); a
+        :class:`~lmrec.models.capabilities.SequenceModel` reads its ``user_sequence``
+        (oldest first), so sequence models are explained in their own order.
+        """
+        self._check_fitted()
+        if supports(self, SequenceModel):
+            return np.asarray(self.user_sequence(int(user_idx)), dtype=np.int64)  # type: ignore[attr-defined]
+        seen = self.seen_
+        u = int(user_idx)
+        return np.asarray(seen.indices[seen.indptr[u] : seen.indptr[u + 1]], dtype=np.int64)  # type: ignore[union-attr]
+
+    def attribute(
+        self, item_idx: int, history: np.ndarray | None = None, *, user_idx: int | None = None
+    ) -> Attribution:
+        """How much each history item contributes to ``item_idx``'s score (dense indices).
+
+        Give either ``history`` (a new user's dense item indices, oldest first) or
+        ``user_idx`` (a known user: their :meth:`user_history`, scored the way the model
+        scores that user). Linear models decompose their score exactly; the others use
+        occlusion through :meth:`score_histories` (see :mod:`lmrec.models.explain`).
+
+        Raises
+        ------
+        ConfigError
+            Both or neither of ``history`` and ``user_idx``; an index out of range; an
+            item already in the history; a model that cannot score histories.
+        """
+        self._check_fitted()
+        scores_histories = supports(self, SequenceModel) or supports(self, FoldInModel)
+        item, history, user_idx = check_attribution(self, scores_histories, item_idx, history,
+                                                    user_idx)  # fmt: skip
+        return self._attribute(item, history, user_idx)
+
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Attribution of ``item``'s score to ``history`` (checked); occlusion by default.
+
+        Linear models override this with their exact decomposition; models whose known
+        users are scored from more than their items (attributes, a prompt) use
+        ``user_idx`` to stay faithful to that scoring.
+        """
+        score, contributions = occlusion(
+            lambda rows: self.score_histories(rows, items=np.array([item]))[:, 0], history
+        )
+        return Attribution(item, history, contributions, score, "occlusion")
+
+    def explain(
+        self,
+        item: object,
+        *,
+        user: object | None = None,
+        items: Iterable[object] | None = None,
+        n: int = 5,
+        catalog: pd.DataFrame | Catalog | None = None,
+        on_unknown: OnUnknown = "ignore",
+    ) -> Explanation:
+        """Why ``item`` is recommended to ``user`` (or to a new user who has ``items``).
+
+        Parameters
+        ----------
+        item : id
+            The recommended item (external id).
+        user : id, optional
+            A known user; or
+        items : iterable of ids, optional
+            A new user's history, oldest first (unknown ids follow ``on_unknown``).
+        n : int
+            Most contributing history items to report.
+        catalog : DataFrame or Catalog, optional
+            Item attributes (``title``, genres, year, ...): titles in the text instead of
+            ids, and reasons naming what the item shares with the contributing items.
+
+        Returns
+        -------
+        Explanation
+            Contributions in the model's score units (see :mod:`lmrec.models.explain`).
+
+        Raises
+        ------
+        UnknownIdError
+            An unknown ``user`` or ``item``.
+        ConfigError
+            Both or neither of ``user`` and ``items``; ``item`` already in the history; a
+            model that cannot score histories.
+        """
+        self._check_fitted()
+        return explain_ids(self, item, user=user, items=items, n=n, catalog=catalog,
+                           on_unknown=on_unknown)  # fmt: skip
 
     def _to_frame(
         self, user_ext: np.ndarray, items: np.ndarray, scores: np.ndarray

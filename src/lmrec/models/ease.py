@@ -44,6 +44,7 @@ from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, PrivateModel, UnlearningModel
 from lmrec.models.dp import DPConfig, check_dp_data, noisy_gram
+from lmrec.models.explain import Attribution, exact, row_values
 from lmrec.models.files import StateArrays
 from lmrec.models.unlearning import drop_users, keep_rows
 
@@ -155,6 +156,10 @@ class EASE(Recommender, FoldInModel, UnlearningModel, PrivateModel):
         keep = drop_users(self, user_idx)
         self.user_items_ = keep_rows(self.user_items_, keep)  # type: ignore[arg-type]
         self.B_ = ease_weights(self.user_items_, self.config.l2)
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Exact: the score is ``sum_j x_uj B[j, item]``, one term per history item."""
+        weights = row_values(self.user_items_, user_idx, history)
+        return exact(item, history, weights * self.B_[history, item])  # type: ignore[index]
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {"B": self.B_}

@@ -47,10 +47,11 @@ import scipy.sparse as sp
 from pydantic import Field, model_validator
 
 from lmrec.data.dataset import Dataset
-from lmrec.models.base import Recommender
+from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, FoldInModel, PrivateModel, UnlearningModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.dp import DPConfig, check_dp_data, noisy_gram
+from lmrec.models.explain import Attribution, column_values, exact, occlusion, row_values
 from lmrec.models.files import StateArrays
 from lmrec.models.unlearning import drop_users, keep_rows
 
@@ -156,12 +157,15 @@ def topk_similarities(
     config: KNNConfig,
     base_norms: np.ndarray | None = None,
     exclude_self: bool = False,
+    skip: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """The ``k_neighbors`` most similar ``base`` rows of each ``query`` row, as float32 CSR.
 
     ``query`` and ``base`` are weighted rows over the same columns. Row ``i`` of the result
     holds the positive similarities of query row ``i`` to its nearest base rows.
-    With ``exclude_self`` (query is base) a row is never its own neighbour.
+    With ``exclude_self`` (query is base) a row is never its own neighbour; ``skip``
+    names, per query row, one base row that is not its neighbour either (a known
+    user's own training row when re-scoring their edited history).
     Computed ``block`` query rows at a time (dense ``block x n_base`` at most).
     """
     n_query, n_base = query.shape[0], base.shape[0]
@@ -182,6 +186,8 @@ def topk_similarities(
             np.divide(sims, denom, out=sims, where=denom > 0)
         if exclude_self:
             sims[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        if skip is not None:
+            sims[np.arange(stop - start), np.asarray(skip[start:stop], np.int64)] = 0.0
         if k < n_base:
             nbrs = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         else:
@@ -353,6 +359,11 @@ class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
         scores = history.astype(np.float32) @ self.similarity_
         return np.asarray(scores.toarray(), dtype=np.float32)
 
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Exact: the score is ``sum_j x_uj S[j, item]``, one term per history item."""
+        weights = row_values(self.user_items_, user_idx, history)
+        return exact(item, history, weights * column_values(self.similarity_, history, item))  # type: ignore[arg-type]
+
 
 class UserKNN(_KNNBase, FoldInModel):
     """User-based k-nearest-neighbour CF: score items by what the most similar users liked.
@@ -394,9 +405,24 @@ class UserKNN(_KNNBase, FoldInModel):
         scores = self.similarity_[user_idx] @ self.user_items_  # type: ignore[index,operator]
         return np.asarray(scores.toarray(), dtype=np.float32)
 
-    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(self, history: sp.csr_matrix, *, skip: np.ndarray | None = None) -> np.ndarray:
         query = self._weighting(history)  # type: ignore[misc]
         sims = topk_similarities(
-            query, self._weighted, config=self.config, base_norms=self._norms  # type: ignore[arg-type]
+            query, self._weighted, config=self.config, base_norms=self._norms, skip=skip  # type: ignore[arg-type]
         )
         return np.asarray((sims @ self.user_items_).toarray(), dtype=np.float32)
+
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Occlusion; a known user's edited history is re-scored as in fit: with their own
+        training weights and never with themselves as a neighbour."""
+        if user_idx is None:
+            return super()._attribute(item, history, user_idx)
+        own = sp.csr_matrix(self.user_items_[user_idx])  # type: ignore[index]
+
+        def score(rows: list[np.ndarray]) -> np.ndarray:
+            pattern = history_matrix(rows, self.n_items)
+            weighted = sp.csr_matrix(pattern.multiply(own))
+            return self.score_history(weighted, skip=np.full(len(rows), user_idx))[:, item]
+
+        full, contributions = occlusion(score, history)
+        return Attribution(item, history, contributions, full, "occlusion")

@@ -20,6 +20,7 @@ from lmrec.models.capabilities import supports
 
 _BUILTINS: dict[str, str] = {
     "popularity": "lmrec.models.popularity:Popularity",
+    "group_popularity": "lmrec.models.group_popularity:GroupPopularity",
     "itemknn": "lmrec.models.knn:ItemKNN",
     "userknn": "lmrec.models.knn:UserKNN",
     "ease": "lmrec.models.ease:EASE",
@@ -37,6 +38,7 @@ _BUILTINS: dict[str, str] = {
     "text_ease": "lmrec.models.text_ease:TextEASE",
     "sasrec": "lmrec.models.seq.sasrec:SASRec",
     "gru4rec": "lmrec.models.seq.gru4rec:GRU4Rec",
+    "onboard": "lmrec.models.onboard:Onboard",
     "ranker": "lmrec.ranker.model:LMRanker",
     "pipeline": "lmrec.ranker.pipeline:RetrieveRerank",
 }

@@ -40,6 +40,7 @@ from lmrec.models.capabilities import (
     dot_user_vectors,
 )
 from lmrec.models.config import ModelConfig
+from lmrec.models.explain import Attribution, exact
 from lmrec.models.files import StateArrays
 from lmrec.models.unlearning import drop_users, keep_rows
 
@@ -138,6 +139,10 @@ class PureSVD(Recommender, FoldInModel, DotProductModel, UnlearningModel):
         """Drop the users' rows and recompute the SVD of the remaining ones."""
         keep = drop_users(self, user_idx)
         self._factorize(keep_rows(self.user_items_, keep))  # type: ignore[arg-type]
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Exact: the score is ``sum_j V_j . V_item`` over the (binary) history."""
+        v = self.item_factors_
+        return exact(item, history, v[history] @ v[item])  # type: ignore[index]
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"item_factors": self.item_factors_}, {}  # type: ignore[dict-item]

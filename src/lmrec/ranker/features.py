@@ -28,7 +28,7 @@ import numpy as np
 
 from lmrec.ranker.prompts import PromptBuilder
 
-__all__ = ["FEATURE_NAMES", "ItemStats", "fit_logistic", "side_features"]
+__all__ = ["FEATURE_NAMES", "ItemStats", "fit_logistic", "history_features", "side_features"]
 
 #: Column order of :func:`side_features`.
 FEATURE_NAMES = ("history_like_share", "user_like_share", "item_like_rate", "item_log_count")
@@ -111,6 +111,24 @@ def side_features(prompts: PromptBuilder, stats: ItemStats, users: np.ndarray,
     return np.column_stack(
         [recent, overall, stats.like_rate()[items], np.log1p(stats.count[items])]
     ).astype(np.float32)
+
+
+def history_features(stats: ItemStats, liked: np.ndarray, n_history: int,
+                     items: np.ndarray) -> np.ndarray:  # fmt: skip
+    """:func:`side_features` of one history given as like marks (1 / 0 / -1, oldest first)
+    against candidate ``items``: a new user's history (no ratings: the like shares are
+    the prior) or an edited one."""
+    liked = np.asarray(liked, np.int8)
+    prior = stats.prior
+
+    def share(marks: np.ndarray) -> float:
+        rated = int((marks >= 0).sum())
+        return float((marks == 1).sum()) / rated if rated else prior
+
+    recent = share(liked[max(0, len(liked) - n_history) :])
+    items = np.asarray(items, np.int64)
+    return np.column_stack([np.full(len(items), recent), np.full(len(items), share(liked)),
+                            stats.like_rate()[items], np.log1p(stats.count[items])]).astype(np.float32)  # fmt: skip
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0,

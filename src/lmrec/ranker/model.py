@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,8 +53,10 @@ from lmrec.models.capabilities import (
     DistributedModel,
     FitOptions,
     HardNegativeModel,
+    SequenceModel,
 )
 from lmrec.models.config import ModelConfig
+from lmrec.models.explain import Attribution
 from lmrec.models.files import StateArrays
 from lmrec.ranker.features import FEATURE_NAMES, ItemStats, fit_logistic, side_features
 from lmrec.ranker.prompts import DEFAULT_TEMPLATE, PromptBuilder, check_template
@@ -165,7 +168,7 @@ def _base_path(model: str) -> str:
     return resolve_model(model)[1]
 
 
-class LMRanker(Recommender, CheckpointedModel, DistributedModel, HardNegativeModel):
+class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, HardNegativeModel):
     """Cross-encoder ranker fine-tuned on history prompts (full, LoRA or head-only).
 
     Parameters
@@ -552,6 +555,32 @@ class LMRanker(Recommender, CheckpointedModel, DistributedModel, HardNegativeMod
             )
         cand = np.broadcast_to(np.arange(self.n_items), (len(user_idx), self.n_items))
         return self.score_candidates(user_idx, cand)
+
+    # ------------------------------------------------------------------ new users, explanations
+    def score_sequences(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """Logits of every item for new users: the prompt shows each sequence (item
+        indices, oldest first) without attributes or like marks; see
+        :mod:`lmrec.ranker.histories`. Catalogs beyond ``full_rank_limit`` raise."""
+        return self.score_histories(sequences)
+
+    def score_histories(self, histories: Sequence[np.ndarray], *,
+                        items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """As :meth:`Recommender.score_histories`; with ``items`` only those pairs are
+        scored, so any catalog size works."""
+        from lmrec.ranker.histories import ranker_score_histories
+
+        self._check_fitted()
+        return ranker_score_histories(self, histories, items)
+
+    def user_sequence(self, user_idx: int) -> np.ndarray:
+        """The user's items in time order, oldest first (as the prompt reads them)."""
+        return self.prompts_.positions(int(user_idx)).astype(np.int64)  # type: ignore[union-attr]
+
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Occlusion of history items in the prompt (known users keep attributes and marks)."""
+        from lmrec.ranker.histories import ranker_attribute
+
+        return ranker_attribute(self, item, history, user_idx)
 
     # ------------------------------------------------------------------ compression
     def merge_and_quantize(self, *, per_channel: tuple[str, ...] = ("output.dense",)) -> LMRanker:

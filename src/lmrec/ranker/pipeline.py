@@ -2,8 +2,9 @@
 
 :class:`RetrieveRerank` fits a registered retriever (default ``ease``) and an
 :class:`~lmrec.ranker.model.LMRanker` on the same data; the ranker's hard negatives
-are the retriever's top-``n_candidates`` per user. At scoring time every item outside
-a user's candidate list gets ``-inf``; the candidates get
+are the retriever's top-``n_candidates`` per user. At scoring time the items outside
+a user's candidate list follow in the retriever's order, below every candidate (so a
+list longer than N, or one keeping seen items, is complete); the candidates get
 
 ``blend * z(retriever score) + (1 - blend) * z(ranker logit)``
 
@@ -31,11 +32,14 @@ from pydantic import Field
 
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
-from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions
+from lmrec.models.base import Recommender, history_matrix
+from lmrec.models.capabilities import FitOptions, SequenceModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.explain import Attribution
 from lmrec.models.files import StateArrays
 from lmrec.models.registry import create_model
+from lmrec.ops.topk import mask_rows, topk
+from lmrec.ranker.histories import History, candidate_logits, occlude
 from lmrec.ranker.model import LMRanker, LMRankerConfig
 
 _PREFIXES = {"retriever": "retriever.", "ranker": "ranker."}
@@ -67,7 +71,7 @@ class RetrieveRerankConfig(ModelConfig):
     ``max_length``); shorter is faster, choose it on held-out pairs."""
 
 
-class RetrieveRerank(Recommender):
+class RetrieveRerank(Recommender, SequenceModel):
     """A retriever's top-N reranked by a fine-tuned cross-encoder.
 
     Examples
@@ -139,10 +143,33 @@ class RetrieveRerank(Recommender):
         cand, retrieval = self.candidate_scores(user_idx)
         logits = self.ranker_scorer().score_candidates(user_idx, cand)
         final = blend_scores(retrieval, logits, cand >= 0, self.config.blend)
-        out = np.full((len(user_idx), self.n_items), -np.inf, np.float32)
+        out = below_candidates(self.retriever_._score(user_idx), final, cand >= 0)  # type: ignore[union-attr]
         rows, cols = np.nonzero(cand >= 0)
         out[rows, cand[rows, cols]] = final[rows, cols]
         return out
+
+    def score_sequences(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every item for new users: the retriever folds each sequence in and
+        proposes its top-N (the sequence's items excluded), the ranker reads the sequence
+        in its prompt; the other items follow in the retriever's order, as for known users."""
+        return self.score_histories(sequences)
+
+    def score_histories(self, histories: Sequence[np.ndarray], *,
+                        items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """As :meth:`Recommender.score_histories`; with ``items`` (and ``blend = 0``) the
+        ranker scores only those of the candidates."""
+        self._check_fitted()
+        return pipeline_score_histories(self, histories, items)
+
+    def user_sequence(self, user_idx: int) -> np.ndarray:
+        """The user's items in time order, oldest first (as the ranker's prompt reads them)."""
+        self._check_fitted()
+        return self.ranker_.user_sequence(user_idx)  # type: ignore[union-attr]
+
+    def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
+        """Occlusion through the pipeline's scoring with the candidate list held fixed
+        (see :func:`lmrec.ranker.histories.pipeline_attribute`)."""
+        return pipeline_attribute(self, item, history, user_idx)
 
     def fit_blend(self, valid: Dataset, *, grid: Sequence[float] | None = None,
                   metric: str = "ndcg@10") -> float:  # fmt: skip
@@ -211,6 +238,20 @@ class RetrieveRerank(Recommender):
         self._scorer = None
 
 
+def below_candidates(retrieval: np.ndarray, final: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Scores (float32 (n, n_items)) that rank every item by the retriever's full scores
+    ``retrieval``, shifted below the lowest candidate score of its row (``final`` over the
+    ``ok`` candidates); the caller then writes the candidates' scores over them."""
+    r = np.asarray(retrieval, np.float64)
+    finite = np.isfinite(r)
+    top = np.where(finite, r, -np.inf).max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    lowest = np.where(ok, final, np.inf).min(axis=1, keepdims=True)
+    lowest[~np.isfinite(lowest)] = 0.0
+    out = np.where(finite, r - top + lowest - 1.0, -np.inf)
+    return out.astype(np.float32)
+
+
 def _standardise(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Per-row z-scores over the ``ok`` entries (0 elsewhere, and where a row has no spread)."""
     x = np.where(ok, x, 0.0).astype(np.float64)
@@ -239,3 +280,91 @@ def blend_scores(retrieval: np.ndarray, logits: np.ndarray, ok: np.ndarray,
     else:
         out = blend * _standardise(retrieval, ok) + (1 - blend) * _standardise(logits, ok)
     return (out + tie).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- new users, explanations
+def pipeline_candidates(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The retriever's top-``n_candidates`` items not in each sequence, and their scores."""
+    return _retrieve(pipeline, sequences)[1:]
+
+
+def _retrieve(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The retriever's full scores after each sequence, and its top-N (sequence excluded)."""
+    full = pipeline.retriever_.score_histories(sequences)  # type: ignore[union-attr]
+    scores = full.copy()
+    scores[~np.isfinite(scores)] = -np.inf
+    mask_rows(scores, history_matrix(list(sequences), pipeline.n_items))
+    cand, retrieval = topk(scores, pipeline._n())
+    return full, cand, retrieval
+
+
+def pipeline_score_histories(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray],
+                             items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Scores after each sequence: the blend of retriever and ranker on the retriever's
+    top-N (the sequence's items excluded), the other items below them in the retriever's
+    order; all items, or ``items`` only (with ``blend = 0`` the ranker then scores just
+    those candidates, and the others' floor is the lowest scored one)."""
+    sequences = [np.asarray(s, np.int64) for s in sequences]
+    full, cand, retrieval = _retrieve(pipeline, sequences)
+    ok = cand >= 0
+    wanted = cand
+    if items is not None and pipeline.config.blend == 0.0:  # z-scores would need them all
+        asked = np.asarray(items, np.int64)
+        wanted = np.where(np.isin(cand, asked), cand, -1)
+        # A row where an asked item is no candidate needs every candidate: its score sits
+        # below the lowest of them.
+        outside = np.array([not np.isin(asked, c).all() for c in cand], dtype=bool)
+        wanted[outside] = cand[outside]
+    histories = [History.of_items(s) for s in sequences]
+    logits = candidate_logits(pipeline.ranker_scorer(), histories, wanted)
+    final = blend_scores(retrieval, logits, ok, pipeline.config.blend)
+    out = below_candidates(full, final, ok)
+    rows, cols = np.nonzero(ok)
+    out[rows, cand[rows, cols]] = final[rows, cols]
+    return out if items is None else out[:, np.asarray(items, np.int64)]
+
+
+def pipeline_attribute(pipeline: RetrieveRerank, item: int, history: np.ndarray,
+                       user_idx: int | None) -> Attribution:  # fmt: skip
+    """Occlusion through the pipeline's scoring with its candidate list held fixed.
+
+    The candidates are the retriever's top-N for the whole history (the explained item
+    joins them if it is not among them). Each variant history is re-scored as the
+    pipeline scores: the retriever's fold-in scores and the ranker's logits of the
+    candidates, blended (``blend = 0``: the ranker's logit of the item alone, the
+    retriever-rank tie-breaker being fixed with the list).
+    """
+    ranker = pipeline.ranker_scorer()
+    h = (
+        History.of_user(pipeline.ranker_, user_idx)
+        if user_idx is not None
+        else History.of_items(history)
+    )  # type: ignore[arg-type]
+    if user_idx is not None:
+        cand, _ = pipeline.candidate_scores(np.array([user_idx]))
+    else:
+        cand, _ = pipeline_candidates(pipeline, [h.items])
+    cand = cand[0][cand[0] >= 0]
+    if item not in cand:
+        cand = np.append(cand[:-1] if len(cand) >= pipeline._n() else cand, item)
+    where = int(np.flatnonzero(cand == item)[0])
+    blend = pipeline.config.blend
+    retriever = pipeline.retriever_
+
+    def score(variants: list[History]) -> np.ndarray:
+        if blend == 0.0:  # only the item's own logit moves; the tie-breaker is fixed
+            return candidate_logits(ranker, variants, np.full((len(variants), 1), item))[:, 0]
+        grid = np.broadcast_to(cand, (len(variants), len(cand)))
+        logits = candidate_logits(ranker, variants, grid)
+        retrieval = retriever.score_histories([v.items for v in variants], items=cand)  # type: ignore[union-attr]
+        ok = np.ones(grid.shape, bool)
+        return blend_scores(retrieval, logits, ok, blend)[:, where]
+
+    full, contributions = occlude(h, score)
+    if blend == 0.0:
+        tie = blend_scores(np.zeros((1, len(cand))), np.zeros((1, len(cand))),
+                           np.ones((1, len(cand)), bool), 0.0)[0, where]  # fmt: skip
+        full += float(tie)
+    return Attribution(item, h.items, contributions, full, "occlusion")

@@ -161,6 +161,16 @@ class PromptBuilder:
             self._cache[key] = text.strip()
         return self._cache[key]
 
+    def render(self, items: np.ndarray, liked: np.ndarray | None = None, user_text: str = "") -> str:
+        """The context of a history given as item indices, oldest first (a new user, or an
+        edited history): the last ``n_history`` items, newest first, as :meth:`context`."""
+        items = np.asarray(items, np.int64)
+        marks = np.full(len(items), -1, np.int8) if liked is None else np.asarray(liked, np.int8)
+        lo = max(0, len(items) - self.n_history)
+        titles = [self.item_titles[i] for i in items[lo:][::-1]]
+        text = self.template.format(user=user_text, history=render_history(titles, marks[lo:][::-1]))
+        return text.strip()
+
     def pairs(self, user_idx: np.ndarray, item_idx: np.ndarray,
               end: np.ndarray | None = None) -> tuple[list[str], list[str]]:  # fmt: skip
         """Context and candidate texts for aligned arrays of users and items."""

@@ -34,6 +34,7 @@ from fastapi import FastAPI
 
 from lmrec._version import __version__
 from lmrec.errors import ConfigError
+from lmrec.models.explain import Catalog
 from lmrec.serve.admission import STATE_KEY, Admission, AdmissionMiddleware
 from lmrec.serve.auth import KeyRing
 from lmrec.serve.cluster import Cluster
@@ -58,15 +59,14 @@ log = logging.getLogger("lmrec.serve")
 SETTINGS_ENV = "LMREC_SERVE_SETTINGS"
 
 
-def _load_titles(path: Path | None) -> dict[str, str]:
+def _load_catalog(path: Path | None) -> Catalog | None:
+    """The item catalog (id column 'item'; title, genres, year, ...): titles for the page,
+    titles and shared attributes for explanations."""
     if path is None:
-        return {}
-    import pandas as pd
+        return None
+    from lmrec.data import read_items
 
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
-    if not {"item", "title"} <= set(frame.columns):
-        raise ConfigError(f"Catalog {path} needs 'item' and 'title' columns; got {list(frame)}.")
-    return dict(zip(frame["item"].astype(str), frame["title"].astype(str), strict=True))
+    return Catalog(read_items(path))
 
 
 async def _sync_loop(overlay: OnlineOverlay, store: EventStore, interval: float) -> None:
@@ -217,7 +217,8 @@ def create_app(
     state.engine = Engine(overlay, cache)
     state.metrics = metrics
     state.keyring = keyring
-    state.titles = _load_titles(settings.catalog)
+    state.catalog = _load_catalog(settings.catalog)
+    state.titles = {} if state.catalog is None else state.catalog.titles
     state.startup_seconds = model_store.startup_seconds
     state.admission = admission = Admission(
         settings, keyring, metrics, lambda: model_store.current.version

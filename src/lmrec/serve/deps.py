@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from lmrec.models.explain import Catalog
 from lmrec.serve.admission import Admission
 from lmrec.serve.auth import ANONYMOUS_ADMIN, KeyRing, Principal
 from lmrec.serve.cluster import Cluster
@@ -76,6 +77,11 @@ async def get_titles(request: Request) -> dict[str, str]:
     return request.app.state.titles
 
 
+async def get_catalog(request: Request) -> Catalog | None:
+    """The item catalog for explanations (None without one)."""
+    return request.app.state.catalog
+
+
 async def get_keyring(request: Request) -> KeyRing:
     """The API keys the app accepts."""
     return request.app.state.keyring
@@ -102,6 +108,7 @@ CacheDep = Annotated[LRUCache, Depends(get_cache)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
 TitlesDep = Annotated[dict[str, str], Depends(get_titles)]
+CatalogDep = Annotated[Catalog | None, Depends(get_catalog)]
 KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
 
 

@@ -11,13 +11,17 @@ Paths, fastest first:
     index, used for large catalogs when no candidate filter is given).
 ``fold-in``
     A user with new positive feedback, or an anonymous session, on a model that folds
-    in: scores of the history (training row + new items) through ``score_history``; a
-    sequence model reads it in order (its training sequence, then the new items in
-    feedback order; a session in the order of its ``items``) through ``score_sequences``.
+    in or reads sequences: scores of the history (training history in the order the
+    model reads it, then the new items) through ``score_histories``.
 ``co-occurrence`` (fallback)
-    The same, for models that cannot fold in: summed cosine similarity of item columns.
+    The same, for (plugin) models that cannot fold in: summed cosine similarity of item
+    columns.
 ``popularity`` (fallback)
     Unknown users with no usable history: training interaction counts.
+
+Explanations are the library's own (:meth:`Recommender.explain
+<lmrec.models.base.Recommender.explain>`), so ``/v1/explain`` and ``lmrec explain`` give
+the same answer for the same model, user and item.
 
 Everything but ``precomputed`` is memoised in an LRU cache keyed by the model version
 and the user's feedback generation, so new feedback or a reload can never serve a
@@ -30,9 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lmrec.models.explain import Catalog, Explanation
 from lmrec.serve.model_store import LoadedModel
 from lmrec.serve.online import LRUCache, OnlineOverlay
-from lmrec.serve.scoring import leave_one_out, score_sequence, top_from_scores, user_history
+from lmrec.serve.scoring import top_from_scores
 
 
 @dataclass(frozen=True)
@@ -42,23 +47,6 @@ class RecList:
     items: np.ndarray
     scores: np.ndarray
     strategy: str
-    fallback: bool
-
-
-@dataclass(frozen=True)
-class Contribution:
-    """One history item's share in an item's score."""
-
-    item: str
-    weight: float
-
-
-@dataclass(frozen=True)
-class Explanation:
-    item: str
-    score: float | None
-    contributions: list[Contribution]
-    method: str
     fallback: bool
 
 
@@ -95,8 +83,8 @@ class Engine:
         cand: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray, str, bool]:
         """Fold-in (or co-occurrence) scores of one history, top-k after exclusion."""
-        if lm.fold_in:  # a sequence model reads hist in its order (scoring.score_sequence)
-            scores = score_sequence(lm.model, hist)
+        if lm.fold_in:
+            scores = lm.model.score_histories([hist])[0]
             strategy, fallback = "fold-in", False
         else:
             scores = lm.cooc.similarity(hist).sum(axis=0)
@@ -129,11 +117,7 @@ class Engine:
         new_pos = self.indices(lm, fb.positive) if fb.items else np.empty(0, np.int64)
         seen_row = None
         if uidx is not None:
-            seen_row = lm.model.seen_.indices[  # type: ignore[union-attr]
-                lm.model.seen_.indptr[uidx] : lm.model.seen_.indptr[
-                    uidx + 1
-                ]  # type: ignore[union-attr]
-            ]
+            seen_row = lm.model.user_history(uidx)  # in the order the model reads it
             if len(new_pos):
                 new_pos = new_pos[~np.isin(new_pos, seen_row)]
             if not lm.fold_in:  # cannot rescore: the model's list minus the feedback items
@@ -168,7 +152,7 @@ class Engine:
             strategy = "ann" if lm.ann is not None and cand is None else "model"
             result = RecList(items[ok][:k], vals[ok][:k], strategy, False)
         elif len(new_pos) or seen_row is not None:
-            hist = user_history(lm.model, uidx, new_pos)  # sequence models: feedback last
+            hist = new_pos if seen_row is None else np.concatenate([seen_row, new_pos])
             drop = np.union1d(excl, hist) if exclude_seen else excl
             items, vals, strategy, fallback = self._scored(lm, hist, k, drop, cand)
             result = RecList(items, vals, strategy, fallback)
@@ -201,7 +185,7 @@ class Engine:
         exclude_seen: bool,
     ) -> RecList:
         """Top-``k`` for an anonymous session given as a list of item ids."""
-        hist = user_history(lm.model, None, self.indices(lm, item_ids))  # in order if it matters
+        hist = _in_order(self.indices(lm, item_ids))
         excl = self.indices(lm, exclude_ids)
         cand = None if candidate_ids is None else self.indices(lm, candidate_ids)
         key = (
@@ -239,55 +223,42 @@ class Engine:
         return result
 
     # ------------------------------------------------------------------ explain
-    def history(self, lm: LoadedModel, user: str | None, item_ids: list[str] | None) -> np.ndarray:
-        """Dense history of a user (training row + positive feedback) or of a session."""
-        if user is None:
-            return user_history(lm.model, None, self.indices(lm, item_ids))
-        fb = self.overlay.get(user)
-        hist = self.indices(lm, fb.positive) if fb.items else np.empty(0, np.int64)
-        return user_history(lm.model, lm.user_index.get(user), hist)
+    def explain(
+        self,
+        lm: LoadedModel,
+        user: str | None,
+        item_ids: list[str] | None,
+        item: str,
+        n: int,
+        catalog: Catalog | None,
+    ) -> Explanation:
+        """The model's explanation of ``item`` for ``user`` or a session of ``item_ids``.
 
-    def explain(self, lm: LoadedModel, hist: np.ndarray, item: int, n: int) -> Explanation:
-        """The ``n`` history items that contributed most to ``item``'s score."""
-        item_id = lm.item_ids[item]
-        if not len(hist):
-            return Explanation(item_id, None, [], "popularity", True)
-        if lm.fold_in:
-            weights = leave_one_out(lm.model, hist, item)
-            score = float(score_sequence(lm.model, hist)[item])
-            method = "leave-one-out"
+        A known user without new feedback is explained as the library explains them
+        (``model.explain(item, user=...)``, the answer of ``lmrec explain``); a user with
+        new positive feedback, or an unknown one, by their history (training history
+        then the new items) given as items; a session by its items (unknown ids dropped).
+        """
+        model = lm.model
+        if user is not None:
+            fb = self.overlay.get(user)
+            uidx = lm.user_index.get(user)
+            new = self.indices(lm, fb.positive) if fb.items else np.empty(0, np.int64)
+            if uidx is not None:
+                own = model.user_history(uidx)
+                new = new[~np.isin(new, own)]
+                if not len(new):
+                    return model.explain(item, user=user, n=n, catalog=catalog)
+                hist = np.concatenate([own, new])
+            else:
+                hist = _in_order(new)
         else:
-            weights = lm.cooc.similarity(np.array([item]))[0, hist]
-            score = float(weights.sum())
-            method = "co-occurrence"
-        order = np.argsort(-weights, kind="stable")[:n]
-        contribs = [
-            Contribution(lm.item_ids[hist[j]], float(weights[j])) for j in order if weights[j] > 0
-        ]
-        return Explanation(item_id, score, contribs, method, not lm.fold_in)
+            hist = _in_order(self.indices(lm, item_ids))
+        ids = [lm.item_ids[i] for i in hist.tolist()]
+        return model.explain(item, items=ids, n=n, catalog=catalog)
 
 
-def sentences(expl: Explanation, title: dict[str, str]) -> list[str]:
-    """Plain-language sentences for an explanation ("You interacted with X, which ...")."""
-
-    def name(i: str) -> str:
-        return f"'{title[i]}'" if i in title else f"item {i}"
-
-    target = name(expl.item)
-    if not expl.contributions:
-        if expl.method == "popularity":
-            return [f"We have no history for you yet; {target} is recommended for its popularity."]
-        return [f"None of your history points to {target} in particular."]
-    top = max(c.weight for c in expl.contributions)
-    out = []
-    for c in expl.contributions:
-        ratio = c.weight / top if top > 0 else 0.0
-        verb = (
-            "strongly suggests"
-            if ratio >= 0.66
-            else "suggests"
-            if ratio >= 0.33
-            else "slightly suggests"
-        )
-        out.append(f"You interacted with {name(c.item)}, which {verb} {target}.")
-    return out
+def _in_order(items: np.ndarray) -> np.ndarray:
+    """``items`` without repeats, first occurrences kept in order (a session's order)."""
+    _, first = np.unique(items, return_index=True)
+    return np.asarray(items, np.int64)[np.sort(first)]

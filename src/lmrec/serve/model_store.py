@@ -23,7 +23,7 @@ import numpy as np
 
 from lmrec.errors import ConfigError, LmrecError, ModelFileError
 from lmrec.models.base import Recommender
-from lmrec.serve.scoring import Cooccurrence, score_sequence, supports_fold_in
+from lmrec.serve.scoring import Cooccurrence, supports_fold_in
 
 log = logging.getLogger("lmrec.serve")
 
@@ -185,7 +185,7 @@ def _smoke(model: Recommender, fold_in: bool, n_users: int, path: Path) -> None:
         if items.shape != (1, k):
             raise ModelFileError(f"{path}: smoke recommendation returned shape {items.shape}.")
     if fold_in:
-        out = score_sequence(model, np.array([0]))[None, :]
+        out = model.score_histories([np.array([0])])
         if out.shape != (1, model.n_items) or np.isnan(out).any():
             raise ModelFileError(f"{path}: fold-in smoke test returned bad scores.")
 

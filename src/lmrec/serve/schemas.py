@@ -69,17 +69,26 @@ class SimilarResponse(BaseModel):
 
 class ContributionOut(BaseModel):
     item: str = Field(description="A history item.")
-    weight: float = Field(description="How much the score drops when this item is left out.")
+    title: str | None = Field(default=None, description="Its title (with a catalog).")
+    weight: float = Field(
+        description="Its contribution to the item's score, in the model's score units "
+        "(exact terms for linear models, the score drop when it is left out otherwise)."
+    )
 
 
 class ExplainResponse(BaseModel):
     user: str | None
     item: str
-    score: float | None
+    title: str | None = Field(default=None, description="The item's title (with a catalog).")
+    score: float | None = Field(description="The item's score for the explained history.")
     contributions: list[ContributionOut]
-    explanation: list[str] = Field(description="The contributions in plain words.")
-    method: str = Field(description="leave-one-out | co-occurrence | popularity")
-    fallback: bool
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="What the item shares with the contributing items in the catalog.",
+    )
+    explanation: list[str] = Field(description="The contributions and reasons in plain words.")
+    method: str = Field(description="exact | occlusion")
+    fallback: bool = Field(description="Always false: every model explains its own score.")
     model_version: str
 
 

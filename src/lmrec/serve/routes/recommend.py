@@ -6,16 +6,17 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
 from lmrec.serve.deps import (
+    CatalogDep,
     EngineDep,
     MetricsDep,
     ModelDep,
     ReadKey,
     SettingsDep,
-    TitlesDep,
     authorize_history,
     authorize_user,
 )
-from lmrec.serve.engine import RecList, sentences
+from lmrec.models.explain import Explanation
+from lmrec.serve.engine import RecList
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.model_store import LoadedModel
 from lmrec.serve.routes import ERRORS, links
@@ -161,7 +162,7 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
         body: ExplainRequest,  # type: ignore[valid-type]
         lm: ModelDep,
         engine: EngineDep,
-        titles: TitlesDep,
+        catalog: CatalogDep,
         settings: SettingsDep,
         key: ReadKey,
     ) -> ExplainResponse:
@@ -171,22 +172,26 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
         """
         if body.user is not None:
             authorize_history(key, body.user, settings)
-        idx = lm.item_index.get(body.item)
-        if idx is None:
+        if body.item not in lm.item_index:
             raise unknown_item(body.item, "field 'item'", lm)
-        hist = engine.history(lm, body.user, body.items)
-        expl = engine.explain(lm, hist, idx, body.n)
-        return ExplainResponse(
-            user=body.user,
-            item=body.item,
-            score=expl.score if expl.score is None else finite([expl.score])[0],
-            contributions=[
-                ContributionOut(item=c.item, weight=c.weight) for c in expl.contributions
-            ],
-            explanation=sentences(expl, titles),
-            method=expl.method,
-            fallback=expl.fallback,
-            model_version=lm.version,
-        )
+        expl = engine.explain(lm, body.user, body.items, body.item, body.n, catalog)
+        return explain_response(expl, body.user, lm.version)
 
     return router
+
+
+def explain_response(expl: Explanation, user: str | None, version: str) -> ExplainResponse:
+    """The HTTP body of a library :class:`~lmrec.models.explain.Explanation`."""
+    return ExplainResponse(
+        user=user,
+        item=expl.item,
+        title=expl.title,
+        score=finite([expl.score])[0],
+        contributions=[ContributionOut(item=c.item, title=c.title, weight=c.contribution)
+                       for c in expl.contributions],  # fmt: skip
+        reasons=list(expl.reasons),
+        explanation=list(expl.sentences),
+        method=expl.method,
+        fallback=False,
+        model_version=version,
+    )
