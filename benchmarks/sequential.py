@@ -50,6 +50,7 @@ Commands::
     .venv/bin/python benchmarks/sequential.py --part quality --ties random
     .venv/bin/python benchmarks/sequential.py --part cold
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part cost
+    python benchmarks/sequential.py --part cost --devices cuda,cpu   # on a GPU machine
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part scale
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part serve
 
@@ -379,14 +380,19 @@ def run_cold(args: argparse.Namespace) -> None:
 
 
 def run_cost(args: argparse.Namespace) -> None:
-    """Seconds to the best validation epoch and for the top-20 of all users, vs an EASE fit."""
+    """Seconds to the best validation epoch and for the top-20 of all users, vs an EASE fit.
+
+    With ``--devices cpu,cuda`` the same sasrec (same seed, same split) is trained on each
+    device in turn: the CUDA speed-up is a ratio of two runs of one process on one machine.
+    """
     task = Task(movielens("input"))
     start = time.perf_counter()
     create_model("ease", {"l2": 400}).fit(task.split.train)
     ease_s = time.perf_counter() - start
-    out = {"ease_fit_s": ease_s}
-    for name, (model_name, params) in (("sasrec", ("sasrec", {})),):
-        model = create_model(model_name, params)
+    out: dict[str, object] = {"ease_fit_s": ease_s}
+    for device in args.devices.split(","):
+        name = "sasrec" if device == "auto" else f"sasrec[{device}]"
+        model = create_model("sasrec", {"device": device, "seed": 0})
         start = time.perf_counter()
         model.fit(task.split.train, valid=task.split.valid)
         total = time.perf_counter() - start
@@ -395,16 +401,19 @@ def run_cost(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         model.recommend(users, k=20)
         known_s = time.perf_counter() - start
+        sequences = task.history.rows(np.arange(task.ds.n_users))
         start = time.perf_counter()
-        model.recommend_for_items([list(model.item_ids_.lookup(s)) for s in
-                                   task.history.rows(np.arange(task.ds.n_users))], k=20)  # fmt: skip
+        model.recommend_for_items([list(model.item_ids_.lookup(s)) for s in sequences], k=20)
         session_s = time.perf_counter() - start
+        ndcg = float(np.mean(task.evaluate(model.score_sequences(sequences))["ndcg@10"]))
         out[name] = {"fit_s": total, "best_epoch": model.best_epoch_,
                      "to_best_epoch_s": best["elapsed_s"], "epochs": len(model.history_),
                      "examples_per_s": float(np.mean([h["examples_per_s"] for h in model.history_])),
-                     "top20_all_users_s": known_s, "top20_all_sessions_s": session_s}  # fmt: skip
+                     "top20_all_users_s": known_s, "top20_all_sessions_s": session_s,
+                     "test_ndcg@10": ndcg}  # fmt: skip
         print(name, out[name], f"(EASE fit {ease_s:.2f}s)", flush=True)
-    (RESULTS / "sequential_cost.json").write_text(json.dumps(out, indent=2))
+    suffix = "" if args.devices == "auto" else "_" + args.devices.replace(",", "_")
+    (RESULTS / f"sequential_cost{suffix}.json").write_text(json.dumps(out, indent=2))
 
 
 def run_scale(args: argparse.Namespace) -> None:
@@ -521,6 +530,9 @@ def main() -> None:
     p.add_argument("--peer-epochs", type=int, default=300)
     p.add_argument("--peer-stopping", type=int, default=10)
     p.add_argument("--sizes", default="1e6,3e6,1e7", help="--part scale: events per run")
+    p.add_argument("--devices", default="auto",
+                   help="--part cost: comma-separated sasrec devices, each trained in turn "
+                   "(e.g. cpu,cuda for the CUDA speed-up; default: auto)")  # fmt: skip
     args = p.parse_args()
     RESULTS.mkdir(exist_ok=True)
     {"quality": run_quality, "cold": run_cold, "cost": run_cost, "scale": run_scale}[args.part](

@@ -9,7 +9,8 @@ or globs (``*``, ``?``, ``[...]``, ``**``; relative to the repository root) whos
 change makes the figure stale: the code it measures and the benchmark script. A
 figure is stale when any of its sources differs between ``commit`` and the working
 tree: changed in a later commit, modified but not committed, or a new untracked file
-matching a source. A stamp that cannot be checked (a malformed line, an unknown
+matching a source. A Python file counts as changed only when its code changed: one whose
+syntax tree is the same (a reformat, new comments) leaves its figures current. A stamp that cannot be checked (a malformed line, an unknown
 commit, a source that matches no file then or now, an id used twice) is reported too.
 
 Command (from anywhere inside the repository)::
@@ -26,6 +27,7 @@ git repository cannot be read.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import subprocess
 import sys
@@ -104,6 +106,24 @@ def _pathspec(source: str) -> str:
     return f":(glob){source}" if any(c in source for c in "*?[") else f":(literal){source}"
 
 
+def _same_code(repo: Path, commit: str, path: str) -> bool:
+    """Whether the Python file ``path`` has the same syntax tree at ``commit`` and now.
+
+    Formatting and comments are not code: ``ruff format`` must not make every figure
+    stale. Anything that is not Python, or does not parse on either side, has changed.
+    """
+    if not path.endswith(".py"):
+        return False
+    then = _git(repo, "show", f"{commit}:{path}")
+    current = repo / path
+    if then.returncode != 0 or not current.is_file():
+        return False
+    try:
+        return ast.dump(ast.parse(then.stdout)) == ast.dump(ast.parse(current.read_text()))
+    except (SyntaxError, ValueError, UnicodeDecodeError):
+        return False
+
+
 def check_figure(repo: Path, fig: Figure) -> Finding | None:
     """``None`` when ``fig`` is current, else what changed (or why it cannot be checked)."""
     resolved = _git(repo, "rev-parse", "--verify", "--quiet", f"{fig.commit}^{{commit}}")
@@ -125,7 +145,8 @@ def check_figure(repo: Path, fig: Figure) -> Finding | None:
     if diff.returncode != 0:
         return Finding(fig.id, fig.line, f"git diff failed: {diff.stderr.strip()}")
     untracked = _git(repo, "ls-files", "--others", "--exclude-standard", "--", *specs)
-    changed = sorted({*diff.stdout.split(), *untracked.stdout.split()})
+    edited = [p for p in diff.stdout.split() if not _same_code(repo, commit, p)]
+    changed = sorted({*edited, *untracked.stdout.split()})
     if not changed:
         return None
     shown = ", ".join(changed[:SHOW_FILES])

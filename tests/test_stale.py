@@ -105,6 +105,16 @@ def test_committed_change_makes_only_that_figure_stale(repo: Path) -> None:
     assert "als: current" in listed and "ease: stale" in listed
 
 
+def test_a_reformat_is_not_a_change_but_new_code_is(repo: Path) -> None:
+    c = commit_all(repo, "code")
+    write_results(repo, stamp("ease", c, "src/pkg/ease.py"), stamp("als", c, "src/pkg/als.py"))
+    (repo / "src" / "pkg" / "ease.py").write_text("# tuned on valid\nl2 = (500)  # fmt: skip\n")
+    (repo / "src" / "pkg" / "als.py").write_text("factors = 65\n")
+    commit_all(repo, "reformat ease, retune als")
+    lines = run(repo).stdout.splitlines()
+    assert len(lines) == 1 and "als: stale" in lines[0]
+
+
 def test_working_tree_changes_count(repo: Path) -> None:
     c = commit_all(repo, "code")
     write_results(repo, stamp("ease", c, "src/pkg/ease.py"), stamp("pkg", c, "src/pkg"),

@@ -34,16 +34,6 @@ def _in_space(value, spec) -> bool:
     return spec[1] <= value <= spec[2]
 
 
-def _has_model(name: str) -> bool:
-    from lmrec.models.registry import get_model_class
-
-    try:
-        get_model_class(name)
-    except (ConfigError, ModuleNotFoundError):
-        return False
-    return True
-
-
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_tune_popularity_each_sampler(split, sampler):
     res = tune("popularity", split.train, split.valid, n_trials=3, sampler=sampler, seed=1)
@@ -60,8 +50,6 @@ def test_tune_popularity_each_sampler(split, sampler):
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_tune_ease_each_sampler(split, sampler):
-    if not _has_model("ease"):
-        pytest.skip("the ease model is not available")
     res = tune("ease", split.train, split.valid, n_trials=4, sampler=sampler, seed=0)
     assert len(res.trials) == 4
     spec = search_space("ease")["l2"]
@@ -86,8 +74,6 @@ def test_same_seed_same_trials(split, sampler):
 
 
 def test_same_seed_same_trials_continuous(split):
-    if not _has_model("ease"):
-        pytest.skip("the ease model is not available")
     a = tune("ease", split.train, split.valid, n_trials=5, seed=3, space=EASE_SPACE)
     b = tune("ease", split.train, split.valid, n_trials=5, seed=3, space=EASE_SPACE)
     c = tune("ease", split.train, split.valid, n_trials=5, seed=4, space=EASE_SPACE)
@@ -152,10 +138,10 @@ def test_bad_arguments_raise(split):
 
 
 def test_builtin_spaces_match_model_configs():
-    from lmrec.models.registry import list_models
+    from lmrec.models.registry import builtin_models
 
-    for name in list_models():
-        if _has_model(name) and search_space(name):
+    for name in builtin_models():  # a broken import of a built-in model fails here
+        if search_space(name):
             resolve_space(name)
 
 
@@ -219,8 +205,6 @@ def test_grid_values():
 
 
 def test_conditional_params_sampled_only_when_condition_holds(split):
-    if not _has_model("itemknn"):
-        pytest.skip("the itemknn model is not available")
     res = tune("itemknn", split.train, split.valid, n_trials=8, sampler="random", seed=0)
     t = res.trials
     assert (t["state"] == "COMPLETE").all(), t["error"].dropna().tolist()

@@ -59,11 +59,11 @@ class OnboardConfig(ModelConfig):
     """Bin edges of numeric attributes (others: quintiles)."""
     prefixes: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
     """History lengths trained as arrival stages; each has its own attribute weights."""
-    l2_attributes: float = Field(default=30.0, gt=0)
+    l2_attributes: float = Field(default=30.0, gt=0, json_schema_extra={"search": ("float_log", 1.0, 1000.0)})
     """Ridge penalty of the attribute weights (shrinks groups towards popularity)."""
-    l2_items: float = Field(default=300.0, gt=0)
+    l2_items: float = Field(default=300.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)})
     """Ridge penalty of the item-to-item weights ``V``."""
-    augment: int = Field(default=3, ge=0)
+    augment: int = Field(default=3, ge=0, json_schema_extra={"search": ("int", 0, 10)})
     """Extra rows per user and small prefix length from random early items."""
     augment_window: int = Field(default=10, ge=1)
     """Early items the augmented rows draw from."""
