@@ -190,10 +190,20 @@ def main() -> None:
             index._set_search_params()
             got, qps, p50, p99 = timed_search(index, queries, args.n_single)
             r = recall(got, exact)
-            label = f"{kind} (" + ", ".join(
-                f"{k}={v}" for k, v in index.params.items() if k in
-                (("m", "ef_construction", "ef_search") if kind == "hnsw" else ("m", "nlist", "nprobe", "rerank"))
-            ) + ")"  # fmt: skip
+            label = (
+                f"{kind} ("
+                + ", ".join(
+                    f"{k}={v}"
+                    for k, v in index.params.items()
+                    if k
+                    in (
+                        ("m", "ef_construction", "ef_search")
+                        if kind == "hnsw"
+                        else ("m", "nlist", "nprobe", "rerank")
+                    )
+                )
+                + ")"
+            )
             rows.append((label, f"{build_s:.0f}", 0.0, r, qps, p50, p99))
             print(
                 f"  {label}: recall@20 {r:.4f}, {qps:.0f} q/s ({qps / exact_qps:.1f}x), p99 {p99:.2f} ms",

@@ -61,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     data = load_builtin("ml-100k")
     factories = {n: (lambda m=MODELS[n]: create_model(*m)) for n in names}
     curve = cold_user_curve(data, factories, ns=(0, 1, 3, 5), user_fraction=0.2, seed=args.seed)
-    table = cold_user_cis(curve, baseline="popularity", reference=REFERENCE,
-                          n_resamples=args.resamples, seed=args.seed)  # fmt: skip
+    table = cold_user_cis(
+        curve,
+        baseline="popularity",
+        reference=REFERENCE,
+        n_resamples=args.resamples,
+        seed=args.seed,
+    )
     users = curve.attrs["n_users"]
     lines = [
         "# Cold-start users on MovieLens-100K",
@@ -82,8 +87,13 @@ def main(argv: list[str] | None = None) -> int:
             r = table[(table["model"] == name) & (table["n_known"] == n)].iloc[0]
             cells.append(f"{r['mean']:.4f} [{r['low']:.3f}, {r['high']:.3f}] ({r['ratio']:.3f}x)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Difference to {REFERENCE} (paired bootstrap 95% CI):", "",
-              "| model | n=0 | n=1 | n=3 | n=5 |", "|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        f"Difference to {REFERENCE} (paired bootstrap 95% CI):",
+        "",
+        "| model | n=0 | n=1 | n=3 | n=5 |",
+        "|---|---|---|---|---|",
+    ]
     for name in names:
         if name == REFERENCE:
             continue

@@ -88,10 +88,16 @@ def bench_parity(split, tmp: Path) -> list[dict]:
         out = tmp / f"bpr2_{seed}"
         run_local(_rank_fit, 2, split.train, params, out)
         two = BPR.load(out)
-        rows.append({"seed": seed, "ndcg1": ndcg(single, split.test),
-                     "ndcg2": ndcg(two, split.test), "t1": t1,
-                     "t2": float((out / "fit_seconds.txt").read_text()),
-                     "maxdiff": float(np.abs(two.item_factors_ - single.item_factors_).max())})  # fmt: skip
+        rows.append(
+            {
+                "seed": seed,
+                "ndcg1": ndcg(single, split.test),
+                "ndcg2": ndcg(two, split.test),
+                "t1": t1,
+                "t2": float((out / "fit_seconds.txt").read_text()),
+                "maxdiff": float(np.abs(two.item_factors_ - single.item_factors_).max()),
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -128,9 +134,17 @@ def checkpoint_position(ckpt: Path) -> tuple[int, int] | None:
     return int(state["epoch"]), int(state.get("batch", 0))
 
 
-def torchrun_train(data: Path, out: Path, ckpt: Path, params: list[str], *,
-                   kill_at: tuple[int, int] | None = None, kill_rank: int = 1,
-                   checkpoint_every: int = 5, timeout: float = 600) -> dict:  # fmt: skip
+def torchrun_train(
+    data: Path,
+    out: Path,
+    ckpt: Path,
+    params: list[str],
+    *,
+    kill_at: tuple[int, int] | None = None,
+    kill_rank: int = 1,
+    checkpoint_every: int = 5,
+    timeout: float = 600,
+) -> dict:
     """Train BPR under ``torchrun --max-restarts 1``; optionally SIGKILL one worker mid-run.
 
     ``kill_at=(epoch, batch)``: once the checkpoint reaches it, local rank ``kill_rank``
@@ -139,18 +153,42 @@ def torchrun_train(data: Path, out: Path, ckpt: Path, params: list[str], *,
     from lmrec.train.distributed import free_port
 
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nnodes", "1", "--nproc-per-node", "2", "--max-restarts", "1",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}",
-           "-m", "lmrec", "train", "--data", str(data), "--model", "bpr", *params,
-           "--out", str(out), "--distributed", "--checkpoint-dir", str(ckpt),
-           "--checkpoint-every", str(checkpoint_every)]  # fmt: skip
+    cmd = [
+        str(torchrun),
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--max-restarts",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{free_port()}",
+        "-m",
+        "lmrec",
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        "bpr",
+        *params,
+        "--out",
+        str(out),
+        "--distributed",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--checkpoint-every",
+        str(checkpoint_every),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = out.with_suffix(".log")
     start = time.perf_counter()
     killed = None
     with log.open("w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True
+        )
         try:
             while kill_at is not None and killed is None and proc.poll() is None:
                 pos = checkpoint_position(ckpt)
@@ -175,17 +213,24 @@ def bench_faults(split, tmp: Path, kill_epoch: int) -> dict:
     split.train.to_frame()[["user", "item"]].to_csv(csv, index=False)
     params = ["--param", "seed=0", "--param", "torch_threads=1"]
     straight = torchrun_train(csv, tmp / "straight", tmp / "ck_straight", params)
-    crashed = torchrun_train(csv, tmp / "crashed", tmp / "ck_crashed", params,
-                             kill_at=(kill_epoch, 1))  # fmt: skip
+    crashed = torchrun_train(
+        csv, tmp / "crashed", tmp / "ck_crashed", params, kill_at=(kill_epoch, 1)
+    )
     a, b = BPR.load(tmp / "straight"), BPR.load(tmp / "crashed")
-    out = {"ndcg_straight": ndcg(a, split.test), "ndcg_crashed": ndcg(b, split.test),
-           "t_straight": straight["seconds"], "t_crashed": crashed["seconds"],
-           "killed": crashed["killed"],
-           # torchrun saw the SIGKILL (exit code -9) and still ended with 0: it restarted
-           "restarted": "exitcode: -9" in crashed["stderr"],
-           "identical": bool(np.array_equal(a.item_factors_, b.item_factors_)
-                             and np.array_equal(a.user_factors_, b.user_factors_)),
-           "maxdiff": float(np.abs(a.item_factors_ - b.item_factors_).max())}  # fmt: skip
+    out = {
+        "ndcg_straight": ndcg(a, split.test),
+        "ndcg_crashed": ndcg(b, split.test),
+        "t_straight": straight["seconds"],
+        "t_crashed": crashed["seconds"],
+        "killed": crashed["killed"],
+        # torchrun saw the SIGKILL (exit code -9) and still ended with 0: it restarted
+        "restarted": "exitcode: -9" in crashed["stderr"],
+        "identical": bool(
+            np.array_equal(a.item_factors_, b.item_factors_)
+            and np.array_equal(a.user_factors_, b.user_factors_)
+        ),
+        "maxdiff": float(np.abs(a.item_factors_ - b.item_factors_).max()),
+    }
     print(out, flush=True)
     return out
 
@@ -255,9 +300,12 @@ def bench_scaling(path: Path, steps: int, tmp: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--parts", default="parity,faults,scaling",
-                        help="comma-separated subset of parity,faults,scaling; the others keep "
-                        "their last results (benchmarks/results/distributed.json)")  # fmt: skip
+    parser.add_argument(
+        "--parts",
+        default="parity,faults,scaling",
+        help="comma-separated subset of parity,faults,scaling; the others keep "
+        "their last results (benchmarks/results/distributed.json)",
+    )
     parser.add_argument("--kill-epoch", type=int, default=8)
     parser.add_argument("--synth", type=Path, default=Path("/tmp/syn10m"))
     parser.add_argument("--steps", type=int, default=40)
@@ -272,16 +320,20 @@ def main() -> None:
     saved = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     with tempfile.TemporaryDirectory() as d:
         if "parity" in parts:
-            saved["parity"] = {"seed": args.seed, "n_train": split.train.n_interactions,
-                               "rows": bench_parity(split, Path(d))}  # fmt: skip
+            saved["parity"] = {
+                "seed": args.seed,
+                "n_train": split.train.n_interactions,
+                "rows": bench_parity(split, Path(d)),
+            }
             RESULTS_JSON.write_text(json.dumps(saved, indent=1))
         if "faults" in parts:
             saved["faults"] = bench_faults(split, Path(d), args.kill_epoch)
             RESULTS_JSON.write_text(json.dumps(saved, indent=1))
         if "scaling" in parts:
             if not args.synth.exists():
-                parser.error(f"{args.synth} does not exist; generate it with lmrec synth "
-                             "(see the docstring)")  # fmt: skip
+                parser.error(
+                    f"{args.synth} does not exist; generate it with lmrec synth (see the docstring)"
+                )
             saved["scaling"] = bench_scaling(args.synth, args.steps, Path(d))
             RESULTS_JSON.write_text(json.dumps(saved, indent=1))
     RESULTS.write_text(render(saved))
@@ -309,9 +361,11 @@ def render(saved: dict) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for r in p["rows"]:
-            lines.append(f"| {r['seed']} | {r['ndcg1']:.4f} | {r['ndcg2']:.4f} "
-                         f"| {r['ndcg2'] / r['ndcg1']:.4f} | {r['maxdiff']:.1e} | {r['t1']:.1f} "
-                         f"| {r['t2']:.1f} |")  # fmt: skip
+            lines.append(
+                f"| {r['seed']} | {r['ndcg1']:.4f} | {r['ndcg2']:.4f} "
+                f"| {r['ndcg2'] / r['ndcg1']:.4f} | {r['maxdiff']:.1e} | {r['t1']:.1f} "
+                f"| {r['t2']:.1f} |"
+            )
         m1 = np.mean([r["ndcg1"] for r in p["rows"]])
         m2 = np.mean([r["ndcg2"] for r in p["rows"]])
         lines += [

@@ -79,11 +79,17 @@ def main() -> None:
     result = step("evaluate", run_eval)
     total_s = time.perf_counter() - total
     out = {
-        "n": data.n_interactions, "users": data.n_users, "items": data.n_items,
-        "train": split.train.n_interactions, "test": split.test.n_interactions,
-        "eval_users": result.n_users, "metrics": result.summary, "steps": steps,
-        "total_s": total_s, "iterations": args.iterations,
-    }  # fmt: skip
+        "n": data.n_interactions,
+        "users": data.n_users,
+        "items": data.n_items,
+        "train": split.train.n_interactions,
+        "test": split.test.n_interactions,
+        "eval_users": result.n_users,
+        "metrics": result.summary,
+        "steps": steps,
+        "total_s": total_s,
+        "iterations": args.iterations,
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "e2e_10m.json").write_text(json.dumps(out, indent=2))
     steady = iters[1:] or iters

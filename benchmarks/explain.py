@@ -96,16 +96,25 @@ def main(argv: list[str] | None = None) -> int:
         methods = {
             model.attribute(i, h).method for h, i in zip(histories[:3], items[:3], strict=True)
         }
-        res = deletion_test(model, histories, items, max_removed=args.max_removed,
-                            n_random=args.draws, seed=args.seed)  # fmt: skip
+        res = deletion_test(
+            model,
+            histories,
+            items,
+            max_removed=args.max_removed,
+            n_random=args.draws,
+            seed=args.seed,
+        )
         test_s = time.time() - t1
         if name == "ease":
             ease_seconds = test_s
         rows.append((name, "/".join(sorted(methods)), res, fit_s, test_s / ease_seconds))
         curve_a = " ".join(f"{v:.3g}" for v in res.attributed.mean(0))
         curve_r = " ".join(f"{v:.3g}" for v in res.random.mean(0))
-        print(f"{name}: {res.summary()} fit {fit_s:.0f}s, test {test_s:.0f}s\n"
-              f"  attributed drops by m: {curve_a}\n  random drops by m:     {curve_r}", flush=True)  # fmt: skip
+        print(
+            f"{name}: {res.summary()} fit {fit_s:.0f}s, test {test_s:.0f}s\n"
+            f"  attributed drops by m: {curve_a}\n  random drops by m:     {curve_r}",
+            flush=True,
+        )
         if name not in names:
             rows.pop()
     lines = [
@@ -123,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for name, method, res, _, rel in rows:
         ratio = "n/a (score ignores history)" if res.area_random == 0 else f"{res.ratio:.2f}"
-        lines.append(f"| {name} | {method} | {res.area_attributed:.4g} | {res.area_random:.4g} | "
-                     f"{ratio} | {res.win_rate:.0%} | {rel:.1f}x |")  # fmt: skip
+        lines.append(
+            f"| {name} | {method} | {res.area_attributed:.4g} | {res.area_random:.4g} | "
+            f"{ratio} | {res.win_rate:.0%} | {rel:.1f}x |"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -40,9 +40,13 @@ def main() -> None:
     split = random_split(data, ratios=(0.8, 0.2), seed=args.seed)
     train, test = split.train, split.test
     model = ALS(
-        factors=64, iterations=15, alpha=args.alpha, regularization=args.regularization,
-        num_threads=1, seed=2026,
-    ).fit(train)  # fmt: skip
+        factors=64,
+        iterations=15,
+        alpha=args.alpha,
+        regularization=args.regularization,
+        num_threads=1,
+        seed=2026,
+    ).fit(train)
     users_f32, items_f32 = item_user_vectors(model)
     eval_users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
     truth = test.matrix[eval_users]

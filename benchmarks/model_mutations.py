@@ -80,14 +80,20 @@ def main() -> None:
         print(name, counts, f"crashed={crashed}", f"slowest refusal {slowest:.3f}s", flush=True)
     total = [sum(r[i] for r in rows) for i in range(1, 7)]
     lines = [
-        "# Model-file mutations (plan check 4)", "",
-        f"`python benchmarks/model_mutations.py --per-model {args.per_model} --seed {args.seed}`", "",
+        "# Model-file mutations (plan check 4)",
+        "",
+        f"`python benchmarks/model_mutations.py --per-model {args.per_model} --seed {args.seed}`",
+        "",
         "| model | mutations | refused | loaded, sane | traceback | wrong | crashed | slowest refusal (s) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
-        *(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.3f} |" for r in rows),
+        *(
+            f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.3f} |"
+            for r in rows
+        ),
         f"| **all** | {total[0]} | {total[1]} | {total[2]} | {total[3]} | {total[4]} | {total[5]} | "
-        f"{max(r[7] for r in rows):.3f} |", "",
-    ]  # fmt: skip
+        f"{max(r[7] for r in rows):.3f} |",
+        "",
+    ]
     if failures:
         lines += ["## Failures", ""] + [f"- {n}: {v[0]} -> {v[1]} {v[3]}" for n, v in failures]
     RESULTS.parent.mkdir(exist_ok=True)

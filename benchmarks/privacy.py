@@ -71,8 +71,13 @@ def setup() -> dict:
     for u in data.user_ids.index(sorted(never), kind="user"):
         items = full.indices[full.indptr[u] : full.indptr[u + 1]]
         never_hist.append(rng.choice(items, max(2, int(0.8 * len(items))), replace=False))
-    return {"train": train, "test": split.test, "members": member_hist, "never": never_hist,
-            "target_ids": train.user_ids.ids[target_idx]}  # fmt: skip
+    return {
+        "train": train,
+        "test": split.test,
+        "members": member_hist,
+        "never": never_hist,
+        "target_ids": train.user_ids.ids[target_idx],
+    }
 
 
 def ndcg(model, test: Dataset) -> float:
@@ -90,9 +95,12 @@ def part_forget(s: dict) -> dict:
         users = list(scratch.user_ids_.ids)
         diff = float(np.abs(forgotten.score(users) - scratch.score(users)).max())
         auc_forgotten = membership_auc(forgotten, s["members"], s["never"], seed=SEED)
-        out[name] = {"max_abs_diff": diff, "method": report.method,
-                     "mia_auc_members_vs_never": auc_members,
-                     "mia_auc_forgotten_vs_never": auc_forgotten}  # fmt: skip
+        out[name] = {
+            "max_abs_diff": diff,
+            "method": report.method,
+            "mia_auc_members_vs_never": auc_members,
+            "mia_auc_forgotten_vs_never": auc_forgotten,
+        }
         print(name, out[name], flush=True)
     return out
 
@@ -114,9 +122,13 @@ def part_dp(s: dict) -> dict:
                 p.update(dp_epsilon=eps, dp_delta=1e-5, dp_seed=SEED)
             t = time.perf_counter()
             model = create_model(name, p).fit(s["train"])
-            row = {"epsilon": eps if math.isfinite(eps) else "inf", "ndcg@10": ndcg(model, s["test"]),
-                   "mia_auc": membership_auc(model, s["members"], s["never"], seed=SEED),
-                   "privacy": getattr(model, "privacy_", None), "fit_s": time.perf_counter() - t}  # fmt: skip
+            row = {
+                "epsilon": eps if math.isfinite(eps) else "inf",
+                "ndcg@10": ndcg(model, s["test"]),
+                "mia_auc": membership_auc(model, s["members"], s["never"], seed=SEED),
+                "privacy": getattr(model, "privacy_", None),
+                "fit_s": time.perf_counter() - t,
+            }
             rows.append(row)
             print(name, {k: v for k, v in row.items() if k != "privacy"}, flush=True)
         base = rows[-1]["ndcg@10"]
@@ -131,9 +143,13 @@ def part_federated(s: dict) -> dict:
 
     central = ndcg(create_model("bpr", {}).fit(s["train"]), s["test"])
     out = {"central_bpr_ndcg@10": central}
-    for label, cfg in [("fedavg", FederatedConfig(rounds=120, local_epochs=2, seed=SEED)),
-                       ("fedavg+dp", FederatedConfig(rounds=120, local_epochs=2, seed=SEED,
-                                                     dp_noise=0.5, dp_clip=5.0))]:  # fmt: skip
+    for label, cfg in [
+        ("fedavg", FederatedConfig(rounds=120, local_epochs=2, seed=SEED)),
+        (
+            "fedavg+dp",
+            FederatedConfig(rounds=120, local_epochs=2, seed=SEED, dp_noise=0.5, dp_clip=5.0),
+        ),
+    ]:
         t = time.perf_counter()
         res = train_federated(s["train"], s["test"], n_clients=100, config=cfg).to_dict()
         res["seconds"] = time.perf_counter() - t
@@ -159,8 +175,9 @@ def part_lists(s: dict) -> dict:
     def add_user(base: pd.DataFrame, known: np.ndarray, new: np.ndarray) -> Dataset:
         items = train.item_ids.lookup(np.concatenate([known, new]))
         extra = pd.DataFrame({"user": "__simulated__", "item": items, "weight": 1.0})
-        return Dataset.from_frame(pd.concat([base[["user", "item", "weight"]], extra]),
-                                  item_ids=train.item_ids)  # fmt: skip
+        return Dataset.from_frame(
+            pd.concat([base[["user", "item", "weight"]], extra]), item_ids=train.item_ids
+        )
 
     def similar(model, items: np.ndarray, k: int = 10) -> np.ndarray:
         scores = np.asarray(
@@ -174,8 +191,9 @@ def part_lists(s: dict) -> dict:
     for label, params in [("itemknn", {}), ("itemknn dp eps=8", {"dp_epsilon": 8.0})]:
         fit = lambda d, p=params: create_model("itemknn", p).fit(d)  # noqa: E731
         for votes in (1, 2):
-            res = similar_list_attack(fit, similar, frame, add_user, users,
-                                      min_votes=votes).to_dict()  # fmt: skip
+            res = similar_list_attack(
+                fit, similar, frame, add_user, users, min_votes=votes
+            ).to_dict()
             out[f"{label}, min_votes={votes}"] = res
             print(label, votes, res, flush=True)
     return out

@@ -223,8 +223,9 @@ def main() -> None:
     stats = ItemStats.from_labels(items[train_mask], labels[train_mask], data.n_items)
     side = side_features(b, stats, users, items, pos)
     test_idx = np.flatnonzero(test_mask)
-    test = Examples([ctx[i] for i in test_idx], [cand[i] for i in test_idx], labels[test_idx],
-                    side[test_idx])  # fmt: skip
+    test = Examples(
+        [ctx[i] for i in test_idx], [cand[i] for i in test_idx], labels[test_idx], side[test_idx]
+    )
     train_pool = np.flatnonzero(train_mask)
     print(
         f"samples: {len(train_pool)} train-user, {len(test_idx)} test ({labels[test_idx].mean():.2f} liked)"
@@ -233,8 +234,11 @@ def main() -> None:
     shots = ["16"] if args.quick else args.shots.split(",")
     modes = ["lora"] if args.quick else args.modes.split(",")
     draws = 1 if args.quick else args.draws
-    picks = {(n, d): draw(train_pool, n, args.seed, d) for n in shots
-             for d in range(1 if n == "all" else draws)}  # fmt: skip
+    picks = {
+        (n, d): draw(train_pool, n, args.seed, d)
+        for n in shots
+        for d in range(1 if n == "all" else draws)
+    }
     rows = []
     ref = logreg_auc(x[train_pool], labels[train_pool], x[test_idx], labels[test_idx])
     rows.append(("logreg (5 features)", "all", len(train_pool), [ref], [0.0], 6, ""))
@@ -244,14 +248,34 @@ def main() -> None:
         for k in keys:
             w, b0 = fit_logistic(side[picks[k]], labels[picks[k]])
             wide.append(auc(test.labels, test.features @ w + b0))
-        rows.append(("wide part alone (lmrec fit_logistic, 4 side features)", "-",
-                     len(picks[keys[0]]), wide, [0.0], 5, ""))  # fmt: skip
+        rows.append(
+            (
+                "wide part alone (lmrec fit_logistic, 4 side features)",
+                "-",
+                len(picks[keys[0]]),
+                wide,
+                [0.0],
+                5,
+                "",
+            )
+        )
     for n in shots:
         if n != "all":
             keys = [k for k in picks if k[0] == n]
-            rows.append(("logreg (5 features)", "-", n,
-                         [logreg_auc(x[picks[k]], labels[picks[k]], x[test_idx], labels[test_idx])
-                          for k in keys], [0.0], 6, ""))  # fmt: skip
+            rows.append(
+                (
+                    "logreg (5 features)",
+                    "-",
+                    n,
+                    [
+                        logreg_auc(x[picks[k]], labels[picks[k]], x[test_idx], labels[test_idx])
+                        for k in keys
+                    ],
+                    [0.0],
+                    6,
+                    "",
+                )
+            )
     lora_big = None
     frozen_cache: dict = {}  # head modes: the frozen encoder's pooled outputs, shared
     for mode_name in modes:
@@ -261,8 +285,9 @@ def main() -> None:
             for (n_key, d), pick in picks.items():
                 if n_key != n:
                     continue
-                ex = Examples([ctx[i] for i in pick], [cand[i] for i in pick], labels[pick],
-                              side[pick])  # fmt: skip
+                ex = Examples(
+                    [ctx[i] for i in pick], [cand[i] for i in pick], labels[pick], side[pick]
+                )
                 if args.quick:
                     steps = 10
                 elif n == "all":
@@ -270,28 +295,48 @@ def main() -> None:
                 else:
                     steps = max(args.min_steps, args.epochs * int(n) // 16)
                 lr = {"lora": 1e-3, "head": 3e-3, "full": 5e-5}[mode]
-                r = LMRanker(mode=mode, lr=lr, max_steps=steps, warmup_steps=max(1, steps // 10),
-                             batch_size=16, max_length=args.max_length, seed=args.seed + d,
-                             side_features=extra == "side")  # fmt: skip
+                r = LMRanker(
+                    mode=mode,
+                    lr=lr,
+                    max_steps=steps,
+                    warmup_steps=max(1, steps // 10),
+                    batch_size=16,
+                    max_length=args.max_length,
+                    seed=args.seed + d,
+                    side_features=extra == "side",
+                )
                 t = time.perf_counter()
                 r.fit_examples(ex)
                 wall = time.perf_counter() - t
                 t = time.perf_counter()
                 if mode == "head":
                     r._pool_cache = frozen_cache  # same frozen encoder, same test pairs
-                value = auc(test.labels,
-                            r.predict_pairs(test.contexts, test.candidates, test.features))  # fmt: skip
+                value = auc(
+                    test.labels, r.predict_pairs(test.contexts, test.candidates, test.features)
+                )
                 r._pool_cache = None
                 score_s = time.perf_counter() - t
                 trainable, total = r.trainable_parameters()
                 aucs.append(value)
                 walls.append(wall)
-                print(f"{mode_name} n={n} draw {d}: AUC {value:.4f} fit {wall:.0f}s "
-                      f"({steps} steps) score {score_s:.0f}s", flush=True)  # fmt: skip
+                print(
+                    f"{mode_name} n={n} draw {d}: AUC {value:.4f} fit {wall:.0f}s "
+                    f"({steps} steps) score {score_s:.0f}s",
+                    flush=True,
+                )
                 if mode == "lora" and n == shots[-1] and lora_big is None:
                     lora_big = (r, value, mode_name, n)
-            rows.append((f"LMRanker {mode_name}", f"{steps}", len(pick), aucs, walls, trainable,
-                         f"{total:,}"))  # fmt: skip
+            rows.append(
+                (
+                    f"LMRanker {mode_name}",
+                    f"{steps}",
+                    len(pick),
+                    aucs,
+                    walls,
+                    trainable,
+                    f"{total:,}",
+                )
+            )
             args.out.with_suffix(".partial.md").write_text(
                 "\n".join(" | ".join(map(str, row)) for row in rows) + "\n"
             )

@@ -74,8 +74,9 @@ def choose_fast(tuner, valid, lengths: list[int]) -> tuple[dict[str, float], dic
     from lmrec.eval.protocol import truth_from_ids
 
     frame = valid.to_frame()
-    users, truth, _, _ = truth_from_ids(tuner.user_ids_, tuner.item_ids_, frame["user"],
-                                        frame["item"])  # fmt: skip
+    users, truth, _, _ = truth_from_ids(
+        tuner.user_ids_, tuner.item_ids_, frame["user"], frame["item"]
+    )
     cand, _ = tuner.candidate_scores(users)
     rows = np.repeat(np.arange(len(users)), cand.shape[1])
     labels = np.asarray(truth[rows, np.maximum(cand, 0).ravel()]).reshape(cand.shape) > 0
@@ -92,8 +93,9 @@ def choose_fast(tuner, valid, lengths: list[int]) -> tuple[dict[str, float], dic
     best = {"engine": "onnx", "int8": False, "score_max_length": full}
     for length in sorted(set(lengths), reverse=True):
         choice[f"int8 {length}"] = value(int8=True, score_max_length=length)
-        print(f"  valid AUC int8 {length}: {choice[f'int8 {length}']:.4f} (ref {ref:.4f})",
-              flush=True)  # fmt: skip
+        print(
+            f"  valid AUC int8 {length}: {choice[f'int8 {length}']:.4f} (ref {ref:.4f})", flush=True
+        )
         if choice[f"int8 {length}"] >= ref - 0.005:
             best = {"engine": "onnx", "int8": True, "score_max_length": length}
     return choice, best
@@ -108,19 +110,37 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--no-side", action="store_true", help="text-only ranker")
-    ap.add_argument("--hard-fraction", type=float, default=0.5,
-                    help="share of the ranker's negatives taken from the retriever's top N")  # fmt: skip
+    ap.add_argument(
+        "--hard-fraction",
+        type=float,
+        default=0.5,
+        help="share of the ranker's negatives taken from the retriever's top N",
+    )
     ap.add_argument("--fp32", action="store_true", help="score in float32, not int8")
-    ap.add_argument("--lengths", default="64,48,40,32",
-                    help="prompt lengths (tokens) tried for the fast scorer on valid")  # fmt: skip
-    ap.add_argument("--context-length", type=int, default=64,
-                    help="fast pipeline: context tokens of its shared-context ranker")  # fmt: skip
-    ap.add_argument("--item-length", type=int, default=24,
-                    help="fast pipeline: candidate tokens of its shared-context ranker")  # fmt: skip
+    ap.add_argument(
+        "--lengths",
+        default="64,48,40,32",
+        help="prompt lengths (tokens) tried for the fast scorer on valid",
+    )
+    ap.add_argument(
+        "--context-length",
+        type=int,
+        default=64,
+        help="fast pipeline: context tokens of its shared-context ranker",
+    )
+    ap.add_argument(
+        "--item-length",
+        type=int,
+        default=24,
+        help="fast pipeline: candidate tokens of its shared-context ranker",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 100 users, 5 steps")
     ap.add_argument("--users", type=int, help="keep only the first N users (a smaller run)")
-    ap.add_argument("--no-refit", action="store_true",
-                    help="evaluate the pipelines fitted on train (no refit on train + valid)")  # fmt: skip
+    ap.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="evaluate the pipelines fitted on train (no refit on train + valid)",
+    )
     ap.add_argument("--save", type=Path, help="write the fast pipeline here (for lmrec serve)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
@@ -135,14 +155,26 @@ def main() -> None:
         )
     split = random_split(data, ratios=(0.8, 0.1, 0.1), seed=args.seed)
     full = split.train.concat(split.valid)
-    ranker = {"mode": args.mode, "lr": 1e-3 if args.mode == "lora" else 3e-3,
-              "max_steps": args.steps, "warmup_steps": max(1, args.steps // 10),
-              "batch_size": 16, "max_length": args.max_length, "n_history": 10,
-              "side_features": not args.no_side, "seed": args.seed,
-              "score_batch_size": 128, "hard_fraction": args.hard_fraction}  # fmt: skip
-    params = {"retriever": "ease", "retriever_params": {"l2": args.l2},
-              "n_candidates": args.candidates, "ranker_params": ranker,
-              "int8": not args.fp32}  # fmt: skip
+    ranker = {
+        "mode": args.mode,
+        "lr": 1e-3 if args.mode == "lora" else 3e-3,
+        "max_steps": args.steps,
+        "warmup_steps": max(1, args.steps // 10),
+        "batch_size": 16,
+        "max_length": args.max_length,
+        "n_history": 10,
+        "side_features": not args.no_side,
+        "seed": args.seed,
+        "score_batch_size": 128,
+        "hard_fraction": args.hard_fraction,
+    }
+    params = {
+        "retriever": "ease",
+        "retriever_params": {"l2": args.l2},
+        "n_candidates": args.candidates,
+        "ranker_params": ranker,
+        "int8": not args.fp32,
+    }
     t0 = time.perf_counter()
     tuner = RetrieveRerank(**params).fit(split.train)
     t_fit = time.perf_counter() - t0
@@ -150,30 +182,42 @@ def main() -> None:
     blend = tuner.fit_blend(split.valid)
     t_blend = time.perf_counter() - t
     curve = tuner.blend_curve_
-    print(f"blend {blend} (fit {t_fit:.0f}s, valid scoring {t_blend:.0f}s); curve {curve}",
-          flush=True)  # fmt: skip
+    print(
+        f"blend {blend} (fit {t_fit:.0f}s, valid scoring {t_blend:.0f}s); curve {curve}", flush=True
+    )
     # The serving-speed pipeline: the same recipe with a shared-context ranker.
-    fast_ranker = dict(ranker, shared_context=True, max_length=args.context_length,
-                       max_item_length=args.item_length)  # fmt: skip
+    fast_ranker = dict(
+        ranker,
+        shared_context=True,
+        max_length=args.context_length,
+        max_item_length=args.item_length,
+    )
     fast_params_fit = dict(params, ranker_params=fast_ranker, engine="onnx", int8=True)
     t = time.perf_counter()
     fast_tuner = RetrieveRerank(**fast_params_fit).fit(split.train)
     t_fit_fast = time.perf_counter() - t
-    choice, fast_params = choose_fast(fast_tuner, split.valid,
-                                      [int(x) for x in args.lengths.split(",")])  # fmt: skip
+    choice, fast_params = choose_fast(
+        fast_tuner, split.valid, [int(x) for x in args.lengths.split(",")]
+    )
     print(f"fast scorer on valid: {choice} -> {fast_params}", flush=True)
     fast_tuner = variant(fast_tuner, **fast_params)
     blend_fast = fast_tuner.fit_blend(split.valid)
     t = time.perf_counter()
-    pipe = (variant(tuner, blend=blend) if args.no_refit
-            else RetrieveRerank(**dict(params, blend=blend)).fit(full))  # fmt: skip
+    pipe = (
+        variant(tuner, blend=blend)
+        if args.no_refit
+        else RetrieveRerank(**dict(params, blend=blend)).fit(full)
+    )
     t_refit = time.perf_counter() - t
     pipe.ranker_scorer()  # the int8 copy is built once, outside the timed evaluation
     t = time.perf_counter()
     res_pipe = evaluate(pipe, split.test, metrics=METRICS, name="pipeline", show_progress=False)
     t_eval = time.perf_counter() - t
-    fast_full = (variant(fast_tuner, blend=blend_fast) if args.no_refit
-                 else RetrieveRerank(**dict(fast_params_fit, blend=blend_fast)).fit(full))  # fmt: skip
+    fast_full = (
+        variant(fast_tuner, blend=blend_fast)
+        if args.no_refit
+        else RetrieveRerank(**dict(fast_params_fit, blend=blend_fast)).fit(full)
+    )
     fast = variant(fast_full, **fast_params)
     t = time.perf_counter()
     fast.ranker_scorer()  # export + quantize + session, once per process
@@ -181,14 +225,17 @@ def main() -> None:
     t = time.perf_counter()
     res_fast = evaluate(fast, split.test, metrics=METRICS, name="fast", show_progress=False)
     t_fast = time.perf_counter() - t
-    print(f"test evaluation: reference {t_eval:.1f}s, fast {t_fast:.1f}s "
-          f"({t_eval / t_fast:.1f}x; export {t_export:.1f}s)", flush=True)  # fmt: skip
-    speed = compare({"reference": res_pipe, "fast": res_fast}, baseline="reference",
-                    seed=args.seed)  # fmt: skip
+    print(
+        f"test evaluation: reference {t_eval:.1f}s, fast {t_fast:.1f}s "
+        f"({t_eval / t_fast:.1f}x; export {t_export:.1f}s)",
+        flush=True,
+    )
+    speed = compare({"reference": res_pipe, "fast": res_fast}, baseline="reference", seed=args.seed)
     if args.save is not None:
         fast.save(args.save)
-    res_ease = evaluate(pipe.retriever_, split.test, metrics=METRICS, name="ease",
-                        show_progress=False)  # fmt: skip
+    res_ease = evaluate(
+        pipe.retriever_, split.test, metrics=METRICS, name="ease", show_progress=False
+    )
     table = compare({"ease": res_ease, "pipeline": res_pipe}, baseline="ease", seed=args.seed)
     trainable, total = pipe.ranker_.trainable_parameters()
     lines = [

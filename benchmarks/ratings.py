@@ -92,14 +92,22 @@ def run_lmrec(
             pred[known] = model.predict_ratings(u[known], i[known])
             secs = time.perf_counter() - start
             rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
-            rows.append({"model": f"lmrec {name}", "fold": fold, "rmse": rmse,
-                         "mae": float(np.mean(np.abs(pred - y))), "seconds": secs})  # fmt: skip
+            rows.append(
+                {
+                    "model": f"lmrec {name}",
+                    "fold": fold,
+                    "rmse": rmse,
+                    "mae": float(np.mean(np.abs(pred - y))),
+                    "seconds": secs,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def run_surprise(python: str, frame: pd.DataFrame, fold_of: np.ndarray, n_folds: int,
-                 only: list[str]) -> list[dict]:  # fmt: skip
+def run_surprise(
+    python: str, frame: pd.DataFrame, fold_of: np.ndarray, n_folds: int, only: list[str]
+) -> list[dict]:
     """Write the folds and run Surprise in its own interpreter on them."""
     with tempfile.TemporaryDirectory() as tmp:
         for fold in range(n_folds):
@@ -107,8 +115,12 @@ def run_surprise(python: str, frame: pd.DataFrame, fold_of: np.ndarray, n_folds:
             frame[fold_of == fold].to_csv(f"{tmp}/test{fold}.csv", index=False)
         script = Path(tmp) / "run.py"
         script.write_text(SURPRISE_SCRIPT)
-        proc = subprocess.run([python, str(script), tmp, str(n_folds), ",".join(only)],
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        proc = subprocess.run(
+            [python, str(script), tmp, str(n_folds), ",".join(only)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if proc.returncode != 0:
         raise SystemExit(f"Surprise run failed:\n{proc.stderr[-2000:]}")
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -120,8 +132,12 @@ def run_surprise(python: str, frame: pd.DataFrame, fold_of: np.ndarray, n_folds:
 def summarise(rows: list[dict]) -> pd.DataFrame:
     """Mean and spread over folds per model, with the published anchor and time ratio."""
     df = pd.DataFrame(rows)
-    table = df.groupby("model").agg(rmse=("rmse", "mean"), rmse_sd=("rmse", "std"),
-                                    mae=("mae", "mean"), seconds=("seconds", "mean"))  # fmt: skip
+    table = df.groupby("model").agg(
+        rmse=("rmse", "mean"),
+        rmse_sd=("rmse", "std"),
+        mae=("mae", "mean"),
+        seconds=("seconds", "mean"),
+    )
     table["published_rmse"] = [PUBLISHED.get(m, np.nan) for m in table.index]
     ref = table["seconds"].get("surprise SVD", np.nan)
     table["time_vs_surprise_svd"] = table["seconds"] / ref
@@ -154,12 +170,14 @@ def main() -> int:
     fold_of = folds(frame, args.folds, args.seed)
     rows = run_lmrec(frame, fold_of, args.folds, args.models.split(","))
     if args.surprise_python:
-        rows += run_surprise(args.surprise_python, frame, fold_of, args.folds,
-                             args.surprise_models.split(","))  # fmt: skip
+        rows += run_surprise(
+            args.surprise_python, frame, fold_of, args.folds, args.surprise_models.split(",")
+        )
     table = summarise(rows)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ratings.json").write_text(json.dumps({"folds": args.folds, "seed": args.seed,
-                                                      "rows": rows}, indent=1))  # fmt: skip
+    (RESULTS / "ratings.json").write_text(
+        json.dumps({"folds": args.folds, "seed": args.seed, "rows": rows}, indent=1)
+    )
     md = markdown(table)
     (RESULTS / "ratings.md").write_text(
         f"# Rating prediction, MovieLens-100K, {args.folds}-fold (seed {args.seed})\n\n{md}\n"
@@ -169,8 +187,10 @@ def main() -> int:
     surprise = table[table.index.str.startswith("surprise")]["rmse"]
     anchor = surprise.min() if len(surprise) else min(PUBLISHED.values())
     where = "measured" if len(surprise) else "published"
-    print(f"best lmrec RMSE {best_lmrec:.4f} vs best Surprise ({where}) {anchor:.4f}: "
-          f"{'below' if best_lmrec < anchor else 'NOT below'}")  # fmt: skip
+    print(
+        f"best lmrec RMSE {best_lmrec:.4f} vs best Surprise ({where}) {anchor:.4f}: "
+        f"{'below' if best_lmrec < anchor else 'NOT below'}"
+    )
     return 0
 
 

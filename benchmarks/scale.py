@@ -127,16 +127,25 @@ def worker(args: argparse.Namespace) -> int:
     if args.worker == "implicit":
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
-                factors=args.factors, regularization=args.regularization, alpha=1.0,
-                iterations=args.iterations, use_cg=True, calculate_training_loss=False,
-                num_threads=args.threads, random_state=args.seed,
-            )  # fmt: skip
+                factors=args.factors,
+                regularization=args.regularization,
+                alpha=1.0,
+                iterations=args.iterations,
+                use_cg=True,
+                calculate_training_loss=False,
+                num_threads=args.threads,
+                random_state=args.seed,
+            )
             model.fit(user_items, show_progress=False)
     else:
         model = ALS(
-            factors=args.factors, regularization=args.regularization, alpha=args.alpha,
-            iterations=args.iterations, num_threads=args.threads, seed=args.seed,
-        ).fit(dataset)  # fmt: skip
+            factors=args.factors,
+            regularization=args.regularization,
+            alpha=args.alpha,
+            iterations=args.iterations,
+            num_threads=args.threads,
+            seed=args.seed,
+        ).fit(dataset)
     fit_s = time.perf_counter() - t0
     # VmHWM belongs to this address space and was reset above; ru_maxrss is the whole
     # worker's peak (loading included).
@@ -172,9 +181,12 @@ def generate(args: argparse.Namespace) -> int:
     data = synthetic_interactions(args.users, args.items, args.interactions, seed=args.seed)
     gen_s = time.perf_counter() - t0
     np.savez(
-        args.data, n_users=data.n_users, n_items=data.n_items, gen_s=gen_s,
+        args.data,
+        n_users=data.n_users,
+        n_items=data.n_items,
+        gen_s=gen_s,
         **{c: data.column(c) for c in ("user_idx", "item_idx", "weight", "timestamp")},
-    )  # fmt: skip
+    )
     return 0
 
 
@@ -182,12 +194,31 @@ def generate(args: argparse.Namespace) -> int:
 def _run_worker(lib: str, data: Path, tmp: Path, run: int, args: argparse.Namespace) -> dict:
     result = tmp / f"{lib}-{run}.json"
     cmd = [
-        sys.executable, __file__, "--worker", lib, "--data", str(data), "--result", str(result),
-        "--users", str(args.users), "--seed", str(args.seed), "--factors", str(args.factors),
-        "--iterations", str(args.iterations), "--regularization", str(args.regularization),
-        "--alpha", str(args.alpha), "--threads", str(args.threads),
-        "--rec-users", str(args.rec_users),
-    ]  # fmt: skip
+        sys.executable,
+        __file__,
+        "--worker",
+        lib,
+        "--data",
+        str(data),
+        "--result",
+        str(result),
+        "--users",
+        str(args.users),
+        "--seed",
+        str(args.seed),
+        "--factors",
+        str(args.factors),
+        "--iterations",
+        str(args.iterations),
+        "--regularization",
+        str(args.regularization),
+        "--alpha",
+        str(args.alpha),
+        "--threads",
+        str(args.threads),
+        "--rec-users",
+        str(args.rec_users),
+    ]
     subprocess.run(cmd, check=True)
     out = json.loads(result.read_text())
     out["ids"] = np.load(result.with_suffix(".npy"))
@@ -304,11 +335,23 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         npz = tmp / "data.npz"
         subprocess.run(
-            [sys.executable, __file__, "--generate", "--data", str(npz), "--users",
-             str(args.users), "--items", str(args.items), "--interactions",
-             str(args.interactions), "--seed", str(args.seed)],
+            [
+                sys.executable,
+                __file__,
+                "--generate",
+                "--data",
+                str(npz),
+                "--users",
+                str(args.users),
+                "--items",
+                str(args.items),
+                "--interactions",
+                str(args.interactions),
+                "--seed",
+                str(args.seed),
+            ],
             check=True,
-        )  # fmt: skip
+        )
         with np.load(npz) as raw:
             meta["n_interactions"] = len(raw["user_idx"])
             meta["gen_s"] = float(raw["gen_s"])

@@ -51,8 +51,12 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-SHAPES = {"100k": (2_000, 5_000, 100_000), "1M": (20_000, 16_000, 1_000_000),
-          "10M": (200_000, 50_000, 10_000_000), "100M": (2_000_000, 160_000, 100_000_000)}  # fmt: skip
+SHAPES = {
+    "100k": (2_000, 5_000, 100_000),
+    "1M": (20_000, 16_000, 1_000_000),
+    "10M": (200_000, 50_000, 10_000_000),
+    "100M": (2_000_000, 160_000, 100_000_000),
+}
 REPEATS = {"100k": 3, "1M": 3, "10M": 2, "100M": 1}
 MIB = 1 << 20
 LOCK = "/tmp/lmrec-timing.lock"
@@ -108,11 +112,17 @@ def worker(task: dict) -> dict:
         if task["solver"] == "auto":
             model.save(Path(task["ds"]) / "als-model")
             extra["als_solver"] = model.solver_
-        return {"load_s": load_s, "load_peak_mib": load_peak,
-                f"{pre}_fit_s": fit_s, f"{pre}_first_iter_s": iters[0],
-                f"{pre}_iter_s": sum(steady) / len(steady), f"{pre}_iters": iters,
-                f"{pre}_peak_mib": status_mib("VmHWM"),
-                f"{pre}_increase_mib": status_mib("VmHWM") - base, **extra}  # fmt: skip
+        return {
+            "load_s": load_s,
+            "load_peak_mib": load_peak,
+            f"{pre}_fit_s": fit_s,
+            f"{pre}_first_iter_s": iters[0],
+            f"{pre}_iter_s": sum(steady) / len(steady),
+            f"{pre}_iters": iters,
+            f"{pre}_peak_mib": status_mib("VmHWM"),
+            f"{pre}_increase_mib": status_mib("VmHWM") - base,
+            **extra,
+        }
     from lmrec.models.persist import load_model
 
     model = load_model(Path(task["ds"]) / "als-model")
@@ -127,8 +137,11 @@ def worker(task: dict) -> dict:
         reset_peak()
         t = time.perf_counter()
         res = evaluate(model, test, show_progress=False)
-        return {"eval_s": time.perf_counter() - t, "eval_users": res.n_users,
-                "eval_peak_mib": status_mib("VmHWM")}  # fmt: skip
+        return {
+            "eval_s": time.perf_counter() - t,
+            "eval_users": res.n_users,
+            "eval_peak_mib": status_mib("VmHWM"),
+        }
     from lmrec.retrieval import ExactIndex, FaissIndex
 
     users = np.sort(rng.choice(data.n_users, min(task["n_users"], data.n_users), replace=False))
@@ -208,13 +221,16 @@ COLUMNS = [
     ("Recommend-all HNSW incl. build (s, extrap.)", lambda r: f"{r['hnsw_all_s']:,.0f}"),
 ]
 SERIES = {
-    "ingest time": "ingest_s", "ingest peak RSS": "ingest_peak_mib",
+    "ingest time": "ingest_s",
+    "ingest peak RSS": "ingest_peak_mib",
     "ingest time with timestamps": "ingest_ts_s",
-    "ALS time / iteration (steady)": "als_iter_s", "ALS peak RSS": "als_peak_mib",
+    "ALS time / iteration (steady)": "als_iter_s",
+    "ALS peak RSS": "als_peak_mib",
     "ALS time / iteration, implicit's CG": "als_implicit_iter_s",
     "evaluation (10k users)": "eval_s",
-    "exact recommend-all": "exact_all_s", "HNSW recommend-all": "hnsw_all_s",
-}  # fmt: skip
+    "exact recommend-all": "exact_all_s",
+    "HNSW recommend-all": "hnsw_all_s",
+}
 
 
 def report(results: dict, argv: list[str], n_rec_users: int) -> None:
@@ -258,21 +274,29 @@ def report(results: dict, argv: list[str], n_rec_users: int) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for label, key in (("ingest", "ingest_s"), ("ALS / iteration", "als_iter_s"),
-                       ("ALS / iteration, implicit only", "als_implicit_iter_s"),
-                       ("evaluation 10k users", "eval_s"),
-                       ("exact recommend-all", "exact_all_s"),
-                       ("HNSW recommend-all", "hnsw_all_s")):  # fmt: skip
+    for label, key in (
+        ("ingest", "ingest_s"),
+        ("ALS / iteration", "als_iter_s"),
+        ("ALS / iteration, implicit only", "als_implicit_iter_s"),
+        ("evaluation 10k users", "eval_s"),
+        ("exact recommend-all", "exact_all_s"),
+        ("HNSW recommend-all", "hnsw_all_s"),
+    ):
         have = [s for s in sizes if key in results[s]]
-        a1.loglog([results[s]["n"] for s in have], [results[s][key] for s in have], "o-",
-                  label=label)  # fmt: skip
+        a1.loglog(
+            [results[s]["n"] for s in have], [results[s][key] for s in have], "o-", label=label
+        )
     a1.set(xlabel="interactions", ylabel="seconds", title="time")
     a1.legend()
-    for label, key in (("ingest peak increase", "ingest_peak_mib"), ("ALS peak", "als_peak_mib"),
-                       ("final CSR", "csr_mib")):  # fmt: skip
+    for label, key in (
+        ("ingest peak increase", "ingest_peak_mib"),
+        ("ALS peak", "als_peak_mib"),
+        ("final CSR", "csr_mib"),
+    ):
         have = [s for s in sizes if key in results[s]]
-        a2.loglog([results[s]["n"] for s in have], [results[s][key] for s in have], "o-",
-                  label=label)  # fmt: skip
+        a2.loglog(
+            [results[s]["n"] for s in have], [results[s][key] for s in have], "o-", label=label
+        )
     a2.set(xlabel="interactions", ylabel="MiB", title="memory")
     a2.legend()
     fig.tight_layout()
@@ -289,12 +313,21 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--n-rec-users", type=int, default=5_000)
     ap.add_argument("--root", default="/tmp/scale", help="where synthetic data is kept")
-    ap.add_argument("--merge", action="store_true",
-                    help="add the sizes run to those already in results/scaling.json")  # fmt: skip
-    ap.add_argument("--partial", help="write this run's results to this JSON file only "
-                    "(no report), to merge later with --report-only --inputs")  # fmt: skip
-    ap.add_argument("--report-only", action="store_true",
-                    help="rewrite the report from --inputs (default results/scaling.json)")  # fmt: skip
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="add the sizes run to those already in results/scaling.json",
+    )
+    ap.add_argument(
+        "--partial",
+        help="write this run's results to this JSON file only "
+        "(no report), to merge later with --report-only --inputs",
+    )
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report from --inputs (default results/scaling.json)",
+    )
     ap.add_argument("--inputs", nargs="+", help="JSON result files merged by --report-only")
     args = ap.parse_args()
     if args.worker:
@@ -322,8 +355,13 @@ def main() -> None:
         r.update(best_of({"what": "ingest_ts", "dir": d}, reps, "ingest_ts_s"))
         for solver in ("auto", "implicit"):
             key = "als_iter_s" if solver == "auto" else f"als_{solver}_iter_s"
-            r.update(best_of({"what": "als", "ds": ds, "iterations": args.iterations,
-                              "solver": solver}, reps, key))  # fmt: skip
+            r.update(
+                best_of(
+                    {"what": "als", "ds": ds, "iterations": args.iterations, "solver": solver},
+                    reps,
+                    key,
+                )
+            )
         r.update(best_of({"what": "evaluate", "ds": ds}, reps, "eval_s"))
         r.update(run_worker({"what": "recommend", "ds": ds, "n_users": args.n_rec_users}))
         print(size, json.dumps(r), flush=True)

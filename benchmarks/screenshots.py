@@ -28,8 +28,16 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def lmrec(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -51,10 +59,25 @@ def data_files(tmp: Path) -> dict[str, Path]:
 
 def report_shot(browser, tmp: Path, files: dict[str, Path]) -> None:
     out = RESULTS / "report.html"
-    lmrec("compare", "--data", str(files["data"]), "--models", "popularity,ease,rerank",
-          "--param", "ease.l2=300", "--param", "rerank.trade_off=0.7", "--items", str(files["items"]),
-          "--users", str(files["users"]), "--groups", "gender,age_band,activity,popularity,genres",
-          "--report", str(out))  # fmt: skip
+    lmrec(
+        "compare",
+        "--data",
+        str(files["data"]),
+        "--models",
+        "popularity,ease,rerank",
+        "--param",
+        "ease.l2=300",
+        "--param",
+        "rerank.trade_off=0.7",
+        "--items",
+        str(files["items"]),
+        "--users",
+        str(files["users"]),
+        "--groups",
+        "gender,age_band,activity,popularity,genres",
+        "--report",
+        str(out),
+    )
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -68,12 +91,33 @@ def report_shot(browser, tmp: Path, files: dict[str, Path]) -> None:
 
 def ui_shot(browser, tmp: Path, files: dict[str, Path]) -> None:
     model = tmp / "ease"
-    lmrec("train", "--data", str(files["data"]), "--model", "ease", "--param", "l2=300", "--out", str(model))
+    lmrec(
+        "train",
+        "--data",
+        str(files["data"]),
+        "--model",
+        "ease",
+        "--param",
+        "l2=300",
+        "--out",
+        str(model),
+    )
     port = 8765
-    server = subprocess.Popen([str(Path(sys.executable).with_name("lmrec")), "serve", str(model),
-                               "--catalog", str(files["items"]), "--port", str(port), "--no-auth",
-                               "--store", f"sqlite:///{tmp}/events.db"],
-                              env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})  # fmt: skip
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("lmrec")),
+            "serve",
+            str(model),
+            "--catalog",
+            str(files["items"]),
+            "--port",
+            str(port),
+            "--no-auth",
+            "--store",
+            f"sqlite:///{tmp}/events.db",
+        ],
+        env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+    )
     try:
         for _ in range(120):
             try:
@@ -120,7 +164,14 @@ def main() -> int:
         if args.only in (None, "ui"):
             ui_shot(browser, tmp, files)
         browser.close()
-    print("wrote", ", ".join(str(p.relative_to(ROOT)) for p in sorted(RESULTS.glob("*.png")) if p.stem in ("report", "ui", "report_fairness")))
+    print(
+        "wrote",
+        ", ".join(
+            str(p.relative_to(ROOT))
+            for p in sorted(RESULTS.glob("*.png"))
+            if p.stem in ("report", "ui", "report_fairness")
+        ),
+    )
     return 0
 
 

@@ -107,8 +107,9 @@ def movielens(ties: str) -> Dataset:
     frame = ds.to_frame().iloc[np.argsort(ds.column("order"), kind="stable")]
     if ties == "random":
         frame = frame.iloc[np.random.default_rng(SEED).permutation(len(frame))]
-    return Dataset.from_frame(frame.reset_index(drop=True), items=ds.items, users=ds.users,
-                              name=f"ml-100k/{ties}")  # fmt: skip
+    return Dataset.from_frame(
+        frame.reset_index(drop=True), items=ds.items, users=ds.users, name=f"ml-100k/{ties}"
+    )
 
 
 class Task:
@@ -146,11 +147,13 @@ class Task:
         lengths = full.lengths()
         users = np.repeat(np.arange(len(lengths)), lengths)
         rank = np.arange(len(users)) - np.repeat(full.indptr[:-1], lengths)
-        frame = pd.DataFrame({
-            "user_id:token": self.ds.user_ids.lookup(users).astype(str),
-            "item_id:token": self.ds.item_ids.lookup(full.items).astype(str),
-            "timestamp:float": rank.astype(float),
-        })  # fmt: skip
+        frame = pd.DataFrame(
+            {
+                "user_id:token": self.ds.user_ids.lookup(users).astype(str),
+                "item_id:token": self.ds.item_ids.lookup(full.items).astype(str),
+                "timestamp:float": rank.astype(float),
+            }
+        )
         frame.to_csv(d / "seq.inter", sep="\t", index=False)
         return directory
 
@@ -162,9 +165,12 @@ def lmrec_sequence_row(task: Task, model_name: str, params: dict) -> tuple[np.nd
     model.fit(task.split.train, valid=task.split.valid)
     seconds = time.perf_counter() - start
     scores = model.score_sequences(task.history.rows(np.arange(task.ds.n_users)))
-    info = {"fit_seconds": seconds, "best_epoch": model.best_epoch_,
-            "epochs": len(model.history_),
-            "valid_ndcg@10": max(h.get("valid_ndcg@10", 0) for h in model.history_)}  # fmt: skip
+    info = {
+        "fit_seconds": seconds,
+        "best_epoch": model.best_epoch_,
+        "epochs": len(model.history_),
+        "valid_ndcg@10": max(h.get("valid_ndcg@10", 0) for h in model.history_),
+    }
     return scores, info
 
 
@@ -181,13 +187,24 @@ def tuned_row(task: Task, model_name: str, grid: list[dict]) -> tuple[np.ndarray
     return scores, {"params": best_params, "valid_ndcg@10": best}
 
 
-def recbole_row(task: Task, work: Path, model: str, loss: str, epochs: int,
-                stopping: int) -> tuple[np.ndarray, dict]:  # fmt: skip
+def recbole_row(
+    task: Task, work: Path, model: str, loss: str, epochs: int, stopping: int
+) -> tuple[np.ndarray, dict]:
     out = work / f"recbole_{model}_{loss}"
     found = [f for f in (f"{out}.npz", f"{out}.partial.npz") if Path(f).exists()]
     if not found:  # (a .partial.npz holds the best epoch so far of a run cut short)
-        cmd = [str(PEER_PY), str(HERE / "peers" / "recbole_seq.py"), str(work), model, loss,
-               str(out), "--epochs", str(epochs), "--stopping-step", str(stopping)]  # fmt: skip
+        cmd = [
+            str(PEER_PY),
+            str(HERE / "peers" / "recbole_seq.py"),
+            str(work),
+            model,
+            loss,
+            str(out),
+            "--epochs",
+            str(epochs),
+            "--stopping-step",
+            str(stopping),
+        ]
         subprocess.run(cmd, check=True)
         found = [f"{out}.npz"]
     z = np.load(found[0])
@@ -202,8 +219,14 @@ def rectools_row(task: Task, work: Path, epochs: int) -> tuple[np.ndarray, dict]
     """RecTools' SASRec top-10 lists (seen items filtered by RecTools), as index lists."""
     out = work / f"rectools_SASRec_{epochs}"
     if not Path(f"{out}.npz").exists():
-        cmd = [str(RECTOOLS_PY), str(HERE / "peers" / "rectools_sasrec.py"), str(work), str(out),
-               "--epochs", str(epochs)]  # fmt: skip
+        cmd = [
+            str(RECTOOLS_PY),
+            str(HERE / "peers" / "rectools_sasrec.py"),
+            str(work),
+            str(out),
+            "--epochs",
+            str(epochs),
+        ]
         subprocess.run(cmd, check=True)
     z = np.load(f"{out}.npz")
     rows = task.ds.user_ids.index(z["users"].astype(object), on_unknown="raise")
@@ -225,21 +248,29 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def summarise(per_user: dict[str, dict[str, np.ndarray]], infos: dict[str, dict],
-              pairs: list[tuple[str, str]]) -> tuple[pd.DataFrame, list[dict]]:  # fmt: skip
+def summarise(
+    per_user: dict[str, dict[str, np.ndarray]], infos: dict[str, dict], pairs: list[tuple[str, str]]
+) -> tuple[pd.DataFrame, list[dict]]:
     rows = []
     for name, pu in per_user.items():
         mean, lo, hi = bootstrap_ci(pu["ndcg@10"], n_resamples=1000, seed=0)
-        rows.append({"model": name, "ndcg@10": mean, "ndcg@10 ci": f"[{lo:.4f}, {hi:.4f}]",
-                     "hit_rate@10": float(np.mean(pu["hit_rate@10"])),
-                     "best_epoch": infos[name].get("best_epoch"),
-                     "fit_s": infos[name].get("fit_seconds", infos[name].get("seconds"))})  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                "ndcg@10": mean,
+                "ndcg@10 ci": f"[{lo:.4f}, {hi:.4f}]",
+                "hit_rate@10": float(np.mean(pu["hit_rate@10"])),
+                "best_epoch": infos[name].get("best_epoch"),
+                "fit_s": infos[name].get("fit_seconds", infos[name].get("seconds")),
+            }
+        )
     table = pd.DataFrame(rows).set_index("model")
     diffs = []
     for a, b in pairs:
         if a in per_user and b in per_user:
-            d = paired_bootstrap_diff(per_user[a]["ndcg@10"], per_user[b]["ndcg@10"],
-                                      n_resamples=1000, seed=0)  # fmt: skip
+            d = paired_bootstrap_diff(
+                per_user[a]["ndcg@10"], per_user[b]["ndcg@10"], n_resamples=1000, seed=0
+            )
             ratio = float(np.mean(per_user[a]["ndcg@10"]) / np.mean(per_user[b]["ndcg@10"]))
             diffs.append({"a": a, "b": b, "ratio": ratio, **d})
     return table, diffs
@@ -265,21 +296,32 @@ def run_quality(args: argparse.Namespace) -> None:
             per_user[name] = task.evaluate_lists(scores) if lists else task.evaluate(scores)
             infos[name] = info
             if keep:  # peers are read from their score files each time (cheap, never stale)
-                cache.write_text(json.dumps({"per_user": {m: v.tolist() for m, v in
-                                                      per_user[name].items()},
-                                         "info": info}, default=str))  # fmt: skip
+                cache.write_text(
+                    json.dumps(
+                        {
+                            "per_user": {m: v.tolist() for m, v in per_user[name].items()},
+                            "info": info,
+                        },
+                        default=str,
+                    )
+                )
         else:
             return
-        print(f"{name:32s} ndcg@10={np.mean(per_user[name]['ndcg@10']):.4f} {infos[name]}",
-              flush=True)  # fmt: skip
+        print(
+            f"{name:32s} ndcg@10={np.mean(per_user[name]['ndcg@10']):.4f} {infos[name]}", flush=True
+        )
 
     for name, (model, params) in LMREC_ROWS.items():
         add(name, lambda m=model, p=params: lmrec_sequence_row(task, m, p))
     add(
         "lmrec ease", lambda: tuned_row(task, "ease", [{"l2": v} for v in (50, 100, 200, 400, 800)])
     )
-    grid = [{"factors": f, "regularization": r, "alpha": a, "seed": 0}
-            for f in (64, 128) for r in (0.01, 0.1) for a in (1.0, 5.0)]  # fmt: skip
+    grid = [
+        {"factors": f, "regularization": r, "alpha": a, "seed": 0}
+        for f in (64, 128)
+        for r in (0.01, 0.1)
+        for a in (1.0, 5.0)
+    ]
     add("lmrec als", lambda: tuned_row(task, "als", grid))
     if args.peers:
         for name, (model, loss) in PEERS.items():
@@ -288,26 +330,51 @@ def run_quality(args: argparse.Namespace) -> None:
                 Path(f).exists() for f in (f"{out}.npz", f"{out}.partial.npz")
             ):
                 continue
-            add(name, lambda m=model, lo=loss: recbole_row(task, work, m, lo, args.peer_epochs,
-                                                           args.peer_stopping), keep=False)  # fmt: skip
+            add(
+                name,
+                lambda m=model, lo=loss: recbole_row(
+                    task, work, m, lo, args.peer_epochs, args.peer_stopping
+                ),
+                keep=False,
+            )
         for epochs in (3,):
             if args.cached_only and not (work / f"rectools_SASRec_{epochs}.npz").exists():
                 continue
-            add(f"RecTools SASRec ({epochs} epochs)",
-                lambda e=epochs: rectools_row(task, work, e), lists=True, keep=False)  # fmt: skip
-    pairs = [("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
-             ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
-             ("lmrec sasrec (id)", "lmrec ease")]  # fmt: skip
+            add(
+                f"RecTools SASRec ({epochs} epochs)",
+                lambda e=epochs: rectools_row(task, work, e),
+                lists=True,
+                keep=False,
+            )
+    pairs = [
+        ("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
+        ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
+        ("lmrec sasrec (id)", "lmrec ease"),
+    ]
     table, diffs = summarise(per_user, infos, pairs)
     stem = RESULTS / f"sequential_{args.ties}"
-    np.savez_compressed(f"{stem}_per_user.npz",
-                        **{k: v["ndcg@10"] for k, v in per_user.items()})  # fmt: skip
-    stem.with_suffix(".json").write_text(json.dumps(
-        {"ties": args.ties, "table": table.reset_index().to_dict("records"), "diffs": diffs,
-         "infos": infos}, indent=2, default=str))  # fmt: skip
-    md = markdown(table) + "\n\n" + "\n".join(
-        f"- {d['a']} / {d['b']}: ratio {d['ratio']:.3f}, diff {d['mean_diff']:+.4f} "
-        f"[{d['low']:+.4f}, {d['high']:+.4f}]" for d in diffs)  # fmt: skip
+    np.savez_compressed(f"{stem}_per_user.npz", **{k: v["ndcg@10"] for k, v in per_user.items()})
+    stem.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "ties": args.ties,
+                "table": table.reset_index().to_dict("records"),
+                "diffs": diffs,
+                "infos": infos,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    md = (
+        markdown(table)
+        + "\n\n"
+        + "\n".join(
+            f"- {d['a']} / {d['b']}: ratio {d['ratio']:.3f}, diff {d['mean_diff']:+.4f} "
+            f"[{d['low']:+.4f}, {d['high']:+.4f}]"
+            for d in diffs
+        )
+    )
     stem.with_suffix(".md").write_text(md + "\n")
     print(md)
 
@@ -361,20 +428,37 @@ def run_cold(args: argparse.Namespace) -> None:
         block = np.array(scores, dtype=np.float32, copy=True)
         block[:, ~is_new] = -np.inf
         recs, _ = topk(block, 20)
-        _, pu = compute_ranking_metrics(recs, truth, ["ndcg@10", "ndcg@20", "recall@20"],
-                                        n_items=ds.n_items)  # fmt: skip
+        _, pu = compute_ranking_metrics(
+            recs, truth, ["ndcg@10", "ndcg@20", "recall@20"], n_items=ds.n_items
+        )
         per_user[name] = {"ndcg@10": pu["ndcg@10"], "hit_rate@10": pu["recall@20"]}
-        cache.write_text(json.dumps({"per_user": {m: v.tolist() for m, v in per_user[name].items()},
-                                     "info": infos[name]}))  # fmt: skip
-        print(f"{name:28s} ndcg@20={np.mean(pu['ndcg@20']):.4f} recall@20="
-              f"{np.mean(pu['recall@20']):.4f} {infos[name]}", flush=True)  # fmt: skip
+        cache.write_text(
+            json.dumps(
+                {
+                    "per_user": {m: v.tolist() for m, v in per_user[name].items()},
+                    "info": infos[name],
+                }
+            )
+        )
+        print(
+            f"{name:28s} ndcg@20={np.mean(pu['ndcg@20']):.4f} recall@20="
+            f"{np.mean(pu['recall@20']):.4f} {infos[name]}",
+            flush=True,
+        )
     pairs = [(a, "lmrec text2cf") for a in per_user if a != "lmrec text2cf"]
     table, diffs = summarise(per_user, infos, pairs)
     table = table.rename(columns={"hit_rate@10": "recall@20"})
-    md = (f"{len(new)} new items, {len(users)} users, {test.n_interactions} test interactions "
-          f"after the cut\n\n" + markdown(table) + "\n\n" + "\n".join(
-              f"- {d['a']} / {d['b']}: ratio {d['ratio']:.3f}, NDCG@10 diff {d['mean_diff']:+.4f} "
-              f"[{d['low']:+.4f}, {d['high']:+.4f}]" for d in diffs))  # fmt: skip
+    md = (
+        f"{len(new)} new items, {len(users)} users, {test.n_interactions} test interactions "
+        f"after the cut\n\n"
+        + markdown(table)
+        + "\n\n"
+        + "\n".join(
+            f"- {d['a']} / {d['b']}: ratio {d['ratio']:.3f}, NDCG@10 diff {d['mean_diff']:+.4f} "
+            f"[{d['low']:+.4f}, {d['high']:+.4f}]"
+            for d in diffs
+        )
+    )
     (RESULTS / "sequential_cold.md").write_text(md + "\n")
     print(md)
 
@@ -406,11 +490,16 @@ def run_cost(args: argparse.Namespace) -> None:
         model.recommend_for_items([list(model.item_ids_.lookup(s)) for s in sequences], k=20)
         session_s = time.perf_counter() - start
         ndcg = float(np.mean(task.evaluate(model.score_sequences(sequences))["ndcg@10"]))
-        out[name] = {"fit_s": total, "best_epoch": model.best_epoch_,
-                     "to_best_epoch_s": best["elapsed_s"], "epochs": len(model.history_),
-                     "examples_per_s": float(np.mean([h["examples_per_s"] for h in model.history_])),
-                     "top20_all_users_s": known_s, "top20_all_sessions_s": session_s,
-                     "test_ndcg@10": ndcg}  # fmt: skip
+        out[name] = {
+            "fit_s": total,
+            "best_epoch": model.best_epoch_,
+            "to_best_epoch_s": best["elapsed_s"],
+            "epochs": len(model.history_),
+            "examples_per_s": float(np.mean([h["examples_per_s"] for h in model.history_])),
+            "top20_all_users_s": known_s,
+            "top20_all_sessions_s": session_s,
+            "test_ndcg@10": ndcg,
+        }
         print(name, out[name], f"(EASE fit {ease_s:.2f}s)", flush=True)
     suffix = "" if args.devices == "auto" else "_" + args.devices.replace(",", "_")
     (RESULTS / f"sequential_cost{suffix}.json").write_text(json.dumps(out, indent=2))
@@ -423,14 +512,20 @@ def run_scale(args: argparse.Namespace) -> None:
     out = []
     for n in [int(float(x)) for x in args.sizes.split(",")]:
         ds = synthetic_interactions(n // 50, 20_000, n, seed=0, with_text=False)
-        model = create_model("sasrec", {"epochs": 1, "loss": "sampled", "n_negatives": 1024,
-                                        "batch_size": 256})  # fmt: skip
+        model = create_model(
+            "sasrec", {"epochs": 1, "loss": "sampled", "n_negatives": 1024, "batch_size": 256}
+        )
         start = time.perf_counter()
         model.fit(ds)
         h = model.history_[0]
-        row = {"events": n, "users": ds.n_users, "items": ds.n_items,
-               "epoch_s": h["seconds"], "examples_per_s": h["examples_per_s"],
-               "fit_s": time.perf_counter() - start}  # fmt: skip
+        row = {
+            "events": n,
+            "users": ds.n_users,
+            "items": ds.n_items,
+            "epoch_s": h["seconds"],
+            "examples_per_s": h["examples_per_s"],
+            "fit_s": time.perf_counter() - start,
+        }
         out.append(row)
         print(row, flush=True)
     (RESULTS / "sequential_scale.json").write_text(json.dumps(out, indent=2))
@@ -476,10 +571,22 @@ def run_serve(args: argparse.Namespace) -> None:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         lmrec = Path(sys.executable).with_name("lmrec")
-        server = subprocess.Popen([str(lmrec), "serve", str(tmp / name), "--no-auth", "--port",
-                                   str(port), "--store", f"sqlite:///{tmp / name}.db",
-                                   "--config", str(tmp / "serve.toml")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        server = subprocess.Popen(
+            [
+                str(lmrec),
+                "serve",
+                str(tmp / name),
+                "--no-auth",
+                "--port",
+                str(port),
+                "--store",
+                f"sqlite:///{tmp / name}.db",
+                "--config",
+                str(tmp / "serve.toml"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(600):
                 try:
@@ -489,11 +596,22 @@ def run_serve(args: argparse.Namespace) -> None:
                     time.sleep(0.5)
             out[name] = {}
             for conns in (1, 2):
-                res = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{args.duration}s",
-                                      "--latency", "-s", str(tmp / "session.lua"),
-                                      f"http://127.0.0.1:{port}"], capture_output=True,
-                                     text=True, env={**os.environ, "SESSIONS": str(tmp / "sessions.txt")},
-                                     check=True)  # fmt: skip
+                res = subprocess.run(
+                    [
+                        "wrk",
+                        "-t1",
+                        f"-c{conns}",
+                        f"-d{args.duration}s",
+                        "--latency",
+                        "-s",
+                        str(tmp / "session.lua"),
+                        f"http://127.0.0.1:{port}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "SESSIONS": str(tmp / "sessions.txt")},
+                    check=True,
+                )
                 out[name][f"c{conns}"] = _wrk_numbers(res.stdout)
                 print(name, conns, out[name][f"c{conns}"], flush=True)
         finally:
@@ -519,20 +637,27 @@ def _wrk_numbers(text: str) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", default="quality",
-                   choices=["quality", "cold", "cost", "scale", "serve"])  # fmt: skip
+    p.add_argument(
+        "--part", default="quality", choices=["quality", "cold", "cost", "scale", "serve"]
+    )
     p.add_argument("--duration", type=int, default=20, help="--part serve: seconds per wrk run")
     p.add_argument("--ties", default="input", choices=["input", "random"])
     p.add_argument("--rows", help="comma-separated row names to run (default: all)")
     p.add_argument("--no-peers", dest="peers", action="store_false")
-    p.add_argument("--cached-only", action="store_true",
-                   help="assemble the table from rows already computed (run nothing)")  # fmt: skip
+    p.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="assemble the table from rows already computed (run nothing)",
+    )
     p.add_argument("--peer-epochs", type=int, default=300)
     p.add_argument("--peer-stopping", type=int, default=10)
     p.add_argument("--sizes", default="1e6,3e6,1e7", help="--part scale: events per run")
-    p.add_argument("--devices", default="auto",
-                   help="--part cost: comma-separated sasrec devices, each trained in turn "
-                   "(e.g. cpu,cuda for the CUDA speed-up; default: auto)")  # fmt: skip
+    p.add_argument(
+        "--devices",
+        default="auto",
+        help="--part cost: comma-separated sasrec devices, each trained in turn "
+        "(e.g. cpu,cuda for the CUDA speed-up; default: auto)",
+    )
     args = p.parse_args()
     RESULTS.mkdir(exist_ok=True)
     {"quality": run_quality, "cold": run_cold, "cost": run_cost, "scale": run_scale}[args.part](

@@ -117,12 +117,16 @@ def main() -> None:
         if pg is not None:
             pg.stop()
     Path(args.out + ".json").write_text(json.dumps(report, indent=1))
-    lines = ["# Feedback durability under kill -9 (`lmrec serve`)", "",
-             f"`python benchmarks/serve_durability.py --trials {args.trials}`: 4 clients of "
-             "single-event POST /v1/feedback, SIGKILL after a random 0.5-2.5 s (seed "
-             f"{args.seed}), restart, every acknowledged key looked up.", "",
-             "| store | trials | acknowledged events | lost | SQLite integrity_check |",
-             "|---|---:|---:|---:|---|"]  # fmt: skip
+    lines = [
+        "# Feedback durability under kill -9 (`lmrec serve`)",
+        "",
+        f"`python benchmarks/serve_durability.py --trials {args.trials}`: 4 clients of "
+        "single-event POST /v1/feedback, SIGKILL after a random 0.5-2.5 s (seed "
+        f"{args.seed}), restart, every acknowledged key looked up.",
+        "",
+        "| store | trials | acknowledged events | lost | SQLite integrity_check |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name, b in report["backends"].items():
         check = ("ok" if b["integrity_ok"] else "FAILED") if name == "sqlite" else "-"
         lines.append(f"| {name} | {args.trials} | {b['acknowledged']:,} | {b['lost']} | {check} |")

@@ -47,8 +47,18 @@ def serve(model_dir: Path, tmp: Path) -> tuple[subprocess.Popen, str]:
     config = tmp / "serve.json"
     config.write_text(json.dumps({"precompute_max_users": 0, "cache_size": 0}))
     lmrec = Path(sys.executable).with_name("lmrec")
-    cmd = [str(lmrec), "serve", str(model_dir), "--no-auth", "--port", str(port),
-           "--config", str(config), "--workers", "1"]  # fmt: skip
+    cmd = [
+        str(lmrec),
+        "serve",
+        str(model_dir),
+        "--no-auth",
+        "--port",
+        str(port),
+        "--config",
+        str(config),
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -65,8 +75,20 @@ def serve(model_dir: Path, tmp: Path) -> tuple[subprocess.Popen, str]:
 
 
 def wrk(url: str, users: Path, connections: int, seconds: int) -> dict[str, float]:
-    cmd = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s",
-           "--timeout", "10s", "-s", str(LUA), url, "--", str(users), "10"]  # fmt: skip
+    cmd = [
+        "wrk",
+        f"-t{min(connections, 2)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(users),
+        "10",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
@@ -118,12 +140,17 @@ def main() -> None:
     ]
     for name, rows in runs.items():
         for r in rows:
-            lines.append(f"| {name} | {r['connections']} | {r['rps']:.1f} | {r['p50_ms']:.1f} | "
-                         f"{r['p90_ms']:.1f} | **{r['p99_ms']:.1f}** | {r['errors']:.0f} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {r['connections']} | {r['rps']:.1f} | {r['p50_ms']:.1f} | "
+                f"{r['p90_ms']:.1f} | **{r['p99_ms']:.1f}** | {r['errors']:.0f} |"
+            )
     if "reference" in runs:
         ref, fast = runs["reference"][0], runs["fast"][0]
-        lines += ["", f"One connection: p99 reference / fast = {ref['p99_ms'] / fast['p99_ms']:.1f}x, "
-                  f"throughput fast / reference = {fast['rps'] / ref['rps']:.1f}x."]  # fmt: skip
+        lines += [
+            "",
+            f"One connection: p99 reference / fast = {ref['p99_ms'] / fast['p99_ms']:.1f}x, "
+            f"throughput fast / reference = {fast['rps'] / ref['rps']:.1f}x.",
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

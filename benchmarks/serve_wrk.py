@@ -69,8 +69,22 @@ class Server:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         store = f"sqlite:///{work / f'events-{self.port}.db'}"
-        self.cmd = [sys.executable, "-m", "lmrec", "serve", str(model), "--keys", str(keys),
-                    "--host", HOST, "--port", str(self.port), "--store", store, *flags]  # fmt: skip
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "lmrec",
+            "serve",
+            str(model),
+            "--keys",
+            str(keys),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--store",
+            store,
+            *flags,
+        ]
         self.log = work / f"server-{self.port}.log"
 
     def __enter__(self) -> Server:
@@ -110,14 +124,29 @@ class Server:
         return psutil.Process(self.proc.pid).memory_info().rss / 2**20
 
 
-def wrk(srv: Server, users: Path, key: str, conns: int, seconds: float, rate: float,
-        work: Path) -> dict:  # fmt: skip
+def wrk(
+    srv: Server, users: Path, key: str, conns: int, seconds: float, rate: float, work: Path
+) -> dict:
     """One wrk run; ``rate`` is the total requests/s (0: closed loop). Per-status stats."""
     prefix = work / f"wrk-{time.monotonic_ns()}"
     per_conn = rate / conns if rate else 0
     before = srv.counts()
-    cmd = ["wrk", f"-t{conns}", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(LUA),
-           srv.url, "--", str(users), key, f"{per_conn:.4f}", str(prefix)]  # fmt: skip
+    cmd = [
+        "wrk",
+        f"-t{conns}",
+        f"-c{conns}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        srv.url,
+        "--",
+        str(users),
+        key,
+        f"{per_conn:.4f}",
+        str(prefix),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     time.sleep(0.3)  # the server counts a response after sending it
     after = srv.counts()
@@ -161,8 +190,16 @@ def wrk(srv: Server, users: Path, key: str, conns: int, seconds: float, rate: fl
 
 
 def ok(r: dict) -> dict:
-    return r["by_status"].get("200", {"n": 0, "rps": 0.0, "p50_ms": float("nan"),
-                                      "p99_ms": float("nan"), "max_ms": float("nan")})  # fmt: skip
+    return r["by_status"].get(
+        "200",
+        {
+            "n": 0,
+            "rps": 0.0,
+            "p50_ms": float("nan"),
+            "p99_ms": float("nan"),
+            "max_ms": float("nan"),
+        },
+    )
 
 
 def train(work: Path) -> tuple[Path, Path]:
@@ -194,22 +231,30 @@ def main() -> None:
     key = create_key(work / "keys.json", "read")[1]
     conns = [1, 4, 16] if args.quick else [int(c) for c in args.connections.split(",")]
     d = args.duration
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                            text=True, cwd=HERE.parent).stdout.strip()  # fmt: skip
-    dirty = subprocess.run(["git", "status", "--porcelain", "src"], capture_output=True,
-                           text=True, cwd=HERE.parent).stdout.strip()  # fmt: skip
-    report: dict = {"machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)",
-                    "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-                    .stdout.splitlines()[0], "duration_s": d, "curve": [],
-                    "commit": commit + ("-dirty" if dirty else "")}  # fmt: skip
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, cwd=HERE.parent
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "src"], capture_output=True, text=True, cwd=HERE.parent
+    ).stdout.strip()
+    report: dict = {
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)",
+        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0],
+        "duration_s": d,
+        "curve": [],
+        "commit": commit + ("-dirty" if dirty else ""),
+    }
     limit = ["--max-concurrency", str(args.max_concurrency)]
     with Server(model, work / "keys.json", work, *limit) as srv:
         wrk(srv, users, key, 4, 3, 0, work)  # warm-up
         for c in conns:
             r = wrk(srv, users, key, c, d, 0, work)
             report["curve"].append(r)
-            print(f"closed loop c={c}: {ok(r)['rps']:.0f} ok/s p50 {ok(r)['p50_ms']:.2f} "
-                  f"p99 {ok(r)['p99_ms']:.2f} ms {sorted(r['by_status'])}", flush=True)  # fmt: skip
+            print(
+                f"closed loop c={c}: {ok(r)['rps']:.0f} ok/s p50 {ok(r)['p50_ms']:.2f} "
+                f"p99 {ok(r)['p99_ms']:.2f} ms {sorted(r['by_status'])}",
+                flush=True,
+            )
         sat = max(ok(r)["rps"] for r in report["curve"])
         report["saturation_rps"] = sat
         base = wrk(srv, users, key, 4, d, 0.1 * sat, work)
@@ -223,14 +268,18 @@ def main() -> None:
         report["recovery"] = rec
     with Server(model, work / "keys.json", work, "--max-concurrency", "0") as srv:
         wrk(srv, users, key, 4, 3, 0, work)
-        report["overload_no_limit"] = wrk(srv, users, key, args.overload_connections, d,
-                                          5 * sat, work)  # fmt: skip
+        report["overload_no_limit"] = wrk(
+            srv, users, key, args.overload_connections, d, 5 * sat, work
+        )
     unloaded_p99 = ok(base)["p99_ms"]
     for name in ("overload", "overload_no_limit"):
         r = report[name]
-        print(f"{name} (5 x S): admitted {ok(r)['rps']:.0f}/s p99 {ok(r)['p99_ms']:.2f} ms "
-              f"= {ok(r)['p99_ms'] / unloaded_p99:.2f} x unloaded; statuses "
-              f"{ {s: v['n'] for s, v in r['by_status'].items()} }", flush=True)  # fmt: skip
+        print(
+            f"{name} (5 x S): admitted {ok(r)['rps']:.0f}/s p99 {ok(r)['p99_ms']:.2f} ms "
+            f"= {ok(r)['p99_ms'] / unloaded_p99:.2f} x unloaded; statuses "
+            f"{ {s: v['n'] for s, v in r['by_status'].items()} }",
+            flush=True,
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps(report, indent=1))
     Path(args.out + ".md").write_text(markdown(report, args))
@@ -242,39 +291,57 @@ def markdown(rep: dict, args: argparse.Namespace) -> str:
     """The report as markdown tables."""
     base = ok(rep["unloaded"])["p99_ms"]
     lines = [
-        "# `lmrec serve` under wrk (EASE, MovieLens-100K)", "",
+        "# `lmrec serve` under wrk (EASE, MovieLens-100K)",
+        "",
         f"Commit {rep['commit']}. Machine: {rep['machine']}; {rep['wrk']}. One worker, API keys on, client and "
         f"server on the same cores; {rep['duration_s']:g} s per run. Command: "
-        "`flock /tmp/lmrec-bench.lock python benchmarks/serve_wrk.py`.", "",
-        "## Saturation curve (closed loop, POST /v1/recommend k=10, random users)", "",
+        "`flock /tmp/lmrec-bench.lock python benchmarks/serve_wrk.py`.",
+        "",
+        "## Saturation curve (closed loop, POST /v1/recommend k=10, random users)",
+        "",
         "| connections | answered/s | 200/s | 503/s | 200 p50 ms | 200 p99 ms | metrics vs wrk |",
         "|---:|---:|---:|---:|---:|---:|---:|",
-    ]  # fmt: skip
+    ]
     for r in rep["curve"]:
         o, busy = ok(r), r["by_status"].get("503", {"rps": 0.0})
-        lines.append(f"| {r['connections']} | {r['rps']:,.0f} | {o['rps']:,.0f} | "
-                     f"{busy['rps']:,.0f} | {o['p50_ms']:.2f} | {o['p99_ms']:.2f} | "
-                     f"{r['metrics_error_pct']:.2f}% |")  # fmt: skip
-    lines += ["", f"Saturation throughput S = {rep['saturation_rps']:,.0f} answered 200/s.", "",
-              "## Constant rate (wrk2-style schedule, latency from the scheduled send time)", "",
-              "| run | offered/s | connections | 200/s | 200 p50 ms | 200 p99 ms | "
-              "p99 / unloaded p99 | 503 | 503 p99 ms | other | metrics vs wrk |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    runs = [("unloaded (0.1 S)", rep["unloaded"]),
-            (f"5 x S, max_concurrency={args.max_concurrency}", rep["overload"]),
-            ("recovery (0.5 S) right after", rep["recovery"]),
-            ("5 x S, no limit (baseline)", rep["overload_no_limit"])]  # fmt: skip
+        lines.append(
+            f"| {r['connections']} | {r['rps']:,.0f} | {o['rps']:,.0f} | "
+            f"{busy['rps']:,.0f} | {o['p50_ms']:.2f} | {o['p99_ms']:.2f} | "
+            f"{r['metrics_error_pct']:.2f}% |"
+        )
+    lines += [
+        "",
+        f"Saturation throughput S = {rep['saturation_rps']:,.0f} answered 200/s.",
+        "",
+        "## Constant rate (wrk2-style schedule, latency from the scheduled send time)",
+        "",
+        "| run | offered/s | connections | 200/s | 200 p50 ms | 200 p99 ms | "
+        "p99 / unloaded p99 | 503 | 503 p99 ms | other | metrics vs wrk |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    runs = [
+        ("unloaded (0.1 S)", rep["unloaded"]),
+        (f"5 x S, max_concurrency={args.max_concurrency}", rep["overload"]),
+        ("recovery (0.5 S) right after", rep["recovery"]),
+        ("5 x S, no limit (baseline)", rep["overload_no_limit"]),
+    ]
     for name, r in runs:
         o = ok(r)
         busy = r["by_status"].get("503", {"n": 0, "p99_ms": float("nan")})
         other = sum(v["n"] for s, v in r["by_status"].items() if s not in ("200", "503"))
         other += sum(r["socket_errors"].values())
-        lines.append(f"| {name} | {r['offered_rps']:,.0f} | {r['connections']} | {o['rps']:,.0f} | "
-                     f"{o['p50_ms']:.2f} | {o['p99_ms']:.2f} | {o['p99_ms'] / base:.2f} | "
-                     f"{busy['n']:,} | {busy['p99_ms']:.2f} | {other} | "
-                     f"{r['metrics_error_pct']:.2f}% |")  # fmt: skip
-    lines += ["", f"Server RSS before / after the overload: {rep['rss_mb'][0]:.0f} / "
-              f"{rep['rss_mb'][1]:.0f} MB.", ""]  # fmt: skip
+        lines.append(
+            f"| {name} | {r['offered_rps']:,.0f} | {r['connections']} | {o['rps']:,.0f} | "
+            f"{o['p50_ms']:.2f} | {o['p99_ms']:.2f} | {o['p99_ms'] / base:.2f} | "
+            f"{busy['n']:,} | {busy['p99_ms']:.2f} | {other} | "
+            f"{r['metrics_error_pct']:.2f}% |"
+        )
+    lines += [
+        "",
+        f"Server RSS before / after the overload: {rep['rss_mb'][0]:.0f} / "
+        f"{rep['rss_mb'][1]:.0f} MB.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -101,16 +101,23 @@ def bench_quality(seed: int) -> dict:
 
     def local_fit(a: float, r: float, s: int, scaling: str) -> tuple[float, float]:
         start = time.perf_counter()
-        m = ALS(factors=f, regularization=r, alpha=a, iterations=iters, seed=s,
-                regularization_scaling=scaling).fit(train)  # fmt: skip
+        m = ALS(
+            factors=f,
+            regularization=r,
+            alpha=a,
+            iterations=iters,
+            seed=s,
+            regularization_scaling=scaling,
+        ).fit(train)
         return ndcg(m, split.test), time.perf_counter() - start
 
     out["count"] = [local_fit(alpha, reg, s, "count") for s in SEEDS]
     print("lmrec count", out["count"], flush=True)
     out["count_grid"] = [[a, r, local_fit(a, r, 0, "count")[0]] for a, r in SPARK_GRID]
     out["none"] = [local_fit(alpha, reg, s, "none") for s in SEEDS]
-    out["none_grid"] = [[a, r, local_fit(a, r, 0, "none")[0]] for a in LOCAL_ALPHAS
-                        for r in LOCAL_REGS]  # fmt: skip
+    out["none_grid"] = [
+        [a, r, local_fit(a, r, 0, "none")[0]] for a in LOCAL_ALPHAS for r in LOCAL_REGS
+    ]
     print(out, flush=True)
     return out
 
@@ -144,19 +151,32 @@ def bench_spark_speed(synth: Path, iterations: int, driver_memory: str) -> dict:
         df = spark.read.parquet(str(synth / "part-*.parquet")).select(
             F.col("user").cast("string").alias("user"), F.col("item").cast("string").alias("item")
         )
-        indexer = StringIndexer(inputCols=["user", "item"], outputCols=["u", "i"],
-                                stringOrderType="alphabetAsc").fit(df)  # fmt: skip
-        pairs = indexer.transform(df).select(F.col("u").cast("int").alias("u"),
-                                             F.col("i").cast("int").alias("i"),
-                                             F.lit(1.0).alias("r"))  # fmt: skip
+        indexer = StringIndexer(
+            inputCols=["user", "item"], outputCols=["u", "i"], stringOrderType="alphabetAsc"
+        ).fit(df)
+        pairs = indexer.transform(df).select(
+            F.col("u").cast("int").alias("u"),
+            F.col("i").cast("int").alias("i"),
+            F.lit(1.0).alias("r"),
+        )
         pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
         out["n"] = pairs.count()
         out["prepare_s"] = time.perf_counter() - start
         print(out, flush=True)
         for k in (1, iterations):
-            als = SparkALS(rank=MAIN["factors"], maxIter=k, regParam=MAIN["reg"],
-                           alpha=MAIN["alpha"], implicitPrefs=True, seed=0, userCol="u",
-                           itemCol="i", ratingCol="r", numUserBlocks=4, numItemBlocks=4)  # fmt: skip
+            als = SparkALS(
+                rank=MAIN["factors"],
+                maxIter=k,
+                regParam=MAIN["reg"],
+                alpha=MAIN["alpha"],
+                implicitPrefs=True,
+                seed=0,
+                userCol="u",
+                itemCol="i",
+                ratingCol="r",
+                numUserBlocks=4,
+                numItemBlocks=4,
+            )
             start = time.perf_counter()
             model = als.fit(pairs)
             out[f"fit{k}_s"] = time.perf_counter() - start
@@ -179,21 +199,35 @@ def bench_lmrec_speed(synth: Path, iterations: int) -> dict:
     start = time.perf_counter()
     ds = ingest(sorted(synth.glob("part-*.parquet")))
     out: dict = {"n": ds.n_interactions, "prepare_s": time.perf_counter() - start}
-    model = ALS(factors=MAIN["factors"], regularization=MAIN["reg"], alpha=MAIN["alpha"],
-                iterations=iterations, regularization_scaling="count")  # fmt: skip
+    model = ALS(
+        factors=MAIN["factors"],
+        regularization=MAIN["reg"],
+        alpha=MAIN["alpha"],
+        iterations=iterations,
+        regularization_scaling="count",
+    )
     conf = model.confidence(ds._native_matrix())
     stamps = [time.perf_counter()]
     with threadpool_limits(None, "blas"):
-        fit_als_wr(conf, factors=MAIN["factors"], regularization=MAIN["reg"],
-                   iterations=iterations, seed=0,
-                   callback=lambda it, X, Y: stamps.append(time.perf_counter()))  # fmt: skip
+        fit_als_wr(
+            conf,
+            factors=MAIN["factors"],
+            regularization=MAIN["reg"],
+            iterations=iterations,
+            seed=0,
+            callback=lambda it, X, Y: stamps.append(time.perf_counter()),
+        )
     out["count_iter_s"] = list(np.diff(stamps))
     out["count_fit_s"] = stamps[-1] - stamps[0]
     out["count_peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(out, flush=True)
     start = time.perf_counter()
-    ALS(factors=MAIN["factors"], regularization=MAIN["reg"], alpha=MAIN["alpha"],
-        iterations=iterations).fit(ds)  # fmt: skip
+    ALS(
+        factors=MAIN["factors"],
+        regularization=MAIN["reg"],
+        alpha=MAIN["alpha"],
+        iterations=iterations,
+    ).fit(ds)
     out["none_fit_s"] = time.perf_counter() - start
     out["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(out, flush=True)
@@ -205,10 +239,14 @@ def _mean(pairs: list) -> float:
 
 
 def render(store: dict) -> str:
-    lines = ["# Spark engine: Spark MLlib ALS vs lmrec ALS", "",
-             "Generated by `benchmarks/spark.py` (see its docstring for the protocol). "
-             f"Machine: {platform.machine()}, 2 cores shared with other jobs (load average "
-             "often 5-10 during these runs), CPU only.", ""]  # fmt: skip
+    lines = [
+        "# Spark engine: Spark MLlib ALS vs lmrec ALS",
+        "",
+        "Generated by `benchmarks/spark.py` (see its docstring for the protocol). "
+        f"Machine: {platform.machine()}, 2 cores shared with other jobs (load average "
+        "often 5-10 during these runs), CPU only.",
+        "",
+    ]
     q = store.get("quality")
     if q:
         c = MAIN
@@ -221,12 +259,16 @@ def render(store: dict) -> str:
             "|---|---|---|---|---|",
         ]
         s_mean = _mean(q["spark"])
-        for label, key in (("Spark MLlib ALS (local[2])", "spark"),
-                           ('lmrec ALS, regularization_scaling="count"', "count"),
-                           ('lmrec ALS, default "none" (implicit CG)', "none")):  # fmt: skip
+        for label, key in (
+            ("Spark MLlib ALS (local[2])", "spark"),
+            ('lmrec ALS, regularization_scaling="count"', "count"),
+            ('lmrec ALS, default "none" (implicit CG)', "none"),
+        ):
             vals = " / ".join(f"{v:.4f}" for v, _ in q[key])
-            lines.append(f"| {label} | {vals} | {_mean(q[key]):.4f} | "
-                         f"{_mean(q[key]) / s_mean:.3f} | {q[key][0][1]:.1f} |")  # fmt: skip
+            lines.append(
+                f"| {label} | {vals} | {_mean(q[key]):.4f} | "
+                f"{_mean(q[key]) / s_mean:.3f} | {q[key][0][1]:.1f} |"
+            )
         lines += [
             "",
             "Spark fit time excludes the session start (one session for all fits) and includes "
@@ -286,32 +328,42 @@ def render(store: dict) -> str:
                 f'| lmrec ALS default "none" (implicit CG) | (same data) | {lm["none_fit_s"]:.1f} '
                 f"| {lm['none_fit_s'] / it:.1f} | {lm['peak_kib'] / 2**20:.1f} GiB RSS (process) |"
             )
-        lines += ["", "Timed runs were serialised with `flock /tmp/lmrec-timing.lock`, but the "
-                  "2 cores were shared with other helpers' untimed jobs.", ""]  # fmt: skip
+        lines += [
+            "",
+            "Timed runs were serialised with `flock /tmp/lmrec-timing.lock`, but the "
+            "2 cores were shared with other helpers' untimed jobs.",
+            "",
+        ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", required=True,
-                        choices=["quality", "spark-speed", "lmrec-speed", "render"])  # fmt: skip
+    parser.add_argument(
+        "--part", required=True, choices=["quality", "spark-speed", "lmrec-speed", "render"]
+    )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--synth", type=Path, default=Path("/tmp/synth10m"))
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--driver-memory", default="8g")
     args = parser.parse_args()
     if args.part in ("spark-speed", "lmrec-speed") and not any(args.synth.glob("part-*.parquet")):
-        raise SystemExit(f"{args.synth} has no part-*.parquet; generate it with lmrec synth "
-                         "(see the docstring).")  # fmt: skip
+        raise SystemExit(
+            f"{args.synth} has no part-*.parquet; generate it with lmrec synth (see the docstring)."
+        )
     new: dict = {}
     if args.part == "quality":
         new["quality"] = bench_quality(args.seed)
     elif args.part == "spark-speed":
-        new["spark_speed"] = {**bench_spark_speed(args.synth, args.iterations, args.driver_memory),
-                              "iterations": args.iterations}  # fmt: skip
+        new["spark_speed"] = {
+            **bench_spark_speed(args.synth, args.iterations, args.driver_memory),
+            "iterations": args.iterations,
+        }
     elif args.part == "lmrec-speed":
-        new["lmrec_speed"] = {**bench_lmrec_speed(args.synth, args.iterations),
-                              "iterations": args.iterations}  # fmt: skip
+        new["lmrec_speed"] = {
+            **bench_lmrec_speed(args.synth, args.iterations),
+            "iterations": args.iterations,
+        }
     # Read the store only now: the parts may run in separate, overlapping processes.
     store = {**(json.loads(STORE.read_text()) if STORE.exists() else {}), **new}
     STORE.write_text(json.dumps(store, indent=1))

@@ -141,11 +141,16 @@ def child(workload: str, library: str, repeats: int, bpr_epochs: int) -> None:
         run()
         times.append(time.perf_counter() - t)
     torch = sys.modules.get("torch")
-    print(json.dumps({
-        "median": statistics.median(times), "times": times,
-        "torch_threads": torch.get_num_threads() if torch is not None else None,
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "median": statistics.median(times),
+                "times": times,
+                "torch_threads": torch.get_num_threads() if torch is not None else None,
+                "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            }
+        )
+    )
 
 
 # -------------------------------------------------------------------- parent side
@@ -156,8 +161,17 @@ def measure(workload: str, library: str, loaded: bool, args: argparse.Namespace)
     env = {k: v for k, v in os.environ.items() if k not in USER_VARS}
     busy = subprocess.Popen([sys.executable, "-c", BUSY]) if loaded else None
     try:
-        cmd = [sys.executable, __file__, "--child", workload, library,
-               "--repeats", str(args.repeats), "--bpr-epochs", str(args.bpr_epochs)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            workload,
+            library,
+            "--repeats",
+            str(args.repeats),
+            "--bpr-epochs",
+            str(args.bpr_epochs),
+        ]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     finally:
         if busy is not None:
@@ -190,12 +204,17 @@ def main() -> None:
                     rep = measure(workload, library, state == "loaded", args)
                     cell[state].append(rep["median"])
                     info[f"{workload}/{library}"] = rep
-                    print(f"{workload:7s} {library:6s} {state:6s} {rep['median']:.2f}s "
-                          f"(torch threads {rep['torch_threads']}, "
-                          f"OMP_WAIT_POLICY {rep['OMP_WAIT_POLICY']})", flush=True)  # fmt: skip
-    names = {"encode": ("lmrec TextEncoder", "sentence-transformers"),
-             "bpr": ("lmrec bpr (torch)", "implicit BPR"),
-             "als": ("lmrec als (numba)", "implicit ALS")}  # fmt: skip
+                    print(
+                        f"{workload:7s} {library:6s} {state:6s} {rep['median']:.2f}s "
+                        f"(torch threads {rep['torch_threads']}, "
+                        f"OMP_WAIT_POLICY {rep['OMP_WAIT_POLICY']})",
+                        flush=True,
+                    )
+    names = {
+        "encode": ("lmrec TextEncoder", "sentence-transformers"),
+        "bpr": ("lmrec bpr (torch)", "implicit BPR"),
+        "als": ("lmrec als (numba)", "implicit ALS"),
+    }
     lines = [
         "# Threads on a shared machine: quiet vs one core taken by a busy process",
         "",
@@ -214,8 +233,10 @@ def main() -> None:
             q, ld = min(libs[library]["quiet"]), min(libs[library]["loaded"])
             summary[f"{workload}/{library}"] = {"quiet": q, "loaded": ld, "ratio": ld / q}
             rel = f"{q / q_plain:.2f}" if library == "lmrec" else "1.00"
-            lines.append(f"| {workload} | {names[workload][library == 'plain']} | {q:.2f} | "
-                         f"{ld:.2f} | **{ld / q:.2f}** | {rel} |")  # fmt: skip
+            lines.append(
+                f"| {workload} | {names[workload][library == 'plain']} | {q:.2f} | "
+                f"{ld:.2f} | **{ld / q:.2f}** | {rel} |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

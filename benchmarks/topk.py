@@ -89,13 +89,20 @@ def kernel_rows(u: int, i: int, repeats: int, generic: bool) -> list[tuple[str, 
         res.append(("torch matmul (peak candidate)", best_of(torch_peak, repeats)))
     except ImportError:
         pass
-    res.append(("lmrec dot_topk (exclusion + top-20)", best_of(lambda: dot_topk(x, y, K, exclude=ex), repeats)))  # fmt: skip
+    res.append(
+        (
+            "lmrec dot_topk (exclusion + top-20)",
+            best_of(lambda: dot_topk(x, y, K, exclude=ex), repeats),
+        )
+    )
     from implicit.cpu.topk import topk as implicit_topk
 
-    res.append((
-        "implicit topk (exclusion + top-20)",
-        best_of(lambda: implicit_topk(y, x, K, filter_query_items=ex, num_threads=0), repeats),
-    ))  # fmt: skip
+    res.append(
+        (
+            "implicit topk (exclusion + top-20)",
+            best_of(lambda: implicit_topk(y, x, K, filter_query_items=ex, num_threads=0), repeats),
+        )
+    )
     if generic:
 
         def old() -> None:

@@ -16,21 +16,54 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: (layer, module prefixes), bottom first; the longest matching prefix decides.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("lmrec", "lmrec._version", "lmrec.errors", "lmrec._atomic", "lmrec._optional",
-              "lmrec._progress", "lmrec._checks", "lmrec._threads", "lmrec.ops")),
+    (
+        "base",
+        (
+            "lmrec",
+            "lmrec._version",
+            "lmrec.errors",
+            "lmrec._atomic",
+            "lmrec._optional",
+            "lmrec._progress",
+            "lmrec._checks",
+            "lmrec._threads",
+            "lmrec.ops",
+        ),
+    ),
     ("data", ("lmrec.data",)),
     ("text, train", ("lmrec.text", "lmrec.train")),
-    ("metrics", ("lmrec.eval", "lmrec.eval.metrics", "lmrec.eval.ranking", "lmrec.eval.beyond",
-                 "lmrec.eval.pointwise", "lmrec.eval.bootstrap", "lmrec.eval.bias",
-                 "lmrec.eval.groups")),
+    (
+        "metrics",
+        (
+            "lmrec.eval",
+            "lmrec.eval.metrics",
+            "lmrec.eval.ranking",
+            "lmrec.eval.beyond",
+            "lmrec.eval.pointwise",
+            "lmrec.eval.bootstrap",
+            "lmrec.eval.bias",
+            "lmrec.eval.groups",
+        ),
+    ),
     ("models", ("lmrec.models",)),
-    ("eval, retrieval, spark, privacy", ("lmrec.eval.protocol", "lmrec.eval.coldstart",
-                                         "lmrec.eval.coldusers", "lmrec.retrieval",
-                                         "lmrec.spark", "lmrec.privacy", "lmrec.testing")),
-    ("ranker, tune, serve", ("lmrec.ranker", "lmrec.tune", "lmrec.serve", "lmrec.demo",
-                             "lmrec.report")),
+    (
+        "eval, retrieval, spark, privacy",
+        (
+            "lmrec.eval.protocol",
+            "lmrec.eval.coldstart",
+            "lmrec.eval.coldusers",
+            "lmrec.retrieval",
+            "lmrec.spark",
+            "lmrec.privacy",
+            "lmrec.testing",
+        ),
+    ),
+    (
+        "ranker, tune, serve",
+        ("lmrec.ranker", "lmrec.tune", "lmrec.serve", "lmrec.demo", "lmrec.report"),
+    ),
     ("cli", ("lmrec.cli", "lmrec.__main__")),
-]  # fmt: skip
+]
 #: eval modules not listed above run models: they sit with the evaluation protocol.
 DEFAULT_EVAL_LAYER = 5
 
@@ -116,8 +149,10 @@ def test_every_module_has_a_layer(graph):
 def test_no_import_goes_up_the_layers(graph):
     bad = [
         f"{m} ({LAYERS[layer_of(m)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})"
-        for m, targets in graph.items() for t in targets if layer_of(t) > layer_of(m)
-    ]  # fmt: skip
+        for m, targets in graph.items()
+        for t in targets
+        if layer_of(t) > layer_of(m)
+    ]
     assert not bad, "imports up the layer order:\n" + "\n".join(sorted(bad))
 
 

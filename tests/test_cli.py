@@ -44,8 +44,21 @@ READ = [
 
 def test_end_to_end_any_csv(tmp_path, interactions_csv, capsys):
     split_dir = tmp_path / "split"
-    assert main(["split", "--data", str(interactions_csv), *READ, "--seed", "1",
-                 "--out", str(split_dir)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "split",
+                "--data",
+                str(interactions_csv),
+                *READ,
+                "--seed",
+                "1",
+                "--out",
+                str(split_dir),
+            ]
+        )
+        == 0
+    )
     train = pd.read_csv(split_dir / "train.csv", dtype={"uid": str, "iid": str})
     test = pd.read_csv(split_dir / "test.csv", dtype={"uid": str, "iid": str})
     valid = pd.read_csv(split_dir / "valid.csv", dtype={"uid": str, "iid": str})
@@ -55,13 +68,40 @@ def test_end_to_end_any_csv(tmp_path, interactions_csv, capsys):
     assert meta["seed"] == 1
 
     model_dir = tmp_path / "pop"
-    assert main(["train", "--data", str(split_dir / "train.csv"), *READ, "--model", "popularity",
-                 "--out", str(model_dir)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(split_dir / "train.csv"),
+                *READ,
+                "--model",
+                "popularity",
+                "--out",
+                str(model_dir),
+            ]
+        )
+        == 0
+    )
     users = tmp_path / "users.txt"
     users.write_text("user0\nuser1\n")
     recs_path = tmp_path / "recs.csv"
-    assert main(["recommend", "--model", str(model_dir), "--users", str(users), "-k", "5",
-                 "--output", str(recs_path)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "recommend",
+                "--model",
+                str(model_dir),
+                "--users",
+                str(users),
+                "-k",
+                "5",
+                "--output",
+                str(recs_path),
+            ]
+        )
+        == 0
+    )
     recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
     assert list(recs.columns) == ["user", "item", "rank", "score"]
     assert recs.groupby("user").size().to_dict() == {"user0": 5, "user1": 5}
@@ -69,15 +109,50 @@ def test_end_to_end_any_csv(tmp_path, interactions_csv, capsys):
     assert not any((u, i) in seen for u, i in recs[["user", "item"]].to_numpy())
 
     all_recs = tmp_path / "all.csv"
-    assert main(["recommend", "--model", str(model_dir), "--all", "-k", "10",
-                 "--output", str(all_recs)]) == 0  # fmt: skip
+    assert (
+        main(
+            ["recommend", "--model", str(model_dir), "--all", "-k", "10", "--output", str(all_recs)]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["evaluate", "--recommendations", str(all_recs), "--test",
-                 str(split_dir / "test.csv"), "--train", str(split_dir / "train.csv"), *READ,
-                 "-k", "10", "--format", "json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--recommendations",
+                str(all_recs),
+                "--test",
+                str(split_dir / "test.csv"),
+                "--train",
+                str(split_dir / "train.csv"),
+                *READ,
+                "-k",
+                "10",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     from_file = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", "--model", str(model_dir), "--test", str(split_dir / "test.csv"),
-                 *READ, "-k", "10", "--format", "json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(model_dir),
+                "--test",
+                str(split_dir / "test.csv"),
+                *READ,
+                "-k",
+                "10",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     from_model = json.loads(capsys.readouterr().out)
     # The same lists scored two ways must agree exactly.
     for metric in ("ndcg@10", "recall@10", "precision@10", "mrr@10"):
@@ -88,8 +163,18 @@ def test_end_to_end_any_csv(tmp_path, interactions_csv, capsys):
 def test_output_exists_needs_force(tmp_path, interactions_csv, capsys):
     out = tmp_path / "m"
     out.mkdir()
-    code = main(["train", "--data", str(interactions_csv), *READ, "--model", "popularity",
-                 "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--data",
+            str(interactions_csv),
+            *READ,
+            "--model",
+            "popularity",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2
     assert "--force" in capsys.readouterr().err
 
@@ -102,8 +187,22 @@ def test_bad_model_name_and_param_fail_before_reading(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "Unknown model 'nope'" in err and "popularity" in err
-    assert main(["train", "--data", str(missing), "--model", "popularity", "--param", "by=clicks",
-                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(missing),
+                "--model",
+                "popularity",
+                "--param",
+                "by=clicks",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "by" in capsys.readouterr().err
 
 
@@ -114,12 +213,39 @@ def test_bad_k_is_rejected(tmp_path, capsys):
 
 def test_compare_on_files(tmp_path, interactions_csv, capsys):
     split_dir = tmp_path / "split"
-    main(["split", "--data", str(interactions_csv), *READ, "--ratios", "0.8", "0.2",
-          "--out", str(split_dir)])  # fmt: skip
+    main(
+        [
+            "split",
+            "--data",
+            str(interactions_csv),
+            *READ,
+            "--ratios",
+            "0.8",
+            "0.2",
+            "--out",
+            str(split_dir),
+        ]
+    )
     capsys.readouterr()
-    assert main(["compare", "--train", str(split_dir / "train.csv"), "--test",
-                 str(split_dir / "test.csv"), *READ, "--models", "popularity", "-k", "5",
-                 "--format", "json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compare",
+                "--train",
+                str(split_dir / "train.csv"),
+                "--test",
+                str(split_dir / "test.csv"),
+                *READ,
+                "--models",
+                "popularity",
+                "-k",
+                "5",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     table = json.loads(capsys.readouterr().out)
     assert 0 <= table["popularity"]["ndcg@5"] <= 1
 
@@ -128,8 +254,18 @@ def test_compare_on_files(tmp_path, interactions_csv, capsys):
 def test_malformed_files_give_clear_cli_errors(tmp_path, capsys, case):
     path = tmp_path / case.filename
     path.write_bytes(case.content)
-    code = main(["train", "--data", str(path), "--model", "popularity",
-                 "--out", str(tmp_path / "out"), *case.cli_args])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--data",
+            str(path),
+            "--model",
+            "popularity",
+            "--out",
+            str(tmp_path / "out"),
+            *case.cli_args,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert case.expected.lower() in err.lower()
@@ -141,10 +277,23 @@ def test_real_process_has_no_traceback(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item,rating\n1,2,abc\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "lmrec", "train", "--data", str(bad), "--rating-col", "rating",
-         "--model", "popularity", "--out", str(tmp_path / "o")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "lmrec",
+            "train",
+            "--data",
+            str(bad),
+            "--rating-col",
+            "rating",
+            "--model",
+            "popularity",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "row 1" in proc.stderr and "rating" in proc.stderr

@@ -23,8 +23,16 @@ def split_files(tmp_path):
 
 
 def compare(capsys, split_files, *extra):
-    argv = ["compare", "--train", split_files / "train.csv", "--test", split_files / "test.csv",
-            "--models", "popularity,ease,itemknn", *extra]  # fmt: skip
+    argv = [
+        "compare",
+        "--train",
+        split_files / "train.csv",
+        "--test",
+        split_files / "test.csv",
+        "--models",
+        "popularity,ease,itemknn",
+        *extra,
+    ]
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -46,13 +54,22 @@ def test_default_table_fits_100_columns_with_a_dash_for_the_baseline(split_files
 
 
 def test_markdown_is_a_real_rounded_table(split_files, capsys):
-    out = compare(capsys, split_files, "--metrics", "ndcg@10,recall@10,coverage@10",
-                  "--format", "markdown", "--baseline", "ease")  # fmt: skip
+    out = compare(
+        capsys,
+        split_files,
+        "--metrics",
+        "ndcg@10,recall@10,coverage@10",
+        "--format",
+        "markdown",
+        "--baseline",
+        "ease",
+    )
     tables = [block.strip().splitlines() for block in out.split("\n\n") if block.startswith("|")]
     assert len(tables) == 2
     values, diffs = tables
-    assert values[0] == ("| model | users | ndcg@10 [95% CI] | recall@10 [95% CI] | "
-                         "coverage@10 | fit_seconds |")  # fmt: skip
+    assert values[0] == (
+        "| model | users | ndcg@10 [95% CI] | recall@10 [95% CI] | coverage@10 | fit_seconds |"
+    )
     assert re.fullmatch(r"\|(---:?\|)+", values[1])
     for table in (values, diffs):
         assert all(row.count("|") == table[0].count("|") for row in table)
@@ -65,8 +82,19 @@ def test_markdown_is_a_real_rounded_table(split_files, capsys):
 
 
 def test_unknown_baseline_is_refused(split_files, capsys):
-    code = main(["compare", "--train", str(split_files / "train.csv"), "--test",
-                 str(split_files / "test.csv"), "--models", "popularity", "--baseline", "ease"])  # fmt: skip
+    code = main(
+        [
+            "compare",
+            "--train",
+            str(split_files / "train.csv"),
+            "--test",
+            str(split_files / "test.csv"),
+            "--models",
+            "popularity",
+            "--baseline",
+            "ease",
+        ]
+    )
     assert code == 2 and "--baseline 'ease'" in capsys.readouterr().err
 
 
@@ -80,6 +108,7 @@ def _actions(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
 
 
 def test_every_flag_of_every_command_has_help():
-    missing = [f"{cmd} {a.option_strings or a.dest}" for cmd, a in _actions(build_parser())
-               if not a.help]  # fmt: skip
+    missing = [
+        f"{cmd} {a.option_strings or a.dest}" for cmd, a in _actions(build_parser()) if not a.help
+    ]
     assert missing == []

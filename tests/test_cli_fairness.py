@@ -27,10 +27,20 @@ def files(tmp_path):
         "users": tmp_path / "users.csv",
     }
     pd.DataFrame(rows, columns=["user", "item", "stars"]).to_csv(paths["data"], index=False)
-    pd.DataFrame({"item": [f"i{i}" for i in range(40)], "title": [f"Item {i}" for i in range(40)],
-                  "kind": ["odd|x" if i % 2 else "even" for i in range(40)]}).to_csv(paths["items"], index=False)  # fmt: skip
-    pd.DataFrame({"user": [f"u{u}" for u in range(60)], "sex": ["F" if u % 3 else "M" for u in range(60)],
-                  "age": [18 + u for u in range(60)]}).to_csv(paths["users"], index=False)  # fmt: skip
+    pd.DataFrame(
+        {
+            "item": [f"i{i}" for i in range(40)],
+            "title": [f"Item {i}" for i in range(40)],
+            "kind": ["odd|x" if i % 2 else "even" for i in range(40)],
+        }
+    ).to_csv(paths["items"], index=False)
+    pd.DataFrame(
+        {
+            "user": [f"u{u}" for u in range(60)],
+            "sex": ["F" if u % 3 else "M" for u in range(60)],
+            "age": [18 + u for u in range(60)],
+        }
+    ).to_csv(paths["users"], index=False)
     return paths
 
 
@@ -42,21 +52,65 @@ def _run(args, capsys):
 
 def test_compare_with_groups_every_metric_and_report(files, tmp_path, capsys):
     report = tmp_path / "report.html"
-    code, out, err = _run(["compare", "--data", str(files["data"]), "--rating-col", "stars",
-                           "--items", str(files["items"]), "--users", str(files["users"]),
-                           "--models", "popularity,biasedmf", "--param", "biasedmf.factors=4",
-                           "--metrics", "ndcg@5,f1,auc,rmse,mae,miscalibration@5,ild@5,arp@5",
-                           "--attribute", "kind", "--groups", "sex,age_band,kind,activity",
-                           "--report", str(report), "-k", "5"], capsys)  # fmt: skip
+    code, out, err = _run(
+        [
+            "compare",
+            "--data",
+            str(files["data"]),
+            "--rating-col",
+            "stars",
+            "--items",
+            str(files["items"]),
+            "--users",
+            str(files["users"]),
+            "--models",
+            "popularity,biasedmf",
+            "--param",
+            "biasedmf.factors=4",
+            "--metrics",
+            "ndcg@5,f1,auc,rmse,mae,miscalibration@5,ild@5,arp@5",
+            "--attribute",
+            "kind",
+            "--groups",
+            "sex,age_band,kind,activity",
+            "--report",
+            str(report),
+            "-k",
+            "5",
+        ],
+        capsys,
+    )
     assert (
         code == 2 and "rmse" in err and "'popularity' ranks items" in err
     )  # popularity has no ratings
-    code, out, err = _run(["compare", "--data", str(files["data"]), "--rating-col", "stars",
-                           "--items", str(files["items"]), "--users", str(files["users"]),
-                           "--models", "biasedmf,knnbaseline", "--param", "biasedmf.factors=4",
-                           "--metrics", "ndcg@5,f1,auc,rmse,mae,miscalibration@5,ild@5,arp@5",
-                           "--attribute", "kind", "--groups", "sex,age_band,kind,activity",
-                           "--report", str(report), "-k", "5"], capsys)  # fmt: skip
+    code, out, err = _run(
+        [
+            "compare",
+            "--data",
+            str(files["data"]),
+            "--rating-col",
+            "stars",
+            "--items",
+            str(files["items"]),
+            "--users",
+            str(files["users"]),
+            "--models",
+            "biasedmf,knnbaseline",
+            "--param",
+            "biasedmf.factors=4",
+            "--metrics",
+            "ndcg@5,f1,auc,rmse,mae,miscalibration@5,ild@5,arp@5",
+            "--attribute",
+            "kind",
+            "--groups",
+            "sex,age_band,kind,activity",
+            "--report",
+            str(report),
+            "-k",
+            "5",
+        ],
+        capsys,
+    )
     assert code == 0, err
     for metric in ("rmse", "mae", "auc", "f1", "miscalibration@5", "ild@5", "arp@5"):
         assert metric in out
@@ -68,29 +122,90 @@ def test_compare_with_groups_every_metric_and_report(files, tmp_path, capsys):
 
 def test_evaluate_model_and_recommendations(files, tmp_path, capsys):
     model = tmp_path / "ease"
-    assert main(["train", "--data", str(files["data"]), "--model", "ease", "--param", "l2=10",
-                 "--out", str(model)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(files["data"]),
+                "--model",
+                "ease",
+                "--param",
+                "l2=10",
+                "--out",
+                str(model),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    code, out, err = _run(["evaluate", "--model", str(model), "--test", str(files["data"]),
-                           "--items", str(files["items"]), "--users", str(files["users"]),
-                           "--metrics", "recall@5,auc,pop_lift@5", "--attribute", "kind",
-                           "--groups", "sex", "--report", str(tmp_path / "e.html")], capsys)  # fmt: skip
+    code, out, err = _run(
+        [
+            "evaluate",
+            "--model",
+            str(model),
+            "--test",
+            str(files["data"]),
+            "--items",
+            str(files["items"]),
+            "--users",
+            str(files["users"]),
+            "--metrics",
+            "recall@5,auc,pop_lift@5",
+            "--attribute",
+            "kind",
+            "--groups",
+            "sex",
+            "--report",
+            str(tmp_path / "e.html"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "auc" in out and "pop_lift@5" in out and "by sex" in out
-    code, _, err = _run(["evaluate", "--model", str(model), "--test", str(files["data"]),
-                         "--metrics", "rmse"], capsys)  # fmt: skip
+    code, _, err = _run(
+        ["evaluate", "--model", str(model), "--test", str(files["data"]), "--metrics", "rmse"],
+        capsys,
+    )
     assert code == 2 and "ranks items without predicting ratings" in err
     recs = tmp_path / "recs.csv"
     pd.DataFrame(
         {"user": ["u0", "u0", "u1"], "item": ["i2", "i4", "i3"], "rank": [1, 2, 1]}
     ).to_csv(recs, index=False)
-    code, out, err = _run(["evaluate", "--recommendations", str(recs), "--test", str(files["data"]),
-                           "--items", str(files["items"]), "--users", str(files["users"]),
-                           "--metrics", "ndcg@5", "--groups", "sex", "--report", str(tmp_path / "r.html")], capsys)  # fmt: skip
+    code, out, err = _run(
+        [
+            "evaluate",
+            "--recommendations",
+            str(recs),
+            "--test",
+            str(files["data"]),
+            "--items",
+            str(files["items"]),
+            "--users",
+            str(files["users"]),
+            "--metrics",
+            "ndcg@5",
+            "--groups",
+            "sex",
+            "--report",
+            str(tmp_path / "r.html"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert '<section id="metrics">' in (tmp_path / "r.html").read_text()
-    code, _, err = _run(["evaluate", "--recommendations", str(recs), "--test", str(files["data"]),
-                         "--metrics", "auc"], capsys)  # fmt: skip
+    code, _, err = _run(
+        [
+            "evaluate",
+            "--recommendations",
+            str(recs),
+            "--test",
+            str(files["data"]),
+            "--metrics",
+            "auc",
+        ],
+        capsys,
+    )
     assert code == 2 and "need a model's scores" in err
 
 
@@ -103,7 +218,17 @@ def test_evaluate_model_and_recommendations(files, tmp_path, capsys):
     ],
 )
 def test_bad_input_gets_a_clear_message(files, capsys, extra, words):
-    args = ["compare", "--data", str(files["data"]), "--users", str(files["users"]), "--models", "biasedmf",
-            "--param", "biasedmf.factors=2", *extra]  # fmt: skip
+    args = [
+        "compare",
+        "--data",
+        str(files["data"]),
+        "--users",
+        str(files["users"]),
+        "--models",
+        "biasedmf",
+        "--param",
+        "biasedmf.factors=2",
+        *extra,
+    ]
     code, _, err = _run(args, capsys)
     assert code == 2 and words in err

@@ -44,8 +44,14 @@ def test_idmap_is_sorted_stable_and_typed():
 
 
 def test_dataset_matrix_round_trip_and_immutability(tmp_path):
-    frame = pd.DataFrame({"user": ["u2", "u1", "u1"], "item": ["b", "a", "c"],
-                          "rating": [4.0, 5.0, 1.0], "timestamp": [3.0, 1.0, 2.0]})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "user": ["u2", "u1", "u1"],
+            "item": ["b", "a", "c"],
+            "rating": [4.0, 5.0, 1.0],
+            "timestamp": [3.0, 1.0, 2.0],
+        }
+    )
     items = pd.DataFrame({"title": ["A", "B", "C", "D"]}, index=["a", "b", "c", "d"])
     ds = Dataset.from_frame(frame, items=items)
     assert (ds.n_users, ds.n_items, ds.n_interactions) == (2, 4, 3)  # 'd' is catalog-only
@@ -84,8 +90,13 @@ def saved_model(tmp_path):
 def test_model_directory_is_data_not_code(saved_model):
     model, path = saved_model
     names = sorted(p.name for p in path.iterdir())
-    assert names == ["arrays.safetensors", "config.json", "item_ids.parquet", "manifest.json",
-                     "user_ids.parquet"]  # fmt: skip
+    assert names == [
+        "arrays.safetensors",
+        "config.json",
+        "item_ids.parquet",
+        "manifest.json",
+        "user_ids.parquet",
+    ]
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["model"] == "popularity" and set(manifest["files"]) == set(names) - {
         "manifest.json"

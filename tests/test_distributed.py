@@ -50,8 +50,9 @@ def _train_rank(train, params: dict, out: Path, shard_dir: Path) -> None:
     model = BPR(distributed=True, **params)
     model.fit(train, options=FitOptions(checkpoint_dir=out / "checkpoints"))
     info = dist_info()  # still in the group: run_local leaves it after this function
-    shards = epoch_shards(train.n_interactions, model.seed_, 0, model.config.batch_size,
-                          info.rank, info.world_size)  # fmt: skip
+    shards = epoch_shards(
+        train.n_interactions, model.seed_, 0, model.config.batch_size, info.rank, info.world_size
+    )
     np.save(shard_dir / f"rank{info.rank}.npy", np.concatenate(shards))
     if is_main_process():
         model.save(out / "model")
@@ -136,7 +137,9 @@ def _crash_at_step(monkeypatch, step: int) -> None:
 def _resume_rank(train, params: dict, ckpt: Path, out: Path) -> None:
     from lmrec.models.bpr import BPR
 
-    model = BPR(distributed=True, **params).fit(train, options=FitOptions(checkpoint_dir=ckpt, checkpoint_every=2))
+    model = BPR(distributed=True, **params).fit(
+        train, options=FitOptions(checkpoint_dir=ckpt, checkpoint_every=2)
+    )
     if is_main_process():
         model.save(out)
 
@@ -158,21 +161,26 @@ def test_crash_mid_epoch_resumes_exactly(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         _crash_at_step(m, 23)
         with pytest.raises(_Crash):
-            BPR(**params).fit(data, options=FitOptions(checkpoint_dir=tmp_path / "a", checkpoint_every=2))
+            BPR(**params).fit(
+                data, options=FitOptions(checkpoint_dir=tmp_path / "a", checkpoint_every=2)
+            )
     state = json.loads((tmp_path / "a" / "checkpoint" / "state.json").read_text())
     assert (state["epoch"], state["batch"], state["optimizer_step"]) == (3, 4, 22)
     import shutil
 
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    resumed = BPR(**params).fit(data, options=FitOptions(checkpoint_dir=tmp_path / "a", checkpoint_every=2))
+    resumed = BPR(**params).fit(
+        data, options=FitOptions(checkpoint_dir=tmp_path / "a", checkpoint_every=2)
+    )
     np.testing.assert_array_equal(resumed.item_factors_, straight.item_factors_)
     np.testing.assert_array_equal(resumed.user_factors_, straight.user_factors_)
     assert resumed.history_ == straight.history_
     run_local(_resume_rank, 2, data, params, tmp_path / "b", tmp_path / "m2")
     two = BPR.load(tmp_path / "m2")
     np.testing.assert_allclose(two.item_factors_, straight.item_factors_, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose([h["loss"] for h in two.history_],
-                               [h["loss"] for h in straight.history_], rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        [h["loss"] for h in two.history_], [h["loss"] for h in straight.history_], rtol=1e-5
+    )
 
 
 def test_checkpoint_every_needs_a_directory():
@@ -191,7 +199,9 @@ def test_resume_rejects_a_checkpoint_of_other_settings(tmp_path):
     with pytest.raises(ConfigError, match="seed"):
         BPR(**{**TINY, "seed": 4}).fit(checkerboard(), options=FitOptions(checkpoint_dir=tmp_path))
     with pytest.raises(ConfigError, match="shape"):
-        BPR(**{**TINY, "factors": 4}).fit(checkerboard(), options=FitOptions(checkpoint_dir=tmp_path))
+        BPR(**{**TINY, "factors": 4}).fit(
+            checkerboard(), options=FitOptions(checkpoint_dir=tmp_path)
+        )
 
 
 # ---------------------------------------------------------------------- 2 ranks, gloo
@@ -249,7 +259,9 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(two_rank_ml100k, ml_split,
     shutil.copytree(two_rank_ml100k / "run" / "checkpoints", ckpt)
     state = json.loads((ckpt / "checkpoint" / "state.json").read_text())
     assert state["world_size"] == 2 and state["epoch"] == 20
-    model = BPR(**{**ML_PARAMS, "epochs": 21}).fit(ml_split.train, options=FitOptions(checkpoint_dir=ckpt))
+    model = BPR(**{**ML_PARAMS, "epochs": 21}).fit(
+        ml_split.train, options=FitOptions(checkpoint_dir=ckpt)
+    )
     saved = BPR.load(two_rank_ml100k / "run" / "model")
     assert len(model.history_) == 21
     assert model.history_[:20] == saved.history_  # the 20 epochs of the 2-rank run, then one more
@@ -282,11 +294,20 @@ def _train_rank_models(jobs: dict, train, out: Path) -> None:
 # BPR: 3 negatives on the checkerboard (half the catalog is positive) exercise the
 # re-drawing rounds; 274 pairs in batches of 50 end with an uneven batch of 24.
 BPR_PARITY = {**TINY, "batch_size": 50, "n_negatives": 3}
-FM_TINY = dict(factors=8, epochs=10, batch_size=50, lr=0.05, reg=1e-3, seed=3,
-               torch_threads=1, n_negatives=2)  # fmt: skip
+FM_TINY = dict(
+    factors=8, epochs=10, batch_size=50, lr=0.05, reg=1e-3, seed=3, torch_threads=1, n_negatives=2
+)
 # 40 users in batches of 16 end with an uneven batch of 8 (4 per rank).
-TT_TINY = dict(factors=8, epochs=10, batch_size=16, lr=0.02, seed=3, torch_threads=1,
-               use_text=False, user_features=False)  # fmt: skip
+TT_TINY = dict(
+    factors=8,
+    epochs=10,
+    batch_size=16,
+    lr=0.02,
+    seed=3,
+    torch_threads=1,
+    use_text=False,
+    user_features=False,
+)
 ARRAYS = {
     "bpr": ("item_factors_", "user_factors_", "item_bias_"),
     "fm": ("user_embeddings_", "item_embeddings_", "item_token_bias_"),
@@ -299,9 +320,12 @@ PARITY_JOBS = {
     "fm-bpr": ("fm", {**FM_TINY, "item_features": []}, False),
     "twotower-softmax": ("twotower", TT_TINY, False),
     "fm-warp": ("fm", {**FM_TINY, "loss": "warp", "n_negatives": 5}, True),
-    "twotower-bpr": ("twotower", {**TT_TINY, "loss": "bpr", "n_negatives": 3,
-                                  "weight_decay": 0.01}, True),
-}  # fmt: skip
+    "twotower-bpr": (
+        "twotower",
+        {**TT_TINY, "loss": "bpr", "n_negatives": 3, "weight_decay": 0.01},
+        True,
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -332,10 +356,12 @@ def _assert_same_model(name: str, params: dict, saved: Path) -> None:
     many = get_model_class(name).load(saved)
     assert many.config.distributed
     for attr in ARRAYS[name]:
-        np.testing.assert_allclose(getattr(many, attr), getattr(single, attr), rtol=1e-4,
-                                   atol=1e-5, err_msg=attr)  # fmt: skip
-    np.testing.assert_allclose([h["loss"] for h in many.history_],
-                               [h["loss"] for h in single.history_], rtol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            getattr(many, attr), getattr(single, attr), rtol=1e-4, atol=1e-5, err_msg=attr
+        )
+    np.testing.assert_allclose(
+        [h["loss"] for h in many.history_], [h["loss"] for h in single.history_], rtol=1e-5
+    )
     assert many.history_[-1]["loss"] < many.history_[0]["loss"]  # it trained
     other = create_model(name, {**params, "seed": params["seed"] + 1}).fit(checkerboard())
     attr = ARRAYS[name][0]
@@ -374,8 +400,9 @@ def test_negatives_of_a_piece_do_not_depend_on_the_split():
         pieces = []
         for r in range(world_size):
             lo, hi = shard_bounds(len(users), r, world_size)
-            pieces.append(sampler.sample_piece(users[lo:hi], 4, batch_rng(SEED, 3, 5),
-                                               len(users), lo))  # fmt: skip
+            pieces.append(
+                sampler.sample_piece(users[lo:hi], 4, batch_rng(SEED, 3, 5), len(users), lo)
+            )
         np.testing.assert_array_equal(np.concatenate(pieces), whole)
     keys = set(zip(users.tolist(), items.tolist(), strict=True))
     hits = np.mean([(u, j) in keys for u, row in zip(users, whole, strict=True) for j in row])
@@ -390,8 +417,18 @@ def test_cli_rejects_distributed_for_models_without_it(tmp_path, capsys):
 
     csv = tmp_path / "cb.csv"
     checkerboard().to_frame()[["user", "item"]].to_csv(csv, index=False)
-    code = main(["train", "--data", str(csv), "--model", "ease", "--out", str(tmp_path / "m"),
-                 "--distributed"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--data",
+            str(csv),
+            "--model",
+            "ease",
+            "--out",
+            str(tmp_path / "m"),
+            "--distributed",
+        ]
+    )
     assert code == 2 and "no distributed training" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
@@ -411,18 +448,54 @@ def test_torchrun_cli_saves_once_and_resumes_with_other_world_size(tmp_path):
         pytest.skip("torchrun is not installed next to this Python")
     csv = tmp_path / "cb.csv"
     checkerboard().to_frame()[["user", "item"]].to_csv(csv, index=False)
-    common = ["--data", str(csv), "--model", "bpr", "--param", "factors=8", "--param",
-              "batch_size=64", "--param", "lr=0.05", "--checkpoint-dir", str(tmp_path / "ck")]  # fmt: skip
+    common = [
+        "--data",
+        str(csv),
+        "--model",
+        "bpr",
+        "--param",
+        "factors=8",
+        "--param",
+        "batch_size=64",
+        "--param",
+        "lr=0.05",
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+    ]
     from lmrec.train.distributed import free_port
 
-    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(free_port()), "-m", "lmrec", "train", *common, "--param", "epochs=5",
-           "--out", str(tmp_path / "m2"), "--distributed"]  # fmt: skip
+    cmd = [
+        str(torchrun),
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "lmrec",
+        "train",
+        *common,
+        "--param",
+        "epochs=5",
+        "--out",
+        str(tmp_path / "m2"),
+        "--distributed",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, start_new_session=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines() == [str(tmp_path / "m2")]  # rank 0 printed, once
-    cmd1 = [sys.executable, "-m", "lmrec", "train", *common, "--param", "epochs=8",
-            "--out", str(tmp_path / "m1")]  # fmt: skip
+    cmd1 = [
+        sys.executable,
+        "-m",
+        "lmrec",
+        "train",
+        *common,
+        "--param",
+        "epochs=8",
+        "--out",
+        str(tmp_path / "m1"),
+    ]
     done = subprocess.run(cmd1, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     from lmrec.models.bpr import BPR
@@ -432,14 +505,28 @@ def test_torchrun_cli_saves_once_and_resumes_with_other_world_size(tmp_path):
 
 
 # ---------------------------------------------------------------------- the LM ranker
-RANKER_TINY = {"n_layers": 1, "max_length": 64, "batch_size": 8, "max_examples": 64,
-               "warmup_steps": 1, "n_history": 5, "n_threads": 1, "seed": 3, "mode": "lora",
-               "lr": 1e-2, "max_steps": 4, "grad_accum": 2}  # fmt: skip
+RANKER_TINY = {
+    "n_layers": 1,
+    "max_length": 64,
+    "batch_size": 8,
+    "max_examples": 64,
+    "warmup_steps": 1,
+    "n_history": 5,
+    "n_threads": 1,
+    "seed": 3,
+    "mode": "lora",
+    "lr": 1e-2,
+    "max_steps": 4,
+    "grad_accum": 2,
+}
 
 
 def _ranker_trainables(model) -> dict[str, np.ndarray]:
-    return {n: p.detach().float().numpy().copy()
-            for n, p in model._module.named_parameters() if p.requires_grad}  # fmt: skip
+    return {
+        n: p.detach().float().numpy().copy()
+        for n, p in model._module.named_parameters()
+        if p.requires_grad
+    }
 
 
 def _train_rank_ranker(train, params: dict, out: Path) -> None:
@@ -500,8 +587,9 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_resumes_exactly(tmp_path)
     checkerboard().to_frame()[["user", "item"]].to_csv(csv, index=False)
     params = [f"--param={k}={v}" for k, v in {**TINY, "epochs": 40, "batch_size": 50}.items()]
     bench.torchrun_train(csv, tmp_path / "a", tmp_path / "ck_a", params, checkpoint_every=2)
-    crashed = bench.torchrun_train(csv, tmp_path / "b", tmp_path / "ck_b", params,
-                                   checkpoint_every=2, kill_at=(10, 2))  # fmt: skip
+    crashed = bench.torchrun_train(
+        csv, tmp_path / "b", tmp_path / "ck_b", params, checkpoint_every=2, kill_at=(10, 2)
+    )
     epoch, batch = crashed["killed"]["checkpoint"]
     assert epoch < 40 and "exitcode: -9" in crashed["stderr"]  # killed before the end
     a, b = BPR.load(tmp_path / "a"), BPR.load(tmp_path / "b")

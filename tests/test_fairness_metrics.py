@@ -128,11 +128,21 @@ def test_user_group_breakdown_and_gap():
 
 def test_bands():
     assert age_bands(pd.Series([17, 18, 24, 25, 56, "x"])).tolist() == [
-        "<18", "18-24", "18-24", "25-34", "56+", "unknown"
-    ]  # fmt: skip
+        "<18",
+        "18-24",
+        "18-24",
+        "25-34",
+        "56+",
+        "unknown",
+    ]
     assert activity_bands([5, 5, 5, 1, 9, 9]).tolist() == [
-        "low", "low", "low", "low", "high", "high"
-    ]  # fmt: skip
+        "low",
+        "low",
+        "low",
+        "low",
+        "high",
+        "high",
+    ]
 
 
 def test_bad_groups_input():

@@ -15,8 +15,10 @@ def _assert_same(a, b):
     assert a.user_ids == b.user_ids
     assert a.item_ids == b.item_ids
     # ingest does not record the input position of rows (the tie-breaker of equal timestamps)
-    pd.testing.assert_frame_equal(a.interactions.drop(columns="order", errors="ignore"),
-                                  b.interactions.drop(columns="order", errors="ignore"))
+    pd.testing.assert_frame_equal(
+        a.interactions.drop(columns="order", errors="ignore"),
+        b.interactions.drop(columns="order", errors="ignore"),
+    )
     assert (a.matrix != b.matrix).nnz == 0
     np.testing.assert_array_equal(a.matrix.indptr, b.matrix.indptr)
 
@@ -241,12 +243,37 @@ def _cli(argv):
 
 def test_cli_datasets_synth_ingest_then_split(tmp_path, capsys):
     synth, ds = tmp_path / "synth", tmp_path / "ds"
-    argv = ["datasets", "synth", "--users", 300, "--items", 90, "--interactions", 2_000,
-            "--rows-per-file", 700, "--out", synth]  # fmt: skip
+    argv = [
+        "datasets",
+        "synth",
+        "--users",
+        300,
+        "--items",
+        90,
+        "--interactions",
+        2_000,
+        "--rows-per-file",
+        700,
+        "--out",
+        synth,
+    ]
     assert _cli(argv) == 0
     assert len(list(synth.glob("part-*.parquet"))) == 3
-    assert _cli(["datasets", "ingest", "--data", synth / "part-*.parquet", "--out", ds,
-                 "--timestamp-col", "timestamp"]) == 0  # fmt: skip
+    assert (
+        _cli(
+            [
+                "datasets",
+                "ingest",
+                "--data",
+                synth / "part-*.parquet",
+                "--out",
+                ds,
+                "--timestamp-col",
+                "timestamp",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "ingested 2,000 interactions" in err and "peak RSS" in err
     from lmrec.data import Dataset
@@ -259,8 +286,22 @@ def test_cli_datasets_synth_ingest_then_split(tmp_path, capsys):
     test = pd.read_csv(tmp_path / "sp" / "test.csv")
     assert len(train) + len(test) == 2_000
     # the top-level alias still works
-    assert _cli(["synth", "--users", 50, "--items", 20, "--interactions", 100,
-                 "--out", tmp_path / "alias"]) == 0  # fmt: skip
+    assert (
+        _cli(
+            [
+                "synth",
+                "--users",
+                50,
+                "--items",
+                20,
+                "--interactions",
+                100,
+                "--out",
+                tmp_path / "alias",
+            ]
+        )
+        == 0
+    )
 
 
 def test_cli_datasets_ingest_bad_input(tmp_path, capsys):
@@ -370,8 +411,11 @@ def test_grouped_dictionary_lookup_equals_load_dataset(tmp_path, log_frame, monk
     pq.write_table(pa.Table.from_pandas(log_frame[["uid", "iid"]]), path, row_group_size=100)
     merged = []
     check = ingest_module.check_rows
-    monkeypatch.setattr(ingest_module, "check_rows",
-                        lambda table, *a, **k: merged.append(table.num_rows) or check(table, *a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        ingest_module,
+        "check_rows",
+        lambda table, *a, **k: merged.append(table.num_rows) or check(table, *a, **k),
+    )
     expected, _ = load_dataset(path, user="uid", item="iid", duplicates="sum")
     _assert_same(ingest(path, user="uid", item="iid", chunk_rows=100), expected)
     assert max(merged) == 400  # four chunks were checked and looked up together
@@ -379,5 +423,7 @@ def test_grouped_dictionary_lookup_equals_load_dataset(tmp_path, log_frame, monk
     bad = log_frame[["uid", "iid"]].astype(object)
     bad.loc[450, "iid"] = None  # in the second chunk of the second group
     pq.write_table(pa.Table.from_pandas(bad), path, row_group_size=100)
-    with pytest.raises(DataError, match=r"groups\.parquet, row 451, column 'iid': item id is missing"):
+    with pytest.raises(
+        DataError, match=r"groups\.parquet, row 451, column 'iid': item id is missing"
+    ):
         ingest(path, user="uid", item="iid", chunk_rows=100)

@@ -135,10 +135,7 @@ def test_iso_timestamps_are_utc_seconds(tmp_path):
     p = write(
         tmp_path,
         "r.csv",
-        "user,item,ts\n"
-        "a,x,1970-01-02\n"
-        "b,x,1970-01-01T00:00:10Z\n"
-        "c,x,1970-01-01T01:00:00+01:00\n",
+        "user,item,ts\na,x,1970-01-02\nb,x,1970-01-01T00:00:10Z\nc,x,1970-01-01T01:00:00+01:00\n",
     )
     frame, report = read_interactions(p, timestamp="ts")
     assert frame["timestamp"].tolist() == [86400.0, 10.0, 0.0]
@@ -237,8 +234,7 @@ def test_drop_invalid_counts_and_warns(tmp_path):
         "row 2 (line 3): column 'user': user id is empty",
         "row 3 (line 4): column 'rating': 'x' is not a number",
         "row 4 (line 5): column 'rating': the rating 'inf' is infinite",
-        "row 5 (line 6): column 'ts': 'never' is not a timestamp (the column holds epoch "
-        "seconds)",
+        "row 5 (line 6): column 'ts': 'never' is not a timestamp (the column holds epoch seconds)",
     ]
     assert "invalid rows dropped: 4" in report.summary()
 

@@ -68,9 +68,7 @@ def csr(rows: list[set[int]], n_items: int) -> sp.csr_matrix:
 #   u4: relevant {4}            recs [-1, -1, -1] empty list
 WORKED_RECS = np.array([[2, 1, 0], [4, 1, -1], [0, 1, 2], [3, 3, 4], [-1, -1, -1]])
 WORKED_TRUTH = csr([{0, 2}, {0, 1, 2, 3}, set(), {3}, {4}], 6)
-WORKED_HITS = np.array(
-    [[1, 0, 1], [0, 1, 0], [0, 0, 0], [1, 0, 0], [0, 0, 0]], dtype=bool
-)  # fmt: skip
+WORKED_HITS = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0], [1, 0, 0], [0, 0, 0]], dtype=bool)
 # Training interactions: item popularity 0, 3, 1, 1, 0, 0 among 4 training users (u4 has none).
 WORKED_TRAIN = csr([{1}, {1, 2}, {3}, {1}, set()], 6)
 WORKED_FEATURES = np.array(
@@ -112,7 +110,7 @@ WORKED_SUMMARY = {
     # u0 and u2: 2 + log2(4/3) + log2(5); u1: log2(5) + log2(4/3); u3: 2 + log2(5)
     "novelty@3": (6 + 3 * math.log2(4 / 3) + 4 * math.log2(5)) / 10,  # = 1.6532823
     "ild@3": (2 / 3 + 1 + 2 / 3 + 1 - 1 / math.sqrt(2)) / 4,  # = 0.6565567
-}  # fmt: skip
+}
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
@@ -131,16 +129,22 @@ def test_docs_worked_example_states_what_the_code_computes():
     """The means and beyond-accuracy values printed in docs/metrics.md's worked example
     are the library's results on the same lists (the docs cannot drift from the code)."""
     text = DOCS.read_text().split("## Worked example\n", 1)[1]
-    means = {m.group(1): _doc_number(m.group(2))
-             for m in re.finditer(r"^\| (\w+@3) \|.*\| ([^|]+) \|$", text, re.M)}  # fmt: skip
+    means = {
+        m.group(1): _doc_number(m.group(2))
+        for m in re.finditer(r"^\| (\w+@3) \|.*\| ([^|]+) \|$", text, re.M)
+    }
     assert set(means) == {"precision@3", "recall@3", "ndcg@3", "map@3", "mrr@3", "hit_rate@3"}
     bullets = dict(re.findall(r"^- \*\*(\w+@3)\*\*(.*?)(?=^- |\Z|^\S)", text, re.M | re.S))
     for name in ("coverage@3", "gini@3", "novelty@3", "ild@3"):
         means[name] = float(re.findall(r"= ([\d.]+)", bullets[name])[-1].rstrip("."))
     summary, _ = compute_ranking_metrics(
-        WORKED_RECS, WORKED_TRUTH, list(means), n_items=6, train=WORKED_TRAIN,
+        WORKED_RECS,
+        WORKED_TRUTH,
+        list(means),
+        n_items=6,
+        train=WORKED_TRAIN,
         item_features=WORKED_FEATURES,
-    )  # fmt: skip
+    )
     for name, documented in means.items():
         assert summary[name] == pytest.approx(documented, abs=5e-5), name
 

@@ -11,8 +11,16 @@ from tests.conftest import SEED
 pytest.importorskip("peft")
 
 # A tiny, fast cross-encoder: 1 transformer layer of the bundled MiniLM, short prompts.
-FAST = {"n_layers": 1, "max_length": 64, "batch_size": 8, "max_examples": 300,
-        "warmup_steps": 1, "n_history": 5, "n_threads": 2, "seed": SEED}  # fmt: skip
+FAST = {
+    "n_layers": 1,
+    "max_length": 64,
+    "batch_size": 8,
+    "max_examples": 300,
+    "warmup_steps": 1,
+    "n_history": 5,
+    "n_threads": 2,
+    "seed": SEED,
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +34,9 @@ def pipeline(small):
     from lmrec.ranker.pipeline import RetrieveRerank
 
     params = dict(FAST, lr=3e-3, max_steps=12)
-    return RetrieveRerank(n_candidates=20, retriever_params={"l2": 100.0},
-                          ranker_params=params).fit(small)  # fmt: skip
+    return RetrieveRerank(
+        n_candidates=20, retriever_params={"l2": 100.0}, ranker_params=params
+    ).fit(small)
 
 
 def test_prompt_keeps_most_recent_history(small):
@@ -131,8 +140,9 @@ def test_int8_scores_correlate_with_float32(pipeline):
 def test_validation_auc_early_stopping_and_bf16(small):
     from lmrec.ranker.model import LMRanker
 
-    params = dict(FAST, mode="head", max_steps=6, eval_every=2, patience=1, bf16=True,
-                  max_examples=80)  # fmt: skip
+    params = dict(
+        FAST, mode="head", max_steps=6, eval_every=2, patience=1, bf16=True, max_examples=80
+    )
     ranker = LMRanker(**params).fit(small)
     evals = [r for r in ranker.train_log_ if "valid_auc" in r]
     assert evals and all(0 <= r["valid_auc"] <= 1 for r in evals)
@@ -178,8 +188,12 @@ def test_wide_and_deep_starts_at_the_logistic_regression(small, tmp_path):
     loaded = load_model(tmp_path / "wd")
     users = np.arange(3)
     cand = np.tile(np.arange(5), (3, 1))
-    np.testing.assert_allclose(loaded.score_candidates(users, cand),
-                               ranker.score_candidates(users, cand), rtol=1e-5, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        loaded.score_candidates(users, cand),
+        ranker.score_candidates(users, cand),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_blend_weight_interpolates_retriever_and_ranker(pipeline, small):
@@ -204,21 +218,49 @@ def test_cli_finetune_then_recommend(small, tmp_path):
 
     data = tmp_path / "train.csv"
     small.to_frame().to_csv(data, index=False)
-    code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "m"), "--mode", "head",
-                 "--n-layers", "1", "--max-length", "48", "--steps", "3", "--batch-size", "8",
-                 "--max-examples", "64", "--pipeline", "--candidates", "10", "--int8",
-                 "--retriever-param", "l2=100"])  # fmt: skip
+    code = main(
+        [
+            "finetune",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "m"),
+            "--mode",
+            "head",
+            "--n-layers",
+            "1",
+            "--max-length",
+            "48",
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--max-examples",
+            "64",
+            "--pipeline",
+            "--candidates",
+            "10",
+            "--int8",
+            "--retriever-param",
+            "l2=100",
+        ]
+    )
     assert code == 0
     out = tmp_path / "recs.csv"
-    assert main(["recommend", "--model", str(tmp_path / "m"), "--all", "-k", "3",
-                 "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            ["recommend", "--model", str(tmp_path / "m"), "--all", "-k", "3", "--output", str(out)]
+        )
+        == 0
+    )
     import pandas as pd
 
     recs = pd.read_csv(out)
     n_users = small.to_frame()["user"].nunique()  # the CSV holds only the 40 users
     assert len(recs) == 3 * n_users and recs["rank"].max() == 3
-    assert main(["finetune", "--data", str(data), "--out", str(tmp_path / "x"),
-                 "--int8"]) == 2  # --int8 without --pipeline is a usage error  # fmt: skip
+    assert (
+        main(["finetune", "--data", str(data), "--out", str(tmp_path / "x"), "--int8"]) == 2
+    )  # --int8 without --pipeline is a usage error
 
 
 def test_cli_finetune_checkpoint_every_needs_a_directory(small, tmp_path, capsys):
@@ -226,8 +268,20 @@ def test_cli_finetune_checkpoint_every_needs_a_directory(small, tmp_path, capsys
 
     data = tmp_path / "train.csv"
     small.to_frame().to_csv(data, index=False)
-    assert main(["finetune", "--data", str(data), "--out", str(tmp_path / "m"),
-                 "--checkpoint-every", "5"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "finetune",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "m"),
+                "--checkpoint-every",
+                "5",
+            ]
+        )
+        == 2
+    )
     assert "--checkpoint-every needs --checkpoint-dir" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
@@ -258,8 +312,13 @@ def test_cuda_fine_tuning_matches_cpu(small, tmp_path):
     cpu = LMRanker(**params).fit(small)
     gpu = LMRanker(**params, device="cuda").fit(small)
     users, cand = np.arange(4), np.tile(np.arange(6), (4, 1))
-    np.testing.assert_allclose(gpu.score_candidates(users, cand),
-                               cpu.score_candidates(users, cand), rtol=1e-3, atol=1e-3)  # fmt: skip
+    np.testing.assert_allclose(
+        gpu.score_candidates(users, cand), cpu.score_candidates(users, cand), rtol=1e-3, atol=1e-3
+    )
     gpu.save(tmp_path / "g")
-    np.testing.assert_allclose(load_model(tmp_path / "g").score_candidates(users, cand),
-                               cpu.score_candidates(users, cand), rtol=1e-3, atol=1e-3)  # fmt: skip
+    np.testing.assert_allclose(
+        load_model(tmp_path / "g").score_candidates(users, cand),
+        cpu.score_candidates(users, cand),
+        rtol=1e-3,
+        atol=1e-3,
+    )

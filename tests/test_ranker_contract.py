@@ -18,17 +18,29 @@ from tests.conftest import SEED
 
 pytest.importorskip("peft")
 
-TINY = {"n_layers": 1, "max_length": 32, "batch_size": 16, "max_examples": 400,
-        "warmup_steps": 1, "n_history": 5, "n_threads": 2, "max_steps": 40, "lr": 1e-2,
-        "target_modules": ["query", "key", "value", "dense"], "lora_r": 16, "seed": SEED}  # fmt: skip
+TINY = {
+    "n_layers": 1,
+    "max_length": 32,
+    "batch_size": 16,
+    "max_examples": 400,
+    "warmup_steps": 1,
+    "n_history": 5,
+    "n_threads": 2,
+    "max_steps": 40,
+    "lr": 1e-2,
+    "target_modules": ["query", "key", "value", "dense"],
+    "lora_r": 16,
+    "seed": SEED,
+}
 
 
 def titled_checkerboard() -> Dataset:
     """The contract's checkerboard with titles that name the item's group."""
     base = checkerboard()
     items = base.items.copy()
-    items["title"] = [f"{'even' if int(i[1:]) % 2 == 0 else 'odd'} film {i[1:]}"
-                      for i in items.index]  # fmt: skip
+    items["title"] = [
+        f"{'even' if int(i[1:]) % 2 == 0 else 'odd'} film {i[1:]}" for i in items.index
+    ]
     return Dataset.from_frame(base.to_frame()[["user", "item"]], items=items, name="checkerboard")
 
 
@@ -93,5 +105,6 @@ def test_pipeline_scores_of_some_items_are_its_full_scores():
     assert np.isfinite(full[0, np.setdiff1d(np.arange(model.n_items), hist)]).all()
     order = np.argsort(-full[0])
     asked = np.array([order[0], order[12], order[20]])  # a candidate and two below them
-    np.testing.assert_allclose(model.score_histories([hist], items=asked), full[:, asked],
-                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        model.score_histories([hist], items=asked), full[:, asked], rtol=1e-5, atol=1e-5
+    )

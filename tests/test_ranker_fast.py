@@ -10,8 +10,16 @@ from tests.conftest import SEED
 pytest.importorskip("peft")
 pytest.importorskip("onnxruntime")
 
-FAST = {"n_layers": 1, "max_length": 64, "batch_size": 8, "max_examples": 300,
-        "warmup_steps": 1, "n_history": 5, "seed": SEED, "side_features": True}  # fmt: skip
+FAST = {
+    "n_layers": 1,
+    "max_length": 64,
+    "batch_size": 8,
+    "max_examples": 300,
+    "warmup_steps": 1,
+    "n_history": 5,
+    "seed": SEED,
+    "side_features": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +28,9 @@ def pipeline(ml100k):
 
     small = ml100k.subset(ml100k.column("user_idx") < 40, name="ml-small")
     params = dict(FAST, lr=3e-3, max_steps=12)
-    return RetrieveRerank(n_candidates=20, retriever_params={"l2": 100.0},
-                          ranker_params=params).fit(small)  # fmt: skip
+    return RetrieveRerank(
+        n_candidates=20, retriever_params={"l2": 100.0}, ranker_params=params
+    ).fit(small)
 
 
 def test_cached_pairs_equal_the_tokenizers_pair_encoding(pipeline):
@@ -34,8 +43,10 @@ def test_cached_pairs_equal_the_tokenizers_pair_encoding(pipeline):
     ctx, cand = ranker.prompts_.pairs(users, items)
     for max_length in (40, 64, 512):  # the tokenizer refuses lengths that cut an item
         ref = ranker._tokenizer(ctx, cand, truncation="only_first", max_length=max_length)
-        pairs = [cache.pair(c, t, max_length)
-                 for c, t in zip(cache.contexts(users), cache.items(items), strict=True)]  # fmt: skip
+        pairs = [
+            cache.pair(c, t, max_length)
+            for c, t in zip(cache.contexts(users), cache.items(items), strict=True)
+        ]
         assert pairs == ref["input_ids"]
         split = [len(p) - len(t) - 1 for p, t in zip(pairs, cache.items(items), strict=True)]
         batch = cache.batch(pairs, split)
@@ -91,10 +102,12 @@ def one_way(ml100k):
     from lmrec.ranker.pipeline import RetrieveRerank
 
     small = ml100k.subset(ml100k.column("user_idx") < 40, name="ml-small")
-    params = dict(FAST, lr=3e-3, max_steps=12, shared_context=True, max_length=40,
-                  max_item_length=12)  # fmt: skip
-    return RetrieveRerank(n_candidates=20, retriever_params={"l2": 100.0},
-                          ranker_params=params).fit(small)  # fmt: skip
+    params = dict(
+        FAST, lr=3e-3, max_steps=12, shared_context=True, max_length=40, max_item_length=12
+    )
+    return RetrieveRerank(
+        n_candidates=20, retriever_params={"l2": 100.0}, ranker_params=params
+    ).fit(small)
 
 
 def test_packed_scoring_equals_each_pair_under_the_one_way_mask(one_way):

@@ -75,8 +75,13 @@ def run_readme(tmp_path: Path, models: list[str]) -> dict[str, dict[str, tuple[f
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script_for(models)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200, check=False,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return parse_evaluations(done.stdout)
 

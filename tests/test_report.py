@@ -26,10 +26,13 @@ def _inputs() -> ReportInputs:
     test_rows = frame.groupby("user").tail(2)
     train = data.subset(~frame.index.isin(test_rows.index))  # type: ignore[arg-type]
     test = data.subset(frame.index[frame.index.isin(test_rows.index)].to_numpy())
-    users = pd.DataFrame({"gender": ["F" if i % 3 else "M" for i in range(40)]},
-                         index=[f"u{i}" for i in range(40)])  # fmt: skip
-    models = {"popularity": create_model("popularity").fit(train),
-              "ease": create_model("ease", {"l2": 10.0}).fit(train)}  # fmt: skip
+    users = pd.DataFrame(
+        {"gender": ["F" if i % 3 else "M" for i in range(40)]}, index=[f"u{i}" for i in range(40)]
+    )
+    models = {
+        "popularity": create_model("popularity").fit(train),
+        "ease": create_model("ease", {"l2": 10.0}).fit(train),
+    }
     return inputs_from_models(models, test, items=data.items, users=users, k_max=10)
 
 
@@ -40,8 +43,18 @@ def test_report_has_every_section_and_nothing_external(tmp_path):
         tmp_path / "r.html", inputs, k=3, groups=["gender", "genres", "popularity", "activity"]
     )
     html = path.read_text()
-    for sid in ("metrics", "curves", "distribution", "popularity", "coverage", "item-fairness",
-                "user-fairness", "calibration", "significance", "provenance"):  # fmt: skip
+    for sid in (
+        "metrics",
+        "curves",
+        "distribution",
+        "popularity",
+        "coverage",
+        "item-fairness",
+        "user-fairness",
+        "calibration",
+        "significance",
+        "provenance",
+    ):
         assert f'<section id="{sid}">' in html
     assert "<script" not in html and "<link" not in html and "@import" not in html
     assert not re.search(r"(src|href)=\"(https?:)?//", html)

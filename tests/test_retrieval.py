@@ -122,7 +122,7 @@ def test_validation():
 @pytest.mark.parametrize(
     ("name", "params"),
     [("als", {"factors": 8, "iterations": 2}), ("svd", {"factors": 8})],
-)  # fmt: skip
+)
 def test_item_user_vectors_reproduce_model_scores(small_dataset, name, params):
     from lmrec.models import create_model
 
@@ -173,8 +173,13 @@ def test_dot_topk_equals_full_sort(n_items, n_threads):
     q = rng.normal(size=(70, 12)).astype(np.float32)
     y = rng.normal(size=(n_items, 12)).astype(np.float32)
     ex = sp.random(70, n_items, density=0.05, format="csr", random_state=1, dtype=np.float32)
-    ex = sp.csr_matrix(ex + sp.csr_matrix((np.ones(n_items - 3), (np.full(n_items - 3, 5),
-                       np.arange(n_items - 3))), shape=(70, n_items)))  # fmt: skip
+    ex = sp.csr_matrix(
+        ex
+        + sp.csr_matrix(
+            (np.ones(n_items - 3), (np.full(n_items - 3, 5), np.arange(n_items - 3))),
+            shape=(70, n_items),
+        )
+    )
     items, scores = dot_topk(q, y, 10, exclude=ex, n_threads=n_threads, block_rows=16)
     full = q @ y.T
     full[ex.nonzero()] = -np.inf
@@ -230,9 +235,13 @@ def test_cli_index_build_and_recommend_with_ann(small_dataset, tmp_path, capsys)
     )
     got, want = pd.read_csv(tmp_path / "auto.csv"), pd.read_csv(tmp_path / "ex.csv")
     inter = small_dataset.interactions
-    seen = set(zip(small_dataset.user_ids.lookup(inter["user_idx"].to_numpy()).astype(str),
-                   small_dataset.item_ids.lookup(inter["item_idx"].to_numpy()).astype(str),
-                   strict=True))  # fmt: skip
+    seen = set(
+        zip(
+            small_dataset.user_ids.lookup(inter["user_idx"].to_numpy()).astype(str),
+            small_dataset.item_ids.lookup(inter["item_idx"].to_numpy()).astype(str),
+            strict=True,
+        )
+    )
     assert not any((u, i) in seen for u, i in zip(got["user"], got["item"], strict=True))
     both = got.merge(want, on=["user", "item"])
     assert len(both) / len(want) >= 0.95  # recall@10 of the ANN lists vs exact
@@ -254,8 +263,9 @@ def test_fast_path_exclusion_and_non_finite_users_match_the_generic_path(small_d
     model = create_model("als", {"factors": 8, "iterations": 2}).fit(small_dataset)
     users = np.arange(6)
     # A stored zero excludes like any stored entry, also when unioned with the seen items.
-    extra = sp.csr_matrix((np.zeros(2, np.float32), ([0, 1], [3, 4])),
-                          shape=(model.seen_.shape[0], model.n_items))  # fmt: skip
+    extra = sp.csr_matrix(
+        (np.zeros(2, np.float32), ([0, 1], [3, 4])), shape=(model.seen_.shape[0], model.n_items)
+    )
     ex = model.exclusion(users, True, extra)
     assert ex[0, 3] and ex[1, 4] and (ex != 0).sum() == model.seen_[users].nnz + 2
     items, _ = model.recommend_indices(users, 20, exclude=extra)

@@ -26,8 +26,10 @@ def _needs_spark():
     import importlib.util
 
     skip_unless(importlib.util.find_spec("pyspark") is not None, "pyspark is not installed")
-    skip_unless(shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME")),
-                "Spark needs a Java runtime ('java' on PATH or JAVA_HOME)")  # fmt: skip
+    skip_unless(
+        shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME")),
+        "Spark needs a Java runtime ('java' on PATH or JAVA_HOME)",
+    )
 
 
 def test_missing_java_is_named_in_the_error(monkeypatch, tmp_path):
@@ -73,8 +75,10 @@ def test_cli_split_checks_spark_flags_before_starting_spark(tmp_path, capsys):
     csv = tmp_path / "x.csv"
     csv.write_text("user,item\na,x\n")
     out = str(tmp_path / "o")
-    assert main(["split", "--engine", "spark", "--data", str(csv), "--protocol", "loo",
-                 "--out", out]) == 2  # fmt: skip
+    assert (
+        main(["split", "--engine", "spark", "--data", str(csv), "--protocol", "loo", "--out", out])
+        == 2
+    )
     assert "--protocol random or global_temporal" in capsys.readouterr().err
     assert main(["split", "--engine", "spark", "--dataset", "ml-100k", "--out", out]) == 2
     assert "reads --data FILE" in capsys.readouterr().err
@@ -86,16 +90,38 @@ def test_cli_validates_engine_flags_before_reading_data(tmp_path, capsys):
     from lmrec.cli import main
 
     out = str(tmp_path / "m")
-    assert main(["train", "--data", "nope.csv", "--model", "bpr", "--engine", "spark",
-                 "--out", out]) == 2  # fmt: skip
+    assert (
+        main(["train", "--data", "nope.csv", "--model", "bpr", "--engine", "spark", "--out", out])
+        == 2
+    )
     assert "--engine spark fits als" in capsys.readouterr().err
-    assert main(["train", "--data", "nope.csv", "--model", "als", "--master", "local[2]",
-                 "--out", out]) == 2  # fmt: skip
+    assert (
+        main(
+            ["train", "--data", "nope.csv", "--model", "als", "--master", "local[2]", "--out", out]
+        )
+        == 2
+    )
     assert "--master goes with --engine spark" in capsys.readouterr().err
     csv = tmp_path / "x.csv"
     csv.write_text("user,item\na,x\n")
-    assert main(["train", "--data", str(csv), "--model", "als", "--engine", "spark",
-                 "--param", "regularization_scaling=none", "--out", out]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(csv),
+                "--model",
+                "als",
+                "--engine",
+                "spark",
+                "--param",
+                "regularization_scaling=none",
+                "--out",
+                out,
+            ]
+        )
+        == 2
+    )
     assert "always scales the penalty" in capsys.readouterr().err
 
 
@@ -114,22 +140,47 @@ def test_spark_als_via_cli_is_an_ordinary_lmrec_model(ml100k, tmp_path):
     split = random_split(Dataset.from_frame(frame), ratios=(0.8, 0.2), seed=SEED)
     csv = tmp_path / "train.csv"
     split.train.to_frame()[["user", "item"]].to_csv(csv, index=False)
-    params = ["--param", "factors=32", "--param", "regularization=0.05", "--param",
-              "iterations=10", "--param", "alpha=1.0"]  # fmt: skip
-    code = main(["train", "--engine", "spark", "--master", "local[2]", "--data", str(csv),
-                 "--model", "als", *params, "--out", str(tmp_path / "spark")])  # fmt: skip
+    params = [
+        "--param",
+        "factors=32",
+        "--param",
+        "regularization=0.05",
+        "--param",
+        "iterations=10",
+        "--param",
+        "alpha=1.0",
+    ]
+    code = main(
+        [
+            "train",
+            "--engine",
+            "spark",
+            "--master",
+            "local[2]",
+            "--data",
+            str(csv),
+            "--model",
+            "als",
+            *params,
+            "--out",
+            str(tmp_path / "spark"),
+        ]
+    )
     assert code == 0
     spark_model = load_model(tmp_path / "spark")
     # lmrec on the same file (split.train alone also knows the items seen only in test)
     train = Dataset.from_frame(pd.read_csv(csv, dtype=str))
-    local = ALS(factors=32, regularization=0.05, iterations=10, alpha=1.0,
-                regularization_scaling="count").fit(train)  # fmt: skip
+    local = ALS(
+        factors=32, regularization=0.05, iterations=10, alpha=1.0, regularization_scaling="count"
+    ).fit(train)
     # Canonical id maps and the same training pattern as a model lmrec fits itself.
     assert spark_model.user_ids_ == local.user_ids_ and spark_model.item_ids_ == local.item_ids_
     assert (spark_model.seen_ != local.seen_).nnz == 0
     assert spark_model.user_factors_.shape == local.user_factors_.shape
-    s, ref = (evaluate(m, split.test, metrics=["ndcg@10"], show_progress=False).summary["ndcg@10"]
-              for m in (spark_model, local))  # fmt: skip
+    s, ref = (
+        evaluate(m, split.test, metrics=["ndcg@10"], show_progress=False).summary["ndcg@10"]
+        for m in (spark_model, local)
+    )
     # Spark scales the L2 penalty by each row's count (ALS-WR), so the default lmrec model
     # is a different one; with regularization_scaling="count" lmrec fits Spark's objective
     # and lands on a model of the same quality (asserted within 5% on this slice;
@@ -162,8 +213,11 @@ def ml_csv(ml100k, tmp_path_factory):
 
 
 def _read_parts(out):
-    return {p: pd.read_csv(out / f"{p}.csv", dtype={"user": str, "item": str})
-            for p in ("train", "valid", "test") if (out / f"{p}.csv").exists()}  # fmt: skip
+    return {
+        p: pd.read_csv(out / f"{p}.csv", dtype={"user": str, "item": str})
+        for p in ("train", "valid", "test")
+        if (out / f"{p}.csv").exists()
+    }
 
 
 @pytest.mark.realdata
@@ -201,9 +255,30 @@ def test_spark_random_split_keeps_rows_shares_and_seed(spark, ml_csv, tmp_path):
     # The CLI (which uses the active session and leaves it running) writes the same split.
     from lmrec.cli import main
 
-    assert main(["split", "--engine", "spark", "--data", str(path), "--ratios", "0.7", "0.1",
-                 "0.2", "--rating-col", "rating", "--timestamp-col", "timestamp", "--seed",
-                 str(SEED), "--out", str(tmp_path / "cli")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "split",
+                "--engine",
+                "spark",
+                "--data",
+                str(path),
+                "--ratios",
+                "0.7",
+                "0.1",
+                "0.2",
+                "--rating-col",
+                "rating",
+                "--timestamp-col",
+                "timestamp",
+                "--seed",
+                str(SEED),
+                "--out",
+                str(tmp_path / "cli"),
+            ]
+        )
+        == 0
+    )
     for name in ("train.csv", "valid.csv", "test.csv", "split.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
 
@@ -215,8 +290,15 @@ def test_spark_global_temporal_split_equals_the_local_one(spark, ml_csv, tmp_pat
     from lmrec.spark import spark_split
 
     path, _ = ml_csv
-    spark_split(path, tmp_path / "s", protocol="global_temporal", ratios=(0.8, 0.2),
-                rating_col="rating", timestamp_col="timestamp", spark=spark)  # fmt: skip
+    spark_split(
+        path,
+        tmp_path / "s",
+        protocol="global_temporal",
+        ratios=(0.8, 0.2),
+        rating_col="rating",
+        timestamp_col="timestamp",
+        spark=spark,
+    )
     parts = _read_parts(tmp_path / "s")
     ds, _ = load_dataset(path, rating="rating", timestamp="timestamp")
     local = global_temporal_split(ds, ratios=(0.8, 0.2))
@@ -237,10 +319,18 @@ def test_spark_split_merges_or_rejects_duplicates(spark, tmp_path):
     with pytest.raises(DataError, match="--drop-invalid"):
         spark_split(csv, tmp_path / "a", weight_col="w", spark=spark, ratios=(0.5, 0.5))
     with pytest.raises(DataError, match="repeat an earlier"):
-        spark_split(csv, tmp_path / "a", weight_col="w", spark=spark, ratios=(0.5, 0.5),
-                    drop_invalid=True)  # fmt: skip
-    spark_split(csv, tmp_path / "a", weight_col="w", spark=spark, ratios=(0.5, 0.5),
-                drop_invalid=True, duplicates="sum")  # fmt: skip
+        spark_split(
+            csv, tmp_path / "a", weight_col="w", spark=spark, ratios=(0.5, 0.5), drop_invalid=True
+        )
+    spark_split(
+        csv,
+        tmp_path / "a",
+        weight_col="w",
+        spark=spark,
+        ratios=(0.5, 0.5),
+        drop_invalid=True,
+        duplicates="sum",
+    )
     parts = _read_parts(tmp_path / "a")
     both = pd.concat(parts.values())
     assert len(both) == 60 and both["user"].value_counts().eq(10).all()

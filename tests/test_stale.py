@@ -29,10 +29,19 @@ stale = _load()
 
 def git(repo: Path, *args: str) -> str:
     out = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
-        env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-             "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin", "HOME": str(repo)},
-    )  # fmt: skip
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@x",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@x",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(repo),
+        },
+    )
     return out.stdout.strip()
 
 
@@ -70,8 +79,10 @@ def run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     results = repo / "benchmarks" / "RESULTS.md"
     return subprocess.run(
         [sys.executable, str(SCRIPT), "--results", str(results), *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_all_current_prints_nothing_and_exits_0(repo: Path) -> None:
@@ -90,9 +101,10 @@ def test_all_current_prints_nothing_and_exits_0(repo: Path) -> None:
 def test_committed_change_makes_only_that_figure_stale(repo: Path) -> None:
     c = commit_all(repo, "code")
     write_results(
-        repo, stamp("ease", c, "src/pkg/ease.py,benchmarks/movielens.py"),
+        repo,
+        stamp("ease", c, "src/pkg/ease.py,benchmarks/movielens.py"),
         stamp("als", c, "src/pkg/als.py"),
-    )  # fmt: skip
+    )
     (repo / "src" / "pkg" / "ease.py").write_text("l2 = 400\n")
     commit_all(repo, "retune")
     done = run(repo)
@@ -117,8 +129,12 @@ def test_a_reformat_is_not_a_change_but_new_code_is(repo: Path) -> None:
 
 def test_working_tree_changes_count(repo: Path) -> None:
     c = commit_all(repo, "code")
-    write_results(repo, stamp("ease", c, "src/pkg/ease.py"), stamp("pkg", c, "src/pkg"),
-                  stamp("bench", c, "benchmarks/*.py"))  # fmt: skip
+    write_results(
+        repo,
+        stamp("ease", c, "src/pkg/ease.py"),
+        stamp("pkg", c, "src/pkg"),
+        stamp("bench", c, "benchmarks/*.py"),
+    )
     commit_all(repo, "results")
     (repo / "src" / "pkg" / "ease.py").write_text("l2 = 1\n")  # modified, not committed
     (repo / "benchmarks" / "new_bench.py").write_text("x = 1\n")  # untracked, matches the glob
@@ -130,8 +146,12 @@ def test_working_tree_changes_count(repo: Path) -> None:
 
 def test_directory_and_glob_sources(repo: Path) -> None:
     c = commit_all(repo, "code")
-    write_results(repo, stamp("pkg", c, "src/pkg/"), stamp("deep", c, "src/**/als.py"),
-                  stamp("serve", c, "benchmarks/serve_*.py"))  # fmt: skip
+    write_results(
+        repo,
+        stamp("pkg", c, "src/pkg/"),
+        stamp("deep", c, "src/**/als.py"),
+        stamp("serve", c, "benchmarks/serve_*.py"),
+    )
     (repo / "src" / "pkg" / "als.py").write_text("factors = 32\n")
     commit_all(repo, "als")
     out = run(repo).stdout
@@ -182,8 +202,12 @@ def test_repository_results_file_is_well_formed() -> None:
     results = ROOT / "benchmarks" / "RESULTS.md"
     figures, bad = stale.parse_stamps(results.read_text())
     assert bad == [] and len(figures) >= 10
-    shallow = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"],
-                             capture_output=True, text=True, check=False)  # fmt: skip
+    shallow = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if shallow.returncode != 0 or shallow.stdout.strip() != "false":
         pytest.skip("needs a full git checkout (the stamps name past commits)")
     _, findings = stale.find_stale(ROOT, results)

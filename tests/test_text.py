@@ -33,10 +33,13 @@ TEXTS = [
 # ---------------------------------------------------------------------- templates
 def test_movielens_default_and_missing_values():
     items = pd.DataFrame(
-        {"title": ["Toy Story", "Nameless", None], "year": pd.array([1995, None, None], "Int64"),
-         "genres": ["Animation|Children's|Comedy", "", None]},
+        {
+            "title": ["Toy Story", "Nameless", None],
+            "year": pd.array([1995, None, None], "Int64"),
+            "genres": ["Animation|Children's|Comedy", "", None],
+        },
         index=pd.Index(["1", "2", "3"], name="item"),
-    )  # fmt: skip
+    )
     assert item_texts(items) == [
         "Toy Story (1995). Genres: Animation, Children's, Comedy",
         "Nameless.",

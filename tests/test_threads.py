@@ -36,8 +36,13 @@ print(json.dumps({"before": before, "policy": os.environ.get("OMP_WAIT_POLICY"),
 def _child(**env: str) -> tuple[dict, str]:
     base = {k: v for k, v in os.environ.items() if k not in _VARS}
     base["OMP_DISPLAY_ENV"] = "TRUE"
-    out = subprocess.run([sys.executable, "-c", _CHILD], env={**base, **env},
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     report = json.loads(out.stdout.strip().splitlines()[-1])
     seen = re.findall(r"OMP_WAIT_POLICY = '(\w+)'", out.stderr)
     return report, seen[0] if seen else ""
@@ -70,8 +75,17 @@ def test_lmrec_num_threads_reaches_a_torch_imported_first():
         "require('torch', 'torch'); print(torch.get_num_threads())"
     )
     env = {k: v for k, v in os.environ.items() if k not in _VARS}
-    run = lambda **e: subprocess.run([sys.executable, "-c", code], env={**env, **e},  # noqa: E731
-                                     capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+
+    def run(**extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
     assert run(LMREC_NUM_THREADS="1") == "1"
     assert run() == "2"  # without it, lmrec leaves the caller's torch alone
 
@@ -95,19 +109,28 @@ def _fake_root(tmp_path: Path, cgroup: str, files: dict[str, str]) -> Path:
 
 
 def test_cgroup_v2_quota_takes_the_tightest_level(tmp_path):
-    root = _fake_root(tmp_path, "0::/ci/job\n", {"cpu.max": "max 100000\n",
-                                                 "ci/cpu.max": "150000 100000\n",
-                                                 "ci/job/cpu.max": "max 100000\n"})  # fmt: skip
+    root = _fake_root(
+        tmp_path,
+        "0::/ci/job\n",
+        {
+            "cpu.max": "max 100000\n",
+            "ci/cpu.max": "150000 100000\n",
+            "ci/job/cpu.max": "max 100000\n",
+        },
+    )
     assert _threads.cgroup_cpu_quota(root) == pytest.approx(1.5)
     assert _threads.usable_cpus(root) == 1  # 1.5 CPUs round down, never below 1
-    assert _threads.usable_cpus(_fake_root(tmp_path / "n", "0::/\n", {"cpu.max": "max 100000"})) \
-        == len(os.sched_getaffinity(0))  # fmt: skip
+    assert _threads.usable_cpus(
+        _fake_root(tmp_path / "n", "0::/\n", {"cpu.max": "max 100000"})
+    ) == len(os.sched_getaffinity(0))
 
 
 def test_cgroup_v1_quota(tmp_path):
-    root = _fake_root(tmp_path, "4:cpu,cpuacct:/docker/abc\n2:memory:/docker/abc\n",
-                      {"cpu,cpuacct/cpu.cfs_quota_us": "100000\n",
-                       "cpu,cpuacct/cpu.cfs_period_us": "100000\n"})  # fmt: skip
+    root = _fake_root(
+        tmp_path,
+        "4:cpu,cpuacct:/docker/abc\n2:memory:/docker/abc\n",
+        {"cpu,cpuacct/cpu.cfs_quota_us": "100000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"},
+    )
     assert _threads.cgroup_cpu_quota(root) == pytest.approx(1.0)
     assert _threads.usable_cpus(root) == 1
     (root / "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us").write_text("-1\n")

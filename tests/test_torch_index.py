@@ -55,7 +55,7 @@ PYPI = "https://files.pythonhosted.org/packages/torch-2.13.0-cp311-manylinux_2_2
             report("2.13.0", PYPI, ["filelock", "nvidia-cublas-cu12 ; platform_system == 'Linux'"]),
             {},
             CPU,
-        ),  # fmt: skip
+        ),
         (report("2.13.0+cu126", "https://mirror.example/torch.whl"), {}, CPU),
         # an index that already serves a CPU build (ARM Linux, a CPU mirror) is fine
         (report("2.13.0", "https://mirror.example/torch.whl"), {}, []),
@@ -70,7 +70,7 @@ PYPI = "https://files.pythonhosted.org/packages/torch-2.13.0-cp311-manylinux_2_2
             None,
             {"override": "https://download.pytorch.org/whl/cu126"},
             ["--index-url", "https://download.pytorch.org/whl/cu126"],
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_choose(rep, kwargs, expected) -> None:
@@ -126,9 +126,13 @@ def run_script(env_extra: dict[str, str], *args: str) -> subprocess.CompletedPro
     env.update({"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     env.update(env_extra)
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env,
-        timeout=300, check=False,
-    )  # fmt: skip
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the CPU-index choice is made on Linux only")

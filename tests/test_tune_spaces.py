@@ -55,7 +55,7 @@ def test_space_is_field_metadata():
             "l2",
             {"type": "float", "low": 10, "high": 5000, "log": True},
             ("float_log", 10.0, 5000.0),
-        ),  # fmt: skip
+        ),
         ("svd", "factors", ["log", 8, 512], ("int_log", 8, 512)),  # int field: int_log
         ("svd", "factors", ["int", 8, 512, "log"], ("int_log", 8, 512)),
         ("svd", "factors", ["range", 8, 64], ("int", 8, 64)),
@@ -74,10 +74,13 @@ def test_spellings_users_write(model, param, spec, expected):
 
 
 def test_keyword_form_with_condition():
-    space = resolve_space("itemknn", {
-        "similarity": {"choices": ["cosine", "bm25"]},
-        "shrinkage": {"low": 0, "high": 50, "when": {"similarity": "cosine"}},
-    })  # fmt: skip
+    space = resolve_space(
+        "itemknn",
+        {
+            "similarity": {"choices": ["cosine", "bm25"]},
+            "shrinkage": {"low": 0, "high": 50, "when": {"similarity": "cosine"}},
+        },
+    )
     assert space["shrinkage"] == ("float", 0.0, 50.0, {"similarity": ["cosine"]})
 
 
@@ -107,14 +110,38 @@ def test_cli_tune_reads_a_toml_space_with_log(tmp_path, capsys):
     frame.iloc[::4].to_csv(split / "valid.csv", index=False)
     frame.drop(frame.index[::4]).to_csv(split / "train.csv", index=False)
     (tmp_path / "space.toml").write_text('l2 = ["log", 10, 5000]\n')
-    code = main(["tune", "--model", "ease", "--split", str(split), "--space",
-                 str(tmp_path / "space.toml"), "--trials", "2", "--out", str(tmp_path / "t")])  # fmt: skip
+    code = main(
+        [
+            "tune",
+            "--model",
+            "ease",
+            "--split",
+            str(split),
+            "--space",
+            str(tmp_path / "space.toml"),
+            "--trials",
+            "2",
+            "--out",
+            str(tmp_path / "t"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert '"float_log"' in (tmp_path / "t" / "study.json").read_text()
     (tmp_path / "bad.toml").write_text('l2 = ["lgo", 10, 5000]\n')
-    code = main(["tune", "--model", "ease", "--split", str(split), "--space",
-                 str(tmp_path / "bad.toml"), "--out", str(tmp_path / "t2")])  # fmt: skip
+    code = main(
+        [
+            "tune",
+            "--model",
+            "ease",
+            "--split",
+            str(split),
+            "--space",
+            str(tmp_path / "bad.toml"),
+            "--out",
+            str(tmp_path / "t2"),
+        ]
+    )
     assert code == 2 and "unknown kind 'lgo'" in capsys.readouterr().err
 
 

@@ -52,17 +52,31 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     params = {
-        "data_path": args.data_dir, "dataset": "seq", "use_gpu": False, "seed": args.seed,
-        "state": "WARNING", "show_progress": False, "epochs": args.epochs,
-        "stopping_step": args.stopping_step, "checkpoint_dir": f"{args.out}.ckpt",
+        "data_path": args.data_dir,
+        "dataset": "seq",
+        "use_gpu": False,
+        "seed": args.seed,
+        "state": "WARNING",
+        "show_progress": False,
+        "epochs": args.epochs,
+        "stopping_step": args.stopping_step,
+        "checkpoint_dir": f"{args.out}.ckpt",
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full",
-                      "group_by": "user"},
-        "metrics": ["NDCG", "Hit"], "topk": [10], "valid_metric": "NDCG@10",
-        "loss_type": args.loss, "MAX_ITEM_LIST_LENGTH": 50,
-        "train_neg_sample_args": (None if args.loss == "CE"
-                                  else {"distribution": "uniform", "sample_num": 1}),
-    }  # fmt: skip
+        "eval_args": {
+            "split": {"LS": "valid_and_test"},
+            "order": "TO",
+            "mode": "full",
+            "group_by": "user",
+        },
+        "metrics": ["NDCG", "Hit"],
+        "topk": [10],
+        "valid_metric": "NDCG@10",
+        "loss_type": args.loss,
+        "MAX_ITEM_LIST_LENGTH": 50,
+        "train_neg_sample_args": (
+            None if args.loss == "CE" else {"distribution": "uniform", "sample_num": 1}
+        ),
+    }
     config = Config(model=args.model, dataset="seq", config_dict=params)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
@@ -111,11 +125,16 @@ def write_scores(args, torch, trainer, model, dataset, test, start, finished: bo
         scores=scores.astype(np.float32),
         users=np.asarray(dataset.id2token("user_id", uid), dtype=str),
         items=np.asarray(dataset.id2token("item_id", np.arange(1, n_items)), dtype=str),
-        meta=json.dumps({"best_epoch": trainer.best_epoch_seen + 1,
-                         "epochs": len(trainer.train_loss_dict), "seconds": seconds,
-                         "finished": finished,
-                         "best_valid_ndcg@10": float(trainer.best_valid_score)}),
-    )  # fmt: skip
+        meta=json.dumps(
+            {
+                "best_epoch": trainer.best_epoch_seen + 1,
+                "epochs": len(trainer.train_loss_dict),
+                "seconds": seconds,
+                "finished": finished,
+                "best_valid_ndcg@10": float(trainer.best_valid_score),
+            }
+        ),
+    )
     model.train()
 
 

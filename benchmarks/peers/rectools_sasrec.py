@@ -39,10 +39,14 @@ def main() -> None:
     # users with fewer than 3 items keep everything in train (lmrec's leave-one-out rule)
     count = inter.groupby("user")["rank"].transform("size")
     train = inter[(inter["rank"] < last) | (count < 3)]
-    frame = pd.DataFrame({
-        Columns.User: train["user"], Columns.Item: train["item"], Columns.Weight: 1.0,
-        Columns.Datetime: pd.Timestamp("2020-01-01") + pd.to_timedelta(train["rank"], "s"),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            Columns.User: train["user"],
+            Columns.Item: train["item"],
+            Columns.Weight: 1.0,
+            Columns.Datetime: pd.Timestamp("2020-01-01") + pd.to_timedelta(train["rank"], "s"),
+        }
+    )
     dataset = Dataset.construct(frame)
     model = SASRecModel(epochs=args.epochs, deterministic=True, verbose=0)
     start = time.perf_counter()
@@ -58,8 +62,12 @@ def main() -> None:
     pos = {u: i for i, u in enumerate(users)}
     for u, g in recs.groupby(Columns.User):
         table[pos[u], : len(g)] = g[Columns.Item].astype(str).to_numpy()
-    np.savez(args.out, users=users.astype(str), items=table.astype(str),
-             meta=json.dumps({"seconds": seconds, "epochs": args.epochs}))  # fmt: skip
+    np.savez(
+        args.out,
+        users=users.astype(str),
+        items=table.astype(str),
+        meta=json.dumps({"seconds": seconds, "epochs": args.epochs}),
+    )
 
 
 if __name__ == "__main__":

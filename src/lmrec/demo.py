@@ -24,8 +24,16 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     "ease": {"l2": 500.0},
     "bpr": {"torch_threads": 1},
 }
-DEMO_METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "hit_rate@10", "mrr@10",
-                "coverage@10", "novelty@10"]  # fmt: skip
+DEMO_METRICS = [
+    "recall@10",
+    "recall@20",
+    "ndcg@10",
+    "ndcg@20",
+    "hit_rate@10",
+    "mrr@10",
+    "coverage@10",
+    "novelty@10",
+]
 STAR_WARS_FAN = ["Star Wars", "Empire Strikes Back, The", "Return of the Jedi"]
 
 
@@ -34,8 +42,9 @@ def _titles(dataset, item_ids) -> list[str]:
     return [f"{items.at[i, 'title']} ({items.at[i, 'year']})" for i in item_ids]
 
 
-def run_demo(models: list[str] | None = None, *, seed: int = 2026, n_users: int = 3,
-             out: TextIO = sys.stdout) -> pd.DataFrame:  # fmt: skip
+def run_demo(
+    models: list[str] | None = None, *, seed: int = 2026, n_users: int = 3, out: TextIO = sys.stdout
+) -> pd.DataFrame:
     """Run the walk-through and return the comparison table."""
     from lmrec._optional import require
     from lmrec.data.sources import fetch, load_builtin
@@ -57,8 +66,10 @@ def run_demo(models: list[str] | None = None, *, seed: int = 2026, n_users: int 
     )
     split = random_split(data, ratios=(0.8, 0.1, 0.1), seed=seed)
     train = split.train.concat(split.valid, name="train+valid")
-    say(f"split: per-user random 80/10/10, seed {seed}: train+valid {train.n_interactions}, "
-        f"test {split.test.n_interactions} interactions")  # fmt: skip
+    say(
+        f"split: per-user random 80/10/10, seed {seed}: train+valid {train.n_interactions}, "
+        f"test {split.test.n_interactions} interactions"
+    )
     say("protocol: full ranking over all movies, each user's training movies excluded\n")
 
     results, fitted = {}, {}
@@ -71,11 +82,11 @@ def run_demo(models: list[str] | None = None, *, seed: int = 2026, n_users: int 
         say(f"  {name:<12} fit {fit_s:6.2f}s   ndcg@10 {res.summary['ndcg@10']:.4f}")
         results[name], fitted[name] = res, model
     table = compare(results, baseline=names[0], metrics=DEMO_METRICS)
-    say("\nTest metrics (95% bootstrap CI over users; 'diff' = paired difference vs "
-        f"{names[0]}):")  # fmt: skip
+    say(f"\nTest metrics (95% bootstrap CI over users; 'diff' = paired difference vs {names[0]}):")
     main_cols = [c for c in table.columns if c in DEMO_METRICS]
-    with pd.option_context("display.width", 200, "display.max_columns", 50,
-                           "display.float_format", "{:.4f}".format):  # fmt: skip
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 50, "display.float_format", "{:.4f}".format
+    ):
         say(table[main_cols].to_string())
         ci_cols = [c for c in table.columns if c.startswith("ndcg@10 ")]
         say("\n" + table[ci_cols].to_string())
@@ -88,9 +99,11 @@ def run_demo(models: list[str] | None = None, *, seed: int = 2026, n_users: int 
         liked = ratings[(ratings["user"] == user)].sort_values("rating", ascending=False)
         recs = model.recommend([user], k=5)
         hits = set(split.test.to_frame().query("user == @user")["item"])
-        say(f"\n  user {user} ({data.users.at[user, 'age']}, {data.users.at[user, 'gender']}, "
+        say(
+            f"\n  user {user} ({data.users.at[user, 'age']}, {data.users.at[user, 'gender']}, "
             f"{data.users.at[user, 'occupation']}) rated highly: "
-            + "; ".join(_titles(data, liked["item"].head(3))))  # fmt: skip
+            + "; ".join(_titles(data, liked["item"].head(3)))
+        )
         for _, r in recs.iterrows():
             mark = "  <- in this user's test set" if r["item"] in hits else ""
             say(f"    {r['rank']}. {_titles(data, [r['item']])[0]}{mark}")
@@ -131,8 +144,10 @@ def _lm_part(data, split, train, ease, ease_result, say) -> None:
     start = time.perf_counter()
     hybrid = create_model("text_ease").fit(train)
     hybrid_res = evaluate(hybrid, split.test, metrics=DEMO_METRICS, name="text_ease")
-    say(f"  text_ease (EASE whose Gram matrix also links each movie to its 10 nearest movies "
-        f"by text): fit {time.perf_counter() - start:.1f}s")  # fmt: skip
+    say(
+        f"  text_ease (EASE whose Gram matrix also links each movie to its 10 nearest movies "
+        f"by text): fit {time.perf_counter() - start:.1f}s"
+    )
     table = compare(
         {"ease": ease_result, "text_ease": hybrid_res}, metrics=["ndcg@10", "recall@20"]
     )
@@ -145,8 +160,10 @@ def _lm_part(data, split, train, ease, ease_result, say) -> None:
     frame = train.to_frame()
     with_new = Dataset.from_frame(frame, items=items, users=data.users, name="ml-100k+new")
     content = ContentModel().fit(with_new)
-    say(f"\nA brand-new movie nobody has rated: {NEW_MOVIE['title']} ({NEW_MOVIE['year']}), "
-        f"{NEW_MOVIE['genres'].replace('|', ', ')}")  # fmt: skip
+    say(
+        f"\nA brand-new movie nobody has rated: {NEW_MOVIE['title']} ({NEW_MOVIE['year']}), "
+        f"{NEW_MOVIE['genres'].replace('|', ', ')}"
+    )
     sims = content.similar_items(["new-1"], k=5)
     say("  closest catalog movies by text: " + "; ".join(_titles(with_new, sims["similar_item"])))
     scores = pd.Series(
@@ -154,5 +171,7 @@ def _lm_part(data, split, train, ease, ease_result, say) -> None:
     )
     fans = set(frame.loc[frame["item"] == "1", "user"])
     top = scores.sort_values(ascending=False).head(50)
-    say(f"  of the 50 users it is recommended to most strongly, {sum(u in fans for u in top.index)} "
-        f"watched Toy Story (as did {len(fans) / len(scores):.0%} of all users)")  # fmt: skip
+    say(
+        f"  of the 50 users it is recommended to most strongly, {sum(u in fans for u in top.index)} "
+        f"watched Toy Story (as did {len(fans) / len(scores):.0%} of all users)"
+    )

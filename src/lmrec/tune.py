@@ -51,6 +51,7 @@ import math
 import re
 import sys
 import time
+import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,7 +60,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import tomllib
 
 from lmrec._atomic import atomic_file
 from lmrec._optional import require
@@ -82,13 +82,27 @@ _MINIMISE = ("gini", "rmse", "mae", "log_loss")
 #: Spellings of a spec's kind -> canonical kind; "log", "uniform" and "range" become
 #: the int or float variant after the parameter's type.
 KIND_ALIASES: dict[str, str] = {
-    "float": "float", "real": "float", "float_log": "float_log", "log_float": "float_log",
-    "logfloat": "float_log", "loguniform": "float_log", "log_uniform": "float_log",
-    "int": "int", "integer": "int", "int_log": "int_log", "log_int": "int_log",
-    "logint": "int_log", "integer_log": "int_log", "categorical": "categorical",
-    "choice": "categorical", "choices": "categorical", "cat": "categorical",
-    "log": "log", "uniform": "uniform", "range": "uniform",
-}  # fmt: skip
+    "float": "float",
+    "real": "float",
+    "float_log": "float_log",
+    "log_float": "float_log",
+    "logfloat": "float_log",
+    "loguniform": "float_log",
+    "log_uniform": "float_log",
+    "int": "int",
+    "integer": "int",
+    "int_log": "int_log",
+    "log_int": "int_log",
+    "logint": "int_log",
+    "integer_log": "int_log",
+    "categorical": "categorical",
+    "choice": "categorical",
+    "choices": "categorical",
+    "cat": "categorical",
+    "log": "log",
+    "uniform": "uniform",
+    "range": "uniform",
+}
 
 
 # ---------------------------------------------------------------------- spaces
@@ -123,7 +137,7 @@ def load_space(path: str | Path) -> SearchSpace:
 
 _SPEC_FORMS = (
     "write [kind, low, high] with kind float, float_log, int, int_log (or log, uniform), "
-    "[\"categorical\", [choices]], or a table {type, low, high, log} / {choices}"
+    '["categorical", [choices]], or a table {type, low, high, log} / {choices}'
 )
 _KEYWORDS = ("type", "kind", "distribution", "low", "high", "log", "choices", "values", "when")
 
@@ -171,9 +185,13 @@ def _canonical(where: str, spec: object, field: Any) -> tuple[Any, ...]:
     if isinstance(kind, str):
         kind = KIND_ALIASES.get(re.sub(r"[\s-]+", "_", kind.strip().lower()), kind)
         if kind in ("log", "uniform"):
-            whole = _is_int_field(field) if field is not None else all(
-                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in parts[1:]
-            )  # fmt: skip
+            whole = (
+                _is_int_field(field)
+                if field is not None
+                else all(
+                    isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in parts[1:]
+                )
+            )
             kind = ("int" if whole else "float") + ("_log" if kind == "log" else "")
         if log and kind in ("int", "float"):
             kind += "_log"
@@ -182,8 +200,7 @@ def _canonical(where: str, spec: object, field: Any) -> tuple[Any, ...]:
     return (kind, *parts[1:], *([cond] if cond is not None else []))
 
 
-def _check_spec(model: str, param: str, spec: object, earlier: set[str],
-                field: Any = None) -> Spec:  # fmt: skip
+def _check_spec(model: str, param: str, spec: object, earlier: set[str], field: Any = None) -> Spec:
     """Normalise one spec to a tuple and check its kind, bounds and condition."""
     where = f"Search space of {model!r}, parameter {param!r}"
     spec = _canonical(where, spec, field)

@@ -13,8 +13,10 @@ from lmrec.report import inputs_from_models, write_report
 def report_path(ml100k_split, ml100k, tmp_path_factory):
     split = ml100k_split
     train = split.train.concat(split.valid)
-    models = {"popularity": create_model("popularity").fit(train),
-              "ease": create_model("ease", {"l2": 300.0}).fit(train)}  # fmt: skip
+    models = {
+        "popularity": create_model("popularity").fit(train),
+        "ease": create_model("ease", {"l2": 300.0}).fit(train),
+    }
     inputs = inputs_from_models(models, split.test, items=ml100k.items, users=ml100k.users)
     path = tmp_path_factory.mktemp("report") / "report.html"
     write_report(path, inputs, groups=["gender", "age_band", "activity", "popularity", "genres"])
@@ -27,8 +29,18 @@ def test_report_opens_offline_and_shows_its_sections(page, report_path, tmp_path
     page.on("request", lambda r: requests.append(r.url))
     page.goto(report_path.as_uri())
     assert page.title() == "lmrec evaluation report"
-    for sid in ("metrics", "curves", "distribution", "popularity", "coverage", "item-fairness",
-                "user-fairness", "calibration", "significance", "provenance"):  # fmt: skip
+    for sid in (
+        "metrics",
+        "curves",
+        "distribution",
+        "popularity",
+        "coverage",
+        "item-fairness",
+        "user-fairness",
+        "calibration",
+        "significance",
+        "provenance",
+    ):
         section = page.locator(f"section#{sid}")
         assert section.is_visible(), sid
         assert section.locator("h2").inner_text()

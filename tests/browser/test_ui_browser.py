@@ -61,7 +61,8 @@ def test_visitor_searches_likes_and_the_list_changes(page, server, tmp_path):
     first = _recommended(page)
     assert len(first) == 10
     _wait_until(
-        page, "() => [...document.querySelectorAll('#recommendations .why')].some(n => n.textContent)"
+        page,
+        "() => [...document.querySelectorAll('#recommendations .why')].some(n => n.textContent)",
     )
     page.fill("#query", "sound of music")
     page.click("#search-form button")

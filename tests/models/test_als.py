@@ -28,9 +28,15 @@ def _implicit_fit(matrix, *, factors, regularization, iterations, seed):
 
     with threadpool_limits(1, "blas"):
         ref = AlternatingLeastSquares(
-            factors=factors, regularization=regularization, alpha=1.0, iterations=iterations,
-            use_cg=True, calculate_training_loss=False, num_threads=1, random_state=seed,
-        )  # fmt: skip
+            factors=factors,
+            regularization=regularization,
+            alpha=1.0,
+            iterations=iterations,
+            use_cg=True,
+            calculate_training_loss=False,
+            num_threads=1,
+            random_state=seed,
+        )
         ref.fit(matrix, show_progress=False)
     return ref
 
@@ -38,8 +44,15 @@ def _implicit_fit(matrix, *, factors, regularization, iterations, seed):
 def test_scores_equal_implicit_on_the_same_confidence():
     data = checkerboard(n_users=60, n_items=40, seed=3)
     alpha = 4.0
-    model = ALS(factors=6, regularization=0.05, alpha=alpha, iterations=7, num_threads=1, seed=11,
-                solver="implicit")  # fmt: skip
+    model = ALS(
+        factors=6,
+        regularization=0.05,
+        alpha=alpha,
+        iterations=7,
+        num_threads=1,
+        seed=11,
+        solver="implicit",
+    )
     model.fit(data)
     # ALS(alpha=a) is implicit(alpha=1) fitted on the confidence 1 + a * R (module docstring).
     conf = data.matrix.copy()
@@ -119,8 +132,15 @@ def test_registry_and_config_errors():
 # ------------------------------------------------ ALS-WR (regularization_scaling="count")
 class TestALSCountContract(RecommenderContract):
     def make_model(self):
-        return ALS(factors=8, iterations=6, regularization=0.05, alpha=5.0, num_threads=1,
-                   seed=SEED, regularization_scaling="count")  # fmt: skip
+        return ALS(
+            factors=8,
+            iterations=6,
+            regularization=0.05,
+            alpha=5.0,
+            num_threads=1,
+            seed=SEED,
+            regularization_scaling="count",
+        )
 
 
 def _dense_als_wr(conf, *, factors, regularization, iterations, seed):
@@ -151,15 +171,24 @@ def _dense_als_wr(conf, *, factors, regularization, iterations, seed):
 
 def test_count_scaling_matches_a_dense_brute_force_fit():
     data = checkerboard(n_users=30, n_items=20, density=0.4, seed=2)
-    model = ALS(factors=5, regularization=0.3, alpha=3.0, iterations=4, seed=SEED,
-                regularization_scaling="count", num_threads=1).fit(data)  # fmt: skip
-    X, Y = _dense_als_wr(model.confidence(data.matrix), factors=5, regularization=0.3,
-                         iterations=4, seed=SEED)  # fmt: skip
+    model = ALS(
+        factors=5,
+        regularization=0.3,
+        alpha=3.0,
+        iterations=4,
+        seed=SEED,
+        regularization_scaling="count",
+        num_threads=1,
+    ).fit(data)
+    X, Y = _dense_als_wr(
+        model.confidence(data.matrix), factors=5, regularization=0.3, iterations=4, seed=SEED
+    )
     np.testing.assert_allclose(model.user_factors_, X, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model.item_factors_, Y, rtol=1e-4, atol=1e-5)
     # The plain scalar penalty is a different model on the same data.
-    plain = ALS(factors=5, regularization=0.3, alpha=3.0, iterations=4, seed=SEED,
-                num_threads=1).fit(data)  # fmt: skip
+    plain = ALS(
+        factors=5, regularization=0.3, alpha=3.0, iterations=4, seed=SEED, num_threads=1
+    ).fit(data)
     assert not np.allclose(plain.item_factors_ @ plain.user_factors_.T, Y @ X.T, atol=1e-2)
 
 
@@ -170,8 +199,15 @@ def test_count_scaling_objective_never_increases():
     conf = ALS(alpha=2.0).confidence(data.matrix)
     Y0 = init_factors(conf.shape[1], 6, np.random.default_rng(1))
     losses = [objective(conf, np.zeros((conf.shape[0], 6)), Y0, 0.1)]
-    fit_als_wr(conf, factors=6, regularization=0.1, iterations=8, seed=1, dtype=np.float64,
-               callback=lambda it, X, Y: losses.append(objective(conf, X, Y, 0.1)))  # fmt: skip
+    fit_als_wr(
+        conf,
+        factors=6,
+        regularization=0.1,
+        iterations=8,
+        seed=1,
+        dtype=np.float64,
+        callback=lambda it, X, Y: losses.append(objective(conf, X, Y, 0.1)),
+    )
     steps = np.diff(losses)
     assert (steps <= 1e-9 * losses[0]).all(), losses
     assert losses[-1] < 0.5 * losses[0]  # it learns, not just stands still
@@ -213,8 +249,15 @@ def test_count_scaling_batches_short_rows_next_to_a_long_one(monkeypatch):
 
 def test_count_scaling_fold_in_repeats_the_user_solve(tmp_path):
     data = checkerboard(n_users=50, n_items=30, density=0.4, seed=8)
-    model = ALS(factors=6, regularization=0.2, alpha=2.0, iterations=5, seed=SEED,
-                regularization_scaling="count", num_threads=1).fit(data)  # fmt: skip
+    model = ALS(
+        factors=6,
+        regularization=0.2,
+        alpha=2.0,
+        iterations=5,
+        seed=SEED,
+        regularization_scaling="count",
+        num_threads=1,
+    ).fit(data)
     hist = model.seen_[:10]
     x = model.fold_in(hist)
     Y = model.item_factors_.astype(np.float64)

@@ -14,8 +14,9 @@ pytest.importorskip("numba")
 
 def _problem(n_users=300, n_items=70, density=0.08, seed=0, k=16):
     rng = np.random.default_rng(seed)
-    m = sp.random(n_users, n_items, density=density, format="csr", random_state=seed,
-                  dtype=np.float32)  # fmt: skip
+    m = sp.random(
+        n_users, n_items, density=density, format="csr", random_state=seed, dtype=np.float32
+    )
     m.data = (1.0 + 5.0 * rng.random(m.nnz)).astype(np.float32)  # confidences in [1, 6)
     m = m.tocsc()
     m[:, [3, 40]] = 0  # two items without interactions

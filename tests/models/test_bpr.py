@@ -86,9 +86,18 @@ def test_negative_sampler_avoids_positives():
 
 @pytest.mark.parametrize(
     "params",
-    [{"factors": 0}, {"epochs": 0}, {"lr": 0}, {"reg": -1.0}, {"n_negatives": 0},
-     {"batch_size": 0}, {"device": "tpu"}, {"optimizer": "adagrad"}, {"factor": 8}],
-)  # fmt: skip
+    [
+        {"factors": 0},
+        {"epochs": 0},
+        {"lr": 0},
+        {"reg": -1.0},
+        {"n_negatives": 0},
+        {"batch_size": 0},
+        {"device": "tpu"},
+        {"optimizer": "adagrad"},
+        {"factor": 8},
+    ],
+)
 def test_bad_hyperparameters_raise_config_error(params):
     with pytest.raises(ConfigError):
         create_model("bpr", params)
@@ -153,5 +162,6 @@ def test_cuda_training_matches_cpu_training():
         gpu = BPR(**{**TINY, "device": device}).fit(checkerboard())
         assert gpu.item_factors_.dtype == np.float32  # back on the CPU as NumPy
         np.testing.assert_allclose(gpu.item_factors_, cpu.item_factors_, rtol=1e-3, atol=1e-4)
-        np.testing.assert_allclose([h["loss"] for h in gpu.history_],
-                                   [h["loss"] for h in cpu.history_], rtol=1e-4)  # fmt: skip
+        np.testing.assert_allclose(
+            [h["loss"] for h in gpu.history_], [h["loss"] for h in cpu.history_], rtol=1e-4
+        )

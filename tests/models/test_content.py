@@ -48,8 +48,14 @@ def test_unknown_template_field_lists_columns():
 
 def test_similar_items_by_text_and_catalog_only_items():
     data = checkerboard()
-    items = pd.concat([data.items, pd.DataFrame({"title": ["item 99"], "genres": ["Even"]},
-                                                index=pd.Index(["new"], name="item"))])  # fmt: skip
+    items = pd.concat(
+        [
+            data.items,
+            pd.DataFrame(
+                {"title": ["item 99"], "genres": ["Even"]}, index=pd.Index(["new"], name="item")
+            ),
+        ]
+    )
     data = Dataset.from_frame(data.to_frame(), items=items)
     model = ContentModel().fit(data)
     sim = model.similar_items(["i0", "new"], k=5)

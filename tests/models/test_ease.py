@@ -1,4 +1,3 @@
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,7 +69,9 @@ def test_bad_params_are_clear():
         EASE(l2=0)
     with pytest.raises(ConfigError, match="l2"):
         create_model("ease", {"l2": "lots"})
-    with pytest.raises(ConfigError, match="Valid parameters: dp_clip, dp_delta, dp_epsilon, dp_seed, implicit, l2"):
+    with pytest.raises(
+        ConfigError, match="Valid parameters: dp_clip, dp_delta, dp_epsilon, dp_seed, implicit, l2"
+    ):
         create_model("ease", {"lambda": 10})
 
 
@@ -95,8 +96,6 @@ def test_beats_popularity_on_ml100k(fit_and_evaluate, popularity_summary):
     assert got["ndcg@10"] > 0.8 * 0.4408
     assert got["recall@20"] > 0.8 * 0.3596
     assert got["ndcg@10"] > 1.6 * popularity_summary["ndcg@10"]
-
-
 
 
 @pytest.mark.realdata

@@ -27,21 +27,53 @@ FAST = {
     "twotower": {"factors": 16, "epochs": 5, "torch_threads": 1},
     "text2cf": {"cf_l2": 50.0},
     "text_ease": {"l2": 50.0, "beta": 1.0, "side": "features"},
-    "ranker": {"n_layers": 1, "max_length": 64, "batch_size": 8, "max_examples": 200,
-               "warmup_steps": 1, "n_history": 5, "n_threads": 2, "max_steps": 8, "seed": SEED,
-               "full_rank_limit": 2000},
-    "sasrec": {"factors": 16, "epochs": 2, "max_len": 20, "device": "cpu", "seed": SEED,
-               "torch_threads": 1},
-    "gru4rec": {"factors": 16, "epochs": 2, "max_len": 20, "device": "cpu", "seed": SEED,
-                "torch_threads": 1},
+    "ranker": {
+        "n_layers": 1,
+        "max_length": 64,
+        "batch_size": 8,
+        "max_examples": 200,
+        "warmup_steps": 1,
+        "n_history": 5,
+        "n_threads": 2,
+        "max_steps": 8,
+        "seed": SEED,
+        "full_rank_limit": 2000,
+    },
+    "sasrec": {
+        "factors": 16,
+        "epochs": 2,
+        "max_len": 20,
+        "device": "cpu",
+        "seed": SEED,
+        "torch_threads": 1,
+    },
+    "gru4rec": {
+        "factors": 16,
+        "epochs": 2,
+        "max_len": 20,
+        "device": "cpu",
+        "seed": SEED,
+        "torch_threads": 1,
+    },
     "biasedmf": {"factors": 8, "iterations": 3},
     "knnbaseline": {"k_neighbors": 20},
     "rerank": {"base_params": {"l2": 50.0}, "n_candidates": 30},
-    "pipeline": {"n_candidates": 20, "retriever_params": {"l2": 50.0},
-                 "ranker_params": {"n_layers": 1, "max_length": 64, "batch_size": 8,
-                                   "max_examples": 200, "warmup_steps": 1, "n_history": 5,
-                                   "n_threads": 2, "max_steps": 8, "seed": SEED}},
-}  # fmt: skip
+    "pipeline": {
+        "n_candidates": 20,
+        "retriever_params": {"l2": 50.0},
+        "ranker_params": {
+            "n_layers": 1,
+            "max_length": 64,
+            "batch_size": 8,
+            "max_examples": 200,
+            "warmup_steps": 1,
+            "n_history": 5,
+            "n_threads": 2,
+            "max_steps": 8,
+            "seed": SEED,
+        },
+    },
+}
 #: Models whose scores do not depend on the history (every contribution is 0).
 HISTORY_FREE = {"popularity", "group_popularity"}
 #: Rating models that score no history given at request time: nothing to attribute to.
@@ -113,12 +145,18 @@ def test_als_decomposition_is_implicits_explain(fitted):
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, "blas"):  # implicit warns about a threaded BLAS otherwise
-        ref = AlternatingLeastSquares(factors=model.config.factors,
-                                      regularization=model.config.regularization)  # fmt: skip
+        ref = AlternatingLeastSquares(
+            factors=model.config.factors, regularization=model.config.regularization
+        )
     ref.item_factors = model.item_factors_.astype(np.float32)
     ref.user_factors = model.user_factors_.astype(np.float32)
-    row = sp.csr_matrix((np.full(len(hist), 1.0 + model.config.alpha, np.float32),
-                         (np.zeros(len(hist), int), hist)), shape=(1, model.n_items))  # fmt: skip
+    row = sp.csr_matrix(
+        (
+            np.full(len(hist), 1.0 + model.config.alpha, np.float32),
+            (np.zeros(len(hist), int), hist),
+        ),
+        shape=(1, model.n_items),
+    )
     total, top, _ = ref.explain(0, row, item, N=len(hist))
     att = model.attribute(item, user_idx=user)
     assert att.score == pytest.approx(total, rel=1e-3, abs=1e-5)
@@ -137,11 +175,12 @@ def test_known_user_attribution_starts_from_the_models_own_score(fitted, name):
     user = 5
     item = int(model.recommend_indices(np.array([user]), 1)[0][0, 0]) if name != "ranker" else 50
     att = model.attribute(item, user_idx=user)
-    assert att.score == pytest.approx(float(model._score(np.array([user]))[0, item])
-                                      if name != "ranker" else
-                                      float(model.score_candidates(np.array([user]),
-                                                                   np.array([[item]]))[0, 0]),
-                                      abs=1e-4)  # fmt: skip
+    assert att.score == pytest.approx(
+        float(model._score(np.array([user]))[0, item])
+        if name != "ranker"
+        else float(model.score_candidates(np.array([user]), np.array([[item]]))[0, 0]),
+        abs=1e-4,
+    )
     if name != "userknn":  # the prompt shows the last n_history items only
         window = model.config.n_history if name == "ranker" else 5
         assert not att.contributions[:-window].any()
@@ -258,30 +297,57 @@ def test_cli_and_http_give_the_librarys_explanation(fitted, catalog_file, tmp_pa
     loaded = load_model(tmp_path / "m")
     user = model.user_ids_.lookup([4])[0]
     item = model.item_ids_.lookup([_top_item(model, model.user_history(4), np.arange(100))])[0]
-    rc = main(["explain", "--model", str(tmp_path / "m"), "--user", user, "--item", item,
-               "--items", str(catalog_file), "-n", "3", "--json"])  # fmt: skip
+    rc = main(
+        [
+            "explain",
+            "--model",
+            str(tmp_path / "m"),
+            "--user",
+            user,
+            "--item",
+            item,
+            "--items",
+            str(catalog_file),
+            "-n",
+            "3",
+            "--json",
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     expected = loaded.explain(item, user=user, n=3, catalog=read_items(catalog_file)).to_dict()
     assert out == json.loads(json.dumps(expected))
     assert out["title"] and all(c["title"] for c in out["contributions"])
-    settings = ServeSettings(model_dir=tmp_path / "m", auth=False, catalog=catalog_file,
-                             store_url=f"sqlite:///{tmp_path / 'events.db'}",
-                             precompute_max_users=0)  # fmt: skip
+    settings = ServeSettings(
+        model_dir=tmp_path / "m",
+        auth=False,
+        catalog=catalog_file,
+        store_url=f"sqlite:///{tmp_path / 'events.db'}",
+        precompute_max_users=0,
+    )
     with TestClient(build_app(settings)) as client:
         r = client.post("/v1/explain", json={"user": user, "item": item, "n": 3})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert (body["item"], body["title"], body["method"]) == (out["item"], out["title"], out["method"])
+    assert (body["item"], body["title"], body["method"]) == (
+        out["item"],
+        out["title"],
+        out["method"],
+    )
     assert body["score"] == pytest.approx(out["score"], rel=1e-6, abs=1e-9)
     assert [(c["item"], c["title"]) for c in body["contributions"]] == [
-        (c["item"], c["title"]) for c in out["contributions"]]  # fmt: skip
-    np.testing.assert_allclose([c["weight"] for c in body["contributions"]],
-                               [c["contribution"] for c in out["contributions"]], rtol=1e-6)  # fmt: skip
+        (c["item"], c["title"]) for c in out["contributions"]
+    ]
+    np.testing.assert_allclose(
+        [c["weight"] for c in body["contributions"]],
+        [c["contribution"] for c in out["contributions"]],
+        rtol=1e-6,
+    )
     assert body["explanation"] == out["explanation"] and body["reasons"] == out["reasons"]
     history = ",".join(model.item_ids_.lookup(model.user_history(4)[:6]))
-    assert main(["explain", "--model", str(tmp_path / "m"), "--history", history,
-                 "--item", item]) == 0  # fmt: skip
+    assert (
+        main(["explain", "--model", str(tmp_path / "m"), "--history", history, "--item", item]) == 0
+    )
     assert "score" in capsys.readouterr().out
 
 
@@ -291,11 +357,12 @@ def test_cli_explain_bad_input_is_a_usage_error(fitted, tmp_path, capsys):
     fitted("ease").save(tmp_path / "m")
     assert main(["explain", "--model", str(tmp_path / "m"), "--user", "nobody", "--item", "1"]) == 2
     assert "unknown user id" in capsys.readouterr().err
-    assert main(["explain", "--model", str(tmp_path / "m"), "--history", " , ",
-                 "--item", "1"]) == 2  # fmt: skip
+    assert main(["explain", "--model", str(tmp_path / "m"), "--history", " , ", "--item", "1"]) == 2
     assert "--history lists no item ids" in capsys.readouterr().err
-    assert main(["explain", "--model", str(tmp_path / "m"), "--user", "1", "--item", "1",
-                 "-n", "0"]) == 2  # fmt: skip
+    assert (
+        main(["explain", "--model", str(tmp_path / "m"), "--user", "1", "--item", "1", "-n", "0"])
+        == 2
+    )
     assert "'-n'" in capsys.readouterr().err
 
 

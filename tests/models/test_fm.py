@@ -40,10 +40,13 @@ class TestFMWarpFeaturesOnlyContract(RecommenderContract):
 def _tiny_with_users() -> Dataset:
     data = checkerboard()
     users = pd.DataFrame(
-        {"age": np.arange(data.n_users) + 18.0, "side": ["even", "odd"] * (data.n_users // 2),
-         "tags": ["a|b", "b", None, "c|a"] * (data.n_users // 4)},
+        {
+            "age": np.arange(data.n_users) + 18.0,
+            "side": ["even", "odd"] * (data.n_users // 2),
+            "tags": ["a|b", "b", None, "c|a"] * (data.n_users // 4),
+        },
         index=pd.Index(data.user_ids.ids, name="user"),
-    )  # fmt: skip
+    )
     return Dataset(data.interactions, data.user_ids, data.item_ids, items=data.items, users=users)
 
 
@@ -92,10 +95,17 @@ def test_fit_is_bitwise_reproducible():
 
 @pytest.mark.parametrize(
     "params",
-    [{"factors": 0}, {"lr": -1.0}, {"loss": "hinge"}, {"n_buckets": 0},
-     {"use_item_ids": False, "item_features": []}, {"use_user_ids": False},
-     {"item_features": ["genres", "genres"]}, {"item_feature": ["genres"]}],
-)  # fmt: skip
+    [
+        {"factors": 0},
+        {"lr": -1.0},
+        {"loss": "hinge"},
+        {"n_buckets": 0},
+        {"use_item_ids": False, "item_features": []},
+        {"use_user_ids": False},
+        {"item_features": ["genres", "genres"]},
+        {"item_feature": ["genres"]},
+    ],
+)
 def test_bad_hyperparameters_raise_config_error(params):
     with pytest.raises(ConfigError):
         create_model("fm", params)

@@ -33,11 +33,13 @@ def _random_dataset(n_users=50, n_items=30, density=0.25, seed=3) -> Dataset:
     """Random interactions with continuous weights, so similarities have no ties."""
     rng = np.random.default_rng(seed)
     u, i = np.nonzero(rng.random((n_users, n_items)) < density)
-    frame = pd.DataFrame({
-        "user": [f"u{x:02d}" for x in u],
-        "item": [f"i{x:02d}" for x in i],
-        "weight": rng.uniform(0.5, 5.0, len(u)).astype(np.float32),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "user": [f"u{x:02d}" for x in u],
+            "item": [f"i{x:02d}" for x in i],
+            "weight": rng.uniform(0.5, 5.0, len(u)).astype(np.float32),
+        }
+    )
     return Dataset.from_frame(frame)
 
 
@@ -73,9 +75,14 @@ def _dense_topk_similarity(query, base, k, shrinkage, cosine, exclude_self):
 
 @pytest.mark.parametrize(
     ("similarity", "k", "shrinkage"),
-    [("cosine", 7, 0.0), ("cosine", 7, 3.0), ("cosine", 100, 0.0), ("bm25", 5, 0.0),
-     ("tfidf", 5, 0.0)],
-)  # fmt: skip
+    [
+        ("cosine", 7, 0.0),
+        ("cosine", 7, 3.0),
+        ("cosine", 100, 0.0),
+        ("bm25", 5, 0.0),
+        ("tfidf", 5, 0.0),
+    ],
+)
 def test_item_knn_matches_dense_brute_force(similarity, k, shrinkage):
     data = _random_dataset()
     model = ItemKNN(k_neighbors=k, similarity=similarity, shrinkage=shrinkage, implicit=False)

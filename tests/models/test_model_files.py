@@ -48,8 +48,9 @@ def rewrite(model_dir: Path, name: str, change) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lmrec", *args], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lmrec", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("bad", [10**8, -7])
@@ -60,8 +61,16 @@ def test_seen_index_out_of_range_is_refused_not_a_segfault(ease_dir, tmp_path, b
     rewrite(ease_dir, "arrays.safetensors", poke)
     with pytest.raises(ModelFileError, match="item indices outside"):
         load_model(ease_dir)
-    out = run_cli("recommend", "--model", str(ease_dir), "--all", "-k", "3",
-                  "--output", str(tmp_path / "r.csv"))  # fmt: skip
+    out = run_cli(
+        "recommend",
+        "--model",
+        str(ease_dir),
+        "--all",
+        "-k",
+        "3",
+        "--output",
+        str(tmp_path / "r.csv"),
+    )
     assert out.returncode == 2, out
     assert "Traceback" not in out.stderr and "item indices outside" in out.stderr
 
@@ -73,17 +82,23 @@ BROKEN = {
     "NaN in B": ("arrays.safetensors", lambda a: a["B"].__setitem__((0, 1), np.nan)),
     "int8 B": ("arrays.safetensors", lambda a: a.update(B=a["B"].astype(np.int8))),
     "pointers not monotone": (
-        "arrays.safetensors", lambda a: a["__seen__.indptr"].__setitem__(1, 10**6)),
+        "arrays.safetensors",
+        lambda a: a["__seen__.indptr"].__setitem__(1, 10**6),
+    ),
     "manifest is a list": (MANIFEST, lambda m: [m]),
     "manifest without files": (MANIFEST, lambda m: {k: v for k, v in m.items() if k != "files"}),
     "config is a list": ("config.json", lambda c: [c]),
     "config with bad param": ("config.json", lambda c: {**c, "config": {**c["config"], "l2": -1}}),
     "config n_items lies": ("config.json", lambda c: {**c, "n_items": c["n_items"] + 1}),
-    "two id columns": ("item_ids.parquet", lambda p: pd.DataFrame(
-        {"item": pd.read_parquet(p)["item"], "x": 1}).to_parquet(p)),
-    "duplicate ids": ("user_ids.parquet", lambda p: pd.DataFrame(
-        {"user": ["u0"] * len(pd.read_parquet(p))}).to_parquet(p)),
-}  # fmt: skip
+    "two id columns": (
+        "item_ids.parquet",
+        lambda p: pd.DataFrame({"item": pd.read_parquet(p)["item"], "x": 1}).to_parquet(p),
+    ),
+    "duplicate ids": (
+        "user_ids.parquet",
+        lambda p: pd.DataFrame({"user": ["u0"] * len(pd.read_parquet(p))}).to_parquet(p),
+    ),
+}
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
@@ -208,8 +223,12 @@ FILE_LIMIT = textwrap.dedent("""
 def test_a_real_write_failure_is_a_storage_error_and_the_old_model_stays(ease_dir):
     """Plan check 3 with the operating system refusing the write (a file-size limit)."""
     before = load_model(ease_dir).recommend(["u0"], k=3)
-    out = subprocess.run([sys.executable, "-c", FILE_LIMIT, str(ease_dir)], capture_output=True,
-                         text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", FILE_LIMIT, str(ease_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "Nothing was replaced" in out.stdout and "larger than this process may" in out.stdout
     pd.testing.assert_frame_equal(load_model(ease_dir).recommend(["u0"], k=3), before)

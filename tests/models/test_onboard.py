@@ -17,11 +17,13 @@ from lmrec.testing import RecommenderContract, checkerboard
 def checkerboard_with_groups() -> Dataset:
     """The contract's checkerboard, each user with a ``side`` attribute (their group)."""
     base = checkerboard()
-    users = pd.DataFrame({"side": ["even" if int(u[1:]) % 2 == 0 else "odd"
-                                   for u in base.user_ids.ids]},
-                         index=pd.Index(base.user_ids.ids, name="user"))  # fmt: skip
-    return Dataset.from_frame(base.to_frame()[["user", "item"]], items=base.items, users=users,
-                              name="checkerboard")  # fmt: skip
+    users = pd.DataFrame(
+        {"side": ["even" if int(u[1:]) % 2 == 0 else "odd" for u in base.user_ids.ids]},
+        index=pd.Index(base.user_ids.ids, name="user"),
+    )
+    return Dataset.from_frame(
+        base.to_frame()[["user", "item"]], items=base.items, users=users, name="checkerboard"
+    )
 
 
 class TestGroupPopularityContract(RecommenderContract):
@@ -52,7 +54,12 @@ class TestOnboardAttributesContract(RecommenderContract):
 def test_attribute_labels_and_groups():
     users = pd.DataFrame({"age": [17, 24, 25, 60, None], "gender": ["F", "M", "M", "F", "F"]})
     assert attribute_labels(users, "age").tolist() == [
-        "age <18", "age 18-24", "age 25-34", "age 56+", ""]  # fmt: skip
+        "age <18",
+        "age 18-24",
+        "age 25-34",
+        "age 56+",
+        "",
+    ]
     g = AttributeGroups(users, [("gender",), ("age", "gender")], 5)
     assert g.vocabularies[0] == ["gender F", "gender M"]
     assert g.describe(2) == ["gender M", "age 25-34, gender M"]
@@ -78,8 +85,7 @@ def test_onboard_prior_is_the_group_and_items_take_over(ml100k):
     assert model.user_groups("1") == ["age 18-24", "gender M", "age 18-24, gender M"]
     # Two cold users (empty histories) of different groups get different lists.
     young_men = model._attribute_rows(np.array([0]), np.array([0]))[0]
-    old_women = model._attribute_rows(np.array([ml100k.user_ids.index(["2"])[0]]),
-                                      np.array([0]))[0]  # fmt: skip
+    old_women = model._attribute_rows(np.array([ml100k.user_ids.index(["2"])[0]]), np.array([0]))[0]
     assert np.argsort(-young_men)[:10].tolist() != np.argsort(-old_women)[:10].tolist()
     # Star Wars fans' history pushes the sequels up (V), beyond the popularity prior.
     titles = ml100k.items["title"]
@@ -113,5 +119,7 @@ def test_cold_user_curve_reports_cis_and_beats_popularity(ml100k):
     onboard = table[(table["model"] == "onboard") & (table["n_known"] == 3)].iloc[0]
     assert onboard["ratio"] > 1.05
     assert onboard["diff"] == pytest.approx(
-        onboard["mean"] - table[(table["model"] == "group_popularity")
-                                & (table["n_known"] == 3)]["mean"].iloc[0], abs=1e-9)  # fmt: skip
+        onboard["mean"]
+        - table[(table["model"] == "group_popularity") & (table["n_known"] == 3)]["mean"].iloc[0],
+        abs=1e-9,
+    )

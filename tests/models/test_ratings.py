@@ -55,11 +55,13 @@ def test_baselines_by_hand():
 
 def test_pearson_similarity_and_prediction_by_hand():
     # Items x, y, z. x and y move together over users a, b, c; z is rated by a only.
-    frame = pd.DataFrame({
-        "user": ["a", "a", "a", "b", "b", "c", "c"],
-        "item": ["x", "y", "z", "x", "y", "x", "y"],
-        "rating": [5.0, 4.0, 3.0, 1.0, 2.0, 3.0, 3.0],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "user": ["a", "a", "a", "b", "b", "c", "c"],
+            "item": ["x", "y", "z", "x", "y", "x", "y"],
+            "rating": [5.0, 4.0, 3.0, 1.0, 2.0, 3.0, 3.0],
+        }
+    )
     model = KNNBaseline(similarity="pearson", shrinkage=0.0).fit(Dataset.from_frame(frame))
     # Item means: x 3, y 3; centred x = (2, -2, 0), y = (1, -1, 0): correlation 1.
     x, y, z = model.item_ids_.index(["x", "y", "z"])
@@ -136,8 +138,11 @@ def test_pointwise_metrics_where_the_inputs_allow():
         ease.item_ids_.lookup(np.arange(30)), test.to_frame().query("user == 'u0'")["item"]
     )
     assert ranked.per_user.loc["u0", "auc"] == pytest.approx(auc(positive[unseen], scores[unseen]))
-    for metric, words in (("f1", "ranks items without predicting"), ("rmse", "ranks items"),
-                          ("log_loss", "needs predicted probabilities")):  # fmt: skip
+    for metric, words in (
+        ("f1", "ranks items without predicting"),
+        ("rmse", "ranks items"),
+        ("log_loss", "needs predicted probabilities"),
+    ):
         with pytest.raises(ConfigError, match=words):
             evaluate_pointwise(ease, test, metrics=[metric])
     train, test = split(rated_checkerboard())

@@ -31,8 +31,18 @@ class TestExposureContract(RecommenderContract):
 
 def _tiny() -> Dataset:
     """Popularity i0: 4, i1: 3, i2: 1; genres i0 A, i1 A, i2 B, h A, g B."""
-    rows = [("a", "i0"), ("b", "i0"), ("c", "i0"), ("d", "i0"), ("a", "i1"), ("b", "i1"),
-            ("c", "i1"), ("a", "i2"), ("a", "h"), ("b", "g")]  # fmt: skip
+    rows = [
+        ("a", "i0"),
+        ("b", "i0"),
+        ("c", "i0"),
+        ("d", "i0"),
+        ("a", "i1"),
+        ("b", "i1"),
+        ("c", "i1"),
+        ("a", "i2"),
+        ("a", "h"),
+        ("b", "g"),
+    ]
     items = pd.DataFrame(
         {"genres": ["A", "A", "B", "A", "B"]}, index=pd.Index(["i0", "i1", "i2", "h", "g"])
     )
@@ -55,12 +65,16 @@ def _tiny() -> Dataset:
         ({"method": "mmr", "similarity": "attribute", "trade_off": 0.2}, ["i0", "i1", "i2"]),
         # Exposure for genre B at 0.6: i2 gets 0.6 > 0.4 * 1; then B's share is 1 (no bonus).
         (
-            {"method": "exposure", "protected_attribute": "genres", "protected_group": "B",
-             "trade_off": 0.6},
+            {
+                "method": "exposure",
+                "protected_attribute": "genres",
+                "protected_group": "B",
+                "trade_off": 0.6,
+            },
             ["i2", "i0", "i1"],
         ),
     ],
-)  # fmt: skip
+)
 def test_greedy_orders_by_hand(params, order):
     model = Rerank(base_model="popularity", n_candidates=3, **params).fit(_tiny())
     recs = model.recommend_for_items([["h", "g"]], k=3)
@@ -81,8 +95,12 @@ def test_missing_attribute_and_group_are_named():
     with pytest.raises(ConfigError, match="attribute 'year'.*columns genres"):
         Rerank(base_model="popularity", attribute="year").fit(data)
     with pytest.raises(ConfigError, match="protected_group 'C'.*A, B"):
-        Rerank(base_model="popularity", method="exposure", protected_attribute="genres",
-               protected_group="C").fit(data)  # fmt: skip
+        Rerank(
+            base_model="popularity",
+            method="exposure",
+            protected_attribute="genres",
+            protected_group="C",
+        ).fit(data)
 
 
 @pytest.mark.realdata
@@ -97,8 +115,12 @@ def test_calibration_on_movielens(ml100k_split):
         train.items["genres"].to_numpy(), separator="|", attribute="genres"
     ).membership
     metrics = ["ndcg@10", "miscalibration@10"]
-    base = evaluate(create_model("ease", {"l2": 300.0}).fit(train), split.test, metrics=metrics,
-                    item_features=genres)  # fmt: skip
+    base = evaluate(
+        create_model("ease", {"l2": 300.0}).fit(train),
+        split.test,
+        metrics=metrics,
+        item_features=genres,
+    )
     model = Rerank(base_params={"l2": 300.0}, trade_off=0.7).fit(train)
     calibrated = evaluate(model, split.test, metrics=metrics, item_features=genres)
     kl_cut = 1 - calibrated.summary["miscalibration@10"] / base.summary["miscalibration@10"]

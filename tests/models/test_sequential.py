@@ -16,8 +16,16 @@ from lmrec.models.seq.gru4rec import GRU4Rec
 from lmrec.models.seq.sasrec import SASRec
 from lmrec.testing import RecommenderContract, checkerboard
 
-TINY = {"factors": 16, "max_len": 8, "epochs": 25, "batch_size": 16, "lr": 0.01,
-        "dropout": 0.1, "torch_threads": 1, "device": "cpu"}  # fmt: skip
+TINY = {
+    "factors": 16,
+    "max_len": 8,
+    "epochs": 25,
+    "batch_size": 16,
+    "lr": 0.01,
+    "dropout": 0.1,
+    "torch_threads": 1,
+    "device": "cpu",
+}
 
 
 def cyclic_checkerboard(n_users: int = 160, n_items: int = 30, seed: int = 0) -> Dataset:
@@ -62,11 +70,15 @@ class SequentialContract(RecommenderContract):
         data = self.data()
         once = self.make_model().fit(data)
         other = Dataset.from_frame(
-            pd.DataFrame({"user": ["x", "x", "y"], "item": ["i0", "i1", "i2"],
-                          "timestamp": [1.0, 2.0, 3.0]}), items=data.items)  # fmt: skip
+            pd.DataFrame(
+                {"user": ["x", "x", "y"], "item": ["i0", "i1", "i2"], "timestamp": [1.0, 2.0, 3.0]}
+            ),
+            items=data.items,
+        )
         twice = self.make_model().fit(other).fit(data)
-        np.testing.assert_allclose(once.score(["u0", "u3"]), twice.score(["u0", "u3"]),
-                                   atol=self.atol)  # fmt: skip
+        np.testing.assert_allclose(
+            once.score(["u0", "u3"]), twice.score(["u0", "u3"]), atol=self.atol
+        )
 
 
 class TestSASRecContract(SequentialContract):
@@ -92,8 +104,10 @@ def sasrec():
 def test_import_is_lazy():
     import subprocess
 
-    code = ("import sys, lmrec.models.seq.sasrec, lmrec.models.seq.gru4rec; "
-            "sys.exit('torch' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys, lmrec.models.seq.sasrec, lmrec.models.seq.gru4rec; "
+        "sys.exit('torch' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -115,8 +129,9 @@ def test_session_scores_survive_save_load(sasrec, tmp_path):
     sasrec.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     sessions = [["i0", "i2", "i4"], ["i5", "i7"], []]
-    pd.testing.assert_frame_equal(loaded.recommend_for_items(sessions, k=5),
-                                  sasrec.recommend_for_items(sessions, k=5))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        loaded.recommend_for_items(sessions, k=5), sasrec.recommend_for_items(sessions, k=5)
+    )
     idx = [sasrec.item_ids_.index(s) for s in sessions[:2]]
     np.testing.assert_array_equal(loaded.score_sequences(idx), sasrec.score_sequences(idx))
     np.testing.assert_array_equal(loaded.sequences_.items, sasrec.sequences_.items)
@@ -143,8 +158,9 @@ def test_text_needs_an_item_table():
 
 def test_text_items_without_interactions_are_recommended_and_understood():
     data = cyclic_checkerboard()
-    new = pd.DataFrame({"title": ["item new"], "genres": ["Even"]},
-                       index=pd.Index(["inew"], name="item"))  # fmt: skip
+    new = pd.DataFrame(
+        {"title": ["item new"], "genres": ["Even"]}, index=pd.Index(["inew"], name="item")
+    )
     twin = data.items.loc[["i10"]].set_axis(pd.Index(["i10-twin"], name="item"))
     data = Dataset.from_frame(data.to_frame(), items=pd.concat([data.items, new, twin]))
     model = SASRec(**TINY, item_repr="text").fit(data)
@@ -218,8 +234,12 @@ def test_windows_cover_every_transition():
     x, y = make_windows(seqs, 4)
     assert (y > 0).sum() == (seqs.lengths() - 1).clip(min=0).sum()
     pairs = {(a, b) for a, b in zip(x[y > 0], y[y > 0], strict=True)}
-    expected = {(s[t] + 1, s[t + 1] + 1) for u in range(len(seqs))
-                for s in [seqs.of(u)] for t in range(len(s) - 1)}  # fmt: skip
+    expected = {
+        (s[t] + 1, s[t + 1] + 1)
+        for u in range(len(seqs))
+        for s in [seqs.of(u)]
+        for t in range(len(s) - 1)
+    }
     assert pairs == expected
 
 
@@ -259,11 +279,17 @@ def test_service_scores_sessions_in_order_and_explains_by_occlusion(sasrec):
 
     assert supports_fold_in(sasrec)  # the service scores request-time histories
     walk = sasrec.item_ids_.index(["i0", "i2", "i4", "i6"])
-    np.testing.assert_array_equal(sasrec.score_histories([walk])[0], sasrec.score_sequences([walk])[0])
-    assert not np.allclose(sasrec.score_histories([walk[::-1]])[0], sasrec.score_histories([walk])[0])
+    np.testing.assert_array_equal(
+        sasrec.score_histories([walk])[0], sasrec.score_sequences([walk])[0]
+    )
+    assert not np.allclose(
+        sasrec.score_histories([walk[::-1]])[0], sasrec.score_histories([walk])[0]
+    )
     u = 3
     np.testing.assert_array_equal(sasrec.user_history(u), sasrec.user_sequence(u))  # its own order
     attribution = sasrec.attribute(int(sasrec.item_ids_.index(["i8"])[0]), walk)
     weights = attribution.contributions
-    assert attribution.method == "occlusion" and weights.shape == (4,) and np.isfinite(weights).all()
+    assert (
+        attribution.method == "occlusion" and weights.shape == (4,) and np.isfinite(weights).all()
+    )
     assert np.argmax(weights) == 3  # the last item (i6) leads to i8 most

@@ -17,11 +17,13 @@ class TestPureSVDContract(RecommenderContract):
 def _random_dataset(n_users=60, n_items=40, density=0.2, seed=11) -> Dataset:
     rng = np.random.default_rng(seed)
     u, i = np.nonzero(rng.random((n_users, n_items)) < density)
-    frame = pd.DataFrame({
-        "user": [f"u{x:02d}" for x in u],
-        "item": [f"i{x:02d}" for x in i],
-        "weight": rng.uniform(1.0, 5.0, len(u)),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "user": [f"u{x:02d}" for x in u],
+            "item": [f"i{x:02d}" for x in i],
+            "weight": rng.uniform(1.0, 5.0, len(u)),
+        }
+    )
     return Dataset.from_frame(frame)
 
 

@@ -29,11 +29,13 @@ def test_needs_item_table():
 
 
 def test_item_attributes_one_hot_and_bins():
-    items = pd.DataFrame({
-        "title": ["a", "b", "c", "d"],
-        "genres": ["X|Y", "Y", None, "Z"],
-        "year": [1990.0, 2000.0, np.nan, 2010.0],
-    })  # fmt: skip
+    items = pd.DataFrame(
+        {
+            "title": ["a", "b", "c", "d"],
+            "genres": ["X|Y", "Y", None, "Z"],
+            "year": [1990.0, 2000.0, np.nan, 2010.0],
+        }
+    )
     attrs = item_attributes(items, n_bins=2, max_categories=3)
     # title: 4 distinct values > 3, ignored; genres: X, Y, Z; year: 2 bins, NaN in none
     assert attrs.shape == (4, 3 + 2)
@@ -43,8 +45,14 @@ def test_item_attributes_one_hot_and_bins():
 
 def test_catalog_only_item_is_scored_from_its_text():
     data = checkerboard()
-    items = pd.concat([data.items, pd.DataFrame({"title": ["item 98"], "genres": ["Even"]},
-                                                index=pd.Index(["new"], name="item"))])  # fmt: skip
+    items = pd.concat(
+        [
+            data.items,
+            pd.DataFrame(
+                {"title": ["item 98"], "genres": ["Even"]}, index=pd.Index(["new"], name="item")
+            ),
+        ]
+    )
     data = Dataset.from_frame(data.to_frame(), items=items)
     model = Text2CF(cf_l2=10.0, l2=1.0).fit(data)
     assert np.abs(model.mapping_[data.item_ids.index(["new"])]).sum() == 0  # no CF row

@@ -46,8 +46,14 @@ def test_text_links_items_without_interactions():
     from lmrec.data.dataset import Dataset
 
     data = checkerboard()
-    items = pd.concat([data.items, pd.DataFrame({"title": ["item 98"], "genres": ["Even"]},
-                                                index=pd.Index(["new"], name="item"))])  # fmt: skip
+    items = pd.concat(
+        [
+            data.items,
+            pd.DataFrame(
+                {"title": ["item 98"], "genres": ["Even"]}, index=pd.Index(["new"], name="item")
+            ),
+        ]
+    )
     data = Dataset.from_frame(data.to_frame(), items=items)
     model = TextEASE(l2=10.0, beta=5.0).fit(data)
     even = model.score([f"u{i}" for i in range(0, 40, 2)], ["new"]).mean()
@@ -65,8 +71,9 @@ def test_ml100k_text_ease_beats_ease_on_valid(ml100k_split):
     split = ml100k_split
 
     def ndcg(model):
-        result = evaluate(model.fit(split.train), split.valid, metrics=["ndcg@10"],
-                          show_progress=False)  # fmt: skip
+        result = evaluate(
+            model.fit(split.train), split.valid, metrics=["ndcg@10"], show_progress=False
+        )
         return result.summary["ndcg@10"]
 
     ease = ndcg(EASE(l2=500.0))
@@ -90,8 +97,9 @@ def test_ml100k_text_ease_beats_ease_and_content_on_test(ml100k_split):
     train_valid = split.train.concat(split.valid)
 
     def ndcg(model):
-        result = evaluate(model.fit(train_valid), split.test, metrics=["ndcg@10"],
-                          show_progress=False)  # fmt: skip
+        result = evaluate(
+            model.fit(train_valid), split.test, metrics=["ndcg@10"], show_progress=False
+        )
         return result.summary["ndcg@10"]
 
     ours = ndcg(TextEASE())  # the defaults: side="neighbours", l2=500, beta=3

@@ -61,9 +61,14 @@ def test_bf16_autocast_on_cpu():
 
 def test_user_attributes_and_ids_are_used():
     data = checkerboard()
-    users = pd.DataFrame({"age": [20 + u % 2 for u in range(40)], "gender": ["M", "F"] * 20,
-                          "occupation": ["student"] * 40},
-                         index=pd.Index([f"u{u}" for u in range(40)], name="user"))  # fmt: skip
+    users = pd.DataFrame(
+        {
+            "age": [20 + u % 2 for u in range(40)],
+            "gender": ["M", "F"] * 20,
+            "occupation": ["student"] * 40,
+        },
+        index=pd.Index([f"u{u}" for u in range(40)], name="user"),
+    )
     data = Dataset.from_frame(data.to_frame(), items=data.items, users=users)
     model = TwoTower(**TINY, user_id_embedding=True).fit(data)
     assert {"proj_user", "user_id"} <= set(model.weights_)

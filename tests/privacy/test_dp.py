@@ -101,9 +101,18 @@ def test_dpsgd_accounting_and_bpr_budget():
     assert eps == sorted(eps) and eps[0] > 0
     assert epsilon_for(2.0, 0.1, 100, 1e-5) < epsilon_for(1.0, 0.1, 100, 1e-5)
     data = checkerboard(n_users=300)
-    model = create_model("bpr", {"factors": 4, "epochs": 2, "batch_size": 256,
-                                 "dp_pairs_per_user": 8, "dp_epsilon": 2.0, "dp_delta": 1e-4,
-                                 "dp_seed": 0}).fit(data)  # fmt: skip
+    model = create_model(
+        "bpr",
+        {
+            "factors": 4,
+            "epochs": 2,
+            "batch_size": 256,
+            "dp_pairs_per_user": 8,
+            "dp_epsilon": 2.0,
+            "dp_delta": 1e-4,
+            "dp_seed": 0,
+        },
+    ).fit(data)
     p = model.privacy_
     assert p["unit"] == "user" and p["epsilon"] <= 2.0 + 1e-6
     assert p["epsilon"] == pytest.approx(

@@ -33,8 +33,9 @@ def test_simulation_learns_and_sends_only_items():
     # of at most 200 bytes each), nothing per user
     assert 30 * 9 * 4 <= result.bytes_up_per_client_round <= 30 * 9 * 4 + 400
     assert result.item_factors.shape == (30, 8)
-    noisy = train_federated(train, test, n_clients=6,
-                            config=FederatedConfig(factors=8, rounds=3, dp_noise=1.0, seed=0))  # fmt: skip
+    noisy = train_federated(
+        train, test, n_clients=6, config=FederatedConfig(factors=8, rounds=3, dp_noise=1.0, seed=0)
+    )
     assert noisy.privacy["unit"] == "client" and noisy.privacy["epsilon"] > 0
 
 
@@ -58,9 +59,12 @@ def test_real_server_and_clients():
     address = f"127.0.0.1:{_free_port()}"
     # Flower's server installs signal handlers, so it runs in the main thread; the
     # clients connect from threads (retrying until the server is up).
-    clients = [threading.Thread(target=start_client, args=(address, x), daemon=True,
-                                kwargs={"config": cfg, "seed": i})
-               for i, (x, _) in enumerate(parts)]  # fmt: skip
+    clients = [
+        threading.Thread(
+            target=start_client, args=(address, x), daemon=True, kwargs={"config": cfg, "seed": i}
+        )
+        for i, (x, _) in enumerate(parts)
+    ]
     for c in clients:
         c.start()
     result = start_server(address, n_items=30, n_clients=2, config=cfg)

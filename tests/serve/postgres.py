@@ -64,11 +64,31 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(cmd)} failed: {out.stdout[-2000:]} {out.stderr[-2000:]}")
 
     def start(self) -> PostgresServer:
-        self._run(find_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--no-sync", "-E", "UTF8")  # fmt: skip
+        self._run(
+            find_bin("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on"
-        self._run(find_bin("pg_ctl"), "-D", str(self.data), "-o", opts,
-                  "-l", str(self.dir / "log"), "-w", "-t", "60", "start")  # fmt: skip
+        self._run(
+            find_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self
 
     def stop(self) -> None:

@@ -31,9 +31,20 @@ class Server:
         self.store = store or f"sqlite:///{tmp / 'events.db'}"
         self.log = tmp / f"server-{self.port}.log"
         self.cmd = [
-            sys.executable, "-m", "lmrec", "serve", str(model_dir), "--no-auth",
-            "--host", HOST, "--port", str(self.port), "--store", self.store, *flags,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "lmrec",
+            "serve",
+            str(model_dir),
+            "--no-auth",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--store",
+            self.store,
+            *flags,
+        ]
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> Server:

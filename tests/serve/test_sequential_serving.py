@@ -20,8 +20,9 @@ def sasrec_client(models_root, keys, tmp_path_factory):
     model = SASRec(**TINY).fit(cyclic_checkerboard())
     model.save(models_root / "sasrec")
     db = tmp_path_factory.mktemp("seqdb") / "events.db"
-    settings = ServeSettings(model_dir=models_root / "sasrec", auth=False, keys_file=keys[0],
-                             store_url=f"sqlite:///{db}")  # fmt: skip
+    settings = ServeSettings(
+        model_dir=models_root / "sasrec", auth=False, keys_file=keys[0], store_url=f"sqlite:///{db}"
+    )
     with TestClient(build_app(settings)) as client:
         yield client, model
 

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 @pytest.fixture
 def client(make_app, keys, tmp_path):
     catalog = tmp_path / "catalog.csv"
-    pd.DataFrame({"item": [f"i{i}" for i in range(30)],
-                  "title": [f"Film number {i}" for i in range(30)]}).to_csv(catalog, index=False)  # fmt: skip
+    pd.DataFrame(
+        {"item": [f"i{i}" for i in range(30)], "title": [f"Film number {i}" for i in range(30)]}
+    ).to_csv(catalog, index=False)
     with TestClient(make_app("ease", catalog=catalog)) as c:
         yield c
 

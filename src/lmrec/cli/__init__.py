@@ -68,8 +68,15 @@ class _WarningPrinter:
         self.command = command
         self.seen: set[str] = set()
 
-    def __call__(self, message: Warning | str, category: type[Warning], filename: str,
-                 lineno: int, file: object = None, line: str | None = None) -> None:  # fmt: skip
+    def __call__(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
         text = one_line(str(message))
         if text in self.seen:
             return
@@ -93,8 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _threads.configure()  # OpenMP settings before any command loads torch/numba/implicit
             with cli_vocabulary():  # data errors name --flags, not library parameters
                 return int(args.func(args) or 0)
-        except (LmrecError, FileNotFoundError, FileExistsError, PermissionError,
-                IsADirectoryError, NotADirectoryError) as e:  # fmt: skip
+        except (
+            LmrecError,
+            FileNotFoundError,
+            FileExistsError,
+            PermissionError,
+            IsADirectoryError,
+            NotADirectoryError,
+        ) as e:
             msg = (
                 str(e)
                 if not isinstance(e, OSError) or not e.filename

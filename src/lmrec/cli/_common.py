@@ -20,21 +20,41 @@ def add_read_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-col", help="interaction weight column, if any (default weight 1)")
     g.add_argument("--timestamp-col", help="timestamp column (epoch seconds or ISO dates)")
     g.add_argument("--sep", help="field delimiter (default: detected among , tab ; | ::)")
-    g.add_argument("--no-header", action="store_true",
-                   help="the file has no header row; columns are then 0-based positions")  # fmt: skip
-    g.add_argument("--duplicates", default="raise", choices=["raise", "last", "first", "sum", "max"],
-                   help="what to do with repeated (user, item) pairs (default: raise)")  # fmt: skip
-    g.add_argument("--drop-invalid", action="store_true",
-                   help="skip rows with invalid values (they are counted and reported)")  # fmt: skip
-    g.add_argument("--timestamp-format", metavar="FORMAT",
-                   help="the timestamp column's one format: an epoch unit (s, ms, us, ns), iso, "
-                   "or a strftime layout such as '%%d/%%m/%%Y' (default: decided from the whole "
-                   "column)")  # fmt: skip
-    g.add_argument("--on-overflow", default="raise", choices=["raise", "clip"],
-                   help="a weight or rating beyond float32's range: fail (default) or clip it "
-                   "into range and count it")  # fmt: skip
-    g.add_argument("--encoding", default="utf-8",
-                   help="text encoding of the file (default utf-8; UTF-16 is detected)")
+    g.add_argument(
+        "--no-header",
+        action="store_true",
+        help="the file has no header row; columns are then 0-based positions",
+    )
+    g.add_argument(
+        "--duplicates",
+        default="raise",
+        choices=["raise", "last", "first", "sum", "max"],
+        help="what to do with repeated (user, item) pairs (default: raise)",
+    )
+    g.add_argument(
+        "--drop-invalid",
+        action="store_true",
+        help="skip rows with invalid values (they are counted and reported)",
+    )
+    g.add_argument(
+        "--timestamp-format",
+        metavar="FORMAT",
+        help="the timestamp column's one format: an epoch unit (s, ms, us, ns), iso, "
+        "or a strftime layout such as '%%d/%%m/%%Y' (default: decided from the whole "
+        "column)",
+    )
+    g.add_argument(
+        "--on-overflow",
+        default="raise",
+        choices=["raise", "clip"],
+        help="a weight or rating beyond float32's range: fail (default) or clip it "
+        "into range and count it",
+    )
+    g.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="text encoding of the file (default utf-8; UTF-16 is detected)",
+    )
 
 
 def _col(value: str | None, header: bool) -> Any:

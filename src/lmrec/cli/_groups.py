@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmrec.cli._common import check_input, check_output, info
+from lmrec.cli._common import check_output, info
 from lmrec.errors import ConfigError, DataWarning
 
 POINTWISE = ("rmse", "mae", "auc", "f1", "log_loss")
@@ -29,16 +29,29 @@ def add_group_flags(p: argparse.ArgumentParser) -> None:
     ``--report``."""
     have = {s for a in p._actions for s in a.option_strings}  # other flag groups may add them
     if "--items" not in have:
-        p.add_argument("--items", help="item catalog file (column 'item' plus attributes such as "
-                       "genres): for diversity, calibration and item groups")  # fmt: skip
+        p.add_argument(
+            "--items",
+            help="item catalog file (column 'item' plus attributes such as "
+            "genres): for diversity, calibration and item groups",
+        )
     if "--users" not in have:
-        p.add_argument("--users", dest="users_file", help="user attribute file (column 'user' plus "
-                       "attributes such as gender, age): for user groups")  # fmt: skip
-    p.add_argument("--groups", help="comma-separated attributes to break results down by: user "
-                   "columns (gender, occupation; age gives age bands), item columns (genres), "
-                   "activity (user activity bands) or popularity (head/mid/tail items)")  # fmt: skip
-    p.add_argument("--attribute", help="item attribute for intra-list diversity and calibration "
-                   "(default: genres when the catalog has it)")  # fmt: skip
+        p.add_argument(
+            "--users",
+            dest="users_file",
+            help="user attribute file (column 'user' plus "
+            "attributes such as gender, age): for user groups",
+        )
+    p.add_argument(
+        "--groups",
+        help="comma-separated attributes to break results down by: user "
+        "columns (gender, occupation; age gives age bands), item columns (genres), "
+        "activity (user activity bands) or popularity (head/mid/tail items)",
+    )
+    p.add_argument(
+        "--attribute",
+        help="item attribute for intra-list diversity and calibration "
+        "(default: genres when the catalog has it)",
+    )
     p.add_argument("--report", metavar="HTML", help="also write a self-contained HTML report here")
 
 
@@ -54,19 +67,23 @@ def split_metrics(names: list[str]) -> tuple[list[str], list[str]]:
     return [n for n in names if n not in point], [n.strip().lower() for n in point]
 
 
-def read_catalogs(args: argparse.Namespace, items: pd.DataFrame | None = None,
-                  users: pd.DataFrame | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:  # fmt: skip
+def read_catalogs(
+    args: argparse.Namespace, items: pd.DataFrame | None = None, users: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """The catalog and user attribute tables: from --items / --users (by their id column
     flags), else those given."""
     from lmrec.cli._inputs import read_catalogs as read_flagged
 
     flagged_items, flagged_users = read_flagged(args)
-    return (items if flagged_items is None else flagged_items,
-            users if flagged_users is None else flagged_users)  # fmt: skip
+    return (
+        items if flagged_items is None else flagged_items,
+        users if flagged_users is None else flagged_users,
+    )
 
 
-def item_features(items: pd.DataFrame | None, item_ids: Any, args: argparse.Namespace,
-                  list_metrics: list[str]) -> Any:  # fmt: skip
+def item_features(
+    items: pd.DataFrame | None, item_ids: Any, args: argparse.Namespace, list_metrics: list[str]
+) -> Any:
     """The p(g|i) rows of the --attribute column in the order of ``item_ids``, or None.
 
     Raises ConfigError when a metric needs them and there is no catalog or attribute.
@@ -129,8 +146,10 @@ def print_groups(
                 warnings.simplefilter("ignore", DataWarning)
                 gap = group_gap(per_user[metric], labels, n_resamples=500, min_users=5)
             if np.isfinite(gap["gap"]):
-                print(f"gap {metric}: {gap['best']} - {gap['worst']} = {gap['gap']:.4f} "
-                      f"[{gap['low']:.4f}, {gap['high']:.4f}]")  # fmt: skip
+                print(
+                    f"gap {metric}: {gap['best']} - {gap['worst']} = {gap['gap']:.4f} "
+                    f"[{gap['low']:.4f}, {gap['high']:.4f}]"
+                )
 
 
 def check_groups_known(
@@ -158,8 +177,15 @@ def command_line(args: argparse.Namespace) -> str:
     return "lmrec " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
 
 
-def write_model_report(args: argparse.Namespace, models: dict[str, Any], test: Any, items: Any, users: Any,
-                       fingerprint: dict[str, str], ratings: dict | None = None) -> None:  # fmt: skip
+def write_model_report(
+    args: argparse.Namespace,
+    models: dict[str, Any],
+    test: Any,
+    items: Any,
+    users: Any,
+    fingerprint: dict[str, str],
+    ratings: dict | None = None,
+) -> None:
     """The HTML report of fitted models on ``test``."""
     from lmrec.report import inputs_from_models
 
@@ -169,8 +195,15 @@ def write_model_report(args: argparse.Namespace, models: dict[str, Any], test: A
     _write(args, inputs)
 
 
-def write_recs_report(args: argparse.Namespace, recs: pd.DataFrame, test: pd.DataFrame, train: pd.DataFrame | None,
-                      items: Any, users: Any, fingerprint: dict[str, str]) -> None:  # fmt: skip
+def write_recs_report(
+    args: argparse.Namespace,
+    recs: pd.DataFrame,
+    test: pd.DataFrame,
+    train: pd.DataFrame | None,
+    items: Any,
+    users: Any,
+    fingerprint: dict[str, str],
+) -> None:
     """The HTML report of recommendation lists from any system."""
     from lmrec.report import inputs_from_recommendations
 

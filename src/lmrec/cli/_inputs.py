@@ -28,12 +28,18 @@ def add_catalog_flags(p: argparse.ArgumentParser) -> None:
     if any("--items-item-col" in a.option_strings for a in p._actions):
         return
     g = p.add_argument_group("reading catalogs (--items, --users)")
-    g.add_argument("--items-item-col", metavar="COLUMN",
-                   help="item id column of the --items file (default: the --item-col name if "
-                   "the catalog has that column, else 'item')")  # fmt: skip
-    g.add_argument("--users-user-col", metavar="COLUMN",
-                   help="user id column of the --users file (default: the --user-col name if "
-                   "the catalog has that column, else 'user')")  # fmt: skip
+    g.add_argument(
+        "--items-item-col",
+        metavar="COLUMN",
+        help="item id column of the --items file (default: the --item-col name if "
+        "the catalog has that column, else 'item')",
+    )
+    g.add_argument(
+        "--users-user-col",
+        metavar="COLUMN",
+        help="user id column of the --users file (default: the --user-col name if "
+        "the catalog has that column, else 'user')",
+    )
 
 
 def _header(path: Path, sep: str | None) -> list[str] | None:
@@ -146,10 +152,12 @@ def _check_disjoint(frames: list[Any], paths: list[str]) -> None:
     import pandas as pd
 
     keys = pd.concat(
-        [pd.DataFrame({"user": f["user"].astype(str), "item": f["item"].astype(str), "file": i})
-         for i, f in enumerate(frames)],
+        [
+            pd.DataFrame({"user": f["user"].astype(str), "item": f["item"].astype(str), "file": i})
+            for i, f in enumerate(frames)
+        ],
         ignore_index=True,
-    )  # fmt: skip
+    )
     dup = keys.duplicated(["user", "item"], keep=False)
     if not dup.any():
         return

@@ -20,9 +20,13 @@ def register(sub: Any) -> None:
     dsub.add_parser("list", help="list built-in data sets").set_defaults(func=cmd_datasets_list)
     f = dsub.add_parser("fetch", help="download a built-in data set into the cache")
     f.add_argument("name", help="data set name, e.g. ml-100k")
-    f.add_argument("--source", default="auto", choices=["auto", "pypi", "grouplens"],
-                   help="where from: the recbole wheel on PyPI, the GroupLens archive, or "
-                   "auto (PyPI first; default)")  # fmt: skip
+    f.add_argument(
+        "--source",
+        default="auto",
+        choices=["auto", "pypi", "grouplens"],
+        help="where from: the recbole wheel on PyPI, the GroupLens archive, or "
+        "auto (PyPI first; default)",
+    )
     f.add_argument("--force", action="store_true", help="download again even if cached")
     f.set_defaults(func=cmd_datasets_fetch)
     i = dsub.add_parser("info", help="describe a built-in data set and its cache state")
@@ -39,29 +43,47 @@ def register(sub: Any) -> None:
         "train.csv, test.csv (and valid.csv) plus split.json into --out.",
     )
     add_data_source(s)
-    s.add_argument("--protocol", default="random", choices=SPLIT_PROTOCOLS,
-                   help="random: per-user ratio; global_temporal: one time cut; user_temporal: "
-                   "each user's latest; loo: leave last out; cold_items / cold_users: held-out "
-                   "items or users (default: random)")  # fmt: skip
-    s.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.1, 0.1],
-                   help="train/valid/test (or train/test) fractions for random and "
-                   "global_temporal (default: 0.8 0.1 0.1)")  # fmt: skip
+    s.add_argument(
+        "--protocol",
+        default="random",
+        choices=SPLIT_PROTOCOLS,
+        help="random: per-user ratio; global_temporal: one time cut; user_temporal: "
+        "each user's latest; loo: leave last out; cold_items / cold_users: held-out "
+        "items or users (default: random)",
+    )
+    s.add_argument(
+        "--ratios",
+        type=float,
+        nargs="+",
+        default=[0.8, 0.1, 0.1],
+        help="train/valid/test (or train/test) fractions for random and "
+        "global_temporal (default: 0.8 0.1 0.1)",
+    )
     s.add_argument("--test-fraction", type=float, help="user_temporal: latest fraction to test")
     s.add_argument("--test-n", type=int, help="user_temporal: latest n per user to test")
-    s.add_argument("--fraction", type=float, default=0.2,
-                   help="cold_items / cold_users: share held out (default 0.2)")  # fmt: skip
+    s.add_argument(
+        "--fraction",
+        type=float,
+        default=0.2,
+        help="cold_items / cold_users: share held out (default 0.2)",
+    )
     s.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    s.add_argument("--engine", default="local", choices=["local", "spark"],
-                   help="'spark' splits --data with Spark (protocols random and global_temporal; "
-                   "needs lmrec[spark] and Java) for logs too large for pandas")  # fmt: skip
+    s.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "spark"],
+        help="'spark' splits --data with Spark (protocols random and global_temporal; "
+        "needs lmrec[spark] and Java) for logs too large for pandas",
+    )
     s.add_argument("--master", help="Spark master URL (default local[2]); with --engine spark")
     s.set_defaults(func=cmd_split)
 
 
-def add_data_source(p: argparse.ArgumentParser, *, required: bool = True,
-                    multiple: bool = False) -> None:  # fmt: skip
+def add_data_source(
+    p: argparse.ArgumentParser, *, required: bool = True, multiple: bool = False
+) -> None:
     """``--data FILE`` (with read flags) or ``--dataset NAME``, plus optional catalogs.
 
     With ``multiple``, ``--data`` may be repeated (a list; e.g. train and valid files).
@@ -69,16 +91,28 @@ def add_data_source(p: argparse.ArgumentParser, *, required: bool = True,
     from lmrec.cli._inputs import add_catalog_flags
 
     g = p.add_mutually_exclusive_group(required=required)
-    g.add_argument("--data", action="append" if multiple else "store",
-                   help="interaction file (CSV/TSV/Parquet/RecBole .inter) or a data set directory "
-                   "written by 'lmrec datasets ingest'"
-                   + ("; repeat it to train on several files, e.g. --data split/train.csv "
-                      "--data split/valid.csv" if multiple else ""))  # fmt: skip
+    g.add_argument(
+        "--data",
+        action="append" if multiple else "store",
+        help="interaction file (CSV/TSV/Parquet/RecBole .inter) or a data set directory "
+        "written by 'lmrec datasets ingest'"
+        + (
+            "; repeat it to train on several files, e.g. --data split/train.csv "
+            "--data split/valid.csv"
+            if multiple
+            else ""
+        ),
+    )
     g.add_argument("--dataset", help="built-in data set name (e.g. ml-100k)")
-    p.add_argument("--items", help="item catalog file: an item id column plus attributes "
-                   "(see --items-item-col)")  # fmt: skip
-    p.add_argument("--users", dest="users_file", help="user attribute file: a user id column "
-                   "plus attributes (see --users-user-col)")  # fmt: skip
+    p.add_argument(
+        "--items",
+        help="item catalog file: an item id column plus attributes (see --items-item-col)",
+    )
+    p.add_argument(
+        "--users",
+        dest="users_file",
+        help="user attribute file: a user id column plus attributes (see --users-user-col)",
+    )
     add_read_flags(p)
     add_catalog_flags(p)
 
@@ -108,8 +142,9 @@ def load_input(args: argparse.Namespace):
 
     with warnings.catch_warnings():  # the report below lists them as notes: say each once
         warnings.simplefilter("ignore", DataWarning)
-        ds, report = load_dataset(args.data, items=items, users=users, **catalog_kwargs(args),
-                                  **read_kwargs(args))  # fmt: skip
+        ds, report = load_dataset(
+            args.data, items=items, users=users, **catalog_kwargs(args), **read_kwargs(args)
+        )
     info(report.summary())
     return ds
 
@@ -216,8 +251,12 @@ def cmd_split(args: argparse.Namespace) -> int:
             # The input's column names and types: userId stays userId, 875241637 stays an int.
             write_csv(part.to_frame(as_read=True), tmp / f"{name}.csv")
             counts[name] = part.n_interactions
-        meta = {"protocol": result.protocol, "seed": result.seed, "counts": counts,
-                "notes": list(result.notes)}  # fmt: skip
+        meta = {
+            "protocol": result.protocol,
+            "seed": result.seed,
+            "counts": counts,
+            "notes": list(result.notes),
+        }
         if dataset.source is not None:
             meta["columns"] = dataset.source.to_json()
         (tmp / "split.json").write_text(json.dumps(meta, indent=2))

@@ -22,21 +22,37 @@ from lmrec.errors import ConfigError
 def add_distributed_flag(p: argparse.ArgumentParser) -> None:
     """``--distributed``, ``--checkpoint-dir``, ``--engine`` and ``--master``."""
     g = p.add_argument_group("scaling out")
-    g.add_argument("--distributed", action="store_true",
-                   help="data-parallel training across the ranks of a torchrun launch "
-                   "(models with a 'distributed' setting, e.g. bpr); rank 0 saves")  # fmt: skip
-    g.add_argument("--checkpoint-dir",
-                   help="save a checkpoint here after every epoch and resume from it "
-                   "(any number of ranks); torch models only")  # fmt: skip
-    g.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                   help="with --checkpoint-dir: also checkpoint every STEPS optimizer steps "
-                   "inside an epoch (resume mid-epoch, e.g. under torchrun --max-restarts)")  # fmt: skip
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"],
-                   help="where torch models train (bpr, fm, twotower): 'auto' is CUDA when "
-                   "available; data loading and negative sampling stay on the CPU")  # fmt: skip
-    g.add_argument("--engine", default="local", choices=["local", "spark"],
-                   help="'spark' fits with Spark MLlib (models: als) and saves an ordinary "
-                   "lmrec model; needs lmrec[spark] and Java")  # fmt: skip
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training across the ranks of a torchrun launch "
+        "(models with a 'distributed' setting, e.g. bpr); rank 0 saves",
+    )
+    g.add_argument(
+        "--checkpoint-dir",
+        help="save a checkpoint here after every epoch and resume from it "
+        "(any number of ranks); torch models only",
+    )
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="with --checkpoint-dir: also checkpoint every STEPS optimizer steps "
+        "inside an epoch (resume mid-epoch, e.g. under torchrun --max-restarts)",
+    )
+    g.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        help="where torch models train (bpr, fm, twotower): 'auto' is CUDA when "
+        "available; data loading and negative sampling stay on the CPU",
+    )
+    g.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "spark"],
+        help="'spark' fits with Spark MLlib (models: als) and saves an ordinary "
+        "lmrec model; needs lmrec[spark] and Java",
+    )
     g.add_argument("--master", help="Spark master URL (default local[2]); with --engine spark")
 
 
@@ -148,6 +164,12 @@ def train_spark(args: argparse.Namespace, model_name: str, params: dict[str, Any
         check_input(args.data, "Interaction file")
     sep = None if args.sep is None else ("\t" if args.sep in ("\\t", "tab") else args.sep)
     return spark_fit(
-        get_model_class(model_name), args.data, params=params, master=args.master or "local[2]",
-        user_col=args.user_col, item_col=args.item_col, weight_col=args.weight_col, sep=sep,
-    )  # fmt: skip
+        get_model_class(model_name),
+        args.data,
+        params=params,
+        master=args.master or "local[2]",
+        user_col=args.user_col,
+        item_col=args.item_col,
+        weight_col=args.weight_col,
+        sep=sep,
+    )

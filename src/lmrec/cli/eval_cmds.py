@@ -30,20 +30,37 @@ def register(sub: Any) -> None:
     src.add_argument("--model", help="model directory from lmrec train")
     src.add_argument("--recommendations", help="CSV with columns user,item,rank[,score]")
     e.add_argument("--test", required=True, help="test interactions file")
-    e.add_argument("--exclude", action="append", default=[], metavar="FILE",
-                   help="with --model: interactions whose items are also dropped from each "
-                   "user's list, e.g. the validation file of a model trained on train only "
-                   "(repeatable)")  # fmt: skip
-    e.add_argument("--train", action="append", default=[], metavar="FILE",
-                   help="with --recommendations: the training interactions of the system that "
-                   "made the lists (repeatable, e.g. train and valid); they define the catalog "
-                   "for coverage and Gini and the popularity for novelty")  # fmt: skip
-    e.add_argument("--items", help="item catalog file (see --items-item-col): its items join the "
-                   "catalog for coverage and Gini of --recommendations, its attributes (genres) "
-                   "give diversity, calibration and item groups")  # fmt: skip
+    e.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --model: interactions whose items are also dropped from each "
+        "user's list, e.g. the validation file of a model trained on train only "
+        "(repeatable)",
+    )
+    e.add_argument(
+        "--train",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --recommendations: the training interactions of the system that "
+        "made the lists (repeatable, e.g. train and valid); they define the catalog "
+        "for coverage and Gini and the popularity for novelty",
+    )
+    e.add_argument(
+        "--items",
+        help="item catalog file (see --items-item-col): its items join the "
+        "catalog for coverage and Gini of --recommendations, its attributes (genres) "
+        "give diversity, calibration and item groups",
+    )
     add_metric_flags(e)
-    e.add_argument("--format", default="table", choices=["table", "json"],
-                   help="table (default: value and 95%% bootstrap CI per metric) or json")  # fmt: skip
+    e.add_argument(
+        "--format",
+        default="table",
+        choices=["table", "json"],
+        help="table (default: value and 95%% bootstrap CI per metric) or json",
+    )
     e.add_argument("--per-user", help="also write per-user metrics to this CSV")
     add_read_flags(e)
     add_catalog_flags(e)
@@ -64,35 +81,67 @@ def register(sub: Any) -> None:
     c.add_argument(
         "--models", required=True, help="comma-separated model names, e.g. popularity,ease"
     )
-    c.add_argument("--baseline", help="model the differences are taken against "
-                   "(default: the first of --models)")  # fmt: skip
-    c.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
-                   help="hyperparameter for one model, e.g. ease.l2=300 (repeatable)")  # fmt: skip
-    c.add_argument("--protocol", default="random", choices=SPLIT_PROTOCOLS,
-                   help="how --data/--dataset is split, as in lmrec split (default: random); "
-                   "models are fitted on train + valid")  # fmt: skip
-    c.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.1, 0.1],
-                   help="random and global_temporal: train/valid/test (or train/test) "
-                   "fractions (default: 0.8 0.1 0.1)")  # fmt: skip
-    c.add_argument("--test-fraction", type=float,
-                   help="user_temporal: each user's latest fraction goes to test")  # fmt: skip
-    c.add_argument("--test-n", type=int,
-                   help="user_temporal: each user's latest n interactions go to test")  # fmt: skip
-    c.add_argument("--fraction", type=float, default=0.2,
-                   help="cold_items / cold_users: share held out (default 0.2)")  # fmt: skip
+    c.add_argument(
+        "--baseline",
+        help="model the differences are taken against (default: the first of --models)",
+    )
+    c.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="MODEL.KEY=VALUE",
+        help="hyperparameter for one model, e.g. ease.l2=300 (repeatable)",
+    )
+    c.add_argument(
+        "--protocol",
+        default="random",
+        choices=SPLIT_PROTOCOLS,
+        help="how --data/--dataset is split, as in lmrec split (default: random); "
+        "models are fitted on train + valid",
+    )
+    c.add_argument(
+        "--ratios",
+        type=float,
+        nargs="+",
+        default=[0.8, 0.1, 0.1],
+        help="random and global_temporal: train/valid/test (or train/test) "
+        "fractions (default: 0.8 0.1 0.1)",
+    )
+    c.add_argument(
+        "--test-fraction",
+        type=float,
+        help="user_temporal: each user's latest fraction goes to test",
+    )
+    c.add_argument(
+        "--test-n", type=int, help="user_temporal: each user's latest n interactions go to test"
+    )
+    c.add_argument(
+        "--fraction",
+        type=float,
+        default=0.2,
+        help="cold_items / cold_users: share held out (default 0.2)",
+    )
     c.add_argument("--seed", type=int, default=2026, help="split seed (default 2026)")
     add_metric_flags(c)
-    c.add_argument("--format", default="table", choices=["table", "json", "markdown"],
-                   help="table: one line per model and metric, within 100 columns "
-                   "(default); markdown: a table of rounded values with CIs and one of "
-                   "differences; json: every number")  # fmt: skip
+    c.add_argument(
+        "--format",
+        default="table",
+        choices=["table", "json", "markdown"],
+        help="table: one line per model and metric, within 100 columns "
+        "(default); markdown: a table of rounded values with CIs and one of "
+        "differences; json: every number",
+    )
     add_catalog_flags(c)
     _groups.add_group_flags(c)
     c.set_defaults(func=cmd_compare)
 
     m = sub.add_parser("models", help="list registered models and their hyperparameters")
-    m.add_argument("dirs", nargs="*", metavar="MODEL_DIR",
-                   help="instead, describe saved models: name, size, differential privacy")  # fmt: skip
+    m.add_argument(
+        "dirs",
+        nargs="*",
+        metavar="MODEL_DIR",
+        help="instead, describe saved models: name, size, differential privacy",
+    )
     m.set_defaults(func=cmd_models)
 
     d = sub.add_parser(
@@ -107,8 +156,11 @@ def register(sub: Any) -> None:
 def add_metric_flags(p: argparse.ArgumentParser) -> None:
     """``-k`` and ``--metrics``."""
     p.add_argument("-k", type=int, nargs="+", default=[10, 20], help="cut-offs (default 10 20)")
-    p.add_argument("--metrics", help="comma-separated metric names overriding the defaults, "
-                   "e.g. ndcg@10,recall@20,coverage@10")  # fmt: skip
+    p.add_argument(
+        "--metrics",
+        help="comma-separated metric names overriding the defaults, "
+        "e.g. ndcg@10,recall@20,coverage@10",
+    )
 
 
 def metric_names(args: argparse.Namespace) -> list[str]:
@@ -135,8 +187,19 @@ def _print_result(res, fmt: str) -> None:
     """The metrics of one evaluation: a table with 95% bootstrap CIs, or JSON."""
     ci = {m: res.ci(m)[1:] for m in res.summary if m in res.per_user}
     if fmt == "json":
-        print(json.dumps({"model": res.name, "users": res.n_users, "cold_users": res.n_cold_users,
-                          "metrics": res.summary, "ci95": ci, "notes": res.notes}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "model": res.name,
+                    "users": res.n_users,
+                    "cold_users": res.n_cold_users,
+                    "metrics": res.summary,
+                    "ci95": ci,
+                    "notes": res.notes,
+                },
+                indent=2,
+            )
+        )
         return
     width = max(len(k) for k in ["model", *res.summary])
     print(f"{'model':<{width}}  {res.name}")
@@ -159,16 +222,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.per_user:
         check_output(args.per_user, True)
     if args.model and args.train:
-        raise ConfigError("--train goes with --recommendations; a model directory knows its "
-                          "training data.")  # fmt: skip
+        raise ConfigError(
+            "--train goes with --recommendations; a model directory knows its training data."
+        )
     if args.recommendations and args.exclude:
         raise ConfigError(
             "--exclude goes with --model; lists from --recommendations are scored as they are."
         )
     _groups.check_group_outputs(args)
-    fingerprint = _groups.file_fingerprint(model=args.model, recommendations=args.recommendations,
-                                           test=args.test, train=args.train, items=args.items,
-                                           users=args.users_file)  # fmt: skip
+    fingerprint = _groups.file_fingerprint(
+        model=args.model,
+        recommendations=args.recommendations,
+        test=args.test,
+        train=args.train,
+        items=args.items,
+        users=args.users_file,
+    )
     if args.model:
         from lmrec.eval.ratings import evaluate_pointwise
         from lmrec.models import load_model
@@ -178,15 +247,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         exclude = _read_pairs(args.exclude, args)
         items, users = _groups.read_catalogs(args, test.items, test.users)
         _groups.check_groups_known(groups, items, users)
-        features = _groups.item_features(items, model.item_ids_.lookup(np.arange(model.n_items)),
-                                         args, list_names)  # fmt: skip
+        features = _groups.item_features(
+            items, model.item_ids_.lookup(np.arange(model.n_items)), args, list_names
+        )
         res = None
         if list_names:
             res = evaluate(model, test, metrics=list_names, exclude=exclude, item_features=features)
         if point_names:
             res = _with_pointwise(res, evaluate_pointwise(model, test, metrics=point_names))
-        history = pd.Series(np.diff(model.seen_.indptr),
-                            index=model.user_ids_.lookup(np.arange(model.seen_.shape[0])))  # fmt: skip
+        history = pd.Series(
+            np.diff(model.seen_.indptr),
+            index=model.user_ids_.lookup(np.arange(model.seen_.shape[0])),
+        )
         if args.report:
             _groups.write_model_report(args, {res.name: model}, test, items, users, fingerprint)
     else:
@@ -199,8 +271,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         items, users = _groups.read_catalogs(args)
         _groups.check_groups_known(groups, items, users)
         if any(m.split("@")[0] in _groups.NEEDS_FEATURES for m in list_names):
-            raise ConfigError("ild and miscalibration of recommendation files are in the report: "
-                              "add --report report.html --items catalog.csv.")  # fmt: skip
+            raise ConfigError(
+                "ild and miscalibration of recommendation files are in the report: "
+                "add --report report.html --items catalog.csv."
+            )
         recs_path = check_input(args.recommendations, "Recommendation file")
         recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
         test, _ = read_interactions(test_path, **read_kwargs(args))
@@ -226,10 +300,13 @@ def _read_pairs(paths: list[str], args: argparse.Namespace) -> pd.DataFrame | No
         return None
     frames = []
     for path in paths:
-        frame, _ = read_interactions(check_input(path, "Interaction file"),
-                                     **{**read_kwargs(args), "duplicates": "first"})  # fmt: skip
+        frame, _ = read_interactions(
+            check_input(path, "Interaction file"), **{**read_kwargs(args), "duplicates": "first"}
+        )
         frames.append(frame[["user", "item"]])
     return pd.concat(frames, ignore_index=True).drop_duplicates()
+
+
 def _with_pointwise(res, point):
     """One result: list metrics (if any) and pointwise ones, per-user values joined."""
     if res is None:
@@ -278,9 +355,16 @@ def _compare_inputs(args: argparse.Namespace):
     return train, split.test
 
 
-def run_comparison(train, test, models: list[str], params: dict[str, dict[str, Any]],
-                   metrics: list[str], baseline: str | None = None, *, item_features: Any = None
-                   ) -> tuple[pd.DataFrame, dict, dict]:  # fmt: skip
+def run_comparison(
+    train,
+    test,
+    models: list[str],
+    params: dict[str, dict[str, Any]],
+    metrics: list[str],
+    baseline: str | None = None,
+    *,
+    item_features: Any = None,
+) -> tuple[pd.DataFrame, dict, dict]:
     """Fit each model on ``train``, evaluate on ``test``: the comparison table (differences
     against ``baseline``, default the first model), the fitted models and their results.
     Pointwise metrics (rmse, mae, auc, f1) go through ``evaluate_pointwise``."""
@@ -299,7 +383,11 @@ def run_comparison(train, test, models: list[str], params: dict[str, dict[str, A
         model.fit(train)
         seconds = time.perf_counter() - start
         info(f"fitted {name} in {seconds:.1f}s")
-        res = evaluate(model, test, metrics=metrics, name=name, item_features=item_features) if metrics else None
+        res = (
+            evaluate(model, test, metrics=metrics, name=name, item_features=item_features)
+            if metrics
+            else None
+        )
         if point:
             res = _with_pointwise(res, evaluate_pointwise(model, test, metrics=point, name=name))
         results[name] = res
@@ -332,18 +420,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     train, test = _compare_inputs(args)
     items, users = _groups.read_catalogs(args, train.items, train.users)
     _groups.check_groups_known(groups, items, users)
-    features = _groups.item_features(items, train.item_ids.lookup(np.arange(train.n_items)), args,
-                                     _groups.split_metrics(names)[0])  # fmt: skip
-    table, fitted, results = run_comparison(train, test, models, params, names, baseline=baseline,
-                                            item_features=features)  # fmt: skip
+    features = _groups.item_features(
+        items,
+        train.item_ids.lookup(np.arange(train.n_items)),
+        args,
+        _groups.split_metrics(names)[0],
+    )
+    table, fitted, results = run_comparison(
+        train, test, models, params, names, baseline=baseline, item_features=features
+    )
     _print_comparison(table, names, baseline, args.format)
     if groups:
-        history = pd.Series(train.user_counts(), index=train.user_ids.lookup(np.arange(train.n_users)))
+        history = pd.Series(
+            train.user_counts(), index=train.user_ids.lookup(np.arange(train.n_users))
+        )
         for res in results.values():
             _groups.print_groups(res, users, groups, history)
     if args.report:
-        fingerprint = _groups.file_fingerprint(data=args.data, dataset=args.dataset, train=args.train,
-                                               test=args.test, items=args.items, users=args.users_file)  # fmt: skip
+        fingerprint = _groups.file_fingerprint(
+            data=args.data,
+            dataset=args.dataset,
+            train=args.train,
+            test=args.test,
+            items=args.items,
+            users=args.users_file,
+        )
         _groups.write_model_report(args, fitted, test, items, users, fingerprint)
     return 0
 
@@ -386,8 +487,11 @@ def _describe_model_dirs(dirs: list[str]) -> int:
     for d in dirs:
         files = read_model_files(d)
         p = files.meta.get("privacy")
-        dp = (f"dp: epsilon={p['epsilon']:.3g}, delta={p['delta']:.3g}, unit={p['unit']}"
-              if p else "dp: none")  # fmt: skip
+        dp = (
+            f"dp: epsilon={p['epsilon']:.3g}, delta={p['delta']:.3g}, unit={p['unit']}"
+            if p
+            else "dp: none"
+        )
         print(f"{d}\t{files.name}\t{len(files.user_ids)} users x {len(files.item_ids)} items\t{dp}")
     return 0
 

@@ -24,11 +24,15 @@ def register(sub: Any) -> None:
     e.add_argument("--model", required=True, help="model directory from lmrec train")
     who = e.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="a user id the model was trained on")
-    who.add_argument("--history", metavar="ITEMS",
-                     help="a new user's item ids, comma-separated, oldest first")  # fmt: skip
+    who.add_argument(
+        "--history", metavar="ITEMS", help="a new user's item ids, comma-separated, oldest first"
+    )
     e.add_argument("--item", required=True, help="the recommended item id to explain")
-    e.add_argument("--items", help="item catalog file (id column 'item'; title, genres, "
-                   "year, ...): titles and reasons in the explanation")  # fmt: skip
+    e.add_argument(
+        "--items",
+        help="item catalog file (id column 'item'; title, genres, "
+        "year, ...): titles and reasons in the explanation",
+    )
     e.add_argument("-n", type=int, default=5, help="history items to name (default 5)")
     e.add_argument("--json", action="store_true", help="print the explanation as JSON")
     e.set_defaults(func=cmd_explain)

@@ -27,19 +27,35 @@ def register(sub: Any) -> None:
         "--ef-search 128",
     )
     b.add_argument("--model", required=True, help="model directory from lmrec train")
-    b.add_argument("--kind", default="hnsw", choices=["hnsw", "ivfpq"],
-                   help="hnsw (graph, more memory) or ivfpq (compact codes); default hnsw")  # fmt: skip
-    b.add_argument("--m", type=int, default=32,
-                   help="HNSW degree / IVF-PQ sub-quantisers (must divide dim + 1); default 32")  # fmt: skip
+    b.add_argument(
+        "--kind",
+        default="hnsw",
+        choices=["hnsw", "ivfpq"],
+        help="hnsw (graph, more memory) or ivfpq (compact codes); default hnsw",
+    )
+    b.add_argument(
+        "--m",
+        type=int,
+        default=32,
+        help="HNSW degree / IVF-PQ sub-quantisers (must divide dim + 1); default 32",
+    )
     b.add_argument("--ef-construction", type=int, default=200, help="HNSW build beam (200)")
     b.add_argument("--ef-search", type=int, default=128, help="HNSW search beam (128)")
     b.add_argument("--nlist", type=int, default=1024, help="IVF-PQ lists (1024)")
     b.add_argument("--nprobe", type=int, default=32, help="IVF-PQ lists visited per query (32)")
     b.add_argument("--nbits", type=int, default=8, help="IVF-PQ bits per code (8)")
-    b.add_argument("--rerank", type=int, default=0,
-                   help="IVF-PQ: fetch this many times the candidates and rerank exactly (0)")  # fmt: skip
-    b.add_argument("--overfetch", type=float, default=1.0,
-                   help="extra candidates per query, as a multiple of k (1.0)")  # fmt: skip
+    b.add_argument(
+        "--rerank",
+        type=int,
+        default=0,
+        help="IVF-PQ: fetch this many times the candidates and rerank exactly (0)",
+    )
+    b.add_argument(
+        "--overfetch",
+        type=float,
+        default=1.0,
+        help="extra candidates per query, as a multiple of k (1.0)",
+    )
     b.add_argument("--seed", type=int, default=0, help="k-means sample seed (IVF-PQ)")
     b.add_argument("--force", action="store_true", help="replace an existing index")
     b.set_defaults(func=cmd_build)
@@ -56,10 +72,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     model_dir = check_input(args.model, "Model directory")
     start = time.perf_counter()
     params = {
-        "m": args.m, "ef_construction": args.ef_construction, "ef_search": args.ef_search,
-        "nlist": args.nlist, "nprobe": args.nprobe, "nbits": args.nbits,
-        "rerank": args.rerank, "overfetch": args.overfetch, "seed": args.seed,
-    }  # fmt: skip
+        "m": args.m,
+        "ef_construction": args.ef_construction,
+        "ef_search": args.ef_search,
+        "nlist": args.nlist,
+        "nprobe": args.nprobe,
+        "nbits": args.nbits,
+        "rerank": args.rerank,
+        "overfetch": args.overfetch,
+        "seed": args.seed,
+    }
     out = build_model_index(model_dir, args.kind, overwrite=args.force, **params)
     info(f"built a {args.kind} index in {time.perf_counter() - start:.1f}s")
     print(out)

@@ -51,36 +51,61 @@ def register(sub: Any) -> None:
     )
     r.add_argument("--model", required=True, help="model directory from lmrec train")
     who = r.add_mutually_exclusive_group(required=True)
-    who.add_argument("--users", help="file of user ids: one per line, or a CSV with a 'user' column")
+    who.add_argument(
+        "--users", help="file of user ids: one per line, or a CSV with a 'user' column"
+    )
     who.add_argument("--all", action="store_true", help="every user the model knows")
     r.add_argument("-k", type=int, default=20, help="list length (default 20)")
-    r.add_argument("--include-seen", action="store_true",
-                   help="do not exclude items the user interacted with in training")  # fmt: skip
-    r.add_argument("--on-unknown", default="raise", choices=["raise", "skip"],
-                   help="unknown user ids: fail (default) or skip them with a warning")  # fmt: skip
+    r.add_argument(
+        "--include-seen",
+        action="store_true",
+        help="do not exclude items the user interacted with in training",
+    )
+    r.add_argument(
+        "--on-unknown",
+        default="raise",
+        choices=["raise", "skip"],
+        help="unknown user ids: fail (default) or skip them with a warning",
+    )
     r.add_argument("--output", required=True, help="CSV file to write ('-' for stdout)")
     r.add_argument("--force", action="store_true", help="overwrite --output if it exists")
-    r.add_argument("--exclude", action="append", default=[], metavar="FILE",
-                   help="interactions (user,item columns, e.g. split/valid.csv) whose items are "
-                   "also left out of each user's list (repeatable)")  # fmt: skip
-    r.add_argument("--titles", metavar="FILE",
-                   help="item catalog (CSV/Parquet) whose title column is added to each row "
-                   "as 'title'")  # fmt: skip
+    r.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="interactions (user,item columns, e.g. split/valid.csv) whose items are "
+        "also left out of each user's list (repeatable)",
+    )
+    r.add_argument(
+        "--titles",
+        metavar="FILE",
+        help="item catalog (CSV/Parquet) whose title column is added to each row as 'title'",
+    )
     r.add_argument("--title-col", help="title column of --titles (default: title)")
     g = r.add_argument_group("columns of the --exclude and --titles files")
     g.add_argument("--user-col", default="user", help="user id column of --exclude (default: user)")
     g.add_argument("--item-col", default="item", help="item id column of --exclude (default: item)")
-    g.add_argument("--items-item-col", metavar="COLUMN",
-                   help="item id column of --titles (default: --item-col if present, else item)")  # fmt: skip
+    g.add_argument(
+        "--items-item-col",
+        metavar="COLUMN",
+        help="item id column of --titles (default: --item-col if present, else item)",
+    )
     how = r.add_mutually_exclusive_group()
-    how.add_argument("--ann", action="store_true",
-                     help="use the ANN index in MODEL_DIR/index (lmrec index build) whatever the "
-                     "catalog size")  # fmt: skip
-    how.add_argument("--exact", action="store_true",
-                     help="exact top-k even when an ANN index exists")  # fmt: skip
-    r.add_argument("--ann-min-items", type=int, default=100_000,
-                   help="without --ann/--exact, use an existing index from this many items "
-                   "(default 100000)")  # fmt: skip
+    how.add_argument(
+        "--ann",
+        action="store_true",
+        help="use the ANN index in MODEL_DIR/index (lmrec index build) whatever the catalog size",
+    )
+    how.add_argument(
+        "--exact", action="store_true", help="exact top-k even when an ANN index exists"
+    )
+    r.add_argument(
+        "--ann-min-items",
+        type=int,
+        default=100_000,
+        help="without --ann/--exact, use an existing index from this many items (default 100000)",
+    )
     r.set_defaults(func=cmd_recommend)
 
     u = sub.add_parser(
@@ -93,21 +118,34 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     u.add_argument("--model", required=True, help="registered model name")
-    u.add_argument("--split", required=True,
-                   help="directory from lmrec split (train.csv, valid.csv)")  # fmt: skip
+    u.add_argument(
+        "--split", required=True, help="directory from lmrec split (train.csv, valid.csv)"
+    )
     u.add_argument("--items", help="item catalog file (see --items-item-col)")
     u.add_argument("--users", dest="users_file", help="user attribute file (see --users-user-col)")
     add_catalog_flags(u)
     u.add_argument("--metric", default="ndcg@10", help="validation metric (default ndcg@10)")
     u.add_argument("--trials", type=int, default=20, help="number of trials (default 20)")
-    u.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"],
-                   help="optuna sampler: TPE (default), random, or a grid of the space "
-                   "(4 points per numeric range)")  # fmt: skip
-    u.add_argument("--space", metavar="FILE",
-                   help="search space file (.toml or .json; format below) instead of the "
-                   "model's built-in space")  # fmt: skip
-    u.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="fixed hyperparameter (repeatable)")  # fmt: skip
+    u.add_argument(
+        "--sampler",
+        default="tpe",
+        choices=["tpe", "random", "grid"],
+        help="optuna sampler: TPE (default), random, or a grid of the space "
+        "(4 points per numeric range)",
+    )
+    u.add_argument(
+        "--space",
+        metavar="FILE",
+        help="search space file (.toml or .json; format below) instead of the "
+        "model's built-in space",
+    )
+    u.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fixed hyperparameter (repeatable)",
+    )
     u.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     u.add_argument("--out", required=True, help="output directory")
     u.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -117,12 +155,20 @@ def register(sub: Any) -> None:
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """``--model``, ``--param``, ``--config`` and ``--seed``."""
     p.add_argument("--model", required=True, help="registered model name (see: lmrec models)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="hyperparameter, repeatable (e.g. --param l2=300)")  # fmt: skip
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="hyperparameter, repeatable (e.g. --param l2=300)",
+    )
     p.add_argument("--config", help="JSON or TOML file of hyperparameters (--param wins)")
     p.add_argument("--seed", type=int, help="seed, for models that take one")
-    p.add_argument("--text-template", help="item text template for text models, e.g. "
-                   "'{title} ({year}). Genres: {genres}' (default: every string column)")  # fmt: skip
+    p.add_argument(
+        "--text-template",
+        help="item text template for text models, e.g. "
+        "'{title} ({year}). Genres: {genres}' (default: every string column)",
+    )
 
 
 def model_params(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
@@ -236,13 +282,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if index is not None:
         from lmrec.retrieval.attached import recommend_ann
 
-        recs = recommend_ann(model, index, users, k=args.k, exclude_seen=not args.include_seen,
-                             on_unknown=on_unknown)  # fmt: skip
+        recs = recommend_ann(
+            model, index, users, k=args.k, exclude_seen=not args.include_seen, on_unknown=on_unknown
+        )
     elif exclude is not None:
         recs = _recommend_excluding(model, users, args, exclude, on_unknown)
     else:
-        recs = model.recommend(users, k=args.k, exclude_seen=not args.include_seen,
-                               on_unknown=on_unknown)  # fmt: skip
+        recs = model.recommend(
+            users, k=args.k, exclude_seen=not args.include_seen, on_unknown=on_unknown
+        )
     if titles is not None:
         recs["title"] = recs["item"].map(titles).fillna("")
         missing = int((~recs["item"].isin(titles.index)).sum())
@@ -252,7 +300,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         recs.to_csv(__import__("sys").stdout, index=False)
     else:
         write_csv(recs, Path(args.output))
-        info(f"wrote {len(recs)} recommendations for {recs['user'].nunique()} users to {args.output}")
+        info(
+            f"wrote {len(recs)} recommendations for {recs['user'].nunique()} users to {args.output}"
+        )
     return 0
 
 
@@ -268,8 +318,10 @@ def _known_users(model: Any, users: np.ndarray, args: argparse.Namespace) -> np.
             f"{len(unknown)} user id(s) in {args.users} are not in the model's training data: "
             f"{shown}. Pass --on-unknown skip to leave them out."
         )
-    info(f"lmrec recommend: warning: skipped {len(unknown)} user id(s) unknown to the model "
-         f"(--on-unknown skip): {shown}")  # fmt: skip
+    info(
+        f"lmrec recommend: warning: skipped {len(unknown)} user id(s) unknown to the model "
+        f"(--on-unknown skip): {shown}"
+    )
     if not known.any():
         raise ConfigError(f"No user in {args.users} is known to the model; nothing to recommend.")
     return users[known]
@@ -287,29 +339,37 @@ def _exclude_pairs(args: argparse.Namespace) -> pd.DataFrame:
 
     frames = []
     for path in args.exclude:
-        frame, _ = read_interactions(check_input(path, "--exclude file"), user=args.user_col,
-                                     item=args.item_col, duplicates="first")  # fmt: skip
+        frame, _ = read_interactions(
+            check_input(path, "--exclude file"),
+            user=args.user_col,
+            item=args.item_col,
+            duplicates="first",
+        )
         frames.append(frame[["user", "item"]])
     return pd.concat(frames, ignore_index=True)
 
 
-def _recommend_excluding(model: Any, users: Any, args: argparse.Namespace,
-                         pairs: pd.DataFrame, on_unknown: str) -> pd.DataFrame:  # fmt: skip
+def _recommend_excluding(
+    model: Any, users: Any, args: argparse.Namespace, pairs: pd.DataFrame, on_unknown: str
+) -> pd.DataFrame:
     """``model.recommend`` with the --exclude pairs dropped from the lists too."""
     from lmrec.eval.protocol import exclusion_matrix
 
     uidx = model.user_ids_.index(users, on_unknown=on_unknown, kind="user")
     uidx = uidx[uidx >= 0]
     extra = exclusion_matrix(model.user_ids_, model.item_ids_, pairs["user"], pairs["item"])
-    items, scores = model.recommend_indices(uidx, args.k, exclude_seen=not args.include_seen,
-                                            exclude=extra)  # fmt: skip
+    items, scores = model.recommend_indices(
+        uidx, args.k, exclude_seen=not args.include_seen, exclude=extra
+    )
     valid = items >= 0
-    return pd.DataFrame({
-        "user": np.repeat(model.user_ids_.lookup(uidx), valid.sum(axis=1)),
-        "item": model.item_ids_.lookup(items[valid]),
-        "rank": np.broadcast_to(np.arange(1, args.k + 1), items.shape)[valid],
-        "score": scores[valid],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "user": np.repeat(model.user_ids_.lookup(uidx), valid.sum(axis=1)),
+            "item": model.item_ids_.lookup(items[valid]),
+            "rank": np.broadcast_to(np.arange(1, args.k + 1), items.shape)[valid],
+            "score": scores[valid],
+        }
+    )
 
 
 def _ann_index(args: argparse.Namespace, model: Any) -> Any:
@@ -344,8 +404,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     fixed = parse_params(args.param)
     resolve_space(args.model, space, fixed)  # a bad space fails before any data is read
     train, valid = _load_split_pair(split_dir, args)
-    result = tune(args.model, train, valid, metric=args.metric, n_trials=args.trials,
-                  sampler=args.sampler, seed=args.seed, fixed_params=fixed, space=space)  # fmt: skip
+    result = tune(
+        args.model,
+        train,
+        valid,
+        metric=args.metric,
+        n_trials=args.trials,
+        sampler=args.sampler,
+        seed=args.seed,
+        fixed_params=fixed,
+        space=space,
+    )
     model = result.refit(train, valid)
     result.save(out)
     model.save(out / "model")
@@ -361,8 +430,12 @@ def _load_split_pair(split_dir: Path, args: argparse.Namespace):
     from lmrec.data import read_interactions
     from lmrec.data.dataset import datasets_with_shared_ids
 
-    train, _ = read_interactions(split_dir / "train.csv", **split_file_kwargs(split_dir / "train.csv"))
-    valid, _ = read_interactions(split_dir / "valid.csv", **split_file_kwargs(split_dir / "valid.csv"))
+    train, _ = read_interactions(
+        split_dir / "train.csv", **split_file_kwargs(split_dir / "train.csv")
+    )
+    valid, _ = read_interactions(
+        split_dir / "valid.csv", **split_file_kwargs(split_dir / "valid.csv")
+    )
     items, users = read_catalogs(args)
     train_ds, valid_ds = datasets_with_shared_ids(
         [train, valid], items=items, users=users, names=["train", "valid"]

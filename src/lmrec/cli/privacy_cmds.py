@@ -24,17 +24,30 @@ def register(sub: Any) -> None:
         "gone.txt --out models/ease-v2",
     )
     f.add_argument("--model", required=True, help="model directory (lmrec train)")
-    f.add_argument("--users", required=True,
-                   help="file of user ids to forget: one per line, or a CSV with a 'user' column")  # fmt: skip
+    f.add_argument(
+        "--users",
+        required=True,
+        help="file of user ids to forget: one per line, or a CSV with a 'user' column",
+    )
     f.add_argument("--out", required=True, help="model directory to write (the new version)")
     f.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    f.add_argument("--data", help="training interactions, needed to retrain models that cannot "
-                   "forget exactly (CSV/TSV/Parquet or a data set directory)")  # fmt: skip
+    f.add_argument(
+        "--data",
+        help="training interactions, needed to retrain models that cannot "
+        "forget exactly (CSV/TSV/Parquet or a data set directory)",
+    )
     f.add_argument("--dataset", help="built-in training data set instead of --data (e.g. ml-100k)")
-    f.add_argument("--method", default="auto", choices=["auto", "exact", "retrain"],
-                   help="auto (default): exact when the model can, else retrain")  # fmt: skip
-    f.add_argument("--store", help="event store URL (sqlite:///events.db or postgresql://...): "
-                   "also delete the users' events there")  # fmt: skip
+    f.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "exact", "retrain"],
+        help="auto (default): exact when the model can, else retrain",
+    )
+    f.add_argument(
+        "--store",
+        help="event store URL (sqlite:///events.db or postgresql://...): "
+        "also delete the users' events there",
+    )
     add_read_flags(f)
     f.set_defaults(func=cmd_forget)
 
@@ -49,13 +62,19 @@ def register(sub: Any) -> None:
     a.add_argument("--data", required=True, help="CSV, TSV or Parquet file with an id column")
     a.add_argument("--out", required=True, help="file to write (same format as --data)")
     a.add_argument("--key-file", required=True, help="file holding the secret key (hex)")
-    a.add_argument("--new-key", action="store_true",
-                   help="create --key-file with a fresh random key (never overwrites one)")  # fmt: skip
+    a.add_argument(
+        "--new-key",
+        action="store_true",
+        help="create --key-file with a fresh random key (never overwrites one)",
+    )
     a.add_argument("--user-col", default="user", help="user id column (default 'user')")
     a.add_argument("--item-col", default="item", help="item id column (default 'item')")
     a.add_argument("--items", action="store_true", help="pseudonymise the item ids too")
-    a.add_argument("--map", help="also write the re-identification map (pseudonym -> id) here; "
-                   "it stays with the data owner")  # fmt: skip
+    a.add_argument(
+        "--map",
+        help="also write the re-identification map (pseudonym -> id) here; "
+        "it stays with the data owner",
+    )
     a.add_argument("--force", action="store_true", help="overwrite --out/--map if they exist")
     a.set_defaults(func=cmd_anonymize)
 
@@ -114,8 +133,10 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     map_path = check_output(args.map, args.force) if args.map else None
     key_path = Path(args.key_file).expanduser()
     if key_path.resolve().parent in {out.resolve().parent, src.resolve().parent}:
-        info(f"warning: the key {key_path} sits beside the data; keep it somewhere the data "
-             "is never copied to")  # fmt: skip
+        info(
+            f"warning: the key {key_path} sits beside the data; keep it somewhere the data "
+            "is never copied to"
+        )
     if args.new_key:
         key = new_key(key_path)
         info(f"wrote a new key to {key_path} (mode 0600); keep it secret and backed up")

@@ -38,21 +38,29 @@ def register_datasets(dsub: Any) -> None:
         help="stream large Parquet/CSV files into a data set directory",
         description=_INGEST_DESCRIPTION,
     )
-    p.add_argument("--data", required=True, nargs="+",
-                   help="files, directories (their Parquet files with both id columns, else "
-                   "their CSV files) or glob patterns, read in the order given")  # fmt: skip
+    p.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="files, directories (their Parquet files with both id columns, else "
+        "their CSV files) or glob patterns, read in the order given",
+    )
     p.add_argument("--out", required=True, help="output data set directory")
     p.add_argument("--user-col", default="user", help="user id column (default: user)")
     p.add_argument("--item-col", default="item", help="item id column (default: item)")
     p.add_argument("--weight-col", help="interaction weight column, if any (default weight 1)")
-    p.add_argument("--timestamp-col",
-                   help="timestamp column (epoch seconds or Parquet timestamps)")  # fmt: skip
-    p.add_argument("--duplicates", default="sum", choices=["sum", "last", "first", "max", "raise"],
-                   help="repeated (user, item) rows: sum weights (counts without a weight "
-                   "column), keep last/first/max, or fail (default: sum)")  # fmt: skip
+    p.add_argument("--timestamp-col", help="timestamp column (epoch seconds or Parquet timestamps)")
+    p.add_argument(
+        "--duplicates",
+        default="sum",
+        choices=["sum", "last", "first", "max", "raise"],
+        help="repeated (user, item) rows: sum weights (counts without a weight "
+        "column), keep last/first/max, or fail (default: sum)",
+    )
     p.add_argument("--sep", help="CSV delimiter (default ',', tab for .tsv)")
-    p.add_argument("--chunk-rows", type=int, default=1 << 20,
-                   help="rows read per chunk (default 1048576)")  # fmt: skip
+    p.add_argument(
+        "--chunk-rows", type=int, default=1 << 20, help="rows read per chunk (default 1048576)"
+    )
     p.add_argument("--name", help="data set label (default: the --out directory's name)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=cmd_ingest)
@@ -70,8 +78,12 @@ def _add_synth(sub: Any, name: str) -> None:
     p.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     p.add_argument("--topics", type=int, default=20, help="number of topics (default 20)")
     p.add_argument("--weights", action="store_true", help="add a weight column")
-    p.add_argument("--rows-per-file", type=int, default=1 << 21,
-                   help="interactions per Parquet file (default 2097152)")  # fmt: skip
+    p.add_argument(
+        "--rows-per-file",
+        type=int,
+        default=1 << 21,
+        help="interactions per Parquet file (default 2097152)",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=cmd_synth)

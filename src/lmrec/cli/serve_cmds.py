@@ -131,10 +131,20 @@ def settings_from_args(args: argparse.Namespace):
     if args.config:
         values.update(read_settings_file(args.config))
     for key in (
-        "host", "port", "workers", "store_url", "keys_file", "catalog", "rate_limit",
-        "rate_burst", "max_connections", "request_timeout_s", "keep_alive_s", "drain_s",
+        "host",
+        "port",
+        "workers",
+        "store_url",
+        "keys_file",
+        "catalog",
+        "rate_limit",
+        "rate_burst",
+        "max_connections",
+        "request_timeout_s",
+        "keep_alive_s",
+        "drain_s",
         "shutdown_timeout_s",
-    ):  # fmt: skip
+    ):
         value = getattr(args, key)
         if value is not None:
             values[key] = value
@@ -213,8 +223,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from lmrec.serve.app import build_app
 
         app = build_app(settings)
-        info(f"model loaded in {time.perf_counter() - start:.2f}s; serving on "
-             f"http://{settings.host}:{settings.port}")  # fmt: skip
+        info(
+            f"model loaded in {time.perf_counter() - start:.2f}s; serving on "
+            f"http://{settings.host}:{settings.port}"
+        )
         uvicorn.run(app, **server_options)
         return 0
     import uuid

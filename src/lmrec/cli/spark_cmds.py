@@ -38,12 +38,23 @@ def cmd_split_spark(args: argparse.Namespace) -> int:
     item_col = 1 if args.no_header and args.item_col == "item" else args.item_col
     sep = None if args.sep is None else ("\t" if args.sep in ("\\t", "tab") else args.sep)
     meta = spark_split(
-        args.data, out, protocol=args.protocol, ratios=args.ratios, seed=args.seed,
-        master=args.master or "local[2]", user_col=user_col, item_col=item_col,
-        weight_col=args.weight_col, rating_col=args.rating_col, timestamp_col=args.timestamp_col,
-        sep=sep, header=header, duplicates=args.duplicates, drop_invalid=args.drop_invalid,
+        args.data,
+        out,
+        protocol=args.protocol,
+        ratios=args.ratios,
+        seed=args.seed,
+        master=args.master or "local[2]",
+        user_col=user_col,
+        item_col=item_col,
+        weight_col=args.weight_col,
+        rating_col=args.rating_col,
+        timestamp_col=args.timestamp_col,
+        sep=sep,
+        header=header,
+        duplicates=args.duplicates,
+        drop_invalid=args.drop_invalid,
         overwrite=True,
-    )  # fmt: skip
+    )
     info(f"{meta['protocol']} split (Spark): {json.dumps(meta['counts'])}")
     for note in meta["notes"]:
         info(f"  - {note}")

@@ -324,10 +324,13 @@ class Dataset:
             index_dtype = np.int32 if self.n_interactions < 2**31 else np.int64
             indptr = self._indptr.astype(index_dtype)
             m = sp.csr_matrix(
-                (self.column("weight"), self.column("item_idx").astype(index_dtype, copy=False),
-                 indptr),
+                (
+                    self.column("weight"),
+                    self.column("item_idx").astype(index_dtype, copy=False),
+                    indptr,
+                ),
                 shape=(self.n_users, self.n_items),
-            )  # fmt: skip
+            )
             m.has_sorted_indices = True
             m.has_canonical_format = True
             self._matrix = m
@@ -344,10 +347,13 @@ class Dataset:
             index_dtype = np.int32 if self.n_interactions < 2**31 else np.int64
             owned = self._owned
             m = sp.csr_matrix(
-                (owned["weight"], owned["item_idx"].astype(index_dtype, copy=False),
-                 owned["indptr"].astype(index_dtype)),
+                (
+                    owned["weight"],
+                    owned["item_idx"].astype(index_dtype, copy=False),
+                    owned["indptr"].astype(index_dtype),
+                ),
                 shape=(self.n_users, self.n_items),
-            )  # fmt: skip
+            )
             m.has_sorted_indices = True
             m.has_canonical_format = True
             self._native = m

@@ -173,8 +173,9 @@ class _IdTable:
             table.update(zip(fresh.to_pylist(), range(n_old, n_old + len(fresh)), strict=True))
         else:
             # setdefault's len(table) is evaluated before the insertion: new ids get the next code.
-            codes = np.fromiter((table.setdefault(v, len(table)) for v in values.to_pylist()),
-                                np.int32, len(values))  # fmt: skip
+            codes = np.fromiter(
+                (table.setdefault(v, len(table)) for v in values.to_pylist()), np.int32, len(values)
+            )
             fresh = values.filter(pa.array(codes >= n_old))
         if len(fresh):
             self.text_chunks.append(fresh)
@@ -316,9 +317,15 @@ def ingest(
     # Summed weights are added in float64 and rounded once, as load_dataset does.
     w_dtype = np.float64 if duplicates == "sum" else np.float32
     pairs, extra_cols, user_table, item_table = _collect(
-        batches, chunk_rows, w_dtype, _parquet_rows(files), rules, parser,
-        has_weight=weight is not None, has_time=timestamp is not None,
-    )  # fmt: skip
+        batches,
+        chunk_rows,
+        w_dtype,
+        _parquet_rows(files),
+        rules,
+        parser,
+        has_weight=weight is not None,
+        has_time=timestamp is not None,
+    )
     if pairs.n == 0:
         raise DataError(f"{files[0]}: no data rows to ingest.")
 
@@ -335,9 +342,16 @@ def ingest(
     return ds
 
 
-def _assemble(pairs: _Column, extra_cols: dict[str, _Column], user_table: _IdTable,
-              item_table: _IdTable, duplicates: str, files: list[Path], on_overflow: str,
-              weight_column: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], IdMap, IdMap]:  # fmt: skip
+def _assemble(
+    pairs: _Column,
+    extra_cols: dict[str, _Column],
+    user_table: _IdTable,
+    item_table: _IdTable,
+    duplicates: str,
+    files: list[Path],
+    on_overflow: str,
+    weight_column: str,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], IdMap, IdMap]:
     """Steps 2 and 3 of the module docstring: sort keys in place, merge pairs, build the CSR.
 
     Long because every step frees the memory of the one before it (``del``) while the
@@ -403,8 +417,9 @@ def _assemble(pairs: _Column, extra_cols: dict[str, _Column], user_table: _IdTab
     return indptr, item_idx, cols, user_ids, item_ids
 
 
-def _batches(files: list[Path], specs: dict[str, str | None], chunk_rows: int,
-             sep: str | None, encoding: str) -> Iterator[tuple[Any, Locator, dict[str, str], bool]]:  # fmt: skip
+def _batches(
+    files: list[Path], specs: dict[str, str | None], chunk_rows: int, sep: str | None, encoding: str
+) -> Iterator[tuple[Any, Locator, dict[str, str], bool]]:
     """``(batch, locator, columns found)`` of every file in order, read by the shared readers."""
     import pyarrow as pa
 
@@ -439,9 +454,17 @@ def _parquet_rows(files: list[Path]) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
-def _collect(batches: Iterator[tuple[Any, Locator, dict[str, str], bool]], chunk_rows: int,
-             w_dtype: type, capacity: int, rules: dict[str, str], parser: TimestampParser, *,
-             has_weight: bool, has_time: bool) -> tuple[_Column, dict[str, _Column], _IdTable, _IdTable]:  # fmt: skip
+def _collect(
+    batches: Iterator[tuple[Any, Locator, dict[str, str], bool]],
+    chunk_rows: int,
+    w_dtype: type,
+    capacity: int,
+    rules: dict[str, str],
+    parser: TimestampParser,
+    *,
+    has_weight: bool,
+    has_time: bool,
+) -> tuple[_Column, dict[str, _Column], _IdTable, _IdTable]:
     """Check every group of about four chunks and append its coded rows.
 
     Returns the packed (user code, item code) pairs, the weight (``"w"``) and
@@ -475,7 +498,9 @@ def _collect(batches: Iterator[tuple[Any, Locator, dict[str, str], bool]], chunk
     return pairs, extra_cols, user_table, item_table
 
 
-def _fit_float32(weights: np.ndarray, files: list[Path], on_overflow: str, column: str) -> np.ndarray:
+def _fit_float32(
+    weights: np.ndarray, files: list[Path], on_overflow: str, column: str
+) -> np.ndarray:
     """Summed weights must still fit float32 (each row's did; a sum may not)."""
     big = weights > float(np.finfo(np.float32).max)
     if not big.any():

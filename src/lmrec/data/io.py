@@ -194,10 +194,21 @@ def read_interactions(
     (['007', '8'], [4.5, 3.0])
     """
     rows, report = _read_rows(
-        path, user=user, item=item, rating=rating, weight=weight, timestamp=timestamp, sep=sep,
-        header=header, fmt=format, duplicates=duplicates, on_invalid=on_invalid,
-        encoding=encoding, timestamp_format=timestamp_format, on_overflow=on_overflow,
-    )  # fmt: skip
+        path,
+        user=user,
+        item=item,
+        rating=rating,
+        weight=weight,
+        timestamp=timestamp,
+        sep=sep,
+        header=header,
+        fmt=format,
+        duplicates=duplicates,
+        on_invalid=on_invalid,
+        encoding=encoding,
+        timestamp_format=timestamp_format,
+        on_overflow=on_overflow,
+    )
     return rows_to_frame(rows), report
 
 
@@ -218,10 +229,20 @@ def _roles(source: Source, specs: dict[str, ColumnSpec]) -> dict[str, ColumnSpec
     return specs
 
 
-def _read_rows(path: str | Path, *, fmt: str | None, sep: str | None, header: bool,
-               duplicates: str, on_invalid: str, encoding: str, timestamp_format: str | None,
-               on_overflow: str, merge: bool = True, **specs: ColumnSpec,
-               ) -> tuple[Rows, LoadReport]:  # fmt: skip
+def _read_rows(
+    path: str | Path,
+    *,
+    fmt: str | None,
+    sep: str | None,
+    header: bool,
+    duplicates: str,
+    on_invalid: str,
+    encoding: str,
+    timestamp_format: str | None,
+    on_overflow: str,
+    merge: bool = True,
+    **specs: ColumnSpec,
+) -> tuple[Rows, LoadReport]:
     """Read, check and (with ``merge``) merge the interaction rows of one file.
 
     See :func:`read_interactions`. Without ``merge`` the caller finds repeated pairs
@@ -248,9 +269,15 @@ def _read_rows(path: str | Path, *, fmt: str | None, sep: str | None, header: bo
     table = source.read(types, on_invalid=on_invalid)
     if "timestamp" in found:
         parser.column = found["timestamp"]
-    rows = check_rows(table.table, found, table.locator, on_invalid=on_invalid,
-                      on_overflow=on_overflow, timestamps=parser,
-                      typed=source.kind == "parquet")  # fmt: skip
+    rows = check_rows(
+        table.table,
+        found,
+        table.locator,
+        on_invalid=on_invalid,
+        on_overflow=on_overflow,
+        timestamps=parser,
+        typed=source.kind == "parquet",
+    )
     notes += source.notes[n_source_notes:]
     n_rows = rows.n_read + table.n_skipped
     n_dropped = rows.n_dropped + table.n_skipped
@@ -334,13 +361,21 @@ def load_dataset(
         tables[role] = reader(table, **kwargs)
     used = {"user": rows.user.external(), "item": rows.item.external()}
     notes = coverage_notes(used, items=tables["item"], users=tables["user"])
-    build = {"items": tables["item"], "users": tables["user"], "name": name or path.name.split(".")[0]}
+    build = {
+        "items": tables["item"],
+        "users": tables["user"],
+        "name": name or path.name.split(".")[0],
+    }
     dataset = rows_to_dataset(rows, **build)
     if dataset is None:  # repeated pairs: merge them by the policy (or name them), build again
         options, n_notes = _read_options(read_kwargs), len(rows.notes)
         rows, n_dup = merge_duplicates(rows, options["duplicates"], options["on_overflow"])
-        report = replace(report, n_duplicates=n_dup, n_interactions=len(rows),
-                         notes=report.notes + rows.notes[n_notes:])  # fmt: skip
+        report = replace(
+            report,
+            n_duplicates=n_dup,
+            n_interactions=len(rows),
+            notes=report.notes + rows.notes[n_notes:],
+        )
         dataset = rows_to_dataset(rows, **build)
     if dataset is None:
         raise DataError(f"{path}: (user, item) pairs still repeat after merging duplicates.")
@@ -352,10 +387,20 @@ def load_dataset(
 
 
 _READ_DEFAULTS: dict[str, Any] = {
-    "user": "user", "item": "item", "rating": None, "weight": None, "timestamp": None,
-    "sep": None, "header": True, "fmt": None, "duplicates": "raise", "on_invalid": "raise",
-    "encoding": "utf-8", "timestamp_format": None, "on_overflow": "raise",
-}  # fmt: skip
+    "user": "user",
+    "item": "item",
+    "rating": None,
+    "weight": None,
+    "timestamp": None,
+    "sep": None,
+    "header": True,
+    "fmt": None,
+    "duplicates": "raise",
+    "on_invalid": "raise",
+    "encoding": "utf-8",
+    "timestamp_format": None,
+    "on_overflow": "raise",
+}
 
 
 def _read_options(kwargs: dict[str, Any]) -> dict[str, Any]:

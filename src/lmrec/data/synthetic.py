@@ -53,11 +53,27 @@ TOPIC_WORDS: tuple[tuple[str, ...], ...] = (
     ("fashion", "style", "designer", "dress", "runway", "model", "fabric", "vintage"),
     ("cartoon", "puppy", "toy", "school", "friendship", "adventure", "family", "kids"),
     ("cowboy", "desert", "horse", "sheriff", "ranch", "outlaw", "saloon", "frontier"),
-)  # fmt: skip
+)
 GENERIC_WORDS = (
-    "the", "new", "story", "life", "world", "great", "last", "first", "night", "day",
-    "secret", "return", "best", "guide", "complete", "edition", "collection", "volume",
-)  # fmt: skip
+    "the",
+    "new",
+    "story",
+    "life",
+    "world",
+    "great",
+    "last",
+    "first",
+    "night",
+    "day",
+    "secret",
+    "return",
+    "best",
+    "guide",
+    "complete",
+    "edition",
+    "collection",
+    "volume",
+)
 # Dictionary page limit of the id columns written by write_synthetic (see there).
 _DICTIONARY_PAGE_BYTES = 64 << 20
 _EPOCH = 1_577_836_800.0  # 2020-01-01T00:00:00Z
@@ -469,8 +485,12 @@ def write_synthetic(
             # Id columns dictionary-encoded whatever the catalog size: past pyarrow's
             # default 1 MiB dictionary page (about 80k distinct ids per row group) the
             # writer falls back to plain strings, which read 3-4x slower.
-            pq.write_table(pa.table(columns), tmp / name, use_dictionary=["user", "item"],
-                           dictionary_pagesize_limit=_DICTIONARY_PAGE_BYTES)  # fmt: skip
+            pq.write_table(
+                pa.table(columns),
+                tmp / name,
+                use_dictionary=["user", "item"],
+                dictionary_pagesize_limit=_DICTIONARY_PAGE_BYTES,
+            )
             files.append(name)
             total += n
         trng = np.random.default_rng(seeds[1])
@@ -486,10 +506,15 @@ def write_synthetic(
             for lo in range(0, n_items, _ITEM_TEXT_CHUNK):
                 topic = item_topic[lo : lo + _ITEM_TEXT_CHUNK]
                 titles, texts = _item_text(trng, topic, n_topics)
-                writer.write_table(pa.table({
-                    "item": _id_strings("i", np.arange(lo, lo + len(topic))),
-                    "title": pa.array(titles.tolist(), pa.string()),
-                    "text": pa.array(texts.tolist(), pa.string()),
-                    "topic": pa.array(topic.astype(np.int32)),
-                }, schema=schema))  # fmt: skip
+                writer.write_table(
+                    pa.table(
+                        {
+                            "item": _id_strings("i", np.arange(lo, lo + len(topic))),
+                            "title": pa.array(titles.tolist(), pa.string()),
+                            "text": pa.array(texts.tolist(), pa.string()),
+                            "topic": pa.array(topic.astype(np.int32)),
+                        },
+                        schema=schema,
+                    )
+                )
     return SyntheticFiles(Path(out), files, total, n_users, n_items)

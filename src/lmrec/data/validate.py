@@ -167,9 +167,10 @@ def check_coverage(
 
 
 def coverage_notes(
-    used: dict[str, np.ndarray], items: pd.DataFrame | None = None,
+    used: dict[str, np.ndarray],
+    items: pd.DataFrame | None = None,
     users: pd.DataFrame | None = None,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """:func:`check_coverage` over the interaction ids of each kind (``used["user"]`` ...)."""
     from lmrec.data.idmap import as_id_array
 
@@ -284,9 +285,7 @@ def resolve_columns(
     by_col: dict[str, str] = {}
     for role, col in found.items():
         if col in by_col:
-            raise ConfigError(
-                f"The {by_col[col]} and {role} columns cannot both be {col!r}."
-            )
+            raise ConfigError(f"The {by_col[col]} and {role} columns cannot both be {col!r}.")
         by_col[col] = role
     return found
 
@@ -302,7 +301,9 @@ def columns_hint(cols: list[str], header: bool) -> str:
                     f"Found a single column {only!r} — the delimiter looks like {shown!r}: pass "
                     f"{fix('sep', shown)}."
                 )
-        return f"Found a single column {only!r}; is this the right file and delimiter ({fix('sep')})?"
+        return (
+            f"Found a single column {only!r}; is this the right file and delimiter ({fix('sep')})?"
+        )
     listed = ", ".join(repr(c) for c in cols[:30]) + (", ..." if len(cols) > 30 else "")
     hint = f"The file's columns are: {listed}."
     if header and all(re.fullmatch(r"[+-]?\d+(\.\d+)?", c) for c in cols):

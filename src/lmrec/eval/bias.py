@@ -189,8 +189,11 @@ class PopularityLift(_ListMetric):
         return float((listed[ok].mean() - own[ok].mean()) / own[ok].mean())
 
     def _evaluate(self, inputs: _EvalInputs) -> tuple[float, FloatArray | None]:
-        value = self(inputs.recs, train=inputs.require("train", self.name),
-                     history=inputs.require("history", self.name))  # fmt: skip
+        value = self(
+            inputs.recs,
+            train=inputs.require("train", self.name),
+            history=inputs.require("history", self.name),
+        )
         return value, None
 
 
@@ -272,8 +275,11 @@ class Miscalibration(_ListMetric):
         return _mean_or_nan(values, self.name, "no user has both a list and a history")
 
     def _evaluate(self, inputs: _EvalInputs) -> tuple[float, FloatArray | None]:
-        values = self.per_user(inputs.recs, history=inputs.require("history", self.name),
-                               item_features=inputs.require("item_features", self.name))  # fmt: skip
+        values = self.per_user(
+            inputs.recs,
+            history=inputs.require("history", self.name),
+            item_features=inputs.require("item_features", self.name),
+        )
         return _mean_or_nan(values, self.name, "no user has both a list and a history"), values
 
 

@@ -96,8 +96,9 @@ def evaluate_cold_items(
     kmax = max((getattr(s, "k", 0) or 0) for s in specs) or 20
     candidates = cold_items(split)
     if len(candidates) == 0:
-        raise DataError("The split holds out no item that is absent from train; use "
-                        "cold_start_items_split.")  # fmt: skip
+        raise DataError(
+            "The split holds out no item that is absent from train; use cold_start_items_split."
+        )
     truth_all = split.test.matrix.copy()
     truth_all.data[:] = 1.0
     test_users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
@@ -144,10 +145,16 @@ class RandomScores(Recommender, FoldInModel):
 
     def _rows(self, keys: np.ndarray) -> np.ndarray:
         n = self.n_items
-        return np.stack([
-            np.random.default_rng([self.config.seed, int(key)]).random(n, dtype=np.float32)
-            for key in keys
-        ]) if len(keys) else np.zeros((0, n), np.float32)  # fmt: skip
+        return (
+            np.stack(
+                [
+                    np.random.default_rng([self.config.seed, int(key)]).random(n, dtype=np.float32)
+                    for key in keys
+                ]
+            )
+            if len(keys)
+            else np.zeros((0, n), np.float32)
+        )
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._rows(np.asarray(user_idx))
@@ -194,8 +201,10 @@ class GenrePopularity(Recommender, FoldInModel):
         pos = {g: j for j, g in enumerate(self.genres_)}
         rows = np.repeat(np.arange(len(lists)), [len(gs) for gs in lists])
         cols = np.array([pos[g] for gs in lists for g in gs], dtype=np.int64)
-        self.item_genres_ = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)),
-                                          shape=(dataset.n_items, len(self.genres_)))  # fmt: skip
+        self.item_genres_ = sp.csr_matrix(
+            (np.ones(len(cols), np.float32), (rows, cols)),
+            shape=(dataset.n_items, len(self.genres_)),
+        )
         x = dataset.matrix.copy()
         x.data[:] = 1.0
         per_user = np.asarray((x @ self.item_genres_).todense(), dtype=np.float64)

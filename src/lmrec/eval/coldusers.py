@@ -157,14 +157,29 @@ def cold_user_cis(
         base = results[(baseline, n)].per_user[metric].mean()
         for name in curve.index:
             values = results[(name, n)].per_user[metric]
-            mean, low, high = bootstrap_ci(values.to_numpy(), n_resamples=n_resamples,
-                                           confidence=confidence, seed=seed)  # fmt: skip
+            mean, low, high = bootstrap_ci(
+                values.to_numpy(), n_resamples=n_resamples, confidence=confidence, seed=seed
+            )
             paired = ref.reindex(values.index)
-            diff = paired_bootstrap_diff(values.to_numpy(), paired.to_numpy(),
-                                         n_resamples=n_resamples, confidence=confidence,
-                                         seed=seed)  # fmt: skip
-            rows.append({"model": name, "n_known": int(n), "users": len(values), "mean": mean,
-                         "low": low, "high": high, "ratio": mean / base if base else float("nan"),
-                         "diff": diff["mean_diff"], "diff_low": diff["low"],
-                         "diff_high": diff["high"]})  # fmt: skip
+            diff = paired_bootstrap_diff(
+                values.to_numpy(),
+                paired.to_numpy(),
+                n_resamples=n_resamples,
+                confidence=confidence,
+                seed=seed,
+            )
+            rows.append(
+                {
+                    "model": name,
+                    "n_known": int(n),
+                    "users": len(values),
+                    "mean": mean,
+                    "low": low,
+                    "high": high,
+                    "ratio": mean / base if base else float("nan"),
+                    "diff": diff["mean_diff"],
+                    "diff_low": diff["low"],
+                    "diff_high": diff["high"],
+                }
+            )
     return pd.DataFrame(rows)

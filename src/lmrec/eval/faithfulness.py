@@ -71,9 +71,13 @@ class DeletionResult:
 
     def summary(self) -> dict[str, float]:
         """Areas, ratio and win rate as one dict."""
-        return {"area_attributed": self.area_attributed, "area_random": self.area_random,
-                "ratio": self.ratio, "win_rate": self.win_rate,
-                "n_pairs": float(len(self.attributed))}  # fmt: skip
+        return {
+            "area_attributed": self.area_attributed,
+            "area_random": self.area_random,
+            "ratio": self.ratio,
+            "win_rate": self.win_rate,
+            "n_pairs": float(len(self.attributed)),
+        }
 
 
 def _item_scores(model: object, rows: list[np.ndarray], item: int) -> np.ndarray:
@@ -141,8 +145,11 @@ def deletion_test(
         order = att.ranking()
         rows = [hist]
         rows += [np.delete(hist, order[:m]) for m in ms]
-        rows += [np.delete(hist, rng.choice(len(hist), m, replace=False))
-                 for m in ms for _ in range(n_random)]  # fmt: skip
+        rows += [
+            np.delete(hist, rng.choice(len(hist), m, replace=False))
+            for m in ms
+            for _ in range(n_random)
+        ]
         s = _item_scores(model, rows, int(item))
         attributed[p] = s[0] - s[1 : 1 + len(ms)]
         rand[p] = (s[0] - s[1 + len(ms) :]).reshape(len(ms), n_random).mean(1)

@@ -479,8 +479,14 @@ def group_gap(
             DataWarning,
             stacklevel=2,
         )
-        return {"best": None, "worst": None, "gap": math.nan, "low": math.nan,
-                "high": math.nan, "n_groups": len(samples)}  # fmt: skip
+        return {
+            "best": None,
+            "worst": None,
+            "gap": math.nan,
+            "low": math.nan,
+            "high": math.nan,
+            "n_groups": len(samples),
+        }
     means = {g: float(x.mean()) for g, x in samples.items()}
     best = max(means, key=lambda g: (means[g], g))
     worst = min(means, key=lambda g: (means[g], g))
@@ -488,8 +494,14 @@ def group_gap(
         samples[worst], n_resamples, rng
     )
     low, high = _interval(boot, float(confidence))
-    return {"best": best, "worst": worst, "gap": means[best] - means[worst], "low": low,
-            "high": high, "n_groups": len(samples)}  # fmt: skip
+    return {
+        "best": best,
+        "worst": worst,
+        "gap": means[best] - means[worst],
+        "low": low,
+        "high": high,
+        "n_groups": len(samples),
+    }
 
 
 def item_popularity(train: Any) -> IntArray:

@@ -27,9 +27,18 @@ from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
 from lmrec.models.validation import truth_from_ids
 
 DEFAULT_METRICS = (
-    "precision@10", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "map@10", "mrr@10",
-    "hit_rate@10", "coverage@10", "gini@10", "novelty@10",
-)  # fmt: skip
+    "precision@10",
+    "recall@10",
+    "recall@20",
+    "ndcg@10",
+    "ndcg@20",
+    "map@10",
+    "mrr@10",
+    "hit_rate@10",
+    "coverage@10",
+    "gini@10",
+    "novelty@10",
+)
 
 
 @dataclass
@@ -56,13 +65,18 @@ class EvaluationResult:
     n_cold_users: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def ci(self, metric: str, *, n_resamples: int = 1000, confidence: float = 0.95,
-           seed: int = 0) -> tuple[float, float, float]:  # fmt: skip
+    def ci(
+        self, metric: str, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+    ) -> tuple[float, float, float]:
         """(mean, low, high) percentile-bootstrap interval of a per-user metric."""
         if metric not in self.per_user:
             raise KeyError(f"No per-user values for {metric!r}; have {list(self.per_user)}.")
-        return bootstrap_ci(self.per_user[metric].to_numpy(), n_resamples=n_resamples,
-                            confidence=confidence, seed=seed)  # fmt: skip
+        return bootstrap_ci(
+            self.per_user[metric].to_numpy(),
+            n_resamples=n_resamples,
+            confidence=confidence,
+            seed=seed,
+        )
 
     def table(self, *, with_ci: bool = False, seed: int = 0) -> pd.DataFrame:
         """One-row frame of the summary (plus ``low``/``high`` columns when ``with_ci``)."""
@@ -161,8 +175,12 @@ def evaluate(
         frame = exclude.to_frame() if isinstance(exclude, Dataset) else exclude
         extra = exclusion_matrix(model.user_ids_, model.item_ids_, frame["user"], frame["item"])
     recs = np.empty((len(eval_users), kmax), np.int64)
-    bar = progress(total=len(eval_users), desc=f"evaluate {name or model.name}", unit="user",
-                   disable=None if show_progress is None else not show_progress)  # fmt: skip
+    bar = progress(
+        total=len(eval_users),
+        desc=f"evaluate {name or model.name}",
+        unit="user",
+        disable=None if show_progress is None else not show_progress,
+    )
     with bar:
         for start in range(0, len(eval_users), batch_size):
             rows = eval_users[start : start + batch_size]
@@ -172,9 +190,14 @@ def evaluate(
             bar.update(len(rows))
     seen = model.seen_
     summary, per_user = compute_ranking_metrics(
-        recs, truth, list(metrics), n_items=model.n_items, train=seen,
-        item_features=item_features, history=seen[eval_users],
-    )  # fmt: skip
+        recs,
+        truth,
+        list(metrics),
+        n_items=model.n_items,
+        train=seen,
+        item_features=item_features,
+        history=seen[eval_users],
+    )
     notes = []
     if n_cold:
         notes.append(f"{n_cold} test users unknown to the model were not evaluated (cold users).")
@@ -233,8 +256,9 @@ def compare(
                     d = paired_bootstrap_diff(
                         res.per_user.loc[common, m].to_numpy(),
                         base.per_user.loc[common, m].to_numpy(),
-                        n_resamples=n_resamples, seed=seed,
-                    )  # fmt: skip
+                        n_resamples=n_resamples,
+                        seed=seed,
+                    )
                     row[f"{m} diff"] = f"{d['mean_diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
@@ -304,10 +328,12 @@ def evaluate_recommendations(
     if train is not None:
         tu = IdMap.from_values(train["user"])
         train_csr = sp.csr_matrix(
-            (np.ones(len(train), np.float32),
-             (tu.index(train["user"]), item_ids.index(train["item"]))),
+            (
+                np.ones(len(train), np.float32),
+                (tu.index(train["user"]), item_ids.index(train["item"])),
+            ),
             shape=(len(tu), len(item_ids)),
-        )  # fmt: skip
+        )
         train_csr.sum_duplicates()
         # Each evaluated user's training items, row-aligned with the lists (empty if unseen).
         rows = tu.index(user_ids.lookup(eval_users), on_unknown="ignore")
@@ -327,9 +353,18 @@ def evaluate_recommendations(
         dropped += no_catalog
     metrics = [m for m in metrics if m not in dropped]
     summary, per_user = compute_ranking_metrics(
-        rec_matrix, truth, list(metrics), n_items=n_items or len(item_ids), train=train_csr,
+        rec_matrix,
+        truth,
+        list(metrics),
+        n_items=n_items or len(item_ids),
+        train=train_csr,
         history=history,
-    )  # fmt: skip
+    )
     per_user_df = pd.DataFrame(per_user, index=pd.Index(user_ids.lookup(eval_users), name="user"))
-    return EvaluationResult(name=name, summary={k: float(v) for k, v in summary.items()},
-                            per_user=per_user_df, n_users=len(eval_users), notes=notes)  # fmt: skip
+    return EvaluationResult(
+        name=name,
+        summary={k: float(v) for k, v in summary.items()},
+        per_user=per_user_df,
+        n_users=len(eval_users),
+        notes=notes,
+    )

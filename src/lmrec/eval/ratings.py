@@ -114,15 +114,27 @@ def evaluate_ratings(
     y = frame["rating"].to_numpy(np.float64)[known]
     pred = model.predict_ratings(u[known], i[known])
     summary = {m: float(_FUNCS[m](y, pred)) for m in metrics}
-    err = pd.DataFrame({"user": model.user_ids_.lookup(u[known]), "abs_error": np.abs(pred - y),
-                        "squared_error": (pred - y) ** 2})  # fmt: skip
+    err = pd.DataFrame(
+        {
+            "user": model.user_ids_.lookup(u[known]),
+            "abs_error": np.abs(pred - y),
+            "squared_error": (pred - y) ** 2,
+        }
+    )
     per_user = err.groupby("user").mean()
     notes = []
     if (~known).any():
-        notes.append(f"{int((~known).sum())} test ratings of users or items unknown to the model "
-                     "were not predicted.")  # fmt: skip
-    return EvaluationResult(name=name or model.name, summary=summary, per_user=per_user,
-                            n_users=len(per_user), notes=notes)  # fmt: skip
+        notes.append(
+            f"{int((~known).sum())} test ratings of users or items unknown to the model "
+            "were not predicted."
+        )
+    return EvaluationResult(
+        name=name or model.name,
+        summary=summary,
+        per_user=per_user,
+        n_users=len(per_user),
+        notes=notes,
+    )
 
 
 def evaluate_pointwise(
@@ -155,8 +167,9 @@ def evaluate_pointwise(
     if not rated and any(m in metrics for m in ("rmse", "mae", "f1")):
         check_rating_inputs(model, test, [m if m != "f1" else "rmse" for m in metrics])
     if rated:
-        res = evaluate_ratings(model, test, metrics=[m for m in metrics if m in RATING_METRICS] or ["rmse"],
-                               name=name)  # fmt: skip
+        res = evaluate_ratings(
+            model, test, metrics=[m for m in metrics if m in RATING_METRICS] or ["rmse"], name=name
+        )
         summary = {m: res.summary[m] for m in metrics if m in res.summary}
         frame = test.to_frame()
         u = model.user_ids_.index(frame["user"], on_unknown="ignore")
@@ -200,8 +213,13 @@ def _ranking_auc(model: Any, test: Dataset, *, name: str | None) -> EvaluationRe
         {"auc": values}, index=pd.Index(model.user_ids_.lookup(users), name="user")
     )
     notes = [f"{n_cold} test users unknown to the model were not evaluated."] if n_cold else []
-    return EvaluationResult(name=name or model.name, summary={"auc": float(np.nanmean(values))},
-                            per_user=per_user, n_users=int(np.isfinite(values).sum()), notes=notes)  # fmt: skip
+    return EvaluationResult(
+        name=name or model.name,
+        summary={"auc": float(np.nanmean(values))},
+        per_user=per_user,
+        n_users=int(np.isfinite(values).sum()),
+        notes=notes,
+    )
 
 
 def _auc_fast(y: np.ndarray, s: np.ndarray) -> float:

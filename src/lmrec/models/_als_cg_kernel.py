@@ -37,9 +37,10 @@ def prefetch_row(typingctx, table, row):  # noqa: ANN001, ARG001
         byte_ptr = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         prefetch = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
             "llvm.prefetch.p0i8",
-        )  # fmt: skip
+        )
         first = builder.bitcast(start, byte_ptr)
         for line in range(4):  # read, keep in all cache levels, data cache
             offset = ir.Constant(ir.IntType(64), 64 * line)

@@ -80,7 +80,9 @@ class ALSConfig(ModelConfig):
 
     factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 16, 256)})
     """Number of latent factors per user and per item."""
-    regularization: float = Field(default=0.01, ge=0, json_schema_extra={"search": ("float_log", 1e-3, 10.0)})
+    regularization: float = Field(
+        default=0.01, ge=0, json_schema_extra={"search": ("float_log", 1e-3, 10.0)}
+    )
     """L2 penalty ``lambda`` on every user and item factor vector (see regularization_scaling)."""
     regularization_scaling: Literal["none", "count"] = "none"
     """'none': the same ``lambda`` for every row (implicit's CG fit); 'count': ``lambda`` times
@@ -173,15 +175,23 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         cfg = self.config
         self.iteration_seconds_ = []
         conf = self.confidence(dataset._native_matrix())  # writable buffers, no index copy
-        self.solver_ = "exact" if cfg.regularization_scaling == "count" else (
-            "numba" if self._uses_numba() else "implicit")  # fmt: skip
+        self.solver_ = (
+            "exact"
+            if cfg.regularization_scaling == "count"
+            else ("numba" if self._uses_numba() else "implicit")
+        )
         if cfg.regularization_scaling == "count":
             from lmrec.models.als_wr import fit_als_wr
 
             # The batched solves are BLAS/LAPACK calls: num_threads caps BLAS (0 = all cores).
             with threadpool_limits(cfg.num_threads or None, "blas"):
-                X, Y = fit_als_wr(conf, factors=cfg.factors, regularization=cfg.regularization,
-                                  iterations=cfg.iterations, seed=cfg.seed)  # fmt: skip
+                X, Y = fit_als_wr(
+                    conf,
+                    factors=cfg.factors,
+                    regularization=cfg.regularization,
+                    iterations=cfg.iterations,
+                    seed=cfg.seed,
+                )
             self.user_factors_ = X.astype(np.float32)
             self.item_factors_ = Y.astype(np.float32)
             return
@@ -207,8 +217,11 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
                 num_threads=cfg.num_threads or num_threads(),
                 random_state=cfg.seed,
             )
-            model.fit(conf, show_progress=False,
-                      callback=lambda _it, seconds, _loss: self.iteration_seconds_.append(seconds))  # fmt: skip
+            model.fit(
+                conf,
+                show_progress=False,
+                callback=lambda _it, seconds, _loss: self.iteration_seconds_.append(seconds),
+            )
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 
@@ -269,8 +282,13 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
                 "Spark's ALS always scales the penalty by each row's interaction count "
                 "(regularization_scaling=count); drop the parameter or use the local engine."
             )
-        return {"rank": cfg.factors, "regParam": cfg.regularization, "alpha": cfg.alpha,
-                "maxIter": cfg.iterations, "seed": cfg.seed}  # fmt: skip
+        return {
+            "rank": cfg.factors,
+            "regParam": cfg.regularization,
+            "alpha": cfg.alpha,
+            "maxIter": cfg.iterations,
+            "seed": cfg.seed,
+        }
 
     def item_vectors(self) -> np.ndarray:
         """The item factors (float32, C-contiguous): scores are ``user . item``."""
@@ -322,7 +340,9 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         y = np.asarray(self.item_factors_, dtype=np.float64)
         # The confidence of a (binary) history item, as confidence() gives it.
         conf = np.full(len(history), 1.0 + cfg.alpha, np.float64)
-        penalty = cfg.regularization * (len(history) if cfg.regularization_scaling == "count" else 1)
+        penalty = cfg.regularization * (
+            len(history) if cfg.regularization_scaling == "count" else 1
+        )
         yh = y[history]
         a = y.T @ y + (yh.T * (conf - 1.0)) @ yh + penalty * np.eye(y.shape[1])
         weighted_item = np.linalg.solve(a, y[item])

@@ -38,8 +38,10 @@ def _bin_labels(column: str, values: pd.Series, edges: Sequence[float]) -> np.nd
         return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
     names = [f"<{fmt(edges[0])}"] if edges else ["all"]
-    names += [f"{fmt(lo)}-{fmt(hi - 1) if float(hi).is_integer() and float(lo).is_integer() else fmt(hi)}"
-              for lo, hi in zip(edges[:-1], edges[1:], strict=True)]  # fmt: skip
+    names += [
+        f"{fmt(lo)}-{fmt(hi - 1) if float(hi).is_integer() and float(lo).is_integer() else fmt(hi)}"
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ]
     names += [f"{fmt(edges[-1])}+"] if edges else []
     out = np.array([f"{column} {names[i]}" for i in np.minimum(idx, len(names) - 1)], dtype=object)
     out[np.isnan(x)] = ""
@@ -68,8 +70,9 @@ def attribute_labels(
             )
         return _bin_labels(column, values, edges)
     text = values.astype("string")
-    return np.array([f"{column} {v}" if v is not pd.NA and str(v) != "" else ""
-                     for v in text], dtype=object)  # fmt: skip
+    return np.array(
+        [f"{column} {v}" if v is not pd.NA and str(v) != "" else "" for v in text], dtype=object
+    )
 
 
 class AttributeGroups:
@@ -120,19 +123,20 @@ class AttributeGroups:
                     )
                 continue
             parts = [attribute_labels(users, c, bins) for c in combo]  # type: ignore[arg-type]
-            labels = np.array([", ".join(p) if all(p) else "" for p in zip(*parts, strict=True)],
-                              dtype=object)  # fmt: skip
+            labels = np.array(
+                [", ".join(p) if all(p) else "" for p in zip(*parts, strict=True)], dtype=object
+            )
             vocab = sorted({v for v in labels if v})
             lookup = {v: i for i, v in enumerate(vocab)}
             columns.append(np.array([lookup.get(v, -1) for v in labels], dtype=np.int32))
             self.combinations.append(combo)
             self.vocabularies.append(vocab)
-        self.codes = (np.column_stack(columns) if columns
-                      else np.empty((n_users, 0), np.int32))  # fmt: skip
+        self.codes = np.column_stack(columns) if columns else np.empty((n_users, 0), np.int32)
 
     @classmethod
-    def from_state(cls, codes: np.ndarray, vocabularies: list[list[str]],
-                   combinations: list[list[str]]) -> AttributeGroups:  # fmt: skip
+    def from_state(
+        cls, codes: np.ndarray, vocabularies: list[list[str]], combinations: list[list[str]]
+    ) -> AttributeGroups:
         """Rebuild from saved codes, vocabularies and combinations."""
         self = cls.__new__(cls)
         self.codes = np.asarray(codes, dtype=np.int32)
@@ -159,5 +163,7 @@ class AttributeGroups:
 
     def describe(self, user_idx: int) -> list[str]:
         """The user's group labels, one per combination (empty when missing)."""
-        return [self.vocabularies[k][c] if c >= 0 else ""
-                for k, c in enumerate(self.codes[int(user_idx)])]  # fmt: skip
+        return [
+            self.vocabularies[k][c] if c >= 0 else ""
+            for k, c in enumerate(self.codes[int(user_idx)])
+        ]

@@ -33,12 +33,11 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from typing_extensions import Self
 
 from lmrec._checks import check_k
 from lmrec.data.dataset import Dataset
@@ -68,7 +67,6 @@ from lmrec.ops.topk import dot_topk, mask_rows, topk
 RECOMMENDATION_COLUMNS = ["user", "item", "rank", "score"]
 
 __all__ = ["RECOMMENDATION_COLUMNS", "Recommender", "check_k", "history_matrix"]
-
 
 
 class Recommender(ABC):
@@ -190,8 +188,11 @@ class Recommender(ABC):
     def _check_finite(self, dataset: Dataset) -> None:
         """Fail loudly when fitting produced NaN or infinite parameters."""
         arrays, _ = self._get_state()
-        bad = [k for k, v in arrays.items()
-               if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.isfinite(v).all()]  # fmt: skip
+        bad = [
+            k
+            for k, v in arrays.items()
+            if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.isfinite(v).all()
+        ]
         if not bad:
             return
         w = dataset.matrix.data
@@ -314,8 +315,10 @@ class Recommender(ABC):
             parts.append(sp.csr_matrix(sp.csr_matrix(exclude)[user_idx]))
         if len(parts) < 2:
             return parts[0] if parts else None
-        a, b = (sp.csr_matrix((np.ones(m.nnz, np.float32), m.indices, m.indptr), shape=m.shape)
-                for m in parts)  # fmt: skip
+        a, b = (
+            sp.csr_matrix((np.ones(m.nnz, np.float32), m.indices, m.indptr), shape=m.shape)
+            for m in parts
+        )
         return sp.csr_matrix(a + b)
 
     def _block_rows(self) -> int:
@@ -495,8 +498,9 @@ class Recommender(ABC):
         """
         self._check_fitted()
         scores_histories = supports(self, SequenceModel) or supports(self, FoldInModel)
-        item, history, user_idx = check_attribution(self, scores_histories, item_idx, history,
-                                                    user_idx)  # fmt: skip
+        item, history, user_idx = check_attribution(
+            self, scores_histories, item_idx, history, user_idx
+        )
         return self._attribute(item, history, user_idx)
 
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
@@ -551,8 +555,9 @@ class Recommender(ABC):
             model that cannot score histories.
         """
         self._check_fitted()
-        return explain_ids(self, item, user=user, items=items, n=n, catalog=catalog,
-                           on_unknown=on_unknown)  # fmt: skip
+        return explain_ids(
+            self, item, user=user, items=items, n=n, catalog=catalog, on_unknown=on_unknown
+        )
 
     def _to_frame(
         self, user_ext: np.ndarray, items: np.ndarray, scores: np.ndarray
@@ -592,10 +597,16 @@ class Recommender(ABC):
             )
         arrays, meta = self._get_state()
         return write_model_files(
-            path, name=self.name, params=self.config.model_dump(mode="json"), meta=meta,
-            arrays=arrays, user_ids=self.user_ids_, item_ids=self.item_ids_,  # type: ignore[arg-type]
-            seen=self.seen_, overwrite=overwrite,  # type: ignore[arg-type]
-        )  # fmt: skip
+            path,
+            name=self.name,
+            params=self.config.model_dump(mode="json"),
+            meta=meta,
+            arrays=arrays,
+            user_ids=self.user_ids_,
+            item_ids=self.item_ids_,  # type: ignore[arg-type]
+            seen=self.seen_,
+            overwrite=overwrite,  # type: ignore[arg-type]
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -642,8 +653,7 @@ class Recommender(ABC):
                 model._smoke_check()
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
-                ArithmeticError) as e:  # fmt: skip
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as e:
             raise ModelFileError(
                 f"{files.path} is not a valid {files.name} model: {type(e).__name__}: {e}"
             ) from e
@@ -656,7 +666,9 @@ class Recommender(ABC):
         if n_users:
             checks.append(("scores", self._score(np.unique([0, n_users - 1]))))
         if supports(self, FoldInModel) and self.n_items:
-            checks.append(("fold-in", self.score_history(history_matrix([np.array([0])], self.n_items))))  # type: ignore[attr-defined]
+            checks.append(
+                ("fold-in", self.score_history(history_matrix([np.array([0])], self.n_items)))
+            )  # type: ignore[attr-defined]
         for what, out in checks:
             out = np.asarray(out)
             if out.ndim != 2 or out.shape[1] != self.n_items or np.isnan(out).any():
@@ -675,8 +687,9 @@ def history_matrix(rows: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
     uniq = [np.unique(np.asarray(r, dtype=np.int64)) for r in rows]
     indptr[1:] = np.cumsum([len(r) for r in uniq])
     indices = np.concatenate(uniq).astype(np.int32) if uniq else np.empty(0, np.int32)
-    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
-                         shape=(len(rows), n_items))  # fmt: skip
+    return sp.csr_matrix(
+        (np.ones(len(indices), np.float32), indices, indptr), shape=(len(rows), n_items)
+    )
 
 
 def _as_history_list(histories: Sequence[Iterable[object]] | Iterable[object]) -> list[np.ndarray]:

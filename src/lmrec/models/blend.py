@@ -64,10 +64,13 @@ class BlendConfig(ModelConfig):
     """Registered name of the text component (``content``; ``text2cf``, ``twotower`` work too)."""
     content_params: dict[str, Any] = Field(default_factory=dict)
     """Hyperparameters of the text component (validated by its own config)."""
-    weight: float | None = Field(default=None, ge=0, le=1, json_schema_extra={"search": ("float", 0.0, 1.0)})
+    weight: float | None = Field(
+        default=None, ge=0, le=1, json_schema_extra={"search": ("float", 0.0, 1.0)}
+    )
     """Weight of the content scores (0: CF only, 1: content only); ``None`` learns it."""
     normalization: Normalization = Field(
-        default="zscore", json_schema_extra={"search": ("categorical", ["zscore", "minmax", "rank"])}
+        default="zscore",
+        json_schema_extra={"search": ("categorical", ["zscore", "minmax", "rank"])},
     )
     """Per-user normalisation of each component's scores over the user's unseen items."""
     weight_grid: tuple[Annotated[float, Field(ge=0, le=1)], ...] = Field(
@@ -82,8 +85,9 @@ class BlendConfig(ModelConfig):
     """Seed of that internal hold-out split."""
 
 
-def normalize_scores(scores: np.ndarray, seen: sp.csr_matrix | None,
-                     how: Normalization) -> np.ndarray:  # fmt: skip
+def normalize_scores(
+    scores: np.ndarray, seen: sp.csr_matrix | None, how: Normalization
+) -> np.ndarray:
     """Normalise each row of ``scores`` over the columns not marked in ``seen``.
 
     Non-finite scores count as the row's minimum. Returns a new float32 array; the
@@ -156,8 +160,10 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
     # ------------------------------------------------------------------ fitting
     def _components(self) -> tuple[Recommender, Recommender]:
         cfg = self.config
-        return (create_model(cfg.cf_model, cfg.cf_params),
-                create_model(cfg.content_model, cfg.content_params))  # fmt: skip
+        return (
+            create_model(cfg.cf_model, cfg.cf_params),
+            create_model(cfg.content_model, cfg.content_params),
+        )
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         weight = self._weight_override if self._weight_override is not None else self.config.weight
@@ -182,8 +188,9 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
         self.weight_ = float(weight)
         self._cache = None
 
-    def fit_with_validation(self, train: Dataset, valid: Dataset, *,
-                            metric: str | None = None) -> BlendModel:  # fmt: skip
+    def fit_with_validation(
+        self, train: Dataset, valid: Dataset, *, metric: str | None = None
+    ) -> BlendModel:
         """Learn the content weight on ``valid``, then refit both components on train + valid.
 
         Both components are fitted on ``train``; every weight of ``weight_grid`` is
@@ -201,8 +208,9 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
         self.validation_ = table
         return self
 
-    def search_weight(self, train: Dataset, valid: Dataset, *, metric: str | None = None
-                      ) -> tuple[float, dict[float, float]]:  # fmt: skip
+    def search_weight(
+        self, train: Dataset, valid: Dataset, *, metric: str | None = None
+    ) -> tuple[float, dict[float, float]]:
         """Score each weight of ``weight_grid`` on ``valid`` (components fitted on ``train``).
 
         Returns the best weight (ties: the smaller) and ``{weight: metric value}``; the
@@ -211,8 +219,9 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
         """
         return self._search_weight(train, valid, metric=metric)
 
-    def _search_weight(self, train: Dataset, valid: Dataset, *, metric: str | None = None
-                       ) -> tuple[float, dict[float, float]]:  # fmt: skip
+    def _search_weight(
+        self, train: Dataset, valid: Dataset, *, metric: str | None = None
+    ) -> tuple[float, dict[float, float]]:
         """Fit the components once on ``train`` and score each grid weight on ``valid``."""
         metric = metric or self.config.metric
         grid = sorted(set(self.config.weight_grid))
@@ -233,8 +242,10 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
             return self._cache[key]
         how = self.config.normalization
         seen = self.seen_[user_idx]  # type: ignore[index]
-        out = (normalize_scores(self.cf_._score(user_idx), seen, how),  # type: ignore[union-attr]
-               normalize_scores(self.content_._score(user_idx), seen, how))  # type: ignore[union-attr]  # fmt: skip
+        out = (
+            normalize_scores(self.cf_._score(user_idx), seen, how),  # type: ignore[union-attr]
+            normalize_scores(self.content_._score(user_idx), seen, how),
+        )  # type: ignore[union-attr]
         if self._cache is not None:
             self._cache[key] = out
         return out

@@ -114,8 +114,9 @@ class BPRConfig(DPConfig):
     step samples ``batch_size / dp_pairs_per_user`` users on average."""
 
 
-class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, DistributedModel,
-          PrivateModel):  # fmt: skip
+class BPR(
+    Recommender, FoldInModel, DotProductModel, CheckpointedModel, DistributedModel, PrivateModel
+):
     """Matrix factorization with the BPR pairwise ranking loss (Rendle et al., 2009).
 
     Scores are ``U[u] @ V.T + b``. Training is deterministic for a given ``seed`` on
@@ -183,14 +184,25 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
         if dist.is_distributed:  # identical by seed already; the broadcast makes sure
             broadcast_(torch, list(self._params.values()))
         self._trainer = ShardedPairTrainer(
-            torch, self._loss, list(self._params.values()), users, items,
+            torch,
+            self._loss,
+            list(self._params.values()),
+            users,
+            items,
             sampler=NegativeSampler(users, items, dataset.n_items, rng),
-            rng=rng, device=device, batch_size=cfg.batch_size, n_negatives=cfg.n_negatives,
-            lr=cfg.lr, optimizer=cfg.optimizer, bf16=cfg.bf16,
-            seed=self.seed_, dist=dist, names=list(self._params),
+            rng=rng,
+            device=device,
+            batch_size=cfg.batch_size,
+            n_negatives=cfg.n_negatives,
+            lr=cfg.lr,
+            optimizer=cfg.optimizer,
+            bf16=cfg.bf16,
+            seed=self.seed_,
+            dist=dist,
+            names=list(self._params),
             checkpoint_dir=options.checkpoint_dir,
             checkpoint_every=options.checkpoint_every,
-        )  # fmt: skip
+        )
         try:
             with torch_threads(torch, cfg.torch_threads):
                 self.history_ = self._trainer.fit(cfg.epochs, desc="bpr")
@@ -207,19 +219,28 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
 
         cfg = self.config
         if cfg.distributed or options.checkpoint_dir is not None:
-            raise ConfigError("bpr with dp_epsilon trains in one process without checkpoints; "
-                              "drop distributed and checkpoint_dir.")  # fmt: skip
+            raise ConfigError(
+                "bpr with dp_epsilon trains in one process without checkpoints; "
+                "drop distributed and checkpoint_dir."
+            )
         check_dp_data(cfg, dataset.n_users, "bpr")
         self.seed_ = draw_seed(cfg.seed)
         x = dataset.matrix.tocsr()
         result = fit_bpr_private(
-            x, factors=cfg.factors, epochs=cfg.epochs,
+            x,
+            factors=cfg.factors,
+            epochs=cfg.epochs,
             users_per_step=max(1, cfg.batch_size // cfg.dp_pairs_per_user),
-            pairs_per_user=cfg.dp_pairs_per_user, lr=cfg.lr, reg=cfg.reg,
-            init_std=cfg.init_std, epsilon=cfg.dp_epsilon, delta=cfg.dp_delta,  # type: ignore[arg-type]
-            clip=cfg.dp_clip, seed=draw_seed(cfg.dp_seed) if cfg.dp_seed is None else cfg.dp_seed,
+            pairs_per_user=cfg.dp_pairs_per_user,
+            lr=cfg.lr,
+            reg=cfg.reg,
+            init_std=cfg.init_std,
+            epsilon=cfg.dp_epsilon,
+            delta=cfg.dp_delta,  # type: ignore[arg-type]
+            clip=cfg.dp_clip,
+            seed=draw_seed(cfg.dp_seed) if cfg.dp_seed is None else cfg.dp_seed,
             device=resolve_device(require("torch", "torch"), cfg.device),
-        )  # fmt: skip
+        )
         self.user_factors_ = result.arrays["user_factors"]
         self.item_factors_ = result.arrays["item_factors"]
         self.item_bias_ = result.arrays["item_bias"]
@@ -241,8 +262,13 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
         x_uj = torch.einsum("bf,bkf->bk", pu, qj).float() + bj
         loss = -f.logsigmoid(x_ui[:, None] - x_uj).mean()
         n = u.shape[0]
-        l2 = (pu.square().sum() + qi.square().sum() + qj.square().sum() / j.shape[1]
-              + bi.square().sum() + bj.square().sum() / j.shape[1]) / n  # fmt: skip
+        l2 = (
+            pu.square().sum()
+            + qi.square().sum()
+            + qj.square().sum() / j.shape[1]
+            + bi.square().sum()
+            + bj.square().sum() / j.shape[1]
+        ) / n
         return loss, self.config.reg * l2
 
     # ------------------------------------------------------------------ inference
@@ -252,7 +278,8 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
     def item_vectors(self) -> np.ndarray:
         """Item vectors with the item bias as a last column (float32, C-contiguous)."""
         return self._memo(
-            "item_vectors", lambda: dot_item_vectors(self.item_factors_, self.item_bias_)  # type: ignore[arg-type]
+            "item_vectors",
+            lambda: dot_item_vectors(self.item_factors_, self.item_bias_),  # type: ignore[arg-type]
         )
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
@@ -262,9 +289,12 @@ class BPR(Recommender, FoldInModel, DotProductModel, CheckpointedModel, Distribu
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Fold in new users with one implicit-ALS ridge solve (see :func:`fold_in_ridge`)."""
         return fold_in_ridge(
-            self.item_factors_, self.item_bias_, history,  # type: ignore[arg-type]
-            reg=self.config.fold_in_reg, alpha=self.config.fold_in_alpha,
-        )  # fmt: skip
+            self.item_factors_,
+            self.item_bias_,
+            history,  # type: ignore[arg-type]
+            reg=self.config.fold_in_reg,
+            alpha=self.config.fold_in_alpha,
+        )
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

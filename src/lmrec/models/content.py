@@ -65,7 +65,9 @@ class ContentConfig(ModelConfig):
     """How a user's item vectors become a profile: mean, recency-weighted mean, or
     several k-means centroids (score = best centroid)."""
     half_life_days: float = Field(
-        default=30.0, gt=0, json_schema_extra={"search": ("float_log", 1.0, 365.0, {"profile": "recency"})}
+        default=30.0,
+        gt=0,
+        json_schema_extra={"search": ("float_log", 1.0, 365.0, {"profile": "recency"})},
     )
     """Recency profile: an interaction this many days older than the user's latest counts half."""
     n_interests: int = Field(
@@ -92,8 +94,9 @@ def _normalise_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def _spherical_kmeans(vecs: np.ndarray, weights: np.ndarray, k: int,
-                      rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def _spherical_kmeans(
+    vecs: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
     """``k`` unit centroids of unit vectors ``vecs`` (weighted), k-means++ start."""
     n = len(vecs)
     if n <= k:
@@ -205,8 +208,9 @@ class ContentModel(Recommender, FoldInModel, UnlearningModel):
             np.maximum.at(latest, users, ts)
             age_days = (latest[users] - ts) / 86400.0
             w = w * np.power(0.5, age_days / cfg.half_life_days)
-        m = sp.csr_matrix((w, (users, dataset.column("item_idx"))),
-                          shape=(dataset.n_users, dataset.n_items))  # fmt: skip
+        m = sp.csr_matrix(
+            (w, (users, dataset.column("item_idx"))), shape=(dataset.n_users, dataset.n_items)
+        )
         m.sum_duplicates()
         return m
 
@@ -277,20 +281,24 @@ class ContentModel(Recommender, FoldInModel, UnlearningModel):
         top, scores = topk(sims.astype(np.float32, copy=False), min(k, self.n_items - 1) or 1)
         valid = top >= 0
         n_valid = valid.sum(axis=1)
-        return pd.DataFrame({
-            "item": np.repeat(self.item_ids_.lookup(idx), n_valid),  # type: ignore[union-attr]
-            "similar_item": self.item_ids_.lookup(top[valid]),  # type: ignore[union-attr]
-            "rank": np.broadcast_to(np.arange(1, top.shape[1] + 1), top.shape)[valid],
-            "score": scores[valid],
-        })  # fmt: skip
+        return pd.DataFrame(
+            {
+                "item": np.repeat(self.item_ids_.lookup(idx), n_valid),  # type: ignore[union-attr]
+                "similar_item": self.item_ids_.lookup(top[valid]),  # type: ignore[union-attr]
+                "rank": np.broadcast_to(np.arange(1, top.shape[1] + 1), top.shape)[valid],
+                "score": scores[valid],
+            }
+        )
 
     # ------------------------------------------------------------------ unlearning
     def unlearning_blocker(self) -> str | None:
         """The item side is text alone; each profile is its own user's, except that the
         ``multi`` profiles share one random stream (a user's data shifts later draws)."""
         if self.config.profile == "multi":
-            return ("content with profile='multi' draws every user's k-means from one random "
-                    "stream, so a user shifts the others' profiles; retrain it without the users")  # fmt: skip
+            return (
+                "content with profile='multi' draws every user's k-means from one random "
+                "stream, so a user shifts the others' profiles; retrain it without the users"
+            )
         return None
 
     def forget(self, user_idx: np.ndarray) -> None:
@@ -311,11 +319,14 @@ class ContentModel(Recommender, FoldInModel, UnlearningModel):
         from lmrec.text.quantize import dequantize
 
         n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
-        self.item_values_ = arrays.float(
-            "item_values", (n_items, None), dtypes=(np.float32, np.float16)
-        ) if "item_scale" not in arrays else arrays.int("item_values", (n_items, None),
-                                                        dtypes=(np.int8,))  # fmt: skip
-        self.item_scale_ = arrays.float("item_scale", (n_items,)) if "item_scale" in arrays else None
+        self.item_values_ = (
+            arrays.float("item_values", (n_items, None), dtypes=(np.float32, np.float16))
+            if "item_scale" not in arrays
+            else arrays.int("item_values", (n_items, None), dtypes=(np.int8,))
+        )
+        self.item_scale_ = (
+            arrays.float("item_scale", (n_items,)) if "item_scale" in arrays else None
+        )
         self.item_vectors_ = self._comparable(dequantize(self.item_values_, self.item_scale_))
         dim = self.item_vectors_.shape[1]
         self.profiles_ = np.ascontiguousarray(arrays.float("profiles", (n_users, None, dim)))

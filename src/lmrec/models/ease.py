@@ -55,7 +55,9 @@ _PEAK_MATRICES = 3
 class EASEConfig(DPConfig):
     """Hyperparameters of :class:`EASE`."""
 
-    l2: float = Field(default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)})
+    l2: float = Field(
+        default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)}
+    )
     """L2 penalty ``lambda`` added to the diagonal of ``X^T X``; larger means smoother ``B``.
 
     A few hundred is typical for MovieLens-100K-sized data; scale it up with the data."""
@@ -131,8 +133,9 @@ class EASE(Recommender, FoldInModel, UnlearningModel, PrivateModel):
             self.B_ = ease_weights(x, cfg.l2)
             return
         check_dp_data(cfg, dataset.n_users, "ease")
-        gram, self.privacy_ = noisy_gram(x, epsilon=cfg.dp_epsilon, delta=cfg.dp_delta,
-                                         clip=cfg.dp_clip, seed=cfg.dp_seed)  # fmt: skip
+        gram, self.privacy_ = noisy_gram(
+            x, epsilon=cfg.dp_epsilon, delta=cfg.dp_delta, clip=cfg.dp_clip, seed=cfg.dp_seed
+        )
         self.B_ = ease_weights_from_gram(gram, cfg.l2)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -156,6 +159,7 @@ class EASE(Recommender, FoldInModel, UnlearningModel, PrivateModel):
         keep = drop_users(self, user_idx)
         self.user_items_ = keep_rows(self.user_items_, keep)  # type: ignore[arg-type]
         self.B_ = ease_weights(self.user_items_, self.config.l2)
+
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Exact: the score is ``sum_j x_uj B[j, item]``, one term per history item."""
         weights = row_values(self.user_items_, user_idx, history)
@@ -197,8 +201,9 @@ def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
             "singular in float32. Increase l2."
         ) from e
     del gram  # overwritten by the factor
-    p = cho_solve(factor, np.eye(x.shape[1], dtype=np.float32), overwrite_b=True,
-                  check_finite=False)  # fmt: skip
+    p = cho_solve(
+        factor, np.eye(x.shape[1], dtype=np.float32), overwrite_b=True, check_finite=False
+    )
     del factor
     diag = p.diagonal().copy()
     p /= -diag[np.newaxis, :]

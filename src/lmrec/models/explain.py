@@ -207,8 +207,11 @@ class Catalog:
         self.titles: dict[str, str] = {}
         if "title" in frame.columns:
             col = frame["title"]
-            self.titles = {i: str(t) for i, t in zip(frame.index, col, strict=True)
-                           if isinstance(t, str) and t.strip()}  # fmt: skip
+            self.titles = {
+                i: str(t)
+                for i, t in zip(frame.index, col, strict=True)
+                if isinstance(t, str) and t.strip()
+            }
         self.columns: dict[str, str] = {}  # column -> "set" | "value"
         for name in frame.columns:
             if name == "title":
@@ -299,8 +302,11 @@ def catalog_reasons(catalog: Catalog, item: str, contributors: Sequence[str]) ->
                 out.append(f"Same {noun} as {_names(with_whom)}: {', '.join(shared)}.")
         else:
             mine_v = catalog.value(item, column)
-            same = [catalog.label(o) for o in others
-                    if mine_v is not None and catalog.value(o, column) == mine_v]  # fmt: skip
+            same = [
+                catalog.label(o)
+                for o in others
+                if mine_v is not None and catalog.value(o, column) == mine_v
+            ]
             if same:
                 what = f"From {mine_v}" if column == "year" else f"{column} {mine_v}"
                 out.append(f"{what}, like {_names(same)}.")
@@ -309,8 +315,10 @@ def catalog_reasons(catalog: Catalog, item: str, contributors: Sequence[str]) ->
     pairs = [(label, common) for label, common in pairs if common]
     if pairs:
         terms = sorted({w for _, common in pairs for w in common})
-        out.append(f"Its title shares {', '.join(repr(w) for w in terms)} with "
-                   f"{_names([label for label, _ in pairs])}.")  # fmt: skip
+        out.append(
+            f"Its title shares {', '.join(repr(w) for w in terms)} with "
+            f"{_names([label for label, _ in pairs])}."
+        )
     return out
 
 
@@ -385,14 +393,17 @@ def contribution_sentences(
 ) -> list[str]:
     """Plain words for the contributions: ``(label, value)`` pairs, largest first."""
     if n_history == 0:
-        return [f"There is no history yet; {item_label} comes from what the model "
-                "knows without one (e.g. its popularity or the user's attributes)."]  # fmt: skip
+        return [
+            f"There is no history yet; {item_label} comes from what the model "
+            "knows without one (e.g. its popularity or the user's attributes)."
+        ]
     if not contributions:
         return [f"None of the {n_history} history items raises the score of {item_label}."]
     out = []
     for label, value in contributions:
-        out.append(f"You interacted with {label}, which adds {value:+.4g} to the score of "
-                   f"{item_label}.")  # fmt: skip
+        out.append(
+            f"You interacted with {label}, which adds {value:+.4g} to the score of {item_label}."
+        )
     return out
 
 
@@ -426,8 +437,11 @@ def check_attribution(
         raise ConfigError(f"History item indices must lie in [0, {model.n_items}).")
     if item in history:
         item_id = model.item_ids_.lookup([item])[0]
-        whose = (f"user {model.user_ids_.lookup([user_idx])[0]!r}" if user_idx is not None
-                 else "the given history")  # fmt: skip
+        whose = (
+            f"user {model.user_ids_.lookup([user_idx])[0]!r}"
+            if user_idx is not None
+            else "the given history"
+        )
         raise ConfigError(
             f"Item {item_id!r} is already in {whose}; explanations are for recommended "
             "items, which the user has not interacted with yet. Pick another item."
@@ -465,9 +479,14 @@ def explain_ids(
         ids = list(items)  # type: ignore[arg-type]
         hist = model.item_ids_.index(as_id_array(ids), on_unknown=on_unknown, kind="item")
         attribution = model.attribute(item_idx, hist[hist >= 0])
-    return build_explanation(attribution, model=model.name or type(model).__name__,
-                             user=None if user is None else str(user),
-                             item_ids=model.item_ids_.lookup, n=n, catalog=catalog)  # fmt: skip
+    return build_explanation(
+        attribution,
+        model=model.name or type(model).__name__,
+        user=None if user is None else str(user),
+        item_ids=model.item_ids_.lookup,
+        n=n,
+        catalog=catalog,
+    )
 
 
 def build_explanation(

@@ -97,8 +97,13 @@ def write_model_files(
         _save_arrays(out, tmp / "arrays.safetensors")
         pd.DataFrame({"user": user_ids.ids}).to_parquet(tmp / "user_ids.parquet")
         pd.DataFrame({"item": item_ids.ids}).to_parquet(tmp / "item_ids.parquet")
-        config = {"model": name, "config": params, "meta": meta,
-                  "n_users": len(user_ids), "n_items": len(item_ids)}  # fmt: skip
+        config = {
+            "model": name,
+            "config": params,
+            "meta": meta,
+            "n_users": len(user_ids),
+            "n_items": len(item_ids),
+        }
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
         files = sorted(p.name for p in tmp.iterdir())
         manifest = {
@@ -304,8 +309,13 @@ class StateArrays:
     every array must have been read: an unexpected array is refused too.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], where: str, prefix: str = "",
-                 used: set[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        where: str,
+        prefix: str = "",
+        used: set[str] | None = None,
+    ) -> None:
         self._arrays = arrays
         self._where = where
         self._prefix = prefix
@@ -364,16 +374,28 @@ class StateArrays:
             raise self._fail(key, f"has shape {arr.shape}; expected {want}.")
         return arr
 
-    def float(self, key: str, shape: tuple[int | None, ...] | None = None, *,
-              dtypes: tuple[Any, ...] = (np.float32,)) -> np.ndarray:  # fmt: skip
+    def float(
+        self,
+        key: str,
+        shape: tuple[int | None, ...] | None = None,
+        *,
+        dtypes: tuple[Any, ...] = (np.float32,),
+    ) -> np.ndarray:
         """A float array with finite values only."""
         arr = self._get(key, dtypes, shape)
         if not np.isfinite(arr).all():
             raise self._fail(key, "holds NaN or infinite values.")
         return arr
 
-    def int(self, key: str, shape: tuple[int | None, ...] | None = None, *, low: int | None = None,
-            high: int | None = None, dtypes: tuple[Any, ...] = (np.int32, np.int64)) -> np.ndarray:  # fmt: skip
+    def int(
+        self,
+        key: str,
+        shape: tuple[int | None, ...] | None = None,
+        *,
+        low: int | None = None,
+        high: int | None = None,
+        dtypes: tuple[Any, ...] = (np.int32, np.int64),
+    ) -> np.ndarray:
         """An integer array with values in ``[low, high)`` where given."""
         arr = self._get(key, dtypes, shape)
         if arr.size and low is not None and arr.min() < low:
@@ -389,8 +411,9 @@ class StateArrays:
             raise self._fail(key, "must hold only 0 and 1.")
         return arr.astype(bool)
 
-    def csr(self, key: str, shape: tuple[int, int], *,
-            dtypes: tuple[Any, ...] = (np.float32,)) -> sp.csr_matrix:  # fmt: skip
+    def csr(
+        self, key: str, shape: tuple[int, int], *, dtypes: tuple[Any, ...] = (np.float32,)
+    ) -> sp.csr_matrix:
         """A CSR matrix stored as ``key.data``, ``key.indices``, ``key.indptr``."""
         indptr = self.int(f"{key}.indptr", (shape[0] + 1,), low=0)
         indices = self.int(f"{key}.indices", (None,), low=0, high=max(shape[1], 1))

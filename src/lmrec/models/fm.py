@@ -39,14 +39,13 @@ is weighted by ``log(1 + rank)``. Positives with no violator contribute nothing.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from pydantic import Field, model_validator
-from typing_extensions import Self
 
 from lmrec._optional import require
 from lmrec.data.dataset import Dataset
@@ -95,7 +94,9 @@ class FMConfig(ModelConfig):
         default="bpr", json_schema_extra={"search": ("categorical", ["bpr", "warp"])}
     )
     """Pairwise logistic loss (``bpr``) or the batched WARP approximation (``warp``)."""
-    n_negatives: int = Field(default=1, ge=1, json_schema_extra={"search": ("int_log", 2, 20, {"loss": "warp"})})
+    n_negatives: int = Field(
+        default=1, ge=1, json_schema_extra={"search": ("int_log", 2, 20, {"loss": "warp"})}
+    )
     """Uniform negatives per positive: BPR averages over them, WARP uses the hardest
     violator (use several, e.g. 10, with ``warp``)."""
     n_buckets: int = Field(default=10, ge=1)
@@ -147,8 +148,9 @@ class FMConfig(ModelConfig):
 
 
 # ---------------------------------------------------------------------- feature encoding
-def build_encoders(table: pd.DataFrame | None, columns: list[str], n_buckets: int,
-                   side: str) -> list[dict[str, Any]]:  # fmt: skip
+def build_encoders(
+    table: pd.DataFrame | None, columns: list[str], n_buckets: int, side: str
+) -> list[dict[str, Any]]:
     """JSON-able encoders (one per column) learned from an attribute table.
 
     Each is ``{"column", "kind", "values"}`` with ``kind`` one of ``bucket`` (``values``
@@ -211,9 +213,14 @@ def encode(table: pd.DataFrame, encoders: list[dict[str, Any]]) -> sp.csr_matrix
             lookup = {v: k for k, v in enumerate(enc["values"])}
             codes = strs.map(lookup)
             codes = codes[codes.notna()]
-            pairs = np.unique(
-                np.column_stack([codes.index.to_numpy(np.int64), codes.to_numpy(np.int64)]), axis=0
-            ) if len(codes) else np.empty((0, 2), np.int64)  # fmt: skip
+            pairs = (
+                np.unique(
+                    np.column_stack([codes.index.to_numpy(np.int64), codes.to_numpy(np.int64)]),
+                    axis=0,
+                )
+                if len(codes)
+                else np.empty((0, 2), np.int64)
+            )
             rows, cols = pairs[:, 0], pairs[:, 1]
         counts = np.bincount(rows, minlength=n)
         weights = 1.0 / counts[rows]
@@ -225,8 +232,11 @@ def encode(table: pd.DataFrame, encoders: list[dict[str, Any]]) -> sp.csr_matrix
 
 def design(n: int, use_ids: bool, features: sp.csr_matrix) -> sp.csr_matrix:
     """``[I | features]`` (ids first, weight 1) or just ``features``, as sorted CSR."""
-    x = sp.hstack([sp.identity(n, np.float32, format="csr"), features], format="csr") if use_ids \
-        else features  # fmt: skip
+    x = (
+        sp.hstack([sp.identity(n, np.float32, format="csr"), features], format="csr")
+        if use_ids
+        else features
+    )
     x = sp.csr_matrix(x, dtype=np.float32)
     x.sort_indices()
     return x
@@ -250,14 +260,18 @@ class _Bags:
         pos = np.repeat(starts - offsets, lens) + np.arange(int(lens.sum()))
         t = self.torch
         return t.nn.functional.embedding_bag(
-            t.from_numpy(self.indices[pos]).to(self.device), table,
-            t.from_numpy(offsets).to(self.device), mode="sum",
+            t.from_numpy(self.indices[pos]).to(self.device),
+            table,
+            t.from_numpy(offsets).to(self.device),
+            mode="sum",
             per_sample_weights=t.from_numpy(self.data[pos]).to(self.device),
-        )  # fmt: skip
+        )
 
 
 # ---------------------------------------------------------------------- model
-class FactorizationMachine(Recommender, FoldInModel, DotProductModel, CheckpointedModel, DistributedModel):
+class FactorizationMachine(
+    Recommender, FoldInModel, DotProductModel, CheckpointedModel, DistributedModel
+):
     """Hybrid matrix factorization with id and attribute embeddings (LightFM-style).
 
     See the module docstring for the representation, the feature encoding, the cold-start
@@ -334,14 +348,25 @@ class FactorizationMachine(Recommender, FoldInModel, DotProductModel, Checkpoint
         sampler = NegativeSampler(users, items, dataset.n_items, rng, candidates=np.unique(items))
         self._n_candidates = sampler.n_candidates
         trainer = ShardedPairTrainer(
-            torch, self._loss, list(self._params.values()), users, items,
+            torch,
+            self._loss,
+            list(self._params.values()),
+            users,
+            items,
             sampler=sampler,
-            rng=rng, device=device, batch_size=cfg.batch_size, n_negatives=cfg.n_negatives,
-            lr=cfg.lr, optimizer=cfg.optimizer, bf16=cfg.bf16,
-            seed=self.seed_, dist=dist, names=list(self._params),
+            rng=rng,
+            device=device,
+            batch_size=cfg.batch_size,
+            n_negatives=cfg.n_negatives,
+            lr=cfg.lr,
+            optimizer=cfg.optimizer,
+            bf16=cfg.bf16,
+            seed=self.seed_,
+            dist=dist,
+            names=list(self._params),
             checkpoint_dir=options.checkpoint_dir,
             checkpoint_every=options.checkpoint_every,
-        )  # fmt: skip
+        )
         self._trainer = trainer
         try:
             with torch_threads(torch, cfg.torch_threads):
@@ -398,7 +423,8 @@ class FactorizationMachine(Recommender, FoldInModel, DotProductModel, Checkpoint
     def item_vectors(self) -> np.ndarray:
         """Item vectors with the item bias as a last column (float32, C-contiguous)."""
         return self._memo(
-            "item_vectors", lambda: dot_item_vectors(self.item_repr_, self.item_bias_)  # type: ignore[arg-type]
+            "item_vectors",
+            lambda: dot_item_vectors(self.item_repr_, self.item_bias_),  # type: ignore[arg-type]
         )
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
@@ -413,9 +439,12 @@ class FactorizationMachine(Recommender, FoldInModel, DotProductModel, Checkpoint
         items take part through their feature-based representations.
         """
         return fold_in_ridge(
-            self.item_repr_, self.item_bias_, history,  # type: ignore[arg-type]
-            reg=self.config.fold_in_reg, alpha=self.config.fold_in_alpha,
-        )  # fmt: skip
+            self.item_repr_,
+            self.item_bias_,
+            history,  # type: ignore[arg-type]
+            reg=self.config.fold_in_reg,
+            alpha=self.config.fold_in_alpha,
+        )
 
     def represent_items(self, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Representations and biases of (new) items from their attributes alone.

@@ -6,8 +6,14 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def fold_in_ridge(item_factors: np.ndarray, item_bias: np.ndarray, history: sp.csr_matrix,
-                  *, reg: float, alpha: float) -> np.ndarray:  # fmt: skip
+def fold_in_ridge(
+    item_factors: np.ndarray,
+    item_bias: np.ndarray,
+    history: sp.csr_matrix,
+    *,
+    reg: float,
+    alpha: float,
+) -> np.ndarray:
     """Scores for users given only a history row, by one implicit-ALS ridge solve.
 
     Each history row is regressed on the item factors plus an intercept,

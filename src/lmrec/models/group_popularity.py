@@ -61,8 +61,9 @@ class GroupPopularity(Recommender, FoldInModel):
     labels_: list[str] | None = None
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
-        groups = AttributeGroups(dataset.users, [self.config.attributes], dataset.n_users,
-                                 self.config.bins)  # fmt: skip
+        groups = AttributeGroups(
+            dataset.users, [self.config.attributes], dataset.n_users, self.config.bins
+        )
         x = sp.csr_matrix(dataset.matrix, dtype=np.float64, copy=True)
         x.data[:] = 1.0
         glob = np.asarray(x.sum(axis=0)).ravel()
@@ -73,8 +74,10 @@ class GroupPopularity(Recommender, FoldInModel):
             code, labels = np.full(dataset.n_users, -1, np.int64), []
         n_groups = len(labels)
         member = code >= 0
-        onehot = sp.csr_matrix((np.ones(member.sum()), (code[member], np.flatnonzero(member))),
-                               shape=(n_groups, dataset.n_users))  # fmt: skip
+        onehot = sp.csr_matrix(
+            (np.ones(member.sum()), (code[member], np.flatnonzero(member))),
+            shape=(n_groups, dataset.n_users),
+        )
         counts = np.vstack([(onehot @ x).toarray(), glob[None, :]])
         counts[:n_groups] += GLOBAL_TIE_BREAK * glob
         self.counts_ = counts.astype(np.float32)

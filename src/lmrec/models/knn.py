@@ -73,7 +73,9 @@ class KNNConfig(ModelConfig):
     )
     """Similarity of two rows: shrunk cosine, or dot product of tf-idf / BM25 weighted rows."""
     shrinkage: float = Field(
-        default=0.0, ge=0, json_schema_extra={"search": ("float", 0.0, 100.0, {"similarity": "cosine"})}
+        default=0.0,
+        ge=0,
+        json_schema_extra={"search": ("float", 0.0, 100.0, {"similarity": "cosine"})},
     )
     """Cosine only: ``sim = a.b / (||a|| ||b|| + shrinkage)``; 0 is the plain cosine."""
     bm25_k1: float = Field(
@@ -81,7 +83,10 @@ class KNNConfig(ModelConfig):
     )
     """BM25 only: term-frequency saturation ``k1`` (0 ignores the weights' size)."""
     bm25_b: float = Field(
-        default=0.75, ge=0, le=1, json_schema_extra={"search": ("float", 0.0, 1.0, {"similarity": "bm25"})}
+        default=0.75,
+        ge=0,
+        le=1,
+        json_schema_extra={"search": ("float", 0.0, 1.0, {"similarity": "bm25"})},
     )
     """BM25 only: strength ``b`` of the length normalisation, in [0, 1]."""
     implicit: bool = True
@@ -317,8 +322,13 @@ class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
         """Cosine neighbours from the noisy Gram matrix (:func:`~lmrec.models.dp.noisy_gram`):
         ``G_ij / (sqrt(G_ii G_jj) + shrinkage)`` with the noisy norms floored at 1."""
         cfg = self.config
-        gram, self.privacy_ = noisy_gram(self.user_items_, epsilon=cfg.dp_epsilon,  # type: ignore[arg-type]
-                                         delta=cfg.dp_delta, clip=cfg.dp_clip, seed=cfg.dp_seed)  # fmt: skip
+        gram, self.privacy_ = noisy_gram(
+            self.user_items_,
+            epsilon=cfg.dp_epsilon,  # type: ignore[arg-type]
+            delta=cfg.dp_delta,
+            clip=cfg.dp_clip,
+            seed=cfg.dp_seed,
+        )
         # Shrinking by a multiple of the noise scale keeps pairs of rare items, whose noisy
         # co-counts are mostly noise, from looking like perfect neighbours.
         shrink = cfg.shrinkage + _DP_SHRINK_SIGMAS * self.privacy_["sigma"]  # type: ignore[index]
@@ -328,12 +338,18 @@ class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
         n = sims.shape[0]
         k = min(cfg.k_neighbors, n)
         # Column j holds item j's neighbours (as in the exact path): its k largest entries.
-        rows = np.argpartition(-sims, k - 1, axis=0)[:k] if k < n else np.tile(np.arange(n)[:, None], (1, n))
+        rows = (
+            np.argpartition(-sims, k - 1, axis=0)[:k]
+            if k < n
+            else np.tile(np.arange(n)[:, None], (1, n))
+        )
         vals = np.take_along_axis(sims, rows, axis=0)
         cols = np.broadcast_to(np.arange(n), rows.shape)
         keep = vals > 0
         self.similarity_ = sp.csr_matrix(
-            (vals[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(n, n), dtype=np.float32
+            (vals[keep].astype(np.float32), (rows[keep], cols[keep])),
+            shape=(n, n),
+            dtype=np.float32,
         )
         self.similarity_.sort_indices()
 
@@ -392,9 +408,12 @@ class UserKNN(_KNNBase, FoldInModel):
     def _similarities(self) -> None:
         self._prepare()
         self.similarity_ = topk_similarities(
-            self._weighted, self._weighted, config=self.config,  # type: ignore[arg-type]
-            base_norms=self._norms, exclude_self=True,
-        )  # fmt: skip
+            self._weighted,
+            self._weighted,
+            config=self.config,  # type: ignore[arg-type]
+            base_norms=self._norms,
+            exclude_self=True,
+        )
 
     def _prepare(self) -> None:
         self._weighting = RowWeighting(self.config, self.user_items_)  # type: ignore[arg-type]
@@ -405,10 +424,16 @@ class UserKNN(_KNNBase, FoldInModel):
         scores = self.similarity_[user_idx] @ self.user_items_  # type: ignore[index,operator]
         return np.asarray(scores.toarray(), dtype=np.float32)
 
-    def score_history(self, history: sp.csr_matrix, *, skip: np.ndarray | None = None) -> np.ndarray:
+    def score_history(
+        self, history: sp.csr_matrix, *, skip: np.ndarray | None = None
+    ) -> np.ndarray:
         query = self._weighting(history)  # type: ignore[misc]
         sims = topk_similarities(
-            query, self._weighted, config=self.config, base_norms=self._norms, skip=skip  # type: ignore[arg-type]
+            query,
+            self._weighted,
+            config=self.config,
+            base_norms=self._norms,
+            skip=skip,  # type: ignore[arg-type]
         )
         return np.asarray((sims @ self.user_items_).toarray(), dtype=np.float32)
 

@@ -59,9 +59,13 @@ class OnboardConfig(ModelConfig):
     """Bin edges of numeric attributes (others: quintiles)."""
     prefixes: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
     """History lengths trained as arrival stages; each has its own attribute weights."""
-    l2_attributes: float = Field(default=30.0, gt=0, json_schema_extra={"search": ("float_log", 1.0, 1000.0)})
+    l2_attributes: float = Field(
+        default=30.0, gt=0, json_schema_extra={"search": ("float_log", 1.0, 1000.0)}
+    )
     """Ridge penalty of the attribute weights (shrinks groups towards popularity)."""
-    l2_items: float = Field(default=300.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)})
+    l2_items: float = Field(
+        default=300.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)}
+    )
     """Ridge penalty of the item-to-item weights ``V``."""
     augment: int = Field(default=3, ge=0, json_schema_extra={"search": ("int", 0, 10)})
     """Extra rows per user and small prefix length from random early items."""
@@ -123,16 +127,23 @@ class Onboard(Recommender, FoldInModel):
         items = np.asarray(dataset.column("item_idx"), np.int64)
         counts = np.bincount(users, minlength=n_users)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        time = (np.asarray(dataset.column("timestamp"), np.float64) if dataset.has_timestamps
-                else rng.random(len(users)))  # fmt: skip
+        time = (
+            np.asarray(dataset.column("timestamp"), np.float64)
+            if dataset.has_timestamps
+            else rng.random(len(users))
+        )
         rank = _rank_within_user(users, time, starts)
         attrs = np.hstack(
             [np.ones((n_users, 1), np.float32), self.groups_.one_hot(np.arange(n_users))]
         )
         inputs, targets = [], []
         plan = [(b, p, False) for b, p in enumerate(cfg.prefixes)]
-        plan += [(b, p, True) for _ in range(cfg.augment) for b, p in enumerate(cfg.prefixes)
-                 if 0 < p < cfg.augment_window]  # fmt: skip
+        plan += [
+            (b, p, True)
+            for _ in range(cfg.augment)
+            for b, p in enumerate(cfg.prefixes)
+            if 0 < p < cfg.augment_window
+        ]
         for b, p, shuffled in plan:
             if shuffled:  # p random items among each user's first augment_window
                 early = rank < cfg.augment_window
@@ -151,8 +162,12 @@ class Onboard(Recommender, FoldInModel):
         z = sp.vstack(inputs, format="csr")
         y = sp.vstack(targets, format="csr")
         gram = (z.T @ z).toarray()
-        penalty = np.concatenate([np.tile(np.r_[INTERCEPT_L2, np.full(nf - 1, cfg.l2_attributes)], nb),
-                                  np.full(n_items, cfg.l2_items)])  # fmt: skip
+        penalty = np.concatenate(
+            [
+                np.tile(np.r_[INTERCEPT_L2, np.full(nf - 1, cfg.l2_attributes)], nb),
+                np.full(n_items, cfg.l2_items),
+            ]
+        )
         gram[np.diag_indices_from(gram)] += penalty
         weights = _ridge_solve(gram, (z.T @ y).toarray())
         self.W_ = np.ascontiguousarray(weights[: nb * nf].reshape(nb, nf, n_items), np.float32)
@@ -206,8 +221,10 @@ class Onboard(Recommender, FoldInModel):
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         g = self.groups_
         arrays = {"W": self.W_, "V": self.V_, "groups": g.codes}  # type: ignore[union-attr]
-        meta = {"vocabularies": g.vocabularies,  # type: ignore[union-attr]
-                "combinations": [list(c) for c in g.combinations]}  # type: ignore[union-attr]  # fmt: skip
+        meta = {
+            "vocabularies": g.vocabularies,  # type: ignore[union-attr]
+            "combinations": [list(c) for c in g.combinations],
+        }  # type: ignore[union-attr]
         return arrays, meta  # type: ignore[return-value]
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:

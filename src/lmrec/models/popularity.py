@@ -68,8 +68,10 @@ class Popularity(Recommender, FoldInModel, UnlearningModel):
     def unlearning_blocker(self) -> str | None:
         """Counts can be taken back exactly; weights and decay need data the model does not keep."""
         if self.config.by != "count" or self.config.half_life_days is not None:
-            return ("popularity with by='weight' or half_life_days keeps no per-user weights or "
-                    "timestamps to subtract; retrain it without the users")  # fmt: skip
+            return (
+                "popularity with by='weight' or half_life_days keeps no per-user weights or "
+                "timestamps to subtract; retrain it without the users"
+            )
         return None
 
     def forget(self, user_idx: np.ndarray) -> None:

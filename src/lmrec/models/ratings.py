@@ -47,10 +47,13 @@ def _ratings(dataset: Dataset, model: str) -> sp.csr_matrix:
             "itemknn) or read the file with its rating column."
         )
     m = sp.csr_matrix(
-        (dataset.column("rating").astype(np.float64), dataset.column("item_idx"),
-         np.concatenate(([0], np.cumsum(dataset.user_counts())))),
+        (
+            dataset.column("rating").astype(np.float64),
+            dataset.column("item_idx"),
+            np.concatenate(([0], np.cumsum(dataset.user_counts()))),
+        ),
         shape=(dataset.n_users, dataset.n_items),
-    )  # fmt: skip
+    )
     if not np.isfinite(m.data).all():
         raise ConfigError(f"The ratings of {dataset.name!r} hold NaN or infinite values.")
     return m
@@ -116,11 +119,13 @@ class _RatingBase(Recommender, RatingModel):
 class BiasedMFConfig(ModelConfig):
     """Hyperparameters of :class:`BiasedMF`."""
 
-    factors: int = Field(default=50, ge=1, json_schema_extra={"search": ('int_log', 8, 200)})
+    factors: int = Field(default=50, ge=1, json_schema_extra={"search": ("int_log", 8, 200)})
     """Latent dimensions of ``p_u`` and ``q_i``."""
-    reg: float = Field(default=0.12, gt=0, json_schema_extra={"search": ('float_log', 0.01, 1.0)})
+    reg: float = Field(default=0.12, gt=0, json_schema_extra={"search": ("float_log", 0.01, 1.0)})
     """Weighted-lambda regularisation: each solve adds ``reg * n`` (its number of ratings)."""
-    reg_bias: float = Field(default=5.0, ge=0, json_schema_extra={"search": ('float_log', 0.1, 50.0)})
+    reg_bias: float = Field(
+        default=5.0, ge=0, json_schema_extra={"search": ("float_log", 0.1, 50.0)}
+    )
     """Ridge penalty of the baselines ``b_u``, ``b_i`` (as a number of pseudo-ratings)."""
     iterations: int = Field(default=15, ge=1)
     """ALS sweeps (users then items)."""
@@ -182,28 +187,52 @@ class BiasedMF(_RatingBase, DotProductModel):
 
     def item_vectors(self) -> np.ndarray:
         """``[q_i, b_i, 1]`` rows (float32)."""
-        return self._memo("items", lambda: np.ascontiguousarray(np.hstack([
-            self.item_factors_, self.item_bias_[:, None],  # type: ignore[index]
-            np.ones((len(self.item_bias_), 1), np.float32)]), dtype=np.float32))  # type: ignore[arg-type]  # fmt: skip
+        return self._memo(
+            "items",
+            lambda: np.ascontiguousarray(
+                np.hstack(
+                    [
+                        self.item_factors_,
+                        self.item_bias_[:, None],  # type: ignore[index]
+                        np.ones((len(self.item_bias_), 1), np.float32),
+                    ]
+                ),
+                dtype=np.float32,
+            ),
+        )  # type: ignore[arg-type]
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """``[p_u, 1, mu + b_u]`` rows (float32)."""
         idx = np.asarray(user_idx, np.int64)
-        return np.ascontiguousarray(np.hstack([
-            self.user_factors_[idx], np.ones((len(idx), 1), np.float32),  # type: ignore[index]
-            (self.mean_ + self.user_bias_[idx])[:, None]]), dtype=np.float32)  # type: ignore[index,operator]  # fmt: skip
+        return np.ascontiguousarray(
+            np.hstack(
+                [
+                    self.user_factors_[idx],
+                    np.ones((len(idx), 1), np.float32),  # type: ignore[index]
+                    (self.mean_ + self.user_bias_[idx])[:, None],
+                ]
+            ),
+            dtype=np.float32,
+        )  # type: ignore[index,operator]
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_vectors(user_idx) @ self.item_vectors().T
 
     def _predict_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        dots = np.einsum("nf,nf->n", self.user_factors_[u].astype(np.float64),  # type: ignore[index]
-                         self.item_factors_[i].astype(np.float64))  # type: ignore[index]  # fmt: skip
+        dots = np.einsum(
+            "nf,nf->n",
+            self.user_factors_[u].astype(np.float64),  # type: ignore[index]
+            self.item_factors_[i].astype(np.float64),
+        )  # type: ignore[index]
         return self.mean_ + self.user_bias_[u] + self.item_bias_[i] + dots  # type: ignore[operator,index]
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {"user_factors": self.user_factors_, "item_factors": self.item_factors_,
-                  "user_bias": self.user_bias_, "item_bias": self.item_bias_}  # fmt: skip
+        arrays = {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "user_bias": self.user_bias_,
+            "item_bias": self.item_bias_,
+        }
         return arrays, {"mean": self.mean_, **self._range_meta()}  # type: ignore[dict-item]
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
@@ -275,17 +304,23 @@ def _als_side(
 class KNNBaselineConfig(ModelConfig):
     """Hyperparameters of :class:`KNNBaseline`."""
 
-    k_neighbors: int = Field(default=40, ge=1, json_schema_extra={"search": ('int_log', 10, 200)})
+    k_neighbors: int = Field(default=40, ge=1, json_schema_extra={"search": ("int_log", 10, 200)})
     """Most similar items rated by the user that enter a prediction."""
     similarity: Literal["pearson_baseline", "pearson"] = "pearson_baseline"
     """Pearson correlation on baseline residuals, or mean-centred (each item's mean)."""
-    shrinkage: float = Field(default=100.0, ge=0, json_schema_extra={"search": ('float_log', 1.0, 1000.0)})
+    shrinkage: float = Field(
+        default=100.0, ge=0, json_schema_extra={"search": ("float_log", 1.0, 1000.0)}
+    )
     """``s_ij *= (n_ij - 1) / (n_ij - 1 + shrinkage)``: trust correlations with many common users."""
     min_support: int = Field(default=1, ge=1)
     """Pairs of items with fewer common users have similarity 0."""
-    reg_user: float = Field(default=15.0, ge=0, json_schema_extra={"search": ('float_log', 1.0, 50.0)})
+    reg_user: float = Field(
+        default=15.0, ge=0, json_schema_extra={"search": ("float_log", 1.0, 50.0)}
+    )
     """Ridge penalty of the user baselines."""
-    reg_item: float = Field(default=10.0, ge=0, json_schema_extra={"search": ('float_log', 1.0, 50.0)})
+    reg_item: float = Field(
+        default=10.0, ge=0, json_schema_extra={"search": ("float_log", 1.0, 50.0)}
+    )
     """Ridge penalty of the item baselines."""
 
 
@@ -371,10 +406,14 @@ class KNNBaseline(_RatingBase):
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         r = self.residuals_
-        arrays = {"similarity": self.similarity_, "user_bias": self.user_bias_.astype(np.float32),  # type: ignore[union-attr]
-                  "item_bias": self.item_bias_.astype(np.float32),  # type: ignore[union-attr]
-                  "residuals.data": r.data.astype(np.float32), "residuals.indices": r.indices.astype(np.int64),  # type: ignore[union-attr]
-                  "residuals.indptr": r.indptr.astype(np.int64)}  # type: ignore[union-attr]  # fmt: skip
+        arrays = {
+            "similarity": self.similarity_,
+            "user_bias": self.user_bias_.astype(np.float32),  # type: ignore[union-attr]
+            "item_bias": self.item_bias_.astype(np.float32),  # type: ignore[union-attr]
+            "residuals.data": r.data.astype(np.float32),
+            "residuals.indices": r.indices.astype(np.int64),  # type: ignore[union-attr]
+            "residuals.indptr": r.indptr.astype(np.int64),
+        }  # type: ignore[union-attr]
         return arrays, {"mean": self.mean_, **self._range_meta()}  # type: ignore[dict-item]
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:

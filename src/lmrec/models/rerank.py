@@ -72,9 +72,13 @@ class RerankConfig(ModelConfig):
     """Hyperparameters of the base model (validated by its own config)."""
     method: Method = "calibrated"
     """``calibrated`` (Steck), ``mmr`` (diversity) or ``exposure`` (protected item group)."""
-    trade_off: float = Field(default=0.5, ge=0, lt=1, json_schema_extra={"search": ('float', 0.0, 0.95)})
+    trade_off: float = Field(
+        default=0.5, ge=0, lt=1, json_schema_extra={"search": ("float", 0.0, 0.95)}
+    )
     """λ: weight of the list-level goal against relevance (0 = the base model's order)."""
-    n_candidates: int = Field(default=100, ge=2, le=2000, json_schema_extra={"search": ('int_log', 20, 500)})
+    n_candidates: int = Field(
+        default=100, ge=2, le=2000, json_schema_extra={"search": ("int_log", 20, 500)}
+    )
     """Top unseen items of the base model that are re-ranked, per user."""
     depth: int = Field(default=10, ge=1, le=2000)
     """Length of the re-ranked list (the ``k`` you show); later candidates keep the base order."""
@@ -152,8 +156,9 @@ class Rerank(Recommender, FoldInModel):
                 else _interaction_vectors(dataset.matrix, cfg.n_factors, cfg.seed)
             )
         if cfg.method == "exposure":
-            self.protected_ = _protected(dataset, cfg.protected_attribute, cfg.protected_group,
-                                         cfg.separator)  # fmt: skip
+            self.protected_ = _protected(
+                dataset, cfg.protected_attribute, cfg.protected_group, cfg.separator
+            )
         base = create_model(cfg.base_model, cfg.base_params)
         self.base_ = base.fit(dataset, valid=valid, options=options)
 
@@ -203,8 +208,9 @@ class Rerank(Recommender, FoldInModel):
             sub[np.nonzero(ok)[0], picked[ok]] = np.broadcast_to(scores, picked.shape)[ok]
         return out
 
-    def _calibrated_set(self, cand: np.ndarray, rel: np.ndarray, valid: np.ndarray,
-                        history: sp.csr_matrix) -> np.ndarray:  # fmt: skip
+    def _calibrated_set(
+        self, cand: np.ndarray, rel: np.ndarray, valid: np.ndarray, history: sp.csr_matrix
+    ) -> np.ndarray:
         """Steck's objective over a set of ``depth`` items, by best-swap local search.
 
         Start from the ``depth`` most relevant candidates; while some swap of a chosen item
@@ -261,8 +267,9 @@ class Rerank(Recommender, FoldInModel):
         picked[ok] = cand[rows[:, None].repeat(depth, axis=1)[ok], order[ok]]
         return picked
 
-    def _greedy(self, cand: np.ndarray, rel: np.ndarray, valid: np.ndarray,
-                history: sp.csr_matrix) -> np.ndarray:  # fmt: skip
+    def _greedy(
+        self, cand: np.ndarray, rel: np.ndarray, valid: np.ndarray, history: sp.csr_matrix
+    ) -> np.ndarray:
         """Greedy selection order of the candidates (item indices; -1 past the valid ones)."""
         lam = self.config.trade_off
         b, n = cand.shape
@@ -289,8 +296,11 @@ class Rerank(Recommender, FoldInModel):
         if method == "calibrated":
             dist = self.attributes_
             target = np.asarray((history.astype(np.float64) @ dist).todense())  # type: ignore[operator]
-            return {"p": target, "items": _dense_rows(dist, cand),  # type: ignore[arg-type]
-                    "mass": np.zeros_like(target)}  # fmt: skip
+            return {
+                "p": target,
+                "items": _dense_rows(dist, cand),  # type: ignore[arg-type]
+                "mass": np.zeros_like(target),
+            }
         if method == "mmr":
             vec = self.item_vectors_[cand]  # type: ignore[index]
             return {"sim": np.einsum("bid,bjd->bij", vec, vec), "max": np.zeros(cand.shape)}
@@ -301,8 +311,11 @@ class Rerank(Recommender, FoldInModel):
         if method == "calibrated":
             p, items, mass = state["p"], state["items"], state["mass"]
             b, n, g = items.shape
-            kl = calibration_kl(np.repeat(p, n, axis=0), (mass[:, None, :] + items).reshape(b * n, g),
-                                self.config.alpha).reshape(b, n)  # fmt: skip
+            kl = calibration_kl(
+                np.repeat(p, n, axis=0),
+                (mass[:, None, :] + items).reshape(b * n, g),
+                self.config.alpha,
+            ).reshape(b, n)
             # No attribute mass in the list (yet): the worst case, q~ = alpha p. No history: 0.
             has_p = p.sum(axis=1) > 0
             kl = np.where(
@@ -395,8 +408,9 @@ def _protected(dataset: Dataset, attribute: str, group: str, separator: str | No
 def _list_kl(p: np.ndarray, mass: np.ndarray, alpha: float) -> np.ndarray:
     """Miscalibration of lists with attribute ``mass`` (shape ``(a, ..., g)``) for histories
     ``p`` (``(a, g)``); a list with no attribute mass gets the worst value ``ln(1/alpha)``."""
-    target = np.broadcast_to(p.reshape((p.shape[0],) + (1,) * (mass.ndim - 2) + p.shape[1:]),
-                             mass.shape)  # fmt: skip
+    target = np.broadcast_to(
+        p.reshape((p.shape[0],) + (1,) * (mass.ndim - 2) + p.shape[1:]), mass.shape
+    )
     flat = calibration_kl(target.reshape(-1, p.shape[1]), mass.reshape(-1, p.shape[1]), alpha)
     return np.where(np.isnan(flat), -np.log(alpha), flat).reshape(mass.shape[:-1])
 
@@ -418,8 +432,9 @@ def _minmax(rel: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), 0.0),
-                                dtype=np.float32)  # fmt: skip
+    return np.ascontiguousarray(
+        np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), 0.0), dtype=np.float32
+    )
 
 
 def _interaction_vectors(matrix: sp.csr_matrix, n_factors: int, seed: int) -> np.ndarray:

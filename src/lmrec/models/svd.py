@@ -139,6 +139,7 @@ class PureSVD(Recommender, FoldInModel, DotProductModel, UnlearningModel):
         """Drop the users' rows and recompute the SVD of the remaining ones."""
         keep = drop_users(self, user_idx)
         self._factorize(keep_rows(self.user_items_, keep))  # type: ignore[arg-type]
+
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Exact: the score is ``sum_j V_j . V_item`` over the (binary) history."""
         v = self.item_factors_

@@ -60,7 +60,9 @@ class ItemFeatureConfig(ModelConfig):
     """Sentence encoder: the bundled default, a local model directory or a Hugging Face id."""
     text_template: str | None = None
     """Item text template over item columns (default: as :class:`ContentModel`)."""
-    attribute_weight: float = Field(default=0.5, ge=0, json_schema_extra={"search": ("float", 0.0, 2.0)})
+    attribute_weight: float = Field(
+        default=0.5, ge=0, json_schema_extra={"search": ("float", 0.0, 2.0)}
+    )
     """Scale of the one-hot item attributes appended to the text embedding (0: text only)."""
     n_bins: int = Field(default=10, ge=2, le=100)
     """Quantile bins of each numeric item column (e.g. year)."""
@@ -76,7 +78,9 @@ class ItemFeatureConfig(ModelConfig):
 class Text2CFConfig(ItemFeatureConfig):
     """Hyperparameters of :class:`Text2CF` (defaults chosen on a cold-item validation split)."""
 
-    cf_l2: float = Field(default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)})
+    cf_l2: float = Field(
+        default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)}
+    )
     """L2 penalty of the EASE model fitted on the warm items (the regression target)."""
     l2: float = Field(default=10.0, gt=0, json_schema_extra={"search": ("float_log", 0.1, 1000.0)})
     """Ridge penalty of the map from item features to EASE columns."""
@@ -87,8 +91,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def item_attributes(items: pd.DataFrame, *, n_bins: int = 10,
-                    max_categories: int = 200) -> np.ndarray:  # fmt: skip
+def item_attributes(
+    items: pd.DataFrame, *, n_bins: int = 10, max_categories: int = 200
+) -> np.ndarray:
     """One-hot attribute matrix (float64, n_items x n_attributes) of an item table.
 
     Numeric columns are cut into ``n_bins`` quantile bins (missing values: no bin);
@@ -111,8 +116,10 @@ def item_attributes(items: pd.DataFrame, *, n_bins: int = 10,
             block[np.flatnonzero(ok), codes[ok]] = 1.0
             blocks.append(block)
             continue
-        lists = [[t.strip() for t in v.split("|") if t.strip()] if isinstance(v, str) else []
-                 for v in values.tolist()]  # fmt: skip
+        lists = [
+            [t.strip() for t in v.split("|") if t.strip()] if isinstance(v, str) else []
+            for v in values.tolist()
+        ]
         vocab = sorted({t for ts in lists for t in ts})
         if not vocab or len(vocab) > max_categories:
             continue
@@ -144,8 +151,7 @@ def item_features(dataset: Dataset, cfg: ItemFeatureConfig) -> tuple[np.ndarray,
     if len(emb) > 1:
         emb = _unit(emb - emb.mean(axis=0))
     if cfg.attribute_weight > 0:
-        attrs = item_attributes(dataset.items, n_bins=cfg.n_bins,
-                                max_categories=cfg.max_categories)  # fmt: skip
+        attrs = item_attributes(dataset.items, n_bins=cfg.n_bins, max_categories=cfg.max_categories)
         if attrs.shape[1]:
             emb = np.hstack([emb, cfg.attribute_weight * (attrs - attrs.mean(axis=0))])
     return emb, encoder.model_id
@@ -220,8 +226,10 @@ class Text2CF(Recommender, FoldInModel, UnlearningModel):
         self._map(x, self.features_.astype(np.float64))  # type: ignore[union-attr]
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return ({"features": self.features_, "mapping": self.mapping_},  # type: ignore[dict-item]
-                {"encoder_id": self.encoder_id_})  # fmt: skip
+        return (
+            {"features": self.features_, "mapping": self.mapping_},  # type: ignore[dict-item]
+            {"encoder_id": self.encoder_id_},
+        )
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         n_items = self.seen_.shape[1]  # type: ignore[union-attr]

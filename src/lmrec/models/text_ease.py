@@ -46,12 +46,15 @@ class TextEASEConfig(ItemFeatureConfig):
     (NDCG@10 0.2796 vs 0.2740 for EASE; ``side="features", l2=300, beta=10``: 0.2767).
     """
 
-    l2: float = Field(default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)})
+    l2: float = Field(
+        default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)}
+    )
     """L2 penalty ``lambda`` on the diagonal of the Gram matrix (as EASE's ``l2``)."""
     beta: float = Field(default=3.0, ge=0, json_schema_extra={"search": ("float", 0.0, 20.0)})
     """Weight of the side-information Gram (``F F^T`` or ``T^T T``; 0: plain EASE)."""
     side: Literal["features", "neighbours"] = Field(
-        default="neighbours", json_schema_extra={"search": ("categorical", ["features", "neighbours"])}
+        default="neighbours",
+        json_schema_extra={"search": ("categorical", ["features", "neighbours"])},
     )
     """Side information: the item features themselves, or pseudo-users from text neighbours."""
     n_neighbours: int = Field(
@@ -103,8 +106,12 @@ class TextEASE(Recommender, FoldInModel):
         gram = np.asarray((x.T @ x).toarray())
         gram += cfg.beta * _side_gram(feats, cfg.side, cfg.n_neighbours)
         gram[np.diag_indices_from(gram)] += cfg.l2
-        p = cho_solve(cho_factor(gram, overwrite_a=True, check_finite=False),
-                      np.eye(dataset.n_items), overwrite_b=True, check_finite=False)  # fmt: skip
+        p = cho_solve(
+            cho_factor(gram, overwrite_a=True, check_finite=False),
+            np.eye(dataset.n_items),
+            overwrite_b=True,
+            check_finite=False,
+        )
         p /= -p.diagonal()[np.newaxis, :]
         np.fill_diagonal(p, 0.0)
         self.B_ = np.ascontiguousarray(p, dtype=np.float32)

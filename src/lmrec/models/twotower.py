@@ -106,7 +106,9 @@ class TwoTowerConfig(ModelConfig):
     """``softmax``: full-catalog multinomial likelihood of the hidden items; ``bpr``: pairwise."""
     n_negatives: int = Field(default=8, ge=1)
     """Uniform negatives per hidden positive (``loss="bpr"`` only)."""
-    history_dropout: float = Field(default=0.5, gt=0, lt=1, json_schema_extra={"search": ("float", 0.2, 0.8)})
+    history_dropout: float = Field(
+        default=0.5, gt=0, lt=1, json_schema_extra={"search": ("float", 0.2, 0.8)}
+    )
     """Share of each user's history hidden from the user tower per step (the targets)."""
     history_power: float = Field(default=0.5, ge=0, le=1)
     """Pool the history as ``sum / n ** history_power`` (1: mean, 0.5: sqrt weighting)."""
@@ -251,8 +253,9 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         self.user_vectors_ = self._user_vectors(x, np.arange(dataset.n_users), user_text)
         del self._x
 
-    def _init_params(self, torch: Any, gen: Any, dataset: Dataset, device: Any,
-                     user_text: np.ndarray | None) -> dict[str, Any]:  # fmt: skip
+    def _init_params(
+        self, torch: Any, gen: Any, dataset: Dataset, device: Any, user_text: np.ndarray | None
+    ) -> dict[str, Any]:
         cfg = self.config
         f = cfg.factors
 
@@ -340,8 +343,9 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         self._epoch += 1
         return {"loss": total / max(n_batches, 1)}
 
-    def _draw_batch(self, rng: np.random.Generator, batch: np.ndarray) -> tuple[
-            np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:  # fmt: skip
+    def _draw_batch(
+        self, rng: np.random.Generator, batch: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """History rows, hidden-item mask, id-dropout keep mask and BPR negatives of a batch.
 
         Drawn for the whole global batch from its generator, the same on every rank.
@@ -378,8 +382,9 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
             u = u + p["user_id"][idx]
         return u
 
-    def _loss(self, torch: Any, scores: Any, target: Any, denom: int,
-              neg: np.ndarray | None = None) -> Any:  # fmt: skip
+    def _loss(
+        self, torch: Any, scores: Any, target: Any, denom: int, neg: np.ndarray | None = None
+    ) -> Any:
         """Summed loss of a batch piece's hidden (target) items against the full catalog / denom.
 
         ``softmax``: per-user mean log-likelihood of the hidden items, summed over the
@@ -411,8 +416,9 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         self.item_vectors_ = np.ascontiguousarray(v, dtype=np.float32)
         self.item_bias_ = np.ascontiguousarray(b, dtype=np.float32)
 
-    def _user_vectors(self, history: sp.csr_matrix, user_idx: np.ndarray | None,
-                      user_text: np.ndarray | None) -> np.ndarray:  # fmt: skip
+    def _user_vectors(
+        self, history: sp.csr_matrix, user_idx: np.ndarray | None, user_text: np.ndarray | None
+    ) -> np.ndarray:
         """User tower in NumPy: pooled history (+ attribute text and id for known users)."""
         history = sp.csr_matrix(history, dtype=np.float32)
         count = np.maximum(np.asarray(history.sum(axis=1)).ravel(), 1.0)
@@ -431,7 +437,8 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
     def item_vectors(self) -> np.ndarray:
         """Item vectors with the item bias as a last column (float32, C-contiguous)."""
         return self._memo(
-            "item_vectors", lambda: dot_item_vectors(self.item_vectors_, self.item_bias_)  # type: ignore[arg-type]
+            "item_vectors",
+            lambda: dot_item_vectors(self.item_vectors_, self.item_bias_),  # type: ignore[arg-type]
         )
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
@@ -457,7 +464,9 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         self.weights_ = {k[2:]: arrays.float(k) for k in arrays.keys("w.")}
         self.user_vectors_ = arrays.float("user_vectors", (n_users, None))
         self.item_known_ = arrays.flags("item_known", (n_items,))
-        self.item_text_ = arrays.float("item_text", (n_items, None)) if "item_text" in arrays else None
+        self.item_text_ = (
+            arrays.float("item_text", (n_items, None)) if "item_text" in arrays else None
+        )
         self.history_ = meta.get("history")
         self.seed_ = meta.get("seed")
         self._precompute(None)

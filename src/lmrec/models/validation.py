@@ -68,8 +68,12 @@ def validation_metric(
     spec = parse_metric(metric)
     k = getattr(spec, "k", None) or 10
     frame = valid.to_frame()
-    users, truth, _, _ = truth_from_ids(model.user_ids_, model.item_ids_,  # type: ignore[arg-type]
-                                        frame["user"], frame["item"])  # fmt: skip
+    users, truth, _, _ = truth_from_ids(
+        model.user_ids_,
+        model.item_ids_,  # type: ignore[arg-type]
+        frame["user"],
+        frame["item"],
+    )
     if len(users) == 0:
         raise DataError(
             "No validation user is known to the model: the validation data must hold "

@@ -83,20 +83,24 @@ class FederatedResult:
     def to_dict(self) -> dict[str, Any]:
         """Summary numbers (JSON-able)."""
         return {
-            "rounds": self.rounds, "n_clients": self.n_clients, "ndcg@10": self.ndcg_at_10,
+            "rounds": self.rounds,
+            "n_clients": self.n_clients,
+            "ndcg@10": self.ndcg_at_10,
             "bytes_up_per_client_round": self.bytes_up_per_client_round,
             "bytes_down_per_client_round": self.bytes_down_per_client_round,
-            "bytes_per_client_total": self.rounds * (self.bytes_up_per_client_round
-                                                     + self.bytes_down_per_client_round),
-            "privacy": self.privacy, "history": self.history,
-        }  # fmt: skip
+            "bytes_per_client_total": self.rounds
+            * (self.bytes_up_per_client_round + self.bytes_down_per_client_round),
+            "privacy": self.privacy,
+            "history": self.history,
+        }
 
 
 class LocalBPR:
     """One client's users: their training and test rows and their (private) vectors."""
 
-    def __init__(self, train: sp.csr_matrix, test: sp.csr_matrix | None, cfg: FederatedConfig,
-                 seed: int) -> None:  # fmt: skip
+    def __init__(
+        self, train: sp.csr_matrix, test: sp.csr_matrix | None, cfg: FederatedConfig, seed: int
+    ) -> None:
         self.train, self.test, self.cfg = sp.csr_matrix(train), test, cfg
         self.rng = np.random.default_rng(seed)
         self.users = self.rng.normal(0.0, cfg.init_std, (train.shape[0], cfg.factors))
@@ -159,8 +163,9 @@ def make_client(local: LocalBPR) -> Any:
     return FedBPRClient()
 
 
-def partition(train: Dataset, test: Dataset | None, n_clients: int,
-              seed: int) -> list[tuple[sp.csr_matrix, sp.csr_matrix | None]]:  # fmt: skip
+def partition(
+    train: Dataset, test: Dataset | None, n_clients: int, seed: int
+) -> list[tuple[sp.csr_matrix, sp.csr_matrix | None]]:
     """Split the users at random into ``n_clients`` groups; each gets its rows of both sets."""
     if not 1 <= n_clients <= train.n_users:
         raise ConfigError(f"n_clients must be in 1..{train.n_users} (users); got {n_clients}.")
@@ -178,8 +183,9 @@ def _aligned_test(train: Dataset, test: Dataset) -> sp.csr_matrix:
     u = train.user_ids.index(f["user"].to_numpy(), on_unknown="ignore", kind="user")
     i = train.item_ids.index(f["item"].to_numpy(), on_unknown="ignore", kind="item")
     ok = (u >= 0) & (i >= 0)
-    return sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (u[ok], i[ok])),
-                         shape=(train.n_users, train.n_items))  # fmt: skip
+    return sp.csr_matrix(
+        (np.ones(int(ok.sum()), np.float32), (u[ok], i[ok])), shape=(train.n_users, train.n_items)
+    )
 
 
 def _strategy(cfg: FederatedConfig, n_items: int, n_clients: int, *, min_clients: int) -> Any:
@@ -189,8 +195,10 @@ def _strategy(cfg: FederatedConfig, n_items: int, n_clients: int, *, min_clients
     from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg
 
     rng = np.random.default_rng(cfg.seed)
-    init = [rng.normal(0.0, cfg.init_std, (n_items, cfg.factors)).astype(np.float32),
-            np.zeros(n_items, np.float32)]  # fmt: skip
+    init = [
+        rng.normal(0.0, cfg.init_std, (n_items, cfg.factors)).astype(np.float32),
+        np.zeros(n_items, np.float32),
+    ]
 
     def metrics(pairs: list[tuple[int, dict]]) -> dict:
         total = sum(m["ndcg_sum"] for _, m in pairs)
@@ -198,16 +206,21 @@ def _strategy(cfg: FederatedConfig, n_items: int, n_clients: int, *, min_clients
         return {"ndcg@10": total / max(n, 1), "n_users": n}
 
     strategy = FedAvg(
-        fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=min_clients,
-        min_evaluate_clients=min_clients, min_available_clients=min_clients,
+        fraction_fit=1.0,
+        fraction_evaluate=1.0,
+        min_fit_clients=min_clients,
+        min_evaluate_clients=min_clients,
+        min_available_clients=min_clients,
         initial_parameters=ndarrays_to_parameters(init),
         evaluate_metrics_aggregation_fn=metrics,
-    )  # fmt: skip
+    )
     if cfg.dp_noise is not None:
         strategy = DifferentialPrivacyServerSideFixedClipping(
-            strategy, noise_multiplier=cfg.dp_noise, clipping_norm=cfg.dp_clip,
+            strategy,
+            noise_multiplier=cfg.dp_noise,
+            clipping_norm=cfg.dp_clip,
             num_sampled_clients=n_clients,
-        )  # fmt: skip
+        )
     del flwr
     return strategy
 
@@ -219,18 +232,24 @@ def _privacy(cfg: FederatedConfig, n_clients: int) -> dict[str, Any] | None:
 
     return {
         "mechanism": "Flower DifferentialPrivacyServerSideFixedClipping (Gaussian on the "
-                     "average of clipped client updates)",
-        "unit": "client", "accountant": "RDP (Opacus), every client every round",
+        "average of clipped client updates)",
+        "unit": "client",
+        "accountant": "RDP (Opacus), every client every round",
         "epsilon": epsilon_for(cfg.dp_noise, 1.0, cfg.rounds, cfg.dp_delta),
-        "delta": cfg.dp_delta, "clip": cfg.dp_clip, "noise_multiplier": cfg.dp_noise,
+        "delta": cfg.dp_delta,
+        "clip": cfg.dp_clip,
+        "noise_multiplier": cfg.dp_noise,
         "n_clients": n_clients,
-    }  # fmt: skip
+    }
 
 
 def train_federated(
-    train: Dataset, test: Dataset | None = None, *, n_clients: int = 100,
+    train: Dataset,
+    test: Dataset | None = None,
+    *,
+    n_clients: int = 100,
     config: FederatedConfig | None = None,
-) -> FederatedResult:  # fmt: skip
+) -> FederatedResult:
     """Federated BPR as a Flower simulation on one machine (in-process clients, Flower's
     server loop and strategy); see the module docstring."""
     require("flwr", "privacy")
@@ -246,22 +265,31 @@ def train_federated(
         proxy = _InProcessProxy(str(c), make_client(local))
         proxies.append(proxy)
         manager.register(proxy)
-    server = Server(client_manager=manager,
-                    strategy=_strategy(cfg, train.n_items, n_clients, min_clients=n_clients))  # fmt: skip
+    server = Server(
+        client_manager=manager,
+        strategy=_strategy(cfg, train.n_items, n_clients, min_clients=n_clients),
+    )
     history, _ = _quiet_fit(server, cfg.rounds)
     from flwr.common import parameters_to_ndarrays
 
     v, b = parameters_to_ndarrays(server.parameters)
-    per_round = [{"round": float(r), "ndcg@10": float(m)}
-                 for r, m in history.metrics_distributed.get("ndcg@10", [])]  # fmt: skip
+    per_round = [
+        {"round": float(r), "ndcg@10": float(m)}
+        for r, m in history.metrics_distributed.get("ndcg@10", [])
+    ]
     up = sum(p.bytes_up for p in proxies) / max(1, cfg.rounds * n_clients)
     down = sum(p.bytes_down for p in proxies) / max(1, cfg.rounds * n_clients)
     return FederatedResult(
-        item_factors=v, item_bias=b, rounds=cfg.rounds, n_clients=n_clients,
-        ndcg_at_10=per_round[-1]["ndcg@10"] if per_round else float("nan"), history=per_round,
-        bytes_up_per_client_round=up, bytes_down_per_client_round=down,
+        item_factors=v,
+        item_bias=b,
+        rounds=cfg.rounds,
+        n_clients=n_clients,
+        ndcg_at_10=per_round[-1]["ndcg@10"] if per_round else float("nan"),
+        history=per_round,
+        bytes_up_per_client_round=up,
+        bytes_down_per_client_round=down,
         privacy=_privacy(cfg, n_clients),
-    )  # fmt: skip
+    )
 
 
 def _quiet_fit(server: Any, rounds: int) -> Any:
@@ -322,8 +350,9 @@ class _InProcessProxy:
         return Proxy()
 
 
-def start_server(address: str, *, n_items: int, n_clients: int,
-                 config: FederatedConfig | None = None) -> FederatedResult:  # fmt: skip
+def start_server(
+    address: str, *, n_items: int, n_clients: int, config: FederatedConfig | None = None
+) -> FederatedResult:
     """Run the real Flower gRPC server at ``address`` until ``config.rounds`` rounds with
     ``n_clients`` connected clients are done; returns the item side."""
     flwr = require("flwr", "privacy")
@@ -332,20 +361,35 @@ def start_server(address: str, *, n_items: int, n_clients: int,
     from flwr.server import Server, ServerConfig, SimpleClientManager
 
     cfg = config or FederatedConfig()
-    server = Server(client_manager=SimpleClientManager(),
-                    strategy=_strategy(cfg, n_items, n_clients, min_clients=n_clients))  # fmt: skip
-    history = flwr_start_server(server_address=address, server=server,
-                                config=ServerConfig(num_rounds=cfg.rounds))  # fmt: skip
+    server = Server(
+        client_manager=SimpleClientManager(),
+        strategy=_strategy(cfg, n_items, n_clients, min_clients=n_clients),
+    )
+    history = flwr_start_server(
+        server_address=address, server=server, config=ServerConfig(num_rounds=cfg.rounds)
+    )
     v, b = parameters_to_ndarrays(server.parameters)
     scores = history.metrics_distributed.get("ndcg@10", [])
     del flwr
-    return FederatedResult(v, b, cfg.rounds, n_clients, scores[-1][1] if scores else float("nan"),
-                           [{"round": float(r), "ndcg@10": float(m)} for r, m in scores],
-                           privacy=_privacy(cfg, n_clients))  # fmt: skip
+    return FederatedResult(
+        v,
+        b,
+        cfg.rounds,
+        n_clients,
+        scores[-1][1] if scores else float("nan"),
+        [{"round": float(r), "ndcg@10": float(m)} for r, m in scores],
+        privacy=_privacy(cfg, n_clients),
+    )
 
 
-def start_client(address: str, train: sp.csr_matrix, test: sp.csr_matrix | None = None, *,
-                 config: FederatedConfig | None = None, seed: int = 0) -> None:  # fmt: skip
+def start_client(
+    address: str,
+    train: sp.csr_matrix,
+    test: sp.csr_matrix | None = None,
+    *,
+    config: FederatedConfig | None = None,
+    seed: int = 0,
+) -> None:
     """Run one real Flower client holding ``train`` (its users' rows over the catalog)
     against the server at ``address``; returns when the server ends the run."""
     require("flwr", "privacy")

@@ -79,8 +79,9 @@ def without_users(dataset: Dataset, users: Any) -> Dataset:
     frame["user_idx"] = new_index[frame["user_idx"].to_numpy()]
     user_ids = IdMap(dataset.user_ids.ids[~drop])
     users_table = None if dataset.users is None else dataset.users.loc[list(user_ids.ids)]
-    return Dataset(frame, user_ids, dataset.item_ids, items=dataset.items, users=users_table,
-                   name=dataset.name)  # fmt: skip
+    return Dataset(
+        frame, user_ids, dataset.item_ids, items=dataset.items, users=users_table, name=dataset.name
+    )
 
 
 def _is_private(model: Recommender) -> bool:
@@ -139,9 +140,13 @@ def forget_users(
         out = _retrain(model, without_users(data, model.user_ids_.lookup(idx)))  # type: ignore[union-attr]
         done = "retrained"
     report = ForgetReport(
-        request_id=uuid.uuid4().hex, time=datetime.now(UTC).isoformat(timespec="seconds"),
-        model=model.name, method=done, n_users=len(idx), n_interactions=n_interactions,
-    )  # fmt: skip
+        request_id=uuid.uuid4().hex,
+        time=datetime.now(UTC).isoformat(timespec="seconds"),
+        model=model.name,
+        method=done,
+        n_users=len(idx),
+        n_interactions=n_interactions,
+    )
     return out, report
 
 
@@ -149,11 +154,15 @@ def _why_not_exact(model: Recommender) -> str | None:
     if not supports(model, UnlearningModel):
         from lmrec.models.registry import models_supporting
 
-        return ("it is trained iteratively; models that forget exactly: "
-                f"{', '.join(models_supporting(UnlearningModel))}")  # fmt: skip
+        return (
+            "it is trained iteratively; models that forget exactly: "
+            f"{', '.join(models_supporting(UnlearningModel))}"
+        )
     if _is_private(model):
-        return ("it was fitted with differential privacy, and recomputing its noisy statistics "
-                "would publish a second release of the same users; retrain it with fresh noise")  # fmt: skip
+        return (
+            "it was fitted with differential privacy, and recomputing its noisy statistics "
+            "would publish a second release of the same users; retrain it with fresh noise"
+        )
     return model.unlearning_blocker()  # type: ignore[attr-defined]
 
 

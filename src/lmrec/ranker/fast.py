@@ -98,8 +98,9 @@ class TokenCache:
         room = max(0, max_length - 3 - len(item))
         return [self.cls, *context[:room], self.sep, *item, self.sep]
 
-    def one_way_pair(self, context: list[int], item: list[int], max_length: int,
-                     max_item_length: int) -> tuple[list[int], int]:  # fmt: skip
+    def one_way_pair(
+        self, context: list[int], item: list[int], max_length: int, max_item_length: int
+    ) -> tuple[list[int], int]:
         """``[CLS] context [SEP] item [SEP]`` with separate budgets, and where the item starts.
 
         The layout of a ranker with ``shared_context``: the context side takes at most
@@ -109,8 +110,9 @@ class TokenCache:
         head = [self.cls, *context[: max_length - 2], self.sep]
         return [*head, *item[: max_item_length - 1], self.sep], len(head)
 
-    def pack(self, context: list[int], items: list[list[int]], max_length: int,
-             max_item_length: int) -> tuple[list[int], list[int], list[int]]:  # fmt: skip
+    def pack(
+        self, context: list[int], items: list[list[int]], max_length: int, max_item_length: int
+    ) -> tuple[list[int], list[int], list[int]]:
         """One sequence for a user and all their candidates: ids, positions, segments.
 
         ``[CLS] context [SEP] item_1 [SEP] item_2 [SEP] ...``; each item's positions
@@ -144,8 +146,9 @@ class TokenCache:
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
-def packed_inputs(packs: list[tuple[list[int], list[int], list[int]]], pad: int
-                  ) -> dict[str, np.ndarray]:  # fmt: skip
+def packed_inputs(
+    packs: list[tuple[list[int], list[int], list[int]]], pad: int
+) -> dict[str, np.ndarray]:
     """Padded arrays of :meth:`TokenCache.pack` sequences for the packed graph.
 
     ``bias`` (n, 1, t, t) float32 is 0 where a token may attend (the context sees the
@@ -166,8 +169,13 @@ def packed_inputs(packs: list[tuple[list[int], list[int], list[int]]], pad: int
     member = (seg[:, None, :] == -1) | (seg[:, None, :] == np.arange(k)[None, :, None])
     pool = member.astype(np.float32)
     pool /= np.maximum(pool.sum(-1, keepdims=True), 1.0)
-    return {"input_ids": ids, "position_ids": pos, "token_type_ids": (seg >= 0).astype(np.int64),
-            "bias": bias, "pool": pool}  # fmt: skip
+    return {
+        "input_ids": ids,
+        "position_ids": pos,
+        "token_type_ids": (seg >= 0).astype(np.int64),
+        "bias": bias,
+        "pool": pool,
+    }
 
 
 def export_onnx(ranker: Any, path: str | Path, *, int8: bool = True) -> Path:
@@ -199,8 +207,9 @@ def export_onnx(ranker: Any, path: str | Path, *, int8: bool = True) -> Path:
             self.encoder, self.head = encoder, module["head"]
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids).last_hidden_state  # fmt: skip
+            out = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
             if pooling == "cls":
                 pooled = out[:, 0]
             else:
@@ -213,38 +222,62 @@ def export_onnx(ranker: Any, path: str | Path, *, int8: bool = True) -> Path:
             super().__init__()
             self.encoder, self.head = encoder, module["head"]
 
-        def forward(self, input_ids: Any, position_ids: Any, token_type_ids: Any, bias: Any,
-                    pool: Any) -> Any:  # fmt: skip
-            out = self.encoder(input_ids=input_ids, position_ids=position_ids,
-                               token_type_ids=token_type_ids, attention_mask=bias).last_hidden_state  # fmt: skip
+        def forward(
+            self, input_ids: Any, position_ids: Any, token_type_ids: Any, bias: Any, pool: Any
+        ) -> Any:
+            out = self.encoder(
+                input_ids=input_ids,
+                position_ids=position_ids,
+                token_type_ids=token_type_ids,
+                attention_mask=bias,
+            ).last_hidden_state
             return self.head(pool @ out).squeeze(-1)
 
     path = Path(path)
     if ranker.config.shared_context:
-        feed = packed_inputs([([101, 7, 102, 9, 102], [0, 1, 2, 3, 4], [-1, -1, -1, 0, 0]),
-                              ([101, 102, 9, 102, 8, 102], [0, 1, 2, 3, 2, 3], [-1, -1, 0, 0, 1, 1])],
-                             pad=0)  # fmt: skip
+        feed = packed_inputs(
+            [
+                ([101, 7, 102, 9, 102], [0, 1, 2, 3, 4], [-1, -1, -1, 0, 0]),
+                ([101, 102, 9, 102, 8, 102], [0, 1, 2, 3, 2, 3], [-1, -1, 0, 0, 1, 1]),
+            ],
+            pad=0,
+        )
         graph, names = PackedLogit().eval(), PACKED_INPUTS
         example = tuple(torch.from_numpy(feed[n]) for n in names)
-        axes = {"input_ids": {0: "batch", 1: "tokens"}, "position_ids": {0: "batch", 1: "tokens"},
-                "token_type_ids": {0: "batch", 1: "tokens"},
-                "bias": {0: "batch", 2: "tokens", 3: "tokens_"},
-                "pool": {0: "batch", 1: "items", 2: "tokens"}, "logit": {0: "batch", 1: "items"}}  # fmt: skip
+        axes = {
+            "input_ids": {0: "batch", 1: "tokens"},
+            "position_ids": {0: "batch", 1: "tokens"},
+            "token_type_ids": {0: "batch", 1: "tokens"},
+            "bias": {0: "batch", 2: "tokens", 3: "tokens_"},
+            "pool": {0: "batch", 1: "items", 2: "tokens"},
+            "logit": {0: "batch", 1: "items"},
+        }
     else:
         graph, names = TextLogit().eval(), INPUTS
         example = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in INPUTS)
         axes = {**{name: {0: "batch", 1: "tokens"} for name in INPUTS}, "logit": {0: "batch"}}
     cfg = encoder.config
-    with tempfile.TemporaryDirectory() as tmp, quiet_loading(), torch.no_grad(), \
-            warnings.catch_warnings():  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        quiet_loading(),
+        torch.no_grad(),
+        warnings.catch_warnings(),
+    ):
         # The tracer's notes on shape-dependent branches and index export: the graph is
         # checked against torch's scores in tests/test_ranker_fast.py.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module="torch.onnx")
         raw = Path(tmp) / "raw.onnx"
-        torch.onnx.export(graph, example, str(raw), input_names=list(names),
-                          output_names=["logit"], dynamic_axes=axes, opset_version=17,
-                          dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            graph,
+            example,
+            str(raw),
+            input_names=list(names),
+            output_names=["logit"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
         options = None
         if ranker.config.shared_context:  # explicit positions and a 4-D mask: fuse the rest
             options = require("onnxruntime.transformers.fusion_options", "onnx").FusionOptions(
@@ -252,19 +285,25 @@ def export_onnx(ranker: Any, path: str | Path, *, int8: bool = True) -> Path:
             )
             options.enable_embed_layer_norm = False
             options.enable_attention = False
-        fused = ort_transformers.optimize_model(str(raw), model_type="bert",
-                                                num_heads=cfg.num_attention_heads,
-                                                hidden_size=cfg.hidden_size,
-                                                optimization_options=options)  # fmt: skip
+        fused = ort_transformers.optimize_model(
+            str(raw),
+            model_type="bert",
+            num_heads=cfg.num_attention_heads,
+            hidden_size=cfg.hidden_size,
+            optimization_options=options,
+        )
         if not int8:
             fused.save_model_to_file(str(path))
             return path
         staged = Path(tmp) / "fused.onnx"
         fused.save_model_to_file(str(staged))
         onnx = require("onnx", "onnx")
-        quantization.quantize_dynamic(str(staged), str(path),
-                                      weight_type=quantization.QuantType.QInt8,
-                                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fmt: skip
+        quantization.quantize_dynamic(
+            str(staged),
+            str(path),
+            weight_type=quantization.QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     return path
 
 
@@ -293,8 +332,15 @@ class OnnxScorer:
     >>> scorer.score_candidates(np.array([0]), np.array([[3, 7, 9]]))     # doctest: +SKIP
     """
 
-    def __init__(self, session: Any, tokens: TokenCache, ranker: Any, *, max_length: int,
-                 tokens_per_batch: int = 4096) -> None:  # fmt: skip
+    def __init__(
+        self,
+        session: Any,
+        tokens: TokenCache,
+        ranker: Any,
+        *,
+        max_length: int,
+        tokens_per_batch: int = 4096,
+    ) -> None:
         if max_length < 8:
             raise ConfigError(f"OnnxScorer max_length must be >= 8 tokens. Got {max_length}.")
         self.session = session
@@ -303,13 +349,25 @@ class OnnxScorer:
         self.max_length = int(max_length)
         self.tokens_per_batch = int(tokens_per_batch)
         wide = ranker._module["wide"] if "wide" in ranker._module else None
-        self._wide = (None if wide is None else
-                      (wide.weight.detach().cpu().numpy().astype(np.float64).ravel(),
-                       float(wide.bias.detach().cpu().numpy()[0])))  # fmt: skip
+        self._wide = (
+            None
+            if wide is None
+            else (
+                wide.weight.detach().cpu().numpy().astype(np.float64).ravel(),
+                float(wide.bias.detach().cpu().numpy()[0]),
+            )
+        )
 
     @classmethod
-    def from_ranker(cls, ranker: Any, *, int8: bool = True, max_length: int | None = None,
-                    path: str | Path | None = None, tokens_per_batch: int = 4096) -> OnnxScorer:  # fmt: skip
+    def from_ranker(
+        cls,
+        ranker: Any,
+        *,
+        int8: bool = True,
+        max_length: int | None = None,
+        path: str | Path | None = None,
+        tokens_per_batch: int = 4096,
+    ) -> OnnxScorer:
         """Export ``ranker`` (to ``path``, default a temporary file) and open a session."""
         if ranker.prompts_ is None:
             raise NotFittedError("OnnxScorer needs a ranker fitted on a data set (LMRanker.fit).")
@@ -318,8 +376,13 @@ class OnnxScorer:
             export_onnx(ranker, target, int8=int8)
             session = open_session(target)
         tokens = TokenCache(ranker._tokenizer, ranker.prompts_)
-        return cls(session, tokens, ranker, max_length=max_length or ranker.config.max_length,
-                   tokens_per_batch=tokens_per_batch)  # fmt: skip
+        return cls(
+            session,
+            tokens,
+            ranker,
+            max_length=max_length or ranker.config.max_length,
+            tokens_per_batch=tokens_per_batch,
+        )
 
     def _text_logits(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         contexts = self.tokens.contexts(users)
@@ -327,16 +390,22 @@ class OnnxScorer:
         pairs = [
             self.tokens.pair(c, t, self.max_length) for c, t in zip(contexts, texts, strict=True)
         ]
-        split = [len(p) - min(len(t), max(1, self.max_length - 3)) - 1
-                 for p, t in zip(pairs, texts, strict=True)]  # fmt: skip
+        split = [
+            len(p) - min(len(t), max(1, self.max_length - 3)) - 1
+            for p, t in zip(pairs, texts, strict=True)
+        ]
         order = np.argsort([len(p) for p in pairs], kind="stable")
         out = np.empty(len(pairs), np.float32)
         start = 0
         while start < len(order):  # batches of about tokens_per_batch tokens, shortest first
             width = len(pairs[order[start]])
             stop = start + 1
-            while (stop < len(order) and stop - start < 256
-                   and (stop - start + 1) * len(pairs[order[stop]]) <= max(self.tokens_per_batch, width)):  # fmt: skip
+            while (
+                stop < len(order)
+                and stop - start < 256
+                and (stop - start + 1) * len(pairs[order[stop]])
+                <= max(self.tokens_per_batch, width)
+            ):
                 stop += 1
             idx = order[start:stop]
             feed = self.tokens.batch([pairs[i] for i in idx], [split[i] for i in idx])
@@ -357,16 +426,21 @@ class OnnxScorer:
         for ctx, group in zip(contexts, groups, strict=True):
             for s in range(0, len(group), max_items):
                 part = group[s : s + max_items]
-                packs.append(self.tokens.pack(ctx, [texts[i] for i in part], self.max_length,
-                                              cfg.max_item_length))  # fmt: skip
+                packs.append(
+                    self.tokens.pack(
+                        ctx, [texts[i] for i in part], self.max_length, cfg.max_item_length
+                    )
+                )
                 where.append(part)
         out = np.empty(len(users), np.float32)
         by_len = np.argsort([len(pk[0]) for pk in packs], kind="stable")
         start = 0
         while start < len(by_len):  # about tokens_per_batch tokens per forward pass
             stop = start + 1
-            while (stop < len(by_len)
-                   and (stop - start + 1) * len(packs[by_len[stop]][0]) <= self.tokens_per_batch):  # fmt: skip
+            while (
+                stop < len(by_len)
+                and (stop - start + 1) * len(packs[by_len[stop]][0]) <= self.tokens_per_batch
+            ):
                 stop += 1
             chosen = by_len[start:stop]
             feed = packed_inputs([packs[i] for i in chosen], self.tokens.pad)

@@ -51,8 +51,9 @@ class ItemStats:
     smoothing: float = 5.0
 
     @classmethod
-    def from_labels(cls, items: np.ndarray, labels: np.ndarray, n_items: int,
-                    smoothing: float = 5.0) -> ItemStats:  # fmt: skip
+    def from_labels(
+        cls, items: np.ndarray, labels: np.ndarray, n_items: int, smoothing: float = 5.0
+    ) -> ItemStats:
         """Statistics of labelled (item, liked 0/1) samples, e.g. a CTR training set."""
         items = np.asarray(items, np.int64)
         count = np.bincount(items, minlength=n_items).astype(np.float64)
@@ -84,8 +85,13 @@ class ItemStats:
         return (self.likes + self.smoothing * self.prior) / (self.rated + self.smoothing)
 
 
-def side_features(prompts: PromptBuilder, stats: ItemStats, users: np.ndarray,
-                  items: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def side_features(
+    prompts: PromptBuilder,
+    stats: ItemStats,
+    users: np.ndarray,
+    items: np.ndarray,
+    ends: np.ndarray | None = None,
+) -> np.ndarray:
     """The (n, 4) float32 :data:`FEATURE_NAMES` of aligned users, items and history ends.
 
     ``ends`` is the position within each user's time-ordered history where the
@@ -113,8 +119,9 @@ def side_features(prompts: PromptBuilder, stats: ItemStats, users: np.ndarray,
     ).astype(np.float32)
 
 
-def history_features(stats: ItemStats, liked: np.ndarray, n_history: int,
-                     items: np.ndarray) -> np.ndarray:  # fmt: skip
+def history_features(
+    stats: ItemStats, liked: np.ndarray, n_history: int, items: np.ndarray
+) -> np.ndarray:
     """:func:`side_features` of one history given as like marks (1 / 0 / -1, oldest first)
     against candidate ``items``: a new user's history (no ratings: the like shares are
     the prior) or an edited one."""
@@ -127,12 +134,19 @@ def history_features(stats: ItemStats, liked: np.ndarray, n_history: int,
 
     recent = share(liked[max(0, len(liked) - n_history) :])
     items = np.asarray(items, np.int64)
-    return np.column_stack([np.full(len(items), recent), np.full(len(items), share(liked)),
-                            stats.like_rate()[items], np.log1p(stats.count[items])]).astype(np.float32)  # fmt: skip
+    return np.column_stack(
+        [
+            np.full(len(items), recent),
+            np.full(len(items), share(liked)),
+            stats.like_rate()[items],
+            np.log1p(stats.count[items]),
+        ]
+    ).astype(np.float32)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0,
-                 n_iter: int = 25) -> tuple[np.ndarray, float]:  # fmt: skip
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, n_iter: int = 25
+) -> tuple[np.ndarray, float]:
     """L2-regularised logistic regression by Newton's method: ``(weights, bias)``.
 
     Used to start the ranker's wide part at the classic baseline, so that fine-tuning

@@ -52,12 +52,12 @@ class History:
 
     def without(self, position: int) -> History:
         """The history with the item at ``position`` removed."""
-        return History(np.delete(self.items, position), np.delete(self.liked, position),
-                       self.user_text)  # fmt: skip
+        return History(
+            np.delete(self.items, position), np.delete(self.liked, position), self.user_text
+        )
 
 
-def candidate_logits(ranker: Any, histories: Sequence[History],
-                     item_idx: np.ndarray) -> np.ndarray:  # fmt: skip
+def candidate_logits(ranker: Any, histories: Sequence[History], item_idx: np.ndarray) -> np.ndarray:
     """Logits (float32, (n, c)) of candidate items (-1: ``-inf``) after each history.
 
     Identical prompt pairs (with identical side features) are scored once: occluding an
@@ -79,8 +79,11 @@ def candidate_logits(ranker: Any, histories: Sequence[History],
         h = histories[r]
         items = item_idx[r][item_idx[r] >= 0]
         context = prompts.render(h.items, h.liked, h.user_text)  # type: ignore[union-attr]
-        x = (history_features(stats, h.liked, prompts.n_history, items)  # type: ignore[union-attr]
-             if stats is not None else np.zeros((len(items), 0), np.float32))  # fmt: skip
+        x = (
+            history_features(stats, h.liked, prompts.n_history, items)  # type: ignore[union-attr]
+            if stats is not None
+            else np.zeros((len(items), 0), np.float32)
+        )
         for i, row in zip(items.tolist(), x, strict=True):
             key = (context, i, row.tobytes())
             if key not in keys:
@@ -96,8 +99,9 @@ def candidate_logits(ranker: Any, histories: Sequence[History],
     return out
 
 
-def ranker_score_histories(ranker: Any, sequences: Sequence[np.ndarray],
-                           items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def ranker_score_histories(
+    ranker: Any, sequences: Sequence[np.ndarray], items: np.ndarray | None = None
+) -> np.ndarray:
     """Logits after each sequence of every item (the ranker's full ranking of a new user,
     up to ``full_rank_limit`` items) or of ``items`` only (any catalog size)."""
     if items is None:
@@ -112,16 +116,18 @@ def ranker_score_histories(ranker: Any, sequences: Sequence[np.ndarray],
     return candidate_logits(ranker, [History.of_items(s) for s in sequences], grid)
 
 
-def occlude(history: History, score: Callable[[list[History]], np.ndarray]
-               ) -> tuple[float, np.ndarray]:  # fmt: skip
+def occlude(
+    history: History, score: Callable[[list[History]], np.ndarray]
+) -> tuple[float, np.ndarray]:
     """Score of ``history`` and the drop when each of its items is removed."""
     variants = [history] + [history.without(p) for p in range(len(history.items))]
     scores = np.asarray(score(variants), np.float64)
     return float(scores[0]), (scores[0] - scores[1:]).astype(np.float32)
 
 
-def ranker_attribute(ranker: Any, item: int, history: np.ndarray,
-                     user_idx: int | None) -> Attribution:  # fmt: skip
+def ranker_attribute(
+    ranker: Any, item: int, history: np.ndarray, user_idx: int | None
+) -> Attribution:
     """Occlusion of the history items in the ranker's prompt (see the module docstring)."""
     h = History.of_user(ranker, user_idx) if user_idx is not None else History.of_items(history)
 

@@ -230,7 +230,9 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
                 self._tokenizer = transformers.AutoTokenizer.from_pretrained(
                     path, local_files_only=True
                 )
-                encoder = transformers.AutoModel.from_pretrained(path, local_files_only=True, **extra)
+                encoder = transformers.AutoModel.from_pretrained(
+                    path, local_files_only=True, **extra
+                )
             except OSError as e:
                 raise ConfigError(
                     f"Could not load ranker base model {cfg.model!r} from {path}: {e}"
@@ -247,9 +249,12 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
                     torch.nn.init.zeros_(wide.bias)
                 if cfg.mode == "lora":
                     peft = require("peft", "lm")
-                    lora = peft.LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                           lora_dropout=cfg.lora_dropout,
-                                           target_modules=list(cfg.target_modules))  # fmt: skip
+                    lora = peft.LoraConfig(
+                        r=cfg.lora_r,
+                        lora_alpha=cfg.lora_alpha,
+                        lora_dropout=cfg.lora_dropout,
+                        target_modules=list(cfg.target_modules),
+                    )
                     try:
                         encoder = peft.get_peft_model(encoder, lora)
                     except ValueError as e:
@@ -271,8 +276,14 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         """Pooled last hidden states (tensor (n, hidden)) of prompt pairs."""
         if self.config.shared_context:
             return self._pooled_one_way(contexts, candidates)
-        batch = self._tokenizer(contexts, candidates, padding=True, truncation="only_first",
-                                max_length=self.config.max_length, return_tensors="pt")  # fmt: skip
+        batch = self._tokenizer(
+            contexts,
+            candidates,
+            padding=True,
+            truncation="only_first",
+            max_length=self.config.max_length,
+            return_tensors="pt",
+        )
         batch = {k: v.to(self._device) for k, v in batch.items()}
         out = self._module["encoder"](**batch).last_hidden_state
         if self.config.pooling == "cls":
@@ -289,15 +300,24 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         cache = TokenCache(self._tokenizer, self.prompts_)
         ctx = self._tokenizer(contexts, add_special_tokens=False)["input_ids"]
         items = self._tokenizer(candidates, add_special_tokens=False)["input_ids"]
-        pairs, split = zip(*(cache.one_way_pair(c, t, self.config.max_length,
-                                                self.config.max_item_length)
-                             for c, t in zip(ctx, items, strict=True)), strict=True)  # fmt: skip
-        batch = {k: torch.from_numpy(v).to(self._device)
-                 for k, v in cache.batch(list(pairs), list(split)).items()}  # fmt: skip
+        pairs, split = zip(
+            *(
+                cache.one_way_pair(c, t, self.config.max_length, self.config.max_item_length)
+                for c, t in zip(ctx, items, strict=True)
+            ),
+            strict=True,
+        )
+        batch = {
+            k: torch.from_numpy(v).to(self._device)
+            for k, v in cache.batch(list(pairs), list(split)).items()
+        }
         mask = batch["attention_mask"]
         bias = one_way_bias(torch, mask, batch["token_type_ids"], self._module["head"].weight.dtype)
-        out = self._module["encoder"](input_ids=batch["input_ids"], attention_mask=bias,
-                                      token_type_ids=batch["token_type_ids"]).last_hidden_state  # fmt: skip
+        out = self._module["encoder"](
+            input_ids=batch["input_ids"],
+            attention_mask=bias,
+            token_type_ids=batch["token_type_ids"],
+        ).last_hidden_state
         m = mask.unsqueeze(-1).to(out.dtype)
         return (out * m).sum(1) / m.sum(1).clamp(min=1.0)
 
@@ -317,8 +337,9 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
                 cache[keys[i]] = row
         return torch.stack([cache[k] for k in keys])
 
-    def _logits(self, contexts: list[str], candidates: list[str],
-                features: np.ndarray | None = None) -> Any:  # fmt: skip
+    def _logits(
+        self, contexts: list[str], candidates: list[str], features: np.ndarray | None = None
+    ) -> Any:
         """Logits (tensor (n,)) of prompt pairs (plus the wide part on ``features``)."""
         torch = require("torch", "lm")
 
@@ -334,8 +355,9 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
             logit = logit + self._module["wide"](x).squeeze(-1).to(logit.dtype)
         return logit
 
-    def _predict(self, contexts: list[str], candidates: list[str],
-                 features: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    def _predict(
+        self, contexts: list[str], candidates: list[str], features: np.ndarray | None = None
+    ) -> np.ndarray:
         """Logits of prompt pairs as float32, in ``score_batch_size`` chunks, no grad."""
         torch = require("torch", "lm")
 
@@ -345,8 +367,12 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         with torch.inference_mode():
             for s in range(0, len(contexts), step):
                 feats = None if features is None else features[s : s + step]
-                out[s : s + step] = self._logits(contexts[s : s + step], candidates[s : s + step],
-                                                 feats).float().cpu().numpy()  # fmt: skip
+                out[s : s + step] = (
+                    self._logits(contexts[s : s + step], candidates[s : s + step], feats)
+                    .float()
+                    .cpu()
+                    .numpy()
+                )
         return out
 
     def _init_wide(self, examples: Examples) -> None:
@@ -388,11 +414,17 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         if cfg.n_threads is not None:
             torch.set_num_threads(cfg.n_threads)
         try:
-            self.prompts_ = PromptBuilder.from_dataset(dataset, template=cfg.template,
-                                                       n_history=cfg.n_history,
-                                                       like_threshold=cfg.like_threshold)  # fmt: skip
-            self.item_stats_ = (ItemStats.from_prompts(self.prompts_, dataset.n_items)
-                                if cfg.side_features else None)  # fmt: skip
+            self.prompts_ = PromptBuilder.from_dataset(
+                dataset,
+                template=cfg.template,
+                n_history=cfg.n_history,
+                like_threshold=cfg.like_threshold,
+            )
+            self.item_stats_ = (
+                ItemStats.from_prompts(self.prompts_, dataset.n_items)
+                if cfg.side_features
+                else None
+            )
             rng = np.random.default_rng(cfg.seed)
             hard = options.hard_negatives
             examples = self.build_examples(
@@ -409,15 +441,17 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
             from lmrec.train.distributed import DistInfo, setup_distributed
 
             dist = setup_distributed() if cfg.distributed else DistInfo()
-            trainer = Trainer(self._module, self._logits, cfg, checkpoint_dir=options.checkpoint_dir,
-                              dist=dist)  # fmt: skip
+            trainer = Trainer(
+                self._module, self._logits, cfg, checkpoint_dir=options.checkpoint_dir, dist=dist
+            )
             self.train_log_ = trainer.train(examples, held_out, self.evaluate_auc)
         finally:
             self._pool_cache = None
             torch.set_num_threads(threads)
 
-    def build_examples(self, dataset: Dataset, rng: np.random.Generator,
-                       hard: np.ndarray | None = None) -> Examples:  # fmt: skip
+    def build_examples(
+        self, dataset: Dataset, rng: np.random.Generator, hard: np.ndarray | None = None
+    ) -> Examples:
         """Positives (every interaction, history before it) and sampled negatives."""
         cfg, prompts = self.config, self.prompts_
         if prompts is None or self.seen_ is None:
@@ -455,19 +489,28 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
             pos = np.flatnonzero(labels == 1)[: cfg.few_shot // 2]
             neg = np.flatnonzero(labels == 0)[: cfg.few_shot - len(pos)]
             order = rng.permutation(np.concatenate([pos, neg]))
-            all_users, all_items, ends, labels = (all_users[order], all_items[order], ends[order],
-                                                  labels[order])  # fmt: skip
+            all_users, all_items, ends, labels = (
+                all_users[order],
+                all_items[order],
+                ends[order],
+                labels[order],
+            )
         ctx, cand = prompts.pairs(all_users, all_items, ends)
-        feats = (side_features(prompts, self.item_stats_, all_users, all_items, ends)
-                 if self.item_stats_ is not None else None)  # fmt: skip
+        feats = (
+            side_features(prompts, self.item_stats_, all_users, all_items, ends)
+            if self.item_stats_ is not None
+            else None
+        )
         return Examples(ctx, cand, labels, feats)
 
     def evaluate_auc(self, examples: Examples) -> float:
         """ROC AUC of the ranker's logits on labelled examples."""
         from lmrec.eval.pointwise import auc
 
-        return auc(examples.labels,
-                   self._predict(examples.contexts, examples.candidates, examples.features))  # fmt: skip
+        return auc(
+            examples.labels,
+            self._predict(examples.contexts, examples.candidates, examples.features),
+        )
 
     def loss(self, examples: Examples) -> float:
         """Mean binary cross-entropy of the ranker's logits on labelled examples."""
@@ -478,8 +521,13 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         logits = logits.astype(np.float64)
         return log_loss(examples.labels, 1.0 / (1.0 + np.exp(-logits)))
 
-    def fit_examples(self, examples: Examples, valid: Examples | None = None, *,
-                     checkpoint_dir: str | Path | None = None) -> list[dict[str, float]]:  # fmt: skip
+    def fit_examples(
+        self,
+        examples: Examples,
+        valid: Examples | None = None,
+        *,
+        checkpoint_dir: str | Path | None = None,
+    ) -> list[dict[str, float]]:
         """Fine-tune on ready-made prompt pairs (e.g. a CTR task); returns the step log.
 
         The ranker can then score pairs with :meth:`predict_pairs` but not users
@@ -505,8 +553,9 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
             torch.set_num_threads(threads)
         return self.train_log_
 
-    def predict_pairs(self, contexts: list[str], candidates: list[str],
-                      features: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    def predict_pairs(
+        self, contexts: list[str], candidates: list[str], features: np.ndarray | None = None
+    ) -> np.ndarray:
         """Logits (float32) of (context, candidate) text pairs (and their side features)."""
         self._check_module()
         return self._predict(list(contexts), list(candidates), features)
@@ -540,8 +589,11 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         if len(rows):
             users, items = user_idx[rows], item_idx[rows, cols]
             ctx, cand = self.prompts_.pairs(users, items)  # type: ignore[union-attr]
-            feats = (side_features(self.prompts_, self.item_stats_, users, items)  # type: ignore[arg-type]
-                     if self.item_stats_ is not None else None)  # fmt: skip
+            feats = (
+                side_features(self.prompts_, self.item_stats_, users, items)  # type: ignore[arg-type]
+                if self.item_stats_ is not None
+                else None
+            )
             out[rows, cols] = self._predict(ctx, cand, feats)
         return out
 
@@ -563,8 +615,9 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         :mod:`lmrec.ranker.histories`. Catalogs beyond ``full_rank_limit`` raise."""
         return self.score_histories(sequences)
 
-    def score_histories(self, histories: Sequence[np.ndarray], *,
-                        items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    def score_histories(
+        self, histories: Sequence[np.ndarray], *, items: np.ndarray | None = None
+    ) -> np.ndarray:
         """As :meth:`Recommender.score_histories`; with ``items`` only those pairs are
         scored, so any catalog size works."""
         from lmrec.ranker.histories import ranker_score_histories
@@ -640,15 +693,21 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         p = self.prompts_
         if p is None:
             raise NotFittedError("This LMRanker was trained with fit_examples and has no data set.")
-        arrays = {f"param.{n}": t.detach().float().cpu().numpy().copy()
-                  for n, t in self._module.named_parameters()
-                  if t.requires_grad or n.startswith("wide.")}  # fmt: skip
+        arrays = {
+            f"param.{n}": t.detach().float().cpu().numpy().copy()
+            for n, t in self._module.named_parameters()
+            if t.requires_grad or n.startswith("wide.")
+        }
         arrays.update({"prompt.indptr": p.indptr, "prompt.items": p.items, "prompt.liked": p.liked})
         if self.item_stats_ is not None:
             s = self.item_stats_
             arrays.update({"side.count": s.count, "side.rated": s.rated, "side.likes": s.likes})
-        meta = {"item_texts": p.item_texts, "item_titles": p.item_titles,
-                "user_texts": p.user_texts, "train_log": self.train_log_ or []}  # fmt: skip
+        meta = {
+            "item_texts": p.item_texts,
+            "item_titles": p.item_titles,
+            "user_texts": p.user_texts,
+            "train_log": self.train_log_ or [],
+        }
         return arrays, meta
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
@@ -657,32 +716,55 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         cfg = self.config
         n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
         texts = {k: meta.get(k) for k in ("item_texts", "item_titles", "user_texts")}
-        for key, want in (("item_texts", n_items), ("item_titles", n_items), ("user_texts", n_users)):
+        for key, want in (
+            ("item_texts", n_items),
+            ("item_titles", n_items),
+            ("user_texts", n_users),
+        ):
             value = texts[key]
-            if not (isinstance(value, list) and len(value) == want
-                    and all(isinstance(t, str) for t in value)):  # fmt: skip
+            if not (
+                isinstance(value, list)
+                and len(value) == want
+                and all(isinstance(t, str) for t in value)
+            ):
                 raise ModelFileError(f"The ranker's saved {key} must be {want} strings.")
         indptr = arrays.int("prompt.indptr", (n_users + 1,), low=0)
         items = arrays.int("prompt.items", (int(indptr[-1]),), low=0, high=n_items)
-        liked = arrays.int("prompt.liked", (len(items),), low=-1, high=2, dtypes=(np.int8, np.int32, np.int64))
+        liked = arrays.int(
+            "prompt.liked", (len(items),), low=-1, high=2, dtypes=(np.int8, np.int32, np.int64)
+        )
         if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
             raise ModelFileError("The ranker's saved prompt histories have invalid pointers.")
-        self.prompts_ = PromptBuilder(list(texts["item_texts"]), list(texts["item_titles"]),  # type: ignore[arg-type]
-                                      list(texts["user_texts"]), indptr, items, liked,  # type: ignore[arg-type]
-                                      template=cfg.template, n_history=cfg.n_history)  # fmt: skip
+        self.prompts_ = PromptBuilder(
+            list(texts["item_texts"]),
+            list(texts["item_titles"]),  # type: ignore[arg-type]
+            list(texts["user_texts"]),
+            indptr,
+            items,
+            liked,  # type: ignore[arg-type]
+            template=cfg.template,
+            n_history=cfg.n_history,
+        )
         self.train_log_ = list(meta.get("train_log", []))
         self.item_stats_ = (
-            ItemStats(*(arrays.float(f"side.{k}", (n_items,), dtypes=(np.float32, np.float64))
-                        for k in ("count", "rated", "likes")))
-            if "side.count" in arrays else None
-        )  # fmt: skip
+            ItemStats(
+                *(
+                    arrays.float(f"side.{k}", (n_items,), dtypes=(np.float32, np.float64))
+                    for k in ("count", "rated", "likes")
+                )
+            )
+            if "side.count" in arrays
+            else None
+        )
         self._build("auto")
         params = dict(self._module.named_parameters())
         with torch.no_grad():
             for key in arrays.keys("param."):
                 name = key[len("param.") :]
                 if name not in params:
-                    raise ModelFileError(f"Saved ranker weight {name!r} does not fit the base model.")
+                    raise ModelFileError(
+                        f"Saved ranker weight {name!r} does not fit the base model."
+                    )
                 value = arrays.float(key, tuple(params[name].shape))
                 params[name].copy_(torch.from_numpy(np.asarray(value)))
 

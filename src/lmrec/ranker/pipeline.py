@@ -133,8 +133,9 @@ class RetrieveRerank(Recommender, SequenceModel):
             if self.config.engine == "onnx":
                 from lmrec.ranker.fast import OnnxScorer
 
-                self._scorer = OnnxScorer.from_ranker(self.ranker_, int8=self.config.int8,
-                                                      max_length=self.config.score_max_length)  # fmt: skip
+                self._scorer = OnnxScorer.from_ranker(
+                    self.ranker_, int8=self.config.int8, max_length=self.config.score_max_length
+                )
             else:
                 self._scorer = self.ranker_.merge_and_quantize()  # type: ignore[union-attr]
         return self._scorer  # type: ignore[return-value]
@@ -154,8 +155,9 @@ class RetrieveRerank(Recommender, SequenceModel):
         in its prompt; the other items follow in the retriever's order, as for known users."""
         return self.score_histories(sequences)
 
-    def score_histories(self, histories: Sequence[np.ndarray], *,
-                        items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    def score_histories(
+        self, histories: Sequence[np.ndarray], *, items: np.ndarray | None = None
+    ) -> np.ndarray:
         """As :meth:`Recommender.score_histories`; with ``items`` (and ``blend = 0``) the
         ranker scores only those of the candidates."""
         self._check_fitted()
@@ -171,8 +173,9 @@ class RetrieveRerank(Recommender, SequenceModel):
         (see :func:`lmrec.ranker.histories.pipeline_attribute`)."""
         return pipeline_attribute(self, item, history, user_idx)
 
-    def fit_blend(self, valid: Dataset, *, grid: Sequence[float] | None = None,
-                  metric: str = "ndcg@10") -> float:  # fmt: skip
+    def fit_blend(
+        self, valid: Dataset, *, grid: Sequence[float] | None = None, metric: str = "ndcg@10"
+    ) -> float:
         """Choose ``blend`` on held-out interactions (the model fitted without them).
 
         Scores each valid user's candidates once with the retriever and the ranker, then
@@ -185,8 +188,9 @@ class RetrieveRerank(Recommender, SequenceModel):
 
         self._check_fitted()
         frame = valid.to_frame()
-        users, truth, _, _ = truth_from_ids(self.user_ids_, self.item_ids_, frame["user"],
-                                            frame["item"])  # fmt: skip
+        users, truth, _, _ = truth_from_ids(
+            self.user_ids_, self.item_ids_, frame["user"], frame["item"]
+        )
         if len(users) == 0:
             raise ConfigError("fit_blend: no validation user is known to the pipeline.")
         k = getattr(parse_metric(metric), "k", None) or 10
@@ -262,8 +266,9 @@ def _standardise(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return dev / np.where(sd > 0, sd, 1.0)
 
 
-def blend_scores(retrieval: np.ndarray, logits: np.ndarray, ok: np.ndarray,
-                 blend: float) -> np.ndarray:  # fmt: skip
+def blend_scores(
+    retrieval: np.ndarray, logits: np.ndarray, ok: np.ndarray, blend: float
+) -> np.ndarray:
     """``blend * z(retrieval) + (1 - blend) * z(logits)`` per row, plus the rank tie-breaker.
 
     Examples
@@ -283,14 +288,16 @@ def blend_scores(retrieval: np.ndarray, logits: np.ndarray, ok: np.ndarray,
 
 
 # ---------------------------------------------------------------------- new users, explanations
-def pipeline_candidates(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
-                        ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def pipeline_candidates(
+    pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """The retriever's top-``n_candidates`` items not in each sequence, and their scores."""
     return _retrieve(pipeline, sequences)[1:]
 
 
-def _retrieve(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def _retrieve(
+    pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The retriever's full scores after each sequence, and its top-N (sequence excluded)."""
     full = pipeline.retriever_.score_histories(sequences)  # type: ignore[union-attr]
     scores = full.copy()
@@ -300,8 +307,9 @@ def _retrieve(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
     return full, cand, retrieval
 
 
-def pipeline_score_histories(pipeline: RetrieveRerank, sequences: Sequence[np.ndarray],
-                             items: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def pipeline_score_histories(
+    pipeline: RetrieveRerank, sequences: Sequence[np.ndarray], items: np.ndarray | None = None
+) -> np.ndarray:
     """Scores after each sequence: the blend of retriever and ranker on the retriever's
     top-N (the sequence's items excluded), the other items below them in the retriever's
     order; all items, or ``items`` only (with ``blend = 0`` the ranker then scores just
@@ -326,8 +334,9 @@ def pipeline_score_histories(pipeline: RetrieveRerank, sequences: Sequence[np.nd
     return out if items is None else out[:, np.asarray(items, np.int64)]
 
 
-def pipeline_attribute(pipeline: RetrieveRerank, item: int, history: np.ndarray,
-                       user_idx: int | None) -> Attribution:  # fmt: skip
+def pipeline_attribute(
+    pipeline: RetrieveRerank, item: int, history: np.ndarray, user_idx: int | None
+) -> Attribution:
     """Occlusion through the pipeline's scoring with its candidate list held fixed.
 
     The candidates are the retriever's top-N for the whole history (the explained item
@@ -364,7 +373,8 @@ def pipeline_attribute(pipeline: RetrieveRerank, item: int, history: np.ndarray,
 
     full, contributions = occlude(h, score)
     if blend == 0.0:
-        tie = blend_scores(np.zeros((1, len(cand))), np.zeros((1, len(cand))),
-                           np.ones((1, len(cand)), bool), 0.0)[0, where]  # fmt: skip
+        tie = blend_scores(
+            np.zeros((1, len(cand))), np.zeros((1, len(cand))), np.ones((1, len(cand)), bool), 0.0
+        )[0, where]
         full += float(tie)
     return Attribution(item, h.items, contributions, full, "occlusion")

@@ -109,8 +109,14 @@ class PromptBuilder:
     _cache: dict[int, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset, *, template: str = DEFAULT_TEMPLATE,
-                     n_history: int = 10, like_threshold: float = 3.0) -> PromptBuilder:  # fmt: skip
+    def from_dataset(
+        cls,
+        dataset: Dataset,
+        *,
+        template: str = DEFAULT_TEMPLATE,
+        n_history: int = 10,
+        like_threshold: float = 3.0,
+    ) -> PromptBuilder:
         """Histories (sorted by timestamp when there is one) and texts of ``dataset``."""
         from lmrec.text.templates import item_texts, user_texts
 
@@ -118,10 +124,15 @@ class PromptBuilder:
         if dataset.items is not None:
             texts = item_texts(dataset)
             titles = (
-                [str(t) if isinstance(t, str) and t else str(i)
-                 for t, i in zip(dataset.items["title"].tolist(), dataset.item_ids.ids, strict=True)]
-                if "title" in dataset.items.columns else texts
-            )  # fmt: skip
+                [
+                    str(t) if isinstance(t, str) and t else str(i)
+                    for t, i in zip(
+                        dataset.items["title"].tolist(), dataset.item_ids.ids, strict=True
+                    )
+                ]
+                if "title" in dataset.items.columns
+                else texts
+            )
         else:
             texts = titles = [f"item {i}" for i in dataset.item_ids.ids]
         users = [""] * dataset.n_users
@@ -137,8 +148,16 @@ class PromptBuilder:
             liked = np.where(np.isnan(r), -1, (r > like_threshold).astype(np.int8)).astype(np.int8)
         indptr = np.zeros(dataset.n_users + 1, np.int64)
         np.cumsum(np.bincount(uidx, minlength=dataset.n_users), out=indptr[1:])
-        return cls(list(texts), list(titles), list(users), indptr, iidx[order], liked[order],
-                   template=template, n_history=n_history)  # fmt: skip
+        return cls(
+            list(texts),
+            list(titles),
+            list(users),
+            indptr,
+            iidx[order],
+            liked[order],
+            template=template,
+            n_history=n_history,
+        )
 
     def context(self, user_idx: int, end: int | None = None) -> str:
         """The context text of ``user_idx`` from the interactions before position ``end``.
@@ -161,18 +180,23 @@ class PromptBuilder:
             self._cache[key] = text.strip()
         return self._cache[key]
 
-    def render(self, items: np.ndarray, liked: np.ndarray | None = None, user_text: str = "") -> str:
+    def render(
+        self, items: np.ndarray, liked: np.ndarray | None = None, user_text: str = ""
+    ) -> str:
         """The context of a history given as item indices, oldest first (a new user, or an
         edited history): the last ``n_history`` items, newest first, as :meth:`context`."""
         items = np.asarray(items, np.int64)
         marks = np.full(len(items), -1, np.int8) if liked is None else np.asarray(liked, np.int8)
         lo = max(0, len(items) - self.n_history)
         titles = [self.item_titles[i] for i in items[lo:][::-1]]
-        text = self.template.format(user=user_text, history=render_history(titles, marks[lo:][::-1]))
+        text = self.template.format(
+            user=user_text, history=render_history(titles, marks[lo:][::-1])
+        )
         return text.strip()
 
-    def pairs(self, user_idx: np.ndarray, item_idx: np.ndarray,
-              end: np.ndarray | None = None) -> tuple[list[str], list[str]]:  # fmt: skip
+    def pairs(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, end: np.ndarray | None = None
+    ) -> tuple[list[str], list[str]]:
         """Context and candidate texts for aligned arrays of users and items."""
         ends = [None] * len(user_idx) if end is None else list(end)
         ctx = [self.context(int(u), e) for u, e in zip(user_idx, ends, strict=True)]

@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 _CKPT = re.compile(r"^step-(\d{6,})$")
 
 
-def get_lr(step: int, *, lr: float, warmup_steps: int, max_steps: int,
-           min_lr_ratio: float = 0.1) -> float:  # fmt: skip
+def get_lr(
+    step: int, *, lr: float, warmup_steps: int, max_steps: int, min_lr_ratio: float = 0.1
+) -> float:
     """Learning rate of (0-based) ``step``: linear warm-up, then linear decay.
 
     Examples
@@ -71,8 +72,12 @@ class Examples:
     def take(self, idx: np.ndarray) -> Examples:
         """The examples at positions ``idx``."""
         feats = None if self.features is None else self.features[idx]
-        return Examples([self.contexts[i] for i in idx], [self.candidates[i] for i in idx],
-                        self.labels[idx], feats)  # fmt: skip
+        return Examples(
+            [self.contexts[i] for i in idx],
+            [self.candidates[i] for i in idx],
+            self.labels[idx],
+            feats,
+        )
 
 
 class Trainer:
@@ -92,9 +97,15 @@ class Trainer:
         one is resumed from.
     """
 
-    def __init__(self, module: Any, logits: Callable[..., Any], config: Any,
-                 *, checkpoint_dir: str | Path | None = None,
-                 dist: DistInfo | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        module: Any,
+        logits: Callable[..., Any],
+        config: Any,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        dist: DistInfo | None = None,
+    ) -> None:
         torch = require("torch", "lm")
 
         # Data parallel (torchrun): each rank runs its piece of every step's examples and
@@ -145,7 +156,8 @@ class Trainer:
             target = torch.as_tensor(batch.labels, dtype=torch.float32, device=out.device)
             # summed over the piece / global step size: the ranks add up to the step's mean
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                out.float(), target, reduction="sum") / len(idx)  # fmt: skip
+                out.float(), target, reduction="sum"
+            ) / len(idx)
             loss.backward()
             total += float(loss.detach())
         if self.dist.is_distributed:
@@ -163,8 +175,12 @@ class Trainer:
         return {"step": float(self.step), "loss": total, "lr": lr}
 
     # ------------------------------------------------------------------ loop
-    def train(self, examples: Examples, valid: Examples | None = None,
-              evaluate: Callable[[Examples], float] | None = None) -> list[dict[str, float]]:  # fmt: skip
+    def train(
+        self,
+        examples: Examples,
+        valid: Examples | None = None,
+        evaluate: Callable[[Examples], float] | None = None,
+    ) -> list[dict[str, float]]:
         """Train to ``config.max_steps`` (resuming a checkpoint), early-stopping on valid AUC.
 
         Returns the per-step log (``step``, ``loss``, ``lr``, and ``valid_auc`` on
@@ -232,9 +248,15 @@ class Trainer:
             {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items() if k != "params"}
             for g in self.optimizer.param_groups
         ]
-        state = {"step": self.step, "best_auc": None if math.isinf(self.best_auc) else self.best_auc,
-                 "best_step": self.best_step, "bad_evals": self.bad_evals, "names": names,
-                 "param_groups": groups, "log": self.log}  # fmt: skip
+        state = {
+            "step": self.step,
+            "best_auc": None if math.isinf(self.best_auc) else self.best_auc,
+            "best_step": self.best_step,
+            "bad_evals": self.bad_evals,
+            "names": names,
+            "param_groups": groups,
+            "log": self.log,
+        }
         path = self.checkpoint_dir / f"step-{self.step:06d}"
         with atomic_dir(path, overwrite=True) as tmp:
             save_file(tensors, str(tmp / "state.safetensors"))
@@ -245,8 +267,11 @@ class Trainer:
         """The newest complete checkpoint directory, if any."""
         if self.checkpoint_dir is None or not self.checkpoint_dir.is_dir():
             return None
-        found = [(int(m.group(1)), p) for p in self.checkpoint_dir.iterdir()
-                 if (m := _CKPT.match(p.name)) and (p / "state.json").is_file()]  # fmt: skip
+        found = [
+            (int(m.group(1)), p)
+            for p in self.checkpoint_dir.iterdir()
+            if (m := _CKPT.match(p.name)) and (p / "state.json").is_file()
+        ]
         return max(found)[1] if found else None
 
     def resume(self) -> bool:

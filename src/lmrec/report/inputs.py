@@ -147,11 +147,16 @@ def inputs_from_models(
     users = users if users is not None else test.users
     notes = [f"{n_cold} test users unknown to the models were not evaluated."] if n_cold else []
     return ReportInputs(
-        runs=runs, truth=truth, history=sp.csr_matrix(first.seen_[eval_users]), train=first.seen_,
-        item_ids=first.item_ids_, user_ids=ids,
+        runs=runs,
+        truth=truth,
+        history=sp.csr_matrix(first.seen_[eval_users]),
+        train=first.seen_,
+        item_ids=first.item_ids_,
+        user_ids=ids,
         items=_aligned(items, first.item_ids_.lookup(np.arange(len(first.item_ids_)))),
-        users=_aligned(users, ids), notes=notes,
-    )  # fmt: skip
+        users=_aligned(users, ids),
+        notes=notes,
+    )
 
 
 def inputs_from_recommendations(
@@ -177,8 +182,11 @@ def inputs_from_recommendations(
         parts.append(train["item"])
     if items is not None:
         parts.append(pd.Series(items.index.astype(str)))
-    item_ids = IdMap.from_values(pd.concat([pd.Series(np.asarray(p, dtype=object)).astype(str) for p in parts],
-                                           ignore_index=True))  # fmt: skip
+    item_ids = IdMap.from_values(
+        pd.concat(
+            [pd.Series(np.asarray(p, dtype=object)).astype(str) for p in parts], ignore_index=True
+        )
+    )
     user_ids = IdMap.from_values(test["user"].astype(str))
     eval_users, truth, _, _ = truth_from_ids(
         user_ids, item_ids, test["user"].astype(str), test["item"].astype(str)
@@ -193,10 +201,12 @@ def inputs_from_recommendations(
     if train is not None:
         tu = IdMap.from_values(train["user"].astype(str))
         train_csr = sp.csr_matrix(
-            (np.ones(len(train), np.float32),
-             (tu.index(train["user"].astype(str)), item_ids.index(train["item"].astype(str)))),
+            (
+                np.ones(len(train), np.float32),
+                (tu.index(train["user"].astype(str)), item_ids.index(train["item"].astype(str))),
+            ),
             shape=(len(tu), n_items),
-        )  # fmt: skip
+        )
         train_csr.sum_duplicates()
         train_csr.data[:] = 1.0
         rows = tu.index(ids, on_unknown="ignore")
@@ -205,7 +215,13 @@ def inputs_from_recommendations(
     else:
         notes.append("No --train: popularity bias, novelty and calibration need the training data.")
     return ReportInputs(
-        runs={name: matrix}, truth=truth, history=history, train=train_csr, item_ids=item_ids,
-        user_ids=ids, items=_aligned(items, item_ids.lookup(np.arange(n_items))),
-        users=_aligned(users, ids), notes=notes,
-    )  # fmt: skip
+        runs={name: matrix},
+        truth=truth,
+        history=history,
+        train=train_csr,
+        item_ids=item_ids,
+        user_ids=ids,
+        items=_aligned(items, item_ids.lookup(np.arange(n_items))),
+        users=_aligned(users, ids),
+        notes=notes,
+    )

@@ -39,8 +39,20 @@ from lmrec.report.svg import bar_chart, histogram, line_chart
 __all__ = ["SECTIONS", "check_groups", "render_report"]
 
 #: Section ids, in page order (those without data are left out).
-SECTIONS = ("metrics", "curves", "distribution", "popularity", "coverage", "item-fairness",
-            "user-fairness", "calibration", "significance", "ratings", "tradeoff", "provenance")  # fmt: skip
+SECTIONS = (
+    "metrics",
+    "curves",
+    "distribution",
+    "popularity",
+    "coverage",
+    "item-fairness",
+    "user-fairness",
+    "calibration",
+    "significance",
+    "ratings",
+    "tradeoff",
+    "provenance",
+)
 CURVE_KS = (1, 3, 5, 10, 20, 50)
 #: Group names computed from the data rather than read from a column.
 DERIVED_GROUPS = ("activity", "popularity")
@@ -165,10 +177,14 @@ class _Computed:
         index = pd.Index(np.asarray(inputs.user_ids).astype(str), name="user")
         for name, recs in inputs.runs.items():
             summary, per_user = compute_ranking_metrics(
-                recs, inputs.truth, list(dict.fromkeys(self.specs + curve)), n_items=inputs.n_items,
-                train=inputs.train if has_train else None, item_features=features,
+                recs,
+                inputs.truth,
+                list(dict.fromkeys(self.specs + curve)),
+                n_items=inputs.n_items,
+                train=inputs.train if has_train else None,
+                item_features=features,
                 history=inputs.history if has_train else None,
-            )  # fmt: skip
+            )
             self.summary[name] = {s: summary[s] for s in self.specs}
             self.curves[name] = {s: summary[s] for s in curve}
             self.per_user[name] = pd.DataFrame(
@@ -191,9 +207,11 @@ def _metrics_section(c: _Computed, seed: int, n_resamples: int) -> str:
         rows.append(row)
     frame = pd.DataFrame(rows).set_index("model").T
     frame.index.name = "metric"
-    return ('<p class="note">Mean over evaluated users with a 95% percentile bootstrap interval '
-            "(users resampled); coverage, Gini and popularity lift describe all lists together "
-            "(no interval). Definitions: docs/metrics.md.</p>" + _table(frame))  # fmt: skip
+    return (
+        '<p class="note">Mean over evaluated users with a 95% percentile bootstrap interval '
+        "(users resampled); coverage, Gini and popularity lift describe all lists together "
+        "(no interval). Definitions: docs/metrics.md.</p>" + _table(frame)
+    )
 
 
 def _curves_section(c: _Computed) -> str:
@@ -213,12 +231,26 @@ def _curves_section(c: _Computed) -> str:
 def _distribution_section(c: _Computed, k: int) -> str:
     spec = f"ndcg@{k}"
     series = {n: pu[spec].dropna().to_numpy() for n, pu in c.per_user.items()}
-    rows = [{"model": n, "users": str(len(v)), "zero": float(np.mean(v == 0)), "median": float(np.median(v)),
-             "p90": float(np.quantile(v, 0.9))} for n, v in series.items() if len(v)]  # fmt: skip
+    rows = [
+        {
+            "model": n,
+            "users": str(len(v)),
+            "zero": float(np.mean(v == 0)),
+            "median": float(np.median(v)),
+            "p90": float(np.quantile(v, 0.9)),
+        }
+        for n, v in series.items()
+        if len(v)
+    ]
     chart = histogram(series, title=f"per-user {spec}", xlabel=spec, value_range=(0.0, 1.0))
-    return (f'<p class="note">How {spec} is spread over users: the share of users with no hit, the '
-            "median and the 90th percentile.</p>" + _table(pd.DataFrame(rows).set_index("model"))
-            + '<div class="charts">' + chart + "</div>")  # fmt: skip
+    return (
+        f'<p class="note">How {spec} is spread over users: the share of users with no hit, the '
+        "median and the 90th percentile.</p>"
+        + _table(pd.DataFrame(rows).set_index("model"))
+        + '<div class="charts">'
+        + chart
+        + "</div>"
+    )
 
 
 def _popularity_section(inputs: ReportInputs, c: _Computed, k: int) -> str:
@@ -234,15 +266,31 @@ def _popularity_section(inputs: ReportInputs, c: _Computed, k: int) -> str:
     for name, recs in inputs.runs.items():
         shares[name] = exposure_table(recs, inputs.truth, tiers, k=k)["exposure_share"].to_numpy()
         listed, own = lift.parts(recs, train=inputs.train, history=inputs.history)
-        rows.append({"model": name, f"arp@{k}": float(np.nanmean(listed)), "history popularity": float(np.nanmean(own)),
-                     f"pop_lift@{k}": c.summary[name].get(f"pop_lift@{k}", math.nan)})  # fmt: skip
-    chart = bar_chart(list(tiers.names), {n: list(v) for n, v in shares.items()},
-                      title="share of items by popularity tier", xlabel="popularity tier", ylabel="share")  # fmt: skip
-    return ('<p class="note">Popularity of recommended items against the users\' own histories '
-            "(ARP: mean share of training users who interacted with a listed item; popularity "
-            "lift 0 means lists as popular as histories). Tiers: head items take the first 20% of "
-            "training interactions, tail the last 20%.</p>"
-            + _table(pd.DataFrame(rows).set_index("model")) + '<div class="charts">' + chart + "</div>")  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                f"arp@{k}": float(np.nanmean(listed)),
+                "history popularity": float(np.nanmean(own)),
+                f"pop_lift@{k}": c.summary[name].get(f"pop_lift@{k}", math.nan),
+            }
+        )
+    chart = bar_chart(
+        list(tiers.names),
+        {n: list(v) for n, v in shares.items()},
+        title="share of items by popularity tier",
+        xlabel="popularity tier",
+        ylabel="share",
+    )
+    return (
+        '<p class="note">Popularity of recommended items against the users\' own histories '
+        "(ARP: mean share of training users who interacted with a listed item; popularity "
+        "lift 0 means lists as popular as histories). Tiers: head items take the first 20% of "
+        "training interactions, tail the last 20%.</p>"
+        + _table(pd.DataFrame(rows).set_index("model"))
+        + '<div class="charts">'
+        + chart
+        + "</div>"
+    )
 
 
 def _coverage_section(c: _Computed, k: int) -> str:
@@ -253,9 +301,18 @@ def _coverage_section(c: _Computed, k: int) -> str:
     series = {
         n: (list(CURVE_KS), [v[f"coverage@{x}"] for x in CURVE_KS]) for n, v in c.curves.items()
     }
-    return (_table(pd.DataFrame(rows).set_index("model")) + '<div class="charts">'
-            + line_chart(series, title="catalog coverage by list length", xlabel="K", ylabel="coverage", log_x=True)
-            + "</div>")  # fmt: skip
+    return (
+        _table(pd.DataFrame(rows).set_index("model"))
+        + '<div class="charts">'
+        + line_chart(
+            series,
+            title="catalog coverage by list length",
+            xlabel="K",
+            ylabel="coverage",
+            log_x=True,
+        )
+        + "</div>"
+    )
 
 
 def _item_fairness_section(inputs: ReportInputs, k: int, item_groups: list[str]) -> str:
@@ -276,9 +333,14 @@ def _item_fairness_section(inputs: ReportInputs, k: int, item_groups: list[str])
         for n, t in tables.items():
             combined[f"{n} exposure"] = t.loc[keep, "exposure_share"]
             combined[f"{n} ratio"] = t.loc[keep, "exposure_ratio"]
-        chart = bar_chart([str(g) for g in keep], {n: list(t.loc[keep, "exposure_ratio"]) for n, t in tables.items()},
-                          title=f"exposure ratio by {attr}", xlabel=attr, ylabel="exposure / relevance share",
-                          reference=1.0)  # fmt: skip
+        chart = bar_chart(
+            [str(g) for g in keep],
+            {n: list(t.loc[keep, "exposure_ratio"]) for n, t in tables.items()},
+            title=f"exposure ratio by {attr}",
+            xlabel=attr,
+            ylabel="exposure / relevance share",
+            reference=1.0,
+        )
         parts.append(
             f"<h3>By {escape(attr)}</h3>"
             + _table(combined)
@@ -288,13 +350,16 @@ def _item_fairness_section(inputs: ReportInputs, k: int, item_groups: list[str])
         )
     if not parts:
         return '<p class="note">No item groups: pass --items with attributes, or --groups popularity.</p>'
-    return ('<p class="note">Exposure share: each group\'s share of the top-K slots; relevance share: '
-            "its share of the test items; ratio 1 means exposure in proportion to what users "
-            "chose, below 1 under-exposure (dashed line).</p>" + "".join(parts))  # fmt: skip
+    return (
+        '<p class="note">Exposure share: each group\'s share of the top-K slots; relevance share: '
+        "its share of the test items; ratio 1 means exposure in proportion to what users "
+        "chose, below 1 under-exposure (dashed line).</p>" + "".join(parts)
+    )
 
 
-def _user_fairness_section(inputs: ReportInputs, c: _Computed, k: int, user_groups: list[str], seed: int,
-                           n_resamples: int) -> str:  # fmt: skip
+def _user_fairness_section(
+    inputs: ReportInputs, c: _Computed, k: int, user_groups: list[str], seed: int, n_resamples: int
+) -> str:
     parts = []
     metrics = [f"ndcg@{k}", f"recall@{k}"]
     for attr in user_groups:
@@ -311,8 +376,17 @@ def _user_fairness_section(inputs: ReportInputs, c: _Computed, k: int, user_grou
                 with warnings.catch_warnings():  # a single group: the gap is NaN in the table
                     warnings.simplefilter("ignore", DataWarning)
                     gap = group_gap(pu[m], labels, n_resamples=n_resamples, seed=seed)
-                gap_rows.append({"model": name, "metric": m, "best": gap["best"], "worst": gap["worst"],
-                                 "gap": gap["gap"], "low": gap["low"], "high": gap["high"]})  # fmt: skip
+                gap_rows.append(
+                    {
+                        "model": name,
+                        "metric": m,
+                        "best": gap["best"],
+                        "worst": gap["worst"],
+                        "gap": gap["gap"],
+                        "low": gap["low"],
+                        "high": gap["high"],
+                    }
+                )
             means = table["mean"].unstack(0)
             means.columns = [f"{name} {col}" for col in means.columns]
             counts = table.loc[metrics[0], ["users"]]
@@ -323,9 +397,16 @@ def _user_fairness_section(inputs: ReportInputs, c: _Computed, k: int, user_grou
         chart = bar_chart(
             cats, bars, title=f"{metrics[0]} by {attr}", xlabel=attr, ylabel=metrics[0], errors=errs
         )
-        parts.append(f"<h3>By {escape(attr)}</h3>" + _table(wide) + "<p>Gap between the best- and worst-served "
-                     "group (stratified bootstrap 95% interval; an interval containing 0 shows no gap):</p>"
-                     + _table(pd.DataFrame(gap_rows).set_index("model")) + '<div class="charts">' + chart + "</div>")  # fmt: skip
+        parts.append(
+            f"<h3>By {escape(attr)}</h3>"
+            + _table(wide)
+            + "<p>Gap between the best- and worst-served "
+            "group (stratified bootstrap 95% interval; an interval containing 0 shows no gap):</p>"
+            + _table(pd.DataFrame(gap_rows).set_index("model"))
+            + '<div class="charts">'
+            + chart
+            + "</div>"
+        )
     if not parts:
         return '<p class="note">No user groups: pass --users with attributes and --groups, or --groups activity.</p>'
     return "".join(parts)
@@ -343,10 +424,14 @@ def _calibration_section(
         mean, lo, hi = bootstrap_ci(v, n_resamples=n_resamples, seed=seed)
         rows.append({"model": name, spec: mean, "low": lo, "high": hi, "users": len(v)})
         series[name] = v
-    return (f'<p class="note">KL divergence between the {escape(str(attribute))} mix of each user\'s '
-            "history and of the list (Steck 2018; 0 = calibrated).</p>"
-            + _table(pd.DataFrame(rows).set_index("model")) + '<div class="charts">'
-            + histogram(series, title=f"per-user {spec}", xlabel=spec) + "</div>")  # fmt: skip
+    return (
+        f'<p class="note">KL divergence between the {escape(str(attribute))} mix of each user\'s '
+        "history and of the list (Steck 2018; 0 = calibrated).</p>"
+        + _table(pd.DataFrame(rows).set_index("model"))
+        + '<div class="charts">'
+        + histogram(series, title=f"per-user {spec}", xlabel=spec)
+        + "</div>"
+    )
 
 
 def _significance_section(c: _Computed, seed: int, n_resamples: int) -> str:
@@ -359,12 +444,26 @@ def _significance_section(c: _Computed, seed: int, n_resamples: int) -> str:
         for spec in c.per_user[name].columns:
             if spec not in c.per_user[base]:
                 continue
-            d = paired_bootstrap_diff(c.per_user[name][spec].to_numpy(), c.per_user[base][spec].to_numpy(),
-                                      n_resamples=n_resamples, seed=seed)  # fmt: skip
-            rows.append({"model": name, "metric": spec, f"difference vs {base}": d["mean_diff"],
-                         "low": d["low"], "high": d["high"], "p": d["p_value"]})  # fmt: skip
-    return (f'<p class="note">Paired bootstrap over the same users against {escape(base)}; two-sided p '
-            f"(resolution 1/{n_resamples}).</p>" + _table(pd.DataFrame(rows).set_index("model")))  # fmt: skip
+            d = paired_bootstrap_diff(
+                c.per_user[name][spec].to_numpy(),
+                c.per_user[base][spec].to_numpy(),
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            rows.append(
+                {
+                    "model": name,
+                    "metric": spec,
+                    f"difference vs {base}": d["mean_diff"],
+                    "low": d["low"],
+                    "high": d["high"],
+                    "p": d["p_value"],
+                }
+            )
+    return (
+        f'<p class="note">Paired bootstrap over the same users against {escape(base)}; two-sided p '
+        f"(resolution 1/{n_resamples}).</p>" + _table(pd.DataFrame(rows).set_index("model"))
+    )
 
 
 def _ratings_section(inputs: ReportInputs) -> str:
@@ -381,23 +480,34 @@ def _tradeoff_section(inputs: ReportInputs) -> str:
     series = {
         str(m): (list(g[x_metric]), list(g[y_metric])) for m, g in t.groupby("method", sort=False)
     }  # type: ignore[union-attr]
-    return ('<p class="note">Each point is one value of the re-ranker\'s trade_off (0 = the base '
-            "model).</p>" + _table(t.set_index("method")) + '<div class="charts">'  # type: ignore[union-attr]
-            + line_chart(series, title=f"{y_metric} against {x_metric}", xlabel=x_metric, ylabel=y_metric)
-            + "</div>")  # fmt: skip
+    return (
+        '<p class="note">Each point is one value of the re-ranker\'s trade_off (0 = the base '
+        "model).</p>"
+        + _table(t.set_index("method"))
+        + '<div class="charts">'  # type: ignore[union-attr]
+        + line_chart(
+            series, title=f"{y_metric} against {x_metric}", xlabel=x_metric, ylabel=y_metric
+        )
+        + "</div>"
+    )
 
 
 def _provenance_section(inputs: ReportInputs, k: int) -> str:
     from lmrec import __version__
 
     facts = pd.DataFrame(
-        [("command", inputs.command or "(library call)"), ("lmrec", __version__),
-         ("created", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
-         ("evaluated users", f"{len(inputs.user_ids):,}"), ("catalog items", f"{inputs.n_items:,}"),
-         ("list length K", str(k)), *[(f"data: {n}", v) for n, v in inputs.fingerprint.items()],
-         *[("note", n) for n in inputs.notes]],
+        [
+            ("command", inputs.command or "(library call)"),
+            ("lmrec", __version__),
+            ("created", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
+            ("evaluated users", f"{len(inputs.user_ids):,}"),
+            ("catalog items", f"{inputs.n_items:,}"),
+            ("list length K", str(k)),
+            *[(f"data: {n}", v) for n, v in inputs.fingerprint.items()],
+            *[("note", n) for n in inputs.notes],
+        ],
         columns=["what", "value"],
-    ).set_index("what")  # fmt: skip
+    ).set_index("what")
     return _table(facts)
 
 
@@ -451,10 +561,13 @@ def render_report(
         "popularity": ("Popularity bias", _popularity_section(inputs, c, k)),
         "coverage": ("Coverage", _coverage_section(c, k)),
         "item-fairness": ("Fairness by item group", _item_fairness_section(inputs, k, item_groups)),
-        "user-fairness": ("Fairness by user group", _user_fairness_section(inputs, c, k, user_groups, seed, n_resamples)),
+        "user-fairness": (
+            "Fairness by user group",
+            _user_fairness_section(inputs, c, k, user_groups, seed, n_resamples),
+        ),
         "calibration": ("Calibration", _calibration_section(c, k, attribute, seed, n_resamples)),
         "significance": ("Paired significance", _significance_section(c, seed, n_resamples)),
-    }  # fmt: skip
+    }
     if inputs.ratings:
         sections["ratings"] = ("Rating prediction", _ratings_section(inputs))
     if inputs.tradeoff is not None and len(inputs.tradeoff):
@@ -463,7 +576,9 @@ def render_report(
     nav = "".join(f'<a href="#{sid}">{escape(t)}</a>' for sid, (t, _) in sections.items())
     body = "\n".join(_section(sid, t, html) for sid, (t, html) in sections.items())
     models = ", ".join(inputs.runs)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
-            f"<body><header><h1>{escape(title)}</h1><p>{escape(models)} · {len(inputs.user_ids):,} users · "
-            f"K = {k}</p></header><nav>{nav}</nav><main>{body}</main></body></html>\n")  # fmt: skip
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
+        f"<body><header><h1>{escape(title)}</h1><p>{escape(models)} · {len(inputs.user_ids):,} users · "
+        f"K = {k}</p></header><nav>{nav}</nav><main>{body}</main></body></html>\n"
+    )

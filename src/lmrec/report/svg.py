@@ -15,8 +15,18 @@ import numpy as np
 
 __all__ = ["bar_chart", "histogram", "line_chart"]
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 _W, _H = 560, 300
 _L, _R, _T, _B = 56, 16, 16, 56  # margins: left (y labels), right, top, bottom (x labels, legend)
 
@@ -40,12 +50,21 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
 
 
-def _frame(title: str, xlabel: str, ylabel: str, y_ticks: list[float], y_of, body: list[str],
-           legend: Sequence[str]) -> str:  # fmt: skip
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" '
-             f'height="{_H}" role="img" aria-label="{escape(title)}" class="chart">',
-             f"<title>{escape(title)}</title>",
-             '<rect x="0" y="0" width="100%" height="100%" fill="#fff"/>']  # fmt: skip
+def _frame(
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    y_ticks: list[float],
+    y_of,
+    body: list[str],
+    legend: Sequence[str],
+) -> str:
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" '
+        f'height="{_H}" role="img" aria-label="{escape(title)}" class="chart">',
+        f"<title>{escape(title)}</title>",
+        '<rect x="0" y="0" width="100%" height="100%" fill="#fff"/>',
+    ]
     for t in y_ticks:
         y = y_of(t)
         parts.append(f'<line x1="{_L}" x2="{_W - _R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
@@ -55,10 +74,14 @@ def _frame(title: str, xlabel: str, ylabel: str, y_ticks: list[float], y_of, bod
     parts.append(f'<line x1="{_L}" x2="{_L}" y1="{_T}" y2="{_H - _B}" stroke="#333"/>')
     parts.append(f'<line x1="{_L}" x2="{_W - _R}" y1="{_H - _B}" y2="{_H - _B}" stroke="#333"/>')
     parts += body
-    parts.append(f'<text x="{(_L + _W - _R) / 2}" y="{_H - _B + 34}" text-anchor="middle" '
-                 f'font-size="12">{escape(xlabel)}</text>')  # fmt: skip
-    parts.append(f'<text transform="translate(14,{(_T + _H - _B) / 2}) rotate(-90)" '
-                 f'text-anchor="middle" font-size="12">{escape(ylabel)}</text>')  # fmt: skip
+    parts.append(
+        f'<text x="{(_L + _W - _R) / 2}" y="{_H - _B + 34}" text-anchor="middle" '
+        f'font-size="12">{escape(xlabel)}</text>'
+    )
+    parts.append(
+        f'<text transform="translate(14,{(_T + _H - _B) / 2}) rotate(-90)" '
+        f'text-anchor="middle" font-size="12">{escape(ylabel)}</text>'
+    )
     x = _L
     for i, name in enumerate(legend):
         parts.append(f'<rect x="{x}" y="{_H - 14}" width="10" height="10" fill="{_color(i)}"/>')
@@ -83,8 +106,14 @@ def _y_scale(values: Sequence[float], zero: bool = True):
     return ticks, y_of
 
 
-def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str,
-               xlabel: str, ylabel: str, log_x: bool = False) -> str:  # fmt: skip
+def line_chart(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log_x: bool = False,
+) -> str:
     """One line with markers per series: ``{name: (x values, y values)}``."""
     xs = [x for xv, _ in series.values() for x in xv]
     ys = [y for _, yv in series.values() for y in yv]
@@ -98,8 +127,10 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
 
     body = []
     for x in sorted(set(xs)):
-        body.append(f'<text x="{x_of(x):.1f}" y="{_H - _B + 16}" text-anchor="middle" '
-                    f'font-size="11">{_fmt(x)}</text>')  # fmt: skip
+        body.append(
+            f'<text x="{x_of(x):.1f}" y="{_H - _B + 16}" text-anchor="middle" '
+            f'font-size="11">{_fmt(x)}</text>'
+        )
     for i, (xv, yv) in enumerate(series.values()):
         pts = [(x_of(x), y_of(y)) for x, y in zip(xv, yv, strict=True) if math.isfinite(y)]
         if pts:
@@ -113,10 +144,16 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
     return _frame(title, xlabel, ylabel, ticks, y_of, body, list(series))
 
 
-def bar_chart(categories: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str,
-              xlabel: str, ylabel: str,
-              errors: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
-              reference: float | None = None) -> str:  # fmt: skip
+def bar_chart(
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    errors: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    reference: float | None = None,
+) -> str:
     """Grouped bars: one group per category, one bar per series; optional error bars
     ``{series: (lows, highs)}`` and a dashed reference line (e.g. an exposure ratio of 1)."""
     values = [v for vs in series.values() for v in vs]
@@ -132,35 +169,51 @@ def bar_chart(categories: Sequence[str], series: Mapping[str, Sequence[float]], 
     for c, cat in enumerate(categories):
         x0 = _L + c * group_w + group_w * 0.1
         label = str(cat) if len(str(cat)) <= 12 else str(cat)[:11] + "…"
-        body.append(f'<text x="{_L + (c + 0.5) * group_w:.1f}" y="{_H - _B + 16}" text-anchor="middle" '
-                    f'font-size="11">{escape(label)}</text>')  # fmt: skip
+        body.append(
+            f'<text x="{_L + (c + 0.5) * group_w:.1f}" y="{_H - _B + 16}" text-anchor="middle" '
+            f'font-size="11">{escape(label)}</text>'
+        )
         for s, (name, vs) in enumerate(series.items()):
             v = vs[c]
             if not math.isfinite(v):
                 continue
             top, base = y_of(max(v, 0.0)), y_of(min(v, 0.0))
             x = x0 + s * bar_w
-            body.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar_w * 0.92:.1f}" '
-                        f'height="{max(base - top, 0.5):.1f}" fill="{_color(s)}">'
-                        f"<title>{escape(str(name))} {escape(str(cat))}: {_fmt(v)}</title></rect>")  # fmt: skip
+            body.append(
+                f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar_w * 0.92:.1f}" '
+                f'height="{max(base - top, 0.5):.1f}" fill="{_color(s)}">'
+                f"<title>{escape(str(name))} {escape(str(cat))}: {_fmt(v)}</title></rect>"
+            )
             if errors and name in errors:
                 lo, hi = errors[name][0][c], errors[name][1][c]
                 if math.isfinite(lo) and math.isfinite(hi):
                     cx = x + bar_w * 0.46
-                    body.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y_of(lo):.1f}" '
-                                f'y2="{y_of(hi):.1f}" stroke="#222" stroke-width="1.5"/>')  # fmt: skip
+                    body.append(
+                        f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y_of(lo):.1f}" '
+                        f'y2="{y_of(hi):.1f}" stroke="#222" stroke-width="1.5"/>'
+                    )
     if reference is not None:
         y = y_of(reference)
-        body.append(f'<line x1="{_L}" x2="{_W - _R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#222" '
-                    'stroke-dasharray="5,4"/>')  # fmt: skip
+        body.append(
+            f'<line x1="{_L}" x2="{_W - _R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#222" '
+            'stroke-dasharray="5,4"/>'
+        )
     return _frame(title, xlabel, ylabel, ticks, y_of, body, list(series))
 
 
-def histogram(series: Mapping[str, Sequence[float]], *, title: str, xlabel: str,
-              bins: int = 20, value_range: tuple[float, float] | None = None) -> str:  # fmt: skip
+def histogram(
+    series: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+    xlabel: str,
+    bins: int = 20,
+    value_range: tuple[float, float] | None = None,
+) -> str:
     """Overlaid step histograms (share of users per bin) of each series' finite values."""
-    clean = {k: np.asarray([v for v in vs if math.isfinite(v)], dtype=np.float64)
-             for k, vs in series.items()}  # fmt: skip
+    clean = {
+        k: np.asarray([v for v in vs if math.isfinite(v)], dtype=np.float64)
+        for k, vs in series.items()
+    }
     allv = np.concatenate([v for v in clean.values()] or [np.zeros(1)])
     lo, hi = value_range or (float(allv.min(initial=0.0)), float(allv.max(initial=1.0)))
     hi = hi if hi > lo else lo + 1.0
@@ -171,8 +224,11 @@ def histogram(series: Mapping[str, Sequence[float]], *, title: str, xlabel: str,
     def x_of(v: float) -> float:
         return _L + (v - lo) / (hi - lo) * (_W - _L - _R)
 
-    body = [f'<text x="{x_of(t):.1f}" y="{_H - _B + 16}" text-anchor="middle" font-size="11">'
-            f"{_fmt(t)}</text>" for t in np.linspace(lo, hi, 6)]  # fmt: skip
+    body = [
+        f'<text x="{x_of(t):.1f}" y="{_H - _B + 16}" text-anchor="middle" font-size="11">'
+        f"{_fmt(t)}</text>"
+        for t in np.linspace(lo, hi, 6)
+    ]
     for i, share in enumerate(shares.values()):
         pts = [f"{x_of(edges[0]):.1f},{y_of(0):.1f}"]
         for b, s in enumerate(share):
@@ -181,6 +237,8 @@ def histogram(series: Mapping[str, Sequence[float]], *, title: str, xlabel: str,
                 f"{x_of(edges[b + 1]):.1f},{y_of(s):.1f}",
             ]
         pts.append(f"{x_of(edges[-1]):.1f},{y_of(0):.1f}")
-        body.append(f'<polyline points="{" ".join(pts)}" fill="{_color(i)}" fill-opacity="0.15" '
-                    f'stroke="{_color(i)}" stroke-width="2"/>')  # fmt: skip
+        body.append(
+            f'<polyline points="{" ".join(pts)}" fill="{_color(i)}" fill-opacity="0.15" '
+            f'stroke="{_color(i)}" stroke-width="2"/>'
+        )
     return _frame(title, xlabel, "share of users", ticks, y_of, body, list(series))

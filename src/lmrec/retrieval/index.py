@@ -207,10 +207,17 @@ class FaissIndex:
         seed: int = 0,
     ) -> None:
         self.params = {
-            "kind": kind, "m": m, "ef_construction": ef_construction, "ef_search": ef_search,
-            "nlist": nlist, "nprobe": nprobe, "nbits": nbits, "overfetch": overfetch,
-            "rerank": rerank, "seed": seed,
-        }  # fmt: skip
+            "kind": kind,
+            "m": m,
+            "ef_construction": ef_construction,
+            "ef_search": ef_search,
+            "nlist": nlist,
+            "nprobe": nprobe,
+            "nbits": nbits,
+            "overfetch": overfetch,
+            "rerank": rerank,
+            "seed": seed,
+        }
 
     def _check_params(self) -> None:
         p = self.params

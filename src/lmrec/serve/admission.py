@@ -42,9 +42,16 @@ _TEMPLATES = (
     (re.compile(r"^/v1/models/(?!reload$|rollback$)[^/]+$"), "/v1/models/{model_id}"),
 )
 _STATIC = frozenset(
-    {"/v1/recommend", "/v1/explain", "/v1/feedback", "/v1/models", "/v1/models/reload",
-     "/v1/models/rollback", *EXEMPT}
-)  # fmt: skip
+    {
+        "/v1/recommend",
+        "/v1/explain",
+        "/v1/feedback",
+        "/v1/models",
+        "/v1/models/reload",
+        "/v1/models/rollback",
+        *EXEMPT,
+    }
+)
 
 
 def endpoint_of(path: str) -> str:

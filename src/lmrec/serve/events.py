@@ -80,8 +80,9 @@ def _deletions_table(metadata):
     return Table(
         "deletions",
         metadata,
-        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-               autoincrement=True),  # fmt: skip
+        Column(
+            "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
         Column("request_id", String(64), nullable=False),
         Column("time", Float, nullable=False),
         Column("n_users", Integer, nullable=False),
@@ -276,8 +277,11 @@ class EventStore:
             for start in range(0, len(users), 500):
                 part = users[start : start + 500]
                 n += conn.execute(self.table.delete().where(self.table.c.user.in_(part))).rowcount
-            conn.execute(self.deletions.insert().values(
-                request_id=request_id, time=_time.time(), n_users=len(users), n_events=n))  # fmt: skip
+            conn.execute(
+                self.deletions.insert().values(
+                    request_id=request_id, time=_time.time(), n_users=len(users), n_events=n
+                )
+            )
         if self.url.startswith("sqlite"):
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

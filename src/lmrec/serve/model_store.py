@@ -91,7 +91,8 @@ class LoadedModel:
                     log.warning(
                         "%s has an ANN index but faiss is not installed; serving exact "
                         "top-k (pip install 'lmrec[ann]' to use the index, or set "
-                        "ann = false in the serve config to silence this)", path
+                        "ann = false in the serve config to silence this)",
+                        path,
                     )
                 else:
                     ann = load_model_index(path, model)

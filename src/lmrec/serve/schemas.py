@@ -7,7 +7,7 @@ server's settings (largest ``k``, list sizes, id length), so they are built per 
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import (
     BaseModel,
@@ -17,7 +17,6 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from typing_extensions import Self
 
 from lmrec.serve.settings import ServeSettings
 

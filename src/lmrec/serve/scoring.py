@@ -34,7 +34,9 @@ def score_history(model: Recommender, history: sp.csr_matrix) -> np.ndarray:
     """
     if not supports_fold_in(model):
         raise ConfigError(f"Model {model.name!r} cannot fold in a history given at request time.")
-    rows = [history.indices[history.indptr[i] : history.indptr[i + 1]] for i in range(history.shape[0])]
+    rows = [
+        history.indices[history.indptr[i] : history.indptr[i + 1]] for i in range(history.shape[0])
+    ]
     return model.score_histories(rows)
 
 

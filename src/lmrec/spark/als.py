@@ -96,8 +96,9 @@ def spark_train_als(
     """
     from lmrec.models.als import ALS
 
-    model = ALS(**{"regularization_scaling": "count", "implicit": weight_col is None,
-                   **dict(params or {})})  # fmt: skip
+    model = ALS(
+        **{"regularization_scaling": "count", "implicit": weight_col is None, **dict(params or {})}
+    )
     settings = ALS.spark_params(model.config)
     factors = settings["rank"]
     spark, own = acquire_session("lmrec-als", master, spark_conf, spark)
@@ -113,19 +114,30 @@ def spark_train_als(
                 f"{data_path} has no column(s) {missing}; its columns are {raw.columns}."
             )
         weight = F.col(weight_col).cast("double") if weight_col else F.lit(1.0)
-        df = raw.select(F.col(user_col).cast("string").alias("user"),
-                        F.col(item_col).cast("string").alias("item"),
-                        weight.alias("r")).dropna()  # fmt: skip
+        df = raw.select(
+            F.col(user_col).cast("string").alias("user"),
+            F.col(item_col).cast("string").alias("item"),
+            weight.alias("r"),
+        ).dropna()
         agg = F.sum("r") if weight_col else F.lit(1.0)
         df = df.groupBy("user", "item").agg(agg.alias("r"))
         # alphabetAsc = sorted strings, lmrec's canonical IdMap order (checked below).
-        indexer = StringIndexer(inputCols=["user", "item"], outputCols=["u", "i"],
-                                stringOrderType="alphabetAsc").fit(df)  # fmt: skip
-        pairs = indexer.transform(df).select(
-            F.col("u").cast("int").alias("u"), F.col("i").cast("int").alias("i"), "r"
-        ).cache()  # fmt: skip
-        als = SparkALS(**settings, implicitPrefs=True, userCol="u", itemCol="i", ratingCol="r",
-                       coldStartStrategy="drop")  # fmt: skip
+        indexer = StringIndexer(
+            inputCols=["user", "item"], outputCols=["u", "i"], stringOrderType="alphabetAsc"
+        ).fit(df)
+        pairs = (
+            indexer.transform(df)
+            .select(F.col("u").cast("int").alias("u"), F.col("i").cast("int").alias("i"), "r")
+            .cache()
+        )
+        als = SparkALS(
+            **settings,
+            implicitPrefs=True,
+            userCol="u",
+            itemCol="i",
+            ratingCol="r",
+            coldStartStrategy="drop",
+        )
         if num_blocks is not None:
             als = als.setNumUserBlocks(num_blocks).setNumItemBlocks(num_blocks)
         fitted = als.fit(pairs)
@@ -145,8 +157,9 @@ def spark_train_als(
             spark.stop()
     rows, cols = u_perm[seen["u"].to_numpy()], i_perm[seen["i"].to_numpy()]
     model.user_ids_, model.item_ids_ = user_ids, item_ids
-    model.seen_ = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                                shape=(len(user_ids), len(item_ids)))  # fmt: skip
+    model.seen_ = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(user_ids), len(item_ids))
+    )
     model.user_factors_, model.item_factors_ = uf, vf
     logger.info("Spark ALS: %d users, %d items, %d pairs", len(user_ids), len(item_ids), len(rows))
     return model

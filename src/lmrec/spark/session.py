@@ -62,8 +62,9 @@ def start_session(app: str, master: str | None, conf: dict[str, str] | None = No
     return builder.getOrCreate()
 
 
-def acquire_session(app: str, master: str | None, conf: dict[str, str] | None = None,
-                    spark: Any = None) -> tuple[Any, bool]:  # fmt: skip
+def acquire_session(
+    app: str, master: str | None, conf: dict[str, str] | None = None, spark: Any = None
+) -> tuple[Any, bool]:
     """``spark`` if given, else the active SparkSession, else a new one; and whether it
     was started here.
 

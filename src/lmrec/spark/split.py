@@ -94,10 +94,15 @@ def _interactions(raw: Any, cols: dict, *, duplicates: str, drop_invalid: bool, 
     """The (user, item, weight[, rating][, timestamp]) frame after validation and merging."""
     from pyspark.sql import functions as F
 
-    exprs = [F.col(cols["user"]).cast("string").alias("user"),
-             F.col(cols["item"]).cast("string").alias("item")]  # fmt: skip
-    exprs.append(F.col(cols["weight"]).cast("double").alias("weight") if "weight" in cols
-                 else F.lit(1.0).alias("weight"))  # fmt: skip
+    exprs = [
+        F.col(cols["user"]).cast("string").alias("user"),
+        F.col(cols["item"]).cast("string").alias("item"),
+    ]
+    exprs.append(
+        F.col(cols["weight"]).cast("double").alias("weight")
+        if "weight" in cols
+        else F.lit(1.0).alias("weight")
+    )
     if "rating" in cols:
         exprs.append(F.col(cols["rating"]).cast("double").alias("rating"))
     if "timestamp" in cols:
@@ -141,14 +146,20 @@ def _random_parts(df: Any, r_valid: float, r_test: float, seed: int, min_train: 
 
     by_user = Window.partitionBy("user")
     ranked = Window.partitionBy("user").orderBy("_h", "item")
-    df = (df.withColumn("_h", F.xxhash64(F.lit(int(seed)), "user", "item"))
-            .withColumn("_n", F.count(F.lit(1)).over(by_user))
-            .withColumn("_pos", F.row_number().over(ranked)))  # fmt: skip
+    df = (
+        df.withColumn("_h", F.xxhash64(F.lit(int(seed)), "user", "item"))
+        .withColumn("_n", F.count(F.lit(1)).over(by_user))
+        .withColumn("_pos", F.row_number().over(ranked))
+    )
     n_test, n_valid = _floor_share(F.col("_n"), r_test), _floor_share(F.col("_n"), r_valid)
     held = n_test + n_valid
     kept = (held > 0) & (F.col("_n") - held < min_train)
-    part = (F.when(kept, F.lit(_TRAIN)).when(F.col("_pos") <= n_test, F.lit(_TEST))
-             .when(F.col("_pos") <= held, F.lit(_VALID)).otherwise(F.lit(_TRAIN)))  # fmt: skip
+    part = (
+        F.when(kept, F.lit(_TRAIN))
+        .when(F.col("_pos") <= n_test, F.lit(_TEST))
+        .when(F.col("_pos") <= held, F.lit(_VALID))
+        .otherwise(F.lit(_TRAIN))
+    )
     return df.withColumn("part", part).drop("_h", "_n", "_pos")
 
 
@@ -156,8 +167,9 @@ def _temporal_cuts(df: Any, n: int, n_test: int, n_valid: int) -> tuple[float, f
     """Timestamps of the ``n - n_test``-th and ``n - n_test - n_valid``-th oldest rows."""
     wanted = {n - n_test: "test", n - n_test - n_valid: "valid"}
     ts = df.select("timestamp").orderBy("timestamp").rdd.map(lambda row: row[0])
-    found = dict(ts.zipWithIndex().filter(lambda p: p[1] in wanted).map(lambda p: (p[1], p[0]))
-                 .collect())  # fmt: skip
+    found = dict(
+        ts.zipWithIndex().filter(lambda p: p[1] in wanted).map(lambda p: (p[1], p[0])).collect()
+    )
     return float(found[n - n_test]), float(found[n - n_test - n_valid])
 
 
@@ -166,12 +178,17 @@ def _write_part(frame: Any, tmp: Path, name: str) -> None:
     from pyspark.sql import functions as F
 
     cols = [F.col("user"), F.col("item")] + [
-        _number_text(F.col(c)).alias(c) for c in ("weight", "rating", "timestamp")
+        _number_text(F.col(c)).alias(c)
+        for c in ("weight", "rating", "timestamp")
         if c in frame.columns
-    ]  # fmt: skip
+    ]
     target = tmp / f"_{name}"
-    (frame.select(*cols).coalesce(1).sortWithinPartitions("user", "item")
-          .write.csv(str(target), header=True, quote='"', escape='"'))  # fmt: skip
+    (
+        frame.select(*cols)
+        .coalesce(1)
+        .sortWithinPartitions("user", "item")
+        .write.csv(str(target), header=True, quote='"', escape='"')
+    )
     (csv,) = target.glob("part-*.csv")
     csv.rename(tmp / f"{name}.csv")
     shutil.rmtree(target)
@@ -275,8 +292,13 @@ def spark_split(
     try:
         path = str(data_path)
         raw = read_table(spark, path, sep, header=header)
-        names = {"user": user_col, "item": item_col, "weight": weight_col,
-                 "rating": rating_col, "timestamp": timestamp_col}  # fmt: skip
+        names = {
+            "user": user_col,
+            "item": item_col,
+            "weight": weight_col,
+            "rating": rating_col,
+            "timestamp": timestamp_col,
+        }
         cols = _columns(raw, names, header, path)
         df = _interactions(raw, cols, duplicates=duplicates, drop_invalid=drop_invalid, path=path)
         notes: list[str] = ["engine: spark"]
@@ -292,8 +314,10 @@ def spark_split(
             n_valid = int(n * r_valid + 1e-12 * max(n * r_valid, 1.0))
             label = f"global_temporal({_ratio_label(r_train, r_valid, r_test)})"
             if n_test == 0 or (with_valid and n_valid == 0):
-                raise DataError(f"The {label} split of {path} leaves a part empty: "
-                                f"floor({n} * ratio) is 0. Use larger ratios or more data.")  # fmt: skip
+                raise DataError(
+                    f"The {label} split of {path} leaves a part empty: "
+                    f"floor({n} * ratio) is 0. Use larger ratios or more data."
+                )
             t_test, t_valid = _temporal_cuts(df, n, n_test, n_valid)
             part = F.when(F.col("timestamp") >= t_test, F.lit(_TEST))
             if with_valid:

@@ -44,10 +44,12 @@ def checkerboard(
     frame = pd.DataFrame(rows, columns=["user", "item"])
     frame["timestamp"] = np.arange(len(frame), dtype=np.float64)  # for the sequence models
     items = pd.DataFrame(
-        {"title": [f"item {i}" for i in range(n_items)],
-         "genres": ["Even" if i % 2 == 0 else "Odd" for i in range(n_items)]},
+        {
+            "title": [f"item {i}" for i in range(n_items)],
+            "genres": ["Even" if i % 2 == 0 else "Odd" for i in range(n_items)],
+        },
         index=pd.Index([f"i{i}" for i in range(n_items)], name="item"),
-    )  # fmt: skip
+    )
     return Dataset.from_frame(frame, items=items, name="checkerboard")
 
 
@@ -158,8 +160,10 @@ class RecommenderContract:
         assert items.shape[0] == model.n_items
         assert model.item_vectors() is items  # built once per fit
         np.testing.assert_allclose(
-            model.user_vectors(idx) @ items.T, model.score(model.user_ids_.lookup(idx)),
-            rtol=1e-4, atol=1e-4,
+            model.user_vectors(idx) @ items.T,
+            model.score(model.user_ids_.lookup(idx)),
+            rtol=1e-4,
+            atol=1e-4,
         )
 
     def test_candidates_honoured(self):
@@ -211,8 +215,11 @@ class RecommenderContract:
                 model.recommend_for_items(["i0", "i2"], k=3)
             return
         # Eight new users, four per community, each with three items of their own group.
-        histories = [[f"i{start + offset + 2 * j}" for j in range(3)]
-                     for offset in (0, 1) for start in range(0, 24, 6)]  # fmt: skip
+        histories = [
+            [f"i{start + offset + 2 * j}" for j in range(3)]
+            for offset in (0, 1)
+            for start in range(0, 24, 6)
+        ]
         group = np.repeat([0, 1], 4)
         recs = model.recommend_for_items(histories, k=3)
         for row, hist in enumerate(histories):

@@ -49,8 +49,9 @@ def resign(model_dir: Path) -> None:
     """Recompute every checksum in the manifest, as an attacker with write access would."""
     mfile = model_dir / MANIFEST
     manifest = json.loads(mfile.read_text())
-    manifest["files"] = {f: sha256_file(model_dir / f) for f in manifest["files"]
-                         if (model_dir / f).is_file()}  # fmt: skip
+    manifest["files"] = {
+        f: sha256_file(model_dir / f) for f in manifest["files"] if (model_dir / f).is_file()
+    }
     mfile.write_text(json.dumps(manifest))
 
 
@@ -118,7 +119,8 @@ def _edit_array(d: Path, rng: np.random.Generator) -> str:
     key = sorted(arrays)[rng.integers(len(arrays))]
     a = arrays[key]
     op = ["nan", "inf", "big", "negative", "dtype", "shape", "delete", "add", "empty"][
-        rng.integers(9)]  # fmt: skip
+        rng.integers(9)
+    ]
     if op in ("nan", "inf") and a.dtype.kind == "f" and a.size:
         a = a.copy()
         a.flat[rng.integers(a.size)] = np.nan if op == "nan" else np.inf
@@ -207,9 +209,19 @@ def _edit_ids(d: Path, rng: np.random.Generator) -> str:
 
 
 MUTATORS: list[Callable[[Path, np.random.Generator], str]] = [
-    _flip, _truncate, _append, _swap, _delete, _link, _edit_array, _edit_array, _edit_array,
-    _edit_json, _edit_json, _edit_ids,
-]  # fmt: skip
+    _flip,
+    _truncate,
+    _append,
+    _swap,
+    _delete,
+    _link,
+    _edit_array,
+    _edit_array,
+    _edit_array,
+    _edit_json,
+    _edit_json,
+    _edit_ids,
+]
 
 
 def mutate(model_dir: Path, rng: np.random.Generator) -> str:

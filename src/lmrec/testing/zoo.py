@@ -16,8 +16,17 @@ from lmrec.models.capabilities import RatingModel, supports
 from lmrec.models.registry import create_model, get_model_class
 
 _TORCH = {"factors": 8, "epochs": 10, "batch_size": 64, "lr": 0.05, "seed": 0, "torch_threads": 1}
-_RANKER = {"n_layers": 1, "max_length": 64, "batch_size": 8, "max_examples": 64,
-           "warmup_steps": 1, "n_history": 5, "max_steps": 4, "mode": "head", "seed": 0}  # fmt: skip
+_RANKER = {
+    "n_layers": 1,
+    "max_length": 64,
+    "batch_size": 8,
+    "max_examples": 64,
+    "warmup_steps": 1,
+    "n_history": 5,
+    "max_steps": 4,
+    "mode": "head",
+    "seed": 0,
+}
 
 #: Hyperparameters per registered model name.
 SMALL_PARAMS: dict[str, dict[str, Any]] = {

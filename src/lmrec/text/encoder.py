@@ -368,11 +368,17 @@ class TextEncoder:
             lengths = self._token_lengths(model, texts)
             order = np.argsort(-lengths, kind="stable")  # longest first: peak memory shows early
             preprocess = getattr(model, "preprocess", None) or model.tokenize
-            batches = [order[s : s + self.batch_size] for s in range(0, len(texts), self.batch_size)]
+            batches = [
+                order[s : s + self.batch_size] for s in range(0, len(texts), self.batch_size)
+            ]
             # Tokenize here, in one thread: a fast tokenizer is not safe to share across threads.
-            inputs = ({k: v.to(model.device) if hasattr(v, "to") else v
-                       for k, v in preprocess([texts[i] for i in idx]).items()}
-                      for idx in batches)  # fmt: skip
+            inputs = (
+                {
+                    k: v.to(model.device) if hasattr(v, "to") else v
+                    for k, v in preprocess([texts[i] for i in idx]).items()
+                }
+                for idx in batches
+            )
 
             def forward(features: dict[str, Any]) -> np.ndarray:
                 with torch.inference_mode():  # thread-local: entered in each worker
@@ -380,7 +386,9 @@ class TextEncoder:
                     return torch.nn.functional.normalize(emb.float(), p=2, dim=1).cpu().numpy()
 
             out: np.ndarray | None = None
-            for idx, emb in zip(batches, self._run_batches(torch, model, forward, inputs), strict=True):
+            for idx, emb in zip(
+                batches, self._run_batches(torch, model, forward, inputs), strict=True
+            ):
                 if out is None:
                     out = np.empty((len(texts), emb.shape[1]), np.float32)
                 out[idx] = emb

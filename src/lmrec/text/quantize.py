@@ -107,8 +107,9 @@ def _topk_neighbours(x: np.ndarray, k: int, block: int) -> np.ndarray:
     return out
 
 
-def neighbour_overlap(reference: np.ndarray, other: np.ndarray, k: int = 20, *,
-                      block: int = 2048) -> float:  # fmt: skip
+def neighbour_overlap(
+    reference: np.ndarray, other: np.ndarray, k: int = 20, *, block: int = 2048
+) -> float:
     """Mean share of top-``k`` cosine neighbours that ``other`` keeps from ``reference``.
 
     For every row ``i``, ``N_ref(i)`` and ``N_other(i)`` are the ``k`` rows most

@@ -159,10 +159,12 @@ def render(frame: pd.DataFrame, template: str) -> list[str]:
 
 def _string_columns(frame: pd.DataFrame) -> list[Any]:
     return [
-        c for c in frame.columns
-        if pd.api.types.is_object_dtype(frame[c]) or pd.api.types.is_string_dtype(frame[c])
+        c
+        for c in frame.columns
+        if pd.api.types.is_object_dtype(frame[c])
+        or pd.api.types.is_string_dtype(frame[c])
         or isinstance(frame[c].dtype, pd.CategoricalDtype)
-    ]  # fmt: skip
+    ]
 
 
 def _generic(frame: pd.DataFrame, what: str) -> list[str]:
@@ -274,7 +276,8 @@ def user_texts(data: Any, template: str | None = None) -> list[str]:
     if template is None:
         if {"age", "gender", "occupation"} <= set(map(str, frame.columns)):
             return _with_id_fallback(frame, render(frame, MOVIELENS_USER_TEMPLATE))
-        return _with_id_fallback(frame.drop(columns=["gender_word"], errors="ignore"),
-                                 _generic(frame.drop(columns=["gender_word"], errors="ignore"),
-                                          "user"))  # fmt: skip
+        return _with_id_fallback(
+            frame.drop(columns=["gender_word"], errors="ignore"),
+            _generic(frame.drop(columns=["gender_word"], errors="ignore"), "user"),
+        )
     return _with_id_fallback(frame, render(frame, template))

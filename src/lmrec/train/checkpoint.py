@@ -28,16 +28,18 @@ def checkpoint_path(directory: str | Path) -> Path:
     return Path(directory) / CHECKPOINT_NAME
 
 
-def save_checkpoint(directory: str | Path, arrays: dict[str, np.ndarray],
-                    state: dict[str, Any]) -> Path:  # fmt: skip
+def save_checkpoint(
+    directory: str | Path, arrays: dict[str, np.ndarray], state: dict[str, Any]
+) -> Path:
     """Write ``arrays`` (safetensors) and JSON-able ``state`` atomically; returns the path."""
     from safetensors.numpy import save_file
 
     path = checkpoint_path(directory)
     meta = {"format_version": FORMAT_VERSION, "lmrec_version": __version__, **state}
     with atomic_dir(path, overwrite=True) as tmp:
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()},
-                  str(tmp / "state.safetensors"))  # fmt: skip
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "state.safetensors")
+        )
         (tmp / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     return path
 

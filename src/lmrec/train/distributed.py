@@ -97,8 +97,9 @@ def setup_distributed(backend: Backend = "auto") -> DistInfo:
     if not dist.is_initialized():
         restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
         if restart is None:
-            dist.init_process_group(backend=backend, init_method="env://", rank=rank,
-                                    world_size=world)  # fmt: skip
+            dist.init_process_group(
+                backend=backend, init_method="env://", rank=rank, world_size=world
+            )
         else:
             # Under torchrun the workers share the agent's store across restarts; without a
             # per-attempt prefix a restarted group can read the dead group's addresses
@@ -121,9 +122,11 @@ def dist_info() -> DistInfo:
         return DistInfo()
     dist = torch.distributed
     return DistInfo(
-        rank=dist.get_rank(), world_size=dist.get_world_size(),
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")), backend=dist.get_backend(),
-    )  # fmt: skip
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        backend=dist.get_backend(),
+    )
 
 
 def is_main_process() -> bool:
@@ -190,8 +193,9 @@ def shard_batch(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     return rows[lo:hi]
 
 
-def epoch_shards(n: int, seed: int, epoch: int, batch_size: int, rank: int,
-                 world_size: int) -> list[np.ndarray]:  # fmt: skip
+def epoch_shards(
+    n: int, seed: int, epoch: int, batch_size: int, rank: int, world_size: int
+) -> list[np.ndarray]:
     """Row indices this rank trains on in ``epoch``, one array per global batch of ``batch_size``.
 
     Every rank gets the same number of (possibly empty) pieces, so collective calls match.
@@ -204,8 +208,9 @@ def epoch_shards(n: int, seed: int, epoch: int, batch_size: int, rank: int,
     (True, True)
     """
     order = epoch_order(n, seed, epoch)
-    return [shard_batch(order[s : s + batch_size], rank, world_size)
-            for s in range(0, n, batch_size)]  # fmt: skip
+    return [
+        shard_batch(order[s : s + batch_size], rank, world_size) for s in range(0, n, batch_size)
+    ]
 
 
 def all_reduce_sum_(torch: Any, tensors: list[Any]) -> None:
@@ -292,14 +297,20 @@ def run_local(fn: Any, world_size: int, *args: Any) -> None:
         raise ConfigError(f"world_size must be >= 1. Got {world_size!r} instead.")
     torch = require("torch", "torch")
     port = free_port()
-    torch.multiprocessing.spawn(_local_entry, args=(world_size, port, fn, args),
-                                nprocs=world_size, join=True)  # fmt: skip
+    torch.multiprocessing.spawn(
+        _local_entry, args=(world_size, port, fn, args), nprocs=world_size, join=True
+    )
 
 
 def _local_entry(rank: int, world_size: int, port: int, fn: Any, args: tuple[Any, ...]) -> None:
     # A child process of run_local: its environment is its own to set.
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     try:
         fn(*args)
     finally:

@@ -45,9 +45,18 @@ class DPSGDResult:
 
 
 def make_private_users(
-    torch: Any, module: Any, optimizer: Any, *, n_users: int, users_per_step: int,
-    epochs: int, epsilon: float, delta: float, clip: float, seed: int,
-) -> tuple[Any, Any, Any, Any]:  # fmt: skip
+    torch: Any,
+    module: Any,
+    optimizer: Any,
+    *,
+    n_users: int,
+    users_per_step: int,
+    epochs: int,
+    epsilon: float,
+    delta: float,
+    clip: float,
+    seed: int,
+) -> tuple[Any, Any, Any, Any]:
     """Wrap ``module``/``optimizer`` with Opacus for user-level DP-SGD.
 
     Returns ``(module, optimizer, loader, engine)``; ``loader`` yields Poisson-sampled
@@ -63,10 +72,16 @@ def make_private_users(
     with warnings.catch_warnings():  # opacus warns about secure_mode, which we state in docs
         warnings.simplefilter("ignore")
         module, optimizer, loader = engine.make_private_with_epsilon(
-            module=module, optimizer=optimizer, data_loader=loader, target_epsilon=epsilon,
-            target_delta=delta, epochs=epochs, max_grad_norm=clip, poisson_sampling=True,
+            module=module,
+            optimizer=optimizer,
+            data_loader=loader,
+            target_epsilon=epsilon,
+            target_delta=delta,
+            epochs=epochs,
+            max_grad_norm=clip,
+            poisson_sampling=True,
             noise_generator=gen,
-        )  # fmt: skip
+        )
     # the loader's sampler draws with its own generator too: seed it
     sampler = getattr(loader, "batch_sampler", None)
     if sampler is not None and hasattr(sampler, "generator"):
@@ -74,8 +89,9 @@ def make_private_users(
     return module, optimizer, loader, engine
 
 
-def _report(engine: Any, optimizer: Any, *, delta: float, clip: float, n_users: int,
-            mechanism: str) -> dict[str, Any]:  # fmt: skip
+def _report(
+    engine: Any, optimizer: Any, *, delta: float, clip: float, n_users: int, mechanism: str
+) -> dict[str, Any]:
     """What the accountant recorded: (noise multiplier, sample rate, steps) and the epsilon."""
     history = engine.accountant.history
     return {
@@ -93,10 +109,21 @@ def _report(engine: Any, optimizer: Any, *, delta: float, clip: float, n_users: 
 
 
 def fit_bpr_private(
-    x: sp.csr_matrix, *, factors: int, epochs: int, users_per_step: int,
-    pairs_per_user: int, lr: float, reg: float, init_std: float, epsilon: float,
-    delta: float, clip: float, seed: int, device: Any = "cpu",
-) -> DPSGDResult:  # fmt: skip
+    x: sp.csr_matrix,
+    *,
+    factors: int,
+    epochs: int,
+    users_per_step: int,
+    pairs_per_user: int,
+    lr: float,
+    reg: float,
+    init_std: float,
+    epsilon: float,
+    delta: float,
+    clip: float,
+    seed: int,
+    device: Any = "cpu",
+) -> DPSGDResult:
     """BPR matrix factorisation with user-level DP-SGD on the item side.
 
     Each step, every sampled user contributes ``pairs_per_user`` (positive, uniform
@@ -116,9 +143,17 @@ def fit_bpr_private(
     item_opt = torch.optim.Adam(item_side.parameters(), lr=lr)
     user_opt = torch.optim.Adam([users], lr=lr)
     module, item_opt, loader, engine = make_private_users(
-        torch, item_side, item_opt, n_users=n_users, users_per_step=users_per_step,
-        epochs=epochs, epsilon=epsilon, delta=delta, clip=clip, seed=seed,
-    )  # fmt: skip
+        torch,
+        item_side,
+        item_opt,
+        n_users=n_users,
+        users_per_step=users_per_step,
+        epochs=epochs,
+        epsilon=epsilon,
+        delta=delta,
+        clip=clip,
+        seed=seed,
+    )
     indptr, indices = x.indptr, x.indices
 
     def batch(uidx: np.ndarray) -> tuple[Any, Any, Any]:
@@ -144,8 +179,9 @@ def fit_bpr_private(
                     total += float(loss.detach()) * len(uidx)
                     n += len(uidx)
                 else:  # an empty Poisson batch still takes a (pure-noise) step
-                    module(users[:0], *(torch.zeros((0, pairs_per_user), dtype=torch.int64),) * 2,
-                           reg).sum().backward()  # fmt: skip
+                    module(
+                        users[:0], *(torch.zeros((0, pairs_per_user), dtype=torch.int64),) * 2, reg
+                    ).sum().backward()
                 item_opt.step()
                 user_opt.step()
             history.append({"epoch": float(epoch + 1), "loss": total / max(n, 1)})
@@ -162,9 +198,14 @@ def fit_bpr_private(
                 frozen(users[u], pos, neg, reg).mean().backward()
                 user_opt.step()
             bar.update(1)
-    report = _report(engine, item_opt, delta=delta, clip=clip, n_users=n_users,
-                     mechanism="DP-SGD (Opacus) on item factors and biases; user vectors "
-                     "per user (joint DP)")  # fmt: skip
+    report = _report(
+        engine,
+        item_opt,
+        delta=delta,
+        clip=clip,
+        n_users=n_users,
+        mechanism="DP-SGD (Opacus) on item factors and biases; user vectors per user (joint DP)",
+    )
     to_np = lambda t: np.ascontiguousarray(t.detach().float().cpu().numpy(), np.float32)  # noqa: E731
     arrays = {
         "user_factors": to_np(users),

@@ -40,9 +40,14 @@ class NegativeSampler:
     indices) restricts the draws to a subset of the catalog.
     """
 
-    def __init__(self, users: np.ndarray, items: np.ndarray, n_items: int,
-                 rng: np.random.Generator,
-                 candidates: np.ndarray | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        n_items: int,
+        rng: np.random.Generator,
+        candidates: np.ndarray | None = None,
+    ) -> None:
         self.n_items = int(n_items)
         self.rng = rng
         self.keys = np.sort(users.astype(np.int64) * self.n_items + items.astype(np.int64))
@@ -76,8 +81,9 @@ class NegativeSampler:
             neg[bad] = self._draw(int(bad.sum()))
         return neg
 
-    def sample_piece(self, users: np.ndarray, n_negatives: int, rng: np.random.Generator,
-                     n_batch: int, lo: int) -> np.ndarray:  # fmt: skip
+    def sample_piece(
+        self, users: np.ndarray, n_negatives: int, rng: np.random.Generator, n_batch: int, lo: int
+    ) -> np.ndarray:
         """Negatives for rows ``lo : lo + len(users)`` of a global batch of ``n_batch`` rows.
 
         Each round draws ``(n_batch, n_negatives)`` items from ``rng`` (the batch's
@@ -111,9 +117,16 @@ class Optimizer:
     with its defaults (betas 0.9/0.999, eps 1e-8, no weight decay: L2 is in the loss).
     """
 
-    def __init__(self, torch: Any, params: list[Any], *, lr: float,
-                 kind: Literal["adam", "sgd"], betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:  # fmt: skip
+    def __init__(
+        self,
+        torch: Any,
+        params: list[Any],
+        *,
+        lr: float,
+        kind: Literal["adam", "sgd"],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.torch, self.params, self.lr, self.kind = torch, params, lr, kind
         self.betas, self.eps, self.t = betas, eps, 0
         self.m = [torch.zeros_like(p) for p in params] if kind == "adam" else []
@@ -151,10 +164,23 @@ class PairTrainer:
     reports the mean ranking loss per epoch. Shared by BPR and the factorization machine.
     """
 
-    def __init__(self, torch: Any, loss_fn: Any, params: list[Any], users: np.ndarray,
-                 items: np.ndarray, *, sampler: NegativeSampler, rng: np.random.Generator,
-                 device: Any, batch_size: int, n_negatives: int, lr: float,
-                 optimizer: Literal["adam", "sgd"], bf16: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        torch: Any,
+        loss_fn: Any,
+        params: list[Any],
+        users: np.ndarray,
+        items: np.ndarray,
+        *,
+        sampler: NegativeSampler,
+        rng: np.random.Generator,
+        device: Any,
+        batch_size: int,
+        n_negatives: int,
+        lr: float,
+        optimizer: Literal["adam", "sgd"],
+        bf16: bool,
+    ) -> None:
         self.torch = torch
         self.loss_fn = loss_fn
         self.users, self.items = users, items
@@ -218,9 +244,16 @@ class ShardedPairTrainer(PairTrainer):
     negatives of an uninterrupted one.
     """
 
-    def __init__(self, *args: Any, seed: int, dist: DistInfo, names: list[str],
-                 checkpoint_dir: Path | None = None, checkpoint_every: int | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *args: Any,
+        seed: int,
+        dist: DistInfo,
+        names: list[str],
+        checkpoint_dir: Path | None = None,
+        checkpoint_every: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         if checkpoint_every is not None and checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be >= 1 step. Got {checkpoint_every!r}.")
@@ -239,8 +272,9 @@ class ShardedPairTrainer(PairTrainer):
     def _train_epoch(self) -> dict[str, float]:
         """The rest of the current epoch (this rank's pieces); returns the global mean loss."""
         torch, d = self.torch, self.dist
-        shards = epoch_shards(len(self.users), self.seed, self.epoch, self.batch_size,
-                              d.rank, d.world_size)  # fmt: skip
+        shards = epoch_shards(
+            len(self.users), self.seed, self.epoch, self.batch_size, d.rank, d.world_size
+        )
         sizes = self._batch_sizes()
         while self.batch < len(shards):
             b = self.batch
@@ -250,8 +284,9 @@ class ShardedPairTrainer(PairTrainer):
             if len(rows):
                 u = self.users[rows]
                 lo, _ = shard_bounds(n_batch, d.rank, d.world_size)
-                j = self.sampler.sample_piece(u, self.n_negatives,
-                                              batch_rng(self.seed, self.epoch, b), n_batch, lo)  # fmt: skip
+                j = self.sampler.sample_piece(
+                    u, self.n_negatives, batch_rng(self.seed, self.epoch, b), n_batch, lo
+                )
                 with autocast(torch, self.device, self.bf16):
                     loss, penalty = self.loss_fn(
                         torch, self._tensor(u), self._tensor(self.items[rows]), self._tensor(j)
@@ -274,7 +309,7 @@ class ShardedPairTrainer(PairTrainer):
                 and self.batch % self.checkpoint_every == 0
                 and self.batch < len(shards)
             ):
-                self._save_checkpoint()  # fmt: skip
+                self._save_checkpoint()
         stats = {"loss": self.loss_sum / len(self.users)}
         self.batch, self.loss_sum = 0, 0.0
         return stats
@@ -283,8 +318,9 @@ class ShardedPairTrainer(PairTrainer):
         """Train until ``epochs`` epochs are done (resuming from a checkpoint if one exists)."""
         if self.checkpoint_dir is not None:
             self._resume()
-        with progress(total=epochs, initial=min(self.epoch, epochs), desc=desc,
-                      unit="epoch") as bar:  # fmt: skip
+        with progress(
+            total=epochs, initial=min(self.epoch, epochs), desc=desc, unit="epoch"
+        ) as bar:
             while self.epoch < epochs:
                 stats = {"epoch": float(self.epoch + 1), **self._train_epoch()}
                 self.epoch += 1
@@ -308,14 +344,21 @@ class ShardedPairTrainer(PairTrainer):
                     arrays[f"adam_m.{name}"] = to_numpy(self.opt.m[i])
                     arrays[f"adam_v.{name}"] = to_numpy(self.opt.v[i])
             state = {
-                "epoch": self.epoch, "batch": self.batch, "epoch_loss_sum": self.loss_sum,
-                "optimizer": self.opt.kind, "optimizer_step": self.opt.t,
-                "history": self.history, "world_size": self.dist.world_size,
+                "epoch": self.epoch,
+                "batch": self.batch,
+                "epoch_loss_sum": self.loss_sum,
+                "optimizer": self.opt.kind,
+                "optimizer_step": self.opt.t,
+                "history": self.history,
+                "world_size": self.dist.world_size,
                 # Everything random is a pure function of (seed, epoch, batch): see
                 # lmrec.train.distributed.
-                "rng": {"seed": self.seed, "shuffle": "SeedSequence(seed, spawn_key=(0, epoch))",
-                        "negatives": "SeedSequence(seed, spawn_key=(1, epoch, batch))"},
-            }  # fmt: skip
+                "rng": {
+                    "seed": self.seed,
+                    "shuffle": "SeedSequence(seed, spawn_key=(0, epoch))",
+                    "negatives": "SeedSequence(seed, spawn_key=(1, epoch, batch))",
+                },
+            }
             save_checkpoint(self.checkpoint_dir, arrays, state)  # type: ignore[arg-type]
         barrier()  # nobody reads a half-written checkpoint or races ahead of rank 0
 
@@ -358,5 +401,10 @@ class ShardedPairTrainer(PairTrainer):
         self.batch = int(state.get("batch", 0))
         self.loss_sum = float(state.get("epoch_loss_sum", 0.0))
         self.history = [dict(h) for h in state["history"]]
-        logger.info("resumed from %s at epoch %d, batch %d (saved by %d rank(s))",
-                    self.checkpoint_dir, self.epoch, self.batch, state["world_size"])  # fmt: skip
+        logger.info(
+            "resumed from %s at epoch %d, batch %d (saved by %d rank(s))",
+            self.checkpoint_dir,
+            self.epoch,
+            self.batch,
+            state["world_size"],
+        )

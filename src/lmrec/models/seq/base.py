@@ -55,9 +55,13 @@ _ENCODE_BLOCK = 512
 
 
 class SequentialRecommender(
-    Recommender, SequenceModel, DotProductModel, ValidatedModel, CheckpointedModel,
+    Recommender,
+    SequenceModel,
+    DotProductModel,
+    ValidatedModel,
+    CheckpointedModel,
     DistributedModel,
-):  # fmt: skip
+):
     """Base of the next-item models; subclasses name their encoder (``encoder_kind``)."""
 
     config_class: ClassVar[type[SequenceConfig]] = SequenceConfig
@@ -101,11 +105,19 @@ class SequentialRecommender(
         counts = dataset.item_counts()
         text = self._item_text(dataset) if "text" in cfg.item_repr else None
         net = nets.build(
-            self.encoder_kind, n_items=dataset.n_items, factors=cfg.factors, max_len=cfg.max_len,
-            item_repr=cfg.item_repr, text_dim=0 if text is None else text.shape[1],
-            adaptor=cfg.adaptor, n_experts=cfg.n_experts, dropout=cfg.dropout,
-            gen=torch_generator(torch, self.seed_), device=device, **self._encoder_params(),
-        )  # fmt: skip
+            self.encoder_kind,
+            n_items=dataset.n_items,
+            factors=cfg.factors,
+            max_len=cfg.max_len,
+            item_repr=cfg.item_repr,
+            text_dim=0 if text is None else text.shape[1],
+            adaptor=cfg.adaptor,
+            n_experts=cfg.n_experts,
+            dropout=cfg.dropout,
+            gen=torch_generator(torch, self.seed_),
+            device=device,
+            **self._encoder_params(),
+        )
         net.tower.set_data(
             None if text is None else torch.from_numpy(text).to(device),
             torch.from_numpy((counts > 0).astype(np.float32)).to(device),
@@ -124,10 +136,20 @@ class SequentialRecommender(
 
         with torch_threads(torch, cfg.torch_threads):
             trainer = SequenceTrainer(
-                torch, net, inputs, targets, counts, cfg, device=device, dist=dist,
-                seed=self.seed_, evaluate=evaluate, checkpoint_dir=options.checkpoint_dir,
-                desc=self.name or type(self).__name__, show_progress=options.show_progress,
-            )  # fmt: skip
+                torch,
+                net,
+                inputs,
+                targets,
+                counts,
+                cfg,
+                device=device,
+                dist=dist,
+                seed=self.seed_,
+                evaluate=evaluate,
+                checkpoint_dir=options.checkpoint_dir,
+                desc=self.name or type(self).__name__,
+                show_progress=options.show_progress,
+            )
             self.history_ = trainer.fit()
             self.best_epoch_ = trainer.best_epoch if trainer.best is not None else trainer.epoch
             net.eval()
@@ -222,11 +244,19 @@ class SequentialRecommender(
 
         cfg = self.config
         net = nets.build(
-            self.encoder_kind, n_items=self.n_items, factors=cfg.factors, max_len=cfg.max_len,
-            item_repr="id", text_dim=0, adaptor=cfg.adaptor, n_experts=cfg.n_experts,
-            dropout=cfg.dropout, gen=torch_generator(torch, 0), device="cpu",
+            self.encoder_kind,
+            n_items=self.n_items,
+            factors=cfg.factors,
+            max_len=cfg.max_len,
+            item_repr="id",
+            text_dim=0,
+            adaptor=cfg.adaptor,
+            n_experts=cfg.n_experts,
+            dropout=cfg.dropout,
+            gen=torch_generator(torch, 0),
+            device="cpu",
             **self._encoder_params(),
-        )  # fmt: skip
+        )
         encoder = net.encoder
         encoder.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights_.items()})  # type: ignore[union-attr]
         encoder.eval()
@@ -254,8 +284,10 @@ class SequentialRecommender(
         indptr = arrays.int("seq_indptr", (n_users + 1,), low=0).astype(np.int64)
         items = arrays.int("seq_items", (None,), low=0, high=max(n_items, 1))
         if indptr[0] != 0 or indptr[-1] != len(items) or np.any(np.diff(indptr) < 0):
-            raise ModelFileError("model state: array 'seq_indptr' is not monotone from 0 to "
-                                 "the number of sequence items.")  # fmt: skip
+            raise ModelFileError(
+                "model state: array 'seq_indptr' is not monotone from 0 to "
+                "the number of sequence items."
+            )
         self.sequences_ = Sequences(indptr, items)
         self.history_ = meta.get("history")
         self.best_epoch_ = meta.get("best_epoch")

@@ -85,8 +85,9 @@ class MoEAdaptor(nn.Module):
 class ItemTower(nn.Module):
     """The item table ``(n_items + 1, d)``; row 0 (padding) is zero. See the module docstring."""
 
-    def __init__(self, n_items: int, d: int, repr_: str, text_dim: int, adaptor: str,
-                 n_experts: int) -> None:  # fmt: skip
+    def __init__(
+        self, n_items: int, d: int, repr_: str, text_dim: int, adaptor: str, n_experts: int
+    ) -> None:
         super().__init__()
         self.n_items, self.repr = n_items, repr_
         self.id = nn.Parameter(torch.empty(n_items + 1, d)) if "id" in repr_ else None
@@ -102,8 +103,9 @@ class ItemTower(nn.Module):
         """Attach the frozen text vectors and the known-item mask (not parameters)."""
         self.text, self.known = text, known
 
-    def forward(self, rows: torch.Tensor | None = None,
-                id_keep: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, rows: torch.Tensor | None = None, id_keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Vectors of item ``rows`` (1-based, 0 = padding), or the whole table.
 
         ``id_keep`` (float, per item, 0-based) zeroes the id part of dropped items.
@@ -140,8 +142,9 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, length, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        heads = [t.view(b, length, self.n_heads, d // self.n_heads).transpose(1, 2)
-                 for t in (q, k, v)]  # fmt: skip
+        heads = [
+            t.view(b, length, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v)
+        ]
         a = F.scaled_dot_product_attention(*heads, attn_mask=mask)
         x = x + self.drop1(self.out(a.transpose(1, 2).reshape(b, length, d)))
         return x + self.drop2(self.ff2(F.gelu(self.ff1(self.ln2(x)))))
@@ -150,14 +153,16 @@ class AttentionBlock(nn.Module):
 class SASRecEncoder(nn.Module):
     """Causal self-attention over a left-padded window (Kang & McAuley, ICDM 2018)."""
 
-    def __init__(self, d: int, max_len: int, n_layers: int, n_heads: int, dropout: float,
-                 noise: Noise) -> None:  # fmt: skip
+    def __init__(
+        self, d: int, max_len: int, n_layers: int, n_heads: int, dropout: float, noise: Noise
+    ) -> None:
         super().__init__()
         self.scale = math.sqrt(d)
         self.pos = nn.Parameter(torch.empty(max_len, d))
         self.drop = Dropout(dropout, noise)
-        self.blocks = nn.ModuleList(AttentionBlock(d, n_heads, dropout, noise)
-                                    for _ in range(n_layers))  # fmt: skip
+        self.blocks = nn.ModuleList(
+            AttentionBlock(d, n_heads, dropout, noise) for _ in range(n_layers)
+        )
         self.ln = nn.LayerNorm(d)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -201,9 +206,22 @@ class SequenceNet(nn.Module):
         return self.encoder(self.in_drop(table[seqs]), seqs > 0)
 
 
-def build(kind: str, *, n_items: int, factors: int, max_len: int, item_repr: str,
-          text_dim: int, adaptor: str, n_experts: int, dropout: float, n_layers: int,
-          n_heads: int, gen: torch.Generator, device: Any) -> SequenceNet:  # fmt: skip
+def build(
+    kind: str,
+    *,
+    n_items: int,
+    factors: int,
+    max_len: int,
+    item_repr: str,
+    text_dim: int,
+    adaptor: str,
+    n_experts: int,
+    dropout: float,
+    n_layers: int,
+    n_heads: int,
+    gen: torch.Generator,
+    device: Any,
+) -> SequenceNet:
     """A :class:`SequenceNet` on ``device`` with every parameter drawn from ``gen``.
 
     Built on the meta device first, so torch's global generator is never used: weight

@@ -136,10 +136,23 @@ class SequenceTrainer:
     validation NDCG@10, or ``None`` without validation data.
     """
 
-    def __init__(self, torch: Any, net: Any, inputs: np.ndarray, targets: np.ndarray,
-                 item_counts: np.ndarray, cfg: Any, *, device: Any, dist: DistInfo, seed: int,
-                 evaluate: Callable[[], float | None], checkpoint_dir: Path | None,
-                 desc: str, show_progress: bool | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        torch: Any,
+        net: Any,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        item_counts: np.ndarray,
+        cfg: Any,
+        *,
+        device: Any,
+        dist: DistInfo,
+        seed: int,
+        evaluate: Callable[[], float | None],
+        checkpoint_dir: Path | None,
+        desc: str,
+        show_progress: bool | None,
+    ) -> None:
         self.torch, self.net, self.cfg, self.device, self.dist = torch, net, cfg, device, dist
         self.inputs, self.targets = inputs, targets
         self.seed, self.evaluate = int(seed), evaluate
@@ -193,8 +206,14 @@ class SequenceTrainer:
         mask = y > 0
         tgt = y[mask]
         if cfg.loss == "sampled":  # only the rows the batch touches go through the tower
-            ids = torch.cat([torch.zeros(1, dtype=x.dtype, device=x.device), x.reshape(-1),
-                             tgt, neg.to(x.dtype)])  # fmt: skip
+            ids = torch.cat(
+                [
+                    torch.zeros(1, dtype=x.dtype, device=x.device),
+                    x.reshape(-1),
+                    tgt,
+                    neg.to(x.dtype),
+                ]
+            )
             rows, inv = torch.unique(ids, return_inverse=True)
             table = self.net.tower(rows, keep)
             n_x = x.numel()
@@ -256,8 +275,11 @@ class SequenceTrainer:
             total += float(local)
             n_targets += n_global
         seconds = time.perf_counter() - start_time
-        return {"loss": total / max(n_targets, 1), "seconds": seconds,
-                "examples_per_s": n_targets / max(seconds, 1e-9)}  # fmt: skip
+        return {
+            "loss": total / max(n_targets, 1),
+            "seconds": seconds,
+            "examples_per_s": n_targets / max(seconds, 1e-9),
+        }
 
     def _autocast(self) -> Any:
         import contextlib
@@ -272,9 +294,13 @@ class SequenceTrainer:
         cfg = self.cfg
         if self.checkpoint_dir is not None:
             self._resume()
-        bar = progress(total=cfg.epochs, initial=min(self.epoch, cfg.epochs), desc=self.desc,
-                       unit="epoch",
-                       disable=None if self.show_progress is None else not self.show_progress)  # fmt: skip
+        bar = progress(
+            total=cfg.epochs,
+            initial=min(self.epoch, cfg.epochs),
+            desc=self.desc,
+            unit="epoch",
+            disable=None if self.show_progress is None else not self.show_progress,
+        )
         start = time.perf_counter() - (self.history[-1]["elapsed_s"] if self.history else 0.0)
         with bar:
             while self.epoch < cfg.epochs and not self._stopped():
@@ -331,12 +357,20 @@ class SequenceTrainer:
                 if self.best_state is not None:
                     arrays[f"best.{name}"] = _np(self.best_state[i])
             state = {
-                "epoch": self.epoch, "optimizer_step": self.opt.t, "history": self.history,
-                "best": self.best, "best_epoch": self.best_epoch, "bad": self.bad,
-                "loss_scale": self.scaler.scale, "world_size": self.dist.world_size,
-                "rng": {"seed": self.seed, "windows": "SeedSequence(seed, spawn_key=(0, epoch))",
-                        "batch": "SeedSequence(seed, spawn_key=(1, epoch, batch))"},
-            }  # fmt: skip
+                "epoch": self.epoch,
+                "optimizer_step": self.opt.t,
+                "history": self.history,
+                "best": self.best,
+                "best_epoch": self.best_epoch,
+                "bad": self.bad,
+                "loss_scale": self.scaler.scale,
+                "world_size": self.dist.world_size,
+                "rng": {
+                    "seed": self.seed,
+                    "windows": "SeedSequence(seed, spawn_key=(0, epoch))",
+                    "batch": "SeedSequence(seed, spawn_key=(1, epoch, batch))",
+                },
+            }
             save_checkpoint(self.checkpoint_dir, arrays, state)  # type: ignore[arg-type]
         barrier()
 
@@ -356,8 +390,11 @@ class SequenceTrainer:
         torch = self.torch
         with torch.no_grad():
             for i, name in enumerate(self.names):
-                for t, prefix in ((self.params[i], "param"), (self.opt.m[i], "adam_m"),
-                                  (self.opt.v[i], "adam_v")):  # fmt: skip
+                for t, prefix in (
+                    (self.params[i], "param"),
+                    (self.opt.m[i], "adam_m"),
+                    (self.opt.v[i], "adam_v"),
+                ):
                     saved = arrays.get(f"{prefix}.{name}")
                     if saved is None or tuple(saved.shape) != tuple(t.shape):
                         raise ConfigError(
@@ -367,8 +404,9 @@ class SequenceTrainer:
                         )
                     t.copy_(torch.from_numpy(saved).to(t.device))
         if f"best.{self.names[0]}" in arrays:
-            self.best_state = [torch.from_numpy(arrays[f"best.{n}"]).to(self.device)
-                               for n in self.names]  # fmt: skip
+            self.best_state = [
+                torch.from_numpy(arrays[f"best.{n}"]).to(self.device) for n in self.names
+            ]
         self.opt.t = int(state["optimizer_step"])
         self.epoch = int(state["epoch"])
         self.history = [dict(h) for h in state["history"]]

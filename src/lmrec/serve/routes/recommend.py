@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
+from lmrec.models.explain import Explanation
 from lmrec.serve.deps import (
     CatalogDep,
     EngineDep,
@@ -15,7 +16,6 @@ from lmrec.serve.deps import (
     authorize_history,
     authorize_user,
 )
-from lmrec.models.explain import Explanation
 from lmrec.serve.engine import RecList
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.model_store import LoadedModel
@@ -187,8 +187,10 @@ def explain_response(expl: Explanation, user: str | None, version: str) -> Expla
         item=expl.item,
         title=expl.title,
         score=finite([expl.score])[0],
-        contributions=[ContributionOut(item=c.item, title=c.title, weight=c.contribution)
-                       for c in expl.contributions],  # fmt: skip
+        contributions=[
+            ContributionOut(item=c.item, title=c.title, weight=c.contribution)
+            for c in expl.contributions
+        ],
         reasons=list(expl.reasons),
         explanation=list(expl.sentences),
         method=expl.method,

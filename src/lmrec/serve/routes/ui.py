@@ -20,8 +20,10 @@ from lmrec.serve.settings import ServeSettings
 #: Static files of the page and their media types.
 _STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 #: The page allows its own scripts, styles and API calls only (no inline script, no CDN).
-_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")  # fmt: skip
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 class UsersResponse(BaseModel):
@@ -82,8 +84,13 @@ def build_router(settings: ServeSettings) -> APIRouter:
         return UsersResponse(users=out)
 
     @api.get("/search", response_model=SearchResponse)
-    def search(lm: ModelDep, titles: TitlesDep, _: ReadKey,
-               q: Annotated[str, Query(min_length=1, max_length=200)], limit: Limit = 20) -> SearchResponse:  # fmt: skip
+    def search(
+        lm: ModelDep,
+        titles: TitlesDep,
+        _: ReadKey,
+        q: Annotated[str, Query(min_length=1, max_length=200)],
+        limit: Limit = 20,
+    ) -> SearchResponse:
         """Catalog items whose title (or id, without a catalog) contains every word of ``q``,
         most popular first."""
         words = q.lower().split()
