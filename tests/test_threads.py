@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -137,19 +138,48 @@ def test_cgroup_v1_quota(tmp_path):
     assert _threads.cgroup_cpu_quota(root) is None
 
 
+THREADED = {"torch", "numba", "implicit", "transformers", "peft", "sentence_transformers"}
+
+
+def _runtime_imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) of every import in ``tree`` that runs, i.e. not under
+    ``if TYPE_CHECKING:`` (annotations only: nothing is loaded)."""
+    found: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
 def test_every_threaded_import_goes_through_require():
     # torch, numba, implicit and the Hugging Face stacks load OpenMP runtimes that read
     # their settings once; an import that bypasses lmrec._optional.require would load
     # them before lmrec._threads.configure has set the wait policy and thread counts.
-    pattern = re.compile(
-        r"^\s*(?:import|from)\s+(torch|numba|implicit|transformers|peft|sentence_transformers)\b",
-        re.M,
-    )
     allowed = {"_als_cg_kernel.py"}  # imported only after require("numba", ...)
     offenders = [
-        f"{p.relative_to(SRC)}: {m.group(0).strip()}"
-        for p in SRC.rglob("*.py")
+        f"{p.relative_to(SRC)}:{line}: {module}"
+        for p in sorted(SRC.rglob("*.py"))
         if p.name not in allowed
-        for m in pattern.finditer(p.read_text())
+        for line, module in _runtime_imports(ast.parse(p.read_text()))
+        if module.split(".")[0] in THREADED
     ]
     assert offenders == []
+
+
+def test_the_import_check_sees_what_runs():
+    code = (
+        "import torch.nn\nif TYPE_CHECKING:\n    import numba\nelse:\n    from peft import x\n"
+        "def f():\n    import implicit\n"
+    )
+    assert [m for _, m in _runtime_imports(ast.parse(code))] == ["torch.nn", "peft", "implicit"]

@@ -38,7 +38,7 @@ def test_space_is_field_metadata():
     from lmrec.models.knn import KNNConfig
 
     extra = KNNConfig.model_fields["shrinkage"].json_schema_extra
-    assert extra == {"search": ("float", 0.0, 100.0, {"similarity": "cosine"})}
+    assert extra == {"search": ["float", 0.0, 100.0, {"similarity": "cosine"}]}  # JSON: a list
     assert search_space("itemknn")["shrinkage"] == ("float", 0.0, 100.0, {"similarity": "cosine"})
 
 

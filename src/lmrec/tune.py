@@ -23,7 +23,7 @@ values, and otherwise left at the model's default. ``("float", 0.0, 100.0,
 bm25 + shrinkage combinations.
 
 The built-in space of a model is declared on its config, as metadata of each
-searched field (``Field(..., json_schema_extra={"search": ("float_log", 10.0, 5000.0)})``),
+searched field (``Field(..., json_schema_extra=search("float_log", 10.0, 5000.0))``),
 in field order; :func:`search_space` reads it. A model that declares none gets an
 error listing its hyperparameters, to write a space for. Users may pass their own
 space, as a dict or as a TOML/JSON file (lists stand in for tuples)::

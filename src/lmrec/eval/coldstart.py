@@ -217,7 +217,7 @@ class GenrePopularity(Recommender, FoldInModel):
         if not self.config.personalised:
             share = np.ones_like(share)
         weights = share * self.genre_pop_[None, :]  # type: ignore[index]
-        return np.asarray(self.item_genres_ @ weights.T, dtype=np.float32).T  # type: ignore[operator]
+        return np.asarray(self.item_genres_ @ weights.T, dtype=np.float32).T
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self._from_share(self.user_share_[user_idx])  # type: ignore[index]

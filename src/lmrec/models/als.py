@@ -70,7 +70,7 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.explain import Attribution, exact
 from lmrec.models.files import StateArrays
 
@@ -78,18 +78,18 @@ from lmrec.models.files import StateArrays
 class ALSConfig(ModelConfig):
     """Hyperparameters of :class:`ALS`."""
 
-    factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 16, 256)})
+    factors: int = Field(default=64, ge=1, json_schema_extra=search("int_log", 16, 256))
     """Number of latent factors per user and per item."""
     regularization: float = Field(
-        default=0.01, ge=0, json_schema_extra={"search": ("float_log", 1e-3, 10.0)}
+        default=0.01, ge=0, json_schema_extra=search("float_log", 1e-3, 10.0)
     )
     """L2 penalty ``lambda`` on every user and item factor vector (see regularization_scaling)."""
     regularization_scaling: Literal["none", "count"] = "none"
     """'none': the same ``lambda`` for every row (implicit's CG fit); 'count': ``lambda`` times
     the row's number of interactions, Spark MLlib's ALS-WR objective (exact batched solves)."""
-    alpha: float = Field(default=1.0, ge=0, json_schema_extra={"search": ("float_log", 1.0, 100.0)})
+    alpha: float = Field(default=1.0, ge=0, json_schema_extra=search("float_log", 1.0, 100.0))
     """Confidence scaling: an observed pair has confidence ``1 + alpha * r`` (HKV eq. 6)."""
-    iterations: int = Field(default=15, ge=1, json_schema_extra={"search": ("int", 5, 30)})
+    iterations: int = Field(default=15, ge=1, json_schema_extra=search("int", 5, 30))
     """Number of ALS sweeps (each solves all users, then all items)."""
     seed: int = Field(default=0, ge=0)
     """Seed of the random initial factors; the same seed gives the same model."""

@@ -605,7 +605,7 @@ class Recommender(ABC):
             user_ids=self.user_ids_,
             item_ids=self.item_ids_,  # type: ignore[arg-type]
             seen=self.seen_,
-            overwrite=overwrite,  # type: ignore[arg-type]
+            overwrite=overwrite,
         )
 
     @classmethod
@@ -668,7 +668,7 @@ class Recommender(ABC):
         if supports(self, FoldInModel) and self.n_items:
             checks.append(
                 ("fold-in", self.score_history(history_matrix([np.array([0])], self.n_items)))
-            )  # type: ignore[attr-defined]
+            )
         for what, out in checks:
             out = np.asarray(out)
             if out.ndim != 2 or out.shape[1] != self.n_items or np.isnan(out).any():

@@ -44,7 +44,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, DataError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, ValidatedModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.models.registry import create_model
 from lmrec.models.validation import validation_metric
@@ -65,12 +65,12 @@ class BlendConfig(ModelConfig):
     content_params: dict[str, Any] = Field(default_factory=dict)
     """Hyperparameters of the text component (validated by its own config)."""
     weight: float | None = Field(
-        default=None, ge=0, le=1, json_schema_extra={"search": ("float", 0.0, 1.0)}
+        default=None, ge=0, le=1, json_schema_extra=search("float", 0.0, 1.0)
     )
     """Weight of the content scores (0: CF only, 1: content only); ``None`` learns it."""
     normalization: Normalization = Field(
         default="zscore",
-        json_schema_extra={"search": ("categorical", ["zscore", "minmax", "rank"])},
+        json_schema_extra=search("categorical", ["zscore", "minmax", "rank"]),
     )
     """Per-user normalisation of each component's scores over the user's unseen items."""
     weight_grid: tuple[Annotated[float, Field(ge=0, le=1)], ...] = Field(
@@ -245,7 +245,7 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
         out = (
             normalize_scores(self.cf_._score(user_idx), seen, how),  # type: ignore[union-attr]
             normalize_scores(self.content_._score(user_idx), seen, how),
-        )  # type: ignore[union-attr]
+        )
         if self._cache is not None:
             self._cache[key] = out
         return out

@@ -47,6 +47,7 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
+from lmrec.models.config import search
 from lmrec.models.dp import DPConfig, check_dp_data
 from lmrec.models.files import StateArrays
 from lmrec.models.foldin import fold_in_ridge
@@ -72,15 +73,15 @@ logger = logging.getLogger(__name__)
 class BPRConfig(DPConfig):
     """Hyperparameters of :class:`BPR`."""
 
-    factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 16, 256)})
+    factors: int = Field(default=64, ge=1, json_schema_extra=search("int_log", 16, 256))
     """Dimension of the user and item factors."""
-    epochs: int = Field(default=20, ge=1, json_schema_extra={"search": ("int", 10, 100)})
+    epochs: int = Field(default=20, ge=1, json_schema_extra=search("int", 10, 100))
     """Passes over the training interactions."""
     batch_size: int = Field(default=4096, ge=1)
     """Positive (user, item) pairs per mini-batch."""
-    lr: float = Field(default=0.01, gt=0, json_schema_extra={"search": ("float_log", 1e-3, 0.1)})
+    lr: float = Field(default=0.01, gt=0, json_schema_extra=search("float_log", 1e-3, 0.1))
     """Learning rate of the optimizer."""
-    reg: float = Field(default=1e-2, ge=0, json_schema_extra={"search": ("float_log", 1e-6, 1e-2)})
+    reg: float = Field(default=1e-2, ge=0, json_schema_extra=search("float_log", 1e-6, 1e-2))
     """L2 penalty on the factors and biases used in each batch (per pair)."""
     n_negatives: int = Field(default=1, ge=1)
     """Uniform negatives per positive; the loss averages over them."""
@@ -236,7 +237,7 @@ class BPR(
             reg=cfg.reg,
             init_std=cfg.init_std,
             epsilon=cfg.dp_epsilon,
-            delta=cfg.dp_delta,  # type: ignore[arg-type]
+            delta=cfg.dp_delta,
             clip=cfg.dp_clip,
             seed=draw_seed(cfg.dp_seed) if cfg.dp_seed is None else cfg.dp_seed,
             device=resolve_device(require("torch", "torch"), cfg.device),
@@ -273,7 +274,7 @@ class BPR(
 
     # ------------------------------------------------------------------ inference
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.user_factors_[user_idx] @ self.item_factors_.T + self.item_bias_  # type: ignore[index,union-attr,operator]
+        return self.user_factors_[user_idx] @ self.item_factors_.T + self.item_bias_
 
     def item_vectors(self) -> np.ndarray:
         """Item vectors with the item bias as a last column (float32, C-contiguous)."""
@@ -291,7 +292,7 @@ class BPR(
         return fold_in_ridge(
             self.item_factors_,
             self.item_bias_,
-            history,  # type: ignore[arg-type]
+            history,
             reg=self.config.fold_in_reg,
             alpha=self.config.fold_in_alpha,
         )

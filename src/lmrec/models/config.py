@@ -21,6 +21,16 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
+def search(kind: str, *bounds: Any) -> dict[str, Any]:
+    """Field metadata declaring a hyperparameter's built-in search space for ``lmrec tune``.
+
+    ``Field(default=64, ge=1, json_schema_extra=search("int_log", 16, 256))``; the kinds
+    and their arguments are those of a search-space file (``lmrec tune --help``). The
+    spec is stored as a list (JSON), :func:`lmrec.tune.search_space` reads it back.
+    """
+    return {"search": [kind, *bounds]}
+
+
 def build_config(config_class: type[ModelConfig], values: dict[str, Any]) -> ModelConfig:
     """Validate ``values`` against ``config_class``, turning pydantic errors into ConfigError."""
     try:

@@ -43,7 +43,7 @@ from lmrec.data.idmap import OnUnknown
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, check_k
 from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.models.unlearning import drop_users
 from lmrec.ops.topk import topk
@@ -60,21 +60,21 @@ class ContentConfig(ModelConfig):
     """Item text template over item columns, e.g. ``"{title} ({year}). Genres: {genres}"``;
     default: MovieLens-style when the items have title and genres, else every string column."""
     profile: Literal["mean", "recency", "multi"] = Field(
-        default="mean", json_schema_extra={"search": ("categorical", ["mean", "recency", "multi"])}
+        default="mean", json_schema_extra=search("categorical", ["mean", "recency", "multi"])
     )
     """How a user's item vectors become a profile: mean, recency-weighted mean, or
     several k-means centroids (score = best centroid)."""
     half_life_days: float = Field(
         default=30.0,
         gt=0,
-        json_schema_extra={"search": ("float_log", 1.0, 365.0, {"profile": "recency"})},
+        json_schema_extra=search("float_log", 1.0, 365.0, {"profile": "recency"}),
     )
     """Recency profile: an interaction this many days older than the user's latest counts half."""
     n_interests: int = Field(
-        default=3, ge=1, le=64, json_schema_extra={"search": ("int", 2, 8, {"profile": "multi"})}
+        default=3, ge=1, le=64, json_schema_extra=search("int", 2, 8, {"profile": "multi"})
     )
     """Multi profile: centroids per user (users with fewer items keep one per item)."""
-    center: bool = Field(default=True, json_schema_extra={"search": ("categorical", [True, False])})
+    center: bool = Field(default=True, json_schema_extra=search("categorical", [True, False]))
     """Subtract the mean item vector before comparing (removes what every item text shares,
     such as the template's wording, so cosines reflect what sets items apart)."""
     use_ratings: bool = False

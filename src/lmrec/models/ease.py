@@ -43,6 +43,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, PrivateModel, UnlearningModel
+from lmrec.models.config import search
 from lmrec.models.dp import DPConfig, check_dp_data, noisy_gram
 from lmrec.models.explain import Attribution, exact, row_values
 from lmrec.models.files import StateArrays
@@ -55,9 +56,7 @@ _PEAK_MATRICES = 3
 class EASEConfig(DPConfig):
     """Hyperparameters of :class:`EASE`."""
 
-    l2: float = Field(
-        default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)}
-    )
+    l2: float = Field(default=500.0, gt=0, json_schema_extra=search("float_log", 10.0, 5000.0))
     """L2 penalty ``lambda`` added to the diagonal of ``X^T X``; larger means smoother ``B``.
 
     A few hundred is typical for MovieLens-100K-sized data; scale it up with the data."""

@@ -60,7 +60,7 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.models.foldin import fold_in_ridge
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
@@ -91,25 +91,25 @@ class FMConfig(ModelConfig):
     use_user_ids: bool = True
     """Give every user its own id embedding (off: users are only their features)."""
     loss: Literal["bpr", "warp"] = Field(
-        default="bpr", json_schema_extra={"search": ("categorical", ["bpr", "warp"])}
+        default="bpr", json_schema_extra=search("categorical", ["bpr", "warp"])
     )
     """Pairwise logistic loss (``bpr``) or the batched WARP approximation (``warp``)."""
     n_negatives: int = Field(
-        default=1, ge=1, json_schema_extra={"search": ("int_log", 2, 20, {"loss": "warp"})}
+        default=1, ge=1, json_schema_extra=search("int_log", 2, 20, {"loss": "warp"})
     )
     """Uniform negatives per positive: BPR averages over them, WARP uses the hardest
     violator (use several, e.g. 10, with ``warp``)."""
     n_buckets: int = Field(default=10, ge=1)
     """Quantile buckets of numeric attribute columns."""
-    factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 16, 256)})
+    factors: int = Field(default=64, ge=1, json_schema_extra=search("int_log", 16, 256))
     """Dimension of the embeddings."""
-    epochs: int = Field(default=20, ge=1, json_schema_extra={"search": ("int", 5, 50)})
+    epochs: int = Field(default=20, ge=1, json_schema_extra=search("int", 5, 50))
     """Passes over the training interactions."""
     batch_size: int = Field(default=4096, ge=1)
     """Positive (user, item) pairs per mini-batch."""
-    lr: float = Field(default=0.01, gt=0, json_schema_extra={"search": ("float_log", 1e-3, 0.1)})
+    lr: float = Field(default=0.01, gt=0, json_schema_extra=search("float_log", 1e-3, 0.1))
     """Learning rate of the optimizer."""
-    reg: float = Field(default=1e-2, ge=0, json_schema_extra={"search": ("float_log", 1e-6, 1e-1)})
+    reg: float = Field(default=1e-2, ge=0, json_schema_extra=search("float_log", 1e-6, 1e-1))
     """L2 penalty on the user and item representations used in each batch (per pair)."""
     optimizer: Literal["adam", "sgd"] = "adam"
     """Adam (default) or plain SGD."""
@@ -418,7 +418,7 @@ class FactorizationMachine(
 
     # ------------------------------------------------------------------ inference
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.user_repr_[user_idx] @ self.item_repr_.T + self.item_bias_  # type: ignore[index,union-attr,operator]
+        return self.user_repr_[user_idx] @ self.item_repr_.T + self.item_bias_
 
     def item_vectors(self) -> np.ndarray:
         """Item vectors with the item bias as a last column (float32, C-contiguous)."""
@@ -441,7 +441,7 @@ class FactorizationMachine(
         return fold_in_ridge(
             self.item_repr_,
             self.item_bias_,
-            history,  # type: ignore[arg-type]
+            history,
             reg=self.config.fold_in_reg,
             alpha=self.config.fold_in_alpha,
         )

@@ -49,7 +49,7 @@ from pydantic import Field, model_validator
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, FoldInModel, PrivateModel, UnlearningModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.dp import DPConfig, check_dp_data, noisy_gram
 from lmrec.models.explain import Attribution, column_values, exact, occlusion, row_values
 from lmrec.models.files import StateArrays
@@ -66,27 +66,27 @@ _BLOCK_ROWS = 1024
 class KNNConfig(ModelConfig):
     """Hyperparameters of :class:`ItemKNN` and :class:`UserKNN`."""
 
-    k_neighbors: int = Field(default=100, ge=1, json_schema_extra={"search": ("int_log", 10, 500)})
+    k_neighbors: int = Field(default=100, ge=1, json_schema_extra=search("int_log", 10, 500))
     """Neighbours kept per item (ItemKNN) or per user (UserKNN)."""
     similarity: Literal["cosine", "bm25", "tfidf"] = Field(
-        default="cosine", json_schema_extra={"search": ("categorical", ["cosine", "bm25", "tfidf"])}
+        default="cosine", json_schema_extra=search("categorical", ["cosine", "bm25", "tfidf"])
     )
     """Similarity of two rows: shrunk cosine, or dot product of tf-idf / BM25 weighted rows."""
     shrinkage: float = Field(
         default=0.0,
         ge=0,
-        json_schema_extra={"search": ("float", 0.0, 100.0, {"similarity": "cosine"})},
+        json_schema_extra=search("float", 0.0, 100.0, {"similarity": "cosine"}),
     )
     """Cosine only: ``sim = a.b / (||a|| ||b|| + shrinkage)``; 0 is the plain cosine."""
     bm25_k1: float = Field(
-        default=1.2, ge=0, json_schema_extra={"search": ("float", 0.5, 3.0, {"similarity": "bm25"})}
+        default=1.2, ge=0, json_schema_extra=search("float", 0.5, 3.0, {"similarity": "bm25"})
     )
     """BM25 only: term-frequency saturation ``k1`` (0 ignores the weights' size)."""
     bm25_b: float = Field(
         default=0.75,
         ge=0,
         le=1,
-        json_schema_extra={"search": ("float", 0.0, 1.0, {"similarity": "bm25"})},
+        json_schema_extra=search("float", 0.0, 1.0, {"similarity": "bm25"}),
     )
     """BM25 only: strength ``b`` of the length normalisation, in [0, 1]."""
     implicit: bool = True
@@ -331,7 +331,7 @@ class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
         )
         # Shrinking by a multiple of the noise scale keeps pairs of rare items, whose noisy
         # co-counts are mostly noise, from looking like perfect neighbours.
-        shrink = cfg.shrinkage + _DP_SHRINK_SIGMAS * self.privacy_["sigma"]  # type: ignore[index]
+        shrink = cfg.shrinkage + _DP_SHRINK_SIGMAS * self.privacy_["sigma"]
         norms = np.sqrt(np.maximum(gram.diagonal(), 1.0))
         sims = gram / (norms[:, None] * norms[None, :] + shrink)
         np.fill_diagonal(sims, 0.0)
@@ -410,7 +410,7 @@ class UserKNN(_KNNBase, FoldInModel):
         self.similarity_ = topk_similarities(
             self._weighted,
             self._weighted,
-            config=self.config,  # type: ignore[arg-type]
+            config=self.config,
             base_norms=self._norms,
             exclude_self=True,
         )
@@ -433,7 +433,7 @@ class UserKNN(_KNNBase, FoldInModel):
             self._weighted,
             config=self.config,
             base_norms=self._norms,
-            skip=skip,  # type: ignore[arg-type]
+            skip=skip,
         )
         return np.asarray((sims @ self.user_items_).toarray(), dtype=np.float32)
 

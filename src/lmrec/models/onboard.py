@@ -41,7 +41,7 @@ from lmrec.errors import ConfigError, ModelFileError
 from lmrec.models.attributes import DEFAULT_BINS, AttributeGroups
 from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, FoldInModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.explain import Attribution, occlusion
 from lmrec.models.files import StateArrays
 
@@ -60,14 +60,14 @@ class OnboardConfig(ModelConfig):
     prefixes: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
     """History lengths trained as arrival stages; each has its own attribute weights."""
     l2_attributes: float = Field(
-        default=30.0, gt=0, json_schema_extra={"search": ("float_log", 1.0, 1000.0)}
+        default=30.0, gt=0, json_schema_extra=search("float_log", 1.0, 1000.0)
     )
     """Ridge penalty of the attribute weights (shrinks groups towards popularity)."""
     l2_items: float = Field(
-        default=300.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)}
+        default=300.0, gt=0, json_schema_extra=search("float_log", 10.0, 5000.0)
     )
     """Ridge penalty of the item-to-item weights ``V``."""
-    augment: int = Field(default=3, ge=0, json_schema_extra={"search": ("int", 0, 10)})
+    augment: int = Field(default=3, ge=0, json_schema_extra=search("int", 0, 10))
     """Extra rows per user and small prefix length from random early items."""
     augment_window: int = Field(default=10, ge=1)
     """Early items the augmented rows draw from."""
@@ -224,7 +224,7 @@ class Onboard(Recommender, FoldInModel):
         meta = {
             "vocabularies": g.vocabularies,  # type: ignore[union-attr]
             "combinations": [list(c) for c in g.combinations],
-        }  # type: ignore[union-attr]
+        }
         return arrays, meta  # type: ignore[return-value]
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.models.unlearning import drop_users
 
@@ -20,7 +20,7 @@ class PopularityConfig(ModelConfig):
     """Hyperparameters of :class:`Popularity`."""
 
     by: Literal["count", "weight"] = Field(
-        default="count", json_schema_extra={"search": ("categorical", ["count", "weight"])}
+        default="count", json_schema_extra=search("categorical", ["count", "weight"])
     )
     """Rank by the number of users (``count``) or by the sum of interaction weights."""
     half_life_days: float | None = Field(default=None, gt=0)

@@ -34,7 +34,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import DotProductModel, FitOptions, RatingModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
 
 
@@ -119,13 +119,11 @@ class _RatingBase(Recommender, RatingModel):
 class BiasedMFConfig(ModelConfig):
     """Hyperparameters of :class:`BiasedMF`."""
 
-    factors: int = Field(default=50, ge=1, json_schema_extra={"search": ("int_log", 8, 200)})
+    factors: int = Field(default=50, ge=1, json_schema_extra=search("int_log", 8, 200))
     """Latent dimensions of ``p_u`` and ``q_i``."""
-    reg: float = Field(default=0.12, gt=0, json_schema_extra={"search": ("float_log", 0.01, 1.0)})
+    reg: float = Field(default=0.12, gt=0, json_schema_extra=search("float_log", 0.01, 1.0))
     """Weighted-lambda regularisation: each solve adds ``reg * n`` (its number of ratings)."""
-    reg_bias: float = Field(
-        default=5.0, ge=0, json_schema_extra={"search": ("float_log", 0.1, 50.0)}
-    )
+    reg_bias: float = Field(default=5.0, ge=0, json_schema_extra=search("float_log", 0.1, 50.0))
     """Ridge penalty of the baselines ``b_u``, ``b_i`` (as a number of pseudo-ratings)."""
     iterations: int = Field(default=15, ge=1)
     """ALS sweeps (users then items)."""
@@ -199,7 +197,7 @@ class BiasedMF(_RatingBase, DotProductModel):
                 ),
                 dtype=np.float32,
             ),
-        )  # type: ignore[arg-type]
+        )
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """``[p_u, 1, mu + b_u]`` rows (float32)."""
@@ -208,12 +206,12 @@ class BiasedMF(_RatingBase, DotProductModel):
             np.hstack(
                 [
                     self.user_factors_[idx],
-                    np.ones((len(idx), 1), np.float32),  # type: ignore[index]
+                    np.ones((len(idx), 1), np.float32),
                     (self.mean_ + self.user_bias_[idx])[:, None],
                 ]
             ),
             dtype=np.float32,
-        )  # type: ignore[index,operator]
+        )
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_vectors(user_idx) @ self.item_vectors().T
@@ -223,8 +221,8 @@ class BiasedMF(_RatingBase, DotProductModel):
             "nf,nf->n",
             self.user_factors_[u].astype(np.float64),  # type: ignore[index]
             self.item_factors_[i].astype(np.float64),
-        )  # type: ignore[index]
-        return self.mean_ + self.user_bias_[u] + self.item_bias_[i] + dots  # type: ignore[operator,index]
+        )
+        return self.mean_ + self.user_bias_[u] + self.item_bias_[i] + dots
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {
@@ -233,7 +231,7 @@ class BiasedMF(_RatingBase, DotProductModel):
             "user_bias": self.user_bias_,
             "item_bias": self.item_bias_,
         }
-        return arrays, {"mean": self.mean_, **self._range_meta()}  # type: ignore[dict-item]
+        return arrays, {"mean": self.mean_, **self._range_meta()}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         n_u, n_i = self.seen_.shape  # type: ignore[union-attr]
@@ -304,23 +302,19 @@ def _als_side(
 class KNNBaselineConfig(ModelConfig):
     """Hyperparameters of :class:`KNNBaseline`."""
 
-    k_neighbors: int = Field(default=40, ge=1, json_schema_extra={"search": ("int_log", 10, 200)})
+    k_neighbors: int = Field(default=40, ge=1, json_schema_extra=search("int_log", 10, 200))
     """Most similar items rated by the user that enter a prediction."""
     similarity: Literal["pearson_baseline", "pearson"] = "pearson_baseline"
     """Pearson correlation on baseline residuals, or mean-centred (each item's mean)."""
     shrinkage: float = Field(
-        default=100.0, ge=0, json_schema_extra={"search": ("float_log", 1.0, 1000.0)}
+        default=100.0, ge=0, json_schema_extra=search("float_log", 1.0, 1000.0)
     )
     """``s_ij *= (n_ij - 1) / (n_ij - 1 + shrinkage)``: trust correlations with many common users."""
     min_support: int = Field(default=1, ge=1)
     """Pairs of items with fewer common users have similarity 0."""
-    reg_user: float = Field(
-        default=15.0, ge=0, json_schema_extra={"search": ("float_log", 1.0, 50.0)}
-    )
+    reg_user: float = Field(default=15.0, ge=0, json_schema_extra=search("float_log", 1.0, 50.0))
     """Ridge penalty of the user baselines."""
-    reg_item: float = Field(
-        default=10.0, ge=0, json_schema_extra={"search": ("float_log", 1.0, 50.0)}
-    )
+    reg_item: float = Field(default=10.0, ge=0, json_schema_extra=search("float_log", 1.0, 50.0))
     """Ridge penalty of the item baselines."""
 
 
@@ -390,7 +384,7 @@ class KNNBaseline(_RatingBase):
         k = self.config.k_neighbors
         lo, hi = self.residuals_.indptr[u], self.residuals_.indptr[u + 1]  # type: ignore[union-attr]
         rated, z = self.residuals_.indices[lo:hi], self.residuals_.data[lo:hi]  # type: ignore[union-attr]
-        base = self.mean_ + self.user_bias_[u] + self.item_bias_[items]  # type: ignore[operator,index]
+        base = self.mean_ + self.user_bias_[u] + self.item_bias_[items]
         if len(rated) == 0:
             return base
         s = self.similarity_[np.ix_(items, rated)].astype(np.float64)  # type: ignore[index]
@@ -413,8 +407,8 @@ class KNNBaseline(_RatingBase):
             "residuals.data": r.data.astype(np.float32),
             "residuals.indices": r.indices.astype(np.int64),  # type: ignore[union-attr]
             "residuals.indptr": r.indptr.astype(np.int64),
-        }  # type: ignore[union-attr]
-        return arrays, {"mean": self.mean_, **self._range_meta()}  # type: ignore[dict-item]
+        }
+        return arrays, {"mean": self.mean_, **self._range_meta()}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         n_u, n_i = self.seen_.shape  # type: ignore[union-attr]

@@ -53,7 +53,7 @@ from lmrec.eval.bias import attribute_distributions, calibration_kl
 from lmrec.eval.groups import ItemGroups
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, supports
-from lmrec.models.config import ModelConfig, build_config
+from lmrec.models.config import ModelConfig, build_config, search
 from lmrec.models.files import StateArrays
 from lmrec.models.registry import create_model, get_model_class, models_supporting
 
@@ -72,12 +72,10 @@ class RerankConfig(ModelConfig):
     """Hyperparameters of the base model (validated by its own config)."""
     method: Method = "calibrated"
     """``calibrated`` (Steck), ``mmr`` (diversity) or ``exposure`` (protected item group)."""
-    trade_off: float = Field(
-        default=0.5, ge=0, lt=1, json_schema_extra={"search": ("float", 0.0, 0.95)}
-    )
+    trade_off: float = Field(default=0.5, ge=0, lt=1, json_schema_extra=search("float", 0.0, 0.95))
     """λ: weight of the list-level goal against relevance (0 = the base model's order)."""
     n_candidates: int = Field(
-        default=100, ge=2, le=2000, json_schema_extra={"search": ("int_log", 20, 500)}
+        default=100, ge=2, le=2000, json_schema_extra=search("int_log", 20, 500)
     )
     """Top unseen items of the base model that are re-ranked, per user."""
     depth: int = Field(default=10, ge=1, le=2000)

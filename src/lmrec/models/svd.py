@@ -39,7 +39,7 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.explain import Attribution, exact
 from lmrec.models.files import StateArrays
 from lmrec.models.unlearning import drop_users, keep_rows
@@ -48,7 +48,7 @@ from lmrec.models.unlearning import drop_users, keep_rows
 class PureSVDConfig(ModelConfig):
     """Hyperparameters of :class:`PureSVD`."""
 
-    factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 8, 512)})
+    factors: int = Field(default=64, ge=1, json_schema_extra=search("int_log", 8, 512))
     """Rank ``f`` of the truncated SVD (data with fewer users or items keeps all factors)."""
     seed: int = Field(default=0, ge=0)
     """Seed of ARPACK's start vector; the same seed gives the same model."""

@@ -48,7 +48,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.models.unlearning import drop_users
 
@@ -60,9 +60,7 @@ class ItemFeatureConfig(ModelConfig):
     """Sentence encoder: the bundled default, a local model directory or a Hugging Face id."""
     text_template: str | None = None
     """Item text template over item columns (default: as :class:`ContentModel`)."""
-    attribute_weight: float = Field(
-        default=0.5, ge=0, json_schema_extra={"search": ("float", 0.0, 2.0)}
-    )
+    attribute_weight: float = Field(default=0.5, ge=0, json_schema_extra=search("float", 0.0, 2.0))
     """Scale of the one-hot item attributes appended to the text embedding (0: text only)."""
     n_bins: int = Field(default=10, ge=2, le=100)
     """Quantile bins of each numeric item column (e.g. year)."""
@@ -78,11 +76,9 @@ class ItemFeatureConfig(ModelConfig):
 class Text2CFConfig(ItemFeatureConfig):
     """Hyperparameters of :class:`Text2CF` (defaults chosen on a cold-item validation split)."""
 
-    cf_l2: float = Field(
-        default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)}
-    )
+    cf_l2: float = Field(default=500.0, gt=0, json_schema_extra=search("float_log", 10.0, 5000.0))
     """L2 penalty of the EASE model fitted on the warm items (the regression target)."""
-    l2: float = Field(default=10.0, gt=0, json_schema_extra={"search": ("float_log", 0.1, 1000.0)})
+    l2: float = Field(default=10.0, gt=0, json_schema_extra=search("float_log", 0.1, 1000.0))
     """Ridge penalty of the map from item features to EASE columns."""
 
 

@@ -35,6 +35,7 @@ from pydantic import Field
 from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
+from lmrec.models.config import search
 from lmrec.models.files import StateArrays
 from lmrec.models.text2cf import ItemFeatureConfig, item_features
 
@@ -46,19 +47,17 @@ class TextEASEConfig(ItemFeatureConfig):
     (NDCG@10 0.2796 vs 0.2740 for EASE; ``side="features", l2=300, beta=10``: 0.2767).
     """
 
-    l2: float = Field(
-        default=500.0, gt=0, json_schema_extra={"search": ("float_log", 10.0, 5000.0)}
-    )
+    l2: float = Field(default=500.0, gt=0, json_schema_extra=search("float_log", 10.0, 5000.0))
     """L2 penalty ``lambda`` on the diagonal of the Gram matrix (as EASE's ``l2``)."""
-    beta: float = Field(default=3.0, ge=0, json_schema_extra={"search": ("float", 0.0, 20.0)})
+    beta: float = Field(default=3.0, ge=0, json_schema_extra=search("float", 0.0, 20.0))
     """Weight of the side-information Gram (``F F^T`` or ``T^T T``; 0: plain EASE)."""
     side: Literal["features", "neighbours"] = Field(
         default="neighbours",
-        json_schema_extra={"search": ("categorical", ["features", "neighbours"])},
+        json_schema_extra=search("categorical", ["features", "neighbours"]),
     )
     """Side information: the item features themselves, or pseudo-users from text neighbours."""
     n_neighbours: int = Field(
-        default=10, ge=1, json_schema_extra={"search": ("int_log", 2, 50, {"side": "neighbours"})}
+        default=10, ge=1, json_schema_extra=search("int_log", 2, 50, {"side": "neighbours"})
     )
     """``side="neighbours"``: nearest items (by feature cosine) each pseudo-user holds."""
 

@@ -62,7 +62,7 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.train.distributed import (
     DistInfo,
@@ -90,24 +90,24 @@ logger = logging.getLogger(__name__)
 class TwoTowerConfig(ModelConfig):
     """Hyperparameters of :class:`TwoTower`."""
 
-    factors: int = Field(default=64, ge=1, json_schema_extra={"search": ("int_log", 16, 128)})
+    factors: int = Field(default=64, ge=1, json_schema_extra=search("int_log", 16, 128))
     """Dimension of the user and item vectors."""
-    epochs: int = Field(default=60, ge=1, json_schema_extra={"search": ("int", 20, 100)})
+    epochs: int = Field(default=60, ge=1, json_schema_extra=search("int", 20, 100))
     """Passes over the training users."""
     batch_size: int = Field(default=128, ge=1)
     """Users per mini-batch."""
-    lr: float = Field(default=0.005, gt=0, json_schema_extra={"search": ("float_log", 1e-3, 3e-2)})
+    lr: float = Field(default=0.005, gt=0, json_schema_extra=search("float_log", 1e-3, 3e-2))
     """Adam learning rate."""
     weight_decay: float = Field(default=0.0, ge=0)
     """Decoupled (AdamW-style) weight decay of all tower weights, per step."""
     loss: Literal["softmax", "bpr"] = Field(
-        default="softmax", json_schema_extra={"search": ("categorical", ["softmax", "bpr"])}
+        default="softmax", json_schema_extra=search("categorical", ["softmax", "bpr"])
     )
     """``softmax``: full-catalog multinomial likelihood of the hidden items; ``bpr``: pairwise."""
     n_negatives: int = Field(default=8, ge=1)
     """Uniform negatives per hidden positive (``loss="bpr"`` only)."""
     history_dropout: float = Field(
-        default=0.5, gt=0, lt=1, json_schema_extra={"search": ("float", 0.2, 0.8)}
+        default=0.5, gt=0, lt=1, json_schema_extra=search("float", 0.2, 0.8)
     )
     """Share of each user's history hidden from the user tower per step (the targets)."""
     history_power: float = Field(default=0.5, ge=0, le=1)
@@ -398,7 +398,7 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
             n_target = target.sum(dim=1).clamp(min=1.0)
             return (-(f.log_softmax(scores, dim=1) * target).sum(dim=1) / n_target).sum() / denom
         pos_r, pos_c = torch.nonzero(target, as_tuple=True)
-        neg_c = torch.from_numpy(neg).to(scores.device)  # type: ignore[arg-type]
+        neg_c = torch.from_numpy(neg).to(scores.device)
         diff = scores[pos_r, pos_c][:, None] - scores[pos_r[:, None], neg_c]
         return -f.logsigmoid(diff).sum() / denom
 
@@ -432,7 +432,7 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         return np.ascontiguousarray(u, dtype=np.float32)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.user_vectors_[user_idx] @ self.item_vectors_.T + self.item_bias_  # type: ignore[index,union-attr,operator]
+        return self.user_vectors_[user_idx] @ self.item_vectors_.T + self.item_bias_
 
     def item_vectors(self) -> np.ndarray:
         """Item vectors with the item bias as a last column (float32, C-contiguous)."""
@@ -448,12 +448,12 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Encode each history row with the user tower (no attributes, no user id) and score."""
         u = self._user_vectors(history, None, None)
-        return u @ self.item_vectors_.T + self.item_bias_  # type: ignore[union-attr,operator]
+        return u @ self.item_vectors_.T + self.item_bias_
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"w.{k}": v for k, v in self.weights_.items()}  # type: ignore[union-attr]
-        arrays["user_vectors"] = self.user_vectors_  # type: ignore[assignment]
+        arrays["user_vectors"] = self.user_vectors_
         arrays["item_known"] = self.item_known_.astype(np.uint8)  # type: ignore[union-attr]
         if self.item_text_ is not None:
             arrays["item_text"] = self.item_text_

@@ -148,7 +148,7 @@ def make_client(local: LocalBPR) -> Any:
     """A Flower ``NumPyClient`` around a :class:`LocalBPR` (parameters: ``[V, b]``)."""
     flwr = require("flwr", "privacy")
 
-    class FedBPRClient(flwr.client.NumPyClient):
+    class FedBPRClient(flwr.client.NumPyClient):  # type: ignore[name-defined]  # base class of a module loaded at run time
         def get_parameters(self, config: dict) -> list[np.ndarray]:
             raise ConfigError("The server initialises the item side; clients only refine it.")
 

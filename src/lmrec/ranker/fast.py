@@ -201,7 +201,7 @@ def export_onnx(ranker: Any, path: str | Path, *, int8: bool = True) -> Path:
         encoder.set_attn_implementation("eager")
     pooling = ranker.config.pooling
 
-    class TextLogit(torch.nn.Module):
+    class TextLogit(torch.nn.Module):  # type: ignore[name-defined]  # base class of a module loaded at run time
         def __init__(self) -> None:
             super().__init__()
             self.encoder, self.head = encoder, module["head"]
@@ -217,7 +217,7 @@ def export_onnx(ranker: Any, path: str | Path, *, int8: bool = True) -> Path:
                 pooled = (out * m).sum(1) / m.sum(1).clamp(min=1.0)
             return self.head(pooled).squeeze(-1)
 
-    class PackedLogit(torch.nn.Module):  # shared_context: one sequence per user
+    class PackedLogit(torch.nn.Module):  # type: ignore[name-defined]  # run-time base; shared_context
         def __init__(self) -> None:
             super().__init__()
             self.encoder, self.head = encoder, module["head"]

@@ -47,8 +47,8 @@ class History:
     def of_user(cls, ranker: Any, user_idx: int) -> History:
         """A known user's history, attributes and like marks, as the prompts show them."""
         p = ranker.prompts_
-        lo, hi = int(p.indptr[user_idx]), int(p.indptr[user_idx + 1])  # type: ignore[union-attr]
-        return cls(p.items[lo:hi].astype(np.int64), p.liked[lo:hi], p.user_texts[user_idx])  # type: ignore[union-attr]
+        lo, hi = int(p.indptr[user_idx]), int(p.indptr[user_idx + 1])
+        return cls(p.items[lo:hi].astype(np.int64), p.liked[lo:hi], p.user_texts[user_idx])
 
     def without(self, position: int) -> History:
         """The history with the item at ``position`` removed."""
@@ -78,9 +78,9 @@ def candidate_logits(ranker: Any, histories: Sequence[History], item_idx: np.nda
     for r in np.unique(rows):
         h = histories[r]
         items = item_idx[r][item_idx[r] >= 0]
-        context = prompts.render(h.items, h.liked, h.user_text)  # type: ignore[union-attr]
+        context = prompts.render(h.items, h.liked, h.user_text)
         x = (
-            history_features(stats, h.liked, prompts.n_history, items)  # type: ignore[union-attr]
+            history_features(stats, h.liked, prompts.n_history, items)
             if stats is not None
             else np.zeros((len(items), 0), np.float32)
         )
@@ -89,7 +89,7 @@ def candidate_logits(ranker: Any, histories: Sequence[History], item_idx: np.nda
             if key not in keys:
                 keys[key] = len(contexts)
                 contexts.append(context)
-                candidates.append(prompts.item_texts[i])  # type: ignore[union-attr]
+                candidates.append(prompts.item_texts[i])
                 feats.append(row)
             slot.append(keys[key])
     out = np.full(item_idx.shape, -np.inf, np.float32)

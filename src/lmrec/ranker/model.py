@@ -741,7 +741,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
             list(texts["user_texts"]),
             indptr,
             items,
-            liked,  # type: ignore[arg-type]
+            liked,
             template=cfg.template,
             n_history=cfg.n_history,
         )

@@ -128,7 +128,7 @@ class RetrieveRerank(Recommender, SequenceModel):
         if self.ranker_ is None:
             self._check_fitted()
         if self.config.engine == "torch" and not self.config.int8:
-            return self.ranker_  # type: ignore[return-value]
+            return self.ranker_
         if getattr(self, "_scorer", None) is None:
             if self.config.engine == "onnx":
                 from lmrec.ranker.fast import OnnxScorer
@@ -138,7 +138,7 @@ class RetrieveRerank(Recommender, SequenceModel):
                 )
             else:
                 self._scorer = self.ranker_.merge_and_quantize()  # type: ignore[union-attr]
-        return self._scorer  # type: ignore[return-value]
+        return self._scorer
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         cand, retrieval = self.candidate_scores(user_idx)
@@ -350,7 +350,7 @@ def pipeline_attribute(
         History.of_user(pipeline.ranker_, user_idx)
         if user_idx is not None
         else History.of_items(history)
-    )  # type: ignore[arg-type]
+    )
     if user_idx is not None:
         cand, _ = pipeline.candidate_scores(np.array([user_idx]))
     else:

@@ -137,7 +137,7 @@ def _features(inputs: ReportInputs, attribute: str | None) -> tuple[str | None, 
         )
     groups = ItemGroups.from_labels(
         inputs.items[attribute].to_numpy(), separator="|", attribute=attribute
-    )  # type: ignore[index]
+    )
     return attribute, groups.membership
 
 
@@ -325,7 +325,7 @@ def _item_fairness_section(inputs: ReportInputs, k: int, item_groups: list[str])
         else:
             groups = ItemGroups.from_labels(
                 inputs.items[attr].to_numpy(), separator="|", attribute=attr
-            )  # type: ignore[index]
+            )
         tables = {n: exposure_table(r, inputs.truth, groups, k=k) for n, r in inputs.runs.items()}
         first = next(iter(tables.values()))
         keep = first.sort_values("relevance_share", ascending=False).index[:12]
@@ -479,12 +479,12 @@ def _tradeoff_section(inputs: ReportInputs) -> str:
     x_metric, y_metric = metrics[1], metrics[0]
     series = {
         str(m): (list(g[x_metric]), list(g[y_metric])) for m, g in t.groupby("method", sort=False)
-    }  # type: ignore[union-attr]
+    }
     return (
         '<p class="note">Each point is one value of the re-ranker\'s trade_off (0 = the base '
         "model).</p>"
         + _table(t.set_index("method"))
-        + '<div class="charts">'  # type: ignore[union-attr]
+        + '<div class="charts">'
         + line_chart(
             series, title=f"{y_metric} against {x_metric}", xlabel=x_metric, ylabel=y_metric
         )

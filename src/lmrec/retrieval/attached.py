@@ -189,7 +189,7 @@ def ann_recommend_indices(
         raise ConfigError(f"Model {model.name!r} cannot use an ANN index (not a factor model).")
     user_idx = np.asarray(user_idx, dtype=np.int64)
     ex = model.exclusion(user_idx, exclude_seen, exclude)
-    return index.search(model.user_vectors(user_idx), k, exclude=ex)  # type: ignore[no-any-return]
+    return index.search(model.user_vectors(user_idx), k, exclude=ex)
 
 
 def recommend_ann(
@@ -206,4 +206,4 @@ def recommend_ann(
     uidx = model.user_ids_.index(users, on_unknown=on_unknown, kind="user")
     uidx = uidx[uidx >= 0]
     items, scores = ann_recommend_indices(model, index, uidx, k, exclude_seen=exclude_seen)
-    return model._to_frame(model.user_ids_.lookup(uidx), items, scores)  # type: ignore[no-any-return]
+    return model._to_frame(model.user_ids_.lookup(uidx), items, scores)

@@ -173,7 +173,7 @@ class Engine:
             return None  # not enough left after exclusions: compute properly
         return RecList(
             row[ok][:k].astype(np.int64), lm.top_scores[uidx][ok][:k], "precomputed", False
-        )  # type: ignore[index]
+        )
 
     def for_session(
         self,

@@ -140,7 +140,7 @@ def is_main_process() -> bool:
 def barrier() -> None:
     """Wait for all ranks (no-op without a process group)."""
     if dist_info().is_distributed:
-        _torch_if_loaded().distributed.barrier()  # type: ignore[union-attr]
+        _torch_if_loaded().distributed.barrier()
 
 
 def cleanup_distributed() -> None:

@@ -219,7 +219,7 @@ def _bpr_item_module(torch: Any) -> Any:
     """The item side of BPR as an ``nn.Module`` Opacus can compute per-user gradients of."""
     nn = torch.nn
 
-    class BPRItems(nn.Module):
+    class BPRItems(nn.Module):  # type: ignore[name-defined]  # base class of a module loaded at run time
         def __init__(self, n_items: int, factors: int, init_std: float, gen: Any) -> None:
             super().__init__()
             self.item = nn.Embedding(n_items, factors)

@@ -130,7 +130,7 @@ def _check_ratios(ratios: object, func: str) -> tuple[float, float, float, bool]
             f"The 'ratios' parameter of {func} must be 2 numbers (train, test) or "
             f"3 (train, valid, test). Got {ratios!r} instead."
         )
-    values = [float(r) if _is_real(r) else math.nan for r in ratios]  # type: ignore[union-attr]
+    values = [float(r) if _is_real(r) else math.nan for r in ratios]
     if not all(0.0 <= r <= 1.0 for r in values):
         raise ConfigError(
             f"The 'ratios' parameter of {func} must hold numbers in [0, 1]. Got {ratios!r} instead."

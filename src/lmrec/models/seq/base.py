@@ -180,7 +180,7 @@ class SequentialRecommender(
             seqs = self.sequences_
             self.user_vectors_ = self._encode(
                 torch, net.encoder, table, seqs.rows(np.arange(len(seqs)))
-            )  # type: ignore[union-attr]
+            )
         self._derived = {}
 
     def _encode(
@@ -268,8 +268,8 @@ class SequentialRecommender(
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"w.{k}": v for k, v in self.weights_.items()}  # type: ignore[union-attr]
-        arrays["item_vectors"] = self.item_vectors_  # type: ignore[assignment]
-        arrays["user_vectors"] = self.user_vectors_  # type: ignore[assignment]
+        arrays["item_vectors"] = self.item_vectors_
+        arrays["user_vectors"] = self.user_vectors_
         arrays["seq_indptr"] = self.sequences_.indptr  # type: ignore[union-attr]
         arrays["seq_items"] = self.sequences_.items.astype(np.int32)  # type: ignore[union-attr]
         meta = {"history": self.history_, "best_epoch": self.best_epoch_, "seed": self.seed_}

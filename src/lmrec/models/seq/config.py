@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, search
 from lmrec.train.torch_utils import Device
 
 ItemRepr = Literal["id", "text", "id+text"]
@@ -22,7 +22,7 @@ class SequenceConfig(ModelConfig):
     ``benchmarks/RESULTS.md``): an untuned model is close to its tuned best there.
     """
 
-    factors: int = Field(default=64, ge=2, json_schema_extra={"search": ("int_log", 32, 256)})
+    factors: int = Field(default=64, ge=2, json_schema_extra=search("int_log", 32, 256))
     """Width of the item vectors and of the sequence encoder."""
     max_len: int = Field(default=50, ge=1)
     """Most recent items of a history the encoder reads (training windows have this length)."""
@@ -43,9 +43,7 @@ class SequenceConfig(ModelConfig):
     """Sentence encoder of the item text: the bundled default, a local directory or a hub id."""
     text_template: str | None = None
     """Item text template over the item columns (default: every string column)."""
-    dropout: float = Field(
-        default=0.2, ge=0, lt=1, json_schema_extra={"search": ("float", 0.0, 0.5)}
-    )
+    dropout: float = Field(default=0.2, ge=0, lt=1, json_schema_extra=search("float", 0.0, 0.5))
     """Dropout on the item inputs and inside the encoder."""
     epochs: int = Field(default=200, ge=1)
     """Most passes over the training windows (early stopping ends sooner with ``valid``)."""
@@ -55,7 +53,7 @@ class SequenceConfig(ModelConfig):
     """Evaluate on ``valid`` every this many epochs."""
     batch_size: int = Field(default=128, ge=1)
     """Training windows (sequences of up to ``max_len`` next-item targets) per step."""
-    lr: float = Field(default=1e-3, gt=0, json_schema_extra={"search": ("float_log", 0.0001, 0.01)})
+    lr: float = Field(default=1e-3, gt=0, json_schema_extra=search("float_log", 0.0001, 0.01))
     """Adam learning rate."""
     weight_decay: float = Field(default=0.0, ge=0)
     """Decoupled (AdamW-style) weight decay per step."""

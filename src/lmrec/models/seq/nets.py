@@ -21,13 +21,18 @@ item ``i`` after a history is ``h . item(i)``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmrec._optional import require
 
-torch = require("torch", "torch")
-F = torch.nn.functional
-nn = torch.nn
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+else:  # at run time through require: thread settings first (lmrec._threads)
+    torch = require("torch", "torch")
+    F = torch.nn.functional
+    nn = torch.nn
 
 INIT_STD = 0.02
 
