@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, DataError
@@ -46,7 +46,7 @@ from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, ValidatedModel
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
-from lmrec.models.registry import create_model
+from lmrec.models.registry import component_params, create_model
 from lmrec.models.validation import validation_metric
 
 Normalization = Literal["zscore", "minmax", "rank"]
@@ -83,6 +83,14 @@ class BlendConfig(ModelConfig):
     """Per-user share held out by ``fit`` to learn the weight when ``weight`` is None."""
     seed: int = Field(default=0, ge=0)
     """Seed of that internal hold-out split."""
+
+    @model_validator(mode="after")
+    def _check_components(self) -> BlendConfig:
+        """Both components exist and their parameters are valid; the parameters freeze."""
+        for model, params in (("cf_model", "cf_params"), ("content_model", "content_params")):
+            checked = component_params(getattr(self, model), getattr(self, params), params)
+            object.__setattr__(self, params, checked)  # the config is frozen: set it once here
+        return self
 
 
 def normalize_scores(

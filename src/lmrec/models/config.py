@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,6 +19,44 @@ class ModelConfig(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class FrozenParams(dict[str, Any]):
+    """A component model's hyperparameters inside a composite config (blend, rerank,
+    pipeline): a dict that refuses changes, so a frozen config is frozen all the way down.
+
+    >>> p = freeze({"l2": 10.0})
+    >>> p["l2"] = 20.0
+    Traceback (most recent call last):
+    ...
+    TypeError: Model configs are frozen; build a new one (e.g. config.model_copy(update={...})).
+    """
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(
+            "Model configs are frozen; build a new one (e.g. config.model_copy(update={...}))."
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[type[FrozenParams], tuple[dict[str, Any]]]:
+        return FrozenParams, (dict(self),)
+
+    def __copy__(self) -> FrozenParams:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenParams:
+        return self  # immutable all the way down
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with every mapping made a :class:`FrozenParams` and every list a tuple."""
+    if isinstance(value, Mapping):
+        return FrozenParams({str(k): freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
 
 
 def search(kind: str, *bounds: Any) -> dict[str, Any]:

@@ -53,9 +53,14 @@ from lmrec.eval.bias import attribute_distributions, calibration_kl
 from lmrec.eval.groups import ItemGroups
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, supports
-from lmrec.models.config import ModelConfig, build_config, search
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
-from lmrec.models.registry import create_model, get_model_class, models_supporting
+from lmrec.models.registry import (
+    component_params,
+    create_model,
+    get_model_class,
+    models_supporting,
+)
 
 Method = Literal["calibrated", "mmr", "exposure"]
 _PREFIX = "base."
@@ -100,16 +105,11 @@ class RerankConfig(ModelConfig):
 
     @model_validator(mode="after")
     def _check_base(self) -> RerankConfig:
-        try:
-            cls = get_model_class(self.base_model)
-        except ConfigError as e:
-            raise ValueError(str(e)) from e
-        if cls.config_class is RerankConfig:
+        """The base model exists, is not a re-ranker, and its parameters are valid (frozen)."""
+        checked = component_params(self.base_model, self.base_params, "base_params")
+        if get_model_class(self.base_model).config_class is RerankConfig:
             raise ValueError("base_model cannot be 'rerank' itself; re-rank a scoring model")
-        try:
-            build_config(cls.config_class, dict(self.base_params))
-        except ConfigError as e:
-            raise ValueError(f"base_params for {self.base_model!r}: {e}") from e
+        object.__setattr__(self, "base_params", checked)  # the config is frozen: set it once here
         return self
 
 

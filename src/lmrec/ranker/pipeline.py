@@ -28,16 +28,16 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, SequenceModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.config import ModelConfig, build_config, freeze
 from lmrec.models.explain import Attribution
 from lmrec.models.files import StateArrays
-from lmrec.models.registry import create_model
+from lmrec.models.registry import component_params, create_model
 from lmrec.ops.topk import mask_rows, topk
 from lmrec.ranker.histories import History, candidate_logits, occlude
 from lmrec.ranker.model import LMRanker, LMRankerConfig
@@ -69,6 +69,18 @@ class RetrieveRerankConfig(ModelConfig):
     score_max_length: int | None = Field(default=None, ge=8)
     """Tokens per pair when scoring with ``engine="onnx"`` (None: the ranker's
     ``max_length``); shorter is faster, choose it on held-out pairs."""
+
+    @model_validator(mode="after")
+    def _check_components(self) -> RetrieveRerankConfig:
+        """The retriever exists; both components' parameters are valid, and frozen."""
+        retriever = component_params(self.retriever, self.retriever_params, "retriever_params")
+        try:
+            build_config(LMRankerConfig, dict(self.ranker_params))
+        except ConfigError as e:
+            raise ValueError(f"ranker_params: {e}") from e
+        object.__setattr__(self, "retriever_params", retriever)  # frozen config: set once here
+        object.__setattr__(self, "ranker_params", freeze(self.ranker_params))
+        return self
 
 
 class RetrieveRerank(Recommender, SequenceModel):
