@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from lmrec.errors import ConfigError
 
@@ -19,6 +20,34 @@ class ModelConfig(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    #: Old parameter name -> its name now. lmrec says one idea one way (``l2`` for an L2
+    #: penalty, ``n_threads`` for threads); the old names still work, with a
+    #: DeprecationWarning, so configs and model files written before keep loading.
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, values: Any) -> Any:
+        if not cls.renamed or not isinstance(values, Mapping):
+            return values
+        old = [k for k in values if k in cls.renamed]
+        if not old:
+            return values
+        out = dict(values)
+        model = cls.__name__.removesuffix("Config")
+        for name in old:
+            new = cls.renamed[name]
+            if new in out:
+                raise ValueError(f"{name!r} is the old name of {new!r}; pass {new!r} only")
+            warnings.warn(
+                f"{model} parameter {name!r} is now called {new!r}; the old name will be "
+                "removed in a future version.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            out[new] = out.pop(name)
+        return out
 
 
 class FrozenParams(dict[str, Any]):

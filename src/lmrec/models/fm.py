@@ -39,7 +39,7 @@ is weighted by ``log(1 + rank)``. Positives with no violator contribute nothing.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -81,6 +81,12 @@ MULTI_SEP = "|"
 class FMConfig(ModelConfig):
     """Hyperparameters of :class:`FactorizationMachine`."""
 
+    renamed: ClassVar[dict[str, str]] = {
+        "reg": "l2",
+        "fold_in_reg": "fold_in_l2",
+        "torch_threads": "n_threads",
+    }
+
     item_features: list[str] = Field(default_factory=lambda: ["genres"])
     """Columns of ``dataset.items`` turned into item tokens."""
     user_features: list[str] = Field(default_factory=list)
@@ -109,13 +115,13 @@ class FMConfig(ModelConfig):
     """Positive (user, item) pairs per mini-batch."""
     lr: float = Field(default=0.01, gt=0, json_schema_extra=search("float_log", 1e-3, 0.1))
     """Learning rate of the optimizer."""
-    reg: float = Field(default=1e-2, ge=0, json_schema_extra=search("float_log", 1e-6, 1e-1))
+    l2: float = Field(default=1e-2, ge=0, json_schema_extra=search("float_log", 1e-6, 1e-1))
     """L2 penalty on the user and item representations used in each batch (per pair)."""
     optimizer: Literal["adam", "sgd"] = "adam"
     """Adam (default) or plain SGD."""
     init_std: float = Field(default=0.1, gt=0)
     """Standard deviation of the normal initialisation of the embeddings."""
-    fold_in_reg: float = Field(default=1.0, ge=0)
+    fold_in_l2: float = Field(default=1.0, ge=0)
     """Ridge penalty of the closed-form fold-in of histories given at request time."""
     fold_in_alpha: float = Field(default=10.0, ge=0)
     """Implicit-ALS confidence of history items in the fold-in (weight ``1 + alpha``)."""
@@ -125,7 +131,7 @@ class FMConfig(ModelConfig):
     """Where to train: ``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
     bf16: bool = False
     """Run the dot products under bfloat16 autocast (also on CPU); parameters stay float32."""
-    torch_threads: int | None = Field(default=None, ge=1)
+    n_threads: int | None = Field(default=None, ge=1)
     """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
     distributed: bool = False
     """Data-parallel training under ``torchrun``, as for BPR (see
@@ -369,7 +375,7 @@ class FactorizationMachine(
         )
         self._trainer = trainer
         try:
-            with torch_threads(torch, cfg.torch_threads):
+            with torch_threads(torch, cfg.n_threads):
                 self.history_ = trainer.fit(cfg.epochs, desc="fm")
             self.user_embeddings_ = to_numpy(self._params["user"])
             self.item_embeddings_ = to_numpy(self._params["item"])
@@ -414,7 +420,7 @@ class FactorizationMachine(
                 hardest = x_uj.argmax(dim=1, keepdim=True)
             loss = (weight * -f.logsigmoid(diff.gather(1, hardest)[:, 0])).mean()
         l2 = (pu.square().sum() + qi.square().sum() + qj.square().sum() / k) / b
-        return loss, self.config.reg * l2
+        return loss, self.config.l2 * l2
 
     # ------------------------------------------------------------------ inference
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -442,7 +448,7 @@ class FactorizationMachine(
             self.item_repr_,
             self.item_bias_,
             history,
-            reg=self.config.fold_in_reg,
+            reg=self.config.fold_in_l2,
             alpha=self.config.fold_in_alpha,
         )
 

@@ -53,6 +53,7 @@ from lmrec.eval.bias import attribute_distributions, calibration_kl
 from lmrec.eval.groups import ItemGroups
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, supports
+from lmrec.models.composite import components_state, restore_components
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.models.registry import (
@@ -63,7 +64,6 @@ from lmrec.models.registry import (
 )
 
 Method = Literal["calibrated", "mmr", "exposure"]
-_PREFIX = "base."
 #: Users re-ranked per vectorised block (bounds the (users, candidates, candidates) arrays).
 _USER_BLOCK = 256
 
@@ -339,27 +339,20 @@ class Rerank(Recommender, FoldInModel):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        sub_arrays, sub_meta = self.base_._get_state()  # type: ignore[union-attr]
-        arrays = {_PREFIX + k: v for k, v in sub_arrays.items()}
+        assert self.base_ is not None  # fitted (checked by save)
+        arrays, components = components_state({"base": self.base_})
         if self.attributes_ is not None:
             arrays["attributes"] = self.attributes_.toarray().astype(np.float32)
         if self.item_vectors_ is not None:
             arrays["item_vectors"] = self.item_vectors_
         if self.protected_ is not None:
             arrays["protected"] = self.protected_.astype(np.uint8)
-        return arrays, {"base": {"model": self.base_.name, "meta": sub_meta}}  # type: ignore[union-attr]
+        return arrays, components
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         cfg = self.config
         base = create_model(cfg.base_model, cfg.base_params)
-        saved = meta.get("base", {})
-        if saved.get("model") != base.name:
-            raise ConfigError(
-                f"The saved base model is {saved.get('model')!r} but the config names "
-                f"{base.name!r}; the model directory is inconsistent."
-            )
-        base.user_ids_, base.item_ids_, base.seen_ = self.user_ids_, self.item_ids_, self.seen_
-        base._set_state(arrays.child(_PREFIX), saved.get("meta", {}))
+        restore_components(self, {"base": base}, arrays, meta, "re-ranker")
         self.base_ = base
         n = self.n_items
         self.attributes_ = self.item_vectors_ = self.protected_ = None

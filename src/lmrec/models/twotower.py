@@ -44,7 +44,7 @@ a load.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -90,6 +90,8 @@ logger = logging.getLogger(__name__)
 class TwoTowerConfig(ModelConfig):
     """Hyperparameters of :class:`TwoTower`."""
 
+    renamed: ClassVar[dict[str, str]] = {"torch_threads": "n_threads"}
+
     factors: int = Field(default=64, ge=1, json_schema_extra=search("int_log", 16, 128))
     """Dimension of the user and item vectors."""
     epochs: int = Field(default=60, ge=1, json_schema_extra=search("int", 20, 100))
@@ -134,7 +136,7 @@ class TwoTowerConfig(ModelConfig):
     """Where to train: ``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
     bf16: bool = False
     """Run the tower matmuls under bfloat16 autocast (also on CPU); weights stay float32."""
-    torch_threads: int | None = Field(default=None, ge=1)
+    n_threads: int | None = Field(default=None, ge=1)
     """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
     distributed: bool = False
     """Data-parallel training under ``torchrun``: each rank trains on its piece of every
@@ -233,7 +235,7 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         self._device, self._torch, self._dist, self._epoch = device, torch, dist, 0
         self._train_users = np.flatnonzero(np.diff(x.indptr) > 0)
         try:
-            with torch_threads(torch, cfg.torch_threads):
+            with torch_threads(torch, cfg.n_threads):
                 self.history_ = []
                 with progress(total=cfg.epochs, desc="twotower", unit="epoch") as bar:
                     for epoch in range(cfg.epochs):

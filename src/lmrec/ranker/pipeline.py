@@ -34,6 +34,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, SequenceModel
+from lmrec.models.composite import components_state, restore_components
 from lmrec.models.config import ModelConfig, build_config, freeze
 from lmrec.models.explain import Attribution
 from lmrec.models.files import StateArrays
@@ -42,7 +43,6 @@ from lmrec.ops.topk import mask_rows, topk
 from lmrec.ranker.histories import History, candidate_logits, occlude
 from lmrec.ranker.model import LMRanker, LMRankerConfig
 
-_PREFIXES = {"retriever": "retriever.", "ranker": "ranker."}
 #: Weight of the retriever-rank tie-breaker added to the ranker's logits.
 TIE_BREAK = 1e-4
 
@@ -226,30 +226,15 @@ class RetrieveRerank(Recommender, SequenceModel):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {"components": {}}
-        for role, model in (("retriever", self.retriever_), ("ranker", self.ranker_)):
-            sub_arrays, sub_meta = model._get_state()  # type: ignore[union-attr]
-            arrays.update({_PREFIXES[role] + k: v for k, v in sub_arrays.items()})
-            meta["components"][role] = {"model": model.name, "meta": sub_meta}  # type: ignore[union-attr]
-        return arrays, meta
+        assert self.retriever_ is not None and self.ranker_ is not None  # fitted
+        arrays, components = components_state(
+            {"retriever": self.retriever_, "ranker": self.ranker_}
+        )
+        return arrays, {"components": components}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         comps = dict(zip(("retriever", "ranker"), self._components(), strict=True))
-        for role, model in comps.items():
-            saved = meta.get("components", {}).get(role, {})
-            if saved.get("model") != model.name:
-                raise ConfigError(
-                    f"The pipeline's saved {role} is {saved.get('model')!r} but its config names "
-                    f"{model.name!r}; the model directory is inconsistent."
-                )
-            prefix = _PREFIXES[role]
-            model.user_ids_, model.item_ids_, model.seen_ = (
-                self.user_ids_,
-                self.item_ids_,
-                self.seen_,
-            )
-            model._set_state(arrays.child(prefix), saved.get("meta", {}))
+        restore_components(self, comps, arrays, meta.get("components", {}), "pipeline")
         self.retriever_, self.ranker_ = comps["retriever"], comps["ranker"]  # type: ignore[assignment]
         self._scorer = None
 

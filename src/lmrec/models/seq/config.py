@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -21,6 +21,8 @@ class SequenceConfig(ModelConfig):
     Defaults come from ``benchmarks/sequential.py`` on MovieLens-100K (see
     ``benchmarks/RESULTS.md``): an untuned model is close to its tuned best there.
     """
+
+    renamed: ClassVar[dict[str, str]] = {"torch_threads": "n_threads"}
 
     factors: int = Field(default=64, ge=2, json_schema_extra=search("int_log", 32, 256))
     """Width of the item vectors and of the sequence encoder."""
@@ -75,7 +77,7 @@ class SequenceConfig(ModelConfig):
     precision: Precision = "auto"
     """``mixed``: bfloat16 autocast on CPU, float16 autocast with dynamic loss scaling on
     CUDA; ``fp32``; ``auto``: mixed on CUDA, fp32 on CPU."""
-    torch_threads: int | None = Field(default=None, ge=1)
+    n_threads: int | None = Field(default=None, ge=1)
     """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
     distributed: bool = False
     """Data-parallel training under ``torchrun``: each rank takes its piece of every batch
