@@ -47,7 +47,7 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import search
+from lmrec.models.config import TorchConfig, search
 from lmrec.models.dp import DPConfig, check_dp_data
 from lmrec.models.files import StateArrays
 from lmrec.models.foldin import fold_in_ridge
@@ -58,7 +58,6 @@ from lmrec.train.distributed import (
 )
 from lmrec.train.pairs import NegativeSampler, ShardedPairTrainer, to_numpy
 from lmrec.train.torch_utils import (
-    Device,
     draw_seed,
     resolve_device,
     shared_seed,
@@ -70,7 +69,7 @@ logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- model
-class BPRConfig(DPConfig):
+class BPRConfig(TorchConfig, DPConfig):
     """Hyperparameters of :class:`BPR`."""
 
     renamed: ClassVar[dict[str, str]] = {
@@ -99,21 +98,8 @@ class BPRConfig(DPConfig):
     """Ridge penalty of the closed-form fold-in of histories given at request time."""
     fold_in_alpha: float = Field(default=10.0, ge=0)
     """Implicit-ALS confidence of history items in the fold-in (weight ``1 + alpha``)."""
-    seed: int | None = Field(default=0, ge=0)
-    """Seed of the initialisation, shuffling and negative sampling; ``None`` draws one."""
-    device: Device = "cpu"
-    """Where to train: ``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
     bf16: bool = False
     """Run the dot products under bfloat16 autocast (also on CPU); parameters stay float32."""
-    n_threads: int | None = Field(default=None, ge=1)
-    """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting.
-    Small models often train faster with 1 thread on a busy machine."""
-    distributed: bool = False
-    """Data-parallel training under ``torchrun`` (see :mod:`lmrec.train.distributed`): each
-    rank trains on a disjoint ``1 / world_size`` share of every ``batch_size`` batch and
-    gradients are summed across ranks before each step. Negatives are drawn per global
-    batch, so the result equals a single-process fit up to float summation order.
-    Without torchrun this is a world of one."""
     dp_clip: float = 1.0
     """With ``dp_epsilon``: bound on the L2 norm of one user's gradient on the item side."""
     dp_pairs_per_user: int = Field(default=32, ge=1)

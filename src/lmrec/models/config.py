@@ -6,9 +6,10 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, NoReturn
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lmrec.errors import ConfigError
+from lmrec.train.torch_utils import Device
 
 
 class ModelConfig(BaseModel):
@@ -86,6 +87,26 @@ def freeze(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(freeze(v) for v in value)
     return value
+
+
+class TorchConfig(ModelConfig):
+    """The run settings every torch-trained model shares (bpr, fm, twotower, sasrec,
+    gru4rec): said once here, so they mean the same thing in each."""
+
+    seed: int | None = Field(default=0, ge=0)
+    """Seed of every random step of training (initialisation, shuffling, negatives,
+    dropout); the same seed gives the same model. ``None`` draws one (recorded in
+    ``seed_``)."""
+    device: Device = "cpu"
+    """Where to train: ``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
+    n_threads: int | None = Field(default=None, ge=1)
+    """Intra-op threads while training (restored afterwards); ``None`` keeps torch's
+    setting. Small models often train faster with 1 thread on a busy machine."""
+    distributed: bool = False
+    """Data-parallel training under ``torchrun`` (:mod:`lmrec.train.distributed`): each
+    rank trains on its piece of every batch, random draws are made for the whole batch
+    and gradients are summed, so the result equals a single-process fit up to float
+    summation order."""
 
 
 def search(kind: str, *bounds: Any) -> dict[str, Any]:

@@ -60,13 +60,12 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import ModelConfig, search
+from lmrec.models.config import TorchConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.models.foldin import fold_in_ridge
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
 from lmrec.train.pairs import NegativeSampler, ShardedPairTrainer, to_numpy
 from lmrec.train.torch_utils import (
-    Device,
     draw_seed,
     resolve_device,
     shared_seed,
@@ -78,7 +77,7 @@ from lmrec.train.torch_utils import (
 MULTI_SEP = "|"
 
 
-class FMConfig(ModelConfig):
+class FMConfig(TorchConfig):
     """Hyperparameters of :class:`FactorizationMachine`."""
 
     renamed: ClassVar[dict[str, str]] = {
@@ -125,19 +124,8 @@ class FMConfig(ModelConfig):
     """Ridge penalty of the closed-form fold-in of histories given at request time."""
     fold_in_alpha: float = Field(default=10.0, ge=0)
     """Implicit-ALS confidence of history items in the fold-in (weight ``1 + alpha``)."""
-    seed: int | None = Field(default=0, ge=0)
-    """Seed of the initialisation, shuffling and negative sampling; ``None`` draws one."""
-    device: Device = "cpu"
-    """Where to train: ``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
     bf16: bool = False
     """Run the dot products under bfloat16 autocast (also on CPU); parameters stay float32."""
-    n_threads: int | None = Field(default=None, ge=1)
-    """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
-    distributed: bool = False
-    """Data-parallel training under ``torchrun``, as for BPR (see
-    :class:`lmrec.models.bpr.ShardedPairTrainer`): each rank trains on its piece of every
-    batch, negatives are drawn per global batch and gradients are summed, so the result
-    equals a single-process fit up to float summation order."""
 
     @model_validator(mode="after")
     def _check_sides(self) -> Self:
