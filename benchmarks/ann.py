@@ -55,9 +55,9 @@ def als_vectors(n_items: int, n_queries: int, dim: int, seed: int):
 
     t = time.perf_counter()
     data = synthetic_interactions(n_items // 5, n_items, 10 * n_items, seed=seed, with_text=False)
-    model = create_model(
-        "als", {"factors": dim, "iterations": 5, "regularization": 0.05, "seed": seed}
-    ).fit(data)
+    model = create_model("als", {"factors": dim, "iterations": 5, "l2": 0.05, "seed": seed}).fit(
+        data
+    )
     print(
         f"ALS on {data.n_interactions:,} interactions in {time.perf_counter() - t:.0f} s",
         flush=True,

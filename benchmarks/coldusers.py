@@ -41,7 +41,7 @@ MODELS = {
     "ease": ("ease", {"l2": 500.0}),
     "als": ("als", {"seed": 0}),
     "text2cf": ("text2cf", {}),
-    "twotower": ("twotower", {"epochs": 30, "weight_decay": 1.0, "seed": 0, "torch_threads": 2}),
+    "twotower": ("twotower", {"epochs": 30, "weight_decay": 1.0, "seed": 0, "n_threads": 2}),
 }
 REFERENCE = "group popularity (age x gender)"
 

@@ -81,7 +81,7 @@ def bench_parity(split, tmp: Path) -> list[dict]:
 
     rows = []
     for seed in BPR_SEEDS:
-        params = dict(seed=seed, torch_threads=1)
+        params = dict(seed=seed, n_threads=1)
         start = time.perf_counter()
         single = BPR(**params).fit(split.train)
         t1 = time.perf_counter() - start
@@ -211,7 +211,7 @@ def bench_faults(split, tmp: Path, kill_epoch: int) -> dict:
 
     csv = tmp / "train.csv"
     split.train.to_frame()[["user", "item"]].to_csv(csv, index=False)
-    params = ["--param", "seed=0", "--param", "torch_threads=1"]
+    params = ["--param", "seed=0", "--param", "n_threads=1"]
     straight = torchrun_train(csv, tmp / "straight", tmp / "ck_straight", params)
     crashed = torchrun_train(
         csv, tmp / "crashed", tmp / "ck_crashed", params, kill_at=(kill_epoch, 1)
@@ -282,7 +282,7 @@ def bench_scaling(path: Path, steps: int, tmp: Path) -> dict:
     from lmrec.data.ingest import ingest
     from lmrec.train.distributed import run_local
 
-    params = dict(seed=0, torch_threads=1, epochs=1)
+    params = dict(seed=0, n_threads=1, epochs=1)
     train = ingest(path)
     shape = (train.n_users, train.n_items, train.n_interactions)
     t1 = _timed_fit(train, params, steps, None)

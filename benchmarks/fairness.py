@@ -39,7 +39,7 @@ RESULTS = Path(__file__).parent / "results"
 SKIPPED = {"ranker", "pipeline"}
 #: Settings for models benchmarks/movielens.py does not tune (text models: the default encoder).
 DEFAULTS: dict[str, dict] = {
-    "twotower": {"epochs": 10, "seed": 2026, "torch_threads": 1},
+    "twotower": {"epochs": 10, "seed": 2026, "n_threads": 1},
     "rerank": {"base_model": "ease", "trade_off": 0.7},
 }
 TRADE_OFFS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)

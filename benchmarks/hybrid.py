@@ -60,7 +60,7 @@ TWOTOWER_CONFIGS = (
     {"epochs": 30, "weight_decay": 5.0},
     {"epochs": 60, "weight_decay": 1.0, "factors": 128},
 )
-TT_FIXED = {"torch_threads": 1, "seed": 0}
+TT_FIXED = {"n_threads": 1, "seed": 0}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -43,8 +43,8 @@ def main() -> None:
         factors=64,
         iterations=15,
         alpha=args.alpha,
-        regularization=args.regularization,
-        num_threads=1,
+        l2=args.regularization,
+        n_threads=1,
         seed=2026,
     ).fit(train)
     users_f32, items_f32 = item_user_vectors(model)

@@ -413,7 +413,7 @@ def _fmt_ci(mean: float, lo: float, hi: float) -> str:
 
 
 def _fmt_params(
-    params: dict[str, Any], hide: tuple[str, ...] = ("seed", "device", "torch_threads")
+    params: dict[str, Any], hide: tuple[str, ...] = ("seed", "device", "n_threads")
 ) -> str:
     def one(v: Any) -> str:
         if isinstance(v, float):
@@ -442,8 +442,8 @@ def run_model(
     fixed = dict(fixed)
     if name == "fm":
         fixed.update(_fm_fixed())
-    if library == "lmrec" and "torch_threads" in get_model_class(name).config_class.model_fields:
-        fixed["torch_threads"] = torch_threads
+    if library == "lmrec" and "n_threads" in get_model_class(name).config_class.model_fields:
+        fixed["n_threads"] = torch_threads
     t0 = time.perf_counter()
     result = tune(
         name,
@@ -505,7 +505,7 @@ def parity(split: Any, rows: dict[str, dict[str, Any]], seed: int) -> list[dict[
         # lmrec's confidence is 1 + alpha * r; implicit's is its alpha * r (r = 1 here).
         peer = {
             "factors": p["factors"],
-            "regularization": p["regularization"],
+            "regularization": p["l2"],
             "alpha": 1.0 + p["alpha"],
             "iterations": p["iterations"],
             "seed": p["seed"],

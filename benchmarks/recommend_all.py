@@ -23,12 +23,12 @@ MODELS = {
     "ease": {},
     "svd": {"factors": 20},
     "als": {"factors": 64},
-    "bpr": {"epochs": 3, "torch_threads": 1},
-    "fm": {"epochs": 2, "torch_threads": 1},
+    "bpr": {"epochs": 3, "n_threads": 1},
+    "fm": {"epochs": 2, "n_threads": 1},
     "content": {},
     "text2cf": {},
     "text_ease": {},
-    "twotower": {"epochs": 2, "torch_threads": 1},
+    "twotower": {"epochs": 2, "n_threads": 1},
 }
 
 

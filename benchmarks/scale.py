@@ -140,10 +140,10 @@ def worker(args: argparse.Namespace) -> int:
     else:
         model = ALS(
             factors=args.factors,
-            regularization=args.regularization,
+            l2=args.regularization,
             alpha=args.alpha,
             iterations=args.iterations,
-            num_threads=args.threads,
+            n_threads=args.threads,
             seed=args.seed,
         ).fit(dataset)
     fit_s = time.perf_counter() - t0

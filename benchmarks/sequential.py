@@ -317,7 +317,7 @@ def run_quality(args: argparse.Namespace) -> None:
         "lmrec ease", lambda: tuned_row(task, "ease", [{"l2": v} for v in (50, 100, 200, 400, 800)])
     )
     grid = [
-        {"factors": f, "regularization": r, "alpha": a, "seed": 0}
+        {"factors": f, "l2": r, "alpha": a, "seed": 0}
         for f in (64, 128)
         for r in (0.01, 0.1)
         for a in (1.0, 5.0)

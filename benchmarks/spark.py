@@ -88,7 +88,7 @@ def bench_quality(seed: int) -> dict:
 
             def spark_fit(a: float, r: float, s: int) -> tuple[float, float]:
                 start = time.perf_counter()
-                params = dict(factors=f, regularization=r, alpha=a, iterations=iters, seed=s)
+                params = dict(factors=f, l2=r, alpha=a, iterations=iters, seed=s)
                 m = spark_train_als(csv, params=params, spark=spark, num_blocks=2)
                 return ndcg(m, split.test), time.perf_counter() - start
 
@@ -103,11 +103,11 @@ def bench_quality(seed: int) -> dict:
         start = time.perf_counter()
         m = ALS(
             factors=f,
-            regularization=r,
+            l2=r,
             alpha=a,
             iterations=iters,
             seed=s,
-            regularization_scaling=scaling,
+            l2_scaling=scaling,
         ).fit(train)
         return ndcg(m, split.test), time.perf_counter() - start
 
@@ -201,10 +201,10 @@ def bench_lmrec_speed(synth: Path, iterations: int) -> dict:
     out: dict = {"n": ds.n_interactions, "prepare_s": time.perf_counter() - start}
     model = ALS(
         factors=MAIN["factors"],
-        regularization=MAIN["reg"],
+        l2=MAIN["reg"],
         alpha=MAIN["alpha"],
         iterations=iterations,
-        regularization_scaling="count",
+        l2_scaling="count",
     )
     conf = model.confidence(ds._native_matrix())
     stamps = [time.perf_counter()]
@@ -224,7 +224,7 @@ def bench_lmrec_speed(synth: Path, iterations: int) -> dict:
     start = time.perf_counter()
     ALS(
         factors=MAIN["factors"],
-        regularization=MAIN["reg"],
+        l2=MAIN["reg"],
         alpha=MAIN["alpha"],
         iterations=iterations,
     ).fit(ds)

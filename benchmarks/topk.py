@@ -129,9 +129,9 @@ def scale_rows(repeats: int) -> tuple[list[tuple[str, float]], float]:
     from lmrec.models import create_model
 
     data = synthetic_interactions(200_000, 50_000, 10_000_000, seed=2026, with_text=False)
-    model = create_model(
-        "als", {"factors": 64, "iterations": 2, "regularization": 0.01, "seed": 2026}
-    ).fit(data)
+    model = create_model("als", {"factors": 64, "iterations": 2, "l2": 0.01, "seed": 2026}).fit(
+        data
+    )
     users = np.sort(np.random.default_rng(2026).choice(200_000, 10_000, replace=False))
     user_items = sp.csr_matrix(model.seen_)
     imp = AlternatingLeastSquares(factors=64, num_threads=0)

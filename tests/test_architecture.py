@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "lmrec._optional",
             "lmrec._progress",
             "lmrec._checks",
+            "lmrec._config_files",
             "lmrec._threads",
             "lmrec.ops",
         ),

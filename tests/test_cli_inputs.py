@@ -419,7 +419,7 @@ def test_unknown_users_are_named_in_cli_words(movies, capsys):
         "--output",
         "-",
     )
-    assert code == 2 and "--on-unknown skip" in err and "'stranger'" in err
+    assert code == 2 and "--on-unknown warn" in err and "'stranger'" in err
     assert "on_unknown" not in err and len(err.strip().splitlines()) == 1
     code, out, err = run(
         capsys,

@@ -21,7 +21,7 @@ FAST = [
     "--param",
     "device=cpu",
     "--param",
-    "torch_threads=1",
+    "n_threads=1",
 ]
 
 

@@ -34,12 +34,12 @@ pytestmark = pytest.mark.skipif(
 
 SEED = int(os.environ.get("LMREC_TEST_SEED", "2026"))
 # Default BPR settings (factors 64, 20 epochs, batch 4096), one thread per rank.
-ML_PARAMS = dict(seed=0, torch_threads=1)
+ML_PARAMS = dict(seed=0, n_threads=1)
 # Negatives are drawn per global batch, so 2 ranks train the 1-rank model up to float
 # summation order (see test_multi_rank_fit_equals_single_process_fit); on ML-100K the
 # NDCG@10 ratio is 1.000 to 3-4 digits (benchmarks/results/distributed.md). 1% is the target.
 NDCG_TOLERANCE = 0.01
-TINY = dict(factors=8, epochs=10, batch_size=64, lr=0.05, reg=1e-3, seed=3, torch_threads=1)
+TINY = dict(factors=8, epochs=10, batch_size=64, lr=0.05, l2=1e-3, seed=3, n_threads=1)
 
 
 def _train_rank(train, params: dict, out: Path, shard_dir: Path) -> None:
@@ -295,7 +295,7 @@ def _train_rank_models(jobs: dict, train, out: Path) -> None:
 # re-drawing rounds; 274 pairs in batches of 50 end with an uneven batch of 24.
 BPR_PARITY = {**TINY, "batch_size": 50, "n_negatives": 3}
 FM_TINY = dict(
-    factors=8, epochs=10, batch_size=50, lr=0.05, reg=1e-3, seed=3, torch_threads=1, n_negatives=2
+    factors=8, epochs=10, batch_size=50, lr=0.05, l2=1e-3, seed=3, n_threads=1, n_negatives=2
 )
 # 40 users in batches of 16 end with an uneven batch of 8 (4 per rank).
 TT_TINY = dict(
@@ -304,7 +304,7 @@ TT_TINY = dict(
     batch_size=16,
     lr=0.02,
     seed=3,
-    torch_threads=1,
+    n_threads=1,
     use_text=False,
     user_features=False,
 )

@@ -115,7 +115,7 @@ def test_cli_validates_engine_flags_before_reading_data(tmp_path, capsys):
                 "--engine",
                 "spark",
                 "--param",
-                "regularization_scaling=none",
+                "l2_scaling=none",
                 "--out",
                 out,
             ]
@@ -144,7 +144,7 @@ def test_spark_als_via_cli_is_an_ordinary_lmrec_model(ml100k, tmp_path):
         "--param",
         "factors=32",
         "--param",
-        "regularization=0.05",
+        "l2=0.05",
         "--param",
         "iterations=10",
         "--param",
@@ -170,9 +170,7 @@ def test_spark_als_via_cli_is_an_ordinary_lmrec_model(ml100k, tmp_path):
     spark_model = load_model(tmp_path / "spark")
     # lmrec on the same file (split.train alone also knows the items seen only in test)
     train = Dataset.from_frame(pd.read_csv(csv, dtype=str))
-    local = ALS(
-        factors=32, regularization=0.05, iterations=10, alpha=1.0, regularization_scaling="count"
-    ).fit(train)
+    local = ALS(factors=32, l2=0.05, iterations=10, alpha=1.0, l2_scaling="count").fit(train)
     # Canonical id maps and the same training pattern as a model lmrec fits itself.
     assert spark_model.user_ids_ == local.user_ids_ and spark_model.item_ids_ == local.item_ids_
     assert (spark_model.seen_ != local.seen_).nnz == 0
@@ -182,10 +180,10 @@ def test_spark_als_via_cli_is_an_ordinary_lmrec_model(ml100k, tmp_path):
         for m in (spark_model, local)
     )
     # Spark scales the L2 penalty by each row's count (ALS-WR), so the default lmrec model
-    # is a different one; with regularization_scaling="count" lmrec fits Spark's objective
+    # is a different one; with l2_scaling="count" lmrec fits Spark's objective
     # and lands on a model of the same quality (asserted within 5% on this slice;
     # benchmarks/results/spark.md has the full-data ratio).
-    assert spark_model.config.regularization_scaling == "count"
+    assert spark_model.config.l2_scaling == "count"
     assert abs(s / ref - 1) < 0.05, (s, ref)
     recs = spark_model.recommend(spark_model.user_ids_.ids[:3], k=5)
     assert len(recs) == 15

@@ -22,7 +22,7 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     "itemknn": {"k_neighbors": 200},
     "svd": {"factors": 20},
     "ease": {"l2": 500.0},
-    "bpr": {"torch_threads": 1},
+    "bpr": {"n_threads": 1},
 }
 DEMO_METRICS = [
     "recall@10",

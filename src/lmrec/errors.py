@@ -67,7 +67,3 @@ class MissingExtraError(LmrecError, ImportError):
 
 class DataWarning(UserWarning):
     """Something in the data was unusual but usable (for example ids only in the catalog)."""
-
-
-class ConversionWarning(UserWarning):
-    """An input had to be converted at a cost the caller may want to avoid."""

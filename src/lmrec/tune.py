@@ -51,7 +51,6 @@ import math
 import re
 import sys
 import time
-import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,6 +61,8 @@ import numpy as np
 import pandas as pd
 
 from lmrec._atomic import atomic_file
+from lmrec._checks import check_int
+from lmrec._config_files import read_config_file
 from lmrec._optional import require
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
@@ -115,24 +116,9 @@ def load_space(path: str | Path) -> SearchSpace:
         The file cannot be read or parsed, or is not a table of specs.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"Cannot read search space file {path}: {e}") from e
-    try:
-        if path.suffix.lower() == ".toml":
-            raw = tomllib.loads(text)
-        elif path.suffix.lower() == ".json":
-            raw = json.loads(text)
-        else:
-            raise ConfigError(f"A search space file must end in .toml or .json; got {path}.")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"Cannot parse search space file {path}: {e}") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            f"A search space file holds a table of param = spec; got {type(raw).__name__}."
-        )
-    return raw
+    if path.suffix.lower() not in (".toml", ".json"):
+        raise ConfigError(f"A search space file must end in .toml or .json; got {path}.")
+    return read_config_file(path, "Search space file")
 
 
 _SPEC_FORMS = (
@@ -560,14 +546,8 @@ def tune(
             f"The 'sampler' parameter of tune must be one of {', '.join(_SAMPLERS)}. "
             f"Got {sampler!r} instead."
         )
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise ConfigError(
-            f"The 'n_trials' parameter of tune must be an int >= 1. Got {n_trials!r} instead."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(
-            f"The 'seed' parameter of tune must be an int >= 0. Got {seed!r} instead."
-        )
+    check_int(n_trials, "n_trials", where="tune")
+    check_int(seed, "seed", minimum=0, where="tune")
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ConfigError(
             f"The 'timeout' parameter of tune must be a number > 0. Got {timeout!r} instead."

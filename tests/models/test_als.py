@@ -14,12 +14,10 @@ SEED = 7
 
 
 class TestALSContract(RecommenderContract):
-    # num_threads=1: the contract's "same seed, same model" check is bitwise, and only a
+    # n_threads=1: the contract's "same seed, same model" check is bitwise, and only a
     # single-threaded implicit fit is promised to be reproducible (see lmrec.models.als).
     def make_model(self):
-        return ALS(
-            factors=8, iterations=10, regularization=0.1, alpha=5.0, num_threads=1, seed=SEED
-        )
+        return ALS(factors=8, iterations=10, l2=0.1, alpha=5.0, n_threads=1, seed=SEED)
 
 
 def _implicit_fit(matrix, *, factors, regularization, iterations, seed):
@@ -46,10 +44,10 @@ def test_scores_equal_implicit_on_the_same_confidence():
     alpha = 4.0
     model = ALS(
         factors=6,
-        regularization=0.05,
+        l2=0.05,
         alpha=alpha,
         iterations=7,
-        num_threads=1,
+        n_threads=1,
         seed=11,
         solver="implicit",
     )
@@ -89,14 +87,14 @@ def test_multithreaded_fit_matches_single_thread_here():
     # the other side's factors, so in practice 0 (all cores) and 1 thread agree exactly.
     # (solver="implicit": this checks implicit's own threads; the numba solver has its own test.)
     data = checkerboard(n_users=200, n_items=60, seed=1)
-    one = ALS(factors=8, iterations=5, num_threads=1, solver="implicit").fit(data)
-    many = ALS(factors=8, iterations=5, num_threads=0, solver="implicit").fit(data)
+    one = ALS(factors=8, iterations=5, n_threads=1, solver="implicit").fit(data)
+    many = ALS(factors=8, iterations=5, n_threads=0, solver="implicit").fit(data)
     np.testing.assert_allclose(one.user_factors_, many.user_factors_, atol=1e-5)
 
 
 def test_fold_in_of_a_known_user_matches_fitted_recommendations():
     data = checkerboard(n_users=120, n_items=80, density=0.3, seed=5)
-    model = ALS(factors=8, iterations=15, regularization=0.1, alpha=5.0, num_threads=1).fit(data)
+    model = ALS(factors=8, iterations=15, l2=0.1, alpha=5.0, n_threads=1).fit(data)
     users = [f"u{i}" for i in range(30)]
     fitted = model.recommend(users, k=10)
     frame = data.to_frame()
@@ -116,7 +114,7 @@ def test_fold_in_of_a_known_user_matches_fitted_recommendations():
 
 
 def test_fold_in_empty_history_scores_zero():
-    model = ALS(factors=4, iterations=3, num_threads=1).fit(checkerboard())
+    model = ALS(factors=4, iterations=3, n_threads=1).fit(checkerboard())
     empty = sp.csr_matrix((1, model.n_items), dtype=np.float32)
     np.testing.assert_array_equal(model.score_history(empty), 0.0)
 
@@ -125,21 +123,21 @@ def test_registry_and_config_errors():
     assert isinstance(create_model("als", {"factors": "4"}), ALS)
     with pytest.raises(ConfigError, match="Valid parameters: alpha, factors, implicit"):
         ALS(factor=4)
-    with pytest.raises(ConfigError, match="regularization"):
-        ALS(regularization=-1)
+    with pytest.raises(ConfigError, match="l2"):
+        ALS(l2=-1)
 
 
-# ------------------------------------------------ ALS-WR (regularization_scaling="count")
+# ------------------------------------------------ ALS-WR (l2_scaling="count")
 class TestALSCountContract(RecommenderContract):
     def make_model(self):
         return ALS(
             factors=8,
             iterations=6,
-            regularization=0.05,
+            l2=0.05,
             alpha=5.0,
-            num_threads=1,
+            n_threads=1,
             seed=SEED,
-            regularization_scaling="count",
+            l2_scaling="count",
         )
 
 
@@ -173,12 +171,12 @@ def test_count_scaling_matches_a_dense_brute_force_fit():
     data = checkerboard(n_users=30, n_items=20, density=0.4, seed=2)
     model = ALS(
         factors=5,
-        regularization=0.3,
+        l2=0.3,
         alpha=3.0,
         iterations=4,
         seed=SEED,
-        regularization_scaling="count",
-        num_threads=1,
+        l2_scaling="count",
+        n_threads=1,
     ).fit(data)
     X, Y = _dense_als_wr(
         model.confidence(data.matrix), factors=5, regularization=0.3, iterations=4, seed=SEED
@@ -186,9 +184,7 @@ def test_count_scaling_matches_a_dense_brute_force_fit():
     np.testing.assert_allclose(model.user_factors_, X, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model.item_factors_, Y, rtol=1e-4, atol=1e-5)
     # The plain scalar penalty is a different model on the same data.
-    plain = ALS(
-        factors=5, regularization=0.3, alpha=3.0, iterations=4, seed=SEED, num_threads=1
-    ).fit(data)
+    plain = ALS(factors=5, l2=0.3, alpha=3.0, iterations=4, seed=SEED, n_threads=1).fit(data)
     assert not np.allclose(plain.item_factors_ @ plain.user_factors_.T, Y @ X.T, atol=1e-2)
 
 
@@ -251,12 +247,12 @@ def test_count_scaling_fold_in_repeats_the_user_solve(tmp_path):
     data = checkerboard(n_users=50, n_items=30, density=0.4, seed=8)
     model = ALS(
         factors=6,
-        regularization=0.2,
+        l2=0.2,
         alpha=2.0,
         iterations=5,
         seed=SEED,
-        regularization_scaling="count",
-        num_threads=1,
+        l2_scaling="count",
+        n_threads=1,
     ).fit(data)
     hist = model.seen_[:10]
     x = model.fold_in(hist)
@@ -272,7 +268,7 @@ def test_count_scaling_fold_in_repeats_the_user_solve(tmp_path):
     # Saved and loaded, the setting (and so the fold-in) survives.
     model.save(tmp_path / "m")
     loaded = ALS.load(tmp_path / "m")
-    assert loaded.config.regularization_scaling == "count"
+    assert loaded.config.l2_scaling == "count"
     np.testing.assert_array_equal(loaded.fold_in(hist), x)
 
 
@@ -290,7 +286,7 @@ def test_ml100k_als_beats_popularity(ml100k):
     from lmrec.eval.protocol import evaluate
 
     split = random_split(ml100k, ratios=(0.8, 0.2), seed=2026)
-    als = ALS(num_threads=1).fit(split.train)  # the shipped defaults: 64 factors, alpha=1
+    als = ALS(n_threads=1).fit(split.train)  # the shipped defaults: 64 factors, alpha=1
     pop = Popularity().fit(split.train)
     ndcg_als = evaluate(als, split.test, metrics=["ndcg@10"]).summary["ndcg@10"]
     ndcg_pop = evaluate(pop, split.test, metrics=["ndcg@10"]).summary["ndcg@10"]
@@ -305,9 +301,17 @@ def test_ml100k_star_wars_fold_in(ml100k):
     titles = ml100k.items["title"]
     liked = ["Star Wars", "Empire Strikes Back, The", "Return of the Jedi"]
     history = [titles.index[titles == t][0] for t in liked]
-    model = ALS(num_threads=1).fit(ml100k)
+    model = ALS(n_threads=1).fit(ml100k)
     recs = model.recommend_for_items(history, k=10)
     assert not set(recs["item"]) & set(history)
     genres = ml100k.items.loc[recs["item"], "genres"]
     hits = genres.str.contains("Sci-Fi|Adventure").sum()
     assert hits >= 3, list(titles[recs["item"]])
+
+
+def test_old_parameter_names_still_work_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="'regularization' is now called 'l2'"):
+        old = ALS(regularization=0.3, num_threads=1)
+    assert old.config == ALS(l2=0.3, n_threads=1).config
+    with pytest.raises(ConfigError, match="old name of 'l2'"):
+        ALS(regularization=0.3, l2=0.3)

@@ -83,7 +83,7 @@ def test_bad_arguments_are_refused():
 @pytest.mark.parametrize("shape", [(240, 40), (40, 240)])
 def test_numba_fit_matches_implicits(shape):
     data = checkerboard(n_users=shape[0], n_items=shape[1], density=0.3, seed=2)
-    kw = dict(factors=8, iterations=4, regularization=0.1, alpha=5.0, num_threads=2, seed=3)
+    kw = dict(factors=8, iterations=4, l2=0.1, alpha=5.0, n_threads=2, seed=3)
     ref = ALS(solver="implicit", **kw).fit(data)
     got = ALS(solver="numba", **kw).fit(data)
     assert (got.solver_, ref.solver_) == ("numba", "implicit")
@@ -103,8 +103,8 @@ def test_numba_fit_matches_implicits(shape):
 def test_numba_fits_are_bitwise_equal_for_any_thread_count():
     data = checkerboard(n_users=120, n_items=60, density=0.3, seed=5)
     kw = dict(factors=8, iterations=3, solver="numba", seed=1)
-    one = ALS(num_threads=1, **kw).fit(data)
-    two = ALS(num_threads=2, **kw).fit(data)
+    one = ALS(n_threads=1, **kw).fit(data)
+    two = ALS(n_threads=2, **kw).fit(data)
     np.testing.assert_array_equal(one.user_factors_, two.user_factors_)
     np.testing.assert_array_equal(one.item_factors_, two.item_factors_)
 
@@ -126,7 +126,7 @@ def test_ml100k_numba_fit_ranks_like_implicit(ml100k):
     split = random_split(ml100k, ratios=(0.8, 0.2), seed=2026)
     ndcg = {}
     for solver in ("implicit", "numba"):
-        model = ALS(num_threads=2, solver=solver).fit(split.train)
+        model = ALS(n_threads=2, solver=solver).fit(split.train)
         ndcg[solver] = evaluate(model, split.test, metrics=["ndcg@10"]).summary["ndcg@10"]
     assert ndcg["implicit"] >= 0.30
     assert ndcg["numba"] == pytest.approx(ndcg["implicit"], abs=0.005)

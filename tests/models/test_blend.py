@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from lmrec.errors import ConfigError
+from lmrec.models import create_model, load_model
 from lmrec.models.blend import BlendModel, normalize_scores
 from lmrec.testing import RecommenderContract, checkerboard
 
@@ -114,3 +117,30 @@ def test_ml100k_blend_beats_content_only(ml100k_split):
     assert blend_ndcg > 0.30
     assert blend_ndcg > content_ndcg + 0.10
     assert blend_ndcg > ease_ndcg - 0.01  # the learned weight never costs much
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "message"),
+    [
+        ("blend", {"cf_params": {"l2_typo": 1.0}}, "l2_typo"),
+        ("blend", {"cf_model": "nonexistent"}, "Unknown model 'nonexistent'"),
+        ("blend", {"content_params": {"profile": "psychic"}}, "content_params for 'content'"),
+        ("rerank", {"base_params": {"factors": -1}, "base_model": "als"}, "base_params for 'als'"),
+        ("pipeline", {"retriever_params": {"l2": -5}}, "retriever_params for 'ease'"),
+        ("pipeline", {"ranker_params": {"lora_r": "many"}}, "ranker_params"),
+    ],
+)
+def test_nested_configs_are_validated_when_built(model, params, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        create_model(model, params)
+
+
+def test_nested_configs_are_frozen_and_round_trip(tmp_path):
+    model = create_model("blend", {"cf_params": {"l2": 10.0}, "weight": 0.3})
+    with pytest.raises(TypeError, match="frozen"):
+        model.config.cf_params["l2"] = 1.0
+    with pytest.raises(TypeError, match="frozen"):
+        model.config.cf_params.update(l2=1.0)
+    model.fit(checkerboard()).save(tmp_path / "b")
+    loaded = load_model(tmp_path / "b")
+    assert loaded.config == model.config and loaded.config.cf_params == {"l2": 10.0}

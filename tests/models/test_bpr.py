@@ -16,9 +16,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 SEED = 7
-# Tiny and fast; torch_threads=1 keeps the contract's same-seed check independent of the
+# Tiny and fast; n_threads=1 keeps the contract's same-seed check independent of the
 # machine's thread count (the fit is bitwise reproducible on CPU at a fixed thread count).
-TINY = dict(factors=8, epochs=20, batch_size=128, lr=0.05, reg=1e-3, seed=SEED, torch_threads=1)
+TINY = dict(factors=8, epochs=20, batch_size=128, lr=0.05, l2=1e-3, seed=SEED, n_threads=1)
 
 
 class TestBPRContract(RecommenderContract):
@@ -61,7 +61,7 @@ def test_torch_threads_are_restored():
     import torch
 
     before = torch.get_num_threads()
-    BPR(**{**TINY, "epochs": 1, "torch_threads": 1}).fit(checkerboard())
+    BPR(**{**TINY, "epochs": 1, "n_threads": 1}).fit(checkerboard())
     assert torch.get_num_threads() == before
 
 
@@ -90,7 +90,7 @@ def test_negative_sampler_avoids_positives():
         {"factors": 0},
         {"epochs": 0},
         {"lr": 0},
-        {"reg": -1.0},
+        {"l2": -1.0},
         {"n_negatives": 0},
         {"batch_size": 0},
         {"device": "tpu"},
@@ -115,13 +115,13 @@ def test_cuda_without_a_gpu_fails_at_fit_not_construction():
 
 @pytest.mark.realdata
 def test_ml100k_beats_popularity(ml100k_80_20, fit_and_evaluate, popularity_summary):
-    # Default config (factors=64, epochs=20, batch 4096, Adam lr=0.01, reg=0.01), 1 thread.
+    # Default config (factors=64, epochs=20, batch 4096, Adam lr=0.01, l2=0.01), 1 thread.
     # Measured on the seed-2026 80/20 split: NDCG@10 0.388 / Recall@20 0.33 vs popularity
     # 0.218 / 0.175; fit ~10-15 s on a busy 2-core machine.
     from lmrec.eval.metrics import compute_ranking_metrics
     from lmrec.ops.topk import mask_rows, topk
 
-    model = BPR(torch_threads=1)
+    model = BPR(n_threads=1)
     summary = fit_and_evaluate(model)
     assert summary["ndcg@10"] > popularity_summary["ndcg@10"] + 0.10
     assert summary["recall@20"] > popularity_summary["recall@20"] + 0.08

@@ -19,12 +19,12 @@ FAST = {
     "userknn": {"k_neighbors": 20},
     "ease": {"l2": 50.0},
     "svd": {"factors": 16, "seed": SEED},
-    "als": {"factors": 16, "iterations": 5, "num_threads": 1, "seed": SEED},
-    "bpr": {"factors": 16, "epochs": 5, "seed": SEED, "torch_threads": 1},
-    "fm": {"factors": 16, "epochs": 5, "seed": SEED, "torch_threads": 1},
+    "als": {"factors": 16, "iterations": 5, "n_threads": 1, "seed": SEED},
+    "bpr": {"factors": 16, "epochs": 5, "seed": SEED, "n_threads": 1},
+    "fm": {"factors": 16, "epochs": 5, "seed": SEED, "n_threads": 1},
     "content": {"seed": 0},
     "blend": {"cf_params": {"l2": 50.0}, "weight": 0.3},
-    "twotower": {"factors": 16, "epochs": 5, "torch_threads": 1},
+    "twotower": {"factors": 16, "epochs": 5, "n_threads": 1},
     "text2cf": {"cf_l2": 50.0},
     "text_ease": {"l2": 50.0, "beta": 1.0, "side": "features"},
     "ranker": {
@@ -45,7 +45,7 @@ FAST = {
         "max_len": 20,
         "device": "cpu",
         "seed": SEED,
-        "torch_threads": 1,
+        "n_threads": 1,
     },
     "gru4rec": {
         "factors": 16,
@@ -53,7 +53,7 @@ FAST = {
         "max_len": 20,
         "device": "cpu",
         "seed": SEED,
-        "torch_threads": 1,
+        "n_threads": 1,
     },
     "biasedmf": {"factors": 8, "iterations": 3},
     "knnbaseline": {"k_neighbors": 20},
@@ -145,9 +145,7 @@ def test_als_decomposition_is_implicits_explain(fitted):
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, "blas"):  # implicit warns about a threaded BLAS otherwise
-        ref = AlternatingLeastSquares(
-            factors=model.config.factors, regularization=model.config.regularization
-        )
+        ref = AlternatingLeastSquares(factors=model.config.factors, regularization=model.config.l2)
     ref.item_factors = model.item_factors_.astype(np.float32)
     ref.user_factors = model.user_factors_.astype(np.float32)
     row = sp.csr_matrix(

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 SEED = 7
-# Tiny and fast; torch_threads=1 keeps the bitwise same-seed check independent of the
+# Tiny and fast; n_threads=1 keeps the bitwise same-seed check independent of the
 # machine's thread count.
-TINY = dict(factors=8, epochs=20, batch_size=128, lr=0.05, reg=1e-3, seed=SEED, torch_threads=1)
+TINY = dict(factors=8, epochs=20, batch_size=128, lr=0.05, l2=1e-3, seed=SEED, n_threads=1)
 
 
 class TestFMContract(RecommenderContract):
@@ -138,7 +138,7 @@ def test_ml100k_beats_popularity(fit_and_evaluate, popularity_summary):
     # 80/20 split with the default 20 epochs: NDCG@10 0.393 (genres only 0.391, ids only
     # 0.391) vs popularity 0.218; see the assertion margins for the shorter run here.
     model = FactorizationMachine(
-        user_features=["age", "gender", "occupation"], epochs=10, torch_threads=1
+        user_features=["age", "gender", "occupation"], epochs=10, n_threads=1
     )
     summary = fit_and_evaluate(model)
     assert summary["ndcg@10"] > popularity_summary["ndcg@10"] + 0.10
@@ -150,7 +150,7 @@ def test_ml100k_cold_items_are_ranked_by_genre(ml100k):
     rng = np.random.default_rng(2026)
     cold = rng.choice(ml100k.n_items, size=ml100k.n_items // 10, replace=False)
     train = ml100k.subset(~np.isin(ml100k.column("item_idx"), cold))  # same ids and items table
-    model = FactorizationMachine(factors=32, epochs=8, torch_threads=1, seed=0).fit(train)
+    model = FactorizationMachine(factors=32, epochs=8, n_threads=1, seed=0).fit(train)
     assert not np.isin(train.column("item_idx"), cold).any()
     np.testing.assert_array_equal(model.item_embeddings_[cold], 0.0)
 

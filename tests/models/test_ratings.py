@@ -36,7 +36,7 @@ class _RatedContract(RecommenderContract):
 
 class TestBiasedMFContract(_RatedContract):
     def make_model(self):
-        return BiasedMF(factors=4, iterations=5, reg=0.05, seed=0)
+        return BiasedMF(factors=4, iterations=5, l2=0.05, seed=0)
 
 
 class TestKNNBaselineContract(_RatedContract):
@@ -83,9 +83,7 @@ def test_biasedmf_fits_a_rank_one_matrix():
     frame = pd.DataFrame(
         {"user": rows.astype(str), "item": cols.astype(str), "rating": full[rows, cols]}
     )
-    model = BiasedMF(factors=2, reg=1e-4, reg_bias=0.0, iterations=30).fit(
-        Dataset.from_frame(frame)
-    )
+    model = BiasedMF(factors=2, l2=1e-4, l2_bias=0.0, iterations=30).fit(Dataset.from_frame(frame))
     pred = model.predict_ratings(
         model.user_ids_.index(rows.astype(str)), model.item_ids_.index(cols.astype(str))
     )
@@ -146,7 +144,7 @@ def test_pointwise_metrics_where_the_inputs_allow():
         with pytest.raises(ConfigError, match=words):
             evaluate_pointwise(ease, test, metrics=[metric])
     train, test = split(rated_checkerboard())
-    mf = BiasedMF(factors=4, iterations=10, reg=0.05).fit(train)
+    mf = BiasedMF(factors=4, iterations=10, l2=0.05).fit(train)
     rated = evaluate_pointwise(mf, test, metrics=["rmse", "mae", "auc", "f1"])
     assert list(rated.summary) == ["rmse", "mae", "auc", "f1"]
     assert 0 <= rated.summary["f1"] <= 1 and rated.summary["auc"] > 0.5

@@ -23,7 +23,7 @@ TINY = {
     "batch_size": 16,
     "lr": 0.01,
     "dropout": 0.1,
-    "torch_threads": 1,
+    "n_threads": 1,
     "device": "cpu",
 }
 

@@ -12,7 +12,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.models.twotower import TwoTower
 from lmrec.testing import RecommenderContract, checkerboard
 
-TINY = {"factors": 8, "epochs": 40, "batch_size": 8, "lr": 0.05, "torch_threads": 1}
+TINY = {"factors": 8, "epochs": 40, "batch_size": 8, "lr": 0.05, "n_threads": 1}
 
 
 class TestTwoTowerContract(RecommenderContract):
@@ -90,7 +90,7 @@ def test_ml100k_beats_popularity_and_ranks_a_catalog_only_item(ml100k_split):
     tv = split.train.concat(split.valid)
     jedi = "181"
     data = tv.subset(tv.to_frame()["item"].astype(str).to_numpy() != jedi)
-    model = TwoTower(epochs=30, weight_decay=1.0, torch_threads=1).fit(data)
+    model = TwoTower(epochs=30, weight_decay=1.0, n_threads=1).fit(data)
     pop = Popularity().fit(data)
 
     def ndcg(m):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lmrec._config_files import read_config_file
 from lmrec.cli import dist_cmds
 from lmrec.cli._common import check_input, check_output, info
 from lmrec.cli._inputs import add_catalog_flags
@@ -64,8 +64,9 @@ def register(sub: Any) -> None:
     r.add_argument(
         "--on-unknown",
         default="raise",
-        choices=["raise", "skip"],
-        help="unknown user ids: fail (default) or skip them with a warning",
+        choices=["raise", "warn", "ignore", "skip"],
+        help="unknown user ids, as the library's on_unknown: fail (raise, the default), leave "
+        "them out with a warning (warn) or silently (ignore); skip is the old name of warn",
     )
     r.add_argument("--output", required=True, help="CSV file to write ('-' for stdout)")
     r.add_argument("--force", action="store_true", help="overwrite --output if it exists")
@@ -194,15 +195,7 @@ def model_params(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            return tomllib.loads(text)
-        return json.loads(text)
-    except ValueError as e:
-        raise ConfigError(f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from e
+    return read_config_file(path, "Config file")
 
 
 def check_timestamps_for(args: argparse.Namespace, models: list[str]) -> None:
@@ -316,12 +309,15 @@ def _known_users(model: Any, users: np.ndarray, args: argparse.Namespace) -> np.
     if args.on_unknown == "raise":
         raise ConfigError(
             f"{len(unknown)} user id(s) in {args.users} are not in the model's training data: "
-            f"{shown}. Pass --on-unknown skip to leave them out."
+            f"{shown}. Pass --on-unknown warn (or ignore) to leave them out."
         )
-    info(
-        f"lmrec recommend: warning: skipped {len(unknown)} user id(s) unknown to the model "
-        f"(--on-unknown skip): {shown}"
-    )
+    if args.on_unknown == "skip":
+        info("lmrec recommend: warning: --on-unknown skip is now called --on-unknown warn")
+    if args.on_unknown != "ignore":
+        info(
+            f"lmrec recommend: warning: skipped {len(unknown)} user id(s) unknown to the model "
+            f"(--on-unknown {args.on_unknown}): {shown}"
+        )
     if not known.any():
         raise ConfigError(f"No user in {args.users} is known to the model; nothing to recommend.")
     return users[known]

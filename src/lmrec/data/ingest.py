@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from lmrec._checks import check_int
 from lmrec.data._inplace import _Column, _group_starts, _items_in_place, _sort_in_place
 from lmrec.data.columns import IdColumn
 from lmrec.data.dataset import Dataset
@@ -303,10 +304,7 @@ def ingest(
             f"The 'duplicates' parameter of ingest must be one of {', '.join(INGEST_DUPLICATES)}. "
             f"Got {duplicates!r} instead."
         )
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ConfigError(
-            f"The 'chunk_rows' parameter of ingest must be an int >= 1. Got {chunk_rows!r}."
-        )
+    chunk_rows = check_int(chunk_rows, "chunk_rows", where="ingest")
     check_choice(on_invalid, ON_INVALID, "on_invalid")
     check_choice(on_overflow, ON_OVERFLOW, "on_overflow")
     files = _files(paths, user, item)

@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 from lmrec._checks import check_k
 from lmrec.errors import DataError
 from lmrec.eval.ranking import (
+    CutoffMetric,
     FloatArray,
     IntArray,
     _as_csr,
@@ -92,23 +93,7 @@ def item_exposure(recs: ArrayLike, n_items: int, *, k: int | None = None) -> Int
 
 
 @dataclass(frozen=True)
-class _BeyondMetric:
-    k: int
-
-    label: ClassVar[str] = ""
-    requires: ClassVar[tuple[str, ...]] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "k", check_k(self.k, type(self).__name__))
-
-    @property
-    def name(self) -> str:
-        """The registry spec of this metric, for example ``"coverage@10"``."""
-        return f"{self.label}@{self.k}"
-
-
-@dataclass(frozen=True)
-class Coverage(_BeyondMetric):
+class Coverage(CutoffMetric):
     r"""Catalog coverage@K: the share of catalog items that appear in some top-``k`` list.
 
     .. math:: Cov@k = \frac{|\bigcup_u L_u^{k}|}{n_{items}}
@@ -144,7 +129,7 @@ class Coverage(_BeyondMetric):
 
 
 @dataclass(frozen=True)
-class GiniIndex(_BeyondMetric):
+class GiniIndex(CutoffMetric):
     r"""Gini coefficient of item exposure in the top-``k`` lists, over the whole catalog.
 
     With :math:`c_{(1)} \le \dots \le c_{(n)}` the exposure counts of all
@@ -187,7 +172,7 @@ class GiniIndex(_BeyondMetric):
 
 
 @dataclass(frozen=True)
-class Novelty(_BeyondMetric):
+class Novelty(CutoffMetric):
     r"""Mean self-information of the recommended items, in bits.
 
     .. math::
@@ -239,7 +224,7 @@ class Novelty(_BeyondMetric):
 
 
 @dataclass(frozen=True)
-class IntraListDiversity(_BeyondMetric):
+class IntraListDiversity(CutoffMetric):
     r"""Intra-list diversity@K: mean pairwise cosine distance within each user's list.
 
     .. math::

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lmrec._checks import check_int
 from lmrec.errors import ConfigError, DataError, DataWarning
 
 __all__ = ["bootstrap_ci", "paired_bootstrap_diff"]
@@ -36,14 +37,7 @@ def _rng(seed: object) -> np.random.Generator:
 
 
 def _check_options(n_resamples: object, confidence: object) -> None:
-    if (
-        isinstance(n_resamples, bool)
-        or not isinstance(n_resamples, (int, np.integer))
-        or (n_resamples < 1)
-    ):
-        raise ConfigError(
-            f"The 'n_resamples' parameter must be an int >= 1. Got {n_resamples!r} instead."
-        )
+    check_int(n_resamples, "n_resamples")
     if not isinstance(confidence, (float, int)) or not 0.0 < float(confidence) < 1.0:
         raise ConfigError(
             f"The 'confidence' parameter must be a float in (0, 1). Got {confidence!r} instead."

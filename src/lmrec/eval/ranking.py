@@ -231,8 +231,11 @@ def hit_matrix(recs: ArrayLike, truth: Any) -> BoolArray:
 
 
 @dataclass(frozen=True)
-class RankingMetric(ABC):
-    """Base of the top-K accuracy metrics; subclasses define ``_score``.
+class CutoffMetric:
+    """A metric of the top ``k`` of each list: the cut-off, its spec name and what it needs.
+
+    The base of the accuracy metrics (:class:`RankingMetric`) and of the beyond-accuracy
+    ones (coverage, Gini, novelty, diversity in :mod:`lmrec.eval.beyond`).
 
     Parameters
     ----------
@@ -258,6 +261,11 @@ class RankingMetric(ABC):
     def name(self) -> str:
         """The registry spec of this metric, for example ``"ndcg@10"``."""
         return f"{self.label}@{self.k}"
+
+
+@dataclass(frozen=True)
+class RankingMetric(CutoffMetric, ABC):
+    """Base of the top-K accuracy metrics; subclasses define ``_score``."""
 
     def per_user_from_hits(self, hits: ArrayLike, n_relevant: ArrayLike) -> FloatArray:
         """Per-user values from a hit matrix (see :func:`hit_matrix`).

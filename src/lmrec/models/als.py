@@ -21,7 +21,7 @@ takes 2-3.5x less time (1M-100M interactions), and its time grows with the data 
 N^1.03-1.06 against implicit's N^1.07-1.19 (several runs, ``benchmarks/RESULTS.md``).
 ``"auto"`` (the default) is ``"numba"`` when numba is installed, else ``"implicit"``.
 
-With ``regularization_scaling="count"`` each user's (item's) penalty is instead
+With ``l2_scaling="count"`` each user's (item's) penalty is instead
 ``lambda * n_u`` (``lambda * n_i``), ``n`` its number of interactions: the
 "weighted-lambda" objective of ALS-WR and of Spark MLlib's ALS. implicit cannot fit
 it, so that mode solves the exact normal equations itself, batched in float64
@@ -43,17 +43,17 @@ it to implicit with implicit's ``alpha=1``; that is, ``ALS(alpha=a)`` equals
 Determinism
 -----------
 The same ``seed`` gives the same initial factors (both solvers draw implicit's). With
-``num_threads=1`` two fits are bitwise equal. With several threads implicit solves
+``n_threads=1`` two fits are bitwise equal. With several threads implicit solves
 users (and items) in parallel; each solve reads only the other side's factors, so
 results are in practice equal too, but implicit and OpenMP make no such promise --
-tests that need bitwise equality use ``num_threads=1``. The numba solver solves each
+tests that need bitwise equality use ``n_threads=1``. The numba solver solves each
 row on one thread, so its fits are bitwise equal for any number of threads.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,13 +78,17 @@ from lmrec.models.files import StateArrays
 class ALSConfig(ModelConfig):
     """Hyperparameters of :class:`ALS`."""
 
+    renamed: ClassVar[dict[str, str]] = {
+        "regularization": "l2",
+        "regularization_scaling": "l2_scaling",
+        "num_threads": "n_threads",
+    }
+
     factors: int = Field(default=64, ge=1, json_schema_extra=search("int_log", 16, 256))
     """Number of latent factors per user and per item."""
-    regularization: float = Field(
-        default=0.01, ge=0, json_schema_extra=search("float_log", 1e-3, 10.0)
-    )
-    """L2 penalty ``lambda`` on every user and item factor vector (see regularization_scaling)."""
-    regularization_scaling: Literal["none", "count"] = "none"
+    l2: float = Field(default=0.01, ge=0, json_schema_extra=search("float_log", 1e-3, 10.0))
+    """L2 penalty ``lambda`` on every user and item factor vector (see l2_scaling)."""
+    l2_scaling: Literal["none", "count"] = "none"
     """'none': the same ``lambda`` for every row (implicit's CG fit); 'count': ``lambda`` times
     the row's number of interactions, Spark MLlib's ALS-WR objective (exact batched solves)."""
     alpha: float = Field(default=1.0, ge=0, json_schema_extra=search("float_log", 1.0, 100.0))
@@ -93,13 +97,13 @@ class ALSConfig(ModelConfig):
     """Number of ALS sweeps (each solves all users, then all items)."""
     seed: int = Field(default=0, ge=0)
     """Seed of the random initial factors; the same seed gives the same model."""
-    num_threads: int = Field(default=0, ge=0)
+    n_threads: int = Field(default=0, ge=0)
     """Threads for the fit; 0 uses the CPUs lmrec may use (affinity, cgroup quota, or
     ``LMREC_NUM_THREADS``). Use 1 for bitwise-reproducible fits."""
     implicit: bool = True
     """Binarise interaction weights (``r = 1``) before the confidence; else ``r = weight``."""
     solver: Literal["auto", "implicit", "numba"] = "auto"
-    """CG code of the fit (``regularization_scaling="none"``): 'implicit' (implicit's
+    """CG code of the fit (``l2_scaling="none"``): 'implicit' (implicit's
     Cython); 'numba' (:mod:`lmrec.models.als_cg`, the same iteration 2-3.5x faster,
     needs the ``fast`` extra); 'auto' is 'numba' when numba is installed."""
 
@@ -107,9 +111,9 @@ class ALSConfig(ModelConfig):
 class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
     """Implicit-feedback ALS: implicit's conjugate-gradient fit, or exact ALS-WR solves.
 
-    The default fits implicit's objective (one ``regularization`` for all rows) with
+    The default fits implicit's objective (one ``l2`` for all rows) with
     implicit's CG iteration (run by lmrec's numba kernel when the ``fast`` extra is
-    installed); ``regularization_scaling="count"`` fits Spark MLlib's objective
+    installed); ``l2_scaling="count"`` fits Spark MLlib's objective
     (penalty times each row's interaction count) with lmrec's batched exact solves.
 
     Scores are dot products ``x_u . y_i`` of float32 user and item factors. New users
@@ -123,7 +127,7 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
     Examples
     --------
     >>> from lmrec.testing import checkerboard
-    >>> model = ALS(factors=4, iterations=5, num_threads=1).fit(checkerboard())
+    >>> model = ALS(factors=4, iterations=5, n_threads=1).fit(checkerboard())
     >>> model.user_factors_.shape, model.item_factors_.dtype
     ((40, 4), dtype('float32'))
     """
@@ -177,18 +181,18 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         conf = self.confidence(dataset._native_matrix())  # writable buffers, no index copy
         self.solver_ = (
             "exact"
-            if cfg.regularization_scaling == "count"
+            if cfg.l2_scaling == "count"
             else ("numba" if self._uses_numba() else "implicit")
         )
-        if cfg.regularization_scaling == "count":
+        if cfg.l2_scaling == "count":
             from lmrec.models.als_wr import fit_als_wr
 
             # The batched solves are BLAS/LAPACK calls: num_threads caps BLAS (0 = all cores).
-            with threadpool_limits(cfg.num_threads or None, "blas"):
+            with threadpool_limits(cfg.n_threads or None, "blas"):
                 X, Y = fit_als_wr(
                     conf,
                     factors=cfg.factors,
-                    regularization=cfg.regularization,
+                    regularization=cfg.l2,
                     iterations=cfg.iterations,
                     seed=cfg.seed,
                 )
@@ -208,13 +212,13 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
                 factors=cfg.factors,
-                regularization=cfg.regularization,
+                regularization=cfg.l2,
                 alpha=1.0,  # the confidence is already 1 + alpha * r; see the module docstring
                 dtype=np.float32,
                 use_cg=True,
                 iterations=cfg.iterations,
                 calculate_training_loss=False,
-                num_threads=cfg.num_threads or num_threads(),
+                num_threads=cfg.n_threads or num_threads(),
                 random_state=cfg.seed,
             )
             model.fit(
@@ -259,8 +263,8 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         with progress(total=cfg.iterations, desc="als", unit="it") as bar:
             for _ in range(cfg.iterations):
                 started = time.perf_counter()
-                solve_rows(conf, x, y, cfg.regularization, num_threads=cfg.num_threads)
-                solve_rows(by_item, y, x, cfg.regularization, num_threads=cfg.num_threads)
+                solve_rows(conf, x, y, cfg.l2, num_threads=cfg.n_threads)
+                solve_rows(by_item, y, x, cfg.l2, num_threads=cfg.n_threads)
                 self.iteration_seconds_.append(time.perf_counter() - started)
                 bar.update(1)
         self.user_factors_, self.item_factors_ = x, y
@@ -277,14 +281,14 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         """MLlib ALS settings (``rank``, ``regParam``, ``alpha``, ``maxIter``, ``seed``) for
         ``config``; Spark always scales the penalty by each row's interaction count."""
         cfg = ALSConfig.model_validate(config.model_dump())
-        if cfg.regularization_scaling != "count":
+        if cfg.l2_scaling != "count":
             raise ConfigError(
                 "Spark's ALS always scales the penalty by each row's interaction count "
-                "(regularization_scaling=count); drop the parameter or use the local engine."
+                "(l2_scaling=count); drop the parameter or use the local engine."
             )
         return {
             "rank": cfg.factors,
-            "regParam": cfg.regularization,
+            "regParam": cfg.l2,
             "alpha": cfg.alpha,
             "maxIter": cfg.iterations,
             "seed": cfg.seed,
@@ -306,8 +310,8 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
 
         .. math:: x_u = (Y^T Y + Y^T (C_u - I) Y + \\lambda_u I)^{-1} Y^T C_u p_u
 
-        solved in float64, where ``lambda_u`` is ``regularization`` (times the number of
-        items in the history when ``regularization_scaling="count"``, as in the fit).
+        solved in float64, where ``lambda_u`` is ``l2`` (times the number of
+        items in the history when ``l2_scaling="count"``, as in the fit).
         ``Y^T Y`` is computed once per call; each user then costs O(n_u f^2 + f^3). An
         empty history gives a zero vector.
 
@@ -320,8 +324,8 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
 
         self._check_fitted()
         conf = self.confidence(sp.csr_matrix(history))
-        penalty = np.full(conf.shape[0], self.config.regularization, np.float64)
-        if self.config.regularization_scaling == "count":
+        penalty = np.full(conf.shape[0], self.config.l2, np.float64)
+        if self.config.l2_scaling == "count":
             penalty *= np.diff(conf.indptr)
         return solve_rows(conf, self.item_factors_, penalty).astype(np.float32)  # type: ignore[arg-type]
 
@@ -340,9 +344,7 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         y = np.asarray(self.item_factors_, dtype=np.float64)
         # The confidence of a (binary) history item, as confidence() gives it.
         conf = np.full(len(history), 1.0 + cfg.alpha, np.float64)
-        penalty = cfg.regularization * (
-            len(history) if cfg.regularization_scaling == "count" else 1
-        )
+        penalty = cfg.l2 * (len(history) if cfg.l2_scaling == "count" else 1)
         yh = y[history]
         a = y.T @ y + (yh.T * (conf - 1.0)) @ yh + penalty * np.eye(y.shape[1])
         weighted_item = np.linalg.solve(a, y[item])

@@ -1,6 +1,6 @@
 """Exact batched ALS solves with per-row L2 penalties (ALS-WR, Spark MLlib's objective).
 
-:class:`lmrec.models.als.ALS` with ``regularization_scaling="count"`` fits
+:class:`lmrec.models.als.ALS` with ``l2_scaling="count"`` fits
 
 .. math::
 

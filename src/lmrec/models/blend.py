@@ -38,19 +38,19 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, DataError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, ValidatedModel
+from lmrec.models.composite import components_state, restore_components
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
-from lmrec.models.registry import create_model
+from lmrec.models.registry import component_params, create_model
 from lmrec.models.validation import validation_metric
 
 Normalization = Literal["zscore", "minmax", "rank"]
-_PREFIXES = {"cf": "cf.", "content": "content."}
 
 
 class BlendConfig(ModelConfig):
@@ -83,6 +83,14 @@ class BlendConfig(ModelConfig):
     """Per-user share held out by ``fit`` to learn the weight when ``weight`` is None."""
     seed: int = Field(default=0, ge=0)
     """Seed of that internal hold-out split."""
+
+    @model_validator(mode="after")
+    def _check_components(self) -> BlendConfig:
+        """Both components exist and their parameters are valid; the parameters freeze."""
+        for model, params in (("cf_model", "cf_params"), ("content_model", "content_params")):
+            checked = component_params(getattr(self, model), getattr(self, params), params)
+            object.__setattr__(self, params, checked)  # the config is frozen: set it once here
+        return self
 
 
 def normalize_scores(
@@ -266,29 +274,16 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {"weight": self.weight_, "components": {}}
+        assert self.cf_ is not None and self.content_ is not None  # fitted (checked by save)
+        arrays, components = components_state({"cf": self.cf_, "content": self.content_})
+        meta: dict[str, Any] = {"weight": self.weight_, "components": components}
         if self.validation_ is not None:
             meta["validation"] = [[w, v] for w, v in self.validation_.items()]
-        for role, model in (("cf", self.cf_), ("content", self.content_)):
-            sub_arrays, sub_meta = model._get_state()  # type: ignore[union-attr]
-            arrays.update({_PREFIXES[role] + k: v for k, v in sub_arrays.items()})
-            meta["components"][role] = {"model": model.name, "meta": sub_meta}  # type: ignore[union-attr]
         return arrays, meta
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         comps = dict(zip(("cf", "content"), self._components(), strict=True))
-        for role, model in comps.items():
-            saved = meta.get("components", {}).get(role, {})
-            if saved.get("model") != model.name:
-                raise ConfigError(
-                    f"The blend's saved {role} component is {saved.get('model')!r} but its "
-                    f"config names {model.name!r}; the model directory is inconsistent."
-                )
-            prefix = _PREFIXES[role]
-            model.user_ids_, model.item_ids_ = self.user_ids_, self.item_ids_
-            model.seen_ = self.seen_
-            model._set_state(arrays.child(prefix), saved.get("meta", {}))
+        restore_components(self, comps, arrays, meta.get("components", {}), "blend")
         self.cf_, self.content_ = comps["cf"], comps["content"]
         self.weight_ = float(meta["weight"])
         validation = meta.get("validation")

@@ -28,7 +28,7 @@ the helpers here (:func:`resolve_device`, :class:`NegativeSampler`,
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,7 +47,7 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import search
+from lmrec.models.config import TorchConfig, search
 from lmrec.models.dp import DPConfig, check_dp_data
 from lmrec.models.files import StateArrays
 from lmrec.models.foldin import fold_in_ridge
@@ -58,7 +58,6 @@ from lmrec.train.distributed import (
 )
 from lmrec.train.pairs import NegativeSampler, ShardedPairTrainer, to_numpy
 from lmrec.train.torch_utils import (
-    Device,
     draw_seed,
     resolve_device,
     shared_seed,
@@ -70,8 +69,14 @@ logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- model
-class BPRConfig(DPConfig):
+class BPRConfig(TorchConfig, DPConfig):
     """Hyperparameters of :class:`BPR`."""
+
+    renamed: ClassVar[dict[str, str]] = {
+        "reg": "l2",
+        "fold_in_reg": "fold_in_l2",
+        "torch_threads": "n_threads",
+    }
 
     factors: int = Field(default=64, ge=1, json_schema_extra=search("int_log", 16, 256))
     """Dimension of the user and item factors."""
@@ -81,7 +86,7 @@ class BPRConfig(DPConfig):
     """Positive (user, item) pairs per mini-batch."""
     lr: float = Field(default=0.01, gt=0, json_schema_extra=search("float_log", 1e-3, 0.1))
     """Learning rate of the optimizer."""
-    reg: float = Field(default=1e-2, ge=0, json_schema_extra=search("float_log", 1e-6, 1e-2))
+    l2: float = Field(default=1e-2, ge=0, json_schema_extra=search("float_log", 1e-6, 1e-2))
     """L2 penalty on the factors and biases used in each batch (per pair)."""
     n_negatives: int = Field(default=1, ge=1)
     """Uniform negatives per positive; the loss averages over them."""
@@ -89,25 +94,12 @@ class BPRConfig(DPConfig):
     """Adam (default, robust) or plain SGD (needs a larger ``lr``)."""
     init_std: float = Field(default=0.1, gt=0)
     """Standard deviation of the normal initialisation of the factors."""
-    fold_in_reg: float = Field(default=1.0, ge=0)
+    fold_in_l2: float = Field(default=1.0, ge=0)
     """Ridge penalty of the closed-form fold-in of histories given at request time."""
     fold_in_alpha: float = Field(default=10.0, ge=0)
     """Implicit-ALS confidence of history items in the fold-in (weight ``1 + alpha``)."""
-    seed: int | None = Field(default=0, ge=0)
-    """Seed of the initialisation, shuffling and negative sampling; ``None`` draws one."""
-    device: Device = "cpu"
-    """Where to train: ``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
     bf16: bool = False
     """Run the dot products under bfloat16 autocast (also on CPU); parameters stay float32."""
-    torch_threads: int | None = Field(default=None, ge=1)
-    """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting.
-    Small models often train faster with 1 thread on a busy machine."""
-    distributed: bool = False
-    """Data-parallel training under ``torchrun`` (see :mod:`lmrec.train.distributed`): each
-    rank trains on a disjoint ``1 / world_size`` share of every ``batch_size`` batch and
-    gradients are summed across ranks before each step. Negatives are drawn per global
-    batch, so the result equals a single-process fit up to float summation order.
-    Without torchrun this is a world of one."""
     dp_clip: float = 1.0
     """With ``dp_epsilon``: bound on the L2 norm of one user's gradient on the item side."""
     dp_pairs_per_user: int = Field(default=32, ge=1)
@@ -205,7 +197,7 @@ class BPR(
             checkpoint_every=options.checkpoint_every,
         )
         try:
-            with torch_threads(torch, cfg.torch_threads):
+            with torch_threads(torch, cfg.n_threads):
                 self.history_ = self._trainer.fit(cfg.epochs, desc="bpr")
             self.user_factors_ = to_numpy(self._params["user"])
             self.item_factors_ = to_numpy(self._params["item"])
@@ -234,7 +226,7 @@ class BPR(
             users_per_step=max(1, cfg.batch_size // cfg.dp_pairs_per_user),
             pairs_per_user=cfg.dp_pairs_per_user,
             lr=cfg.lr,
-            reg=cfg.reg,
+            reg=cfg.l2,
             init_std=cfg.init_std,
             epsilon=cfg.dp_epsilon,
             delta=cfg.dp_delta,
@@ -270,7 +262,7 @@ class BPR(
             + bi.square().sum()
             + bj.square().sum() / j.shape[1]
         ) / n
-        return loss, self.config.reg * l2
+        return loss, self.config.l2 * l2
 
     # ------------------------------------------------------------------ inference
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -293,7 +285,7 @@ class BPR(
             self.item_factors_,
             self.item_bias_,
             history,
-            reg=self.config.fold_in_reg,
+            reg=self.config.fold_in_l2,
             alpha=self.config.fold_in_alpha,
         )
 

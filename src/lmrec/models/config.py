@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, NoReturn
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lmrec.errors import ConfigError
+from lmrec.train.torch_utils import Device
 
 
 class ModelConfig(BaseModel):
@@ -19,6 +21,92 @@ class ModelConfig(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    #: Old parameter name -> its name now. lmrec says one idea one way (``l2`` for an L2
+    #: penalty, ``n_threads`` for threads); the old names still work, with a
+    #: DeprecationWarning, so configs and model files written before keep loading.
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, values: Any) -> Any:
+        if not cls.renamed or not isinstance(values, Mapping):
+            return values
+        old = [k for k in values if k in cls.renamed]
+        if not old:
+            return values
+        out = dict(values)
+        model = cls.__name__.removesuffix("Config")
+        for name in old:
+            new = cls.renamed[name]
+            if new in out:
+                raise ValueError(f"{name!r} is the old name of {new!r}; pass {new!r} only")
+            warnings.warn(
+                f"{model} parameter {name!r} is now called {new!r}; the old name will be "
+                "removed in a future version.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            out[new] = out.pop(name)
+        return out
+
+
+class FrozenParams(dict[str, Any]):
+    """A component model's hyperparameters inside a composite config (blend, rerank,
+    pipeline): a dict that refuses changes, so a frozen config is frozen all the way down.
+
+    >>> p = freeze({"l2": 10.0})
+    >>> p["l2"] = 20.0
+    Traceback (most recent call last):
+    ...
+    TypeError: Model configs are frozen; build a new one (e.g. config.model_copy(update={...})).
+    """
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(
+            "Model configs are frozen; build a new one (e.g. config.model_copy(update={...}))."
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[type[FrozenParams], tuple[dict[str, Any]]]:
+        return FrozenParams, (dict(self),)
+
+    def __copy__(self) -> FrozenParams:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenParams:
+        return self  # immutable all the way down
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with every mapping made a :class:`FrozenParams` and every list a tuple."""
+    if isinstance(value, Mapping):
+        return FrozenParams({str(k): freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+class TorchConfig(ModelConfig):
+    """The run settings every torch-trained model shares (bpr, fm, twotower, sasrec,
+    gru4rec): said once here, so they mean the same thing in each."""
+
+    seed: int | None = Field(default=0, ge=0)
+    """Seed of every random step of training (initialisation, shuffling, negatives,
+    dropout); the same seed gives the same model. ``None`` draws one (recorded in
+    ``seed_``)."""
+    device: Device = "cpu"
+    """Where to train: ``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
+    n_threads: int | None = Field(default=None, ge=1)
+    """Intra-op threads while training (restored afterwards); ``None`` keeps torch's
+    setting. Small models often train faster with 1 thread on a busy machine."""
+    distributed: bool = False
+    """Data-parallel training under ``torchrun`` (:mod:`lmrec.train.distributed`): each
+    rank trains on its piece of every batch, random draws are made for the whole batch
+    and gradients are summed, so the result equals a single-process fit up to float
+    summation order."""
 
 
 def search(kind: str, *bounds: Any) -> dict[str, Any]:

@@ -39,7 +39,7 @@ is weighted by ``log(1 + rank)``. Positives with no violator contribute nothing.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -60,13 +60,12 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import ModelConfig, search
+from lmrec.models.config import TorchConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.models.foldin import fold_in_ridge
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
 from lmrec.train.pairs import NegativeSampler, ShardedPairTrainer, to_numpy
 from lmrec.train.torch_utils import (
-    Device,
     draw_seed,
     resolve_device,
     shared_seed,
@@ -78,8 +77,14 @@ from lmrec.train.torch_utils import (
 MULTI_SEP = "|"
 
 
-class FMConfig(ModelConfig):
+class FMConfig(TorchConfig):
     """Hyperparameters of :class:`FactorizationMachine`."""
+
+    renamed: ClassVar[dict[str, str]] = {
+        "reg": "l2",
+        "fold_in_reg": "fold_in_l2",
+        "torch_threads": "n_threads",
+    }
 
     item_features: list[str] = Field(default_factory=lambda: ["genres"])
     """Columns of ``dataset.items`` turned into item tokens."""
@@ -109,29 +114,18 @@ class FMConfig(ModelConfig):
     """Positive (user, item) pairs per mini-batch."""
     lr: float = Field(default=0.01, gt=0, json_schema_extra=search("float_log", 1e-3, 0.1))
     """Learning rate of the optimizer."""
-    reg: float = Field(default=1e-2, ge=0, json_schema_extra=search("float_log", 1e-6, 1e-1))
+    l2: float = Field(default=1e-2, ge=0, json_schema_extra=search("float_log", 1e-6, 1e-1))
     """L2 penalty on the user and item representations used in each batch (per pair)."""
     optimizer: Literal["adam", "sgd"] = "adam"
     """Adam (default) or plain SGD."""
     init_std: float = Field(default=0.1, gt=0)
     """Standard deviation of the normal initialisation of the embeddings."""
-    fold_in_reg: float = Field(default=1.0, ge=0)
+    fold_in_l2: float = Field(default=1.0, ge=0)
     """Ridge penalty of the closed-form fold-in of histories given at request time."""
     fold_in_alpha: float = Field(default=10.0, ge=0)
     """Implicit-ALS confidence of history items in the fold-in (weight ``1 + alpha``)."""
-    seed: int | None = Field(default=0, ge=0)
-    """Seed of the initialisation, shuffling and negative sampling; ``None`` draws one."""
-    device: Device = "cpu"
-    """Where to train: ``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
     bf16: bool = False
     """Run the dot products under bfloat16 autocast (also on CPU); parameters stay float32."""
-    torch_threads: int | None = Field(default=None, ge=1)
-    """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
-    distributed: bool = False
-    """Data-parallel training under ``torchrun``, as for BPR (see
-    :class:`lmrec.models.bpr.ShardedPairTrainer`): each rank trains on its piece of every
-    batch, negatives are drawn per global batch and gradients are summed, so the result
-    equals a single-process fit up to float summation order."""
 
     @model_validator(mode="after")
     def _check_sides(self) -> Self:
@@ -369,7 +363,7 @@ class FactorizationMachine(
         )
         self._trainer = trainer
         try:
-            with torch_threads(torch, cfg.torch_threads):
+            with torch_threads(torch, cfg.n_threads):
                 self.history_ = trainer.fit(cfg.epochs, desc="fm")
             self.user_embeddings_ = to_numpy(self._params["user"])
             self.item_embeddings_ = to_numpy(self._params["item"])
@@ -414,7 +408,7 @@ class FactorizationMachine(
                 hardest = x_uj.argmax(dim=1, keepdim=True)
             loss = (weight * -f.logsigmoid(diff.gather(1, hardest)[:, 0])).mean()
         l2 = (pu.square().sum() + qi.square().sum() + qj.square().sum() / k) / b
-        return loss, self.config.reg * l2
+        return loss, self.config.l2 * l2
 
     # ------------------------------------------------------------------ inference
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -442,7 +436,7 @@ class FactorizationMachine(
             self.item_repr_,
             self.item_bias_,
             history,
-            reg=self.config.fold_in_reg,
+            reg=self.config.fold_in_l2,
             alpha=self.config.fold_in_alpha,
         )
 

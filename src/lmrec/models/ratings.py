@@ -119,11 +119,13 @@ class _RatingBase(Recommender, RatingModel):
 class BiasedMFConfig(ModelConfig):
     """Hyperparameters of :class:`BiasedMF`."""
 
+    renamed: ClassVar[dict[str, str]] = {"reg": "l2", "reg_bias": "l2_bias"}
+
     factors: int = Field(default=50, ge=1, json_schema_extra=search("int_log", 8, 200))
     """Latent dimensions of ``p_u`` and ``q_i``."""
-    reg: float = Field(default=0.12, gt=0, json_schema_extra=search("float_log", 0.01, 1.0))
+    l2: float = Field(default=0.12, gt=0, json_schema_extra=search("float_log", 0.01, 1.0))
     """Weighted-lambda regularisation: each solve adds ``reg * n`` (its number of ratings)."""
-    reg_bias: float = Field(default=5.0, ge=0, json_schema_extra=search("float_log", 0.1, 50.0))
+    l2_bias: float = Field(default=5.0, ge=0, json_schema_extra=search("float_log", 0.1, 50.0))
     """Ridge penalty of the baselines ``b_u``, ``b_i`` (as a number of pseudo-ratings)."""
     iterations: int = Field(default=15, ge=1)
     """ALS sweeps (users then items)."""
@@ -164,7 +166,7 @@ class BiasedMF(_RatingBase, DotProductModel):
         cfg = self.config
         r = _ratings(dataset, "biasedmf")
         self._set_range(r)
-        mu, b_u, b_i = fit_baselines(r, reg_user=cfg.reg_bias, reg_item=cfg.reg_bias)
+        mu, b_u, b_i = fit_baselines(r, reg_user=cfg.l2_bias, reg_item=cfg.l2_bias)
         rng = np.random.default_rng(cfg.seed)
         f = cfg.factors
         users = np.hstack([np.zeros((r.shape[0], f)), b_u[:, None]])
@@ -172,10 +174,10 @@ class BiasedMF(_RatingBase, DotProductModel):
         rc = sp.csr_matrix(r.T)  # items x users
         for _ in range(cfg.iterations):
             users = _als_side(
-                r, items[:, :f], mu + items[:, f], cfg.reg, cfg.reg_bias, users, cfg.cg_steps
+                r, items[:, :f], mu + items[:, f], cfg.l2, cfg.l2_bias, users, cfg.cg_steps
             )
             items = _als_side(
-                rc, users[:, :f], mu + users[:, f], cfg.reg, cfg.reg_bias, items, cfg.cg_steps
+                rc, users[:, :f], mu + users[:, f], cfg.l2, cfg.l2_bias, items, cfg.cg_steps
             )
         p, b_u, q, b_i = users[:, :f], users[:, f], items[:, :f], items[:, f]
         self.mean_ = mu
@@ -302,6 +304,8 @@ def _als_side(
 class KNNBaselineConfig(ModelConfig):
     """Hyperparameters of :class:`KNNBaseline`."""
 
+    renamed: ClassVar[dict[str, str]] = {"reg_user": "l2_user", "reg_item": "l2_item"}
+
     k_neighbors: int = Field(default=40, ge=1, json_schema_extra=search("int_log", 10, 200))
     """Most similar items rated by the user that enter a prediction."""
     similarity: Literal["pearson_baseline", "pearson"] = "pearson_baseline"
@@ -312,9 +316,9 @@ class KNNBaselineConfig(ModelConfig):
     """``s_ij *= (n_ij - 1) / (n_ij - 1 + shrinkage)``: trust correlations with many common users."""
     min_support: int = Field(default=1, ge=1)
     """Pairs of items with fewer common users have similarity 0."""
-    reg_user: float = Field(default=15.0, ge=0, json_schema_extra=search("float_log", 1.0, 50.0))
+    l2_user: float = Field(default=15.0, ge=0, json_schema_extra=search("float_log", 1.0, 50.0))
     """Ridge penalty of the user baselines."""
-    reg_item: float = Field(default=10.0, ge=0, json_schema_extra=search("float_log", 1.0, 50.0))
+    l2_item: float = Field(default=10.0, ge=0, json_schema_extra=search("float_log", 1.0, 50.0))
     """Ridge penalty of the item baselines."""
 
 
@@ -355,7 +359,7 @@ class KNNBaseline(_RatingBase):
             )
         r = _ratings(dataset, "knnbaseline")
         self._set_range(r)
-        mu, b_u, b_i = fit_baselines(r, reg_user=cfg.reg_user, reg_item=cfg.reg_item)
+        mu, b_u, b_i = fit_baselines(r, reg_user=cfg.l2_user, reg_item=cfg.l2_item)
         rows = np.repeat(np.arange(r.shape[0]), np.diff(r.indptr))
         resid = sp.csr_matrix(
             (r.data - mu - b_u[rows] - b_i[r.indices], r.indices, r.indptr), shape=r.shape

@@ -17,6 +17,7 @@ from typing import Any
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import supports
+from lmrec.models.config import FrozenParams, build_config, freeze
 
 _BUILTINS: dict[str, str] = {
     "popularity": "lmrec.models.popularity:Popularity",
@@ -111,3 +112,24 @@ def models_supporting(capability: type) -> list[str]:
     """Names of the available models that declare ``capability`` (a protocol of
     :mod:`lmrec.models.capabilities`), sorted; for messages and for the CLI's checks."""
     return [n for n in list_models() if supports(get_model_class(n), capability)]
+
+
+def component_params(model: str, params: Mapping[str, Any], field: str) -> FrozenParams:
+    """Check a component model's name and hyperparameters inside a composite config.
+
+    Composite models (``blend``, ``rerank``, ``pipeline``) name other registered models
+    and hold their hyperparameters. This validates both when the composite's config is
+    built (an unknown model or a misspelt parameter fails there, not at ``fit``) and
+    returns the parameters frozen. Raises ValueError, which pydantic reports as an
+    invalid value of ``field`` (and :func:`lmrec.models.config.build_config` as a
+    ConfigError).
+    """
+    try:
+        cls = get_model_class(model)
+    except ConfigError as e:
+        raise ValueError(str(e)) from e
+    try:
+        build_config(cls.config_class, dict(params))
+    except ConfigError as e:
+        raise ValueError(f"{field} for {model!r}: {e}") from e
+    return freeze(params)

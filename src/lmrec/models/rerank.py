@@ -53,12 +53,17 @@ from lmrec.eval.bias import attribute_distributions, calibration_kl
 from lmrec.eval.groups import ItemGroups
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, supports
-from lmrec.models.config import ModelConfig, build_config, search
+from lmrec.models.composite import components_state, restore_components
+from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
-from lmrec.models.registry import create_model, get_model_class, models_supporting
+from lmrec.models.registry import (
+    component_params,
+    create_model,
+    get_model_class,
+    models_supporting,
+)
 
 Method = Literal["calibrated", "mmr", "exposure"]
-_PREFIX = "base."
 #: Users re-ranked per vectorised block (bounds the (users, candidates, candidates) arrays).
 _USER_BLOCK = 256
 
@@ -100,16 +105,11 @@ class RerankConfig(ModelConfig):
 
     @model_validator(mode="after")
     def _check_base(self) -> RerankConfig:
-        try:
-            cls = get_model_class(self.base_model)
-        except ConfigError as e:
-            raise ValueError(str(e)) from e
-        if cls.config_class is RerankConfig:
+        """The base model exists, is not a re-ranker, and its parameters are valid (frozen)."""
+        checked = component_params(self.base_model, self.base_params, "base_params")
+        if get_model_class(self.base_model).config_class is RerankConfig:
             raise ValueError("base_model cannot be 'rerank' itself; re-rank a scoring model")
-        try:
-            build_config(cls.config_class, dict(self.base_params))
-        except ConfigError as e:
-            raise ValueError(f"base_params for {self.base_model!r}: {e}") from e
+        object.__setattr__(self, "base_params", checked)  # the config is frozen: set it once here
         return self
 
 
@@ -339,27 +339,20 @@ class Rerank(Recommender, FoldInModel):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        sub_arrays, sub_meta = self.base_._get_state()  # type: ignore[union-attr]
-        arrays = {_PREFIX + k: v for k, v in sub_arrays.items()}
+        assert self.base_ is not None  # fitted (checked by save)
+        arrays, components = components_state({"base": self.base_})
         if self.attributes_ is not None:
             arrays["attributes"] = self.attributes_.toarray().astype(np.float32)
         if self.item_vectors_ is not None:
             arrays["item_vectors"] = self.item_vectors_
         if self.protected_ is not None:
             arrays["protected"] = self.protected_.astype(np.uint8)
-        return arrays, {"base": {"model": self.base_.name, "meta": sub_meta}}  # type: ignore[union-attr]
+        return arrays, components
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         cfg = self.config
         base = create_model(cfg.base_model, cfg.base_params)
-        saved = meta.get("base", {})
-        if saved.get("model") != base.name:
-            raise ConfigError(
-                f"The saved base model is {saved.get('model')!r} but the config names "
-                f"{base.name!r}; the model directory is inconsistent."
-            )
-        base.user_ids_, base.item_ids_, base.seen_ = self.user_ids_, self.item_ids_, self.seen_
-        base._set_state(arrays.child(_PREFIX), saved.get("meta", {}))
+        restore_components(self, {"base": base}, arrays, meta, "re-ranker")
         self.base_ = base
         n = self.n_items
         self.attributes_ = self.item_vectors_ = self.protected_ = None

@@ -44,7 +44,7 @@ a load.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -62,7 +62,7 @@ from lmrec.models.capabilities import (
     dot_item_vectors,
     dot_user_vectors,
 )
-from lmrec.models.config import ModelConfig, search
+from lmrec.models.config import TorchConfig, search
 from lmrec.models.files import StateArrays
 from lmrec.train.distributed import (
     DistInfo,
@@ -75,7 +75,6 @@ from lmrec.train.distributed import (
 )
 from lmrec.train.pairs import Optimizer
 from lmrec.train.torch_utils import (
-    Device,
     autocast,
     draw_seed,
     resolve_device,
@@ -87,8 +86,10 @@ from lmrec.train.torch_utils import (
 logger = logging.getLogger(__name__)
 
 
-class TwoTowerConfig(ModelConfig):
+class TwoTowerConfig(TorchConfig):
     """Hyperparameters of :class:`TwoTower`."""
+
+    renamed: ClassVar[dict[str, str]] = {"torch_threads": "n_threads"}
 
     factors: int = Field(default=64, ge=1, json_schema_extra=search("int_log", 16, 128))
     """Dimension of the user and item vectors."""
@@ -128,18 +129,8 @@ class TwoTowerConfig(ModelConfig):
     """Template of the item texts (``None``: the default of :func:`lmrec.text.item_texts`)."""
     user_template: str | None = None
     """Template of the user texts (``None``: the default of :func:`lmrec.text.user_texts`)."""
-    seed: int | None = Field(default=0, ge=0)
-    """Seed of the initialisation, shuffling and dropout; ``None`` draws one."""
-    device: Device = "cpu"
-    """Where to train: ``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
     bf16: bool = False
     """Run the tower matmuls under bfloat16 autocast (also on CPU); weights stay float32."""
-    torch_threads: int | None = Field(default=None, ge=1)
-    """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
-    distributed: bool = False
-    """Data-parallel training under ``torchrun``: each rank trains on its piece of every
-    batch of users, the random masks are drawn per global batch and gradients are summed,
-    so the result equals a single-process fit up to float summation order."""
 
 
 def item_text_embeddings(dataset: Dataset, encoder: str, template: str | None) -> np.ndarray:
@@ -233,7 +224,7 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         self._device, self._torch, self._dist, self._epoch = device, torch, dist, 0
         self._train_users = np.flatnonzero(np.diff(x.indptr) > 0)
         try:
-            with torch_threads(torch, cfg.torch_threads):
+            with torch_threads(torch, cfg.n_threads):
                 self.history_ = []
                 with progress(total=cfg.epochs, desc="twotower", unit="epoch") as bar:
                     for epoch in range(cfg.epochs):

@@ -28,21 +28,21 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, SequenceModel
-from lmrec.models.config import ModelConfig
+from lmrec.models.composite import components_state, restore_components
+from lmrec.models.config import ModelConfig, build_config, freeze
 from lmrec.models.explain import Attribution
 from lmrec.models.files import StateArrays
-from lmrec.models.registry import create_model
+from lmrec.models.registry import component_params, create_model
 from lmrec.ops.topk import mask_rows, topk
 from lmrec.ranker.histories import History, candidate_logits, occlude
 from lmrec.ranker.model import LMRanker, LMRankerConfig
 
-_PREFIXES = {"retriever": "retriever.", "ranker": "ranker."}
 #: Weight of the retriever-rank tie-breaker added to the ranker's logits.
 TIE_BREAK = 1e-4
 
@@ -69,6 +69,18 @@ class RetrieveRerankConfig(ModelConfig):
     score_max_length: int | None = Field(default=None, ge=8)
     """Tokens per pair when scoring with ``engine="onnx"`` (None: the ranker's
     ``max_length``); shorter is faster, choose it on held-out pairs."""
+
+    @model_validator(mode="after")
+    def _check_components(self) -> RetrieveRerankConfig:
+        """The retriever exists; both components' parameters are valid, and frozen."""
+        retriever = component_params(self.retriever, self.retriever_params, "retriever_params")
+        try:
+            build_config(LMRankerConfig, dict(self.ranker_params))
+        except ConfigError as e:
+            raise ValueError(f"ranker_params: {e}") from e
+        object.__setattr__(self, "retriever_params", retriever)  # frozen config: set once here
+        object.__setattr__(self, "ranker_params", freeze(self.ranker_params))
+        return self
 
 
 class RetrieveRerank(Recommender, SequenceModel):
@@ -214,30 +226,15 @@ class RetrieveRerank(Recommender, SequenceModel):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {"components": {}}
-        for role, model in (("retriever", self.retriever_), ("ranker", self.ranker_)):
-            sub_arrays, sub_meta = model._get_state()  # type: ignore[union-attr]
-            arrays.update({_PREFIXES[role] + k: v for k, v in sub_arrays.items()})
-            meta["components"][role] = {"model": model.name, "meta": sub_meta}  # type: ignore[union-attr]
-        return arrays, meta
+        assert self.retriever_ is not None and self.ranker_ is not None  # fitted
+        arrays, components = components_state(
+            {"retriever": self.retriever_, "ranker": self.ranker_}
+        )
+        return arrays, {"components": components}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         comps = dict(zip(("retriever", "ranker"), self._components(), strict=True))
-        for role, model in comps.items():
-            saved = meta.get("components", {}).get(role, {})
-            if saved.get("model") != model.name:
-                raise ConfigError(
-                    f"The pipeline's saved {role} is {saved.get('model')!r} but its config names "
-                    f"{model.name!r}; the model directory is inconsistent."
-                )
-            prefix = _PREFIXES[role]
-            model.user_ids_, model.item_ids_, model.seen_ = (
-                self.user_ids_,
-                self.item_ids_,
-                self.seen_,
-            )
-            model._set_state(arrays.child(prefix), saved.get("meta", {}))
+        restore_components(self, comps, arrays, meta.get("components", {}), "pipeline")
         self.retriever_, self.ranker_ = comps["retriever"], comps["ranker"]  # type: ignore[assignment]
         self._scorer = None
 

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from lmrec._atomic import atomic_dir
-from lmrec._checks import check_k
+from lmrec._checks import check_int, check_k
 from lmrec._version import __version__
 from lmrec.errors import ConfigError, DataError, NotFittedError
 from lmrec.models.capabilities import DotProductModel, supports
@@ -224,9 +224,7 @@ class FaissIndex:
         if p["kind"] not in ("hnsw", "ivfpq"):
             raise ConfigError(f"The 'kind' parameter must be 'hnsw' or 'ivfpq'. Got {p['kind']!r}.")
         for key in ("m", "ef_construction", "ef_search", "nlist", "nprobe", "nbits"):
-            v = p[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"The {key!r} parameter must be an int >= 1. Got {v!r} instead.")
+            check_int(p[key], key)
         if not isinstance(p["rerank"], int) or p["rerank"] < 0:
             raise ConfigError(f"The 'rerank' parameter must be an int >= 0. Got {p['rerank']!r}.")
         if not isinstance(p["overfetch"], (int, float)) or p["overfetch"] < 0:

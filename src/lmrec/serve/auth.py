@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lmrec._atomic import atomic_file
+from lmrec._config_files import read_config_file
 from lmrec.errors import ConfigError
 
 ROLES = ("read", "write", "admin")
@@ -146,19 +147,8 @@ def _check_scope(entry: dict[str, Any], path: Path) -> None:
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except ValueError as e:
-        raise ConfigError(
-            f"Keys file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}"
-        ) from e
-    keys = data.get("keys", []) if isinstance(data, dict) else None
+    data = read_config_file(path, "Keys file")
+    keys = data.get("keys", [])
     if not isinstance(keys, list) or not all(
         isinstance(k, dict) and {"id", "role", "sha256"} <= set(k) for k in keys
     ):

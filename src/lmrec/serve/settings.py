@@ -7,12 +7,12 @@ process (tests do exactly that).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lmrec._config_files import read_config_file
 from lmrec.errors import ConfigError
 
 #: Largest ``k`` any configuration may allow (keeps responses and top-k work bounded).
@@ -145,18 +145,7 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(2, "Config file not found", str(path))
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except ValueError as e:
-        raise ConfigError(f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a table of settings.")
+    data = read_config_file(path, "Config file")
     serve = data.get("serve", data)
     if not isinstance(serve, dict):
         raise ConfigError(f"{path}: [serve] must be a table of settings.")

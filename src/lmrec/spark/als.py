@@ -10,7 +10,7 @@ evaluates and serves exactly like ``lmrec.models.ALS``.
 
 Spark scales each user's (item's) L2 penalty by that user's number of interactions
 ("ALS-WR", Zhou et al. 2008); the returned model says so in its config
-(``regularization_scaling="count"``), which is also how ``lmrec.models.ALS`` fits that
+(``l2_scaling="count"``), which is also how ``lmrec.models.ALS`` fits that
 exact objective locally. The default local ALS (``"none"``, implicit's objective) uses
 one penalty for all rows, so the same ``regularization`` is a weaker penalty there;
 ``benchmarks/results/spark.md`` compares the two engines on MovieLens-100K.
@@ -57,7 +57,7 @@ def spark_train_als(
         Hyperparameters of :class:`lmrec.models.als.ALSConfig` (its defaults for the
         rest); Spark's settings come from :meth:`ALS.spark_params
         <lmrec.models.als.ALS.spark_params>`. Spark scales ``regParam`` by each row's
-        interaction count, so the model's config has ``regularization_scaling="count"``
+        interaction count, so the model's config has ``l2_scaling="count"``
         (any other value is refused).
     master : str or None
         Spark master URL, default ``local[2]``; ``None`` leaves it to ``spark-submit``.
@@ -96,9 +96,7 @@ def spark_train_als(
     """
     from lmrec.models.als import ALS
 
-    model = ALS(
-        **{"regularization_scaling": "count", "implicit": weight_col is None, **dict(params or {})}
-    )
+    model = ALS(**{"l2_scaling": "count", "implicit": weight_col is None, **dict(params or {})})
     settings = ALS.spark_params(model.config)
     factors = settings["rank"]
     spark, own = acquire_session("lmrec-als", master, spark_conf, spark)

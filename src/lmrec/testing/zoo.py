@@ -15,7 +15,7 @@ from lmrec.models.base import Recommender
 from lmrec.models.capabilities import RatingModel, supports
 from lmrec.models.registry import create_model, get_model_class
 
-_TORCH = {"factors": 8, "epochs": 10, "batch_size": 64, "lr": 0.05, "seed": 0, "torch_threads": 1}
+_TORCH = {"factors": 8, "epochs": 10, "batch_size": 64, "lr": 0.05, "seed": 0, "n_threads": 1}
 _RANKER = {
     "n_layers": 1,
     "max_length": 64,

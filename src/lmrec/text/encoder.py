@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from lmrec._checks import check_int
 from lmrec._optional import require
 from lmrec._progress import progress, quiet_loading
 from lmrec.errors import ConfigError, MissingExtraError
@@ -223,11 +224,7 @@ class TextEncoder:
         show_progress: bool | None = None,
         local_files_only: bool = True,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(
-                f"The 'batch_size' parameter of TextEncoder must be an int >= 1. "
-                f"Got {batch_size!r} instead."
-            )
+        batch_size = check_int(batch_size, "batch_size", where="TextEncoder")
         self.model = model
         self.batch_size = batch_size
         self.device = device

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lmrec._checks import check_int
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, DataError
 
@@ -112,11 +113,7 @@ def _check_fraction(value: object, name: str, func: str, *, allow_zero: bool = F
 
 
 def _check_int(value: object, name: str, func: str, *, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(
-            f"The {name!r} parameter of {func} must be an int >= {minimum}. Got {value!r} instead."
-        )
-    return int(value)
+    return check_int(value, name, minimum=minimum, where=func)
 
 
 def _is_sequence(value: object) -> bool:

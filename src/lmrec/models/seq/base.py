@@ -134,7 +134,7 @@ class SequentialRecommender(
             self._export(torch, net)
             return validation_metric(self, valid, "ndcg@10")
 
-        with torch_threads(torch, cfg.torch_threads):
+        with torch_threads(torch, cfg.n_threads):
             trainer = SequenceTrainer(
                 torch,
                 net,

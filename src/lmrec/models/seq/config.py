@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from lmrec.models.config import ModelConfig, search
+from lmrec.models.config import TorchConfig, search
 from lmrec.train.torch_utils import Device
 
 ItemRepr = Literal["id", "text", "id+text"]
@@ -14,13 +14,15 @@ Loss = Literal["ce", "sampled", "bce"]
 Precision = Literal["auto", "fp32", "mixed"]
 
 
-class SequenceConfig(ModelConfig):
+class SequenceConfig(TorchConfig):
     """Hyperparameters common to :class:`~lmrec.models.seq.sasrec.SASRec` and
     :class:`~lmrec.models.seq.gru4rec.GRU4Rec`.
 
     Defaults come from ``benchmarks/sequential.py`` on MovieLens-100K (see
     ``benchmarks/RESULTS.md``): an untuned model is close to its tuned best there.
     """
+
+    renamed: ClassVar[dict[str, str]] = {"torch_threads": "n_threads"}
 
     factors: int = Field(default=64, ge=2, json_schema_extra=search("int_log", 32, 256))
     """Width of the item vectors and of the sequence encoder."""
@@ -68,19 +70,11 @@ class SequenceConfig(ModelConfig):
     """``sampled``: negatives drawn in proportion to item count ** power (0: uniform)."""
     logq: bool = True
     """``sampled``: subtract log q(item) from every logit (sampling-bias correction)."""
-    seed: int | None = Field(default=0, ge=0)
-    """Seed of the initialisation, shuffling, dropout and negatives; ``None`` draws one."""
     device: Device = "auto"
     """``cpu``, ``cuda``, or ``auto`` (CUDA when available)."""
     precision: Precision = "auto"
     """``mixed``: bfloat16 autocast on CPU, float16 autocast with dynamic loss scaling on
     CUDA; ``fp32``; ``auto``: mixed on CUDA, fp32 on CPU."""
-    torch_threads: int | None = Field(default=None, ge=1)
-    """Intra-op threads while training (restored afterwards); ``None`` keeps torch's setting."""
-    distributed: bool = False
-    """Data-parallel training under ``torchrun``: each rank takes its piece of every batch
-    of windows; dropout masks and negatives are drawn for the whole batch, so the result
-    equals a single-process fit up to float summation order."""
 
     @model_validator(mode="after")
     def _text_options(self) -> SequenceConfig:
