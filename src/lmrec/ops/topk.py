@@ -113,11 +113,20 @@ def select_topk(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     cols.sort(axis=1)  # candidate position order == item order, so topk's ties match
     local, vals = topk(np.take_along_axis(block, cols, axis=1), k)
     items = np.where(local >= 0, np.take_along_axis(cols, np.maximum(local, 0), axis=1), -1)
-    # A row whose k-th score equals the k-th largest chunk maximum may have items with
-    # that score (and a lower index) in chunks that were not selected: rank those rows
-    # exactly, so ties are broken by item index as topk promises.
-    threshold = np.take_along_axis(chunk_max, best, axis=1).min(axis=1)
-    redo = np.flatnonzero(vals[:, -1] <= threshold)
+    # Unselected chunks have maxima <= the smallest selected maximum (threshold) <= the
+    # k-th score. A row needs an exact re-rank only where an unselected chunk may hold an
+    # item tied with the k-th score (and a lower index): its k-th score equals the
+    # threshold and more chunks reach the threshold than were selected. (Comparing the
+    # k-th score with the threshold alone re-ranked most rows: with distinct scores the
+    # k-th score is usually the smallest selected maximum itself.)
+    selected_max = np.take_along_axis(chunk_max, best, axis=1)
+    threshold = selected_max.min(axis=1)
+    at_threshold = (chunk_max == threshold[:, None]).sum(axis=1)
+    selected_at_threshold = (selected_max == threshold[:, None]).sum(axis=1)
+    kth = vals[:, -1]
+    redo = np.flatnonzero(
+        (kth < threshold) | ((kth == threshold) & (at_threshold > selected_at_threshold))
+    )
     if len(redo):
         items[redo], vals[redo] = topk(block[redo], k)
     return items, vals
