@@ -192,3 +192,20 @@ def read_titles(args: argparse.Namespace, path: str) -> Any:
         )
     table = read_items(path, text_cols=[title], **({"id_col": id_col} if id_col else {}))
     return table[title]
+
+
+def read_pairs(paths: list[str], what: str, **read_kw: Any) -> Any:
+    """The distinct ``user, item`` pairs of one or more interaction files, or None for no
+    file: training or validation files to exclude or to define a catalog. ``read_kw`` goes
+    to :func:`lmrec.data.read_interactions` (repeated pairs are kept once)."""
+    import pandas as pd
+
+    from lmrec.data import read_interactions
+
+    if not paths:
+        return None
+    frames = []
+    for path in paths:
+        frame, _ = read_interactions(check_input(path, what), **{**read_kw, "duplicates": "first"})
+        frames.append(frame[["user", "item"]])
+    return pd.concat(frames, ignore_index=True).drop_duplicates()

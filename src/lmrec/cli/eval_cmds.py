@@ -12,7 +12,7 @@ import pandas as pd
 
 from lmrec.cli import _groups
 from lmrec.cli._common import add_read_flags, check_input, check_output, info, read_kwargs
-from lmrec.cli._inputs import add_catalog_flags
+from lmrec.cli._inputs import add_catalog_flags, read_pairs
 from lmrec.cli.data_cmds import SPLIT_PROTOCOLS, add_data_source, load_input, run_split
 from lmrec.errors import ConfigError
 
@@ -244,7 +244,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         model = load_model(check_input(args.model, "Model directory"))
         test, report = load_dataset(test_path, **read_kwargs(args))
-        exclude = _read_pairs(args.exclude, args)
+        exclude = read_pairs(args.exclude, "--exclude file", **read_kwargs(args))
         items, users = _groups.read_catalogs(args, test.items, test.users)
         _groups.check_groups_known(groups, items, users)
         features = _groups.item_features(
@@ -278,7 +278,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         recs_path = check_input(args.recommendations, "Recommendation file")
         recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
         test, _ = read_interactions(test_path, **read_kwargs(args))
-        train = _read_pairs(args.train, args)
+        train = read_pairs(args.train, "--train file", **read_kwargs(args))
         catalog = None if items is None else items.index
         res = evaluate_recommendations(recs, test, train=train, metrics=list_names, catalog=catalog)
         history = None if train is None else train.groupby("user").size()
@@ -290,21 +290,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.per_user:
         res.per_user.to_csv(args.per_user)
     return 0
-
-
-def _read_pairs(paths: list[str], args: argparse.Namespace) -> pd.DataFrame | None:
-    """The ``user, item`` pairs of one or more interaction files (read flags apply), or None."""
-    from lmrec.data import read_interactions
-
-    if not paths:
-        return None
-    frames = []
-    for path in paths:
-        frame, _ = read_interactions(
-            check_input(path, "Interaction file"), **{**read_kwargs(args), "duplicates": "first"}
-        )
-        frames.append(frame[["user", "item"]])
-    return pd.concat(frames, ignore_index=True).drop_duplicates()
 
 
 def _with_pointwise(res, point):

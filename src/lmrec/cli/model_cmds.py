@@ -13,7 +13,7 @@ import pandas as pd
 from lmrec._config_files import read_config_file
 from lmrec.cli import dist_cmds
 from lmrec.cli._common import check_input, check_output, info
-from lmrec.cli._inputs import add_catalog_flags
+from lmrec.cli._inputs import add_catalog_flags, read_pairs
 from lmrec.cli.data_cmds import add_data_source, load_input, write_csv
 from lmrec.errors import ConfigError
 
@@ -180,7 +180,7 @@ def model_params(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
     cls = get_model_class(model_name)
     params: dict[str, Any] = {}
     if getattr(args, "config", None):
-        params.update(_read_config_file(Path(check_input(args.config, "Config file"))))
+        params.update(read_config_file(check_input(args.config, "Config file"), "Config file"))
     params.update(parse_params(args.param))
     if getattr(args, "seed", None) is not None:
         if "seed" not in cls.config_class.model_fields:
@@ -192,10 +192,6 @@ def model_params(args: argparse.Namespace, model_name: str) -> dict[str, Any]:
         params["text_template"] = args.text_template
     build_config(cls.config_class, params)  # validate before any data is read
     return params
-
-
-def _read_config_file(path: Path) -> dict[str, Any]:
-    return read_config_file(path, "Config file")
 
 
 def check_timestamps_for(args: argparse.Namespace, models: list[str]) -> None:
@@ -267,7 +263,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise ConfigError("--title-col goes with --titles FILE.")
     users = None if args.all else read_user_list(args.users)
     titles = _read_titles(args) if args.titles else None
-    exclude = _exclude_pairs(args) if args.exclude else None
+    exclude = read_pairs(args.exclude, "--exclude file", user=args.user_col, item=args.item_col)
     model = load_model(args.model)
     users = model.user_ids_.ids if users is None else _known_users(model, users, args)
     on_unknown = "raise"  # unknown users are already handled, in the CLI's words
@@ -327,22 +323,6 @@ def _read_titles(args: argparse.Namespace) -> pd.Series:
     from lmrec.cli._inputs import read_titles
 
     return read_titles(args, args.titles)
-
-
-def _exclude_pairs(args: argparse.Namespace) -> pd.DataFrame:
-    """The (user, item) pairs of the --exclude files."""
-    from lmrec.data import read_interactions
-
-    frames = []
-    for path in args.exclude:
-        frame, _ = read_interactions(
-            check_input(path, "--exclude file"),
-            user=args.user_col,
-            item=args.item_col,
-            duplicates="first",
-        )
-        frames.append(frame[["user", "item"]])
-    return pd.concat(frames, ignore_index=True)
 
 
 def _recommend_excluding(
