@@ -20,7 +20,11 @@ EXTRAS ?= torch,lm,ann,fast,onnx,tune,serve,spark,bench,privacy,dev
 # older pathspec than mypy needs. mypy reads lmrec's dependencies from $(VENV).
 TOOLS  ?= .venv-tools
 TOOLS_STAMP := $(TOOLS)/.lmrec-tools
-LINT_TOOLS ?= mypy==2.4.1 ruff==0.17.6 pandas-stubs==3.1.0.261029 scipy-stubs==1.17.1.5
+LINT_TOOLS ?= mypy==2.4.1 ruff==0.17.6
+# mypy reads third-party types from the environment it checks ($(VENV)), not from its own:
+# the stub packages go into $(VENV), or the check differs between machines.
+TYPE_STUBS ?= pandas-stubs==3.1.0.261029 scipy-stubs==1.17.1.5
+STUBS_STAMP := $(VENV)/.lmrec-stubs
 
 .PHONY: demo test test-all bench setup clean java postgres chromium lint
 
@@ -39,9 +43,13 @@ $(TOOLS_STAMP): Makefile
 	$(TOOLS)/bin/python -m pip install --quiet $(LINT_TOOLS)
 	touch $(TOOLS_STAMP)
 
+$(STUBS_STAMP): $(STAMP) Makefile
+	$(PIP) install --quiet $(TYPE_STUBS)
+	touch $(STUBS_STAMP)
+
 # Style, lint and types (the code is checked, not only its behaviour): ruff's rules and
 # format, and mypy on src/ (its settings, and the modules still exempt, in pyproject.toml).
-lint: $(STAMP) $(TOOLS_STAMP)
+lint: $(STAMP) $(TOOLS_STAMP) $(STUBS_STAMP)
 	$(TOOLS)/bin/ruff check src tests benchmarks tools
 	$(TOOLS)/bin/ruff format --check src tests benchmarks tools
 	$(TOOLS)/bin/mypy --python-executable $(PY)
