@@ -660,9 +660,14 @@ def main() -> None:
     )
     args = p.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    {"quality": run_quality, "cold": run_cold, "cost": run_cost, "scale": run_scale}[args.part](
-        args
-    )
+    parts = {
+        "quality": run_quality,
+        "cold": run_cold,
+        "cost": run_cost,
+        "scale": run_scale,
+        "serve": run_serve,
+    }
+    parts[args.part](args)
 
 
 if __name__ == "__main__":
