@@ -15,6 +15,14 @@ of its entries with ``sigma`` from the analytic Gaussian mechanism (Balle & Wang
 2018, Theorem 8) makes it (epsilon, delta)-DP at the user level. Everything computed
 from the release afterwards (the EASE solve, cosine neighbours) is post-processing.
 
+Denoising (``dp_denoise``, on by default) is post-processing too, so it costs no privacy:
+the noise is a symmetric Gaussian matrix whose eigenvalues lie below ``2 sigma sqrt(n)``
+(the edge of Wigner's semicircle for ``n`` items), while the co-occurrence signal lives in
+a few large eigenvalues. Eigen-directions below that edge are dropped
+(:func:`denoise_gram`). On MovieLens-100K at epsilon 8 this cut the membership-inference
+AUC from about 0.61 to 0.55 for EASE and item-kNN, and at epsilon 2 raised item-kNN's
+NDCG@10 from 0.08 to 0.20 (benchmarks/RESULTS.md, privacy).
+
 Stability: experimental. .. versionadded:: 0.2.0
 """
 
@@ -32,10 +40,12 @@ from lmrec.models.config import ModelConfig
 
 __all__ = [
     "DPConfig",
+    "GramDPConfig",
     "analytic_gaussian_delta",
     "analytic_gaussian_sigma",
     "check_dp_data",
     "clip_rows",
+    "denoise_gram",
     "noisy_gram",
 ]
 
@@ -79,6 +89,14 @@ class DPConfig(ModelConfig):
         if not (v > 0 and math.isfinite(v)):
             raise ValueError(f"dp_clip must be a finite number > 0; got {v}")
         return v
+
+
+class GramDPConfig(DPConfig):
+    """DP parameters of the models that release a noisy item-item Gram matrix."""
+
+    dp_denoise: bool = Field(default=True)
+    """Drop the eigen-directions of the released Gram matrix that lie within the noise
+    (below ``2 sigma sqrt(n_items)``); post-processing, so no privacy cost."""
 
 
 def check_dp_data(config: Any, n_users: int, model: str) -> None:
@@ -151,14 +169,42 @@ def clip_rows(x: sp.csr_matrix, clip: float) -> tuple[sp.csr_matrix, int]:
     return x, int(big.sum())
 
 
+def denoise_gram(gram: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
+    """Keep the eigen-directions of a noisy symmetric ``gram`` above the noise's spectral
+    edge ``2 sigma sqrt(n)`` (where a symmetric matrix of i.i.d. ``N(0, sigma^2)`` entries
+    has almost all its eigenvalues); returns the projected matrix and how many were kept.
+
+    >>> rng = np.random.default_rng(0)
+    >>> u = rng.normal(size=(200, 1))
+    >>> noise = np.triu(rng.normal(size=(200, 200)))
+    >>> noise = noise + np.triu(noise, 1).T
+    >>> signal = 5.0 * u @ u.T
+    >>> cleaned, kept = denoise_gram(signal + noise, 1.0)
+    >>> kept
+    1
+    >>> bool(np.linalg.norm(cleaned - signal) < 0.2 * np.linalg.norm(noise))
+    True
+    """
+    w, v = np.linalg.eigh(np.asarray(gram, dtype=np.float64))
+    keep = w > 2.0 * sigma * math.sqrt(gram.shape[0])
+    return (v[:, keep] * w[keep]) @ v[:, keep].T, int(keep.sum())
+
+
 def noisy_gram(
-    x: sp.csr_matrix, *, epsilon: float, delta: float, clip: float, seed: int | None
+    x: sp.csr_matrix,
+    *,
+    epsilon: float,
+    delta: float,
+    clip: float,
+    seed: int | None,
+    denoise: bool = True,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The (epsilon, delta)-DP item-item Gram matrix of users x items matrix ``x`` (float64,
     symmetric) and a report of the mechanism (for the model's ``privacy_``).
 
     Rows are clipped (:func:`clip_rows`), the upper triangle gets i.i.d. Gaussian noise of
-    the analytic scale for sensitivity ``clip``, and is mirrored below the diagonal.
+    the analytic scale for sensitivity ``clip``, and is mirrored below the diagonal; with
+    ``denoise`` the release is then projected off the noise (:func:`denoise_gram`).
     """
     clipped, n_clipped = clip_rows(x, clip)
     gram = np.asarray((clipped.T @ clipped).toarray(), dtype=np.float64)
@@ -167,6 +213,9 @@ def noisy_gram(
     noise = np.triu(rng.normal(0.0, sigma, size=gram.shape))
     noise = noise + np.triu(noise, 1).T
     gram += noise
+    kept = None
+    if denoise:
+        gram, kept = denoise_gram(gram, sigma)
     report = {
         "mechanism": "gaussian (analytic, Balle & Wang 2018) on the item-item Gram matrix",
         "unit": "user",
@@ -175,6 +224,8 @@ def noisy_gram(
         "clip": float(clip),
         "sigma": float(sigma),
         "users_clipped": n_clipped,
+        "denoised": bool(denoise),
+        "eigen_directions_kept": kept,
         "n_users": int(x.shape[0]),
     }
     return gram, report

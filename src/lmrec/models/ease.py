@@ -44,7 +44,7 @@ from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, PrivateModel, UnlearningModel
 from lmrec.models.config import search
-from lmrec.models.dp import DPConfig, check_dp_data, noisy_gram
+from lmrec.models.dp import GramDPConfig, check_dp_data, noisy_gram
 from lmrec.models.explain import Attribution, exact, row_values
 from lmrec.models.files import StateArrays
 from lmrec.models.unlearning import drop_users, keep_rows
@@ -53,7 +53,7 @@ from lmrec.models.unlearning import drop_users, keep_rows
 _PEAK_MATRICES = 3
 
 
-class EASEConfig(DPConfig):
+class EASEConfig(GramDPConfig):
     """Hyperparameters of :class:`EASE`."""
 
     l2: float = Field(default=500.0, gt=0, json_schema_extra=search("float_log", 10.0, 5000.0))
@@ -133,7 +133,12 @@ class EASE(Recommender, FoldInModel, UnlearningModel, PrivateModel):
             return
         check_dp_data(cfg, dataset.n_users, "ease")
         gram, self.privacy_ = noisy_gram(
-            x, epsilon=cfg.dp_epsilon, delta=cfg.dp_delta, clip=cfg.dp_clip, seed=cfg.dp_seed
+            x,
+            epsilon=cfg.dp_epsilon,
+            delta=cfg.dp_delta,
+            clip=cfg.dp_clip,
+            seed=cfg.dp_seed,
+            denoise=cfg.dp_denoise,
         )
         self.B_ = ease_weights_from_gram(gram, cfg.l2)
 

@@ -50,7 +50,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.models.base import Recommender, history_matrix
 from lmrec.models.capabilities import FitOptions, FoldInModel, PrivateModel, UnlearningModel
 from lmrec.models.config import ModelConfig, search
-from lmrec.models.dp import DPConfig, check_dp_data, noisy_gram
+from lmrec.models.dp import GramDPConfig, check_dp_data, noisy_gram
 from lmrec.models.explain import Attribution, column_values, exact, occlusion, row_values
 from lmrec.models.files import StateArrays
 from lmrec.models.unlearning import drop_users, keep_rows
@@ -102,7 +102,7 @@ class KNNConfig(ModelConfig):
         return self
 
 
-class ItemKNNConfig(KNNConfig, DPConfig):
+class ItemKNNConfig(KNNConfig, GramDPConfig):
     """Hyperparameters of :class:`ItemKNN`: those of kNN plus differential privacy."""
 
     @model_validator(mode="after")
@@ -328,6 +328,7 @@ class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
             delta=cfg.dp_delta,
             clip=cfg.dp_clip,
             seed=cfg.dp_seed,
+            denoise=cfg.dp_denoise,
         )
         # Shrinking by a multiple of the noise scale keeps pairs of rare items, whose noisy
         # co-counts are mostly noise, from looking like perfect neighbours.
