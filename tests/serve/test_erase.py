@@ -240,3 +240,46 @@ def test_other_workers_rebuild_their_overlay_after_a_deletion(tmp_path):
         assert there.get("a").generation > generation
     finally:
         store.close()
+
+
+def test_every_worker_stops_using_the_user_before_the_answer(models_root, tmp_path):
+    import time
+
+    from tests.serve.server import Server
+    from tests.serve.test_workers import _wait_for_workers
+
+    served = tmp_path / "models" / "ease"
+    shutil.copytree(models_root / "ease", served)
+    with Server(served, tmp_path, "--workers", "2") as srv:
+        _wait_for_workers(srv, 2)
+        status, _, _ = srv.post("/v1/feedback", {"events": [_event("u0", "i1", "w1")]})
+        assert status == 200
+        deadline = time.monotonic() + 30  # both workers fold the feedback in (sync loop)
+        while True:
+            strategies = {srv.post("/v1/recommend", {"user": "u0"})[2]["strategy"] for _ in "x" * 8}
+            if strategies == {"fold-in"}:
+                break
+            assert time.monotonic() < deadline, strategies
+            time.sleep(0.2)
+        status, _, body = srv.request("DELETE", "/v1/users/u0")
+        assert status == 200 and body["model"]["status"] == "forgotten" and body["workers"] == 2
+        _, _, unknown = srv.post("/v1/recommend", {"user": "never-seen"})
+        for _ in range(20):  # fresh connections: either worker
+            _, _, got = srv.post("/v1/recommend", {"user": "u0"})
+            assert (got["items"], got["strategy"]) == (unknown["items"], "popularity")
+            assert got["model_version"] == body["model"]["version"]
+
+
+def test_a_previous_version_holding_the_user_is_no_longer_kept(serve):
+    from lmrec.models import load_model
+    from lmrec.privacy.forget import forget_users
+
+    c, path = serve("ease")
+    without_u5, _ = forget_users(load_model(path), ["u5"])
+    without_u5.save(path.parent / "ease-without-u5")
+    r = c.post("/v1/models/reload", json={"path": str(path.parent / "ease-without-u5")})
+    assert r.status_code == 200
+    body = c.delete("/v1/users/u5").json()
+    assert body["found"] is True and body["model"]["status"] == "forgotten"
+    assert body["model"]["method"] is None and body["model"]["version"] == r.json()["version"]
+    assert c.post("/v1/models/rollback").status_code == 409

@@ -45,7 +45,7 @@ from lmrec.serve.events import EventStore
 from lmrec.serve.handlers import install_error_handlers
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.middleware import ObserveMiddleware
-from lmrec.serve.model_store import ModelStore
+from lmrec.serve.model_store import LoadedModel, ModelStore
 from lmrec.serve.online import LRUCache, OnlineOverlay
 from lmrec.serve.routes import feedback, health, models, recommend, ui, users
 from lmrec.serve.routes.models import swapped
@@ -235,9 +235,14 @@ def create_app(
     )
     state.cluster = None
     if settings.cluster_id is not None:
-        state.cluster = Cluster(
-            settings.cluster_id, event_store, model_store, lambda new: swapped(new, metrics, cache)
-        )
+
+        def followed(new: LoadedModel) -> None:
+            # a version published by a deletion: drop the user's feedback before this
+            # worker reports the version (the deleting request waits for that report)
+            overlay.refresh_after_deletions(event_store)
+            swapped(new, metrics, cache)
+
+        state.cluster = Cluster(settings.cluster_id, event_store, model_store, followed)
     install_error_handlers(app)
     app.add_middleware(AdmissionMiddleware, admission=admission)
     app.add_middleware(

@@ -43,8 +43,9 @@ ModelStatus = Literal["unchanged", "forgotten", "pending"]
 
 @dataclass(frozen=True)
 class ModelOutcome:
-    """What happened to the served model: ``unchanged`` (it never held the user),
-    ``forgotten`` (a new version without them is served) or ``pending`` (see ``detail``)."""
+    """What happened to the served model: ``unchanged`` (no loaded version held the user),
+    ``forgotten`` (the served version is one without them; ``method`` ``exact`` when this
+    deletion made it) or ``pending`` (see ``detail``)."""
 
     status: ModelStatus
     method: Literal["exact"] | None
@@ -134,9 +135,14 @@ def _new_version(user: str, store: ModelStore) -> tuple[ModelOutcome | None, Loa
     if blocked:
         return _pending(store, f"Model {old.name!r} cannot forget exactly: {blocked[0]}."), None
     if new is None:
-        if store.previous is not None and user in store.previous.hidden_index:
-            return _pending(store, "The previous version (kept for rollback) holds the user."), None
-        return None, None
+        if not store.drop_previous_holding(user):
+            return None, None
+        lm = store.current
+        detail = (
+            f"The served version {lm.version} never held the user; the previous version, "
+            "which did, is no longer kept for rollback."
+        )
+        return ModelOutcome("forgotten", None, lm.version, 0, detail), None
     return (
         ModelOutcome(
             "forgotten",

@@ -352,6 +352,17 @@ class ModelStore:
             self._prune_hidden()
         return new
 
+    def drop_previous_holding(self, user: str) -> bool:
+        """Stop keeping the previous version for rollback if it holds (hidden) ``user``;
+        returns whether it did."""
+        with self._lock:
+            prev = self._previous
+            if prev is None or user not in prev.hidden_index:
+                return False
+            self._previous = None
+            self._prune_hidden()
+        return True
+
     def _hide_in(self, lm: LoadedModel) -> None:
         for user in list(self.hidden):
             lm.hide(user)

@@ -119,10 +119,12 @@ class ModelInfo(BaseModel):
 
 class ErasedModel(BaseModel):
     status: str = Field(
-        description="unchanged (the model never held the user) | forgotten (a new version "
-        "without them is served) | pending (the model needs retraining; see detail)."
+        description="unchanged (no loaded version held the user) | forgotten (the served "
+        "version is one without them) | pending (the model needs retraining; see detail)."
     )
-    method: str | None = Field(description="How the new version was made: exact, or null.")
+    method: str | None = Field(
+        description="exact when this deletion made the served version (exact unlearning)."
+    )
     version: str = Field(description="The model version served after the deletion.")
     n_interactions: int = Field(description="The user's training interactions removed.")
     detail: str = Field(description="What was done, or what is left to do, in words.")
