@@ -283,3 +283,27 @@ def test_a_previous_version_holding_the_user_is_no_longer_kept(serve):
     assert body["found"] is True and body["model"]["status"] == "forgotten"
     assert body["model"]["method"] is None and body["model"]["version"] == r.json()["version"]
     assert c.post("/v1/models/rollback").status_code == 409
+
+
+def test_deletion_on_sqlite_and_postgresql(models_root, tmp_path, store_url):
+    from lmrec.serve.app import build_app
+    from lmrec.serve.settings import ServeSettings
+
+    path = tmp_path / "served" / "ease"
+    shutil.copytree(models_root / "ease", path)
+    app = build_app(ServeSettings(model_dir=path, auth=False, store_url=store_url))
+    with TestClient(app) as c:
+        events = [_event("u7", "i1", "p1"), _event("u7", "i2", "p2"), _event("u8", "i1", "p3")]
+        assert c.post("/v1/feedback", json={"events": events}).json()["accepted"] == 3
+        store = c.app.state.event_store
+        assert store.last_deletion() == 0 and len(store.events_of("u7")) == 2
+        body = c.delete("/v1/users/u7").json()
+        assert body["events_deleted"] == 2 and body["model"]["status"] == "forgotten"
+        assert store.events_of("u7") == [] and [e.user for e in store.events_of("u8")] == ["u8"]
+        assert store.last_deletion() > 0 and store.count() == 1
+        with store.engine.connect() as conn:
+            rows = conn.execute(store.deletions.select()).mappings().all()
+        assert [(r["request_id"], r["n_users"], r["n_events"]) for r in rows] == [
+            (body["request_id"], 1, 2)
+        ]
+        assert c.delete("/v1/users/u7").json()["found"] is False

@@ -85,14 +85,15 @@ def erase_user(
     """
     request_id = uuid.uuid4().hex
     in_model = model_store.hide_user(user)
-    precomputed = in_model and model_store.current.top_items is not None
+    lm = model_store.current
+    precomputed = user in lm.hidden_index and lm.top_items is not None
     events = event_store.delete_users([user], request_id=request_id)
     feedback = engine.overlay.reset_user(user, event_store)
     cached = engine.forget_cached(user)
     outcome, new = _new_version(user, model_store) if in_model else (None, None)
     if outcome is None:
-        lm = model_store.current
-        outcome = ModelOutcome("unchanged", None, lm.version, 0, "The model never held the user.")
+        version = model_store.current.version
+        outcome = ModelOutcome("unchanged", None, version, 0, "No loaded version held the user.")
     model_store.hide_user(user)  # a reload that raced with this deletion
     feedback += engine.overlay.reset_user(user, event_store)
     cached += engine.forget_cached(user)
