@@ -307,3 +307,26 @@ def test_deletion_on_sqlite_and_postgresql(models_root, tmp_path, store_url):
             (body["request_id"], 1, 2)
         ]
         assert c.delete("/v1/users/u7").json()["found"] is False
+
+
+def test_an_unavailable_store_is_503_and_a_retry_finishes(serve, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    c, _ = serve("ease")
+    c.post("/v1/feedback", json={"events": [_event("u6", "i1", "f1")]})
+    store = c.app.state.event_store
+    real = store.delete_users
+
+    def failing(users, *, request_id=""):
+        raise OperationalError("DELETE", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(store, "delete_users", failing)
+    r = c.delete("/v1/users/u6")
+    assert r.status_code == 503 and "Retry the DELETE" in r.json()["detail"]
+    assert "disk I/O" not in r.text
+    # the model row is not used any more; the stored feedback is, until the retry
+    assert _recommend(c, "u6")["strategy"] == "fold-in"
+    monkeypatch.setattr(store, "delete_users", real)
+    body = c.delete("/v1/users/u6").json()
+    assert body["events_deleted"] == 1 and body["model"]["status"] == "forgotten"
+    assert _recommend(c, "u6")["strategy"] == "popularity"

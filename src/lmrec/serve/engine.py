@@ -135,6 +135,7 @@ class Engine:
             lm.version,
             "u",
             user,
+            uidx,  # None once the user is deleted: a list computed before never matches
             fb.generation,
             k,
             excl.tobytes(),

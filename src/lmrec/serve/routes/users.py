@@ -75,7 +75,7 @@ def build_router(settings: ServeSettings) -> APIRouter:
             raise HTTPException(
                 503,
                 "The event store is unavailable; the user's events were not deleted (the "
-                "served model no longer uses the user). Retry the DELETE.",
+                "served model no longer uses the user's training data). Retry the DELETE.",
             ) from e
         workers = None
         if done.new_version is not None:
