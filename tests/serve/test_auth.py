@@ -18,7 +18,8 @@ def _event(user: str) -> dict:
     return {"events": [{"user": user, "item": "i1", "idempotency_key": f"k{next(_counter)}"}]}
 
 
-#: (method, path) -> (role or None for public, request builder for a given user id).
+#: (method, path) -> (role, "erase" for the erase permission, or None for public; request
+#: builder for a given user id).
 MATRIX = {
     ("post", "/v1/recommend"): ("read", lambda u: {"json": {"user": u, "k": 3}}),
     ("get", "/v1/items/{item_id}/similar"): ("read", lambda u: {"url": "/v1/items/i1/similar"}),
@@ -28,6 +29,8 @@ MATRIX = {
     ("get", "/v1/models/{model_id}"): ("read", lambda u: {"url": "/v1/models/ease"}),
     ("post", "/v1/models/reload"): ("admin", lambda u: {}),
     ("post", "/v1/models/rollback"): ("admin", lambda u: {}),
+    # a user the shared model does not hold: deleting one of its users would rewrite it
+    ("delete", "/v1/users/{user_id}"): ("erase", lambda u: {"url": f"/v1/users/{u}-gone"}),
     ("get", "/v1/ui/users"): ("read", lambda u: {}),
     ("get", "/v1/ui/search"): ("read", lambda u: {"url": "/v1/ui/search?q=i"}),
     ("post", "/v1/ui/titles"): ("read", lambda u: {"json": {"items": ["i1"]}}),
@@ -37,7 +40,8 @@ MATRIX = {
 }
 #: Routes that act for the user in the request: a scoped key gets 403 for other users.
 USER_ROUTES = [("post", "/v1/recommend"), ("post", "/v1/explain"), ("post", "/v1/feedback")]
-LOWER = {"read": None, "write": "read", "admin": "write"}
+#: A key just below the route's need ("erase" is a permission no role implies).
+LOWER = {"read": None, "write": "read", "admin": "write", "erase": "admin"}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +54,7 @@ def scoped_keys(tmp_path_factory):
     raw["u0-only"] = create_key(path, "write", users=["u0"])[1]
     raw["tenant-acme"] = create_key(path, "write", tenants=["acme"])[1]
     raw["no-history"] = create_key(path, "read", history=False)[1]
+    raw["erase"] = create_key(path, "write", erase=True)[1]
     return path, raw
 
 
@@ -98,7 +103,8 @@ def test_every_route_needs_its_role(app_client, scoped_keys, route):
     if LOWER[role] is not None:
         r = _call(app_client, method, path, raw[LOWER[role]])
         assert r.status_code == 403 and f"'{role}'" in r.json()["detail"]
-    for name in (role, "admin"):  # past authorization (rollback with no previous model: 409)
+    passing = ("erase",) if role == "erase" else (role, "admin")
+    for name in passing:  # past authorization (rollback with no previous model: 409)
         assert _call(app_client, method, path, raw[name]).status_code in (200, 409)
 
 

@@ -2,7 +2,8 @@
 
 Every phase (examples, coverage, fuzzing, and stateful runs that follow the OpenAPI
 links), every check, positive and negative data, in-process against the ASGI app with
-an admin key. Pass: no check fails and the server answers no request with a 5xx.
+an admin key that may also delete users (on a copy of the model: a deletion rewrites
+the served directory). Pass: no check fails and the server answers no request with a 5xx.
 
 ``LMREC_FUZZ_EXAMPLES`` sets the examples per operation (default 200);
 ``LMREC_FUZZ_REPORT`` names a JSON file that receives the counts, for
@@ -64,21 +65,32 @@ def _config(admin_key: str):
     )
 
 
-def test_schemathesis_finds_no_server_error_and_no_check_failure(
-    make_app, keys, models_root, tmp_path
-):
+def test_schemathesis_finds_no_server_error_and_no_check_failure(models_root, tmp_path):
+    import shutil
+
     from schemathesis.engine import events, from_schema
 
-    app = make_app("ease", reload_root=models_root)
+    from lmrec.serve.app import build_app
+    from lmrec.serve.auth import create_key
+    from lmrec.serve.settings import ServeSettings
+
+    served = tmp_path / "models"
+    shutil.copytree(models_root / "ease", served / "ease")
+    _, admin_key = create_key(tmp_path / "keys.json", "admin", erase=True)
+    settings = ServeSettings(
+        model_dir=served / "ease",
+        keys_file=tmp_path / "keys.json",
+        store_url=f"sqlite:///{tmp_path / 'events.db'}",
+        reload_root=served,
+    )
+    app = build_app(settings)
     counter = StatusCounter(app)
     failures: list[str] = []
     per_phase: dict[str, int] = {}
     errors: list[str] = []
     start = time.perf_counter()
     with TestClient(app):
-        schema = schemathesis.openapi.from_asgi(
-            "/openapi.json", counter, config=_config(keys[1]["admin"])
-        )
+        schema = schemathesis.openapi.from_asgi("/openapi.json", counter, config=_config(admin_key))
         for ev in from_schema(schema).execute():
             if isinstance(ev, events.ScenarioFinished):
                 for case_id, checks in ev.recorder.checks.items():

@@ -107,6 +107,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="with --create-key: the key may not read user histories (explain for a user)",
     )
+    s.add_argument(
+        "--key-erase",
+        action="store_true",
+        help="with --create-key (write or admin): the key may delete users "
+        "(DELETE /v1/users/{id}); no key can without it",
+    )
     s.set_defaults(func=cmd_serve)
 
     r = sub.add_parser(
@@ -181,6 +187,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             users=_id_list(args.key_users, "--key-users"),
             tenants=_id_list(args.key_tenants, "--key-tenants"),
             history=not args.key_no_history,
+            erase=args.key_erase,
         )
         info(f"added {args.create_key} key {key_id} to {path}; it is shown only once:")
         print(key)

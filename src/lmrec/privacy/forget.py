@@ -31,7 +31,7 @@ from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import PrivateModel, UnlearningModel, supports
 
-__all__ = ["ForgetReport", "forget_users", "without_users"]
+__all__ = ["ForgetReport", "exact_blocker", "forget_users", "without_users"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def forget_users(
         raise ConfigError("No users to forget: the list is empty.")
     idx = np.unique(model.user_ids_.index(ids, on_unknown="raise", kind="user"))  # type: ignore[union-attr]
     n_interactions = int(model.seen_[idx].nnz)  # type: ignore[index]
-    why = _why_not_exact(model)
+    why = exact_blocker(model)
     if method == "exact" and why is not None:
         raise ConfigError(f"Model {model.name!r} cannot forget exactly: {why}.")
     if why is None and method != "retrain":
@@ -150,7 +150,9 @@ def forget_users(
     return out, report
 
 
-def _why_not_exact(model: Recommender) -> str | None:
+def exact_blocker(model: Recommender) -> str | None:
+    """Why ``model`` cannot forget users exactly from its own state, or None when it can
+    (then :func:`forget_users` needs no training data)."""
     if not supports(model, UnlearningModel):
         from lmrec.models.registry import models_supporting
 

@@ -11,6 +11,7 @@ resource under :mod:`lmrec.serve.routes`:
 ``GET /v1/models``         read    the served model version (and the previous one)
 ``POST /v1/models/reload`` admin   load a model directory beside the current one, swap
 ``POST /v1/models/rollback`` admin swap back to the previous version
+``DELETE /v1/users/{id}``  erase   delete a user everywhere (``erase`` permission)
 ``GET /healthz``, ``/readyz``, ``/metrics``  liveness, readiness, Prometheus
 ``GET /ui``, ``/v1/ui/*``  public     the browser page; its search, titles, users (read)
 =========================  ======  ===============================================
@@ -44,9 +45,9 @@ from lmrec.serve.events import EventStore
 from lmrec.serve.handlers import install_error_handlers
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.middleware import ObserveMiddleware
-from lmrec.serve.model_store import ModelStore
+from lmrec.serve.model_store import LoadedModel, ModelStore
 from lmrec.serve.online import LRUCache, OnlineOverlay
-from lmrec.serve.routes import feedback, health, models, recommend, ui
+from lmrec.serve.routes import feedback, health, models, recommend, ui, users
 from lmrec.serve.routes.models import swapped
 from lmrec.serve.schemas import request_models
 from lmrec.serve.settings import ServeSettings
@@ -69,11 +70,16 @@ def _load_catalog(path: Path | None) -> Catalog | None:
     return Catalog(read_items(path))
 
 
-async def _sync_loop(overlay: OnlineOverlay, store: EventStore, interval: float) -> None:
-    """Read events written by other workers into this worker's overlay, forever."""
+async def _sync_loop(
+    overlay: OnlineOverlay, store: EventStore, cache: LRUCache, interval: float
+) -> None:
+    """Read events written by other workers into this worker's overlay, forever; rebuild it
+    (and drop cached lists) when a worker deleted a user."""
     while True:
         await asyncio.sleep(interval)
         try:
+            if await anyio.to_thread.run_sync(overlay.refresh_after_deletions, store):
+                cache.clear()
             await anyio.to_thread.run_sync(overlay.sync, store)
         except store.errors:
             log.warning("could not read new events from the store; retrying", exc_info=True)
@@ -135,6 +141,8 @@ async def _lifespan(app: FastAPI):  # noqa: ANN202
     cluster = state.cluster
     if cluster is not None:  # a worker started after a reload serves the reloaded version
         await anyio.to_thread.run_sync(cluster.follow)
+    # note the store's last deletion first: one made during the replay triggers a rebuild
+    await anyio.to_thread.run_sync(state.overlay.refresh_after_deletions, state.event_store)
     n = await anyio.to_thread.run_sync(
         lambda: state.overlay.sync(state.event_store, max_events=10**9)
     )
@@ -153,7 +161,9 @@ async def _lifespan(app: FastAPI):  # noqa: ANN202
     )
     tasks = [
         asyncio.create_task(
-            _sync_loop(state.overlay, state.event_store, state.settings.sync_interval_s)
+            _sync_loop(
+                state.overlay, state.event_store, state.cache, state.settings.sync_interval_s
+            )
         )
     ]
     if cluster is not None:
@@ -225,9 +235,14 @@ def create_app(
     )
     state.cluster = None
     if settings.cluster_id is not None:
-        state.cluster = Cluster(
-            settings.cluster_id, event_store, model_store, lambda new: swapped(new, metrics, cache)
-        )
+
+        def followed(new: LoadedModel) -> None:
+            # a version published by a deletion: drop the user's feedback before this
+            # worker reports the version (the deleting request waits for that report)
+            overlay.refresh_after_deletions(event_store)
+            swapped(new, metrics, cache)
+
+        state.cluster = Cluster(settings.cluster_id, event_store, model_store, followed)
     install_error_handlers(app)
     app.add_middleware(AdmissionMiddleware, admission=admission)
     app.add_middleware(
@@ -239,13 +254,14 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
     rm = request_models(settings)
     app.include_router(recommend.build_router(rm, settings))
     app.include_router(feedback.build_router(rm))
     app.include_router(models.build_router(rm))
+    app.include_router(users.build_router(settings))
     app.include_router(health.router)
     app.include_router(ui.build_router(settings))
     return app

@@ -14,11 +14,17 @@ Object-level scope (optional, per key):
 - ``history``: whether the key may read a user's history, which explanations of a
   user reveal (``/v1/explain`` with ``user``). Default true; explaining an anonymous
   session (``items``) never needs it.
+- ``erase``: whether the key may delete users (``DELETE /v1/users/{id}``, the right to
+  erasure). Default false, for every role: a deletion cannot be undone, so it is granted
+  to a key explicitly (``lmrec serve --create-key write --key-erase``), never implied by
+  ``admin``. Only ``write`` and ``admin`` keys can hold it; ``users``/``tenants`` limit
+  whom the key may delete.
 
 The keys file is JSON (``.toml`` is accepted for reading)::
 
     {"keys": [{"id": "3f9c2a1b", "role": "write", "sha256": "<hex>", "created": "...",
-               "users": ["u1", "u2"], "tenants": ["acme"], "history": false}]}
+               "users": ["u1", "u2"], "tenants": ["acme"], "history": false,
+               "erase": false}]}
 
 Keys are 256-bit random tokens, so a plain SHA-256 is a safe hash for them (slow hashes
 protect low-entropy passwords, and would cost milliseconds per request). The raw key
@@ -54,6 +60,7 @@ class Principal:
     users: frozenset[str] | None = None
     tenants: frozenset[str] | None = None
     history: bool = True
+    erase: bool = False
 
     def allows(self, role: str) -> bool:
         """Whether the key's role is ``role`` or higher."""
@@ -75,7 +82,7 @@ class Principal:
         return False
 
 
-ANONYMOUS_ADMIN = Principal("auth-disabled", "admin")
+ANONYMOUS_ADMIN = Principal("auth-disabled", "admin", erase=True)
 
 
 def _hash(key: str) -> str:
@@ -126,6 +133,7 @@ def _principal(entry: dict[str, Any]) -> Principal:
         None if users is None else frozenset(users),
         None if tenants is None else frozenset(tenants),
         bool(entry.get("history", True)),
+        bool(entry.get("erase", False)),
     )
 
 
@@ -143,6 +151,16 @@ def _check_scope(entry: dict[str, Any], path: Path) -> None:
         raise ConfigError(
             f"Keys file {path}: key {entry['id']!r} has 'history' = {entry['history']!r}; "
             "it must be true or false."
+        )
+    if not isinstance(entry.get("erase", False), bool):
+        raise ConfigError(
+            f"Keys file {path}: key {entry['id']!r} has 'erase' = {entry['erase']!r}; "
+            "it must be true or false."
+        )
+    if entry.get("erase", False) and _LEVEL.get(entry["role"], 0) < _LEVEL["write"]:
+        raise ConfigError(
+            f"Keys file {path}: key {entry['id']!r} has role {entry['role']!r} and 'erase'; "
+            "deleting users is a write: give the key role 'write' or 'admin'."
         )
 
 
@@ -168,11 +186,13 @@ def create_key(
     users: list[str] | None = None,
     tenants: list[str] | None = None,
     history: bool = True,
+    erase: bool = False,
 ) -> tuple[str, str]:
     """Make a new key with ``role``, append its hash to ``path`` atomically; return (id, key).
 
     ``users`` / ``tenants`` limit the key to those users (see the module docstring);
-    ``history=False`` refuses it explanations of a user. The raw key is returned once
+    ``history=False`` refuses it explanations of a user; ``erase=True`` lets it delete
+    users (``DELETE /v1/users/{id}``; role write or admin). The raw key is returned once
     and never written anywhere.
     """
     _check_role(role)
@@ -195,6 +215,8 @@ def create_key(
         entry["tenants"] = list(tenants)
     if not history:
         entry["history"] = False
+    if erase:
+        entry["erase"] = True
     _check_scope(entry, path)
     entries.append(entry)
     with atomic_file(path) as fh:

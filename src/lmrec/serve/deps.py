@@ -164,6 +164,21 @@ WriteKey = Annotated[Principal, Depends(require_role("write"))]
 AdminKey = Annotated[Principal, Depends(require_role("admin"))]
 
 
+async def require_erase(principal: PrincipalDep) -> Principal:
+    """Admits keys with the ``erase`` permission (403 otherwise), whatever their role."""
+    if not principal.erase:
+        raise HTTPException(
+            403,
+            f"This API key (role {principal.role!r}) lacks the 'erase' permission that "
+            "deleting users needs; create a key with it: "
+            "`lmrec serve --create-key write --key-erase`.",
+        )
+    return principal
+
+
+EraseKey = Annotated[Principal, Depends(require_erase)]
+
+
 # ---------------------------------------------------------------------- object-level authorization
 def authorize_user(principal: Principal, user: str, settings: ServeSettings, field: str) -> None:
     """403 unless ``principal``'s scope covers ``user`` (sent in request field ``field``)."""

@@ -57,6 +57,10 @@ class Engine:
         self.overlay = overlay
         self.cache = cache
 
+    def forget_cached(self, user: str) -> int:
+        """Drop every cached list of ``user`` (a deletion); returns how many went."""
+        return self.cache.discard(lambda key: isinstance(key, tuple) and key[1:3] == ("u", user))
+
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def indices(lm: LoadedModel, ids: list[str] | None) -> np.ndarray:
@@ -131,6 +135,7 @@ class Engine:
             lm.version,
             "u",
             user,
+            uidx,  # None once the user is deleted: a list computed before never matches
             fb.generation,
             k,
             excl.tobytes(),

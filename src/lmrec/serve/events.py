@@ -260,6 +260,22 @@ class EventStore:
                 conn.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one()
             )
 
+    def events_of(self, user: str) -> list[Event]:
+        """Every stored event of ``user``, in id order."""
+        sa, t = self._sa, self.table
+        stmt = sa.select(t).where(t.c.user == str(user)).order_by(t.c.id)
+        with self.engine.connect() as conn:
+            return [_event(r) for r in conn.execute(stmt).mappings()]
+
+    def last_deletion(self) -> int:
+        """Id of the newest row of the deletion audit (0 when there is none): a worker that
+        sees it grow rebuilds what it keeps in memory from the store."""
+        sa, t = self._sa, self.deletions
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.id), 0))).scalar_one()
+            )
+
     def delete_users(self, users: Sequence[str], *, request_id: str = "") -> int:
         """Delete every event of ``users`` (the right to erasure); returns how many went.
 
@@ -267,8 +283,6 @@ class EventStore:
         the write-ahead log is checkpointed and truncated, so the events leave the disk
         too. A row of ``deletions`` records the request (id, time, counts) with no user id.
         """
-        import time as _time
-
         users = [str(u) for u in users]
         with self.engine.begin() as conn:
             if self.url.startswith("sqlite"):
@@ -279,7 +293,7 @@ class EventStore:
                 n += conn.execute(self.table.delete().where(self.table.c.user.in_(part))).rowcount
             conn.execute(
                 self.deletions.insert().values(
-                    request_id=request_id, time=_time.time(), n_users=len(users), n_events=n
+                    request_id=request_id, time=time.time(), n_users=len(users), n_events=n
                 )
             )
         if self.url.startswith("sqlite"):

@@ -2,7 +2,9 @@
 
 A :class:`LoadedModel` is immutable once built: the model, its version, the top-k lists
 precomputed for every known user, the popularity fallback and the co-occurrence
-fallback. :class:`ModelStore` holds a reference to the current one (and the previous
+fallback -- except that a deleted user leaves its ``user_index`` at once (see
+:meth:`ModelStore.hide_user`), so no request finds their precomputed list, model row or
+history any more. :class:`ModelStore` holds a reference to the current one (and the previous
 one, for rollback). A request reads ``store.current`` once and uses that object to the
 end, so a reload that swaps the reference never changes a request in flight; the old
 model is freed when its last request finishes.
@@ -15,6 +17,7 @@ import importlib.util
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,8 @@ class LoadedModel:
     item_index: dict[str, int] = field(repr=False, default_factory=dict)
     item_ids: list[str] = field(repr=False, default_factory=list)
     ann: Any = field(repr=False, default=None)  # FaissIndex from MODEL_DIR/index, or None
+    # users deleted over HTTP that this version still holds (id -> row), never served
+    hidden_index: dict[str, int] = field(repr=False, default_factory=dict)
 
     @property
     def n_users(self) -> int:
@@ -141,6 +146,13 @@ class LoadedModel:
             ann=ann,
         )
 
+    def hide(self, user: str) -> bool:
+        """Serve ``user`` as an unknown user from now on; whether this version holds them."""
+        idx = self.user_index.pop(user, None)
+        if idx is not None:
+            self.hidden_index[user] = idx
+        return user in self.hidden_index
+
     def recommend_indices(
         self, user_idx: np.ndarray, k: int, *, exclude_seen: bool, candidates: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -221,6 +233,9 @@ class ModelStore:
         self.ann_min_items = ann_min_items
         self.allowed_root = allowed_root.resolve() if allowed_root is not None else None
         self.startup_seconds = loaded.load_seconds
+        #: Users deleted over HTTP that a loaded version still holds: hidden from every
+        #: version this store serves, until no loaded version holds them (in memory only).
+        self.hidden: set[str] = set()
 
     @classmethod
     def open(
@@ -289,8 +304,75 @@ class ModelStore:
                 precompute_max_users=self.precompute_max_users,
                 ann_min_items=self.ann_min_items,
             )
+            self._hide_in(new)
             self._previous, self._current = self._current, new
+            self._hide_in(new)  # a deletion may have come during the build
+            self._prune_hidden()
         return new
+
+    # ------------------------------------------------------------------ deletion
+    def hide_user(self, user: str) -> bool:
+        """Stop serving ``user`` from every loaded version at once (they are served as an
+        unknown user); returns whether the current or previous version holds them."""
+        self.hidden.add(user)
+        found = False
+        for lm in (self._current, self._previous):
+            if lm is not None and lm.hide(user):
+                found = True
+        if not found:
+            self.hidden.discard(user)
+        return found
+
+    def replace_current(
+        self, make: Callable[[LoadedModel], Recommender | None]
+    ) -> LoadedModel | None:
+        """Replace the served version by ``make(current)``, written over its directory.
+
+        For deletions: the new model is saved atomically over the current directory (so
+        a restart or a reload of that path serves it too), loaded, and swapped in; the
+        previous version is dropped, because rolling back to it would serve the deleted
+        users again. ``make`` returning None changes nothing (and returns None). Blocking,
+        under the reload lock. A failure raises, and the current version keeps serving.
+        """
+        with self._lock:
+            cur = self._current
+            model = make(cur)
+            if model is None:
+                return None
+            model.save(cur.path, overwrite=True)
+            new = LoadedModel.build(
+                cur.path,
+                precompute_k=self.precompute_k,
+                precompute_max_users=self.precompute_max_users,
+                ann_min_items=self.ann_min_items,
+            )
+            self._hide_in(new)
+            self._previous, self._current = None, new
+            self._hide_in(new)
+            self._prune_hidden()
+        return new
+
+    def drop_previous_holding(self, user: str) -> bool:
+        """Stop keeping the previous version for rollback if it holds (hidden) ``user``;
+        returns whether it did."""
+        with self._lock:
+            prev = self._previous
+            if prev is None or user not in prev.hidden_index:
+                return False
+            self._previous = None
+            self._prune_hidden()
+        return True
+
+    def _hide_in(self, lm: LoadedModel) -> None:
+        for user in list(self.hidden):
+            lm.hide(user)
+
+    def _prune_hidden(self) -> None:
+        """Forget hidden ids that no loaded version holds any more."""
+        held = set(self._current.hidden_index)
+        if self._previous is not None:
+            held |= set(self._previous.hidden_index)
+        self.hidden &= held
 
     def rollback(self) -> LoadedModel:
         """Swap back to the model served before the last reload."""

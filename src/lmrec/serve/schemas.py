@@ -117,6 +117,39 @@ class ModelInfo(BaseModel):
     )
 
 
+class ErasedModel(BaseModel):
+    status: str = Field(
+        description="unchanged (no loaded version held the user) | forgotten (the served "
+        "version is one without them) | pending (the model needs retraining; see detail)."
+    )
+    method: str | None = Field(
+        description="exact when this deletion made the served version (exact unlearning)."
+    )
+    version: str = Field(description="The model version served after the deletion.")
+    n_interactions: int = Field(description="The user's training interactions removed.")
+    detail: str = Field(description="What was done, or what is left to do, in words.")
+
+
+class EraseResponse(BaseModel):
+    user: str = Field(description="The user id asked for (nothing else of theirs is returned).")
+    found: bool = Field(
+        description="Whether the service held anything of the user; false for an unknown "
+        "or already deleted user (the answer is still 200: deleting is idempotent)."
+    )
+    request_id: str = Field(description="Id of this deletion in the store's audit table.")
+    events_deleted: int = Field(description="Events deleted from the event store.")
+    feedback_cleared: int = Field(description="Items of online feedback dropped from memory.")
+    cached_lists_cleared: int = Field(description="Cached recommendation lists dropped.")
+    precomputed_cleared: bool = Field(
+        description="Whether a precomputed top-k list of the user stopped being served."
+    )
+    model: ErasedModel
+    workers: int | None = Field(
+        default=None,
+        description="With clustered workers and a new version: how many serve it now.",
+    )
+
+
 class ModelsResponse(BaseModel):
     models: list[ModelInfo]
     startup_seconds: float
