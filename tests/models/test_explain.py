@@ -76,7 +76,8 @@ FAST = {
 }
 #: Models whose scores do not depend on the history (every contribution is 0).
 HISTORY_FREE = {"popularity", "group_popularity"}
-#: Rating models that score no history given at request time: nothing to attribute to.
+#: Rating models that score no history given at request time (knnbaseline explains known
+#: users from their rating residuals; biasedmf keeps no ratings and cannot explain).
 NO_HISTORY_SCORING = {"biasedmf", "knnbaseline"}
 EXPLAINED = sorted(set(FAST) - NO_HISTORY_SCORING)
 
@@ -206,13 +207,43 @@ def test_explanation_ids_titles_and_reasons(fitted, sample, name):
     assert d["item"] == ids and d["title"] is None and "explanation" in d
 
 
-@pytest.mark.parametrize("name", sorted(NO_HISTORY_SCORING))
-def test_models_without_history_scoring_say_so(fitted, sample, name):
-    model = fitted(name)
+def test_biasedmf_says_it_cannot_explain(fitted):
+    model = fitted("biasedmf")
     user = model.user_ids_.lookup([0])[0]
     item = model.item_ids_.lookup([1])[0]
     with pytest.raises(ConfigError, match="cannot"):
         model.explain(item, user=user)
+
+
+def test_knnbaseline_explains_known_users_exactly(fitted):
+    """Each rated item's vote is ``s_ij / sum s`` (positive similarities among the item's
+    k most similar rated items) times the user's residual; the votes and the baseline sum
+    to the model's prediction."""
+    model = fitted("knnbaseline")
+    user = 7
+    item = int(model.recommend_indices(np.array([user]), 1)[0][0, 0])
+    att = model.attribute(item, user_idx=user)
+    assert att.method == "exact"
+    assert att.score == pytest.approx(float(model._score(np.array([user]))[0, item]), abs=1e-4)
+    res = model.residuals_
+    rated = res.indices[res.indptr[user] : res.indptr[user + 1]]
+    z = res.data[res.indptr[user] : res.indptr[user + 1]]
+    s = model.similarity_[item, rated].astype(np.float64)
+    k = model.config.k_neighbors
+    keep = np.zeros(len(s), bool)
+    keep[np.argsort(-s, kind="stable")[:k]] = True
+    w = np.where(keep & (s > 0), s, 0.0)
+    expected = dict(zip(rated.tolist(), (w / w.sum() * z).tolist(), strict=True))
+    got = dict(zip(att.history.tolist(), att.contributions.tolist(), strict=True))
+    assert set(got) == set(expected)
+    for j, value in expected.items():
+        assert got[j] == pytest.approx(value, abs=1e-5)
+    baseline = model.mean_ + model.user_bias_[user] + model.item_bias_[item]
+    assert baseline + sum(expected.values()) == pytest.approx(att.score, abs=1e-4)
+    expl = model.explain(model.item_ids_.lookup([item])[0], user=model.user_ids_.lookup([user])[0])
+    assert expl.method == "exact" and expl.contributions
+    with pytest.raises(ConfigError, match="known users only"):
+        model.explain(model.item_ids_.lookup([item])[0], items=model.item_ids_.lookup(rated[:3]))
 
 
 def test_bad_input_gets_a_clear_message(fitted):

@@ -35,6 +35,7 @@ from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import DotProductModel, FitOptions, RatingModel
 from lmrec.models.config import ModelConfig, search
+from lmrec.models.explain import Attribution, check_attribution
 from lmrec.models.files import StateArrays
 
 
@@ -385,22 +386,56 @@ class KNNBaseline(_RatingBase):
 
     def _user_predictions(self, u: int, items: np.ndarray) -> np.ndarray:
         """Predictions of user ``u`` for ``items`` (float64)."""
+        base, terms = self._prediction_terms(u, items)
+        return base + terms.sum(axis=1)
+
+    def _prediction_terms(self, u: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(baseline, terms)`` of user ``u``'s predictions for ``items``: the prediction is
+        ``baseline + terms.sum(1)``, with ``terms[:, j]`` (float64, (len(items), n_rated))
+        the vote of the user's ``j``-th rated item (in their residual row's order): its
+        share of the positive similarities among the item's ``k`` most similar rated
+        items, times the user's residual on it; 0 outside those ``k``."""
         k = self.config.k_neighbors
         lo, hi = self.residuals_.indptr[u], self.residuals_.indptr[u + 1]  # type: ignore[union-attr]
         rated, z = self.residuals_.indices[lo:hi], self.residuals_.data[lo:hi]  # type: ignore[union-attr]
         base = self.mean_ + self.user_bias_[u] + self.item_bias_[items]
         if len(rated) == 0:
-            return base
+            return base, np.zeros((len(items), 0))
         s = self.similarity_[np.ix_(items, rated)].astype(np.float64)  # type: ignore[index]
         if len(rated) > k:  # keep each item's k most similar rated items
-            cut = np.argpartition(-s, k - 1, axis=1)[:, :k]
-            s, z_k = np.take_along_axis(s, cut, axis=1), z[cut]
-        else:
-            z_k = np.broadcast_to(z, s.shape)
+            cut = np.argpartition(-s, k - 1, axis=1)[:, k:]
+            np.put_along_axis(s, cut, 0.0, axis=1)
         s = np.where(s > 0, s, 0.0)  # only positive similarities vote, as in Surprise
-        den = s.sum(axis=1)
-        num = (s * z_k).sum(axis=1)
-        return base + np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        den = s.sum(axis=1, keepdims=True)
+        weights = np.divide(s, den, out=np.zeros_like(s), where=den > 0)
+        return base, weights * z
+
+    def attribute(
+        self, item_idx: int, history: np.ndarray | None = None, *, user_idx: int | None = None
+    ) -> Attribution:
+        """Exact, for known users: the prediction is the baseline ``mu + b_u + b_i`` plus one
+        vote per rated item (``s_ij / sum s`` over the item's ``k`` most similar rated items,
+        times the user's residual ``r_uj - b_uj``); each vote is that item's contribution,
+        in rating units, and the baseline is the part no history item explains.
+
+        A history given as items (a new user) has no ratings, so nothing to attribute:
+        ConfigError, as for the other arguments :meth:`Recommender.attribute` rejects.
+        """
+        self._check_fitted()
+        if history is not None:
+            raise ConfigError(
+                "knnbaseline explains known users only: its predictions come from the "
+                "user's rating residuals, and a list of items has no ratings. Pass user= "
+                "(a known user) instead of items=."
+            )
+        item, hist, user = check_attribution(self, True, item_idx, None, user_idx)
+        base, terms = self._prediction_terms(int(user), np.array([item]))  # type: ignore[arg-type]
+        residuals = self.residuals_
+        rated = residuals.indices[residuals.indptr[user] : residuals.indptr[user + 1]]  # type: ignore[union-attr,index,operator]
+        by_item = dict(zip(rated.tolist(), terms[0].tolist(), strict=True))
+        contributions = np.array([by_item.get(j, 0.0) for j in hist.tolist()], np.float32)
+        score = float(base[0] + terms[0].sum())
+        return Attribution(item, hist, contributions, score, "exact")
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         r = self.residuals_
