@@ -348,6 +348,7 @@ def run_quality(args: argparse.Namespace) -> None:
             )
     pairs = [
         ("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
+        ("lmrec sasrec (text)", "lmrec sasrec (id)"),
         ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
         ("lmrec sasrec (id)", "lmrec ease"),
     ]
