@@ -71,7 +71,7 @@ def attribute_labels(
         return _bin_labels(column, values, edges)
     text = values.astype("string")
     return np.array(
-        [f"{column} {v}" if v is not pd.NA and str(v) != "" else "" for v in text], dtype=object
+        [f"{column} {v}" if not pd.isna(v) and str(v) != "" else "" for v in text], dtype=object
     )
 
 

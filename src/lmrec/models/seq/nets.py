@@ -147,10 +147,10 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, length, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        heads = [
+        q, k, v = (
             t.view(b, length, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v)
-        ]
-        a = F.scaled_dot_product_attention(*heads, attn_mask=mask)
+        )
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.drop1(self.out(a.transpose(1, 2).reshape(b, length, d)))
         return x + self.drop2(self.ff2(F.gelu(self.ff1(self.ln2(x)))))
 
