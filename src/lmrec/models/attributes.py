@@ -122,7 +122,8 @@ class AttributeGroups:
                         stacklevel=3,
                     )
                 continue
-            parts = [attribute_labels(users, c, bins) for c in combo]  # type: ignore[arg-type]
+            # No table: only the empty combination has nothing missing.
+            parts = [] if users is None else [attribute_labels(users, c, bins) for c in combo]
             labels = np.array(
                 [", ".join(p) if all(p) else "" for p in zip(*parts, strict=True)], dtype=object
             )

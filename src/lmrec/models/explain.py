@@ -472,11 +472,11 @@ def explain_ids(
     if catalog is not None and not isinstance(catalog, Catalog):
         catalog = Catalog(catalog)
     item_idx = int(model.item_ids_.index([item], kind="item")[0])
-    if user is not None:
+    if items is None:  # a known user (exactly one of user and items is given)
         user_idx = int(model.user_ids_.index([user], kind="user")[0])
         attribution = model.attribute(item_idx, user_idx=user_idx)
     else:
-        ids = list(items)  # type: ignore[arg-type]
+        ids = list(items)
         hist = model.item_ids_.index(as_id_array(ids), on_unknown=on_unknown, kind="item")
         attribution = model.attribute(item_idx, hist[hist >= 0])
     return build_explanation(

@@ -24,6 +24,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from lmrec._optional import require
+from lmrec.errors import NotFittedError
 
 if TYPE_CHECKING:
     import torch
@@ -126,7 +127,9 @@ class ItemTower(nn.Module):
                 e = e * (gate if idx is None else gate[idx])[:, None]
             parts.append(e)
         if self.adaptor is not None:
-            parts.append(self.adaptor(self.text if idx is None else self.text[idx]))  # type: ignore[index]
+            if self.text is None:
+                raise NotFittedError("ItemTower has no text vectors; call set_data(text, known).")
+            parts.append(self.adaptor(self.text if idx is None else self.text[idx]))
         out = parts[0] if len(parts) == 1 else parts[0] + parts[1]
         if rows is None:
             return torch.cat([out.new_zeros((1, out.shape[1])), out], dim=0)

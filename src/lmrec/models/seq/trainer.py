@@ -295,7 +295,7 @@ class SequenceTrainer:
         """Train until ``epochs`` or early stopping; leaves the best weights in the net."""
         cfg = self.cfg
         if self.checkpoint_dir is not None:
-            self._resume()
+            self._resume(self.checkpoint_dir)
         bar = progress(
             total=cfg.epochs,
             initial=min(self.epoch, cfg.epochs),
@@ -314,7 +314,7 @@ class SequenceTrainer:
                 self.history.append(stats)
                 logger.debug("%s epoch %d: %s", self.desc, self.epoch, stats)
                 if self.checkpoint_dir is not None:
-                    self._save_checkpoint()
+                    self._save_checkpoint(self.checkpoint_dir)
                 post = {"loss": f"{stats['loss']:.4f}", "ex/s": f"{stats['examples_per_s']:.0f}"}
                 if "valid_ndcg@10" in stats:
                     post["ndcg@10"] = f"{stats['valid_ndcg@10']:.4f}"
@@ -347,7 +347,7 @@ class SequenceTrainer:
                 p.copy_(v)
 
     # ------------------------------------------------------------------ checkpoints
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, directory: Path) -> None:
         from lmrec.train.checkpoint import save_checkpoint
 
         if self.dist.rank == 0:
@@ -373,13 +373,13 @@ class SequenceTrainer:
                     "batch": "SeedSequence(seed, spawn_key=(1, epoch, batch))",
                 },
             }
-            save_checkpoint(self.checkpoint_dir, arrays, state)  # type: ignore[arg-type]
+            save_checkpoint(directory, arrays, state)
         barrier()
 
-    def _resume(self) -> None:
+    def _resume(self, directory: Path) -> None:
         from lmrec.train.checkpoint import load_checkpoint
 
-        found = load_checkpoint(self.checkpoint_dir)  # type: ignore[arg-type]
+        found = load_checkpoint(directory)
         if found is None:
             return
         arrays, state = found
