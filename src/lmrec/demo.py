@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict
 
 import pandas as pd
 
@@ -49,7 +49,7 @@ def run_demo(
     from lmrec._optional import require
     from lmrec.data.sources import fetch, load_builtin
     from lmrec.data.split import random_split
-    from lmrec.errors import ConfigError, MissingExtraError
+    from lmrec.errors import ConfigError, DataError, MissingExtraError
     from lmrec.eval.protocol import compare, evaluate
     from lmrec.models import create_model
     from lmrec.models.registry import list_models
@@ -64,7 +64,14 @@ def run_demo(
     say(
         f"data: {data.n_users} users, {data.n_items} movies, {data.n_interactions} ratings (cache: {path})"
     )
+    users, items = data.users, data.items
+    if users is None or items is None:
+        raise DataError(
+            f"{path}: MovieLens-100K comes with user and item tables; these are missing."
+        )
     split = random_split(data, ratios=(0.8, 0.1, 0.1), seed=seed)
+    if split.valid is None:  # three ratios: train, valid, test
+        raise DataError("The demo's 80/10/10 split gave no validation part.")
     train = split.train.concat(split.valid, name="train+valid")
     say(
         f"split: per-user random 80/10/10, seed {seed}: train+valid {train.n_interactions}, "
@@ -99,16 +106,17 @@ def run_demo(
         liked = ratings[(ratings["user"] == user)].sort_values("rating", ascending=False)
         recs = model.recommend([user], k=5)
         hits = set(split.test.to_frame().query("user == @user")["item"])
+        person = users.loc[user]
         say(
-            f"\n  user {user} ({data.users.at[user, 'age']}, {data.users.at[user, 'gender']}, "
-            f"{data.users.at[user, 'occupation']}) rated highly: "
+            f"\n  user {user} ({person['age']}, {person['gender']}, "
+            f"{person['occupation']}) rated highly: "
             + "; ".join(_titles(data, liked["item"].head(3)))
         )
         for _, r in recs.iterrows():
             mark = "  <- in this user's test set" if r["item"] in hits else ""
             say(f"    {r['rank']}. {_titles(data, [r['item']])[0]}{mark}")
 
-    titles = data.items["title"]
+    titles = items["title"]
     fan = [titles.index[titles == t][0] for t in STAR_WARS_FAN]
     say(f"\nA brand-new user who liked only: {'; '.join(STAR_WARS_FAN)}")
     try:
@@ -128,7 +136,13 @@ def run_demo(
     return table
 
 
-NEW_MOVIE = {"title": "Toy Story 3", "year": 2010, "genres": "Animation|Children's|Comedy"}
+class _Movie(TypedDict):
+    title: str
+    year: int
+    genres: str
+
+
+NEW_MOVIE: _Movie = {"title": "Toy Story 3", "year": 2010, "genres": "Animation|Children's|Comedy"}
 
 
 def _lm_part(data, split, train, ease, ease_result, say) -> None:

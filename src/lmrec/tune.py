@@ -268,7 +268,13 @@ def search_space(model_name: str) -> SearchSpace:
     for name, info in fields.items():
         extra = info.json_schema_extra
         if isinstance(extra, Mapping) and "search" in extra:
-            space[name] = tuple(extra["search"])  # type: ignore[arg-type]
+            spec = extra["search"]
+            if not isinstance(spec, list | tuple):
+                raise ConfigError(
+                    f"{model_name}: the search metadata of {name!r} must be a list (see "
+                    f"lmrec.models.config.search); got {spec!r}."
+                )
+            space[name] = tuple(spec)
     return space
 
 

@@ -129,7 +129,9 @@ def print_groups(
                 continue
             labels = activity_bands(history_counts)
         elif name == "age_band" or name == "age":
-            labels = age_bands(users["age"])  # type: ignore[index]
+            if users is None:
+                raise ConfigError(f"Group {name!r} needs a user table (--users FILE).")
+            labels = age_bands(users["age"])
         elif users is not None and name in users.columns:
             labels = users[name].astype(str)
         else:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmrec.cli._common import check_input, info, read_kwargs
 from lmrec.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Catalog role -> (catalog file flag dest, id column flag).
 CATALOG_FLAGS = {"item": ("items", "--items-item-col"), "user": ("users_file", "--users-user-col")}
@@ -104,7 +107,7 @@ def read_catalogs(args: argparse.Namespace) -> tuple[Any, Any]:
     """The ``--items`` and ``--users`` tables (None when not given), by their id columns."""
     from lmrec.data import read_items, read_users
 
-    tables = []
+    tables: list[pd.DataFrame | None] = []
     for role, reader in (("item", read_items), ("user", read_users)):
         path = getattr(args, CATALOG_FLAGS[role][0], None)
         if not path:
@@ -112,7 +115,7 @@ def read_catalogs(args: argparse.Namespace) -> tuple[Any, Any]:
             continue
         check_input(path, f"{role.title()} file")
         col = catalog_id_col(args, role)
-        tables.append(reader(path, **({"id_col": col} if col is not None else {})))
+        tables.append(reader(path) if col is None else reader(path, id_col=col))
     return tables[0], tables[1]
 
 
@@ -190,7 +193,10 @@ def read_titles(args: argparse.Namespace, path: str) -> Any:
             f"{path} has no title column {title!r}; its columns are {shown}. Name the "
             "title column with --title-col COLUMN."
         )
-    table = read_items(path, text_cols=[title], **({"id_col": id_col} if id_col else {}))
+    if id_col:
+        table = read_items(path, text_cols=[title], id_col=id_col)
+    else:
+        table = read_items(path, text_cols=[title])
     return table[title]
 
 

@@ -120,6 +120,8 @@ def scaling_params(
     every = getattr(args, "checkpoint_every", None)
     if every is not None and (every < 1 or not getattr(args, "checkpoint_dir", None)):
         raise ConfigError("--checkpoint-every takes a step count >= 1 and needs --checkpoint-dir.")
+    # checkpoint_steps: a class attribute of CheckpointedModel, which `checkpoints` found
+    # among the bases (mypy cannot narrow a class object to a protocol's class).
     if every is not None and not (checkpoints and cls.checkpoint_steps):  # type: ignore[attr-defined]
         raise ConfigError(
             f"Model {model_name!r} sets its checkpoint interval in its config; "

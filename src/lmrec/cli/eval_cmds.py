@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,11 @@ from lmrec.cli._common import add_read_flags, check_input, check_output, info, r
 from lmrec.cli._inputs import add_catalog_flags, read_pairs
 from lmrec.cli.data_cmds import SPLIT_PROTOCOLS, add_data_source, load_input, run_split
 from lmrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lmrec.data import Dataset
+    from lmrec.eval.protocol import EvaluationResult
+    from lmrec.models.base import Recommender
 
 
 def register(sub: Any) -> None:
@@ -213,7 +218,7 @@ def _print_result(res, fmt: str) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from lmrec.data import load_dataset, read_interactions
-    from lmrec.eval.protocol import evaluate, evaluate_recommendations
+    from lmrec.eval.protocol import evaluate_recommendations
 
     names = metric_names(args)
     list_names, point_names = _groups.split_metrics(names)
@@ -239,7 +244,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         users=args.users_file,
     )
     if args.model:
-        from lmrec.eval.ratings import evaluate_pointwise
         from lmrec.models import load_model
 
         model = load_model(check_input(args.model, "Model directory"))
@@ -248,16 +252,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         items, users = _groups.read_catalogs(args, test.items, test.users)
         _groups.check_groups_known(groups, items, users)
         features = _groups.item_features(
-            items, model.item_ids_.lookup(np.arange(model.n_items)), args, list_names
+            items, model._item_ids.lookup(np.arange(model.n_items)), args, list_names
         )
-        res = None
-        if list_names:
-            res = evaluate(model, test, metrics=list_names, exclude=exclude, item_features=features)
-        if point_names:
-            res = _with_pointwise(res, evaluate_pointwise(model, test, metrics=point_names))
-        history = pd.Series(
-            np.diff(model.seen_.indptr),
-            index=model.user_ids_.lookup(np.arange(model.seen_.shape[0])),
+        res = _evaluate_model(
+            model, test, list_names, point_names, exclude=exclude, item_features=features
+        )
+        seen = model._seen
+        history: pd.Series | None = pd.Series(
+            np.diff(seen.indptr), index=model._user_ids.lookup(np.arange(seen.shape[0]))
         )
         if args.report:
             _groups.write_model_report(args, {res.name: model}, test, items, users, fingerprint)
@@ -277,13 +279,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         recs_path = check_input(args.recommendations, "Recommendation file")
         recs = pd.read_csv(recs_path, dtype={"user": str, "item": str})
-        test, _ = read_interactions(test_path, **read_kwargs(args))
+        test_frame, _ = read_interactions(test_path, **read_kwargs(args))
         train = read_pairs(args.train, "--train file", **read_kwargs(args))
         catalog = None if items is None else items.index
-        res = evaluate_recommendations(recs, test, train=train, metrics=list_names, catalog=catalog)
+        res = evaluate_recommendations(
+            recs, test_frame, train=train, metrics=list_names, catalog=catalog
+        )
         history = None if train is None else train.groupby("user").size()
         if args.report:
-            _groups.write_recs_report(args, recs, test, train, items, users, fingerprint)
+            _groups.write_recs_report(args, recs, test_frame, train, items, users, fingerprint)
     _print_result(res, args.format)
     if groups:
         _groups.print_groups(res, users, groups, history)
@@ -292,10 +296,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_pointwise(res, point):
-    """One result: list metrics (if any) and pointwise ones, per-user values joined."""
+def _evaluate_model(
+    model: Recommender,
+    test: Dataset,
+    list_names: list[str],
+    point_names: list[str],
+    *,
+    name: str | None = None,
+    exclude: pd.DataFrame | None = None,
+    item_features: Any = None,
+) -> EvaluationResult:
+    """One result: list metrics (:func:`~lmrec.eval.protocol.evaluate`) and pointwise ones
+    (:func:`~lmrec.eval.ratings.evaluate_pointwise`), per-user values joined."""
+    from lmrec.eval.protocol import evaluate
+    from lmrec.eval.ratings import evaluate_pointwise
+
+    res = None
+    if list_names:
+        res = evaluate(
+            model,
+            test,
+            metrics=list_names,
+            exclude=exclude,
+            item_features=item_features,
+            name=name,
+        )
+    if point_names:
+        point = evaluate_pointwise(model, test, metrics=point_names, name=name)
+        return point if res is None else _with_pointwise(res, point)
     if res is None:
-        return point
+        raise ConfigError("No metric to compute: give --metrics (e.g. ndcg@10,recall@10).")
+    return res
+
+
+def _with_pointwise(res: EvaluationResult, point: EvaluationResult) -> EvaluationResult:
+    """``res`` (list metrics) with ``point``'s pointwise metrics and per-user values joined."""
     res.summary.update(point.summary)
     if "auc" in point.per_user:
         res.per_user = res.per_user.join(point.per_user[["auc"]], how="left")
@@ -355,8 +390,7 @@ def run_comparison(
     Pointwise metrics (rmse, mae, auc, f1) go through ``evaluate_pointwise``."""
     import time
 
-    from lmrec.eval.protocol import compare, evaluate
-    from lmrec.eval.ratings import evaluate_pointwise
+    from lmrec.eval.protocol import compare
     from lmrec.models import create_model
 
     metrics, point = _groups.split_metrics(metrics)
@@ -368,13 +402,7 @@ def run_comparison(
         model.fit(train)
         seconds = time.perf_counter() - start
         info(f"fitted {name} in {seconds:.1f}s")
-        res = (
-            evaluate(model, test, metrics=metrics, name=name, item_features=item_features)
-            if metrics
-            else None
-        )
-        if point:
-            res = _with_pointwise(res, evaluate_pointwise(model, test, metrics=point, name=name))
+        res = _evaluate_model(model, test, metrics, point, name=name, item_features=item_features)
         results[name] = res
         results[name].summary["fit_seconds"] = seconds
         fitted[name] = model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from lmrec.cli._common import check_input, check_output, info
 from lmrec.cli._inputs import add_catalog_flags, read_pairs
 from lmrec.cli.data_cmds import add_data_source, load_input, write_csv
 from lmrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lmrec.data.idmap import OnUnknown
 
 TUNE_SPACE_HELP = """\
 search space file (--space): one line per hyperparameter, TOML (or the same as JSON)
@@ -265,8 +268,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     titles = _read_titles(args) if args.titles else None
     exclude = read_pairs(args.exclude, "--exclude file", user=args.user_col, item=args.item_col)
     model = load_model(args.model)
-    users = model.user_ids_.ids if users is None else _known_users(model, users, args)
-    on_unknown = "raise"  # unknown users are already handled, in the CLI's words
+    users = model._user_ids.ids if users is None else _known_users(model, users, args)
+    on_unknown: OnUnknown = "raise"  # unknown users are already handled, in the CLI's words
     index = None if exclude is not None else _ann_index(args, model)
     if index is not None:
         from lmrec.retrieval.attached import recommend_ann

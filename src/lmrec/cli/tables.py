@@ -68,7 +68,8 @@ def comparison_long(table: pd.DataFrame, metrics: Sequence[str], baseline: str) 
             line = f"{name:<{mw}}  {model:<{nw}}  {value:<6}  {ci:<16}  {diff}"
             lines.append(line.rstrip())
     if "users" in table.columns:
-        lines.append("users: " + ", ".join(f"{m} {int(table.at[m, 'users'])}" for m in models))
+        users = table["users"]
+        lines.append("users: " + ", ".join(f"{m} {int(users[m])}" for m in models))
     return "\n".join(lines)
 
 

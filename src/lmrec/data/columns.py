@@ -85,11 +85,14 @@ class IdColumn:
         for code, text in (
             (NULL, lambda i: f"{role} id is missing"),
             (EMPTY, lambda i: f"{role} id is empty"),
-            (TOKEN, lambda i: f"{role} id is missing ({self.value(codes[i])!r} means no value)"),
+            (
+                TOKEN,
+                lambda i: f"{role} id is missing ({self.value(int(codes[i]))!r} means no value)",
+            ),
             (
                 NON_INTEGRAL,
                 lambda i: (
-                    f"{role} id {self.value(codes[i])} is a non-integral number; "
+                    f"{role} id {self.value(int(codes[i]))} is a non-integral number; "
                     "store ids as strings or integers"
                 ),
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,8 @@ class Dataset:
     source : SourceColumns, optional
         How the file it was read from named and wrote its columns (set by the readers).
     """
+
+    source: SourceColumns | None
 
     def __init__(
         self,
@@ -107,7 +110,7 @@ class Dataset:
         self.users = _align(users, user_ids, "users")
         self.name = name
         self._matrix: sp.csr_matrix | None = None
-        self.source: SourceColumns | None = None
+        self.source = None
 
     @classmethod
     def _from_sorted(
@@ -231,6 +234,7 @@ class Dataset:
                 raise DataError(f"Interaction frame lacks the {col!r} column.")
         users_ext = as_id_array(frame["user"].to_numpy())
         items_ext = as_id_array(frame["item"].to_numpy())
+        extra: Iterable[object]
         if user_ids is None:
             extra = users.index if users is not None else []
             user_ids = IdMap.from_values(np.concatenate([users_ext, as_id_array(extra)]))
@@ -321,9 +325,11 @@ class Dataset:
         (copy the matrix to change it).
         """
         if self._matrix is None:
-            index_dtype = np.int32 if self.n_interactions < 2**31 else np.int64
+            index_dtype: type[np.signedinteger] = (
+                np.int32 if self.n_interactions < 2**31 else np.int64
+            )
             indptr = self._indptr.astype(index_dtype)
-            m = sp.csr_matrix(
+            m: sp.csr_matrix = sp.csr_matrix(
                 (
                     self.column("weight"),
                     self.column("item_idx").astype(index_dtype, copy=False),
@@ -344,7 +350,9 @@ class Dataset:
         of a copy (saving one index array per fit); callers must not modify it.
         """
         if self._native is None:
-            index_dtype = np.int32 if self.n_interactions < 2**31 else np.int64
+            index_dtype: type[np.signedinteger] = (
+                np.int32 if self.n_interactions < 2**31 else np.int64
+            )
             owned = self._owned
             m = sp.csr_matrix(
                 (

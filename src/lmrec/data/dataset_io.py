@@ -64,7 +64,7 @@ def load_dataset_dir(path: str | Path, cls: type[Dataset]) -> Dataset:
     user_ids = IdMap(pd.read_parquet(path / "users_ids.parquet")["user"].to_numpy())
     item_ids = IdMap(pd.read_parquet(path / "items_ids.parquet")["item"].to_numpy())
     cols = _read_columns(path / "interactions.parquet")
-    kw = {"items": items, "users": users, "name": meta.get("name", "dataset")}
+    name = meta.get("name", "dataset")
     source = SourceColumns.from_json(meta.get("source"))
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
@@ -73,16 +73,33 @@ def load_dataset_dir(path: str | Path, cls: type[Dataset]) -> Dataset:
     if len(u) and _non_decreasing(u) and u[0] >= 0 and u[-1] < len(user_ids):
         # Files written by save() are in CSR order: adopt the columns without copies.
         indptr = np.searchsorted(u, np.arange(len(user_ids) + 1), side="left")
-        extra = {c: cols[c] for c in ("rating", "timestamp", "order") if c in cols}
         try:
             ds = cls.from_csr(
-                indptr, cols["item_idx"], cols["weight"], user_ids, item_ids, **extra, **kw
+                indptr,
+                cols["item_idx"],
+                cols["weight"],
+                user_ids,
+                item_ids,
+                rating=cols.get("rating"),
+                timestamp=cols.get("timestamp"),
+                order=cols.get("order"),
+                items=items,
+                users=users,
+                name=name,
             )
             ds.source = source
             return ds
         except DataError:
             pass  # rows not sorted by item: the general constructor sorts them
-    return cls(pd.DataFrame(cols, copy=False), user_ids, item_ids, **kw, source=source)
+    return cls(
+        pd.DataFrame(cols, copy=False),
+        user_ids,
+        item_ids,
+        items=items,
+        users=users,
+        name=name,
+        source=source,
+    )
 
 
 def _write_interactions(ds: Dataset, path: Path) -> None:

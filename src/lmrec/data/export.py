@@ -54,7 +54,8 @@ class SourceColumns:
         if not isinstance(meta, dict) or not isinstance(meta.get("names"), dict):
             return None
         names = {str(k): str(v) for k, v in meta["names"].items()}
-        integral = meta.get("integral") if isinstance(meta.get("integral"), dict) else {}
+        raw = meta.get("integral")
+        integral = raw if isinstance(raw, dict) else {}
         fmt = meta.get("timestamp_format")
         return cls(
             names,

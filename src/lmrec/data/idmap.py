@@ -115,6 +115,8 @@ def as_id_array(ids: Iterable[object] | object) -> np.ndarray:
     elif isinstance(ids, np.ndarray):
         arr = ids
     else:
+        if not isinstance(ids, Iterable):
+            raise TypeError(f"{type(ids).__name__!r} object is not iterable")
         arr = np.asarray(list(ids), dtype=object)
         if len(arr) and arr.ndim != 1:
             raise DataError(

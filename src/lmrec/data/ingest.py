@@ -331,7 +331,7 @@ def ingest(
         pairs, extra_cols, user_table, item_table, duplicates, files, on_overflow, weight or ""
     )
     weight_col = cols.pop("w") if "w" in cols else np.ones(len(item_idx), np.float32)
-    label = name or Path(files[0] if isinstance(paths, (list, tuple)) else paths).name.split(".")[0]
+    label = name or Path(paths if isinstance(paths, (str, Path)) else files[0]).name.split(".")[0]
     ds = Dataset.from_csr(
         indptr, item_idx, weight_col, user_ids, item_ids, timestamp=cols.get("t"), name=label
     )

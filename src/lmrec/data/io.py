@@ -361,12 +361,8 @@ def load_dataset(
         tables[role] = reader(table, **kwargs)
     used = {"user": rows.user.external(), "item": rows.item.external()}
     notes = coverage_notes(used, items=tables["item"], users=tables["user"])
-    build = {
-        "items": tables["item"],
-        "users": tables["user"],
-        "name": name or path.name.split(".")[0],
-    }
-    dataset = rows_to_dataset(rows, **build)
+    label = name or path.name.split(".")[0]
+    dataset = rows_to_dataset(rows, items=tables["item"], users=tables["user"], name=label)
     if dataset is None:  # repeated pairs: merge them by the policy (or name them), build again
         options, n_notes = _read_options(read_kwargs), len(rows.notes)
         rows, n_dup = merge_duplicates(rows, options["duplicates"], options["on_overflow"])
@@ -376,7 +372,7 @@ def load_dataset(
             n_interactions=len(rows),
             notes=report.notes + rows.notes[n_notes:],
         )
-        dataset = rows_to_dataset(rows, **build)
+        dataset = rows_to_dataset(rows, items=tables["item"], users=tables["user"], name=label)
     if dataset is None:
         raise DataError(f"{path}: (user, item) pairs still repeat after merging duplicates.")
     notes.append(

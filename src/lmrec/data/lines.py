@@ -43,6 +43,7 @@ class LineIndex:
     def records(self) -> Iterator[tuple[int, int, list[str], str]]:
         """(row, first line, fields, text of the first line) of every non-blank record."""
         with self._open_text() as fh:
+            parsed: Iterator[tuple[int, int, list[str], str]]
             if len(self._sep) > 1 or not self._quoting:
                 lines = (ln.rstrip("\r\n") for ln in fh)
                 parsed = ((i, i, ln.split(self._sep), ln) for i, ln in enumerate(lines, 1) if ln)
@@ -77,9 +78,10 @@ class LineIndex:
         if self._scan is None:
             self._scan = self.records()
         while len(self._rows) <= record:
-            row, line, fields, _ = next(self._scan, (None, None, None, None))
-            if row is None:
+            found = next(self._scan, None)
+            if found is None:
                 return record + 1, -1
+            row, line, fields, _ = found
             if len(fields) == self._n_columns or self._n_columns == 0:
                 self._rows.append((row, line))
         return self._rows[record]

@@ -59,7 +59,9 @@ _SUFFIXES = {
     ".item": "recbole",
     ".user": "recbole",
 }
-_OPENERS: dict[str, Callable[..., IO[bytes]]] = {
+# A file's decompressed bytes (typeshed's GzipFile is no typing.IO, the other openers' are).
+ByteStream = IO[bytes] | gzip.GzipFile
+_OPENERS: dict[str, Callable[..., ByteStream]] = {
     ".gz": gzip.open,
     ".bz2": bz2.open,
     ".xz": lzma.open,
@@ -107,7 +109,7 @@ def check_file(path: Path) -> None:
         raise DataError(f"{path} is empty (0 bytes); expected a header line and data rows.")
 
 
-def open_bytes(path: Path, comp: str | None) -> IO[bytes]:
+def open_bytes(path: Path, comp: str | None) -> ByteStream:
     """The file's bytes, decompressed."""
     return _OPENERS[comp](path, "rb") if comp else open(path, "rb")  # noqa: SIM115
 
@@ -408,7 +410,8 @@ class Source:
     def _note_blank_lines(self, raw: Any) -> None:
         if raw.find(b"\n\n") < 0 and raw.find(b"\n\r\n") < 0:
             return
-        lines, pos = [], 0
+        lines: list[int] = []
+        pos = 0
         normal = bytes(raw).replace(b"\r\n", b"\n")
         n = normal.count(b"\n\n") + int(normal.startswith(b"\n"))
         while len(lines) < 5 and (pos := normal.find(b"\n\n", pos)) >= 0:

@@ -83,8 +83,11 @@ _TOPIC_NOISE = 0.1
 
 
 def _check(value: object, name: str, minimum: float, integer: bool = True) -> None:
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or value < minimum:
+    if integer:
+        ok = isinstance(value, (int, np.integer)) and not value < minimum
+    else:
+        ok = isinstance(value, (int, float)) and not value < minimum
+    if isinstance(value, bool) or not ok:
         kind = "an int" if integer else "a number"
         raise ConfigError(
             f"The {name!r} parameter of synthetic_interactions must be {kind} >= {minimum}. "
@@ -301,10 +304,10 @@ def synthetic_interactions(
     )
     del keys
     item_ids = np.array([f"i{i}" for i in range(n_items)], dtype=object)
-    items = pd.DataFrame({"topic": item_topic}, index=pd.Index(item_ids, name="item"))
+    table = pd.DataFrame({"topic": item_topic}, index=pd.Index(item_ids, name="item"))
     if with_text:
         titles, texts = _item_text(rng, item_topic, n_topics)
-        items = pd.DataFrame(
+        table = pd.DataFrame(
             {"title": titles, "text": texts, "topic": item_topic},
             index=pd.Index(item_ids, name="item"),
         )
@@ -312,7 +315,7 @@ def synthetic_interactions(
         frame,
         IdMap(np.array([f"u{u}" for u in range(n_users)], dtype=object)),
         IdMap(item_ids),
-        items=items,
+        items=table,
         name=f"synthetic-{n_users}x{n_items}-{n_interactions}-seed{seed}",
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
@@ -245,7 +245,7 @@ def recbole_header(path: Path, columns: list[str]) -> tuple[list[str], dict[str,
 
 # ---------------------------------------------------------------------- columns
 def resolve_columns(
-    path: Path, cols: list[str], header: bool, specs: dict[str, ColumnSpec]
+    path: Path, cols: list[str], header: bool, specs: Mapping[str, ColumnSpec]
 ) -> dict[str, str]:
     """Map roles (user, item, ...) to file column names; explain every missing one at once.
 

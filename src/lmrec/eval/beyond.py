@@ -274,10 +274,10 @@ class IntraListDiversity(CutoffMetric):
         for start in range(0, n_users, _ILD_CHUNK):
             stop = min(start + _ILD_CHUNK, n_users)
             summed = member[start:stop] @ unit  # per-user sum of unit feature rows
-            if sp.issparse(summed):
-                sq_norm[start:stop] = np.asarray(summed.multiply(summed).sum(axis=1)).ravel()
-            else:
+            if isinstance(summed, np.ndarray):
                 sq_norm[start:stop] = np.einsum("ij,ij->i", summed, summed)
+            else:
+                sq_norm[start:stop] = np.asarray(summed.multiply(summed).sum(axis=1)).ravel()
         out = np.full(n_users, np.nan)
         ok = m >= 2
         pair_sim = (sq_norm[ok] - self_sim[ok]) / 2.0
@@ -304,7 +304,7 @@ class IntraListDiversity(CutoffMetric):
 def _unit_rows(features: Any) -> Any:
     """Rows scaled to unit L2 norm (zero rows stay zero), as float64 dense or CSR."""
     if sp.issparse(features):
-        csr = sp.csr_matrix(features, dtype=np.float64)
+        csr = sp.csr_matrix(features, dtype=np.float64)  # type: ignore[call-overload]  # scipy-stubs: issparse narrows to SparseABC, which csr_matrix() does not take
         norms = np.sqrt(np.asarray(csr.multiply(csr).sum(axis=1)).ravel())
         scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         return sp.csr_matrix(csr.multiply(scale[:, None]))

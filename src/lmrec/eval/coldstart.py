@@ -44,6 +44,7 @@ from lmrec.eval.protocol import EvaluationResult
 from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
+from lmrec.models.fitted import Fitted
 
 __all__ = ["GenrePopularity", "RandomScores", "cold_items", "evaluate_cold_items"]
 
@@ -182,10 +183,10 @@ class GenrePopularity(Recommender, FoldInModel):
     name = "genre_popularity"
     config_class = GenrePopularityConfig
     config: GenrePopularityConfig
-    item_genres_: sp.csr_matrix | None = None
-    genre_pop_: np.ndarray | None = None
-    user_share_: np.ndarray | None = None
-    genres_: list[str] | None = None
+    item_genres_: Fitted[sp.csr_matrix] = Fitted()
+    genre_pop_: Fitted[np.ndarray] = Fitted()
+    user_share_: Fitted[np.ndarray] = Fitted()
+    genres_: Fitted[list[str]] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         col = self.config.genre_column
@@ -216,11 +217,11 @@ class GenrePopularity(Recommender, FoldInModel):
     def _from_share(self, share: np.ndarray) -> np.ndarray:
         if not self.config.personalised:
             share = np.ones_like(share)
-        weights = share * self.genre_pop_[None, :]  # type: ignore[index]
+        weights = share * self.genre_pop_[None, :]
         return np.asarray(self.item_genres_ @ weights.T, dtype=np.float32).T
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._from_share(self.user_share_[user_idx])  # type: ignore[index]
+        return self._from_share(self.user_share_[user_idx])
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         h = history.copy()

@@ -152,7 +152,7 @@ def cold_user_cis(
         if name not in curve.index:
             raise ConfigError(f"{name!r} is not in the curve; models: {list(curve.index)}.")
     rows = []
-    for n in curve.columns:
+    for n in map(int, curve.columns):
         ref = results[(reference, n)].per_user[metric]
         base = results[(baseline, n)].per_user[metric].mean()
         for name in curve.index:

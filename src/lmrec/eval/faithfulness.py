@@ -22,11 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lmrec._checks import check_int
 from lmrec.errors import ConfigError
+
+if TYPE_CHECKING:  # the metrics layer sits below models: for annotations only
+    from lmrec.models.base import Recommender
 
 __all__ = ["DeletionResult", "deletion_test"]
 
@@ -80,19 +84,19 @@ class DeletionResult:
         }
 
 
-def _item_scores(model: object, rows: list[np.ndarray], item: int) -> np.ndarray:
+def _item_scores(model: Recommender, rows: list[np.ndarray], item: int) -> np.ndarray:
     """The item's score after each history; ``-inf`` becomes the row's lowest finite score."""
-    s = model.score_histories(rows, items=np.array([item]))[:, 0].astype(np.float64)  # type: ignore[attr-defined]
+    s = model.score_histories(rows, items=np.array([item]))[:, 0].astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(s))
     if len(bad):
-        full = model.score_histories([rows[j] for j in bad])  # type: ignore[attr-defined]
+        full = model.score_histories([rows[j] for j in bad])
         full[~np.isfinite(full)] = np.inf
         s[bad] = full.min(axis=1)
     return s
 
 
 def deletion_test(
-    model: object,
+    model: Recommender,
     histories: Sequence[np.ndarray],
     items: Sequence[int],
     *,
@@ -141,7 +145,7 @@ def deletion_test(
                 f"deletion_test: history {p} has {len(hist)} items; it needs more than "
                 f"max_removed={max_removed}."
             )
-        att = model.attribute(int(item), hist)  # type: ignore[attr-defined]
+        att = model.attribute(int(item), hist)
         order = att.ranking()
         rows = [hist]
         rows += [np.delete(hist, order[:m]) for m in ms]

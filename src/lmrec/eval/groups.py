@@ -470,7 +470,8 @@ def group_gap(
     v = v[v.notna()]
     labels = _aligned_groups(v, user_groups, str(user_groups.name))
     samples = {
-        g: v.loc[idx].to_numpy() for g, idx in labels.groupby(labels, sort=True).groups.items()
+        g: np.asarray(v.loc[idx], dtype=np.float64)
+        for g, idx in labels.groupby(labels, sort=True).groups.items()
     }
     samples = {g: x for g, x in samples.items() if x.size >= max(min_users, 1)}
     if len(samples) < 2:

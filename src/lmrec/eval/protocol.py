@@ -25,6 +25,7 @@ from lmrec.errors import DataError
 from lmrec.eval.bootstrap import bootstrap_ci, paired_bootstrap_diff
 from lmrec.eval.metrics import compute_ranking_metrics, parse_metric
 from lmrec.models.validation import truth_from_ids
+from lmrec.ops.sparse import empty_csr
 
 DEFAULT_METRICS = (
     "precision@10",
@@ -337,7 +338,7 @@ def evaluate_recommendations(
         train_csr.sum_duplicates()
         # Each evaluated user's training items, row-aligned with the lists (empty if unseen).
         rows = tu.index(user_ids.lookup(eval_users), on_unknown="ignore")
-        pad = sp.vstack([train_csr, sp.csr_matrix((1, len(item_ids)), dtype=np.float32)])
+        pad = sp.vstack([train_csr, empty_csr(1, len(item_ids))])
         history = sp.csr_matrix(pad[np.where(rows >= 0, rows, len(tu))])
     notes = []
     dropped = [m for m in metrics if m.lower().startswith("novelty")] if train is None else []

@@ -89,7 +89,8 @@ def _as_csr(matrix: Any, name: str) -> sp.csr_matrix:
             f"{name} must be a scipy.sparse matrix of shape (n_users, n_items); "
             f"got {type(matrix).__name__}."
         )
-    out = sp.csr_matrix(matrix)  # a new object; shares buffers when already CSR
+    # A new object; shares buffers when already CSR.
+    out = sp.csr_matrix(matrix)  # type: ignore[call-overload]  # scipy-stubs: issparse narrows to SparseABC, which csr_matrix() does not take
     if not out.has_canonical_format:
         out = out.copy()
         out.sum_duplicates()
@@ -480,4 +481,4 @@ class HitRate(RankingMetric):
     label: ClassVar[str] = "hit_rate"
 
     def _score(self, hits: BoolArray, n_relevant: IntArray) -> FloatArray:
-        return hits.any(axis=1).astype(np.float64)
+        return np.asarray(hits.any(axis=1), dtype=np.float64)

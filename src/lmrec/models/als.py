@@ -73,6 +73,7 @@ from lmrec.models.capabilities import (
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.explain import Attribution, exact
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 
 
 class ALSConfig(ModelConfig):
@@ -136,9 +137,9 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
     config_class = ALSConfig
     config: ALSConfig
 
-    user_factors_: np.ndarray | None = None
+    user_factors_: Fitted[np.ndarray] = Fitted()
     """User factors ``X``, float32 (n_users, factors)."""
-    item_factors_: np.ndarray | None = None
+    item_factors_: Fitted[np.ndarray] = Fitted()
     """Item factors ``Y``, float32 (n_items, factors)."""
     iteration_seconds_: list[float]
     """Wall time of each ALS sweep of the last fit (not saved with the model)."""
@@ -271,7 +272,7 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
 
     # ------------------------------------------------------------------ scoring
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.user_factors_[user_idx] @ self.item_factors_.T  # type: ignore[index,union-attr]
+        return self.user_factors_[user_idx] @ self.item_factors_.T
 
     #: Spark MLlib's ALS (implicit preferences) fits the count-scaled objective.
     spark_estimator = "als"
@@ -296,11 +297,11 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
 
     def item_vectors(self) -> np.ndarray:
         """The item factors (float32, C-contiguous): scores are ``user . item``."""
-        return self._memo("item_vectors", lambda: dot_item_vectors(self.item_factors_))  # type: ignore[arg-type]
+        return self._memo("item_vectors", lambda: dot_item_vectors(self.item_factors_))
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """The factors of known users."""
-        return dot_user_vectors(self.user_factors_[user_idx])  # type: ignore[index]
+        return dot_user_vectors(self.user_factors_[user_idx])
 
     def fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         """User factors for histories given at request time, by the exact ALS user solve.
@@ -327,10 +328,10 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         penalty = np.full(conf.shape[0], self.config.l2, np.float64)
         if self.config.l2_scaling == "count":
             penalty *= np.diff(conf.indptr)
-        return solve_rows(conf, self.item_factors_, penalty).astype(np.float32)  # type: ignore[arg-type]
+        return solve_rows(conf, self.item_factors_, penalty).astype(np.float32)
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        return self.fold_in(history) @ self.item_factors_.T  # type: ignore[union-attr]
+        return self.fold_in(history) @ self.item_factors_.T
 
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Exact, as implicit's ``explain`` (Hu, Koren and Volinsky 2008, section 5).
@@ -355,6 +356,6 @@ class ALS(Recommender, FoldInModel, DotProductModel, SparkEngineModel):
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}, {}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        (n_users, n_items), f = self.seen_.shape, self.config.factors  # type: ignore[union-attr]
+        (n_users, n_items), f = self._seen.shape, self.config.factors
         self.user_factors_ = np.ascontiguousarray(arrays.float("user_factors", (n_users, f)))
         self.item_factors_ = np.ascontiguousarray(arrays.float("item_factors", (n_items, f)))

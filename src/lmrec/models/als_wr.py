@@ -85,7 +85,8 @@ def solve_rows(
     out = np.zeros((conf.shape[0], f), np.float64)
     order = np.argsort(counts, kind="stable")
     order = order[counts[order] > 0]
-    indices, data = conf.indices, conf.data.astype(dtype, copy=False)
+    indices = conf.indices
+    data: np.ndarray = conf.data.astype(dtype, copy=False)
     diag = np.arange(f)
     start, n = 0, len(order)
     while start < n:

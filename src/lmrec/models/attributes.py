@@ -71,7 +71,7 @@ def attribute_labels(
         return _bin_labels(column, values, edges)
     text = values.astype("string")
     return np.array(
-        [f"{column} {v}" if v is not pd.NA and str(v) != "" else "" for v in text], dtype=object
+        [f"{column} {v}" if not pd.isna(v) and str(v) != "" else "" for v in text], dtype=object
     )
 
 
@@ -122,7 +122,8 @@ class AttributeGroups:
                         stacklevel=3,
                     )
                 continue
-            parts = [attribute_labels(users, c, bins) for c in combo]  # type: ignore[arg-type]
+            # No table: only the empty combination has nothing missing.
+            parts = [] if users is None else [attribute_labels(users, c, bins) for c in combo]
             labels = np.array(
                 [", ".join(p) if all(p) else "" for p in zip(*parts, strict=True)], dtype=object
             )

@@ -50,6 +50,7 @@ from lmrec.models.capabilities import (
     FoldInModel,
     HardNegativeModel,
     SequenceModel,
+    declares,
     supports,
 )
 from lmrec.models.config import ModelConfig, build_config
@@ -176,7 +177,7 @@ class Recommender(ABC):
         if options.checkpoint_dir is not None and not supports(self, CheckpointedModel):
             raise ConfigError(f"Model {label!r} does not write checkpoints; drop checkpoint_dir.")
         if options.checkpoint_every is not None and not (
-            supports(self, CheckpointedModel) and self.checkpoint_steps  # type: ignore[attr-defined]
+            declares(self, CheckpointedModel) and self.checkpoint_steps
         ):
             raise ConfigError(
                 f"Model {label!r} sets its checkpoint interval in its config, not with "
@@ -226,15 +227,39 @@ class Recommender(ABC):
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted; call .fit(data) first (or Model.load(dir))."
-            )
+            raise self._not_fitted()
+
+    def _not_fitted(self) -> NotFittedError:
+        return NotFittedError(
+            f"{type(self).__name__} is not fitted; call .fit(data) first (or Model.load(dir))."
+        )
+
+    # Typed views of the fitted state above, for code that runs on a fitted model: each
+    # narrows its ``X | None`` attribute once and raises NotFittedError before fit or load.
+    # (Subclasses declare their fitted state with lmrec.models.fitted.Fitted instead; these
+    # three stay Optional while serve/ and privacy/ still read them as such.)
+    @property
+    def _user_ids(self) -> IdMap:
+        if self.user_ids_ is None:
+            raise self._not_fitted()
+        return self.user_ids_
+
+    @property
+    def _item_ids(self) -> IdMap:
+        if self.item_ids_ is None:
+            raise self._not_fitted()
+        return self.item_ids_
+
+    @property
+    def _seen(self) -> sp.csr_matrix:
+        if self.seen_ is None:
+            raise self._not_fitted()
+        return self.seen_
 
     @property
     def n_items(self) -> int:
         """Size of the item universe the model ranks over."""
-        self._check_fitted()
-        return len(self.item_ids_)  # type: ignore[arg-type]
+        return len(self._item_ids)
 
     # ------------------------------------------------------------------ scoring
     def score(
@@ -250,10 +275,10 @@ class Recommender(ABC):
         ``on_unknown`` is not ``"raise"``) are NaN.
         """
         self._check_fitted()
-        uidx = self.user_ids_.index(users, on_unknown=on_unknown, kind="user")  # type: ignore[union-attr]
+        uidx = self._user_ids.index(users, on_unknown=on_unknown, kind="user")
         iidx = None
         if items is not None:
-            iidx = self.item_ids_.index(items, on_unknown="raise", kind="item")  # type: ignore[union-attr]
+            iidx = self._item_ids.index(items, on_unknown="raise", kind="item")
         n_cols = self.n_items if iidx is None else len(iidx)
         out = np.full((len(uidx), n_cols), np.nan, np.float32)
         known = np.flatnonzero(uidx >= 0)
@@ -281,11 +306,11 @@ class Recommender(ABC):
         self._check_fitted()
         k = check_k(k)
         user_idx = np.asarray(user_idx, dtype=np.int64)
-        if candidates is None and supports(self, DotProductModel):
-            users = self.user_vectors(user_idx)  # type: ignore[attr-defined]
+        if candidates is None and declares(self, DotProductModel):
+            users = self.user_vectors(user_idx)
             if np.isfinite(users).all():  # else the generic path turns NaN scores into -inf
                 ex = self.exclusion(user_idx, exclude_seen, exclude)
-                return dot_topk(users, self.item_vectors(), k, exclude=ex)  # type: ignore[attr-defined]
+                return dot_topk(users, self.item_vectors(), k, exclude=ex)
         items = np.empty((len(user_idx), k), np.int64)
         scores = np.empty((len(user_idx), k), np.float32)
         keep = None
@@ -310,7 +335,7 @@ class Recommender(ABC):
         """
         parts = []
         if exclude_seen:
-            parts.append(sp.csr_matrix(self.seen_[user_idx]))  # type: ignore[index]
+            parts.append(sp.csr_matrix(self._seen[user_idx]))
         if exclude is not None:
             parts.append(sp.csr_matrix(sp.csr_matrix(exclude)[user_idx]))
         if len(parts) < 2:
@@ -335,7 +360,7 @@ class Recommender(ABC):
     ) -> None:
         block[~np.isfinite(block)] = -np.inf
         if exclude_seen:
-            mask_rows(block, self.seen_[rows])  # type: ignore[index]
+            mask_rows(block, self._seen[rows])
         if exclude is not None:
             mask_rows(block, exclude[rows])
         if keep is not None:
@@ -373,13 +398,13 @@ class Recommender(ABC):
         """
         self._check_fitted()
         k = check_k(k)
-        uidx = self.user_ids_.index(users, on_unknown=on_unknown, kind="user")  # type: ignore[union-attr]
+        uidx = self._user_ids.index(users, on_unknown=on_unknown, kind="user")
         uidx = uidx[uidx >= 0]
         cand = None
         if candidates is not None:
-            cand = self.item_ids_.index(candidates, kind="item")  # type: ignore[union-attr]
+            cand = self._item_ids.index(candidates, kind="item")
         items, scores = self.recommend_indices(uidx, k, exclude_seen=exclude_seen, candidates=cand)
-        return self._to_frame(self.user_ids_.lookup(uidx), items, scores)  # type: ignore[union-attr]
+        return self._to_frame(self._user_ids.lookup(uidx), items, scores)
 
     def recommend_for_items(
         self,
@@ -406,14 +431,14 @@ class Recommender(ABC):
         self._check_new_users()
         sequences = []
         for hist in _as_history_list(histories):
-            idx = self.item_ids_.index(hist, on_unknown=on_unknown, kind="item")  # type: ignore[union-attr]
+            idx = self._item_ids.index(hist, on_unknown=on_unknown, kind="item")
             sequences.append(idx[idx >= 0])
         history = history_matrix(sequences, self.n_items)
         keep = None
         if candidates is None:
             scores_full = self.score_histories(sequences)
         else:  # score the candidates only (models that score item by item gain from it)
-            cand = np.unique(self.item_ids_.index(candidates, kind="item"))  # type: ignore[union-attr]
+            cand = np.unique(self._item_ids.index(candidates, kind="item"))
             keep = np.zeros(self.n_items, bool)
             keep[cand] = True
             scores_full = np.full((len(sequences), self.n_items), -np.inf, np.float32)
@@ -435,11 +460,14 @@ class Recommender(ABC):
     def _check_new_users(self) -> None:
         """ConfigError unless the model scores histories given at request time."""
         if not (supports(self, SequenceModel) or supports(self, FoldInModel)):
-            raise ConfigError(
-                f"Model {self.name or type(self).__name__!r} cannot recommend from an item list "
-                "given at request time; use a model that folds in new users (e.g. ease, "
-                "itemknn, als)."
-            )
+            raise self._no_new_users()
+
+    def _no_new_users(self) -> ConfigError:
+        return ConfigError(
+            f"Model {self.name or type(self).__name__!r} cannot recommend from an item list "
+            "given at request time; use a model that folds in new users (e.g. ease, "
+            "itemknn, als)."
+        )
 
     def score_histories(
         self, histories: Sequence[np.ndarray], *, items: np.ndarray | None = None
@@ -457,10 +485,12 @@ class Recommender(ABC):
         self._check_fitted()
         self._check_new_users()
         sequences = [np.asarray(h, dtype=np.int64) for h in histories]
-        if supports(self, SequenceModel):  # order matters: the list is a session, oldest first
-            raw = self.score_sequences(sequences)  # type: ignore[attr-defined]
+        if declares(self, SequenceModel):  # order matters: the list is a session, oldest first
+            raw = self.score_sequences(sequences)
+        elif declares(self, FoldInModel):
+            raw = self.score_history(history_matrix(sequences, self.n_items))
         else:
-            raw = self.score_history(history_matrix(sequences, self.n_items))  # type: ignore[attr-defined]
+            raise self._no_new_users()
         if items is not None:
             return np.array(np.asarray(raw)[:, np.asarray(items, dtype=np.int64)], dtype=np.float32)
         return np.array(raw, dtype=np.float32, copy=True)
@@ -474,11 +504,11 @@ class Recommender(ABC):
         (oldest first), so sequence models are explained in their own order.
         """
         self._check_fitted()
-        if supports(self, SequenceModel):
-            return np.asarray(self.user_sequence(int(user_idx)), dtype=np.int64)  # type: ignore[attr-defined]
-        seen = self.seen_
+        if declares(self, SequenceModel):
+            return np.asarray(self.user_sequence(int(user_idx)), dtype=np.int64)
+        seen = self._seen
         u = int(user_idx)
-        return np.asarray(seen.indices[seen.indptr[u] : seen.indptr[u + 1]], dtype=np.int64)  # type: ignore[union-attr]
+        return np.asarray(seen.indices[seen.indptr[u] : seen.indptr[u + 1]], dtype=np.int64)
 
     def attribute(
         self, item_idx: int, history: np.ndarray | None = None, *, user_idx: int | None = None
@@ -568,7 +598,7 @@ class Recommender(ABC):
         return pd.DataFrame(
             {
                 "user": np.repeat(np.asarray(user_ext, dtype=object), n_valid),
-                "item": self.item_ids_.lookup(items[valid]),  # type: ignore[union-attr]
+                "item": self._item_ids.lookup(items[valid]),
                 "rank": np.broadcast_to(np.arange(1, k + 1), items.shape)[valid],
                 "score": scores[valid],
             },
@@ -602,9 +632,9 @@ class Recommender(ABC):
             params=self.config.model_dump(mode="json"),
             meta=meta,
             arrays=arrays,
-            user_ids=self.user_ids_,
-            item_ids=self.item_ids_,  # type: ignore[arg-type]
-            seen=self.seen_,
+            user_ids=self._user_ids,
+            item_ids=self._item_ids,
+            seen=self._seen,
             overwrite=overwrite,
         )
 
@@ -661,11 +691,11 @@ class Recommender(ABC):
 
     def _smoke_check(self) -> None:
         """Score the first and last user (and fold in one item) to prove the arrays fit together."""
-        n_users = self.seen_.shape[0]  # type: ignore[union-attr]
+        n_users = self._seen.shape[0]
         checks = []
         if n_users:
             checks.append(("scores", self._score(np.unique([0, n_users - 1]))))
-        if supports(self, FoldInModel) and self.n_items:
+        if declares(self, FoldInModel) and self.n_items:
             checks.append(
                 ("fold-in", self.score_history(history_matrix([np.array([0])], self.n_items)))
             )
@@ -695,8 +725,7 @@ def history_matrix(rows: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
 def _as_history_list(histories: Sequence[Iterable[object]] | Iterable[object]) -> list[np.ndarray]:
     """Accept one history (flat list of ids) or many (list of lists)."""
     items = list(histories)
-    if items and all(
-        not isinstance(h, (str, bytes, int, np.integer)) and hasattr(h, "__iter__") for h in items
-    ):
-        return [as_id_array(list(h)) for h in items]
+    nested = [h for h in items if isinstance(h, Iterable) and not isinstance(h, (str, bytes))]
+    if items and len(nested) == len(items):
+        return [as_id_array(list(h)) for h in nested]
     return [as_id_array(items)]

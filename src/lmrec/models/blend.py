@@ -43,11 +43,18 @@ from pydantic import Field, model_validator
 from lmrec.data.dataset import Dataset
 from lmrec.errors import ConfigError, DataError
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions, FoldInModel, ValidatedModel
+from lmrec.models.capabilities import (
+    FitOptions,
+    FoldInModel,
+    ValidatedModel,
+    declares,
+    supports,
+)
 from lmrec.models.composite import components_state, restore_components
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
-from lmrec.models.registry import component_params, create_model
+from lmrec.models.fitted import Fitted
+from lmrec.models.registry import component_params, create_model, models_supporting
 from lmrec.models.validation import validation_metric
 
 Normalization = Literal["zscore", "minmax", "rank"]
@@ -152,11 +159,11 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
     config: BlendConfig
 
     #: The fitted CF component.
-    cf_: Recommender | None = None
+    cf_: Fitted[Recommender] = Fitted()
     #: The fitted content component.
-    content_: Recommender | None = None
+    content_: Fitted[Recommender] = Fitted()
     #: The content weight in use (the config's, or the learned one).
-    weight_: float | None = None
+    weight_: Fitted[float] = Fitted()
     #: Validation metric per candidate weight of the last weight search (``{weight: value}``).
     validation_: dict[float, float] | None = None
 
@@ -249,9 +256,9 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
         if self._cache is not None and key in self._cache:
             return self._cache[key]
         how = self.config.normalization
-        seen = self.seen_[user_idx]  # type: ignore[index]
+        seen = self._seen[user_idx]
         out = (
-            normalize_scores(self.cf_._score(user_idx), seen, how),  # type: ignore[union-attr]
+            normalize_scores(self.cf_._score(user_idx), seen, how),
             normalize_scores(self.content_._score(user_idx), seen, how),
         )
         if self._cache is not None:
@@ -268,8 +275,15 @@ class BlendModel(Recommender, FoldInModel, ValidatedModel):
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Fuse the components' fold-in scores (both must support histories)."""
         how = self.config.normalization
-        cf = normalize_scores(self.cf_.score_history(history), history, how)  # type: ignore[union-attr]
-        content = normalize_scores(self.content_.score_history(history), history, how)  # type: ignore[union-attr]
+        cf_model, content_model = self.cf_, self.content_
+        if not (declares(cf_model, FoldInModel) and declares(content_model, FoldInModel)):
+            lacking = content_model if supports(cf_model, FoldInModel) else cf_model
+            raise ConfigError(
+                f"blend folds in new users through both components, and {lacking.name!r} "
+                f"cannot; use components that do: {', '.join(models_supporting(FoldInModel))}."
+            )
+        cf = normalize_scores(cf_model.score_history(history), history, how)
+        content = normalize_scores(content_model.score_history(history), history, how)
         return self._combine(cf, content)
 
     # ------------------------------------------------------------------ persistence

@@ -50,6 +50,7 @@ from lmrec.models.capabilities import (
 from lmrec.models.config import TorchConfig, search
 from lmrec.models.dp import DPConfig, check_dp_data
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.foldin import fold_in_ridge
 from lmrec.train.distributed import (
     DistInfo,
@@ -137,13 +138,13 @@ class BPR(
     checkpoint_steps = True
     config: BPRConfig
 
-    user_factors_: np.ndarray | None = None
-    item_factors_: np.ndarray | None = None
-    item_bias_: np.ndarray | None = None
+    user_factors_: Fitted[np.ndarray] = Fitted()
+    item_factors_: Fitted[np.ndarray] = Fitted()
+    item_bias_: Fitted[np.ndarray] = Fitted()
     #: Per-epoch training statistics (``{"epoch": ..., "loss": ...}``) of the last fit.
-    history_: list[dict[str, float]] | None = None
+    history_: Fitted[list[dict[str, float]] | None] = Fitted()
     #: The seed actually used (the config seed, or the drawn one when it is ``None``).
-    seed_: int | None = None
+    seed_: Fitted[int | None] = Fitted()
     #: With ``dp_epsilon``: user-level DP-SGD (Opacus) on the item side; see lmrec.train.dpsgd.
     dp_mechanism = "DP-SGD (Opacus, RDP accountant), user level, joint DP"
     #: The differential-privacy report of the fit (None without ``dp_epsilon``).
@@ -153,7 +154,7 @@ class BPR(
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         self.privacy_ = None
         if self.config.dp_epsilon is not None:
-            self._fit_private(dataset, options)
+            self._fit_private(dataset, options, self.config.dp_epsilon)
             return
         torch = require("torch", "torch")
         cfg = self.config
@@ -205,7 +206,7 @@ class BPR(
         finally:  # the torch state is only needed while training
             del self._params, self._trainer
 
-    def _fit_private(self, dataset: Dataset, options: FitOptions) -> None:
+    def _fit_private(self, dataset: Dataset, options: FitOptions, epsilon: float) -> None:
         """User-level DP-SGD through Opacus (:func:`lmrec.train.dpsgd.fit_bpr_private`)."""
         from lmrec.errors import ConfigError
         from lmrec.train.dpsgd import fit_bpr_private
@@ -228,7 +229,7 @@ class BPR(
             lr=cfg.lr,
             reg=cfg.l2,
             init_std=cfg.init_std,
-            epsilon=cfg.dp_epsilon,
+            epsilon=epsilon,
             delta=cfg.dp_delta,
             clip=cfg.dp_clip,
             seed=draw_seed(cfg.dp_seed) if cfg.dp_seed is None else cfg.dp_seed,
@@ -272,12 +273,12 @@ class BPR(
         """Item vectors with the item bias as a last column (float32, C-contiguous)."""
         return self._memo(
             "item_vectors",
-            lambda: dot_item_vectors(self.item_factors_, self.item_bias_),  # type: ignore[arg-type]
+            lambda: dot_item_vectors(self.item_factors_, self.item_bias_),
         )
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """User vectors of known users with a column of ones (for the item bias)."""
-        return dot_user_vectors(self.user_factors_[user_idx], bias=True)  # type: ignore[index]
+        return dot_user_vectors(self.user_factors_[user_idx], bias=True)
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Fold in new users with one implicit-ALS ridge solve (see :func:`fold_in_ridge`)."""
@@ -296,13 +297,13 @@ class BPR(
             "item_factors": self.item_factors_,
             "item_bias": self.item_bias_,
         }
-        meta = {"history": self.history_, "seed": self.seed_}
+        meta: dict[str, Any] = {"history": self.history_, "seed": self.seed_}
         if self.privacy_ is not None:
             meta["privacy"] = self.privacy_
-        return arrays, meta  # type: ignore[return-value]
+        return arrays, meta
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        (n_users, n_items), f = self.seen_.shape, self.config.factors  # type: ignore[union-attr]
+        (n_users, n_items), f = self._seen.shape, self.config.factors
         self.user_factors_ = arrays.float("user_factors", (n_users, f))
         self.item_factors_ = arrays.float("item_factors", (n_items, f))
         self.item_bias_ = arrays.float("item_bias", (n_items,))

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +33,11 @@ from lmrec._checks import check_int
 from lmrec.errors import ConfigError
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs is Python 3.13+
+
     from lmrec.models.config import ModelConfig
+
+T = TypeVar("T")
 
 __all__ = [
     "CheckpointedModel",
@@ -48,6 +52,7 @@ __all__ = [
     "SparkEngineModel",
     "UnlearningModel",
     "ValidatedModel",
+    "declares",
     "supports",
 ]
 
@@ -239,6 +244,12 @@ def supports(model: Any, capability: type) -> bool:
     """
     cls = model if isinstance(model, type) else type(model)
     return capability in cls.__mro__
+
+
+def declares(model: object, capability: type[T]) -> TypeIs[T]:
+    """:func:`supports` for an instance, as a type guard: inside ``if declares(model, P):``
+    the type checker knows that ``model`` has ``P``'s members."""
+    return supports(model, capability)
 
 
 def dot_item_vectors(items: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:

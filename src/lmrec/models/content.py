@@ -45,6 +45,7 @@ from lmrec.models.base import Recommender, check_k
 from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.unlearning import drop_users
 from lmrec.ops.topk import topk
 
@@ -149,14 +150,14 @@ class ContentModel(Recommender, FoldInModel, UnlearningModel):
     config_class = ContentConfig
     config: ContentConfig
     #: Item embeddings as stored (float32/float16 values, or int8 plus ``item_scale_``).
-    item_values_: np.ndarray | None = None
+    item_values_: Fitted[np.ndarray] = Fitted()
     item_scale_: np.ndarray | None = None
     #: Unit item vectors the scores use (float32, n_items x d), from the stored values.
-    item_vectors_: np.ndarray | None = None
+    item_vectors_: Fitted[np.ndarray] = Fitted()
     #: User profiles: (n_users, n_profiles, d) unit vectors (n_profiles = 1 unless multi).
-    profiles_: np.ndarray | None = None
+    profiles_: Fitted[np.ndarray] = Fitted()
     #: The encoder's cache id (which model the vectors come from).
-    encoder_id_: str | None = None
+    encoder_id_: Fitted[str | None] = Fitted()
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
@@ -218,16 +219,16 @@ class ContentModel(Recommender, FoldInModel, UnlearningModel):
         """Unit profile vectors (n, n_profiles, d) of the rows of a weights matrix."""
         e = self.item_vectors_
         if self.config.profile != "multi":
-            return _normalise_rows(np.asarray(weights @ e, dtype=np.float32))[:, None, :]  # type: ignore[operator]
+            return _normalise_rows(np.asarray(weights @ e, dtype=np.float32))[:, None, :]
         k = self.config.n_interests
-        out = np.zeros((weights.shape[0], k, e.shape[1]), np.float32)  # type: ignore[union-attr]
+        out = np.zeros((weights.shape[0], k, e.shape[1]), np.float32)
         for u in range(weights.shape[0]):
             lo, hi = weights.indptr[u], weights.indptr[u + 1]
             w = weights.data[lo:hi]
             keep = w > 0
             if not keep.any():
                 continue
-            cent = _spherical_kmeans(e[weights.indices[lo:hi][keep]], w[keep], k, rng)  # type: ignore[index]
+            cent = _spherical_kmeans(e[weights.indices[lo:hi][keep]], w[keep], k, rng)
             out[u, : len(cent)] = cent
             out[u, len(cent) :] = cent[0]  # unused slots repeat a centroid: the max is unchanged
         return out
@@ -236,11 +237,11 @@ class ContentModel(Recommender, FoldInModel, UnlearningModel):
     def _scores_of(self, profiles: np.ndarray) -> np.ndarray:
         e = self.item_vectors_
         if profiles.shape[1] == 1:
-            return profiles[:, 0, :] @ e.T  # type: ignore[union-attr]
-        return np.max(profiles @ e.T[None, :, :], axis=1)  # type: ignore[union-attr]
+            return profiles[:, 0, :] @ e.T
+        return np.max(profiles @ e.T[None, :, :], axis=1)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._scores_of(self.profiles_[user_idx]).astype(np.float32, copy=False)  # type: ignore[index]
+        return self._scores_of(self.profiles_[user_idx]).astype(np.float32, copy=False)
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         # A history given at request time has no ratings or timestamps: equal weights.
@@ -253,8 +254,8 @@ class ContentModel(Recommender, FoldInModel, UnlearningModel):
         """Unit float32 item vectors (all items in id-map order, or ``items``), as stored."""
         self._check_fitted()
         if items is None:
-            return self.item_vectors_.copy()  # type: ignore[union-attr]
-        return self.item_vectors_[self.item_ids_.index(items, kind="item")]  # type: ignore[index,union-attr]
+            return self.item_vectors_.copy()
+        return self.item_vectors_[self._item_ids.index(items, kind="item")]
 
     def similar_items(
         self,
@@ -274,17 +275,17 @@ class ContentModel(Recommender, FoldInModel, UnlearningModel):
         """
         self._check_fitted()
         k = check_k(k, "similar_items")
-        idx = self.item_ids_.index(items, on_unknown=on_unknown, kind="item")  # type: ignore[union-attr]
+        idx = self._item_ids.index(items, on_unknown=on_unknown, kind="item")
         idx = idx[idx >= 0]
-        sims = self.item_vectors_[idx] @ self.item_vectors_.T  # type: ignore[index,union-attr]
+        sims = self.item_vectors_[idx] @ self.item_vectors_.T
         sims[np.arange(len(idx)), idx] = -np.inf
         top, scores = topk(sims.astype(np.float32, copy=False), min(k, self.n_items - 1) or 1)
         valid = top >= 0
         n_valid = valid.sum(axis=1)
         return pd.DataFrame(
             {
-                "item": np.repeat(self.item_ids_.lookup(idx), n_valid),  # type: ignore[union-attr]
-                "similar_item": self.item_ids_.lookup(top[valid]),  # type: ignore[union-attr]
+                "item": np.repeat(self._item_ids.lookup(idx), n_valid),
+                "similar_item": self._item_ids.lookup(top[valid]),
                 "rank": np.broadcast_to(np.arange(1, top.shape[1] + 1), top.shape)[valid],
                 "score": scores[valid],
             }
@@ -306,19 +307,19 @@ class ContentModel(Recommender, FoldInModel, UnlearningModel):
         if (why := self.unlearning_blocker()) is not None:
             raise ConfigError(f"Cannot forget exactly: {why}.")
         keep = drop_users(self, user_idx)
-        self.profiles_ = np.ascontiguousarray(self.profiles_[keep])  # type: ignore[index]
+        self.profiles_ = np.ascontiguousarray(self.profiles_[keep])
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {"item_values": self.item_values_, "profiles": self.profiles_}
         if self.item_scale_ is not None:
             arrays["item_scale"] = self.item_scale_
-        return arrays, {"encoder_id": self.encoder_id_}  # type: ignore[return-value]
+        return arrays, {"encoder_id": self.encoder_id_}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         from lmrec.text.quantize import dequantize
 
-        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        n_users, n_items = self._seen.shape
         self.item_values_ = (
             arrays.float("item_values", (n_items, None), dtypes=(np.float32, np.float16))
             if "item_scale" not in arrays

@@ -47,6 +47,7 @@ from lmrec.models.config import search
 from lmrec.models.dp import GramDPConfig, check_dp_data, noisy_gram
 from lmrec.models.explain import Attribution, exact, row_values
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.unlearning import drop_users, keep_rows
 
 #: Dense n_items x n_items float32 matrices alive at the peak of a fit (G, its factor, P/B).
@@ -109,9 +110,9 @@ class EASE(Recommender, FoldInModel, UnlearningModel, PrivateModel):
     #: The differential-privacy report of the fit (None without ``dp_epsilon``).
     privacy_: dict[str, Any] | None = None
     #: Item-item weights (float32, n_items x n_items, zero diagonal).
-    B_: np.ndarray | None = None
+    B_: Fitted[np.ndarray] = Fitted()
     #: Training matrix the scores are computed from (binarised when ``implicit``).
-    user_items_: sp.csr_matrix | None = None
+    user_items_: Fitted[sp.csr_matrix] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         n = dataset.n_items
@@ -143,7 +144,7 @@ class EASE(Recommender, FoldInModel, UnlearningModel, PrivateModel):
         self.B_ = ease_weights_from_gram(gram, cfg.l2)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return np.asarray(self.user_items_[user_idx] @ self.B_, dtype=np.float32)  # type: ignore[index,operator]
+        return np.asarray(self.user_items_[user_idx] @ self.B_, dtype=np.float32)
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(history.astype(np.float32) @ self.B_, dtype=np.float32)
@@ -161,31 +162,31 @@ class EASE(Recommender, FoldInModel, UnlearningModel, PrivateModel):
         if (why := self.unlearning_blocker()) is not None:
             raise ConfigError(f"Cannot forget exactly: {why}.")
         keep = drop_users(self, user_idx)
-        self.user_items_ = keep_rows(self.user_items_, keep)  # type: ignore[arg-type]
+        self.user_items_ = keep_rows(self.user_items_, keep)
         self.B_ = ease_weights(self.user_items_, self.config.l2)
 
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Exact: the score is ``sum_j x_uj B[j, item]``, one term per history item."""
         weights = row_values(self.user_items_, user_idx, history)
-        return exact(item, history, weights * self.B_[history, item])  # type: ignore[index]
+        return exact(item, history, weights * self.B_[history, item])
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {"B": self.B_}
         if not self.config.implicit:
             # The binary pattern is saved with every model (seen_); only weights are extra.
-            arrays["user_items.data"] = self.user_items_.data  # type: ignore[union-attr]
-            arrays["user_items.indices"] = self.user_items_.indices  # type: ignore[union-attr]
-            arrays["user_items.indptr"] = self.user_items_.indptr  # type: ignore[union-attr]
-        return arrays, ({} if self.privacy_ is None else {"privacy": self.privacy_})  # type: ignore[return-value]
+            arrays["user_items.data"] = self.user_items_.data
+            arrays["user_items.indices"] = self.user_items_.indices
+            arrays["user_items.indptr"] = self.user_items_.indptr
+        return arrays, ({} if self.privacy_ is None else {"privacy": self.privacy_})
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        shape = self.seen_.shape  # type: ignore[union-attr]
+        shape = self._seen.shape
         self.B_ = np.ascontiguousarray(arrays.float("B", (shape[1], shape[1])))
         self.privacy_ = meta.get("privacy")
         if not self.config.implicit:
             self.user_items_ = arrays.csr("user_items", shape)
         else:
-            self.user_items_ = self.seen_.astype(np.float32, copy=True)  # type: ignore[union-attr]
+            self.user_items_ = self._seen.astype(np.float32, copy=True)
 
 
 def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:

@@ -101,7 +101,7 @@ def exact(item: int, history: np.ndarray, terms: np.ndarray) -> Attribution:
     return Attribution(item, history, terms, float(terms.astype(np.float64).sum()), "exact")
 
 
-def row_values(matrix: sp.spmatrix | None, row: int | None, columns: np.ndarray) -> np.ndarray:
+def row_values(matrix: sp.csr_matrix | None, row: int | None, columns: np.ndarray) -> np.ndarray:
     """``matrix[row, columns]`` as float32: a known user's interaction weights for the
     history items; all ones when ``row`` is None (a history given as items is binary)."""
     columns = np.asarray(columns, dtype=np.int64)
@@ -111,13 +111,13 @@ def row_values(matrix: sp.spmatrix | None, row: int | None, columns: np.ndarray)
     return np.asarray(r[:, columns].toarray(), dtype=np.float32).reshape(-1)
 
 
-def column_values(matrix: sp.spmatrix | np.ndarray, rows: np.ndarray, column: int) -> np.ndarray:
+def column_values(matrix: sp.csr_matrix | np.ndarray, rows: np.ndarray, column: int) -> np.ndarray:
     """``matrix[rows, column]`` as a float32 vector, for a dense or sparse ``matrix``."""
     rows = np.asarray(rows, dtype=np.int64)
-    if sp.issparse(matrix):
-        block = sp.csc_matrix(matrix[:, [int(column)]])
-        return np.asarray(block[rows].toarray(), dtype=np.float32).reshape(-1)
-    return np.asarray(matrix[rows, int(column)], dtype=np.float32)
+    if isinstance(matrix, np.ndarray):
+        return np.asarray(matrix[rows, int(column)], dtype=np.float32)
+    block = sp.csc_matrix(matrix[:, [int(column)]])
+    return np.asarray(block[rows].toarray(), dtype=np.float32).reshape(-1)
 
 
 def occlusion(
@@ -247,7 +247,7 @@ class Catalog:
         """One attribute value of an item (None when missing)."""
         if item not in self.frame.index:
             return None
-        v = self.frame.at[item, column]
+        v: Any = self.frame.at[item, column]  # any cell of the attribute table
         if pd.isna(v):
             return None
         return int(v) if self.columns.get(column) == "value" else v
@@ -472,11 +472,11 @@ def explain_ids(
     if catalog is not None and not isinstance(catalog, Catalog):
         catalog = Catalog(catalog)
     item_idx = int(model.item_ids_.index([item], kind="item")[0])
-    if user is not None:
+    if items is None:  # a known user (exactly one of user and items is given)
         user_idx = int(model.user_ids_.index([user], kind="user")[0])
         attribution = model.attribute(item_idx, user_idx=user_idx)
     else:
-        ids = list(items)  # type: ignore[arg-type]
+        ids = list(items)
         hist = model.item_ids_.index(as_id_array(ids), on_unknown=on_unknown, kind="item")
         attribution = model.attribute(item_idx, hist[hist >= 0])
     return build_explanation(

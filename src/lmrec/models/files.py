@@ -276,6 +276,14 @@ def _seen(arrays: dict[str, np.ndarray], n_users: int, n_items: int, where: Path
     )
 
 
+def _count(config: dict[str, Any], label: str, path: Path) -> int:
+    """``config[label]``, checked to be an int >= 0 (``n_users``, ``n_items``)."""
+    n = config.get(label)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ModelFileError(f"{path / 'config.json'}: {label} must be an int >= 0; got {n!r}.")
+    return n
+
+
 def read_model_files(path: str | Path) -> ModelFiles:
     """Read and validate a model directory (manifest, checksums, schema, ids, pattern)."""
     path = Path(path)
@@ -287,17 +295,19 @@ def read_model_files(path: str | Path) -> ModelFiles:
     if name != manifest["model"]:
         raise ModelFileError(f"{path}: config.json and {MANIFEST} disagree on the model name.")
     params, meta = config.get("config", {}), config.get("meta", {})
-    n_users, n_items = config.get("n_users"), config.get("n_items")
     if not isinstance(params, dict) or not isinstance(meta, dict):
         raise ModelFileError(f"{path / 'config.json'}: 'config' and 'meta' must be JSON objects.")
-    for label, n in (("n_users", n_users), ("n_items", n_items)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ModelFileError(f"{path / 'config.json'}: {label} must be an int >= 0; got {n!r}.")
-    user_ids = _read_ids(path / "user_ids.parquet", "user", n_users)  # type: ignore[arg-type]
-    item_ids = _read_ids(path / "item_ids.parquet", "item", n_items)  # type: ignore[arg-type]
+    n_users, n_items = _count(config, "n_users", path), _count(config, "n_items", path)
+    user_ids = _read_ids(path / "user_ids.parquet", "user", n_users)
+    item_ids = _read_ids(path / "item_ids.parquet", "item", n_items)
     arrays = _read_arrays(path / "arrays.safetensors")
-    seen = _seen(arrays, n_users, n_items, path / "arrays.safetensors")  # type: ignore[arg-type]
+    seen = _seen(arrays, n_users, n_items, path / "arrays.safetensors")
     return ModelFiles(path, name, params, meta, arrays, user_ids, item_ids, seen)
+
+
+# Shapes for StateArrays' annotations, whose method ``int`` hides the builtin in the class body.
+_Shape = tuple[int | None, ...]
+_Shape2D = tuple[int, int]
 
 
 class StateArrays:
@@ -404,7 +414,7 @@ class StateArrays:
             raise self._fail(key, f"has values at or above {high}.")
         return arr
 
-    def flags(self, key: str, shape: tuple[int | None, ...] | None = None) -> np.ndarray:
+    def flags(self, key: str, shape: _Shape | None = None) -> np.ndarray:
         """A boolean array stored as uint8 0/1 (or bool)."""
         arr = self._get(key, (np.uint8, np.bool_), shape)
         if arr.dtype == np.uint8 and arr.size and arr.max() > 1:
@@ -412,7 +422,7 @@ class StateArrays:
         return arr.astype(bool)
 
     def csr(
-        self, key: str, shape: tuple[int, int], *, dtypes: tuple[Any, ...] = (np.float32,)
+        self, key: str, shape: _Shape2D, *, dtypes: tuple[Any, ...] = (np.float32,)
     ) -> sp.csr_matrix:
         """A CSR matrix stored as ``key.data``, ``key.indices``, ``key.indptr``."""
         indptr = self.int(f"{key}.indptr", (shape[0] + 1,), low=0)

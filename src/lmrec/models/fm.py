@@ -62,7 +62,9 @@ from lmrec.models.capabilities import (
 )
 from lmrec.models.config import TorchConfig, search
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.foldin import fold_in_ridge
+from lmrec.ops.sparse import empty_csr
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
 from lmrec.train.pairs import NegativeSampler, ShardedPairTrainer, to_numpy
 from lmrec.train.torch_utils import (
@@ -220,7 +222,7 @@ def encode(table: pd.DataFrame, encoders: list[dict[str, Any]]) -> sp.csr_matrix
         weights = 1.0 / counts[rows]
         blocks.append(sp.csr_matrix((weights, (rows, cols)), shape=(n, n_tokens(enc))))
     if not blocks:
-        return sp.csr_matrix((n, 0), dtype=np.float32)
+        return empty_csr(n, 0)
     return sp.csr_matrix(sp.hstack(blocks, format="csr"), dtype=np.float32)
 
 
@@ -290,18 +292,18 @@ class FactorizationMachine(
     config: FMConfig
 
     #: Final representations: users (n_users, factors), items (n_items, factors), item bias.
-    user_repr_: np.ndarray | None = None
-    item_repr_: np.ndarray | None = None
-    item_bias_: np.ndarray | None = None
+    user_repr_: Fitted[np.ndarray] = Fitted()
+    item_repr_: Fitted[np.ndarray] = Fitted()
+    item_bias_: Fitted[np.ndarray] = Fitted()
     #: Embedding tables: rows are ids (when used) then attribute tokens, in encoder order.
-    user_embeddings_: np.ndarray | None = None
-    item_embeddings_: np.ndarray | None = None
-    item_token_bias_: np.ndarray | None = None
+    user_embeddings_: Fitted[np.ndarray] = Fitted()
+    item_embeddings_: Fitted[np.ndarray] = Fitted()
+    item_token_bias_: Fitted[np.ndarray] = Fitted()
     #: Attribute encoders built in fit (JSON-able; saved with the model).
-    item_encoders_: list[dict[str, Any]] | None = None
-    user_encoders_: list[dict[str, Any]] | None = None
-    history_: list[dict[str, float]] | None = None
-    seed_: int | None = None
+    item_encoders_: Fitted[list[dict[str, Any]]] = Fitted()
+    user_encoders_: Fitted[list[dict[str, Any]]] = Fitted()
+    history_: Fitted[list[dict[str, float]] | None] = Fitted()
+    seed_: Fitted[int | None] = Fitted()
 
     # ------------------------------------------------------------------ training
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
@@ -376,9 +378,9 @@ class FactorizationMachine(
 
     def _features(self, table: pd.DataFrame | None, side: str) -> sp.csr_matrix:
         encoders = self.item_encoders_ if side == "item" else self.user_encoders_
-        n = self.n_items if side == "item" else len(self.user_ids_)  # type: ignore[arg-type]
+        n = self.n_items if side == "item" else len(self._user_ids)
         if not encoders or table is None:
-            return sp.csr_matrix((n, 0), dtype=np.float32)
+            return empty_csr(n, 0)
         return encode(table, encoders)
 
     def _train_epoch(self) -> dict[str, float]:
@@ -418,12 +420,12 @@ class FactorizationMachine(
         """Item vectors with the item bias as a last column (float32, C-contiguous)."""
         return self._memo(
             "item_vectors",
-            lambda: dot_item_vectors(self.item_repr_, self.item_bias_),  # type: ignore[arg-type]
+            lambda: dot_item_vectors(self.item_repr_, self.item_bias_),
         )
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """User vectors of known users with a column of ones (for the item bias)."""
-        return dot_user_vectors(self.user_repr_[user_idx], bias=True)  # type: ignore[index]
+        return dot_user_vectors(self.user_repr_[user_idx], bias=True)
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Fold in a new user by the implicit-ALS ridge solve against the item representations.
@@ -452,10 +454,10 @@ class FactorizationMachine(
         missing = [c for c in self.config.item_features if c not in items.columns]
         if missing:
             raise ConfigError(f"represent_items needs the item_features columns {missing}.")
-        x = encode(items, self.item_encoders_)  # type: ignore[arg-type]
+        x = encode(items, self.item_encoders_)
         offset = self.n_items if self.config.use_item_ids else 0
-        emb = self.item_embeddings_[offset:]  # type: ignore[index]
-        bias = self.item_token_bias_[offset:]  # type: ignore[index]
+        emb = self.item_embeddings_[offset:]
+        bias = self.item_token_bias_[offset:]
         return np.asarray(x @ emb, np.float32), np.asarray(x @ bias, np.float32)
 
     # ------------------------------------------------------------------ persistence
@@ -474,10 +476,10 @@ class FactorizationMachine(
             "history": self.history_,
             "seed": self.seed_,
         }
-        return arrays, meta  # type: ignore[return-value]
+        return arrays, meta
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        n_users, n_items = self._seen.shape
         self.user_repr_ = arrays.float("user_repr", (n_users, None))
         dim = self.user_repr_.shape[1]
         self.item_repr_ = arrays.float("item_repr", (n_items, dim))

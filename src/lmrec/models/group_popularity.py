@@ -22,6 +22,7 @@ from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 
 #: Weight of global popularity inside a group (orders items the group never chose).
 GLOBAL_TIE_BREAK = 1e-6
@@ -54,11 +55,11 @@ class GroupPopularity(Recommender, FoldInModel):
     config: GroupPopularityConfig
 
     #: Interactions per (group, item), float32 (n_groups, n_items); the last row is global.
-    counts_: np.ndarray | None = None
+    counts_: Fitted[np.ndarray] = Fitted()
     #: Each user's group (row of ``counts_``), int64 (n_users,).
-    group_: np.ndarray | None = None
+    group_: Fitted[np.ndarray] = Fitted()
     #: Group labels (``"age 25-34, gender M"``), one per row of ``counts_`` but the last.
-    labels_: list[str] | None = None
+    labels_: Fitted[list[str]] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         groups = AttributeGroups(
@@ -85,17 +86,17 @@ class GroupPopularity(Recommender, FoldInModel):
         self.labels_ = list(labels)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.counts_[self.group_[user_idx]]  # type: ignore[index]
+        return self.counts_[self.group_[user_idx]]
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Global popularity: a history given as items carries no attributes."""
-        return np.broadcast_to(self.counts_[-1], (history.shape[0], self.counts_.shape[1]))  # type: ignore[index,union-attr]
+        return np.broadcast_to(self.counts_[-1], (history.shape[0], self.counts_.shape[1]))
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"counts": self.counts_, "group": self.group_}, {"labels": self.labels_}  # type: ignore[dict-item]
+        return {"counts": self.counts_, "group": self.group_}, {"labels": self.labels_}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        n_users, n_items = self._seen.shape
         self.labels_ = [str(v) for v in meta.get("labels", [])]
         n_groups = len(self.labels_)
         self.counts_ = arrays.float("counts", (n_groups + 1, n_items))

@@ -53,6 +53,7 @@ from lmrec.models.config import ModelConfig, search
 from lmrec.models.dp import GramDPConfig, check_dp_data, noisy_gram
 from lmrec.models.explain import Attribution, column_values, exact, occlusion, row_values
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.unlearning import drop_users, keep_rows
 
 #: Upper bound on the number of cells of one dense similarity block (float32: 256 MiB).
@@ -176,17 +177,18 @@ def topk_similarities(
     n_query, n_base = query.shape[0], base.shape[0]
     k = min(config.k_neighbors, n_base)
     cosine = config.similarity == "cosine"
+    norms = None  # (query, base) row norms, for cosine
     if cosine:
         base_norms = row_norms(base) if base_norms is None else base_norms
-        query_norms = base_norms if exclude_self else row_norms(query)
+        norms = (base_norms if exclude_self else row_norms(query), base_norms)
     base_t = base.T.tocsr()
     block = max(1, min(_BLOCK_ROWS, _BLOCK_CELLS // max(n_base, 1)))
     rows, cols, vals = [], [], []
     for start in range(0, n_query, block):
         stop = min(start + block, n_query)
         sims = np.asarray((query[start:stop] @ base_t).toarray(), dtype=np.float32)
-        if cosine:
-            denom = query_norms[start:stop, None] * base_norms[None, :]
+        if norms is not None:
+            denom = norms[0][start:stop, None] * norms[1][None, :]
             denom += np.float32(config.shrinkage)
             np.divide(sims, denom, out=sims, where=denom > 0)
         if exclude_self:
@@ -240,19 +242,19 @@ class _KNNBase(Recommender, UnlearningModel):
     #: Which side the neighbours are on: "item" (similarity_ is n_items^2) or "user".
     _neighbor_side: ClassVar[str] = "item"
     #: Training users x items matrix (binarised when ``implicit``), float32 CSR.
-    user_items_: sp.csr_matrix | None = None
+    user_items_: Fitted[sp.csr_matrix] = Fitted()
     #: Neighbour similarities, float32 CSR (see the subclasses for its orientation).
-    similarity_: sp.csr_matrix | None = None
+    similarity_: Fitted[sp.csr_matrix] = Fitted()
     #: The differential-privacy report of the fit (None without ``dp_epsilon``).
     privacy_: dict[str, Any] | None = None
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = _csr_state("similarity", self.similarity_)  # type: ignore[arg-type]
-        arrays.update(_csr_state("user_items", self.user_items_))  # type: ignore[arg-type]
+        arrays = _csr_state("similarity", self.similarity_)
+        arrays.update(_csr_state("user_items", self.user_items_))
         return arrays, {}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        n_users, n_items = self._seen.shape
         self.user_items_ = arrays.csr("user_items", (n_users, n_items))
         n = n_items if self._neighbor_side == "item" else n_users
         self.similarity_ = arrays.csr("similarity", (n, n))
@@ -276,7 +278,7 @@ class _KNNBase(Recommender, UnlearningModel):
 
             raise ConfigError(f"Cannot forget exactly: {why}.")
         keep = drop_users(self, user_idx)
-        self.user_items_ = keep_rows(self.user_items_, keep)  # type: ignore[arg-type]
+        self.user_items_ = keep_rows(self.user_items_, keep)
         self._similarities()
 
     @abstractmethod
@@ -314,17 +316,17 @@ class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
         self.privacy_ = None
         if self.config.dp_epsilon is not None:
             check_dp_data(self.config, dataset.n_users, "itemknn")
-            self._private_similarities()
+            self._private_similarities(self.config.dp_epsilon)
             return
         self._similarities()
 
-    def _private_similarities(self) -> None:
+    def _private_similarities(self, epsilon: float) -> None:
         """Cosine neighbours from the noisy Gram matrix (:func:`~lmrec.models.dp.noisy_gram`):
         ``G_ij / (sqrt(G_ii G_jj) + shrinkage)`` with the noisy norms floored at 1."""
         cfg = self.config
         gram, self.privacy_ = noisy_gram(
             self.user_items_,
-            epsilon=cfg.dp_epsilon,  # type: ignore[arg-type]
+            epsilon=epsilon,
             delta=cfg.dp_delta,
             clip=cfg.dp_clip,
             seed=cfg.dp_seed,
@@ -363,14 +365,14 @@ class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
         self.privacy_ = meta.get("privacy")
 
     def _similarities(self) -> None:
-        items = self.user_items_.T.tocsr()  # type: ignore[union-attr]
+        items = self.user_items_.T.tocsr()
         weighted = RowWeighting(self.config, items)(items)
         nbrs = topk_similarities(weighted, weighted, config=self.config, exclude_self=True)
         # Row i of nbrs lists item i's neighbours; column j of S must, so transpose.
         self.similarity_ = nbrs.T.tocsr()
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.score_history(self.user_items_[user_idx])  # type: ignore[index]
+        return self.score_history(self.user_items_[user_idx])
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         scores = history.astype(np.float32) @ self.similarity_
@@ -379,7 +381,7 @@ class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Exact: the score is ``sum_j x_uj S[j, item]``, one term per history item."""
         weights = row_values(self.user_items_, user_idx, history)
-        return exact(item, history, weights * column_values(self.similarity_, history, item))  # type: ignore[arg-type]
+        return exact(item, history, weights * column_values(self.similarity_, history, item))
 
 
 class UserKNN(_KNNBase, FoldInModel):
@@ -398,9 +400,9 @@ class UserKNN(_KNNBase, FoldInModel):
     name = "userknn"
     _neighbor_side = "user"
     #: Weighted training rows and their weighting (rebuilt from ``user_items_``, not saved).
-    _weighting: RowWeighting | None = None
-    _weighted: sp.csr_matrix | None = None
-    _norms: np.ndarray | None = None
+    _weighting: Fitted[RowWeighting] = Fitted()
+    _weighted: Fitted[sp.csr_matrix] = Fitted()
+    _norms: Fitted[np.ndarray] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         self.user_items_ = _user_items(dataset, self.config.implicit)
@@ -417,18 +419,18 @@ class UserKNN(_KNNBase, FoldInModel):
         )
 
     def _prepare(self) -> None:
-        self._weighting = RowWeighting(self.config, self.user_items_)  # type: ignore[arg-type]
-        self._weighted = self._weighting(self.user_items_)  # type: ignore[arg-type]
+        self._weighting = RowWeighting(self.config, self.user_items_)
+        self._weighted = self._weighting(self.user_items_)
         self._norms = row_norms(self._weighted)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        scores = self.similarity_[user_idx] @ self.user_items_  # type: ignore[index,operator]
+        scores = self.similarity_[user_idx] @ self.user_items_
         return np.asarray(scores.toarray(), dtype=np.float32)
 
     def score_history(
         self, history: sp.csr_matrix, *, skip: np.ndarray | None = None
     ) -> np.ndarray:
-        query = self._weighting(history)  # type: ignore[misc]
+        query = self._weighting(history)
         sims = topk_similarities(
             query,
             self._weighted,
@@ -443,7 +445,7 @@ class UserKNN(_KNNBase, FoldInModel):
         training weights and never with themselves as a neighbour."""
         if user_idx is None:
             return super()._attribute(item, history, user_idx)
-        own = sp.csr_matrix(self.user_items_[user_idx])  # type: ignore[index]
+        own = sp.csr_matrix(self.user_items_[user_idx])
 
         def score(rows: list[np.ndarray]) -> np.ndarray:
             pattern = history_matrix(rows, self.n_items)

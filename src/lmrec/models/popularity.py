@@ -13,6 +13,7 @@ from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.unlearning import drop_users
 
 
@@ -37,7 +38,7 @@ class Popularity(Recommender, FoldInModel, UnlearningModel):
     name = "popularity"
     config_class = PopularityConfig
     config: PopularityConfig
-    scores_: np.ndarray | None = None
+    scores_: Fitted[np.ndarray] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         cfg = self.config
@@ -80,14 +81,14 @@ class Popularity(Recommender, FoldInModel, UnlearningModel):
             from lmrec.errors import ConfigError
 
             raise ConfigError(f"Cannot forget exactly: {why}.")
-        seen = self.seen_
+        seen = self._seen
         keep = drop_users(self, user_idx)
-        gone = seen[np.flatnonzero(~keep)]  # type: ignore[index]
-        counts = np.bincount(gone.indices, minlength=len(self.scores_))  # type: ignore[arg-type]
-        self.scores_ = (self.scores_.astype(np.float64) - counts).astype(np.float32)  # type: ignore[union-attr]
+        gone = seen[np.flatnonzero(~keep)]
+        counts = np.bincount(gone.indices, minlength=len(self.scores_))
+        self.scores_ = (self.scores_.astype(np.float64) - counts).astype(np.float32)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {"scores": self.scores_}, {}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        self.scores_ = arrays.float("scores", (self.seen_.shape[1],))  # type: ignore[union-attr]
+        self.scores_ = arrays.float("scores", (self._seen.shape[1],))

@@ -37,6 +37,7 @@ from lmrec.models.capabilities import DotProductModel, FitOptions, RatingModel
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.explain import Attribution, check_attribution
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 
 
 def _ratings(dataset: Dataset, model: str) -> sp.csr_matrix:
@@ -83,8 +84,8 @@ def fit_baselines(
 class _RatingBase(Recommender, RatingModel):
     """What both rating models share: the clip range and pair prediction."""
 
-    low_: float | None = None
-    high_: float | None = None
+    low_: Fitted[float] = Fitted()
+    high_: Fitted[float] = Fitted()
 
     def _set_range(self, r: sp.csr_matrix) -> None:
         self.low_, self.high_ = float(r.data.min()), float(r.data.max())
@@ -157,11 +158,11 @@ class BiasedMF(_RatingBase, DotProductModel):
     name = "biasedmf"
     config_class = BiasedMFConfig
     config: BiasedMFConfig
-    user_factors_: np.ndarray | None = None
-    item_factors_: np.ndarray | None = None
-    user_bias_: np.ndarray | None = None
-    item_bias_: np.ndarray | None = None
-    mean_: float | None = None
+    user_factors_: Fitted[np.ndarray] = Fitted()
+    item_factors_: Fitted[np.ndarray] = Fitted()
+    user_bias_: Fitted[np.ndarray] = Fitted()
+    item_bias_: Fitted[np.ndarray] = Fitted()
+    mean_: Fitted[float] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         cfg = self.config
@@ -194,7 +195,7 @@ class BiasedMF(_RatingBase, DotProductModel):
                 np.hstack(
                     [
                         self.item_factors_,
-                        self.item_bias_[:, None],  # type: ignore[index]
+                        self.item_bias_[:, None],
                         np.ones((len(self.item_bias_), 1), np.float32),
                     ]
                 ),
@@ -222,7 +223,7 @@ class BiasedMF(_RatingBase, DotProductModel):
     def _predict_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         dots = np.einsum(
             "nf,nf->n",
-            self.user_factors_[u].astype(np.float64),  # type: ignore[index]
+            self.user_factors_[u].astype(np.float64),
             self.item_factors_[i].astype(np.float64),
         )
         return self.mean_ + self.user_bias_[u] + self.item_bias_[i] + dots
@@ -237,7 +238,7 @@ class BiasedMF(_RatingBase, DotProductModel):
         return arrays, {"mean": self.mean_, **self._range_meta()}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_u, n_i = self.seen_.shape  # type: ignore[union-attr]
+        n_u, n_i = self._seen.shape
         f = self.config.factors
         self.user_factors_ = arrays.float("user_factors", (n_u, f))
         self.item_factors_ = arrays.float("item_factors", (n_i, f))
@@ -343,11 +344,11 @@ class KNNBaseline(_RatingBase):
     name = "knnbaseline"
     config_class = KNNBaselineConfig
     config: KNNBaselineConfig
-    similarity_: np.ndarray | None = None
-    residuals_: sp.csr_matrix | None = None
-    user_bias_: np.ndarray | None = None
-    item_bias_: np.ndarray | None = None
-    mean_: float | None = None
+    similarity_: Fitted[np.ndarray] = Fitted()
+    residuals_: Fitted[sp.csr_matrix] = Fitted()
+    user_bias_: Fitted[np.ndarray] = Fitted()
+    item_bias_: Fitted[np.ndarray] = Fitted()
+    mean_: Fitted[float] = Fitted()
     #: KNNBaseline keeps a dense item x item similarity; fine to tens of thousands of items.
     max_items: ClassVar[int] = 40_000
 
@@ -396,12 +397,12 @@ class KNNBaseline(_RatingBase):
         share of the positive similarities among the item's ``k`` most similar rated
         items, times the user's residual on it; 0 outside those ``k``."""
         k = self.config.k_neighbors
-        lo, hi = self.residuals_.indptr[u], self.residuals_.indptr[u + 1]  # type: ignore[union-attr]
-        rated, z = self.residuals_.indices[lo:hi], self.residuals_.data[lo:hi]  # type: ignore[union-attr]
+        lo, hi = self.residuals_.indptr[u], self.residuals_.indptr[u + 1]
+        rated, z = self.residuals_.indices[lo:hi], self.residuals_.data[lo:hi]
         base = self.mean_ + self.user_bias_[u] + self.item_bias_[items]
         if len(rated) == 0:
             return base, np.zeros((len(items), 0))
-        s = self.similarity_[np.ix_(items, rated)].astype(np.float64)  # type: ignore[index]
+        s = self.similarity_[np.ix_(items, rated)].astype(np.float64)
         if len(rated) > k:  # keep each item's k most similar rated items
             cut = np.argpartition(-s, k - 1, axis=1)[:, k:]
             np.put_along_axis(s, cut, 0.0, axis=1)
@@ -428,10 +429,13 @@ class KNNBaseline(_RatingBase):
                 "user's rating residuals, and a list of items has no ratings. Pass user= "
                 "(a known user) instead of items=."
             )
-        item, hist, user = check_attribution(self, True, item_idx, None, user_idx)
-        base, terms = self._prediction_terms(int(user), np.array([item]))  # type: ignore[arg-type]
+        if user_idx is None:
+            raise ConfigError("attribute needs exactly one of history= or user_idx=.")
+        item, hist, _ = check_attribution(self, True, item_idx, None, user_idx)
+        user = int(user_idx)
+        base, terms = self._prediction_terms(user, np.array([item]))
         residuals = self.residuals_
-        rated = residuals.indices[residuals.indptr[user] : residuals.indptr[user + 1]]  # type: ignore[union-attr,index,operator]
+        rated = residuals.indices[residuals.indptr[user] : residuals.indptr[user + 1]]
         by_item = dict(zip(rated.tolist(), terms[0].tolist(), strict=True))
         contributions = np.array([by_item.get(j, 0.0) for j in hist.tolist()], np.float32)
         score = float(base[0] + terms[0].sum())
@@ -441,16 +445,16 @@ class KNNBaseline(_RatingBase):
         r = self.residuals_
         arrays = {
             "similarity": self.similarity_,
-            "user_bias": self.user_bias_.astype(np.float32),  # type: ignore[union-attr]
-            "item_bias": self.item_bias_.astype(np.float32),  # type: ignore[union-attr]
+            "user_bias": self.user_bias_.astype(np.float32),
+            "item_bias": self.item_bias_.astype(np.float32),
             "residuals.data": r.data.astype(np.float32),
-            "residuals.indices": r.indices.astype(np.int64),  # type: ignore[union-attr]
+            "residuals.indices": r.indices.astype(np.int64),
             "residuals.indptr": r.indptr.astype(np.int64),
         }
         return arrays, {"mean": self.mean_, **self._range_meta()}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_u, n_i = self.seen_.shape  # type: ignore[union-attr]
+        n_u, n_i = self._seen.shape
         self.similarity_ = arrays.float("similarity", (n_i, n_i))
         self.user_bias_ = arrays.float("user_bias", (n_u,)).astype(np.float64)
         self.item_bias_ = arrays.float("item_bias", (n_i,)).astype(np.float64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from lmrec.errors import ConfigError
@@ -66,7 +66,7 @@ def register_model(name: str, cls: type) -> None:
     _REGISTERED[name] = cls
 
 
-def _plugins() -> dict[str, object]:
+def _plugins() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group="lmrec.models")}
 
 
@@ -97,7 +97,7 @@ def get_model_class(name: str) -> type[Recommender]:
             raise ConfigError(
                 f"Unknown model {name!r}. Available models: {', '.join(list_models())}."
             )
-        cls = plugin.load()  # type: ignore[attr-defined]
+        cls = plugin.load()
     cls.name = name
     _REGISTERED[name] = cls
     return cls

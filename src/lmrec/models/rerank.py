@@ -40,7 +40,7 @@ calibration target.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -52,10 +52,11 @@ from lmrec.errors import ConfigError
 from lmrec.eval.bias import attribute_distributions, calibration_kl
 from lmrec.eval.groups import ItemGroups
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import FitOptions, FoldInModel, supports
+from lmrec.models.capabilities import FitOptions, FoldInModel, declares
 from lmrec.models.composite import components_state, restore_components
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.registry import (
     component_params,
     create_model,
@@ -66,6 +67,7 @@ from lmrec.models.registry import (
 Method = Literal["calibrated", "mmr", "exposure"]
 #: Users re-ranked per vectorised block (bounds the (users, candidates, candidates) arrays).
 _USER_BLOCK = 256
+_T = TypeVar("_T")
 
 
 class RerankConfig(ModelConfig):
@@ -131,7 +133,7 @@ class Rerank(Recommender, FoldInModel):
     config: RerankConfig
 
     #: The fitted base model.
-    base_: Recommender | None = None
+    base_: Fitted[Recommender] = Fitted()
     #: Calibrated / MMR-attribute: ``p(g|i)`` rows (n_items, n_values), CSR.
     attributes_: sp.csr_matrix | None = None
     #: MMR: unit item vectors whose dot products are the similarities (n_items, d).
@@ -149,7 +151,7 @@ class Rerank(Recommender, FoldInModel):
             )
         if cfg.method == "mmr":
             self.item_vectors_ = (
-                _unit_rows(self.attributes_.toarray())  # type: ignore[union-attr]
+                _unit_rows(self._method_state(self.attributes_).toarray())
                 if cfg.similarity == "attribute"
                 else _interaction_vectors(dataset.matrix, cfg.n_factors, cfg.seed)
             )
@@ -162,19 +164,20 @@ class Rerank(Recommender, FoldInModel):
 
     # ------------------------------------------------------------------ scoring
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        history = sp.csr_matrix(self.seen_[user_idx])  # type: ignore[index]
-        return self._rerank(np.asarray(self.base_._score(user_idx), np.float32), history)  # type: ignore[union-attr]
+        history = sp.csr_matrix(self._seen[user_idx])
+        return self._rerank(np.asarray(self.base_._score(user_idx), np.float32), history)
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Re-rank the base model's fold-in scores for users given only their items."""
-        if not supports(self.base_, FoldInModel):
+        base = self.base_
+        if not declares(base, FoldInModel):
             raise ConfigError(
                 f"rerank folds in new users through its base model, and "
                 f"{self.config.base_model!r} cannot; use one of "
                 f"{', '.join(models_supporting(FoldInModel))}."
             )
         hist = sp.csr_matrix(history, dtype=np.float32)
-        return self._rerank(np.asarray(self.base_.score_history(hist), np.float32), hist)  # type: ignore[union-attr]
+        return self._rerank(np.asarray(base.score_history(hist), np.float32), hist)
 
     def _rerank(self, base: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """Scores whose order is: re-ranked candidates, then every other item in base order."""
@@ -206,6 +209,13 @@ class Rerank(Recommender, FoldInModel):
             sub[np.nonzero(ok)[0], picked[ok]] = np.broadcast_to(scores, picked.shape)[ok]
         return out
 
+    def _method_state(self, value: _T | None) -> _T:
+        """One of ``attributes_``, ``item_vectors_``, ``protected_``: each is set by a fit
+        whose method reads it (None otherwise)."""
+        if value is None:
+            raise self._not_fitted()
+        return value
+
     def _calibrated_set(
         self, cand: np.ndarray, rel: np.ndarray, valid: np.ndarray, history: sp.csr_matrix
     ) -> np.ndarray:
@@ -220,8 +230,9 @@ class Rerank(Recommender, FoldInModel):
         b, n = cand.shape
         depth = min(self.config.depth, n)
         rows = np.arange(b)
-        dist = _dense_rows(self.attributes_, cand)  # type: ignore[arg-type]
-        p = np.asarray((history.astype(np.float64) @ self.attributes_).todense())
+        attributes = self._method_state(self.attributes_)
+        dist = _dense_rows(attributes, cand)
+        p = np.asarray((history.astype(np.float64) @ attributes).todense())
         chosen = np.zeros((b, n), bool)
         chosen[:, :depth] = True
         chosen &= valid
@@ -292,17 +303,18 @@ class Rerank(Recommender, FoldInModel):
     def _start_state(self, cand: np.ndarray, history: sp.csr_matrix) -> dict[str, Any]:
         method = self.config.method
         if method == "calibrated":
-            dist = self.attributes_
-            target = np.asarray((history.astype(np.float64) @ dist).todense())  # type: ignore[operator]
+            dist = self._method_state(self.attributes_)
+            target = np.asarray((history.astype(np.float64) @ dist).todense())
             return {
                 "p": target,
-                "items": _dense_rows(dist, cand),  # type: ignore[arg-type]
+                "items": _dense_rows(dist, cand),
                 "mass": np.zeros_like(target),
             }
         if method == "mmr":
-            vec = self.item_vectors_[cand]  # type: ignore[index]
+            vec = self._method_state(self.item_vectors_)[cand]
             return {"sim": np.einsum("bid,bjd->bij", vec, vec), "max": np.zeros(cand.shape)}
-        return {"prot": self.protected_[cand].astype(np.float64), "n_prot": np.zeros(len(cand))}  # type: ignore[index]
+        protected = self._method_state(self.protected_)
+        return {"prot": protected[cand].astype(np.float64), "n_prot": np.zeros(len(cand))}
 
     def _penalty(self, state: dict[str, Any], step: int) -> np.ndarray:
         method = self.config.method
@@ -436,11 +448,11 @@ def _interaction_vectors(matrix: sp.csr_matrix, n_factors: int, seed: int) -> np
     """
     from scipy.sparse.linalg import svds
 
-    x = sp.csc_matrix(matrix, dtype=np.float64)
-    x.data = np.ones_like(x.data)
-    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+    binary = sp.csc_matrix(matrix, dtype=np.float64)
+    binary.data = np.ones_like(binary.data)
+    norms = np.sqrt(np.asarray(binary.multiply(binary).sum(axis=0)).ravel())
     x = sp.csr_matrix(
-        x @ sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0))
+        binary @ sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0))
     )
     d = min(n_factors, min(x.shape) - 1)
     if d < 1:

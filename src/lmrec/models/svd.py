@@ -42,6 +42,7 @@ from lmrec.models.capabilities import (
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.explain import Attribution, exact
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.unlearning import drop_users, keep_rows
 
 
@@ -74,9 +75,9 @@ class PureSVD(Recommender, FoldInModel, DotProductModel, UnlearningModel):
     config_class = PureSVDConfig
     config: PureSVDConfig
     #: Item factors ``V`` (float32, n_items x factors, orthonormal columns).
-    item_factors_: np.ndarray | None = None
+    item_factors_: Fitted[np.ndarray] = Fitted()
     #: Binarised training matrix, float32 CSR.
-    user_items_: sp.csr_matrix | None = None
+    user_items_: Fitted[sp.csr_matrix] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         x = dataset.matrix.astype(np.float32, copy=True)
@@ -113,15 +114,15 @@ class PureSVD(Recommender, FoldInModel, DotProductModel, UnlearningModel):
         self.user_items_ = x
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.score_history(self.user_items_[user_idx])  # type: ignore[index]
+        return self.score_history(self.user_items_[user_idx])
 
     def item_vectors(self) -> np.ndarray:
         """The item factors ``V``: a user's vector is ``h V`` for the binary history ``h``."""
-        return self._memo("item_vectors", lambda: dot_item_vectors(self.item_factors_))  # type: ignore[arg-type]
+        return self._memo("item_vectors", lambda: dot_item_vectors(self.item_factors_))
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """``h V`` for the binary training history ``h`` of each known user."""
-        hist = sp.csr_matrix(self.user_items_[user_idx], dtype=np.float32)  # type: ignore[index]
+        hist = sp.csr_matrix(self.user_items_[user_idx], dtype=np.float32)
         hist.data[:] = 1.0
         return dot_user_vectors(hist @ self.item_vectors())
 
@@ -129,7 +130,7 @@ class PureSVD(Recommender, FoldInModel, DotProductModel, UnlearningModel):
         v = self.item_factors_
         hist = history.astype(np.float32, copy=True)
         hist.data[:] = 1.0
-        return np.asarray((hist @ v) @ v.T, dtype=np.float32)  # type: ignore[union-attr,operator]
+        return np.asarray((hist @ v) @ v.T, dtype=np.float32)
 
     def unlearning_blocker(self) -> str | None:
         """PureSVD keeps its training matrix, so it can always refactorize without a user."""
@@ -138,17 +139,17 @@ class PureSVD(Recommender, FoldInModel, DotProductModel, UnlearningModel):
     def forget(self, user_idx: np.ndarray) -> None:
         """Drop the users' rows and recompute the SVD of the remaining ones."""
         keep = drop_users(self, user_idx)
-        self._factorize(keep_rows(self.user_items_, keep))  # type: ignore[arg-type]
+        self._factorize(keep_rows(self.user_items_, keep))
 
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Exact: the score is ``sum_j V_j . V_item`` over the (binary) history."""
         v = self.item_factors_
-        return exact(item, history, v[history] @ v[item])  # type: ignore[index]
+        return exact(item, history, v[history] @ v[item])
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"item_factors": self.item_factors_}, {}  # type: ignore[dict-item]
+        return {"item_factors": self.item_factors_}, {}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_items = self.seen_.shape[1]  # type: ignore[union-attr]
+        n_items = self._seen.shape[1]
         self.item_factors_ = np.ascontiguousarray(arrays.float("item_factors", (n_items, None)))
-        self.user_items_ = self.seen_.astype(np.float32, copy=True)  # type: ignore[union-attr]
+        self.user_items_ = self._seen.astype(np.float32, copy=True)

@@ -50,6 +50,7 @@ from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel, UnlearningModel
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.unlearning import drop_users
 
 
@@ -169,11 +170,11 @@ class Text2CF(Recommender, FoldInModel, UnlearningModel):
     config_class = Text2CFConfig
     config: Text2CFConfig
     #: Item features ``f_i`` (float32, n_items x d): centred text embedding + attributes.
-    features_: np.ndarray | None = None
+    features_: Fitted[np.ndarray] = Fitted()
     #: The map ``M`` (float32, n_items x d); rows of items without interactions are 0.
-    mapping_: np.ndarray | None = None
+    mapping_: Fitted[np.ndarray] = Fitted()
     #: The encoder's cache id (which model the text vectors come from).
-    encoder_id_: str | None = None
+    encoder_id_: Fitted[str | None] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         feats, self.encoder_id_ = item_features(dataset, self.config)
@@ -201,11 +202,11 @@ class Text2CF(Recommender, FoldInModel, UnlearningModel):
     def _scores_of(self, history: sp.csr_matrix) -> np.ndarray:
         h = sp.csr_matrix(history, dtype=np.float32, copy=True)
         h.data[:] = 1.0
-        users = np.asarray(h @ self.mapping_, dtype=np.float32)  # type: ignore[operator]
-        return users @ self.features_.T  # type: ignore[union-attr]
+        users = np.asarray(h @ self.mapping_, dtype=np.float32)
+        return users @ self.features_.T
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._scores_of(self.seen_[user_idx])  # type: ignore[index]
+        return self._scores_of(self._seen[user_idx])
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._scores_of(history)
@@ -217,18 +218,18 @@ class Text2CF(Recommender, FoldInModel, UnlearningModel):
     def forget(self, user_idx: np.ndarray) -> None:
         """Drop the users' rows and recompute the map ``M`` from the remaining ones."""
         drop_users(self, user_idx)
-        x = self.seen_.astype(np.float32, copy=True)  # type: ignore[union-attr]
+        x = self._seen.astype(np.float32, copy=True)
         x.data[:] = 1.0
-        self._map(x, self.features_.astype(np.float64))  # type: ignore[union-attr]
+        self._map(x, self.features_.astype(np.float64))
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return (
-            {"features": self.features_, "mapping": self.mapping_},  # type: ignore[dict-item]
+            {"features": self.features_, "mapping": self.mapping_},
             {"encoder_id": self.encoder_id_},
         )
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_items = self.seen_.shape[1]  # type: ignore[union-attr]
+        n_items = self._seen.shape[1]
         self.features_ = np.ascontiguousarray(arrays.float("features", (n_items, None)))
         dim = self.features_.shape[1]
         self.mapping_ = np.ascontiguousarray(arrays.float("mapping", (n_items, dim)))

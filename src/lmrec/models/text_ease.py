@@ -37,6 +37,7 @@ from lmrec.models.base import Recommender
 from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import search
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.text2cf import ItemFeatureConfig, item_features
 
 
@@ -91,9 +92,9 @@ class TextEASE(Recommender, FoldInModel):
     config_class = TextEASEConfig
     config: TextEASEConfig
     #: Item-item weights (float32, n_items x n_items, zero diagonal).
-    B_: np.ndarray | None = None
+    B_: Fitted[np.ndarray] = Fitted()
     #: The encoder's cache id (which model the text vectors come from).
-    encoder_id_: str | None = None
+    encoder_id_: Fitted[str | None] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         from scipy.linalg import cho_factor, cho_solve
@@ -116,7 +117,7 @@ class TextEASE(Recommender, FoldInModel):
         self.B_ = np.ascontiguousarray(p, dtype=np.float32)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.score_history(self.seen_[user_idx])  # type: ignore[index]
+        return self.score_history(self._seen[user_idx])
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         h = sp.csr_matrix(history, dtype=np.float32, copy=True)
@@ -124,9 +125,9 @@ class TextEASE(Recommender, FoldInModel):
         return np.asarray(h @ self.B_, dtype=np.float32)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"B": self.B_}, {"encoder_id": self.encoder_id_}  # type: ignore[dict-item]
+        return {"B": self.B_}, {"encoder_id": self.encoder_id_}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_items = self.seen_.shape[1]  # type: ignore[union-attr]
+        n_items = self._seen.shape[1]
         self.B_ = np.ascontiguousarray(arrays.float("B", (n_items, n_items)))
         self.encoder_id_ = meta.get("encoder_id")

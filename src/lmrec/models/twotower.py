@@ -64,6 +64,7 @@ from lmrec.models.capabilities import (
 )
 from lmrec.models.config import TorchConfig, search
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.train.distributed import (
     DistInfo,
     all_reduce_sum_,
@@ -176,23 +177,23 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
     config: TwoTowerConfig
 
     #: Final item target vectors (float32, n_items x factors).
-    item_vectors_: np.ndarray | None = None
+    item_vectors_: Fitted[np.ndarray] = Fitted()
     #: Final item biases (float32, n_items).
-    item_bias_: np.ndarray | None = None
+    item_bias_: Fitted[np.ndarray] = Fitted()
     #: Final item history vectors used by the user tower (float32, n_items x factors).
-    history_vectors_: np.ndarray | None = None
+    history_vectors_: Fitted[np.ndarray] = Fitted()
     #: User vectors of the training users (float32, n_users x factors).
-    user_vectors_: np.ndarray | None = None
+    user_vectors_: Fitted[np.ndarray] = Fitted()
     #: Frozen LM item embeddings (float32, n_items x dim), or None when ``use_text`` is off.
     item_text_: np.ndarray | None = None
     #: Whether each item had training interactions (its id embedding is used).
-    item_known_: np.ndarray | None = None
+    item_known_: Fitted[np.ndarray] = Fitted()
     #: Tower weights as float32 NumPy arrays (id embeddings, projections, biases).
-    weights_: dict[str, np.ndarray] | None = None
+    weights_: Fitted[dict[str, np.ndarray]] = Fitted()
     #: Per-epoch training statistics of the last fit.
-    history_: list[dict[str, float]] | None = None
+    history_: Fitted[list[dict[str, float]] | None] = Fitted()
     #: The seed actually used.
-    seed_: int | None = None
+    seed_: Fitted[int | None] = Fitted()
 
     # ------------------------------------------------------------------ training
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
@@ -200,8 +201,8 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         cfg = self.config
         dist = setup_distributed() if cfg.distributed else DistInfo()
         device = resolve_device(torch, cfg.device)
-        self.seed_ = shared_seed(torch, draw_seed(cfg.seed), dist)
-        gen = torch_generator(torch, self.seed_)
+        self.seed_ = self._seed = shared_seed(torch, draw_seed(cfg.seed), dist)
+        gen = torch_generator(torch, self._seed)
         x = dataset.matrix.astype(np.float32, copy=True)
         x.data[:] = 1.0
         self._x = x
@@ -239,7 +240,7 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
             }
         finally:  # the torch state is only needed while training
             del self._params, self._opt, self._tensors, self._device, self._torch, self._dist
-            del self._epoch
+            del self._epoch, self._seed
         self._precompute(user_text)
         self.user_vectors_ = self._user_vectors(x, np.arange(dataset.n_users), user_text)
         del self._x
@@ -291,11 +292,11 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         depend on the number of ranks, and the summed gradients equal the 1-rank ones.
         """
         torch, cfg, device, d = self._torch, self.config, self._device, self._dist
-        order = epoch_order(len(self._train_users), self.seed_, self._epoch)  # type: ignore[arg-type]
+        order = epoch_order(len(self._train_users), self._seed, self._epoch)
         total, n_batches = 0.0, 0
         for b, start in enumerate(range(0, len(order), cfg.batch_size)):
             batch = self._train_users[order[start : start + cfg.batch_size]]
-            rng = batch_rng(self.seed_, self._epoch, b)  # type: ignore[arg-type]
+            rng = batch_rng(self._seed, self._epoch, b)
             rows, hide, keep, neg = self._draw_batch(rng, batch)
             lo, hi = shard_bounds(len(batch), d.rank, d.world_size)
             self._opt.zero_grad()
@@ -397,12 +398,12 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
     def _precompute(self, user_text: np.ndarray | None) -> None:
         """Final item vectors and biases from the trained weights (NumPy)."""
         w = self.weights_
-        m = self.item_known_.astype(np.float32)  # type: ignore[union-attr]
-        h, v, b = w["id_in"] * m[:, None], w["id_out"] * m[:, None], w["bias"] * m  # type: ignore[index]
+        m = self.item_known_.astype(np.float32)
+        h, v, b = w["id_in"] * m[:, None], w["id_out"] * m[:, None], w["bias"] * m
         if self.item_text_ is not None:
-            h = h + self.item_text_ @ w["proj_in"]  # type: ignore[index]
-            v = v + self.item_text_ @ w["proj_out"]  # type: ignore[index]
-            b = b + self.item_text_ @ w["proj_bias"]  # type: ignore[index]
+            h = h + self.item_text_ @ w["proj_in"]
+            v = v + self.item_text_ @ w["proj_out"]
+            b = b + self.item_text_ @ w["proj_bias"]
         self.history_vectors_ = np.ascontiguousarray(h, dtype=np.float32)
         self.item_vectors_ = np.ascontiguousarray(v, dtype=np.float32)
         self.item_bias_ = np.ascontiguousarray(b, dtype=np.float32)
@@ -416,10 +417,10 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         pooled = np.asarray(history @ self.history_vectors_)
         u = pooled / count[:, None] ** self.config.history_power
         w = self.weights_
-        if user_idx is not None and user_text is not None and "proj_user" in w:  # type: ignore[operator]
-            u = u + user_text[user_idx] @ w["proj_user"]  # type: ignore[index]
-        if user_idx is not None and "user_id" in w:  # type: ignore[operator]
-            u = u + w["user_id"][user_idx]  # type: ignore[index]
+        if user_idx is not None and user_text is not None and "proj_user" in w:
+            u = u + user_text[user_idx] @ w["proj_user"]
+        if user_idx is not None and "user_id" in w:
+            u = u + w["user_id"][user_idx]
         return np.ascontiguousarray(u, dtype=np.float32)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -429,12 +430,12 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         """Item vectors with the item bias as a last column (float32, C-contiguous)."""
         return self._memo(
             "item_vectors",
-            lambda: dot_item_vectors(self.item_vectors_, self.item_bias_),  # type: ignore[arg-type]
+            lambda: dot_item_vectors(self.item_vectors_, self.item_bias_),
         )
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """User vectors of known users with a column of ones (for the item bias)."""
-        return dot_user_vectors(self.user_vectors_[user_idx], bias=True)  # type: ignore[index]
+        return dot_user_vectors(self.user_vectors_[user_idx], bias=True)
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Encode each history row with the user tower (no attributes, no user id) and score."""
@@ -443,15 +444,15 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {f"w.{k}": v for k, v in self.weights_.items()}  # type: ignore[union-attr]
+        arrays = {f"w.{k}": v for k, v in self.weights_.items()}
         arrays["user_vectors"] = self.user_vectors_
-        arrays["item_known"] = self.item_known_.astype(np.uint8)  # type: ignore[union-attr]
+        arrays["item_known"] = self.item_known_.astype(np.uint8)
         if self.item_text_ is not None:
             arrays["item_text"] = self.item_text_
         return arrays, {"history": self.history_, "seed": self.seed_}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        n_users, n_items = self._seen.shape
         self.weights_ = {k[2:]: arrays.float(k) for k in arrays.keys("w.")}
         self.user_vectors_ = arrays.float("user_vectors", (n_users, None))
         self.item_known_ = arrays.flags("item_known", (n_items,))

@@ -69,8 +69,8 @@ def validation_metric(
     k = getattr(spec, "k", None) or 10
     frame = valid.to_frame()
     users, truth, _, _ = truth_from_ids(
-        model.user_ids_,
-        model.item_ids_,  # type: ignore[arg-type]
+        model._user_ids,
+        model._item_ids,
         frame["user"],
         frame["item"],
     )

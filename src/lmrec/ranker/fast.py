@@ -234,6 +234,7 @@ def export_onnx(ranker: Any, path: str | Path, *, int8: bool = True) -> Path:
             return self.head(pool @ out).squeeze(-1)
 
     path = Path(path)
+    names: tuple[str, ...]
     if ranker.config.shared_context:
         feed = packed_inputs(
             [

@@ -73,7 +73,10 @@ def candidate_logits(ranker: Any, histories: Sequence[History], item_idx: np.nda
         )
     prompts, stats = ranker.prompts_, ranker.item_stats_
     keys: dict[tuple[str, int, bytes], int] = {}
-    contexts, candidates, feats, slot = [], [], [], []
+    contexts: list[str] = []
+    candidates: list[str] = []
+    feats: list[np.ndarray] = []
+    slot: list[int] = []
     rows, cols = np.nonzero(item_idx >= 0)
     for r in np.unique(rows):
         h = histories[r]

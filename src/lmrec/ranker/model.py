@@ -38,7 +38,7 @@ import copy
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -58,9 +58,13 @@ from lmrec.models.capabilities import (
 from lmrec.models.config import ModelConfig
 from lmrec.models.explain import Attribution
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.ranker.features import FEATURE_NAMES, ItemStats, fit_logistic, side_features
 from lmrec.ranker.prompts import DEFAULT_TEMPLATE, PromptBuilder, check_template
 from lmrec.ranker.trainer import Examples
+
+if TYPE_CHECKING:
+    from lmrec.train.torch_utils import Device
 
 Mode = Literal["full", "lora", "head"]
 
@@ -190,7 +194,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
     config: LMRankerConfig
 
     #: Prompt data (item texts, user texts, histories).
-    prompts_: PromptBuilder | None = None
+    prompts_: Fitted[PromptBuilder] = Fitted()
     #: Per-step training log of the last fit.
     train_log_: list[dict[str, float]] | None = None
     #: Whether the module was merged and int8-quantized (scoring only).
@@ -206,7 +210,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         self._device: Any = None
 
     # ------------------------------------------------------------------ module
-    def _build(self, device: str | None = None) -> None:
+    def _build(self, device: Device | None = None) -> None:
         """Load the base encoder and tokenizer, add the head (and LoRA), set trainability.
 
         ``device`` is ``config.device`` when fitting; loading passes ``"auto"``.
@@ -268,7 +272,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         if wide is not None:
             wide.requires_grad_(cfg.train_wide)
             parts["wide"] = wide
-        self._device = resolve_device(torch, device or self.config.device)  # type: ignore[arg-type]
+        self._device = resolve_device(torch, device or self.config.device)
         self._module = torch.nn.ModuleDict(parts).to(self._device)
         self.quantized_ = False
 
@@ -453,9 +457,9 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         self, dataset: Dataset, rng: np.random.Generator, hard: np.ndarray | None = None
     ) -> Examples:
         """Positives (every interaction, history before it) and sampled negatives."""
-        cfg, prompts = self.config, self.prompts_
-        if prompts is None or self.seen_ is None:
+        if not LMRanker.prompts_.is_set(self) or self.seen_ is None:
             raise NotFittedError("build_examples runs inside LMRanker.fit (it needs the prompts).")
+        cfg, prompts = self.config, self.prompts_
         counts = np.diff(prompts.indptr)
         users = np.repeat(np.arange(len(counts)), counts)
         pos_in_user = np.arange(len(users)) - prompts.indptr[users]
@@ -479,7 +483,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
             pick = rows[np.arange(len(rows)), rng.integers(0, hard.shape[1], len(rows))]
             ok = pick >= 0
             neg_items[np.flatnonzero(use)[ok]] = pick[ok]
-        clash = np.asarray(self.seen_[neg_users, neg_items]).ravel() > 0
+        clash = np.asarray(self._seen[neg_users, neg_items]).ravel() > 0
         neg_users, neg_pos, neg_items = neg_users[~clash], neg_pos[~clash], neg_items[~clash]
         all_users = np.concatenate([users, neg_users])
         all_items = np.concatenate([items, neg_items])
@@ -588,9 +592,9 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         rows, cols = np.nonzero(item_idx >= 0)
         if len(rows):
             users, items = user_idx[rows], item_idx[rows, cols]
-            ctx, cand = self.prompts_.pairs(users, items)  # type: ignore[union-attr]
+            ctx, cand = self.prompts_.pairs(users, items)
             feats = (
-                side_features(self.prompts_, self.item_stats_, users, items)  # type: ignore[arg-type]
+                side_features(self.prompts_, self.item_stats_, users, items)
                 if self.item_stats_ is not None
                 else None
             )
@@ -627,7 +631,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
 
     def user_sequence(self, user_idx: int) -> np.ndarray:
         """The user's items in time order, oldest first (as the prompt reads them)."""
-        return self.prompts_.positions(int(user_idx)).astype(np.int64)  # type: ignore[union-attr]
+        return self.prompts_.positions(int(user_idx)).astype(np.int64)
 
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Occlusion of history items in the prompt (known users keep attributes and marks)."""
@@ -714,20 +718,10 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         torch = require("torch", "lm")
 
         cfg = self.config
-        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
-        texts = {k: meta.get(k) for k in ("item_texts", "item_titles", "user_texts")}
-        for key, want in (
-            ("item_texts", n_items),
-            ("item_titles", n_items),
-            ("user_texts", n_users),
-        ):
-            value = texts[key]
-            if not (
-                isinstance(value, list)
-                and len(value) == want
-                and all(isinstance(t, str) for t in value)
-            ):
-                raise ModelFileError(f"The ranker's saved {key} must be {want} strings.")
+        n_users, n_items = self._seen.shape
+        item_texts = _saved_strings(meta, "item_texts", n_items)
+        item_titles = _saved_strings(meta, "item_titles", n_items)
+        user_texts = _saved_strings(meta, "user_texts", n_users)
         indptr = arrays.int("prompt.indptr", (n_users + 1,), low=0)
         items = arrays.int("prompt.items", (int(indptr[-1]),), low=0, high=n_items)
         liked = arrays.int(
@@ -736,9 +730,9 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
             raise ModelFileError("The ranker's saved prompt histories have invalid pointers.")
         self.prompts_ = PromptBuilder(
-            list(texts["item_texts"]),
-            list(texts["item_titles"]),  # type: ignore[arg-type]
-            list(texts["user_texts"]),
+            item_texts,
+            item_titles,
+            user_texts,
             indptr,
             items,
             liked,
@@ -746,16 +740,13 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
             n_history=cfg.n_history,
         )
         self.train_log_ = list(meta.get("train_log", []))
-        self.item_stats_ = (
-            ItemStats(
-                *(
-                    arrays.float(f"side.{k}", (n_items,), dtypes=(np.float32, np.float64))
-                    for k in ("count", "rated", "likes")
-                )
+        self.item_stats_ = None
+        if "side.count" in arrays:
+            count, rated, likes = (
+                arrays.float(f"side.{k}", (n_items,), dtypes=(np.float32, np.float64))
+                for k in ("count", "rated", "likes")
             )
-            if "side.count" in arrays
-            else None
-        )
+            self.item_stats_ = ItemStats(count, rated, likes)
         self._build("auto")
         params = dict(self._module.named_parameters())
         with torch.no_grad():
@@ -775,3 +766,13 @@ def one_way_bias(torch: Any, mask: Any, types: Any, dtype: Any) -> Any:
     allowed = mask[:, None, :].bool() & (types[:, None, :] <= types[:, :, None])
     bias = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
     return bias.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+
+
+def _saved_strings(meta: dict[str, Any], key: str, want: int) -> list[str]:
+    """``meta[key]``, checked to be a list of ``want`` strings (the ranker's saved texts)."""
+    value = meta.get(key)
+    if not (
+        isinstance(value, list) and len(value) == want and all(isinstance(t, str) for t in value)
+    ):
+        raise ModelFileError(f"The ranker's saved {key} must be {want} strings.")
+    return list(value)

@@ -38,6 +38,7 @@ from lmrec.models.composite import components_state, restore_components
 from lmrec.models.config import ModelConfig, build_config, freeze
 from lmrec.models.explain import Attribution
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.registry import component_params, create_model
 from lmrec.ops.topk import mask_rows, topk
 from lmrec.ranker.histories import History, candidate_logits, occlude
@@ -98,9 +99,11 @@ class RetrieveRerank(Recommender, SequenceModel):
     config: RetrieveRerankConfig
 
     #: The fitted retriever.
-    retriever_: Recommender | None = None
+    retriever_: Fitted[Recommender] = Fitted()
     #: The fitted ranker.
-    ranker_: LMRanker | None = None
+    ranker_: Fitted[LMRanker] = Fitted()
+    #: The ranker's int8 or ONNX copy, built on first use (None until then).
+    _scorer: Any = None
     #: Validation metric per blend weight of the last :meth:`fit_blend`.
     blend_curve_: dict[float, float] | None = None
 
@@ -129,7 +132,7 @@ class RetrieveRerank(Recommender, SequenceModel):
     def candidate_scores(self, user_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The retriever's top-``n_candidates`` unseen items per user and their scores."""
         self._check_fitted()
-        return self.retriever_.recommend_indices(  # type: ignore[union-attr]
+        return self.retriever_.recommend_indices(
             np.asarray(user_idx, np.int64), self._n(), exclude_seen=True
         )
 
@@ -137,11 +140,10 @@ class RetrieveRerank(Recommender, SequenceModel):
         """What scores the candidates: the fitted ranker, its merged int8 copy (``int8``), or
         an :class:`~lmrec.ranker.fast.OnnxScorer` (``engine="onnx"``); all answer
         ``score_candidates(user_idx, item_idx)``."""
-        if self.ranker_ is None:
-            self._check_fitted()
+        self._check_fitted()
         if self.config.engine == "torch" and not self.config.int8:
             return self.ranker_
-        if getattr(self, "_scorer", None) is None:
+        if self._scorer is None:
             if self.config.engine == "onnx":
                 from lmrec.ranker.fast import OnnxScorer
 
@@ -149,14 +151,14 @@ class RetrieveRerank(Recommender, SequenceModel):
                     self.ranker_, int8=self.config.int8, max_length=self.config.score_max_length
                 )
             else:
-                self._scorer = self.ranker_.merge_and_quantize()  # type: ignore[union-attr]
+                self._scorer = self.ranker_.merge_and_quantize()
         return self._scorer
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         cand, retrieval = self.candidate_scores(user_idx)
         logits = self.ranker_scorer().score_candidates(user_idx, cand)
         final = blend_scores(retrieval, logits, cand >= 0, self.config.blend)
-        out = below_candidates(self.retriever_._score(user_idx), final, cand >= 0)  # type: ignore[union-attr]
+        out = below_candidates(self.retriever_._score(user_idx), final, cand >= 0)
         rows, cols = np.nonzero(cand >= 0)
         out[rows, cand[rows, cols]] = final[rows, cols]
         return out
@@ -178,7 +180,7 @@ class RetrieveRerank(Recommender, SequenceModel):
     def user_sequence(self, user_idx: int) -> np.ndarray:
         """The user's items in time order, oldest first (as the ranker's prompt reads them)."""
         self._check_fitted()
-        return self.ranker_.user_sequence(user_idx)  # type: ignore[union-attr]
+        return self.ranker_.user_sequence(user_idx)
 
     def _attribute(self, item: int, history: np.ndarray, user_idx: int | None) -> Attribution:
         """Occlusion through the pipeline's scoring with the candidate list held fixed
@@ -201,7 +203,7 @@ class RetrieveRerank(Recommender, SequenceModel):
         self._check_fitted()
         frame = valid.to_frame()
         users, truth, _, _ = truth_from_ids(
-            self.user_ids_, self.item_ids_, frame["user"], frame["item"]
+            self._user_ids, self._item_ids, frame["user"], frame["item"]
         )
         if len(users) == 0:
             raise ConfigError("fit_blend: no validation user is known to the pipeline.")
@@ -226,16 +228,16 @@ class RetrieveRerank(Recommender, SequenceModel):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        assert self.retriever_ is not None and self.ranker_ is not None  # fitted
         arrays, components = components_state(
             {"retriever": self.retriever_, "ranker": self.ranker_}
         )
         return arrays, {"components": components}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        comps = dict(zip(("retriever", "ranker"), self._components(), strict=True))
+        retriever, ranker = self._components()
+        comps = {"retriever": retriever, "ranker": ranker}
         restore_components(self, comps, arrays, meta.get("components", {}), "pipeline")
-        self.retriever_, self.ranker_ = comps["retriever"], comps["ranker"]  # type: ignore[assignment]
+        self.retriever_, self.ranker_ = retriever, ranker
         self._scorer = None
 
 
@@ -296,7 +298,7 @@ def _retrieve(
     pipeline: RetrieveRerank, sequences: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The retriever's full scores after each sequence, and its top-N (sequence excluded)."""
-    full = pipeline.retriever_.score_histories(sequences)  # type: ignore[union-attr]
+    full = pipeline.retriever_.score_histories(sequences)
     scores = full.copy()
     scores[~np.isfinite(scores)] = -np.inf
     mask_rows(scores, history_matrix(list(sequences), pipeline.n_items))
@@ -364,7 +366,7 @@ def pipeline_attribute(
             return candidate_logits(ranker, variants, np.full((len(variants), 1), item))[:, 0]
         grid = np.broadcast_to(cand, (len(variants), len(cand)))
         logits = candidate_logits(ranker, variants, grid)
-        retrieval = retriever.score_histories([v.items for v in variants], items=cand)  # type: ignore[union-attr]
+        retrieval = retriever.score_histories([v.items for v in variants], items=cand)
         ok = np.ones(grid.shape, bool)
         return blend_scores(retrieval, logits, ok, blend)[:, where]
 

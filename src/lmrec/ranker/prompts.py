@@ -36,7 +36,7 @@ DEFAULT_TEMPLATE = "{user} Recently watched, most recent first: {history}"
 _LIKE_MARKS = {1: " (liked)", 0: " (disliked)", -1: ""}
 
 
-def render_history(titles: Sequence[str], liked: Sequence[int] | None = None) -> str:
+def render_history(titles: Sequence[str], liked: Sequence[int] | np.ndarray | None = None) -> str:
     """``"A (liked); B (disliked)"`` from titles in display order and like marks (1/0/-1).
 
     Examples

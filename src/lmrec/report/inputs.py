@@ -9,7 +9,7 @@ from any system's ``user,item,rank`` lists (as ``lmrec evaluate --recommendation
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from lmrec.data.idmap import IdMap
 from lmrec.errors import ConfigError, DataError
 from lmrec.eval.protocol import EvaluationResult, recommendation_matrix
 from lmrec.models.validation import truth_from_ids
+from lmrec.ops.sparse import empty_csr
 
 __all__ = [
     "ReportInputs",
@@ -177,7 +178,7 @@ def inputs_from_recommendations(
     for col in ("user", "item", "rank"):
         if col not in recs:
             raise DataError(f"Recommendation lists need columns user,item,rank; missing {col!r}.")
-    parts: list[Sequence[Any]] = [recs["item"], test["item"]]
+    parts: list[pd.Series] = [recs["item"], test["item"]]
     if train is not None:
         parts.append(train["item"])
     if items is not None:
@@ -195,8 +196,8 @@ def inputs_from_recommendations(
     matrix = recommendation_matrix(frame, user_ids, item_ids, k_max)[eval_users]
     ids = user_ids.lookup(eval_users)
     n_items = len(item_ids)
-    history = sp.csr_matrix((len(eval_users), n_items), dtype=np.float32)
-    train_csr = sp.csr_matrix((1, n_items), dtype=np.float32)
+    history = empty_csr(len(eval_users), n_items)
+    train_csr = empty_csr(1, n_items)
     notes = []
     if train is not None:
         tu = IdMap.from_values(train["user"].astype(str))
@@ -210,7 +211,7 @@ def inputs_from_recommendations(
         train_csr.sum_duplicates()
         train_csr.data[:] = 1.0
         rows = tu.index(ids, on_unknown="ignore")
-        pad = sp.vstack([train_csr, sp.csr_matrix((1, n_items), dtype=np.float32)])
+        pad = sp.vstack([train_csr, empty_csr(1, n_items)])
         history = sp.csr_matrix(pad[np.where(rows >= 0, rows, len(tu))])
     else:
         notes.append("No --train: popularity bias, novelty and calibration need the training data.")

@@ -106,6 +106,13 @@ def _item_attributes(inputs: ReportInputs) -> list[str]:
     return [] if inputs.items is None else [str(c) for c in inputs.items.columns]
 
 
+def _item_column(inputs: ReportInputs, attribute: str) -> np.ndarray:
+    """One attribute column of the item catalog (an attribute from :func:`_item_attributes`)."""
+    if inputs.items is None:
+        raise ConfigError(f"Item attribute {attribute!r} needs an item catalog (--items).")
+    return inputs.items[attribute].to_numpy()
+
+
 def _user_attributes(inputs: ReportInputs) -> list[str]:
     cols = [] if inputs.users is None else [str(c) for c in inputs.users.columns]
     return cols + (["age_band"] if "age" in cols else [])
@@ -136,7 +143,7 @@ def _features(inputs: ReportInputs, attribute: str | None) -> tuple[str | None, 
             f"Item attribute {attribute!r} is not in the catalog; it has {', '.join(cols) or 'no columns'}."
         )
     groups = ItemGroups.from_labels(
-        inputs.items[attribute].to_numpy(), separator="|", attribute=attribute
+        _item_column(inputs, attribute), separator="|", attribute=attribute
     )
     return attribute, groups.membership
 
@@ -147,9 +154,11 @@ def _user_labels(inputs: ReportInputs, name: str) -> pd.Series:
         return pd.Series(
             activity_bands(np.diff(inputs.history.indptr)).to_numpy(), index=index, name=name
         )
+    if inputs.users is None:
+        raise ConfigError(f"User group {name!r} needs a user table (--users).")
     if name == "age_band":
-        return pd.Series(age_bands(inputs.users["age"]).to_numpy(), index=index, name=name)  # type: ignore[index]
-    return pd.Series(inputs.users[name].to_numpy(), index=index, name=name)  # type: ignore[index]
+        return pd.Series(age_bands(inputs.users["age"]).to_numpy(), index=index, name=name)
+    return pd.Series(inputs.users[name].to_numpy(), index=index, name=name)
 
 
 # ------------------------------------------------------------------------------ sections
@@ -324,7 +333,7 @@ def _item_fairness_section(inputs: ReportInputs, k: int, item_groups: list[str])
             groups = ItemGroups.popularity_tiers(inputs.train)
         else:
             groups = ItemGroups.from_labels(
-                inputs.items[attr].to_numpy(), separator="|", attribute=attr
+                _item_column(inputs, attr), separator="|", attribute=attr
             )
         tables = {n: exposure_table(r, inputs.truth, groups, k=k) for n, r in inputs.runs.items()}
         first = next(iter(tables.values()))
@@ -471,11 +480,11 @@ def _ratings_section(inputs: ReportInputs) -> str:
     return _table(pd.DataFrame(rows).set_index("model"))
 
 
-def _tradeoff_section(inputs: ReportInputs) -> str:
-    t = inputs.tradeoff
-    metrics = [c for c in t.columns if c not in ("method", "trade_off")]  # type: ignore[union-attr]
+def _tradeoff_section(t: pd.DataFrame) -> str:
+    """The re-ranker's trade-off table (``ReportInputs.tradeoff``) and its chart."""
+    metrics = [c for c in t.columns if c not in ("method", "trade_off")]
     if len(metrics) < 2:
-        return _table(t.set_index("method"))  # type: ignore[union-attr]
+        return _table(t.set_index("method"))
     x_metric, y_metric = metrics[1], metrics[0]
     series = {
         str(m): (list(g[x_metric]), list(g[y_metric])) for m, g in t.groupby("method", sort=False)
@@ -571,7 +580,7 @@ def render_report(
     if inputs.ratings:
         sections["ratings"] = ("Rating prediction", _ratings_section(inputs))
     if inputs.tradeoff is not None and len(inputs.tradeoff):
-        sections["tradeoff"] = ("Re-ranking trade-off", _tradeoff_section(inputs))
+        sections["tradeoff"] = ("Re-ranking trade-off", _tradeoff_section(inputs.tradeoff))
     sections["provenance"] = ("Command and data", _provenance_section(inputs, k))
     nav = "".join(f'<a href="#{sid}">{escape(t)}</a>' for sid, (t, _) in sections.items())
     body = "\n".join(_section(sid, t, html) for sid, (t, html) in sections.items())

@@ -202,7 +202,7 @@ def bar_chart(
 
 
 def histogram(
-    series: Mapping[str, Sequence[float]],
+    series: Mapping[str, Sequence[float] | np.ndarray],
     *,
     title: str,
     xlabel: str,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from lmrec.models.capabilities import DotProductModel, supports
 from lmrec.models.files import MANIFEST, read_manifest, sha256_file
 from lmrec.models.persist import load_model
 from lmrec.models.registry import models_supporting
+
+if TYPE_CHECKING:
+    from lmrec.retrieval.index import Kind
 
 __all__ = [
     "ANN_MIN_ITEMS",
@@ -59,7 +62,7 @@ def has_model_index(model_dir: str | Path) -> bool:
 
 def build_model_index(
     model_dir: str | Path,
-    kind: str = "hnsw",
+    kind: Kind = "hnsw",
     *,
     overwrite: bool = False,
     model: Any = None,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +31,9 @@ from lmrec._atomic import atomic_dir
 from lmrec._checks import check_int, check_k
 from lmrec._version import __version__
 from lmrec.errors import ConfigError, DataError, NotFittedError
-from lmrec.models.capabilities import DotProductModel, supports
+from lmrec.models.base import Recommender
+from lmrec.models.capabilities import DotProductModel, declares
+from lmrec.models.fitted import Fitted
 from lmrec.models.registry import models_supporting
 from lmrec.ops.topk import dot_topk
 
@@ -39,6 +41,21 @@ __all__ = ["ExactIndex", "FaissIndex", "item_user_vectors"]
 
 INDEX_FORMAT_VERSION = 1
 Kind = Literal["hnsw", "ivfpq"]
+
+
+class FaissParams(TypedDict):
+    """:class:`FaissIndex`'s settings (its constructor's keywords), as saved with the index."""
+
+    kind: Kind
+    m: int
+    ef_construction: int
+    ef_search: int
+    nlist: int
+    nprobe: int
+    nbits: int
+    overfetch: float
+    rerank: int
+    seed: int
 
 
 def _vectors(x: object, name: str, dim: int | None = None) -> np.ndarray:
@@ -91,15 +108,14 @@ def item_user_vectors(model: object) -> tuple[np.ndarray, np.ndarray]:
     NotFittedError
         The model is not fitted.
     """
-    if not supports(model, DotProductModel):
+    if not (isinstance(model, Recommender) and declares(model, DotProductModel)):
         raise TypeError(
             f"{type(model).__name__} does not score by inner products of user and item "
             "vectors; ANN retrieval and item_user_vectors support factor and embedding "
             f"models ({', '.join(models_supporting(DotProductModel))})."
         )
-    model._check_fitted()  # type: ignore[attr-defined]
-    n_users = model.seen_.shape[0]  # type: ignore[attr-defined]
-    return model.user_vectors(np.arange(n_users)), model.item_vectors()  # type: ignore[attr-defined]
+    n_users = model._seen.shape[0]  # NotFittedError before fit
+    return model.user_vectors(np.arange(n_users)), model.item_vectors()
 
 
 class ExactIndex:
@@ -117,7 +133,7 @@ class ExactIndex:
     [[1, 2]]
     """
 
-    item_vectors_: np.ndarray | None = None
+    item_vectors_: Fitted[np.ndarray] = Fitted("call .build(item_vectors) first")
 
     def __init__(self, n_threads: int | None = None) -> None:
         self.n_threads = n_threads
@@ -130,8 +146,6 @@ class ExactIndex:
     @property
     def n_items(self) -> int:
         """Number of indexed items."""
-        if self.item_vectors_ is None:
-            raise NotFittedError("ExactIndex is not built; call .build(item_vectors) first")
         return len(self.item_vectors_)
 
     def search(
@@ -140,9 +154,21 @@ class ExactIndex:
         """Top-``k`` items for each row of ``user_vectors``; see the module docstring."""
         n_items = self.n_items
         k = check_k(k, "search")
-        q = _vectors(user_vectors, "user vectors", self.item_vectors_.shape[1])  # type: ignore[union-attr]
+        q = _vectors(user_vectors, "user vectors", self.item_vectors_.shape[1])
         ex = _check_exclude(exclude, len(q), n_items)
         return dot_topk(q, self.item_vectors_, k, exclude=ex, n_threads=self.n_threads)
+
+
+_INT_PARAMS: tuple[
+    Literal["m", "ef_construction", "ef_search", "nlist", "nprobe", "nbits"], ...
+] = (
+    "m",
+    "ef_construction",
+    "ef_search",
+    "nlist",
+    "nprobe",
+    "nbits",
+)
 
 
 class FaissIndex:
@@ -206,7 +232,7 @@ class FaissIndex:
         rerank: int = 0,
         seed: int = 0,
     ) -> None:
-        self.params = {
+        self.params: FaissParams = {
             "kind": kind,
             "m": m,
             "ef_construction": ef_construction,
@@ -223,7 +249,7 @@ class FaissIndex:
         p = self.params
         if p["kind"] not in ("hnsw", "ivfpq"):
             raise ConfigError(f"The 'kind' parameter must be 'hnsw' or 'ivfpq'. Got {p['kind']!r}.")
-        for key in ("m", "ef_construction", "ef_search", "nlist", "nprobe", "nbits"):
+        for key in _INT_PARAMS:
             check_int(p[key], key)
         if not isinstance(p["rerank"], int) or p["rerank"] < 0:
             raise ConfigError(f"The 'rerank' parameter must be an int >= 0. Got {p['rerank']!r}.")

@@ -4,6 +4,8 @@
 runtime; both are checked when a function here is called, never at import.
 """
 
+from typing import Any
+
 from lmrec.spark.als import spark_train_als
 from lmrec.spark.session import check_java
 from lmrec.spark.split import spark_split
@@ -11,7 +13,9 @@ from lmrec.spark.split import spark_split
 __all__ = ["check_java", "spark_fit", "spark_split", "spark_train_als"]
 
 
-def spark_fit(model_class: type, data_path: str, *, params: dict | None = None, **read: object):
+def spark_fit(
+    model_class: type, data_path: str, *, params: dict[str, Any] | None = None, **read: Any
+) -> Any:
     """Fit a model class that declares
     :class:`~lmrec.models.capabilities.SparkEngineModel` with Spark; ``read`` holds the
     session and column arguments of the estimator's reader (``master``, ``user_col``,
@@ -22,5 +26,7 @@ def spark_fit(model_class: type, data_path: str, *, params: dict | None = None, 
     if not supports(model_class, SparkEngineModel):
         raise ConfigError(f"{model_class.__name__} cannot be fitted with Spark.")
     estimators = {"als": spark_train_als}
+    # A class attribute of SparkEngineModel, which supports() found among the bases; mypy
+    # cannot narrow a class object to a protocol's class.
     fit = estimators[model_class.spark_estimator]  # type: ignore[attr-defined]
-    return fit(data_path, params=params, **read)  # type: ignore[arg-type]
+    return fit(data_path, params=params, **read)

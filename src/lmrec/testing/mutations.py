@@ -156,7 +156,9 @@ def _edit_json(d: Path, rng: np.random.Generator) -> str:
     path = d / name
     doc = json.loads(path.read_text())
     # Walk to a random container and replace or delete one of its entries.
-    node, trail, desc = doc, [], "no change"
+    node: Any = doc
+    trail: list[str | int] = []
+    desc = "no change"
     for _ in range(int(rng.integers(1, 4))):
         keys = (
             list(node)
@@ -193,7 +195,8 @@ def _edit_ids(d: Path, rng: np.random.Generator) -> str:
     col = frame.columns[0]
     op = ["duplicate", "drop", "column", "null", "float"][rng.integers(5)]
     if op == "duplicate" and len(frame) > 1:
-        frame.iloc[-1, 0] = frame.iloc[0, 0]
+        first: Any = frame.iat[0, 0]  # an id of any type
+        frame.iat[-1, 0] = first
     elif op == "drop":
         frame = frame.iloc[:-1]
     elif op == "column":
@@ -244,17 +247,17 @@ def check_loads(model_dir: Path, mutation: str, n_users: int = 3) -> Verdict:
         )
     seconds = time.perf_counter() - start
     try:
-        users = model.user_ids_.ids[:n_users]  # type: ignore[union-attr]
+        users = model._user_ids.ids[:n_users]
         recs = model.recommend(list(users), k=5)
         scores = model.score(list(users))
         problems = []
         if np.isnan(scores).any():
             problems.append("NaN scores")
-        unseen = model.n_items - np.diff(model.seen_.indptr)[: len(users)]  # type: ignore[union-attr]
+        unseen = model.n_items - np.diff(model._seen.indptr)[: len(users)]
         if (unseen > 0).any() and recs.empty:
             problems.append("empty lists for known users")
         if supports(model, FoldInModel):
-            items = list(model.item_ids_.ids[:2])  # type: ignore[union-attr]
+            items = list(model._item_ids.ids[:2])
             model.recommend_for_items(items, k=3)
     except Exception as e:  # noqa: BLE001
         return Verdict(mutation, "traceback", seconds, f"after load: {type(e).__name__}: {e}"[:300])

@@ -245,9 +245,9 @@ class TextEncoder:
 
     # ------------------------------------------------------------------ identity
     def _resolve(self) -> tuple[str, str]:
-        if self._model_id is None:
+        if self._model_id is None or self._source is None:  # both are set together
             self._model_id, self._source = resolve_model(self.model)
-        return self._model_id, self._source  # type: ignore[return-value]
+        return self._model_id, self._source
 
     @property
     def model_id(self) -> str:

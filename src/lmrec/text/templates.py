@@ -134,7 +134,7 @@ def render(frame: pd.DataFrame, template: str) -> list[str]:
     """
     fields = template_fields(template)
     columns = {str(c): c for c in frame.columns}
-    index_names = {n for n in (frame.index.name, "id") if n}
+    index_names = {n for n in (frame.index.name, "id") if isinstance(n, str) and n}
     unknown = [f for f in dict.fromkeys(fields) if f not in columns and f not in index_names]
     if unknown:
         available = ", ".join(sorted(columns) + sorted(index_names - set(columns)))

@@ -309,7 +309,7 @@ class ShardedPairTrainer(PairTrainer):
                 and self.batch % self.checkpoint_every == 0
                 and self.batch < len(shards)
             ):
-                self._save_checkpoint()
+                self._save_checkpoint(self.checkpoint_dir)
         stats = {"loss": self.loss_sum / len(self.users)}
         self.batch, self.loss_sum = 0, 0.0
         return stats
@@ -317,7 +317,7 @@ class ShardedPairTrainer(PairTrainer):
     def fit(self, epochs: int, *, desc: str) -> list[dict[str, float]]:
         """Train until ``epochs`` epochs are done (resuming from a checkpoint if one exists)."""
         if self.checkpoint_dir is not None:
-            self._resume()
+            self._resume(self.checkpoint_dir)
         with progress(
             total=epochs, initial=min(self.epoch, epochs), desc=desc, unit="epoch"
         ) as bar:
@@ -327,13 +327,13 @@ class ShardedPairTrainer(PairTrainer):
                 self.history.append(stats)
                 logger.debug("%s epoch %d: loss=%.5f", desc, self.epoch, stats["loss"])
                 if self.checkpoint_dir is not None:
-                    self._save_checkpoint()
+                    self._save_checkpoint(self.checkpoint_dir)
                 bar.set_postfix(loss=f"{stats['loss']:.4f}")
                 bar.update(1)
         return self.history
 
     # ------------------------------------------------------------------ checkpoints
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, directory: Path) -> None:
         from lmrec.train.checkpoint import save_checkpoint
 
         if self.dist.rank == 0:
@@ -359,13 +359,13 @@ class ShardedPairTrainer(PairTrainer):
                     "negatives": "SeedSequence(seed, spawn_key=(1, epoch, batch))",
                 },
             }
-            save_checkpoint(self.checkpoint_dir, arrays, state)  # type: ignore[arg-type]
+            save_checkpoint(directory, arrays, state)
         barrier()  # nobody reads a half-written checkpoint or races ahead of rank 0
 
-    def _resume(self) -> None:
+    def _resume(self, directory: Path) -> None:
         from lmrec.train.checkpoint import load_checkpoint
 
-        found = load_checkpoint(self.checkpoint_dir)  # type: ignore[arg-type]
+        found = load_checkpoint(directory)
         if found is None:
             return
         arrays, state = found

@@ -9,6 +9,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -98,12 +99,12 @@ def _check_dataset(dataset: object, func: str) -> Dataset:
     return dataset
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[numbers.Real]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_fraction(value: object, name: str, func: str, *, allow_zero: bool = False) -> float:
-    v = float(value) if _is_real(value) else math.nan  # type: ignore[arg-type]
+    v = float(value) if _is_real(value) else math.nan
     if not ((0.0 <= v < 1.0) if allow_zero else (0.0 < v < 1.0)):  # NaN fails both
         interval = "[0, 1)" if allow_zero else "(0, 1)"
         raise ConfigError(
@@ -116,13 +117,13 @@ def _check_int(value: object, name: str, func: str, *, minimum: int) -> int:
     return check_int(value, name, minimum=minimum, where=func)
 
 
-def _is_sequence(value: object) -> bool:
+def _is_sequence(value: object) -> TypeGuard[Sequence[Any] | np.ndarray]:
     return isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes))
 
 
 def _check_ratios(ratios: object, func: str) -> tuple[float, float, float, bool]:
     """``(train, valid, test, with_valid)`` from 2 or 3 ratios summing to 1."""
-    if not _is_sequence(ratios) or len(ratios) not in (2, 3):  # type: ignore[arg-type]
+    if not _is_sequence(ratios) or len(ratios) not in (2, 3):
         raise ConfigError(
             f"The 'ratios' parameter of {func} must be 2 numbers (train, test) or "
             f"3 (train, valid, test). Got {ratios!r} instead."
@@ -166,7 +167,7 @@ def _make_rng(seed: SeedLike) -> tuple[np.random.Generator, int | None]:
     if isinstance(seed, np.random.Generator):
         return seed, None
     if seed is None:  # record fresh entropy rather than pass None, so the split reproduces
-        seed = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+        seed = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]  # fresh: an int
     return np.random.default_rng(int(seed)), int(seed)
 
 

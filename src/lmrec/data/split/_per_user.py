@@ -41,6 +41,15 @@ def _one_of(
     return None, None
 
 
+def _share(
+    counts: np.ndarray, active: np.ndarray, fraction: float | None, n: int | None
+) -> np.ndarray:
+    """Rows per user held out for one part: ``floor(count * fraction)``, or ``n`` per active user."""
+    if fraction is not None:
+        return _floor_share(counts, fraction)
+    return np.where(active, n or 0, 0)
+
+
 def user_temporal_split(
     dataset: Dataset,
     *,
@@ -95,8 +104,8 @@ def user_temporal_split(
     ts = _timestamps(dataset, func)
     users, counts = dataset.column("user_idx"), dataset.user_counts()
     active = counts > 0
-    n_test = _floor_share(counts, t_frac) if t_frac is not None else np.where(active, t_n, 0)
-    n_valid = _floor_share(counts, v_frac) if v_frac is not None else np.where(active, v_n or 0, 0)
+    n_test = _share(counts, active, t_frac, t_n)
+    n_valid = _share(counts, active, v_frac, v_n)
     part, kept = _holdout_last(
         users, _temporal_order(users, ts, dataset), counts, n_test, n_valid, min_train
     )

@@ -108,16 +108,16 @@ def random_split(
 def _as_cut(value: object) -> float:
     """A cut in seconds since the epoch: a number, or anything pandas reads as a time."""
     if _is_real(value):
-        cut = float(value)  # type: ignore[arg-type]
+        cut = float(value)
     else:
         try:
-            stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+            stamp = pd.Timestamp(value)  # type: ignore[arg-type]  # else TypeError, below
         except (TypeError, ValueError) as e:
             raise ConfigError(
                 f"The 'cuts' parameter of global_temporal_split must hold seconds "
                 f"since the epoch or date-times. Got {value!r} instead."
             ) from e
-        cut = math.nan if stamp is pd.NaT else stamp.timestamp()
+        cut = math.nan if pd.isna(stamp) else stamp.timestamp()
     if not math.isfinite(cut):
         raise ConfigError(
             f"The 'cuts' parameter of global_temporal_split must hold finite "

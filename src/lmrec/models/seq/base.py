@@ -38,6 +38,7 @@ from lmrec.models.capabilities import (
     ValidatedModel,
 )
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 from lmrec.models.seq.config import SequenceConfig
 from lmrec.train.distributed import DistInfo, broadcast_, setup_distributed
 from lmrec.train.torch_utils import (
@@ -72,19 +73,19 @@ class SequentialRecommender(
     checkpoint_steps = False
 
     #: Item table (float32, n_items x factors).
-    item_vectors_: np.ndarray | None = None
+    item_vectors_: Fitted[np.ndarray] = Fitted()
     #: Encoder state after each training user's history (float32, n_users x factors).
-    user_vectors_: np.ndarray | None = None
+    user_vectors_: Fitted[np.ndarray] = Fitted()
     #: Each training user's most recent ``max_len`` items, oldest first.
-    sequences_: Sequences | None = None
+    sequences_: Fitted[Sequences] = Fitted()
     #: Encoder weights (float32 arrays by parameter name).
-    weights_: dict[str, np.ndarray] | None = None
+    weights_: Fitted[dict[str, np.ndarray]] = Fitted()
     #: Per-epoch statistics: loss, seconds, examples/s, validation NDCG@10.
-    history_: list[dict[str, float]] | None = None
+    history_: Fitted[list[dict[str, float]] | None] = Fitted()
     #: The epoch whose weights were kept (the best validation epoch, or the last one).
-    best_epoch_: int | None = None
+    best_epoch_: Fitted[int | None] = Fitted()
     #: The seed actually used.
-    seed_: int | None = None
+    seed_: Fitted[int | None] = Fitted()
 
     def _encoder_params(self) -> dict[str, int]:
         """Encoder shape for :func:`lmrec.models.seq.nets.build` (n_layers, n_heads)."""
@@ -201,15 +202,15 @@ class SequentialRecommender(
 
     # ------------------------------------------------------------------ inference
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.user_vectors_[user_idx] @ self.item_vectors_.T  # type: ignore[index,union-attr]
+        return self.user_vectors_[user_idx] @ self.item_vectors_.T
 
     def item_vectors(self) -> np.ndarray:
         """The item table (float32, C-contiguous), the same array until a refit."""
-        return self.item_vectors_  # type: ignore[return-value]
+        return self.item_vectors_
 
     def user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         """Encoder states after the training histories of known users."""
-        return np.ascontiguousarray(self.user_vectors_[user_idx])  # type: ignore[index]
+        return np.ascontiguousarray(self.user_vectors_[user_idx])
 
     def score_sequences(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
         """Scores (float32, (len(sequences), n_items)) after each item-index sequence, oldest first.
@@ -231,12 +232,12 @@ class SequentialRecommender(
             seqs.append(s)
         with torch.no_grad():
             users = self._encode(torch, encoder, table, seqs)
-        return users @ self.item_vectors_.T  # type: ignore[union-attr]
+        return users @ self.item_vectors_.T
 
     def user_sequence(self, user_idx: int) -> np.ndarray:
         """Training user ``user_idx``'s most recent ``max_len`` items, oldest first (int64)."""
         self._check_fitted()
-        return self.sequences_.of(int(user_idx)).astype(np.int64)  # type: ignore[union-attr]
+        return self.sequences_.of(int(user_idx)).astype(np.int64)
 
     def _inference_encoder(self, torch: Any) -> tuple[Any, Any]:
         """The encoder (CPU, eval mode, fitted weights) and the padded item table."""
@@ -258,7 +259,7 @@ class SequentialRecommender(
             **self._encoder_params(),
         )
         encoder = net.encoder
-        encoder.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights_.items()})  # type: ignore[union-attr]
+        encoder.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights_.items()})
         encoder.eval()
         table = torch.from_numpy(
             np.vstack([np.zeros((1, cfg.factors), np.float32), self.item_vectors_])
@@ -267,16 +268,16 @@ class SequentialRecommender(
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {f"w.{k}": v for k, v in self.weights_.items()}  # type: ignore[union-attr]
+        arrays = {f"w.{k}": v for k, v in self.weights_.items()}
         arrays["item_vectors"] = self.item_vectors_
         arrays["user_vectors"] = self.user_vectors_
-        arrays["seq_indptr"] = self.sequences_.indptr  # type: ignore[union-attr]
-        arrays["seq_items"] = self.sequences_.items.astype(np.int32)  # type: ignore[union-attr]
+        arrays["seq_indptr"] = self.sequences_.indptr
+        arrays["seq_items"] = self.sequences_.items.astype(np.int32)
         meta = {"history": self.history_, "best_epoch": self.best_epoch_, "seed": self.seed_}
         return arrays, meta
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        n_users, n_items = self._seen.shape
         d = self.config.factors
         self.weights_ = {k[2:]: arrays.float(k) for k in arrays.keys("w.")}
         self.item_vectors_ = np.ascontiguousarray(arrays.float("item_vectors", (n_items, d)))

@@ -24,6 +24,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from lmrec._optional import require
+from lmrec.errors import NotFittedError
 
 if TYPE_CHECKING:
     import torch
@@ -126,7 +127,9 @@ class ItemTower(nn.Module):
                 e = e * (gate if idx is None else gate[idx])[:, None]
             parts.append(e)
         if self.adaptor is not None:
-            parts.append(self.adaptor(self.text if idx is None else self.text[idx]))  # type: ignore[index]
+            if self.text is None:
+                raise NotFittedError("ItemTower has no text vectors; call set_data(text, known).")
+            parts.append(self.adaptor(self.text if idx is None else self.text[idx]))
         out = parts[0] if len(parts) == 1 else parts[0] + parts[1]
         if rows is None:
             return torch.cat([out.new_zeros((1, out.shape[1])), out], dim=0)
@@ -147,10 +150,10 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, length, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        heads = [
+        q, k, v = (
             t.view(b, length, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v)
-        ]
-        a = F.scaled_dot_product_attention(*heads, attn_mask=mask)
+        )
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.drop1(self.out(a.transpose(1, 2).reshape(b, length, d)))
         return x + self.drop2(self.ff2(F.gelu(self.ff1(self.ln2(x)))))
 

@@ -174,7 +174,8 @@ class SequenceTrainer:
         logq = np.where(q > 0, np.log(np.maximum(q, 1e-300)), 0.0)
         self.logq = torch.from_numpy(np.concatenate([[0.0], logq]).astype(np.float32)).to(device)
         self.n_items = n_items
-        self.epoch, self.history = 0, []
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
         self.best: float | None = None
         self.best_epoch, self.bad = 0, 0
         self.best_state: list[Any] | None = None
@@ -202,10 +203,10 @@ class SequenceTrainer:
         torch, cfg = self.torch, self.cfg
         f = torch.nn.functional
         keep = None if draws["keep"] is None else torch.from_numpy(draws["keep"]).to(self.device)
-        neg = None if draws["neg"] is None else torch.from_numpy(draws["neg"]).to(self.device)
         mask = y > 0
         tgt = y[mask]
         if cfg.loss == "sampled":  # only the rows the batch touches go through the tower
+            neg = torch.from_numpy(draws["neg"]).to(self.device)
             ids = torch.cat(
                 [
                     torch.zeros(1, dtype=x.dtype, device=x.device),
@@ -231,6 +232,7 @@ class SequenceTrainer:
         if cfg.loss == "ce":
             logits = (h @ table[1:].T).float()
             return f.cross_entropy(logits, tgt - 1, reduction="sum")
+        neg = torch.from_numpy(draws["neg"]).to(self.device)  # bce draws negatives too
         piece_neg = neg[first : first + len(tgt)]
         pos = (h * table[tgt]).sum(-1).float()
         negl = (h * table[piece_neg]).sum(-1).float()
@@ -293,7 +295,7 @@ class SequenceTrainer:
         """Train until ``epochs`` or early stopping; leaves the best weights in the net."""
         cfg = self.cfg
         if self.checkpoint_dir is not None:
-            self._resume()
+            self._resume(self.checkpoint_dir)
         bar = progress(
             total=cfg.epochs,
             initial=min(self.epoch, cfg.epochs),
@@ -312,7 +314,7 @@ class SequenceTrainer:
                 self.history.append(stats)
                 logger.debug("%s epoch %d: %s", self.desc, self.epoch, stats)
                 if self.checkpoint_dir is not None:
-                    self._save_checkpoint()
+                    self._save_checkpoint(self.checkpoint_dir)
                 post = {"loss": f"{stats['loss']:.4f}", "ex/s": f"{stats['examples_per_s']:.0f}"}
                 if "valid_ndcg@10" in stats:
                     post["ndcg@10"] = f"{stats['valid_ndcg@10']:.4f}"
@@ -345,7 +347,7 @@ class SequenceTrainer:
                 p.copy_(v)
 
     # ------------------------------------------------------------------ checkpoints
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, directory: Path) -> None:
         from lmrec.train.checkpoint import save_checkpoint
 
         if self.dist.rank == 0:
@@ -371,13 +373,13 @@ class SequenceTrainer:
                     "batch": "SeedSequence(seed, spawn_key=(1, epoch, batch))",
                 },
             }
-            save_checkpoint(self.checkpoint_dir, arrays, state)  # type: ignore[arg-type]
+            save_checkpoint(directory, arrays, state)
         barrier()
 
-    def _resume(self) -> None:
+    def _resume(self, directory: Path) -> None:
         from lmrec.train.checkpoint import load_checkpoint
 
-        found = load_checkpoint(self.checkpoint_dir)  # type: ignore[arg-type]
+        found = load_checkpoint(directory)
         if found is None:
             return
         arrays, state = found
