@@ -13,6 +13,13 @@ matching a source. A Python file counts as changed only when its code changed: o
 syntax tree is the same (a reformat, new comments) leaves its figures current. A stamp that cannot be checked (a malformed line, an unknown
 commit, a source that matches no file then or now, an id used twice) is reported too.
 
+Commits that change code but not what any benchmark measures (type annotations, a typed
+accessor for fitted state) are listed, each with its reason, in
+``benchmarks/stale-ignore-revs.txt`` (one ``<full sha> <reason>`` per line, like git's
+``.git-blame-ignore-revs``). A changed file leaves its figures current when every commit
+that changed it since the figure's commit is listed there and the working tree holds no
+further change; a merge that combined changes to the file counts as a change of its own.
+
 Command (from anywhere inside the repository)::
 
     python benchmarks/stale.py                 # prints nothing and exits 0 when all is current
@@ -124,7 +131,41 @@ def _same_code(repo: Path, commit: str, path: str) -> bool:
         return False
 
 
-def check_figure(repo: Path, fig: Figure) -> Finding | None:
+IGNORE_REVS = Path("benchmarks") / "stale-ignore-revs.txt"
+
+
+def read_ignore_revs(repo: Path) -> frozenset[str]:
+    """Full SHAs listed in ``benchmarks/stale-ignore-revs.txt`` (``#`` starts a comment).
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); (d / "benchmarks").mkdir()
+    >>> _ = (d / IGNORE_REVS).write_text("# typing only\\n" + "a" * 40 + " annotations\\n")
+    >>> sorted(read_ignore_revs(d)) == ["a" * 40]
+    True
+    """
+    path = repo / IGNORE_REVS
+    if not path.is_file():
+        return frozenset()
+    revs = set()
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            revs.add(line.split()[0].lower())
+    return frozenset(revs)
+
+
+def _only_ignored_commits(repo: Path, commit: str, path: str, ignored: frozenset[str]) -> bool:
+    """Whether every commit that changed ``path`` after ``commit`` is in ``ignored`` and the
+    working tree holds the committed file (git's default history simplification lists a
+    merge only when it differs from every parent, i.e. when it combined changes)."""
+    if not ignored or _git(repo, "diff", "--quiet", "HEAD", "--", path).returncode != 0:
+        return False
+    log = _git(repo, "log", "--format=%H", f"{commit}..HEAD", "--", path)
+    revs = log.stdout.split()
+    return log.returncode == 0 and bool(revs) and all(r in ignored for r in revs)
+
+
+def check_figure(repo: Path, fig: Figure, ignored: frozenset[str] = frozenset()) -> Finding | None:
     """``None`` when ``fig`` is current, else what changed (or why it cannot be checked)."""
     resolved = _git(repo, "rev-parse", "--verify", "--quiet", f"{fig.commit}^{{commit}}")
     if resolved.returncode != 0:
@@ -145,7 +186,11 @@ def check_figure(repo: Path, fig: Figure) -> Finding | None:
     if diff.returncode != 0:
         return Finding(fig.id, fig.line, f"git diff failed: {diff.stderr.strip()}")
     untracked = _git(repo, "ls-files", "--others", "--exclude-standard", "--", *specs)
-    edited = [p for p in diff.stdout.split() if not _same_code(repo, commit, p)]
+    edited = [
+        p
+        for p in diff.stdout.split()
+        if not _same_code(repo, commit, p) and not _only_ignored_commits(repo, commit, p, ignored)
+    ]
     changed = sorted({*edited, *untracked.stdout.split()})
     if not changed:
         return None
@@ -158,6 +203,7 @@ def find_stale(repo: Path, results: Path) -> tuple[list[Figure], list[Finding]]:
     """All stamped figures of ``results`` and the findings (stale or invalid), in file order."""
     figures, findings = parse_stamps(results.read_text(encoding="utf-8"))
     seen: dict[str, int] = {}
+    ignored = read_ignore_revs(repo)
     for fig in figures:
         if fig.id in seen:
             findings.append(
@@ -165,7 +211,7 @@ def find_stale(repo: Path, results: Path) -> tuple[list[Figure], list[Finding]]:
             )
             continue
         seen[fig.id] = fig.line
-        finding = check_figure(repo, fig)
+        finding = check_figure(repo, fig, ignored)
         if finding is not None:
             findings.append(finding)
     return figures, sorted(findings, key=lambda f: f.line)

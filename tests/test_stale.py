@@ -127,6 +127,30 @@ def test_a_reformat_is_not_a_change_but_new_code_is(repo: Path) -> None:
     assert len(lines) == 1 and "als: stale" in lines[0]
 
 
+def test_listed_commits_that_change_no_measured_code_are_ignored(repo: Path) -> None:
+    c = commit_all(repo, "code")
+    write_results(repo, stamp("ease", c, "src/pkg/ease.py"), stamp("als", c, "src/pkg/als.py"))
+    (repo / "src" / "pkg" / "ease.py").write_text("l2: int = 500\n")
+    (repo / "src" / "pkg" / "als.py").write_text("factors: int = 64\n")
+    commit_all(repo, "annotations")
+    typing = git(repo, "rev-parse", "HEAD")
+    (repo / "benchmarks" / "stale-ignore-revs.txt").write_text(f"# typing only\n{typing} types\n")
+    assert run(repo).stdout == ""
+    # a later, unlisted change to one file makes its figure stale again
+    (repo / "src" / "pkg" / "als.py").write_text("factors: int = 65\n")
+    commit_all(repo, "retune als")
+    lines = run(repo).stdout.splitlines()
+    assert len(lines) == 1 and "als: stale" in lines[0]
+    # and so does an uncommitted change on top of a listed commit
+    (repo / "src" / "pkg" / "ease.py").write_text("l2: int = 400\n")
+    lines = run(repo).stdout.splitlines()
+    assert len(lines) == 2 and "ease: stale" in lines[0]
+    (repo / "src" / "pkg" / "ease.py").write_text("l2: int = 500\n")
+    # without the list, the annotations are a change like any other
+    (repo / "benchmarks" / "stale-ignore-revs.txt").unlink()
+    assert "ease: stale" in run(repo).stdout
+
+
 def test_working_tree_changes_count(repo: Path) -> None:
     c = commit_all(repo, "code")
     write_results(
