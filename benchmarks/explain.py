@@ -38,7 +38,8 @@ import numpy as np
 from lmrec.data.sources import load_builtin
 from lmrec.eval.faithfulness import deletion_test
 from lmrec.models import create_model
-from lmrec.models.registry import list_models
+from lmrec.models.capabilities import FoldInModel, SequenceModel, supports
+from lmrec.models.registry import get_model_class, list_models
 
 OUT = Path(__file__).parent / "results" / "explain.md"
 _LM = {"n_layers": 2, "max_steps": 100, "max_length": 96, "n_threads": 2, "seed": 0}
@@ -78,7 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
-    names = args.models.split(",") if args.models else list_models()
+    if args.models:
+        names = args.models.split(",")
+    else:  # every model that scores a new user's item list (rating-only models cannot)
+        names = [
+            n
+            for n in list_models()
+            if supports(get_model_class(n), FoldInModel)
+            or supports(get_model_class(n), SequenceModel)
+        ]
+        print("skipped (no fold-in):", ", ".join(sorted(set(list_models()) - set(names))))
     data = load_builtin("ml-100k")
     users = np.sort(
         np.random.default_rng(args.seed).choice(data.n_users, args.users, replace=False)
