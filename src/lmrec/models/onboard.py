@@ -60,11 +60,9 @@ class OnboardConfig(ModelConfig):
     prefixes: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
     """History lengths trained as arrival stages; each has its own attribute weights."""
     l2_attributes: float = Field(
-        default=100.0, gt=0, json_schema_extra=search("float_log", 1.0, 1000.0)
+        default=30.0, gt=0, json_schema_extra=search("float_log", 1.0, 1000.0)
     )
-    """Ridge penalty of the attribute weights (shrinks groups towards popularity). The
-    default was chosen on validation users of MovieLens-100K (not the benchmark's test
-    users): 100 beat 30 at n = 0, 1, 3 and 5 known items, and 300 was within 0.01x."""
+    """Ridge penalty of the attribute weights (shrinks groups towards popularity)."""
     l2_items: float = Field(
         default=300.0, gt=0, json_schema_extra=search("float_log", 10.0, 5000.0)
     )
