@@ -63,6 +63,7 @@ from lmrec.models.explain import (
     occlusion,
 )
 from lmrec.models.files import ModelFiles, StateArrays, read_model_files, write_model_files
+from lmrec.models.fitted import Fitted
 from lmrec.ops.topk import dot_topk, mask_rows, topk
 
 RECOMMENDATION_COLUMNS = ["user", "item", "rank", "score"]
@@ -92,9 +93,9 @@ class Recommender(ABC):
     score_block_cells: ClassVar[int] = 1 << 23
 
     # Fitted state, set by fit() or load().
-    user_ids_: IdMap | None
-    item_ids_: IdMap | None
-    seen_: sp.csr_matrix | None
+    user_ids_: Fitted[IdMap] = Fitted()
+    item_ids_: Fitted[IdMap] = Fitted()
+    seen_: Fitted[sp.csr_matrix] = Fitted()
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:
@@ -109,9 +110,6 @@ class Recommender(ABC):
                 f"got {type(config).__name__}."
             )
         self.config = config
-        self.user_ids_ = None
-        self.item_ids_ = None
-        self.seen_ = None
         self._derived: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -223,7 +221,7 @@ class Recommender(ABC):
     @property
     def is_fitted(self) -> bool:
         """Whether the model has been fitted or loaded."""
-        return self.item_ids_ is not None
+        return Recommender.item_ids_.is_set(self)
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
@@ -234,26 +232,17 @@ class Recommender(ABC):
             f"{type(self).__name__} is not fitted; call .fit(data) first (or Model.load(dir))."
         )
 
-    # Typed views of the fitted state above, for code that runs on a fitted model: each
-    # narrows its ``X | None`` attribute once and raises NotFittedError before fit or load.
-    # (Subclasses declare their fitted state with lmrec.models.fitted.Fitted instead; these
-    # three stay Optional while serve/ and privacy/ still read them as such.)
+    # Short names of the fitted state above, kept for the code that reads them.
     @property
     def _user_ids(self) -> IdMap:
-        if self.user_ids_ is None:
-            raise self._not_fitted()
         return self.user_ids_
 
     @property
     def _item_ids(self) -> IdMap:
-        if self.item_ids_ is None:
-            raise self._not_fitted()
         return self.item_ids_
 
     @property
     def _seen(self) -> sp.csr_matrix:
-        if self.seen_ is None:
-            raise self._not_fitted()
         return self.seen_
 
     @property

@@ -44,6 +44,7 @@ from lmrec.models.capabilities import FitOptions, FoldInModel
 from lmrec.models.config import ModelConfig, search
 from lmrec.models.explain import Attribution, occlusion
 from lmrec.models.files import StateArrays
+from lmrec.models.fitted import Fitted
 
 #: Ridge penalty of the per-bucket intercepts (nearly free: they carry popularity).
 INTERCEPT_L2 = 1e-3
@@ -103,11 +104,11 @@ class Onboard(Recommender, FoldInModel):
     config: OnboardConfig
 
     #: Attribute weights per bucket, float32 (n_buckets, 1 + n_features, n_items).
-    W_: np.ndarray | None = None
+    W_: Fitted[np.ndarray] = Fitted()
     #: Item-to-item weights, float32 (n_items, n_items).
-    V_: np.ndarray | None = None
+    V_: Fitted[np.ndarray] = Fitted()
     #: The users' attribute groups.
-    groups_: AttributeGroups | None = None
+    groups_: Fitted[AttributeGroups] = Fitted()
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
@@ -181,14 +182,14 @@ class Onboard(Recommender, FoldInModel):
     def _attribute_rows(self, user_idx: np.ndarray | None, n: np.ndarray) -> np.ndarray:
         """``a_u W_b(n)`` (float32 (len(n), n_items)); no attributes for new users."""
         n = np.asarray(n, np.int64)
-        w = self.W_[self._bucket(n)]  # type: ignore[index]  # (len, nf, n_items)
+        w = self.W_[self._bucket(n)]  # (len, nf, n_items)
         if user_idx is None:
             return np.array(w[:, 0, :], np.float32)  # the intercept alone
-        attrs = np.hstack([np.ones((len(n), 1), np.float32), self.groups_.one_hot(user_idx)])  # type: ignore[union-attr]
+        attrs = np.hstack([np.ones((len(n), 1), np.float32), self.groups_.one_hot(user_idx)])
         return np.einsum("rf,rfi->ri", attrs, w).astype(np.float32)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        x = self.seen_[user_idx]  # type: ignore[index]
+        x = self.seen_[user_idx]
         n = np.diff(x.indptr)
         return self._attribute_rows(user_idx, n) + np.asarray(x @ self.V_, np.float32)
 
@@ -206,7 +207,7 @@ class Onboard(Recommender, FoldInModel):
             x = history_matrix(rows, self.n_items)
             who = None if user_idx is None else np.full(len(rows), user_idx)
             base = self._attribute_rows(who, np.diff(x.indptr))[:, item]
-            return base + np.asarray(x @ self.V_[:, item]).ravel()  # type: ignore[index]
+            return base + np.asarray(x @ self.V_[:, item]).ravel()
 
         full, contributions = occlusion(score, history)
         return Attribution(item, history, contributions, full, "occlusion")
@@ -214,21 +215,21 @@ class Onboard(Recommender, FoldInModel):
     def user_groups(self, user: object) -> list[str]:
         """The attribute groups a known user is scored with (``"age 25-34, gender M"``)."""
         self._check_fitted()
-        idx = int(self.user_ids_.index([user], kind="user")[0])  # type: ignore[union-attr]
-        return [g for g in self.groups_.describe(idx) if g]  # type: ignore[union-attr]
+        idx = int(self.user_ids_.index([user], kind="user")[0])
+        return [g for g in self.groups_.describe(idx) if g]
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         g = self.groups_
-        arrays = {"W": self.W_, "V": self.V_, "groups": g.codes}  # type: ignore[union-attr]
+        arrays = {"W": self.W_, "V": self.V_, "groups": g.codes}
         meta = {
-            "vocabularies": g.vocabularies,  # type: ignore[union-attr]
+            "vocabularies": g.vocabularies,
             "combinations": [list(c) for c in g.combinations],
         }
-        return arrays, meta  # type: ignore[return-value]
+        return arrays, meta
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
-        n_users, n_items = self.seen_.shape  # type: ignore[union-attr]
+        n_users, n_items = self.seen_.shape
         vocab = [list(v) for v in meta.get("vocabularies", [])]
         nf = 1 + sum(len(v) for v in vocab)
         codes = arrays.int("groups", (n_users, len(vocab)), low=-1)

@@ -29,7 +29,7 @@ import numpy as np
 
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, history_matrix
-from lmrec.models.capabilities import FoldInModel, supports
+from lmrec.models.capabilities import FoldInModel, declares
 
 __all__ = ["ListAttackResult", "auc", "membership_auc", "membership_scores", "similar_list_attack"]
 
@@ -59,7 +59,7 @@ def membership_scores(
 
     Histories with fewer than 2 items score NaN (nothing to hide).
     """
-    if not supports(model, FoldInModel):
+    if not declares(model, FoldInModel):
         raise ConfigError(
             f"The membership attack queries a model with item lists; {model.name!r} cannot "
             "score a history given at query time."
@@ -77,7 +77,7 @@ def membership_scores(
     for start in range(0, len(histories), 256):
         block = range(start, min(start + 256, len(histories)))
         scores = np.asarray(
-            model.score_history(history_matrix([shown[i] for i in block], n_items)),  # type: ignore[attr-defined]
+            model.score_history(history_matrix([shown[i] for i in block], n_items)),
             dtype=np.float64,
         )
         for r, i in enumerate(block):

@@ -192,7 +192,7 @@ def _strategy(cfg: FederatedConfig, n_items: int, n_clients: int, *, min_clients
     """FedAvg over every client each round (optionally wrapped in Flower's server-side DP)."""
     flwr = require("flwr", "privacy")
     from flwr.common import ndarrays_to_parameters
-    from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg
+    from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
 
     rng = np.random.default_rng(cfg.seed)
     init = [
@@ -205,7 +205,7 @@ def _strategy(cfg: FederatedConfig, n_items: int, n_clients: int, *, min_clients
         n = sum(m["n_users"] for _, m in pairs)
         return {"ndcg@10": total / max(n, 1), "n_users": n}
 
-    strategy = FedAvg(
+    strategy: Strategy = FedAvg(
         fraction_fit=1.0,
         fraction_evaluate=1.0,
         min_fit_clients=min_clients,
@@ -322,7 +322,7 @@ class _InProcessProxy:
 
         base = _proxy_base()
 
-        class Proxy(base):  # type: ignore[misc,valid-type]
+        class Proxy(base):  # type: ignore[misc,valid-type]  # base class loaded at run time
             def __init__(self) -> None:
                 super().__init__(cid)
                 self.client = client.to_client()
@@ -376,7 +376,7 @@ def start_server(
         b,
         cfg.rounds,
         n_clients,
-        scores[-1][1] if scores else float("nan"),
+        float(scores[-1][1]) if scores else float("nan"),
         [{"round": float(r), "ndcg@10": float(m)} for r, m in scores],
         privacy=_privacy(cfg, n_clients),
     )

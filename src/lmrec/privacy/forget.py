@@ -29,7 +29,7 @@ from lmrec.data.dataset import Dataset
 from lmrec.data.idmap import IdMap, as_id_array
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender
-from lmrec.models.capabilities import PrivateModel, UnlearningModel, supports
+from lmrec.models.capabilities import PrivateModel, UnlearningModel, declares, supports
 
 __all__ = ["ForgetReport", "exact_blocker", "forget_users", "without_users"]
 
@@ -122,14 +122,16 @@ def forget_users(
     ids = as_id_array(users)
     if len(ids) == 0:
         raise ConfigError("No users to forget: the list is empty.")
-    idx = np.unique(model.user_ids_.index(ids, on_unknown="raise", kind="user"))  # type: ignore[union-attr]
-    n_interactions = int(model.seen_[idx].nnz)  # type: ignore[index]
+    idx = np.unique(model.user_ids_.index(ids, on_unknown="raise", kind="user"))
+    n_interactions = int(model.seen_[idx].nnz)
     why = exact_blocker(model)
     if method == "exact" and why is not None:
         raise ConfigError(f"Model {model.name!r} cannot forget exactly: {why}.")
-    if why is None and method != "retrain":
+    out: Recommender
+    # (why is None means that the model declares UnlearningModel; declares() says so to mypy)
+    if why is None and method != "retrain" and declares(model, UnlearningModel):
         out = copy.deepcopy(model)
-        out.forget(idx)  # type: ignore[attr-defined]
+        out.forget(idx)
         done: Literal["exact", "retrained"] = "exact"
     else:
         if data is None:
@@ -137,7 +139,7 @@ def forget_users(
                 f"Model {model.name!r} cannot forget exactly ({why or 'retraining was asked'}); "
                 "give the training data to retrain it without the users."
             )
-        out = _retrain(model, without_users(data, model.user_ids_.lookup(idx)))  # type: ignore[union-attr]
+        out = _retrain(model, without_users(data, model.user_ids_.lookup(idx)))
         done = "retrained"
     report = ForgetReport(
         request_id=uuid.uuid4().hex,
@@ -153,7 +155,7 @@ def forget_users(
 def exact_blocker(model: Recommender) -> str | None:
     """Why ``model`` cannot forget users exactly from its own state, or None when it can
     (then :func:`forget_users` needs no training data)."""
-    if not supports(model, UnlearningModel):
+    if not declares(model, UnlearningModel):
         from lmrec.models.registry import models_supporting
 
         return (
@@ -165,7 +167,7 @@ def exact_blocker(model: Recommender) -> str | None:
             "it was fitted with differential privacy, and recomputing its noisy statistics "
             "would publish a second release of the same users; retrain it with fresh noise"
         )
-    return model.unlearning_blocker()  # type: ignore[attr-defined]
+    return model.unlearning_blocker()
 
 
 def _retrain(model: Recommender, data: Dataset) -> Recommender:

@@ -457,7 +457,7 @@ class LMRanker(Recommender, SequenceModel, CheckpointedModel, DistributedModel, 
         self, dataset: Dataset, rng: np.random.Generator, hard: np.ndarray | None = None
     ) -> Examples:
         """Positives (every interaction, history before it) and sampled negatives."""
-        if not LMRanker.prompts_.is_set(self) or self.seen_ is None:
+        if not LMRanker.prompts_.is_set(self) or not LMRanker.seen_.is_set(self):
             raise NotFittedError("build_examples runs inside LMRanker.fit (it needs the prompts).")
         cfg, prompts = self.config, self.prompts_
         counts = np.diff(prompts.indptr)

@@ -27,8 +27,11 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -40,7 +43,7 @@ from lmrec.serve.admission import STATE_KEY, Admission, AdmissionMiddleware
 from lmrec.serve.auth import KeyRing
 from lmrec.serve.cluster import Cluster
 from lmrec.serve.deps import get_model
-from lmrec.serve.engine import Engine
+from lmrec.serve.engine import Engine, RecList
 from lmrec.serve.events import EventStore
 from lmrec.serve.handlers import install_error_handlers
 from lmrec.serve.metrics import Metrics
@@ -85,7 +88,11 @@ async def _sync_loop(
             log.warning("could not read new events from the store; retrying", exc_info=True)
 
 
-def _drain_on_sigterm(admission: Admission, drain_s: float) -> object:
+#: A signal handler that ``signal.signal`` can put back (a function, SIG_DFL or SIG_IGN).
+SignalHandler = Callable[[int, FrameType | None], Any] | int
+
+
+def _drain_on_sigterm(admission: Admission, drain_s: float) -> SignalHandler | None:
     """Make SIGTERM turn readiness to 503 at once, then (after ``drain_s``) shut down.
 
     The server's own SIGTERM handler (uvicorn's graceful shutdown: stop accepting, let
@@ -177,7 +184,7 @@ async def _lifespan(app: FastAPI):  # noqa: ANN202
         if cluster is not None:
             await anyio.to_thread.run_sync(cluster.leave)
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+            signal.signal(signal.SIGTERM, previous)
         await anyio.to_thread.run_sync(state.event_store.close)
 
 
@@ -204,7 +211,7 @@ def create_app(
     created = time.perf_counter()
     metrics = Metrics()
     overlay = OnlineOverlay()
-    cache = LRUCache(settings.cache_size, metrics.cache_hit, metrics.cache_miss)
+    cache: LRUCache[RecList] = LRUCache(settings.cache_size, metrics.cache_hit, metrics.cache_miss)
     if keyring is None:
         keyring = (
             KeyRing.load(settings.keys_file)

@@ -8,7 +8,7 @@ All dependencies are ``async def``: FastAPI runs plain ``def`` dependencies in i
 thread pool, and a thread hop per dependency costs more than a whole recommendation.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -146,7 +146,7 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_role(role: str) -> Callable[..., Principal]:
+def require_role(role: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits keys of ``role`` or higher (403 otherwise)."""
 
     async def check(principal: PrincipalDep) -> Principal:

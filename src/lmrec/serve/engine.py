@@ -53,7 +53,7 @@ class RecList:
 class Engine:
     """Recommendation, similarity and explanation over a :class:`LoadedModel`."""
 
-    def __init__(self, overlay: OnlineOverlay, cache: LRUCache) -> None:
+    def __init__(self, overlay: OnlineOverlay, cache: LRUCache[RecList]) -> None:
         self.overlay = overlay
         self.cache = cache
 
@@ -144,7 +144,7 @@ class Engine:
         )
         cached = self.cache.get(key)
         if cached is not None:
-            return cached  # type: ignore[return-value]
+            return cached
         if uidx is not None and not len(new_pos):
             items, vals = lm.recommend_indices(
                 np.array([uidx]),
@@ -168,7 +168,7 @@ class Engine:
 
     @staticmethod
     def _from_precomputed(lm: LoadedModel, uidx: int, k: int, excl: np.ndarray) -> RecList | None:
-        if lm.top_items is None:
+        if lm.top_items is None or lm.top_scores is None:  # both are set, or neither
             return None
         row = lm.top_items[uidx]
         valid = row >= 0
@@ -204,7 +204,7 @@ class Engine:
         )
         cached = self.cache.get(key)
         if cached is not None:
-            return cached  # type: ignore[return-value]
+            return cached
         drop = np.union1d(excl, hist) if exclude_seen else excl
         if len(hist):
             items, vals, strategy, fallback = self._scored(lm, hist, k, drop, cand)
@@ -220,7 +220,7 @@ class Engine:
         key = (lm.version, "sim", item, k)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached  # type: ignore[return-value]
+            return cached
         hist = np.array([item], np.int64)
         items, vals, strategy, fallback = self._scored(lm, hist, k, hist, None)
         result = RecList(items, vals, "item-item" if strategy == "fold-in" else strategy, fallback)

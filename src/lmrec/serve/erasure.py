@@ -122,7 +122,7 @@ def _new_version(user: str, store: ModelStore) -> tuple[ModelOutcome | None, Loa
         if why is not None:
             blocked.append(why)
             return None
-        model_id = lm.model.user_ids_.lookup([idx])[0]  # type: ignore[union-attr]
+        model_id = lm.model.user_ids_.lookup([idx])[0]
         new, report = forget_users(lm.model, [model_id], method="exact")
         counted.append(report.n_interactions)
         return new

@@ -250,7 +250,7 @@ class EventStore:
             yield from chunk
             if len(chunk) < batch:
                 return
-            after_id = chunk[-1].id  # type: ignore[assignment]
+            after_id = chunk[-1].id  # type: ignore[assignment]  # stored events have ids
 
     def count(self) -> int:
         """Number of stored events."""

@@ -56,7 +56,7 @@ class LoadedModel:
 
     @property
     def n_users(self) -> int:
-        return len(self.model.user_ids_)  # type: ignore[arg-type]
+        return len(self.model.user_ids_)
 
     @property
     def n_items(self) -> int:

@@ -29,6 +29,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from lmrec.serve.events import Event, EventStore
 
@@ -134,7 +135,10 @@ class OnlineOverlay:
         return len(self._users)
 
 
-class LRUCache:
+V = TypeVar("V")
+
+
+class LRUCache(Generic[V]):
     """A small thread-safe least-recently-used cache with hit/miss callbacks (for metrics)."""
 
     def __init__(
@@ -144,14 +148,14 @@ class LRUCache:
         on_miss: Callable[[], None] | None = None,
     ) -> None:
         self.size = size
-        self._data: OrderedDict[Hashable, object] = OrderedDict()
+        self._data: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
         self._on_hit = on_hit
         self._on_miss = on_miss
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> object | None:
+    def get(self, key: Hashable) -> V | None:
         if self.size == 0:
             return None
         with self._lock:
@@ -167,7 +171,7 @@ class LRUCache:
             self._on_miss()
         return value
 
-    def put(self, key: Hashable, value: object) -> None:
+    def put(self, key: Hashable, value: V) -> None:
         if self.size == 0:
             return
         with self._lock:

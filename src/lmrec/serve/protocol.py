@@ -51,7 +51,7 @@ class LmrecHttpProtocol(HttpToolsProtocol):
         self._read_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ connections
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's transport is an asyncio.Transport
         """Refuse connections past the limit; start the read timer."""
         over = self.admission is not None and len(self.connections) >= (
             self.admission.settings.max_connections

@@ -6,17 +6,20 @@ server's settings (largest ``k``, list sizes, id length), so they are built per 
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Self
+from typing import Annotated, Any, Protocol, Self
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetPydanticSchema,
     StringConstraints,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from lmrec.serve.settings import ServeSettings
 
@@ -175,25 +178,69 @@ class ValidationErrorResponse(BaseModel):
 
 
 # ---------------------------------------------------------------------- requests
+# What the routes read of each request body. The classes themselves are built per app by
+# request_models (their limits come from the settings), so a route's annotation names the
+# class for FastAPI and one of these protocols for the type checker.
+class RecommendBody(Protocol):
+    user: str | None
+    items: list[str] | None
+    k: int
+    exclude: list[str]
+    candidates: list[str] | None
+    exclude_seen: bool
+    model: str | None
+
+
+class ExplainBody(Protocol):
+    user: str | None
+    items: list[str] | None
+    item: str
+    n: int
+
+
+class FeedbackEventBody(Protocol):
+    user: str
+    item: str
+    type: str
+    weight: float
+    timestamp: float | None
+    idempotency_key: str
+
+
+class FeedbackBody(Protocol):
+    @property
+    def events(self) -> Sequence[FeedbackEventBody]: ...
+
+
+class ReloadBody(Protocol):
+    path: str | None
+
+
 @dataclass(frozen=True)
 class RequestModels:
     """The request body classes of one app."""
 
     Id: object
-    RecommendRequest: type[BaseModel]
-    ExplainRequest: type[BaseModel]
-    FeedbackEvent: type[BaseModel]
-    FeedbackRequest: type[BaseModel]
-    ReloadRequest: type[BaseModel]
+    RecommendRequest: type[RecommendBody]
+    ExplainRequest: type[ExplainBody]
+    FeedbackEvent: type[FeedbackEventBody]
+    FeedbackRequest: type[FeedbackBody]
+    ReloadRequest: type[ReloadBody]
 
 
 #: JSON schema of "exactly one of user / items" (pydantic cannot derive it).
-_ONE_OF_USER_ITEMS = {
+_ONE_OF_USER_ITEMS: JsonDict = {
     "oneOf": [
         {"required": ["user"], "not": {"required": ["items"]}},
         {"required": ["items"], "not": {"required": ["user"]}},
     ]
 }
+
+
+def _never_null(validated_as: Any) -> GetPydanticSchema:
+    """For a field that may be left out but not sent as null: validated (and documented
+    in the schema) as ``validated_as``, while the attribute is ``None`` when it was absent."""
+    return GetPydanticSchema(lambda _source, handler: handler(validated_as))
 
 
 def _one_of_user_items(user: object, items: object, what: str) -> None:
@@ -215,8 +262,8 @@ def request_models(settings: ServeSettings) -> RequestModels:
         model_config = ConfigDict(json_schema_extra=_ONE_OF_USER_ITEMS)
 
         # ``user`` and ``items`` are optional but never null: exactly one of them is sent.
-        user: Id = Field(default=None, description="A user id.")
-        items: list[Id] = Field(
+        user: Annotated[str | None, _never_null(Id)] = Field(default=None, description="A user id.")
+        items: Annotated[list[str] | None, _never_null(list[Id])] = Field(
             default=None, max_length=max_list, description="Item ids of an anonymous session."
         )
         k: JsonInt = Field(default=10, ge=1, le=settings.max_k, description="List length.")
@@ -245,8 +292,10 @@ def request_models(settings: ServeSettings) -> RequestModels:
 
         model_config = ConfigDict(json_schema_extra=_ONE_OF_USER_ITEMS)
 
-        user: Id = Field(default=None, description="A user id.")
-        items: list[Id] = Field(default=None, max_length=max_list, description="Session item ids.")
+        user: Annotated[str | None, _never_null(Id)] = Field(default=None, description="A user id.")
+        items: Annotated[list[str] | None, _never_null(list[Id])] = Field(
+            default=None, max_length=max_list, description="Session item ids."
+        )
         item: Id
         n: JsonInt = Field(default=3, ge=1, le=20, description="History items to name.")
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from typing import TYPE_CHECKING, TypeAlias
 
 from fastapi import APIRouter, HTTPException
 
@@ -15,13 +16,16 @@ from lmrec.serve.deps import (
 )
 from lmrec.serve.events import Event
 from lmrec.serve.routes import ERRORS
-from lmrec.serve.schemas import ErrorResponse, FeedbackResponse, RequestModels
+from lmrec.serve.schemas import ErrorResponse, FeedbackBody, FeedbackResponse, RequestModels
 
 
 def build_router(rm: RequestModels) -> APIRouter:
     """The feedback route, with the request class of one app."""
     router = APIRouter(prefix="/v1", responses=ERRORS, tags=["feedback"])
-    FeedbackRequest = rm.FeedbackRequest  # noqa: N806
+    if TYPE_CHECKING:  # FastAPI reads this app's class; mypy checks what the route reads
+        FeedbackRequest: TypeAlias = FeedbackBody
+    else:
+        FeedbackRequest = rm.FeedbackRequest  # noqa: N806
 
     @router.post(
         "/feedback",
@@ -30,7 +34,7 @@ def build_router(rm: RequestModels) -> APIRouter:
         responses={503: {"model": ErrorResponse, "description": "Event store unavailable"}},
     )
     async def feedback(
-        body: FeedbackRequest,  # type: ignore[valid-type]
+        body: FeedbackRequest,
         store: EventStoreDep,
         overlay: OverlayDep,
         metrics: MetricsDep,

@@ -1,7 +1,7 @@
 """``/v1/models`` (read keys) and ``/v1/models/reload`` / ``rollback`` (admin keys)."""
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import anyio
 from fastapi import APIRouter, HTTPException, Request
@@ -21,7 +21,7 @@ from lmrec.serve.metrics import Metrics
 from lmrec.serve.model_store import LoadedModel
 from lmrec.serve.online import LRUCache
 from lmrec.serve.routes import ERRORS, links
-from lmrec.serve.schemas import ErrorResponse, ModelInfo, ModelsResponse, RequestModels
+from lmrec.serve.schemas import ErrorResponse, ModelInfo, ModelsResponse, ReloadBody, RequestModels
 
 log = logging.getLogger("lmrec.serve")
 
@@ -57,7 +57,10 @@ def swapped(new: LoadedModel, metrics: Metrics, cache: LRUCache) -> ModelInfo:
 def build_router(rm: RequestModels) -> APIRouter:
     """The model routes, with the reload request class of one app."""
     router = APIRouter(prefix="/v1", responses=ERRORS, tags=["models"])
-    ReloadRequest = rm.ReloadRequest  # noqa: N806
+    if TYPE_CHECKING:  # FastAPI reads this app's class; mypy checks what the route reads
+        ReloadRequest: TypeAlias = ReloadBody
+    else:
+        ReloadRequest = rm.ReloadRequest  # noqa: N806
     # reload and rollback come before /models/{model_id}: the first route whose path
     # matches answers a wrong method (405 with its Allow header).
 
@@ -92,7 +95,7 @@ def build_router(rm: RequestModels) -> APIRouter:
         cluster: ClusterDep,
         settings: SettingsDep,
         _: AdminKey,
-        body: ReloadRequest | None = None,  # type: ignore[valid-type]
+        body: ReloadRequest | None = None,
     ) -> ModelInfo:
         """Load a model directory beside the current model and swap atomically.
 

@@ -1,6 +1,6 @@
 """``/v1/recommend``, ``/v1/items/{item_id}/similar`` and ``/v1/explain`` (read keys)."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
@@ -23,7 +23,9 @@ from lmrec.serve.routes import ERRORS, links
 from lmrec.serve.schemas import (
     ContributionOut,
     ErrorResponse,
+    ExplainBody,
     ExplainResponse,
+    RecommendBody,
     RecommendResponse,
     RequestModels,
     SimilarResponse,
@@ -59,7 +61,11 @@ def unknown_item(item: str, where: str, lm: LoadedModel) -> HTTPException:
 def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
     """The read routes, with the request classes and path/query limits of one app."""
     router = APIRouter(prefix="/v1", responses=ERRORS, tags=["recommendations"])
-    RecommendRequest, ExplainRequest = rm.RecommendRequest, rm.ExplainRequest  # noqa: N806
+    if TYPE_CHECKING:  # FastAPI reads this app's classes; mypy checks what the routes read
+        RecommendRequest: TypeAlias = RecommendBody
+        ExplainRequest: TypeAlias = ExplainBody
+    else:
+        RecommendRequest, ExplainRequest = rm.RecommendRequest, rm.ExplainRequest  # noqa: N806
     ItemId = Annotated[str, PathParam(min_length=1, max_length=settings.max_id_length)]  # noqa: N806
     K = Annotated[int, Query(ge=1, le=settings.max_k, description="List length.")]  # noqa: N806
 
@@ -85,7 +91,7 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
         },
     )
     async def recommend(
-        body: RecommendRequest,  # type: ignore[valid-type]
+        body: RecommendRequest,
         lm: ModelDep,
         engine: EngineDep,
         metrics: MetricsDep,
@@ -109,6 +115,7 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
                 lm, body.user, body.k, body.exclude, body.candidates, body.exclude_seen
             )
         else:
+            assert body.items is not None  # the request class admits exactly one of the two
             rec = engine.for_session(
                 lm, body.items, body.k, body.exclude, body.candidates, body.exclude_seen
             )
@@ -159,7 +166,7 @@ def build_router(rm: RequestModels, settings: ServeSettings) -> APIRouter:
         responses={404: {"model": ErrorResponse, "description": "Unknown item"}},
     )
     def explain(
-        body: ExplainRequest,  # type: ignore[valid-type]
+        body: ExplainRequest,
         lm: ModelDep,
         engine: EngineDep,
         catalog: CatalogDep,
