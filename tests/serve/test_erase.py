@@ -195,6 +195,15 @@ def test_ids_with_a_slash_can_be_deleted(serve):
     assert r.json()["events_deleted"] == 1
 
 
+def test_ids_with_a_line_break_can_be_deleted(serve):
+    # feedback accepts any string id; starlette's path convertor stops at a line break
+    c, _ = serve("ease")
+    c.post("/v1/feedback", json={"events": [_event("a\nb", "i1", "s")]})
+    r = c.delete("/v1/users/a%0Ab")
+    assert r.status_code == 200 and r.json()["user"] == "a\nb"
+    assert r.json()["events_deleted"] == 1
+
+
 def test_a_model_that_cannot_forget_exactly_is_pending_and_hides_the_user(serve):
     c, path = serve("nofold")
     seen_before = _recommend(c, "u0")

@@ -5,6 +5,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
+from starlette.convertors import Convertor, register_url_convertor
 
 from lmrec.serve.deps import (
     CacheDep,
@@ -24,6 +25,22 @@ from lmrec.serve.schemas import ErasedModel, EraseResponse, ErrorResponse
 from lmrec.serve.settings import ServeSettings
 
 
+class AnyIdConvertor(Convertor[str]):
+    """Any user id, '/' and line breaks included: starlette's ``path`` convertor (``.*``)
+    does not match a line break, so such an id (accepted by feedback) would get a 404."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anyid", AnyIdConvertor())
+
+
 def build_router(settings: ServeSettings) -> APIRouter:
     """The user routes, with the id length limit of one app."""
     router = APIRouter(prefix="/v1", responses=ERRORS, tags=["users"])
@@ -37,9 +54,9 @@ def build_router(settings: ServeSettings) -> APIRouter:
         ),
     ]
 
-    # ``:path`` so that any stored id (feedback accepts '/' in ids) can be deleted
+    # ``:anyid`` so that any stored id (feedback accepts '/' and line breaks) can be deleted
     @router.delete(
-        "/users/{user_id:path}",
+        "/users/{user_id:anyid}",
         operation_id="delete_user",
         response_model=EraseResponse,
         responses={503: {"model": ErrorResponse, "description": "Event store unavailable"}},
