@@ -19,6 +19,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
     413: {"model": ErrorResponse, "description": "Request body too large"},
     422: {"model": ValidationErrorResponse, "description": "Invalid request"},
 }
+#: The extra answer of routes that write to (or delete from) the event store.
+STORE_UNAVAILABLE: dict[int | str, dict[str, object]] = {
+    503: {"model": ErrorResponse, "description": "Event store unavailable"}
+}
 
 
 def links(**targets: dict[str, Any]) -> dict[int | str, dict[str, Any]]:

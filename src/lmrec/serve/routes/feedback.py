@@ -15,8 +15,8 @@ from lmrec.serve.deps import (
     authorize_user,
 )
 from lmrec.serve.events import Event
-from lmrec.serve.routes import ERRORS
-from lmrec.serve.schemas import ErrorResponse, FeedbackBody, FeedbackResponse, RequestModels
+from lmrec.serve.routes import ERRORS, STORE_UNAVAILABLE
+from lmrec.serve.schemas import FeedbackBody, FeedbackResponse, RequestModels
 
 
 def build_router(rm: RequestModels) -> APIRouter:
@@ -31,7 +31,7 @@ def build_router(rm: RequestModels) -> APIRouter:
         "/feedback",
         operation_id="feedback",
         response_model=FeedbackResponse,
-        responses={503: {"model": ErrorResponse, "description": "Event store unavailable"}},
+        responses=STORE_UNAVAILABLE,
     )
     async def feedback(
         body: FeedbackRequest,

@@ -19,9 +19,9 @@ from lmrec.serve.deps import (
     authorize_user,
 )
 from lmrec.serve.erasure import erase_user
-from lmrec.serve.routes import ERRORS
+from lmrec.serve.routes import ERRORS, STORE_UNAVAILABLE
 from lmrec.serve.routes.models import swapped
-from lmrec.serve.schemas import ErasedModel, EraseResponse, ErrorResponse
+from lmrec.serve.schemas import ErasedModel, EraseResponse
 from lmrec.serve.settings import ServeSettings
 
 
@@ -59,7 +59,7 @@ def build_router(settings: ServeSettings) -> APIRouter:
         "/users/{user_id:anyid}",
         operation_id="delete_user",
         response_model=EraseResponse,
-        responses={503: {"model": ErrorResponse, "description": "Event store unavailable"}},
+        responses=STORE_UNAVAILABLE,
     )
     async def delete_user(
         user_id: UserId,
