@@ -76,8 +76,8 @@ FAST = {
 }
 #: Models whose scores do not depend on the history (every contribution is 0).
 HISTORY_FREE = {"popularity", "group_popularity"}
-#: Rating models that score no history given at request time (knnbaseline explains known
-#: users from their rating residuals; biasedmf keeps no ratings and cannot explain).
+#: Rating models score a user's ratings, not an item list: they explain known users only,
+#: exactly, from the ratings they keep (tests below).
 NO_HISTORY_SCORING = {"biasedmf", "knnbaseline"}
 EXPLAINED = sorted(set(FAST) - NO_HISTORY_SCORING)
 
@@ -207,12 +207,97 @@ def test_explanation_ids_titles_and_reasons(fitted, sample, name):
     assert d["item"] == ids and d["title"] is None and "explanation" in d
 
 
-def test_biasedmf_says_it_cannot_explain(fitted):
-    model = fitted("biasedmf")
-    user = model.user_ids_.lookup([0])[0]
-    item = model.item_ids_.lookup([1])[0]
-    with pytest.raises(ConfigError, match="cannot"):
-        model.explain(item, user=user)
+@pytest.fixture(scope="module")
+def converged_mf(sample):
+    """biasedmf fitted to convergence, so its stored user factors are the ridge solution
+    up to the CG solver's tolerance (FAST's 3 iterations are not)."""
+    from lmrec.models import create_model
+
+    return create_model("biasedmf", {"factors": 8, "iterations": 15, "cg_steps": 8}).fit(sample)
+
+
+def test_biasedmf_explains_known_users_exactly(converged_mf, tmp_path):
+    """The user's ``[p, b]`` refitted by ridge regression on their ratings (computed here
+    by least squares on the augmented system) gives one term per rated item; the terms
+    plus ``mu + b_i`` are the attribution's score, which is the stored model's score up
+    to its CG solver's tolerance."""
+    from lmrec.models import load_model
+
+    model = converged_mf
+    cfg, user = model.config, 7
+    item = int(model.recommend_indices(np.array([user]), 1)[0][0, 0])
+    att = model.attribute(item, user_idx=user)
+    assert att.method == "exact"
+    rated, ratings = model.known_ratings(user)
+    x = np.hstack([model.item_factors_[rated].astype(np.float64), np.ones((len(rated), 1))])
+    y = ratings - model.mean_ - model.item_bias_[rated]
+    penalty = np.sqrt(np.append(np.full(cfg.factors, cfg.l2 * len(rated)), cfg.l2_bias))
+    w = np.linalg.lstsq(np.vstack([x, np.diag(penalty)]), np.append(y, np.zeros(len(penalty))))[0]
+    x_item = np.append(model.item_factors_[item], 1.0)
+    assert att.score == pytest.approx(model.mean_ + model.item_bias_[item] + x_item @ w, abs=1e-4)
+    assert att.score == pytest.approx(float(model._score(np.array([user]))[0, item]), abs=0.05)
+    baseline = model.mean_ + model.item_bias_[item]
+    assert baseline + att.contributions.astype(np.float64).sum() == pytest.approx(
+        att.score, abs=1e-4
+    )
+    assert set(att.history.tolist()) == set(rated.tolist())
+    # One rated item's term is its part of the solve: zero its residual, lose exactly that.
+    j = int(np.argmax(np.abs(att.contributions)))
+    j_pos = int(np.flatnonzero(rated == att.history[j])[0])
+    y0 = y.copy()
+    y0[j_pos] = 0.0
+    w0 = np.linalg.lstsq(np.vstack([x, np.diag(penalty)]), np.append(y0, np.zeros(len(penalty))))[0]
+    assert x_item @ (w - w0) == pytest.approx(float(att.contributions[j]), abs=1e-4)
+    expl = model.explain(model.item_ids_.lookup([item])[0], user=model.user_ids_.lookup([user])[0])
+    assert expl.method == "exact" and expl.contributions
+    with pytest.raises(ConfigError, match="known users only"):
+        model.explain(model.item_ids_.lookup([item])[0], items=model.item_ids_.lookup(rated[:3]))
+    model.save(tmp_path / "mf")
+    again = load_model(tmp_path / "mf").attribute(item, user_idx=user)
+    np.testing.assert_array_equal(again.contributions, att.contributions)
+
+
+@pytest.mark.parametrize("name", sorted(NO_HISTORY_SCORING))
+def test_rating_models_score_ratings_given_at_request_time(fitted, converged_mf, name):
+    model = converged_mf if name == "biasedmf" else fitted(name)
+    rated, ratings = model.known_ratings(3)
+    targets = np.arange(40)
+    folded = model.score_ratings(rated, ratings, targets)
+    stored = model._score(np.array([3]))[0, targets]
+    tolerance = 1e-4 if name == "knnbaseline" else 0.05  # biasedmf: CG vs exact solve
+    np.testing.assert_allclose(folded, stored, atol=tolerance)
+    # A new user who loves what they rated: higher ratings raise the scores on average.
+    low = model.score_ratings(rated[:10], np.full(10, 1.0), targets)
+    high = model.score_ratings(rated[:10], np.full(10, 5.0), targets)
+    assert high.mean() > low.mean()
+    no_ratings = model.score_ratings(np.array([], np.int64), np.array([]), targets)
+    assert np.isfinite(no_ratings).all()
+    with pytest.raises(ConfigError, match="one rating per item"):
+        model.score_ratings(rated[:3], ratings[:2], targets)
+    with pytest.raises(ConfigError, match="rated once"):
+        model.score_ratings(rated[[0, 0]], ratings[:2], targets)
+    with pytest.raises(ConfigError, match=r"targets must lie in \[0"):
+        model.score_ratings(rated[:2], ratings[:2], np.array([model.n_items]))
+    with pytest.raises(ConfigError, match="finite"):
+        model.score_ratings(rated[:2], np.array([np.nan, 3.0]), targets)
+    with pytest.raises(ConfigError, match="out of range"):
+        model.known_ratings(len(model.user_ids_))
+
+
+@pytest.mark.parametrize("name", sorted(NO_HISTORY_SCORING))
+def test_rating_deletion_top_attributed_ratings_matter_most(fitted, name):
+    """Removing a user's 3 most contributing ratings lowers the explained item's score
+    more than removing 3 random ratings (summed over users)."""
+    from lmrec.eval.faithfulness import rating_deletion_test
+
+    model = fitted(name)
+    users = [u for u in range(20) if len(model.known_ratings(u)[0]) > 3][:12]
+    items = [int(model.recommend_indices(np.array([u]), 1)[0][0, 0]) for u in users]
+    result = rating_deletion_test(model, users, items, max_removed=3, n_random=5, seed=SEED)
+    assert result.area_attributed > result.area_random > -1.0
+    assert result.win_rate > 0.5
+    with pytest.raises(ConfigError, match="one explained item per user"):
+        rating_deletion_test(model, users, items[:-1])
 
 
 def test_knnbaseline_explains_known_users_exactly(fitted):

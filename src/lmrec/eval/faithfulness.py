@@ -12,6 +12,10 @@ The **deletion curve** of a pair is the score drop ``s(h) - s(h minus m items)``
 random removal, their ratio (scale-free, comparable across models) and the share of
 pairs where attributed removal beats random removal.
 
+Rating models (``biasedmf``, ``knnbaseline``) score a user's ratings, not an item list:
+:func:`rating_deletion_test` removes rated items from a known user's ratings and re-scores
+with :meth:`~lmrec.models.ratings.BiasedMF.score_ratings`.
+
 An item that leaves the model's candidate list (``-inf``, e.g. the pipeline's retriever
 no longer proposes it) counts as the lowest finite score of that history.
 
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -31,8 +35,23 @@ from lmrec.errors import ConfigError
 
 if TYPE_CHECKING:  # the metrics layer sits below models: for annotations only
     from lmrec.models.base import Recommender
+    from lmrec.models.explain import Attribution
 
-__all__ = ["DeletionResult", "deletion_test"]
+__all__ = ["DeletionResult", "deletion_test", "rating_deletion_test"]
+
+
+class RatingExplainer(Protocol):
+    """What :func:`rating_deletion_test` needs: a fitted rating model (``RatingModel``)."""
+
+    def known_ratings(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def score_ratings(
+        self, items: np.ndarray, ratings: np.ndarray, targets: np.ndarray
+    ) -> np.ndarray: ...
+
+    def attribute(
+        self, item_idx: int, history: np.ndarray | None = None, *, user_idx: int | None = None
+    ) -> Attribution: ...
 
 
 @dataclass(frozen=True)
@@ -157,4 +176,58 @@ def deletion_test(
         s = _item_scores(model, rows, int(item))
         attributed[p] = s[0] - s[1 : 1 + len(ms)]
         rand[p] = (s[0] - s[1 + len(ms) :]).reshape(len(ms), n_random).mean(1)
+    return DeletionResult(ms, attributed, rand)
+
+
+def rating_deletion_test(
+    model: RatingExplainer,
+    users: Sequence[int],
+    items: Sequence[int],
+    *,
+    max_removed: int = 5,
+    n_random: int = 10,
+    seed: int = 0,
+) -> DeletionResult:
+    """Deletion curves of a rating model's attributions for known users.
+
+    As :func:`deletion_test`, with each user's training ratings in place of a history:
+    the ``m`` rated items with the largest contributions to ``items[p]`` (or ``m`` random
+    ones) leave the user's ratings, and the item is re-scored from the rest
+    (``score_ratings``), in rating units.
+
+    Raises
+    ------
+    ConfigError
+        Mismatched lengths, or a user with at most ``max_removed`` ratings.
+    """
+    max_removed = check_int(max_removed, "max_removed", where="rating_deletion_test")
+    n_random = check_int(n_random, "n_random", where="rating_deletion_test")
+    if len(users) != len(items):
+        raise ConfigError("rating_deletion_test needs one explained item per user.")
+    rng = np.random.default_rng(seed)
+    ms = np.arange(1, max_removed + 1)
+    attributed = np.empty((len(users), len(ms)))
+    rand = np.empty((len(users), len(ms)))
+    for p, (user, item) in enumerate(zip(users, items, strict=True)):
+        rated, values = model.known_ratings(int(user))
+        if len(rated) <= max_removed:
+            raise ConfigError(
+                f"rating_deletion_test: user {user} has {len(rated)} ratings; it needs more "
+                f"than max_removed={max_removed}."
+            )
+        att = model.attribute(int(item), user_idx=int(user))
+        position = {j: k for k, j in enumerate(rated.tolist())}
+        order = np.array([position[j] for j in att.top(len(att.history)).tolist()])
+        drops = [order[:m] for m in ms]
+        drops += [rng.choice(len(rated), m, replace=False) for m in ms for _ in range(n_random)]
+        target = np.array([int(item)])
+        s0 = float(model.score_ratings(rated, values, target)[0])
+        s = np.array(
+            [
+                model.score_ratings(np.delete(rated, d), np.delete(values, d), target)[0]
+                for d in drops
+            ]
+        )
+        attributed[p] = s0 - s[: len(ms)]
+        rand[p] = (s0 - s[len(ms) :]).reshape(len(ms), n_random).mean(1)
     return DeletionResult(ms, attributed, rand)

@@ -126,10 +126,23 @@ class RatingModel(Protocol):
 
     ``score`` still ranks items; ``predict_ratings`` is the rating estimate of given
     (user, item) pairs, clipped to the training ratings' range, for RMSE and MAE.
+    ``score_ratings`` folds in a user given as ratings (a list of items carries no
+    ratings), and explanations of known users decompose it exactly.
     """
 
     def predict_ratings(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """float64 predicted ratings of the pairs ``(user_idx[n], item_idx[n])`` (dense indices)."""
+        ...
+
+    def score_ratings(
+        self, items: np.ndarray, ratings: np.ndarray, targets: np.ndarray
+    ) -> np.ndarray:
+        """float64 unclipped scores of ``targets`` for a user who gave ``ratings`` to
+        ``items`` (dense indices): a new user's ratings, or a known user's edited ones."""
+        ...
+
+    def known_ratings(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(items, ratings)`` a known user gave in training (dense indices, float64)."""
         ...
 
 

@@ -24,6 +24,7 @@ Baselines (Koren, 2008)
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -108,6 +109,95 @@ class _RatingBase(Recommender, RatingModel):
             out[sel] = self._score(np.array([value]))[0, i[sel]]
         return out
 
+    # ------------------------------------------------------- ratings given at request time
+    def score_ratings(
+        self, items: np.ndarray, ratings: np.ndarray, targets: np.ndarray
+    ) -> np.ndarray:
+        """Scores of ``targets`` for a user who gave ``ratings`` to ``items`` (dense indices).
+
+        The user is folded in the way the model fits its users (see :meth:`_rating_terms`),
+        so a known user's own ratings give back (for ``biasedmf``: up to its solver's
+        tolerance) the scores of :meth:`score`. Unclipped, like ``score``; clip to
+        ``[low_, high_]`` for rating estimates. Used by explanations and the deletion test
+        (:func:`lmrec.eval.faithfulness.rating_deletion_test`), and for new users who rate
+        a few items.
+
+        Raises
+        ------
+        ConfigError
+            Mismatched lengths, an index out of range, a repeated item or a non-finite
+            rating.
+        """
+        self._check_fitted()
+        items = np.asarray(items, np.int64).reshape(-1)
+        values = np.asarray(ratings, np.float64).reshape(-1)
+        targets = np.asarray(targets, np.int64).reshape(-1)
+        if len(items) != len(values):
+            raise ConfigError(
+                f"score_ratings needs one rating per item; got {len(items)} items and "
+                f"{len(values)} ratings."
+            )
+        for name, idx in (("items", items), ("targets", targets)):
+            if len(idx) and (idx.min() < 0 or idx.max() >= self.n_items):
+                raise ConfigError(f"score_ratings: {name} must lie in [0, {self.n_items}).")
+        if len(np.unique(items)) != len(items):
+            raise ConfigError("score_ratings: each item may be rated once.")
+        if not np.isfinite(values).all():
+            raise ConfigError("score_ratings: ratings must be finite numbers.")
+        base, terms = self._rating_terms(items, values, targets)
+        return base + terms.sum(axis=1)
+
+    def known_ratings(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(items, ratings)`` the known user ``user_idx`` gave in training (dense indices)."""
+        self._check_fitted()
+        u = int(user_idx)
+        if not 0 <= u < len(self.user_ids_):
+            raise ConfigError(f"User index {u} is out of range [0, {len(self.user_ids_)}).")
+        return self._user_ratings(u)
+
+    def attribute(
+        self, item_idx: int, history: np.ndarray | None = None, *, user_idx: int | None = None
+    ) -> Attribution:
+        """Exact, for known users: the score of ``item_idx`` is a baseline plus one term per
+        rated item (see :meth:`_rating_terms`); each term is that item's contribution, in
+        rating units, and the baseline is the part no rated item explains. ``score`` is the
+        baseline plus the terms, i.e. :meth:`score_ratings` of the user's own ratings.
+
+        A history given as items (a new user) has no ratings, so nothing to attribute:
+        ConfigError, as for the other arguments :meth:`Recommender.attribute` rejects
+        (:meth:`score_ratings` scores a new user's ratings).
+        """
+        self._check_fitted()
+        if history is not None:
+            raise ConfigError(
+                f"{self.name} explains known users only: its predictions come from the "
+                "user's ratings, and a list of items has no ratings. Pass user= (a known "
+                "user) instead of items=."
+            )
+        if user_idx is None:
+            raise ConfigError("attribute needs exactly one of history= or user_idx=.")
+        item, hist, _ = check_attribution(self, True, item_idx, None, user_idx)
+        rated, values = self.known_ratings(int(user_idx))
+        base, terms = self._rating_terms(rated, values, np.array([item]))
+        by_item: dict[int, float] = {}
+        for j, term in zip(rated.tolist(), terms[0].tolist(), strict=True):
+            by_item[j] = by_item.get(j, 0.0) + term
+        contributions = np.array([by_item.get(j, 0.0) for j in hist.tolist()], np.float32)
+        return Attribution(item, hist, contributions, float(base[0] + terms[0].sum()), "exact")
+
+    @abstractmethod
+    def _rating_terms(
+        self, rated: np.ndarray, ratings: np.ndarray, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(baseline, terms)``: the scores of ``targets`` for a user who gave ``ratings``
+        to ``rated`` are ``baseline + terms.sum(1)``; ``terms[t, j]`` (float64,
+        (len(targets), len(rated))) is the part of target ``t``'s score due to rated item
+        ``j``."""
+
+    @abstractmethod
+    def _user_ratings(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(items, ratings)`` of known user ``u`` as the model keeps them (int64, float64)."""
+
     def _range_meta(self) -> dict[str, Any]:
         return {"low": self.low_, "high": self.high_}
 
@@ -163,10 +253,13 @@ class BiasedMF(_RatingBase, DotProductModel):
     user_bias_: Fitted[np.ndarray] = Fitted()
     item_bias_: Fitted[np.ndarray] = Fitted()
     mean_: Fitted[float] = Fitted()
+    #: The training ratings (float32 CSR), kept to explain known users' scores.
+    ratings_: Fitted[sp.csr_matrix] = Fitted()
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         cfg = self.config
         r = _ratings(dataset, "biasedmf")
+        self.ratings_ = sp.csr_matrix(r, dtype=np.float32)
         self._set_range(r)
         mu, b_u, b_i = fit_baselines(r, reg_user=cfg.l2_bias, reg_item=cfg.l2_bias)
         rng = np.random.default_rng(cfg.seed)
@@ -228,12 +321,46 @@ class BiasedMF(_RatingBase, DotProductModel):
         )
         return self.mean_ + self.user_bias_[u] + self.item_bias_[i] + dots
 
+    def _rating_terms(
+        self, rated: np.ndarray, ratings: np.ndarray, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The user's ``[p, b]`` is the ridge regression a fit's user half-step solves
+        (exactly here, not by a few CG steps): ``w = A^-1 X^T y`` with rows
+        ``x_j = [q_j, 1]``, ``y_j = r_j - mu - b_j`` and ``A = X^T X + diag(reg * n, ...,
+        reg_bias)``. So the score ``mu + b_t + x_t . w`` is the baseline ``mu + b_t`` plus
+        ``sum_j (x_t^T A^-1 x_j) y_j``: one term per rated item, the user's bias included
+        (as implicit's ``explain`` decomposes ALS)."""
+        cfg = self.config
+        base = self.mean_ + self.item_bias_[targets].astype(np.float64)
+        if len(rated) == 0:
+            return base, np.zeros((len(targets), 0))
+
+        def design(idx: np.ndarray) -> np.ndarray:
+            q = self.item_factors_[idx].astype(np.float64)
+            return np.hstack([q, np.ones((len(idx), 1))])
+
+        x = design(rated)
+        y = ratings - self.mean_ - self.item_bias_[rated]
+        penalty = np.append(np.full(cfg.factors, cfg.l2 * len(rated)), cfg.l2_bias)
+        a = x.T @ x + np.diag(np.maximum(penalty, 1e-9))
+        weights = design(targets) @ np.linalg.solve(a, x.T)  # (targets, rated)
+        return base, weights * y
+
+    def _user_ratings(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        r = self.ratings_
+        lo, hi = r.indptr[u], r.indptr[u + 1]
+        return r.indices[lo:hi].astype(np.int64), r.data[lo:hi].astype(np.float64)
+
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        r = self.ratings_
         arrays = {
             "user_factors": self.user_factors_,
             "item_factors": self.item_factors_,
             "user_bias": self.user_bias_,
             "item_bias": self.item_bias_,
+            "ratings.data": r.data.astype(np.float32),
+            "ratings.indices": r.indices.astype(np.int64),
+            "ratings.indptr": r.indptr.astype(np.int64),
         }
         return arrays, {"mean": self.mean_, **self._range_meta()}
 
@@ -244,6 +371,7 @@ class BiasedMF(_RatingBase, DotProductModel):
         self.item_factors_ = arrays.float("item_factors", (n_i, f))
         self.user_bias_ = arrays.float("user_bias", (n_u,))
         self.item_bias_ = arrays.float("item_bias", (n_i,))
+        self.ratings_ = sp.csr_matrix(arrays.csr("ratings", (n_u, n_i)), dtype=np.float32)
         self.mean_ = float(meta["mean"])
         self._read_range(meta)
 
@@ -391,17 +519,21 @@ class KNNBaseline(_RatingBase):
         return base + terms.sum(axis=1)
 
     def _prediction_terms(self, u: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(baseline, terms)`` of user ``u``'s predictions for ``items``: the prediction is
-        ``baseline + terms.sum(1)``, with ``terms[:, j]`` (float64, (len(items), n_rated))
-        the vote of the user's ``j``-th rated item (in their residual row's order): its
-        share of the positive similarities among the item's ``k`` most similar rated
-        items, times the user's residual on it; 0 outside those ``k``."""
-        k = self.config.k_neighbors
+        """``(baseline, terms)`` of known user ``u``'s predictions for ``items`` from the
+        stored residuals (see :meth:`_votes`)."""
         lo, hi = self.residuals_.indptr[u], self.residuals_.indptr[u + 1]
         rated, z = self.residuals_.indices[lo:hi], self.residuals_.data[lo:hi]
         base = self.mean_ + self.user_bias_[u] + self.item_bias_[items]
+        return base, self._votes(rated, z, items)
+
+    def _votes(self, rated: np.ndarray, z: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``terms[:, j]`` (float64, (len(items), len(rated))): the vote of rated item ``j``
+        on each of ``items``, its share of the positive similarities among the item's ``k``
+        most similar rated items, times the user's residual ``z_j`` on it; 0 outside those
+        ``k``. A prediction is the baseline plus its row's sum."""
+        k = self.config.k_neighbors
         if len(rated) == 0:
-            return base, np.zeros((len(items), 0))
+            return np.zeros((len(items), 0))
         s = self.similarity_[np.ix_(items, rated)].astype(np.float64)
         if len(rated) > k:  # keep each item's k most similar rated items
             cut = np.argpartition(-s, k - 1, axis=1)[:, k:]
@@ -409,37 +541,27 @@ class KNNBaseline(_RatingBase):
         s = np.where(s > 0, s, 0.0)  # only positive similarities vote, as in Surprise
         den = s.sum(axis=1, keepdims=True)
         weights = np.divide(s, den, out=np.zeros_like(s), where=den > 0)
-        return base, weights * z
+        return weights * z
 
-    def attribute(
-        self, item_idx: int, history: np.ndarray | None = None, *, user_idx: int | None = None
-    ) -> Attribution:
-        """Exact, for known users: the prediction is the baseline ``mu + b_u + b_i`` plus one
-        vote per rated item (``s_ij / sum s`` over the item's ``k`` most similar rated items,
-        times the user's residual ``r_uj - b_uj``); each vote is that item's contribution,
-        in rating units, and the baseline is the part no history item explains.
+    def _rating_terms(
+        self, rated: np.ndarray, ratings: np.ndarray, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The user's bias is the ridge regression the fit's last baseline step solves,
+        ``b_u = sum_j (r_j - mu - b_j) / (l2_user + n)``; the baseline is
+        ``mu + b_u + b_t`` and each rated item votes with its residual
+        ``r_j - mu - b_u - b_j`` (:meth:`_votes`). A known user's own ratings give back
+        the stored bias, so the scores equal :meth:`score`'s."""
+        y = ratings - self.mean_ - self.item_bias_[rated]
+        b_u = float(y.sum() / (self.config.l2_user + len(rated))) if len(rated) else 0.0
+        base = self.mean_ + b_u + self.item_bias_[targets]
+        return base, self._votes(rated, y - b_u, targets)
 
-        A history given as items (a new user) has no ratings, so nothing to attribute:
-        ConfigError, as for the other arguments :meth:`Recommender.attribute` rejects.
-        """
-        self._check_fitted()
-        if history is not None:
-            raise ConfigError(
-                "knnbaseline explains known users only: its predictions come from the "
-                "user's rating residuals, and a list of items has no ratings. Pass user= "
-                "(a known user) instead of items=."
-            )
-        if user_idx is None:
-            raise ConfigError("attribute needs exactly one of history= or user_idx=.")
-        item, hist, _ = check_attribution(self, True, item_idx, None, user_idx)
-        user = int(user_idx)
-        base, terms = self._prediction_terms(user, np.array([item]))
-        residuals = self.residuals_
-        rated = residuals.indices[residuals.indptr[user] : residuals.indptr[user + 1]]
-        by_item = dict(zip(rated.tolist(), terms[0].tolist(), strict=True))
-        contributions = np.array([by_item.get(j, 0.0) for j in hist.tolist()], np.float32)
-        score = float(base[0] + terms[0].sum())
-        return Attribution(item, hist, contributions, score, "exact")
+    def _user_ratings(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        r = self.residuals_
+        lo, hi = r.indptr[u], r.indptr[u + 1]
+        items = r.indices[lo:hi].astype(np.int64)
+        values = r.data[lo:hi] + self.mean_ + self.user_bias_[u] + self.item_bias_[items]
+        return items, values.astype(np.float64)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         r = self.residuals_
