@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -211,6 +213,23 @@ def test_unexpected_error_is_a_generic_500_without_trace(make_app):
     assert r.status_code == 500
     assert "secret" not in r.text and "Traceback" not in r.text
     assert r.json()["detail"].startswith("Internal server error")
+
+
+def test_a_500_logs_the_route_not_the_user_id_in_the_path(make_app, caplog, monkeypatch):
+    """DELETE /v1/users/{id} carries the id in its path; the error log must not keep it."""
+    from lmrec.serve.routes import users
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(users, "erase_user", broken)
+    with TestClient(make_app(auth=False), raise_server_exceptions=False) as c:
+        with caplog.at_level(logging.ERROR, logger="lmrec.serve"):
+            r = c.delete("/v1/users/person-42@example.org")
+    assert r.status_code == 500
+    logged = [rec.getMessage() for rec in caplog.records if "unhandled error" in rec.getMessage()]
+    assert logged and "/v1/users/{user_id" in logged[0]
+    assert all("person-42" not in m for m in logged)
 
 
 def test_model_pinning_unknown_model_is_404(client):

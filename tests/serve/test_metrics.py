@@ -76,3 +76,30 @@ def test_model_version_metric_follows_reloads_and_liveness_ignores_the_store(
         monkeypatch.setattr(c.app.state.event_store, "ping", lambda: False)
         assert c.get("/readyz").status_code == 503
         assert c.get("/healthz").status_code == 200
+
+
+def test_refusals_and_answers_share_the_route_label(make_app):
+    """The protocol labels a refused request from its path (``endpoint_of``), the app an
+    admitted one from its matched route: both must name the same template, never the id
+    in the path."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from lmrec.serve.admission import endpoint_of
+
+    requests = [
+        ("delete", "/v1/users/u1", "/v1/users/{user_id:anyid}"),
+        ("get", "/v1/items/i1/similar", "/v1/items/{item_id}/similar"),
+        ("get", "/v1/models/no-such-model", "/v1/models/{model_id}"),
+        ("post", "/v1/recommend", "/v1/recommend"),
+    ]
+    with TestClient(make_app(auth=False)) as c:
+        for method, path, _ in requests:
+            c.request(method.upper(), path, json={"user": "u0"})
+        text = c.get("/metrics").text
+    labels = set(re.findall(r'lmrec_requests_total\{endpoint="([^"]+)"', text))
+    for _, path, template in requests:
+        assert template in labels and endpoint_of(path) == template
+    assert endpoint_of("/v1/users/a/b\nc") == "/v1/users/{user_id:anyid}"
+    assert endpoint_of("/no/such/route") == "unmatched"

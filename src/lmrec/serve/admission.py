@@ -40,6 +40,7 @@ MAX_BUCKETS = 100_000
 _TEMPLATES = (
     (re.compile(r"^/v1/items/[^/]+/similar$"), "/v1/items/{item_id}/similar"),
     (re.compile(r"^/v1/models/(?!reload$|rollback$)[^/]+$"), "/v1/models/{model_id}"),
+    (re.compile(r"^/v1/users/.+$", re.DOTALL), "/v1/users/{user_id:anyid}"),
 )
 _STATIC = frozenset(
     {

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from lmrec.errors import ConfigError, DataError, LmrecError, ModelFileError, UnknownIdError
+from lmrec.serve.admission import endpoint_of
 
 log = logging.getLogger("lmrec.serve")
 
@@ -55,7 +56,9 @@ async def _lmrec(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     ref = uuid.uuid4().hex[:12]
-    log.error("unhandled error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
+    # The route template, not the path: a path can hold a user id, which logs must not keep.
+    route = getattr(request.scope.get("route"), "path", None) or endpoint_of(request.url.path)
+    log.error("unhandled error %s on %s %s", ref, request.method, route, exc_info=exc)
     return _body(500, f"Internal server error (reference {ref}); the details were logged.")
 
 
