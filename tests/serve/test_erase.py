@@ -206,6 +206,7 @@ def test_ids_with_a_line_break_can_be_deleted(serve):
 
 def test_a_model_that_cannot_forget_exactly_is_pending_and_hides_the_user(serve):
     c, path = serve("nofold")
+    served_before = c.get("/v1/models").json()["models"][0]["n_users"]
     seen_before = _recommend(c, "u0")
     unknown = _recommend(c, "never-seen")
     assert seen_before["items"] != unknown["items"]  # u0's seen items are excluded
@@ -217,6 +218,7 @@ def test_a_model_that_cannot_forget_exactly_is_pending_and_hides_the_user(serve)
     after = _recommend(c, "u0")
     assert (after["items"], after["strategy"]) == (unknown["items"], unknown["strategy"])
     assert "u0" not in c.get("/v1/ui/users", params={"limit": 200}).json()["users"]
+    assert c.get("/v1/models").json()["models"][0]["n_users"] == served_before - 1
     # a reload of the same files keeps the user hidden; a second DELETE is still pending
     assert c.post("/v1/models/reload", json={}).status_code == 200
     assert _recommend(c, "u0")["items"] == unknown["items"]

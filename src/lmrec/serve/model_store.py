@@ -56,7 +56,8 @@ class LoadedModel:
 
     @property
     def n_users(self) -> int:
-        return len(self.model.user_ids_)
+        """Users this version serves: its training users less those deleted over HTTP."""
+        return len(self.model.user_ids_) - len(self.hidden_index)
 
     @property
     def n_items(self) -> int:

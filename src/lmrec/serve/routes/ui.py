@@ -80,7 +80,7 @@ def build_router(settings: ServeSettings) -> APIRouter:
     def users(lm: ModelDep, _: ReadKey, q: str = "", limit: Limit = 50) -> UsersResponse:
         """User ids of the served model that start with ``q`` (for the page's user picker);
         deleted users are not listed."""
-        ids = lm.model.user_ids_.lookup(range(lm.n_users))
+        ids = lm.model.user_ids_.lookup(range(len(lm.model.user_ids_)))
         served = lm.user_index
         out = [u for u in map(str, ids) if u.startswith(q) and u in served][:limit]
         return UsersResponse(users=out)
