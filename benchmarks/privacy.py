@@ -54,8 +54,17 @@ SEED = 2026
 OUT = Path(__file__).resolve().parent / "results"
 
 
+def time_ordered(data: Dataset, user: int, items: np.ndarray) -> np.ndarray:
+    """``items`` of ``user`` (dense indices of ``data``) oldest first, so that the attack
+    shows a sequence model the half in its order (set models ignore the order)."""
+    rows = np.flatnonzero(data.column("user_idx") == user)
+    t = data.column("timestamp")[rows].tolist()
+    when = dict(zip(data.column("item_idx")[rows].tolist(), t, strict=True))
+    return np.asarray(sorted(items.tolist(), key=lambda i: (when[i], i)), np.int64)
+
+
 def setup() -> dict:
-    """Members' train/test, and histories for the attack (members, never-seen)."""
+    """Members' train/test, and histories for the attack (members, never-seen), oldest first."""
     data = load_builtin("ml-100k")
     rng = np.random.default_rng(SEED)
     users = data.user_ids.ids
@@ -65,12 +74,15 @@ def setup() -> dict:
     train = split.train
     x = train.matrix.tocsr()
     target_idx = rng.choice(train.n_users, 200, replace=False)
-    member_hist = [x.indices[x.indptr[u] : x.indptr[u + 1]] for u in target_idx]
+    member_hist = [
+        time_ordered(train, u, x.indices[x.indptr[u] : x.indptr[u + 1]]) for u in target_idx
+    ]
     full = data.matrix.tocsr()
     never_hist = []
     for u in data.user_ids.index(sorted(never), kind="user"):
         items = full.indices[full.indptr[u] : full.indptr[u + 1]]
-        never_hist.append(rng.choice(items, max(2, int(0.8 * len(items))), replace=False))
+        drawn = rng.choice(items, max(2, int(0.8 * len(items))), replace=False)
+        never_hist.append(time_ordered(data, u, drawn))
     return {
         "train": train,
         "test": split.test,
@@ -138,6 +150,77 @@ def part_dp(s: dict) -> dict:
     return out
 
 
+#: DP-SGD settings tried at epsilon 8 by ``--parts dp-tune`` on a validation split of the
+#: members' training data (never on the test split); the best goes into DP_MODELS.
+DP_TUNE = {
+    "twotower": [
+        {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 0.5},
+        {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 0.2},
+        {"batch_size": 256, "epochs": 20, "lr": 0.003, "dp_clip": 0.5},
+        {"batch_size": 256, "epochs": 20, "lr": 0.03, "dp_clip": 0.5},
+        {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 0.5},
+        {"batch_size": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.5},
+    ],
+    "sasrec": [
+        {"batch_size": 256, "epochs": 20, "lr": 0.003, "dp_clip": 1.0},
+        {"batch_size": 256, "epochs": 20, "lr": 0.003, "dp_clip": 0.3},
+        {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 256, "epochs": 20, "lr": 0.03, "dp_clip": 1.0},
+        {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 256, "epochs": 40, "lr": 0.01, "dp_clip": 1.0},
+    ],
+}
+
+
+def part_dp_tune(s: dict) -> dict:
+    """Validation NDCG@10 of the non-private models and of the DP_TUNE settings at epsilon 8
+    (members' training data split 80/20 per user again; the test split is not read).
+
+    Rows already in ``results/privacy_dp-tune.json`` (same model and settings) are kept, so
+    settings added to DP_TUNE later run alone.
+    """
+    path = OUT / "privacy_dp-tune.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    split = random_split(s["train"], ratios=(0.8, 0.2), seed=SEED + 1)
+    fit, valid = split.train, split.test
+    out: dict = {}
+    base = {"twotower": {}, "sasrec": {"device": "cpu"}}
+    for name, grid in DP_TUNE.items():
+        cached = {json.dumps(r["params"], sort_keys=True): r for r in done.get(name, [])}
+        rows = []
+        t = time.perf_counter()
+        # the non-private reference; a sequence model stops early on validation
+        model = create_model(name, base[name])
+        model.fit(fit, valid=valid) if name == "sasrec" else model.fit(fit)
+        rows.append(
+            {
+                "params": base[name],
+                "valid_ndcg@10": ndcg(model, valid),
+                "best_epoch": getattr(model, "best_epoch_", None),
+                "fit_s": time.perf_counter() - t,
+            }
+        )
+        print(name, rows[-1], flush=True)
+        for params in grid:
+            if json.dumps(params, sort_keys=True) in cached:
+                rows.append(cached[json.dumps(params, sort_keys=True)])
+                continue
+            t = time.perf_counter()
+            p = {**base[name], **params, "dp_epsilon": 8.0, "dp_delta": 1e-5, "dp_seed": SEED}
+            model = create_model(name, p).fit(fit)
+            rows.append(
+                {
+                    "params": params,
+                    "valid_ndcg@10": ndcg(model, valid),
+                    "epsilon": model.privacy_["epsilon"],
+                    "fit_s": time.perf_counter() - t,
+                }
+            )
+            print(name, rows[-1], flush=True)
+        out[name] = rows
+    return out
+
+
 def part_federated(s: dict) -> dict:
     from lmrec.privacy.federated import FederatedConfig, train_federated
 
@@ -199,7 +282,13 @@ def part_lists(s: dict) -> dict:
     return out
 
 
-PARTS = {"forget": part_forget, "dp": part_dp, "federated": part_federated, "lists": part_lists}
+PARTS = {
+    "forget": part_forget,
+    "dp": part_dp,
+    "dp-tune": part_dp_tune,
+    "federated": part_federated,
+    "lists": part_lists,
+}
 
 
 def main() -> int:

@@ -126,3 +126,38 @@ def test_dp_sequence_fit_refuses_validation_and_checkpoints(ml_slice, tmp_path):
 def test_bad_dp_parameters(name, params, message):
     with pytest.raises(ConfigError, match=message):
         create_model(name, params)
+
+
+def test_served_model_shows_its_budget(ml_slice, tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from lmrec.serve.app import build_app
+    from lmrec.serve.settings import ServeSettings
+
+    model = create_model("twotower", private("twotower", epochs=1)).fit(ml_slice)
+    model.save(tmp_path / "m")
+    settings = ServeSettings(
+        model_dir=tmp_path / "m", auth=False, store_url=f"sqlite:///{tmp_path / 'events.db'}"
+    )
+    with TestClient(build_app(settings)) as c:
+        info = c.get("/v1/models").json()["models"][0]
+    assert info["privacy"] == {
+        "mechanism": model.privacy_["mechanism"],
+        "unit": "user",
+        "epsilon": pytest.approx(model.privacy_["epsilon"]),
+        "delta": 1e-4,
+    }
+
+
+def test_membership_attack_reads_a_sequence_model_in_order(ml_slice):
+    from lmrec.privacy.attack import membership_scores
+
+    model = create_model("sasrec", private("sasrec", epochs=1)).fit(ml_slice)
+    x = ml_slice.matrix.tocsr()
+    histories = [x.indices[x.indptr[u] : x.indptr[u + 1]] for u in range(10)]
+    scores = membership_scores(model, histories, seed=0)
+    assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+    # the shown half is given in the history's order: reversing it changes the scores
+    reverse = membership_scores(model, [h[::-1] for h in histories], seed=0)
+    assert not np.allclose(scores, reverse)

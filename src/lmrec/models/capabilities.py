@@ -230,6 +230,8 @@ class PrivateModel(Protocol):
     """
 
     dp_mechanism: ClassVar[str]
+    #: The report of the last fit (``mechanism``, ``unit``, ``epsilon``, ``delta``, ...), or None.
+    privacy_: dict[str, Any] | None
 
 
 def supports(model: Any, capability: type) -> bool:

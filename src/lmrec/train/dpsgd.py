@@ -15,6 +15,11 @@ is never published (it scores only that user). This is joint differential privac
 2021): what any other user, or the item side, reveals about a user is (epsilon,
 delta)-DP.
 
+:func:`train_per_user` is the same user-level DP-SGD for any torch model whose loss
+splits into one term per user (the two-tower and sequence models): per-user gradients
+over all its weights come from ``torch.func`` (``vmap`` of ``grad``) rather than from
+Opacus's per-layer hooks, and Opacus samples, clips, noises and accounts.
+
 torch and opacus are imported inside functions (``pip install lmrec[privacy]``).
 
 Stability: experimental. .. versionadded:: 0.2.0
