@@ -15,9 +15,13 @@ Parts (``--parts``, default all):
 ``forget``  popularity, item-kNN, EASE: forget 200 members exactly; max |score
             difference| to a from-scratch fit without them; MIA AUC forgotten vs
             never-seen (target 0.5 +/- 0.05), and members vs never-seen before.
-``dp``      EASE, item-kNN (Gaussian mechanism) and BPR (DP-SGD) at epsilon in
-            {1, 2, 4, 8, inf}, delta 1e-5: NDCG@10 and MIA AUC (targets: >= 0.85x the
-            non-private NDCG@10 at epsilon 8; AUC <= 0.55 at every finite epsilon).
+``dp``      EASE, item-kNN (Gaussian mechanism), BPR, two-tower and SASRec (DP-SGD) at
+            epsilon in {1, 2, 4, 8, inf}, delta 1e-5: NDCG@10 and MIA AUC (targets:
+            >= 0.85x the non-private NDCG@10 at epsilon 8; AUC <= 0.55 at every finite
+            epsilon). SASRec reads each training history in time order; the attack shows
+            it the known half of a history oldest first.
+``dp-tune`` the DP-SGD settings of two-tower and SASRec, chosen at epsilon 8 on a
+            validation split of the members' training data (never the test split).
 ``federated`` federated BPR on Flower (100 clients) vs lmrec's central BPR: NDCG@10,
             rounds, bytes per client (target >= 0.9x).
 ``lists``   100 simulated users, each with 10 items known to the attacker and 5 new
@@ -117,25 +121,39 @@ def part_forget(s: dict) -> dict:
     return out
 
 
-DP_MODELS = {
-    "ease": ({"l2": 500.0}, [1.0, 2.0, 4.0, 8.0, math.inf]),
-    "itemknn": ({}, [1.0, 2.0, 4.0, 8.0, math.inf]),
-    "bpr": ({}, [1.0, 8.0, math.inf]),
+ALL_EPSILONS = [1.0, 2.0, 4.0, 8.0, math.inf]
+TWOTOWER_DP = {"batch_size": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.5}
+SASREC_DP = {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0}
+SASREC_EPOCHS = 5
+#: name -> (parameters, epsilons, parameters added under DP). The DP-SGD settings of
+#: twotower and sasrec are the best of DP_TUNE on validation (``--parts dp-tune``); the
+#: non-private sasrec trains the epochs its early stopping chose there.
+DP_MODELS: dict[str, tuple[dict, list[float], dict]] = {
+    "ease": ({"l2": 500.0}, ALL_EPSILONS, {}),
+    "itemknn": ({}, ALL_EPSILONS, {}),
+    "bpr": ({}, [1.0, 8.0, math.inf], {}),
+    "twotower": ({}, ALL_EPSILONS, TWOTOWER_DP),
+    "sasrec": ({"device": "cpu", "epochs": SASREC_EPOCHS}, ALL_EPSILONS, SASREC_DP),
 }
 
 
 def part_dp(s: dict) -> dict:
     out = {}
-    for name, (params, epsilons) in DP_MODELS.items():
+    for name, (params, epsilons, dp_params) in DP_MODELS.items():
         rows = []
-        for eps in epsilons:
+        # with DP settings of its own, the model also runs them without DP (for context;
+        # the ratio is to the non-private model with its own settings, the last row)
+        runs = [(e, e) for e in epsilons[:-1]] + [("inf, DP settings", math.inf)] * bool(dp_params)
+        for label, eps in runs + [("inf", math.inf)]:
             p = dict(params)
+            if math.isfinite(eps) or label != "inf":
+                p.update(dp_params)
             if math.isfinite(eps):
                 p.update(dp_epsilon=eps, dp_delta=1e-5, dp_seed=SEED)
             t = time.perf_counter()
             model = create_model(name, p).fit(s["train"])
             row = {
-                "epsilon": eps if math.isfinite(eps) else "inf",
+                "epsilon": label,
                 "ndcg@10": ndcg(model, s["test"]),
                 "mia_auc": membership_auc(model, s["members"], s["never"], seed=SEED),
                 "privacy": getattr(model, "privacy_", None),
@@ -168,6 +186,9 @@ DP_TUNE = {
         {"batch_size": 256, "epochs": 20, "lr": 0.03, "dp_clip": 1.0},
         {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0},
         {"batch_size": 256, "epochs": 40, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 743, "epochs": 20, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 372, "epochs": 10, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 372, "epochs": 20, "lr": 0.02, "dp_clip": 1.0},
     ],
 }
 
