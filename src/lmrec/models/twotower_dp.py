@@ -27,10 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lmrec.errors import ConfigError
 from lmrec.models.capabilities import FitOptions
-from lmrec.models.dp import check_dp_data
-from lmrec.train.torch_utils import draw_seed
+from lmrec.models.dp import check_dp_data, dpsgd_settings, refuse_options
 
 if TYPE_CHECKING:
     from lmrec.data.dataset import Dataset
@@ -41,14 +39,14 @@ __all__ = ["check_private", "train_private"]
 
 def check_private(cfg: TwoTowerConfig, dataset: Dataset, options: FitOptions) -> None:
     """Refuse the options a DP-SGD fit cannot honour, saying what to change."""
-    bad = [
-        (cfg.distributed, "distributed=True (DP-SGD trains in one process)"),
-        (cfg.bf16, "bf16=True (per-user gradients are computed in float32)"),
-        (cfg.loss != "softmax", f"loss={cfg.loss!r} (use loss='softmax')"),
-    ]
-    found = [what for flag, what in bad if flag]
-    if found:
-        raise ConfigError(f"twotower with dp_epsilon does not support {'; '.join(found)}.")
+    refuse_options(
+        "twotower",
+        [
+            (cfg.distributed, "distributed=True (DP-SGD trains in one process)"),
+            (cfg.bf16, "bf16=True (per-user gradients are computed in float32)"),
+            (cfg.loss != "softmax", f"loss={cfg.loss!r} (use loss='softmax')"),
+        ],
+    )
     check_dp_data(cfg, dataset.n_users, "twotower")
 
 
@@ -60,8 +58,8 @@ def train_private(model: TwoTower, n_users: int) -> tuple[list[dict[str, float]]
     from lmrec.train.dpsgd import train_per_user
 
     torch, cfg, device = model._torch, model.config, model._device
-    seed = draw_seed(cfg.dp_seed) if cfg.dp_seed is None else cfg.dp_seed
-    rng = np.random.default_rng(seed + 2)
+    settings = dpsgd_settings(cfg)
+    rng = np.random.default_rng(settings["seed"] + 2)
 
     def draw(uidx: np.ndarray) -> tuple[Any, ...]:
         rows, hide, keep, _ = model._draw_batch(rng, uidx)
@@ -86,14 +84,7 @@ def train_private(model: TwoTower, n_users: int) -> tuple[list[dict[str, float]]
         user_loss,
         draw,
         n_users=n_users,
-        users_per_step=cfg.batch_size,
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        epsilon=float(cfg.dp_epsilon),  # type: ignore[arg-type]  # set: checked by the caller
-        delta=cfg.dp_delta,
-        clip=cfg.dp_clip,
-        seed=seed,
         mechanism="DP-SGD (Opacus) on every tower weight; user vectors from own history (joint DP)",
         desc="twotower",
+        **settings,
     )

@@ -34,10 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lmrec.data.sequences import Sequences
-from lmrec.errors import ConfigError
 from lmrec.models.capabilities import FitOptions
-from lmrec.models.dp import check_dp_data
-from lmrec.train.torch_utils import draw_seed
+from lmrec.models.dp import check_dp_data, dpsgd_settings, refuse_options
 
 if TYPE_CHECKING:
     from lmrec.data.dataset import Dataset
@@ -50,16 +48,16 @@ def check_private(
     cfg: SequenceConfig, dataset: Dataset, valid: Dataset | None, options: FitOptions, name: str
 ) -> None:
     """Refuse the options a DP-SGD fit cannot honour, saying what to change."""
-    bad = [
-        (cfg.distributed, "distributed=True (DP-SGD trains in one process)"),
-        (options.checkpoint_dir is not None, "checkpoints (drop checkpoint_dir)"),
-        (valid is not None, "validation data (drop valid: a DP fit trains exactly `epochs`)"),
-        (cfg.precision == "mixed", "precision='mixed' (use precision='fp32' or 'auto')"),
-        (cfg.loss != "ce", f"loss={cfg.loss!r} (use loss='ce')"),
-    ]
-    found = [what for flag, what in bad if flag]
-    if found:
-        raise ConfigError(f"{name} with dp_epsilon does not support {'; '.join(found)}.")
+    refuse_options(
+        name,
+        [
+            (cfg.distributed, "distributed=True (DP-SGD trains in one process)"),
+            (options.checkpoint_dir is not None, "checkpoints (drop checkpoint_dir)"),
+            (valid is not None, "validation data (drop valid: a DP fit trains exactly `epochs`)"),
+            (cfg.precision == "mixed", "precision='mixed' (use precision='fp32' or 'auto')"),
+            (cfg.loss != "ce", f"loss={cfg.loss!r} (use loss='ce')"),
+        ],
+    )
     check_dp_data(cfg, dataset.n_users, name)
 
 
@@ -73,8 +71,8 @@ def train_private(
     from lmrec.models.seq.trainer import make_windows
     from lmrec.train.dpsgd import train_per_user
 
-    seed = draw_seed(cfg.dp_seed) if cfg.dp_seed is None else cfg.dp_seed
-    rng = np.random.default_rng(seed + 2)
+    settings = dpsgd_settings(cfg)
+    rng = np.random.default_rng(settings["seed"] + 2)
     inputs, targets = make_windows(seqs, cfg.max_len)
     n_win = -(-np.maximum(seqs.lengths() - 1, 0) // cfg.max_len)  # windows per user
     first = np.concatenate([[0], np.cumsum(n_win)[:-1]])
@@ -116,14 +114,6 @@ def train_private(
         user_loss,
         draw,
         n_users=len(seqs),
-        users_per_step=cfg.batch_size,
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        epsilon=float(cfg.dp_epsilon),  # type: ignore[arg-type]  # set: checked by the caller
-        delta=cfg.dp_delta,
-        clip=cfg.dp_clip,
-        seed=seed,
         mechanism=(
             "DP-SGD (Opacus) on every weight, one sequence per user; "
             "user vectors from own history (joint DP)"
@@ -131,4 +121,5 @@ def train_private(
         desc=name,
         # nn.GRU has no batching rule under vmap: its users are taken one by one
         vectorize=not any(isinstance(m, torch.nn.RNNBase) for m in net.modules()),
+        **settings,
     )
