@@ -314,7 +314,7 @@ class SequentialRecommender(
                 "the number of sequence items."
             )
         self.sequences_ = Sequences(indptr, items)
+        self.privacy_ = meta.get("privacy")
         self.history_ = meta.get("history")
         self.best_epoch_ = meta.get("best_epoch")
         self.seed_ = meta.get("seed")
-        self.privacy_ = meta.get("privacy")
