@@ -15,9 +15,13 @@ Parts (``--parts``, default all):
 ``forget``  popularity, item-kNN, EASE: forget 200 members exactly; max |score
             difference| to a from-scratch fit without them; MIA AUC forgotten vs
             never-seen (target 0.5 +/- 0.05), and members vs never-seen before.
-``dp``      EASE, item-kNN (Gaussian mechanism) and BPR (DP-SGD) at epsilon in
-            {1, 2, 4, 8, inf}, delta 1e-5: NDCG@10 and MIA AUC (targets: >= 0.85x the
-            non-private NDCG@10 at epsilon 8; AUC <= 0.55 at every finite epsilon).
+``dp``      EASE, item-kNN (Gaussian mechanism), BPR, two-tower and SASRec (DP-SGD) at
+            epsilon in {1, 2, 4, 8, inf}, delta 1e-5: NDCG@10 and MIA AUC (targets:
+            >= 0.85x the non-private NDCG@10 at epsilon 8; AUC <= 0.55 at every finite
+            epsilon). SASRec reads each training history in time order; the attack shows
+            it the known half of a history oldest first.
+``dp-tune`` the DP-SGD settings of two-tower and SASRec, chosen at epsilon 8 on a
+            validation split of the members' training data (never the test split).
 ``federated`` federated BPR on Flower (100 clients) vs lmrec's central BPR: NDCG@10,
             rounds, bytes per client (target >= 0.9x).
 ``lists``   100 simulated users, each with 10 items known to the attacker and 5 new
@@ -54,8 +58,17 @@ SEED = 2026
 OUT = Path(__file__).resolve().parent / "results"
 
 
+def time_ordered(data: Dataset, user: int, items: np.ndarray) -> np.ndarray:
+    """``items`` of ``user`` (dense indices of ``data``) oldest first, so that the attack
+    shows a sequence model the half in its order (set models ignore the order)."""
+    rows = np.flatnonzero(data.column("user_idx") == user)
+    t = data.column("timestamp")[rows].tolist()
+    when = dict(zip(data.column("item_idx")[rows].tolist(), t, strict=True))
+    return np.asarray(sorted(items.tolist(), key=lambda i: (when[i], i)), np.int64)
+
+
 def setup() -> dict:
-    """Members' train/test, and histories for the attack (members, never-seen)."""
+    """Members' train/test, and histories for the attack (members, never-seen), oldest first."""
     data = load_builtin("ml-100k")
     rng = np.random.default_rng(SEED)
     users = data.user_ids.ids
@@ -65,12 +78,15 @@ def setup() -> dict:
     train = split.train
     x = train.matrix.tocsr()
     target_idx = rng.choice(train.n_users, 200, replace=False)
-    member_hist = [x.indices[x.indptr[u] : x.indptr[u + 1]] for u in target_idx]
+    member_hist = [
+        time_ordered(train, u, x.indices[x.indptr[u] : x.indptr[u + 1]]) for u in target_idx
+    ]
     full = data.matrix.tocsr()
     never_hist = []
     for u in data.user_ids.index(sorted(never), kind="user"):
         items = full.indices[full.indptr[u] : full.indptr[u + 1]]
-        never_hist.append(rng.choice(items, max(2, int(0.8 * len(items))), replace=False))
+        drawn = rng.choice(items, max(2, int(0.8 * len(items))), replace=False)
+        never_hist.append(time_ordered(data, u, drawn))
     return {
         "train": train,
         "test": split.test,
@@ -105,25 +121,39 @@ def part_forget(s: dict) -> dict:
     return out
 
 
-DP_MODELS = {
-    "ease": ({"l2": 500.0}, [1.0, 2.0, 4.0, 8.0, math.inf]),
-    "itemknn": ({}, [1.0, 2.0, 4.0, 8.0, math.inf]),
-    "bpr": ({}, [1.0, 8.0, math.inf]),
+ALL_EPSILONS = [1.0, 2.0, 4.0, 8.0, math.inf]
+TWOTOWER_DP = {"batch_size": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.5}
+SASREC_DP = {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0}
+SASREC_EPOCHS = 5
+#: name -> (parameters, epsilons, parameters added under DP). The DP-SGD settings of
+#: twotower and sasrec are the best of DP_TUNE on validation (``--parts dp-tune``); the
+#: non-private sasrec trains the epochs its early stopping chose there.
+DP_MODELS: dict[str, tuple[dict, list[float], dict]] = {
+    "ease": ({"l2": 500.0}, ALL_EPSILONS, {}),
+    "itemknn": ({}, ALL_EPSILONS, {}),
+    "bpr": ({}, [1.0, 8.0, math.inf], {}),
+    "twotower": ({}, ALL_EPSILONS, TWOTOWER_DP),
+    "sasrec": ({"device": "cpu", "epochs": SASREC_EPOCHS}, ALL_EPSILONS, SASREC_DP),
 }
 
 
 def part_dp(s: dict) -> dict:
     out = {}
-    for name, (params, epsilons) in DP_MODELS.items():
+    for name, (params, epsilons, dp_params) in DP_MODELS.items():
         rows = []
-        for eps in epsilons:
+        # with DP settings of its own, the model also runs them without DP (for context;
+        # the ratio is to the non-private model with its own settings, the last row)
+        runs = [(e, e) for e in epsilons[:-1]] + [("inf, DP settings", math.inf)] * bool(dp_params)
+        for label, eps in runs + [("inf", math.inf)]:
             p = dict(params)
+            if math.isfinite(eps) or label != "inf":
+                p.update(dp_params)
             if math.isfinite(eps):
                 p.update(dp_epsilon=eps, dp_delta=1e-5, dp_seed=SEED)
             t = time.perf_counter()
             model = create_model(name, p).fit(s["train"])
             row = {
-                "epsilon": eps if math.isfinite(eps) else "inf",
+                "epsilon": label,
                 "ndcg@10": ndcg(model, s["test"]),
                 "mia_auc": membership_auc(model, s["members"], s["never"], seed=SEED),
                 "privacy": getattr(model, "privacy_", None),
@@ -134,6 +164,80 @@ def part_dp(s: dict) -> dict:
         base = rows[-1]["ndcg@10"]
         for r in rows:
             r["ratio_to_non_private"] = r["ndcg@10"] / base
+        out[name] = rows
+    return out
+
+
+#: DP-SGD settings tried at epsilon 8 by ``--parts dp-tune`` on a validation split of the
+#: members' training data (never on the test split); the best goes into DP_MODELS.
+DP_TUNE = {
+    "twotower": [
+        {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 0.5},
+        {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 0.2},
+        {"batch_size": 256, "epochs": 20, "lr": 0.003, "dp_clip": 0.5},
+        {"batch_size": 256, "epochs": 20, "lr": 0.03, "dp_clip": 0.5},
+        {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 0.5},
+        {"batch_size": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.5},
+    ],
+    "sasrec": [
+        {"batch_size": 256, "epochs": 20, "lr": 0.003, "dp_clip": 1.0},
+        {"batch_size": 256, "epochs": 20, "lr": 0.003, "dp_clip": 0.3},
+        {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 256, "epochs": 20, "lr": 0.03, "dp_clip": 1.0},
+        {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 256, "epochs": 40, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 743, "epochs": 20, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 372, "epochs": 10, "lr": 0.01, "dp_clip": 1.0},
+        {"batch_size": 372, "epochs": 20, "lr": 0.02, "dp_clip": 1.0},
+    ],
+}
+
+
+def part_dp_tune(s: dict) -> dict:
+    """Validation NDCG@10 of the non-private models and of the DP_TUNE settings at epsilon 8
+    (members' training data split 80/20 per user again; the test split is not read).
+
+    Rows already in ``results/privacy_dp-tune.json`` (same model and settings) are kept, so
+    settings added to DP_TUNE later run alone.
+    """
+    path = OUT / "privacy_dp-tune.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    split = random_split(s["train"], ratios=(0.8, 0.2), seed=SEED + 1)
+    fit, valid = split.train, split.test
+    out: dict = {}
+    base = {"twotower": {}, "sasrec": {"device": "cpu"}}
+    for name, grid in DP_TUNE.items():
+        cached = {json.dumps(r["params"], sort_keys=True): r for r in done.get(name, [])}
+        rows = []
+        t = time.perf_counter()
+        # the non-private reference; a sequence model stops early on validation
+        model = create_model(name, base[name])
+        model.fit(fit, valid=valid) if name == "sasrec" else model.fit(fit)
+        rows.append(
+            {
+                "params": base[name],
+                "valid_ndcg@10": ndcg(model, valid),
+                "best_epoch": getattr(model, "best_epoch_", None),
+                "fit_s": time.perf_counter() - t,
+            }
+        )
+        print(name, rows[-1], flush=True)
+        for params in grid:
+            if json.dumps(params, sort_keys=True) in cached:
+                rows.append(cached[json.dumps(params, sort_keys=True)])
+                continue
+            t = time.perf_counter()
+            p = {**base[name], **params, "dp_epsilon": 8.0, "dp_delta": 1e-5, "dp_seed": SEED}
+            model = create_model(name, p).fit(fit)
+            rows.append(
+                {
+                    "params": params,
+                    "valid_ndcg@10": ndcg(model, valid),
+                    "epsilon": model.privacy_["epsilon"],
+                    "fit_s": time.perf_counter() - t,
+                }
+            )
+            print(name, rows[-1], flush=True)
         out[name] = rows
     return out
 
@@ -199,7 +303,13 @@ def part_lists(s: dict) -> dict:
     return out
 
 
-PARTS = {"forget": part_forget, "dp": part_dp, "federated": part_federated, "lists": part_lists}
+PARTS = {
+    "forget": part_forget,
+    "dp": part_dp,
+    "dp-tune": part_dp_tune,
+    "federated": part_federated,
+    "lists": part_lists,
+}
 
 
 def main() -> int:

@@ -237,12 +237,14 @@ class PrivateModel(Protocol):
     and ``dp_clip`` (see :class:`lmrec.models.dp.DPConfig`).
 
     With ``dp_epsilon`` set, the item-side parameters (what other users' recommendations
-    and the public lists reveal) are (epsilon, delta)-differentially private with respect
-    to one user's whole history; ``privacy_`` (also saved in the model's ``config.json``
+    and the public lists reveal; for the two-tower and sequence models every weight) are
+    (epsilon, delta)-differentially private with respect to one user's whole history; ``privacy_`` (also saved in the model's ``config.json``
     under ``meta.privacy``) states the mechanism, the unit and the epsilon spent.
     """
 
     dp_mechanism: ClassVar[str]
+    #: The report of the last fit (``mechanism``, ``unit``, ``epsilon``, ``delta``, ...), or None.
+    privacy_: dict[str, Any] | None
 
 
 def supports(model: Any, capability: type) -> bool:

@@ -130,7 +130,7 @@ def build_config(config_class: type[ModelConfig], values: dict[str, Any]) -> Mod
             raise ConfigError(
                 f"{config_class.__name__.removesuffix('Config')} does not support differential "
                 f"privacy (got {', '.join(dp)}). Models that do take dp_epsilon, dp_delta and "
-                "dp_clip: bpr, ease, itemknn (see docs/privacy.md)."
+                "dp_clip: bpr, ease, itemknn, twotower, sasrec, gru4rec (see docs/privacy.md)."
             ) from e
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}"

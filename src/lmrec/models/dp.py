@@ -47,7 +47,9 @@ __all__ = [
     "check_dp_data",
     "clip_rows",
     "denoise_gram",
+    "dpsgd_settings",
     "noisy_gram",
+    "refuse_options",
 ]
 
 
@@ -109,6 +111,32 @@ def check_dp_data(config: Any, n_users: int, model: str) -> None:
             f"{1.0 / max(n_users, 1):.3g} for {n_users} users; use e.g. dp_delta="
             f"{10 ** math.floor(math.log10(0.1 / max(n_users, 1))):g}."
         )
+
+
+def refuse_options(model: str, options: list[tuple[bool, str]]) -> None:
+    """Raise one ConfigError naming every option set (``True``) that DP cannot honour;
+    each entry is ``(is_set, "what it is (what to do instead)")``."""
+    found = [what for flag, what in options if flag]
+    if found:
+        raise ConfigError(f"{model} with dp_epsilon does not support {'; '.join(found)}.")
+
+
+def dpsgd_settings(config: Any) -> dict[str, Any]:
+    """The keyword arguments of :func:`lmrec.train.dpsgd.train_per_user` that come from a
+    model config with ``batch_size`` (users per step), ``epochs``, ``lr``,
+    ``weight_decay`` and the :class:`DPConfig` fields; ``seed`` is ``dp_seed`` or drawn."""
+    from lmrec.train.torch_utils import draw_seed
+
+    return {
+        "users_per_step": config.batch_size,
+        "epochs": config.epochs,
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "epsilon": float(config.dp_epsilon),
+        "delta": config.dp_delta,
+        "clip": config.dp_clip,
+        "seed": draw_seed(config.dp_seed),
+    }
 
 
 def analytic_gaussian_delta(epsilon: float, sigma: float, sensitivity: float = 1.0) -> float:

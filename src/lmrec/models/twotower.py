@@ -59,10 +59,12 @@ from lmrec.models.capabilities import (
     DotProductModel,
     FitOptions,
     FoldInModel,
+    PrivateModel,
     dot_item_vectors,
     dot_user_vectors,
 )
 from lmrec.models.config import TorchConfig, search
+from lmrec.models.dp import DPConfig
 from lmrec.models.files import StateArrays
 from lmrec.models.fitted import Fitted
 from lmrec.train.distributed import (
@@ -87,7 +89,7 @@ from lmrec.train.torch_utils import (
 logger = logging.getLogger(__name__)
 
 
-class TwoTowerConfig(TorchConfig):
+class TwoTowerConfig(TorchConfig, DPConfig):
     """Hyperparameters of :class:`TwoTower`."""
 
     renamed: ClassVar[dict[str, str]] = {"torch_threads": "n_threads"}
@@ -132,6 +134,9 @@ class TwoTowerConfig(TorchConfig):
     """Template of the user texts (``None``: the default of :func:`lmrec.text.user_texts`)."""
     bf16: bool = False
     """Run the tower matmuls under bfloat16 autocast (also on CPU); weights stay float32."""
+    dp_clip: float = 1.0
+    """With ``dp_epsilon``: bound on the L2 norm of one user's gradient on all tower weights
+    (a step samples ``batch_size`` users on average; see :mod:`lmrec.models.twotower_dp`)."""
 
 
 def item_text_embeddings(dataset: Dataset, encoder: str, template: str | None) -> np.ndarray:
@@ -152,7 +157,7 @@ def user_text_embeddings(dataset: Dataset, encoder: str, template: str | None) -
     return np.ascontiguousarray(TextEncoder(model=encoder).encode(texts), dtype=np.float32)
 
 
-class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
+class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel, PrivateModel):
     """Hybrid two-tower model: item = id embedding + projected frozen LM text embedding.
 
     See the module docstring for the towers and the losses. Items without training
@@ -194,11 +199,21 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
     history_: Fitted[list[dict[str, float]] | None] = Fitted()
     #: The seed actually used.
     seed_: Fitted[int | None] = Fitted()
+    #: With ``dp_epsilon``: user-level DP-SGD (Opacus) on every tower weight; see
+    #: :mod:`lmrec.models.twotower_dp`.
+    dp_mechanism = "DP-SGD (Opacus, RDP accountant), user level, all tower weights"
+    #: The differential-privacy report of the fit (None without ``dp_epsilon``).
+    privacy_: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ training
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         torch = require("torch", "torch")
         cfg = self.config
+        self.privacy_ = None
+        if cfg.dp_epsilon is not None:
+            from lmrec.models.twotower_dp import check_private
+
+            check_private(cfg, dataset, options)
         dist = setup_distributed() if cfg.distributed else DistInfo()
         device = resolve_device(torch, cfg.device)
         self.seed_ = self._seed = shared_seed(torch, draw_seed(cfg.seed), dist)
@@ -207,6 +222,8 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         x.data[:] = 1.0
         self._x = x
         self.item_known_ = np.asarray(x.sum(axis=0)).ravel() > 0
+        if cfg.dp_epsilon is not None:  # which items were interacted with is not public
+            self.item_known_ = np.ones(dataset.n_items, dtype=bool)
         self.item_text_ = (
             item_text_embeddings(dataset, cfg.encoder, cfg.item_template) if cfg.use_text else None
         )
@@ -226,14 +243,12 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         self._train_users = np.flatnonzero(np.diff(x.indptr) > 0)
         try:
             with torch_threads(torch, cfg.n_threads):
-                self.history_ = []
-                with progress(total=cfg.epochs, desc="twotower", unit="epoch") as bar:
-                    for epoch in range(cfg.epochs):
-                        stats = {"epoch": float(epoch + 1), **self._train_epoch()}
-                        self.history_.append(stats)
-                        logger.debug("twotower epoch %d: loss=%.5f", epoch + 1, stats["loss"])
-                        bar.set_postfix(loss=f"{stats['loss']:.4f}")
-                        bar.update(1)
+                if cfg.dp_epsilon is None:
+                    self.history_ = self._train_epochs()
+                else:
+                    from lmrec.models.twotower_dp import train_private
+
+                    self.history_, self.privacy_ = train_private(self, dataset.n_users)
             self.weights_ = {
                 k: np.ascontiguousarray(v.detach().float().cpu().numpy(), dtype=np.float32)
                 for k, v in self._params.items()
@@ -244,6 +259,18 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         self._precompute(user_text)
         self.user_vectors_ = self._user_vectors(x, np.arange(dataset.n_users), user_text)
         del self._x
+
+    def _train_epochs(self) -> list[dict[str, float]]:
+        """The (non-private) training loop: ``epochs`` passes of :meth:`_train_epoch`."""
+        history = []
+        with progress(total=self.config.epochs, desc="twotower", unit="epoch") as bar:
+            for epoch in range(self.config.epochs):
+                stats = {"epoch": float(epoch + 1), **self._train_epoch()}
+                history.append(stats)
+                logger.debug("twotower epoch %d: loss=%.5f", epoch + 1, stats["loss"])
+                bar.set_postfix(loss=f"{stats['loss']:.4f}")
+                bar.update(1)
+        return history
 
     def _init_params(
         self, torch: Any, gen: Any, dataset: Dataset, device: Any, user_text: np.ndarray | None
@@ -270,9 +297,12 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
             params["user_id"] = normal(dataset.n_users, f)
         return params
 
-    def _item_side(self, mask: Any) -> tuple[Any, Any, Any]:
-        """History vectors, target vectors, biases of all items (torch); ids gated by ``mask``."""
-        p, t = self._params, self._tensors
+    def _item_side(self, mask: Any, params: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
+        """History vectors, target vectors, biases of all items (torch); ids gated by ``mask``.
+
+        ``params``: the tower weights to use (default: the ones being trained).
+        """
+        p, t = self._params if params is None else params, self._tensors
         m = mask[:, None]
         h, v, b = p["id_in"] * m, p["id_out"] * m, p["bias"] * mask
         if t["text"] is not None:
@@ -362,12 +392,20 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
             neg = rng.integers(0, rows.shape[1], size=(int(hide.sum()), cfg.n_negatives))
         return rows, hide, keep, neg
 
-    def _pool(self, torch: Any, visible: Any, h: Any, batch: np.ndarray) -> Any:
-        """User vectors (torch) from visible history rows, user attributes and ids."""
-        p, t = self._params, self._tensors
+    def _pool(
+        self, torch: Any, visible: Any, h: Any, batch: Any, params: dict[str, Any] | None = None
+    ) -> Any:
+        """User vectors (torch) from visible history rows, user attributes and ids.
+
+        ``batch``: the users' indices (NumPy or a torch tensor); ``params`` as in
+        :meth:`_item_side`.
+        """
+        p, t = self._params if params is None else params, self._tensors
         count = visible.sum(dim=1, keepdim=True).clamp(min=1.0)
         u = (visible @ h) / count.pow(self.config.history_power)
-        idx = torch.from_numpy(batch.astype(np.int64)).to(self._device)
+        idx = batch
+        if isinstance(batch, np.ndarray):
+            idx = torch.from_numpy(batch.astype(np.int64)).to(self._device)
         if t["user_text"] is not None:
             u = u + t["user_text"][idx] @ p["proj_user"]
         if "user_id" in p:
@@ -449,7 +487,10 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         arrays["item_known"] = self.item_known_.astype(np.uint8)
         if self.item_text_ is not None:
             arrays["item_text"] = self.item_text_
-        return arrays, {"history": self.history_, "seed": self.seed_}
+        meta: dict[str, Any] = {"history": self.history_, "seed": self.seed_}
+        if self.privacy_ is not None:
+            meta["privacy"] = self.privacy_
+        return arrays, meta
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         n_users, n_items = self._seen.shape
@@ -461,6 +502,7 @@ class TwoTower(Recommender, FoldInModel, DotProductModel, DistributedModel):
         )
         self.history_ = meta.get("history")
         self.seed_ = meta.get("seed")
+        self.privacy_ = meta.get("privacy")
         self._precompute(None)
 
 

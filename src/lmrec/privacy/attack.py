@@ -29,7 +29,7 @@ import numpy as np
 
 from lmrec.errors import ConfigError
 from lmrec.models.base import Recommender, history_matrix
-from lmrec.models.capabilities import FoldInModel, declares
+from lmrec.models.capabilities import FoldInModel, SequenceModel, declares
 
 __all__ = ["ListAttackResult", "auc", "membership_auc", "membership_scores", "similar_list_attack"]
 
@@ -57,29 +57,37 @@ def membership_scores(
     """The attack score of each history (dense item indices of the model): the mean
     percentile rank (1 = top) of a random hidden half given the other half.
 
-    Histories with fewer than 2 items score NaN (nothing to hide).
+    Histories with fewer than 2 items score NaN (nothing to hide). A sequence model
+    (:class:`~lmrec.models.capabilities.SequenceModel`) is shown the half in the order of
+    the history (give histories oldest first); other models get it as an item set.
     """
-    if not declares(model, FoldInModel):
+    sequential = declares(model, SequenceModel)
+    if not sequential and not declares(model, FoldInModel):
         raise ConfigError(
             f"The membership attack queries a model with item lists; {model.name!r} cannot "
             "score a history given at query time."
         )
     rng = np.random.default_rng(seed)
     shown, hidden = [], []
-    for h in histories:
-        h = np.unique(np.asarray(h, np.int64))
+    for given in histories:
+        h = np.unique(np.asarray(given, np.int64))
         perm = rng.permutation(h)
         half = len(h) // 2
         shown.append(perm[half:])
         hidden.append(perm[:half])
+        if sequential:  # the same items, in the history's order (first occurrences)
+            order, first = np.unique(np.asarray(given, np.int64), return_index=True)
+            keep = np.isin(order, shown[-1])
+            shown[-1] = order[keep][np.argsort(first[keep], kind="stable")]
     out = np.full(len(histories), np.nan)
     n_items = model.n_items
     for start in range(0, len(histories), 256):
         block = range(start, min(start + 256, len(histories)))
-        scores = np.asarray(
-            model.score_history(history_matrix([shown[i] for i in block], n_items)),
-            dtype=np.float64,
-        )
+        if sequential:
+            raw = model.score_sequences([shown[i] for i in block])  # type: ignore[attr-defined]
+        else:
+            raw = model.score_history(history_matrix([shown[i] for i in block], n_items))  # type: ignore[attr-defined]
+        scores = np.asarray(raw, dtype=np.float64)
         for r, i in enumerate(block):
             if len(hidden[i]) == 0:
                 continue

@@ -99,6 +99,13 @@ class FeedbackResponse(BaseModel):
     duplicates: int = Field(description="Events whose idempotency key was already stored.")
 
 
+class PrivacyInfo(BaseModel):
+    mechanism: str = Field(description="How the model was made differentially private.")
+    unit: str = Field(description="What one protected unit is (user: one user's whole data).")
+    epsilon: float = Field(description="The privacy budget epsilon spent by the fit.")
+    delta: float = Field(description="The probability delta that the epsilon bound fails.")
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
@@ -113,6 +120,11 @@ class ModelInfo(BaseModel):
     loaded_at: float
     load_seconds: float
     current: bool
+    privacy: PrivacyInfo | None = Field(
+        default=None,
+        description="The (epsilon, delta) differential-privacy guarantee of a model fitted "
+        "with dp_epsilon (see docs/privacy.md), or null.",
+    )
     workers: int | None = Field(
         default=None,
         description="After a reload or rollback of clustered workers: how many serve "

@@ -34,6 +34,7 @@ from lmrec.models.capabilities import (
     DistributedModel,
     DotProductModel,
     FitOptions,
+    PrivateModel,
     SequenceModel,
     ValidatedModel,
 )
@@ -62,6 +63,7 @@ class SequentialRecommender(
     ValidatedModel,
     CheckpointedModel,
     DistributedModel,
+    PrivateModel,
 ):
     """Base of the next-item models; subclasses name their encoder (``encoder_kind``)."""
 
@@ -86,6 +88,11 @@ class SequentialRecommender(
     best_epoch_: Fitted[int | None] = Fitted()
     #: The seed actually used.
     seed_: Fitted[int | None] = Fitted()
+    #: With ``dp_epsilon``: user-level DP-SGD (Opacus) on every weight, one sequence per
+    #: user; see :mod:`lmrec.models.seq.private`.
+    dp_mechanism = "DP-SGD (Opacus, RDP accountant), user level (one sequence), all weights"
+    #: The differential-privacy report of the fit (None without ``dp_epsilon``).
+    privacy_: dict[str, Any] | None = None
 
     def _encoder_params(self) -> dict[str, int]:
         """Encoder shape for :func:`lmrec.models.seq.nets.build` (n_layers, n_heads)."""
@@ -98,6 +105,11 @@ class SequentialRecommender(
         from lmrec.models.seq.trainer import SequenceTrainer, make_windows
 
         cfg = self.config
+        self.privacy_ = None
+        if cfg.dp_epsilon is not None:
+            from lmrec.models.seq.private import check_private
+
+            check_private(cfg, dataset, valid, options, self.name)
         seqs = user_sequences(dataset, min_pairs=True, what=f"Model {self.name!r}")
         dist = setup_distributed() if cfg.distributed else DistInfo()
         device = resolve_device(torch, cfg.device)
@@ -119,12 +131,24 @@ class SequentialRecommender(
             device=device,
             **self._encoder_params(),
         )
+        known = (counts > 0) | (cfg.dp_epsilon is not None)  # DP: which items were used is private
         net.tower.set_data(
             None if text is None else torch.from_numpy(text).to(device),
-            torch.from_numpy((counts > 0).astype(np.float32)).to(device),
+            torch.from_numpy(known.astype(np.float32)).to(device),
         )
         if dist.is_distributed:
             broadcast_(torch, list(net.parameters()))
+        if cfg.dp_epsilon is not None:
+            from lmrec.models.seq.private import train_private
+
+            with torch_threads(torch, cfg.n_threads):
+                self.history_, self.privacy_ = train_private(
+                    torch, net, seqs, cfg, device, self.name
+                )
+                self.best_epoch_ = cfg.epochs
+                net.eval()
+                self._export(torch, net)
+            return
         inputs, targets = make_windows(seqs, cfg.max_len)
 
         def evaluate() -> float | None:
@@ -274,7 +298,7 @@ class SequentialRecommender(
         arrays["seq_indptr"] = self.sequences_.indptr
         arrays["seq_items"] = self.sequences_.items.astype(np.int32)
         meta = {"history": self.history_, "best_epoch": self.best_epoch_, "seed": self.seed_}
-        return arrays, meta
+        return arrays, (meta if self.privacy_ is None else {**meta, "privacy": self.privacy_})
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
         n_users, n_items = self._seen.shape
@@ -290,6 +314,7 @@ class SequentialRecommender(
                 "the number of sequence items."
             )
         self.sequences_ = Sequences(indptr, items)
+        self.privacy_ = meta.get("privacy")
         self.history_ = meta.get("history")
         self.best_epoch_ = meta.get("best_epoch")
         self.seed_ = meta.get("seed")

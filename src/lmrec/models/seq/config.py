@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from lmrec.models.config import TorchConfig, search
+from lmrec.models.dp import DPConfig
 from lmrec.train.torch_utils import Device
 
 ItemRepr = Literal["id", "text", "id+text"]
@@ -14,7 +15,7 @@ Loss = Literal["ce", "sampled", "bce"]
 Precision = Literal["auto", "fp32", "mixed"]
 
 
-class SequenceConfig(TorchConfig):
+class SequenceConfig(TorchConfig, DPConfig):
     """Hyperparameters common to :class:`~lmrec.models.seq.sasrec.SASRec` and
     :class:`~lmrec.models.seq.gru4rec.GRU4Rec`.
 
@@ -75,6 +76,9 @@ class SequenceConfig(TorchConfig):
     precision: Precision = "auto"
     """``mixed``: bfloat16 autocast on CPU, float16 autocast with dynamic loss scaling on
     CUDA; ``fp32``; ``auto``: mixed on CUDA, fp32 on CPU."""
+    dp_clip: float = 1.0
+    """With ``dp_epsilon``: bound on the L2 norm of one user's gradient; a step then samples
+    ``batch_size`` *users* on average (see :mod:`lmrec.models.seq.private`)."""
 
     @model_validator(mode="after")
     def _text_options(self) -> SequenceConfig:

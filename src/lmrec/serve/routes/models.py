@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
 
 from lmrec.errors import ConfigError
+from lmrec.models.capabilities import PrivateModel, declares
 from lmrec.serve.deps import (
     AdminKey,
     CacheDep,
@@ -21,7 +22,14 @@ from lmrec.serve.metrics import Metrics
 from lmrec.serve.model_store import LoadedModel
 from lmrec.serve.online import LRUCache
 from lmrec.serve.routes import ERRORS, links
-from lmrec.serve.schemas import ErrorResponse, ModelInfo, ModelsResponse, ReloadBody, RequestModels
+from lmrec.serve.schemas import (
+    ErrorResponse,
+    ModelInfo,
+    ModelsResponse,
+    PrivacyInfo,
+    ReloadBody,
+    RequestModels,
+)
 
 log = logging.getLogger("lmrec.serve")
 
@@ -44,6 +52,17 @@ def model_info(lm: LoadedModel, current: bool) -> ModelInfo:
         loaded_at=lm.loaded_at,
         load_seconds=lm.load_seconds,
         current=current,
+        privacy=privacy_info(lm),
+    )
+
+
+def privacy_info(lm: LoadedModel) -> PrivacyInfo | None:
+    """The differential-privacy guarantee of a model fitted with ``dp_epsilon``, or None."""
+    p = lm.model.privacy_ if declares(lm.model, PrivateModel) else None
+    if p is None:
+        return None
+    return PrivacyInfo(
+        mechanism=p["mechanism"], unit=p["unit"], epsilon=p["epsilon"], delta=p["delta"]
     )
 
 
