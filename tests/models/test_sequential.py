@@ -125,6 +125,14 @@ def test_session_follows_the_order_of_its_items(sasrec):
     assert not np.allclose(forward, backward)
 
 
+def test_gru4rec_session_follows_the_order_of_its_items():
+    # the GRU reads its inputs at the transformer's scale: it learns the walk, too
+    gru = GRU4Rec(**TINY).fit(cyclic_checkerboard())
+    for k in (6, 12, 18, 24):
+        recs = gru.recommend_for_items([f"i{j}" for j in range(k - 6, k + 1, 2)], k=1)
+        assert recs["item"].tolist() == [f"i{k + 2}"]
+
+
 def test_session_scores_survive_save_load(sasrec, tmp_path):
     sasrec.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m")

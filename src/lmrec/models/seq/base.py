@@ -117,6 +117,8 @@ class SequentialRecommender(
         self.sequences_ = seqs.truncate(cfg.max_len)
         counts = dataset.item_counts()
         text = self._item_text(dataset) if "text" in cfg.item_repr else None
+        if text is not None and cfg.text_whitening:
+            text = whiten(text)
         net = nets.build(
             self.encoder_kind,
             n_items=dataset.n_items,
@@ -318,3 +320,31 @@ class SequentialRecommender(
         self.history_ = meta.get("history")
         self.best_epoch_ = meta.get("best_epoch")
         self.seed_ = meta.get("seed")
+
+
+WHITEN_SHRINK = 0.7
+"""Ridge of :func:`whiten`, as a share of the mean eigenvalue of the covariance."""
+
+
+def whiten(text: np.ndarray) -> np.ndarray:
+    """Text vectors centred and whitened over the catalog, float32, mean squared norm <= 1.
+
+    ``(t - mean) U diag((s + eps) ** -0.5) / sqrt(dim)`` with ``U, s`` the eigenvectors
+    and eigenvalues of the covariance and ``eps = WHITEN_SHRINK * mean(s)``: directions
+    with much less variance than average are damped instead of blown up. Dividing by
+    ``sqrt(dim)`` keeps the vectors on the scale the adaptor's initialisation expects.
+
+    Variances 16 : 4 : 1 : 0.25 come out as about 0.82 : 0.48 : 0.22 : 0.06 (times 1/dim):
+
+    >>> t = np.random.default_rng(0).normal(size=(500, 4)) * [4.0, 2.0, 1.0, 0.5]
+    >>> var = np.linalg.eigvalsh(np.cov(whiten(t).astype(np.float64).T, bias=True))
+    >>> np.round(var * 4, 2).tolist()
+    [0.06, 0.22, 0.48, 0.82]
+    """
+    centred = np.asarray(text, dtype=np.float64)
+    centred = centred - centred.mean(axis=0, keepdims=True)
+    values, vectors = np.linalg.eigh(centred.T @ centred / max(len(centred), 1))
+    values = np.clip(values, 0.0, None)
+    eps = WHITEN_SHRINK * float(values.mean()) + 1e-12
+    out = centred @ (vectors / np.sqrt(values + eps)) / np.sqrt(centred.shape[1])
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -42,6 +42,11 @@ class SequenceConfig(TorchConfig, DPConfig):
     id_dropout: float = Field(default=0.1, ge=0, lt=1)
     """``id+text``: share of items whose id vector is zeroed per training step, so that the
     text part also carries signal alone (what an item without interactions gets)."""
+    text_whitening: bool = False
+    """Centre and whiten the frozen text vectors over the catalog before the adaptor
+    (shrunk towards the identity, so near-empty directions are not blown up): sentence
+    vectors crowd into a narrow cone, and whitening spreads them out (Su et al., 2021;
+    the motivation of UniSRec's whitening experts)."""
     encoder: str = "all-MiniLM-L6-v2"
     """Sentence encoder of the item text: the bundled default, a local directory or a hub id."""
     text_template: str | None = None

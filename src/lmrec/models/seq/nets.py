@@ -187,17 +187,26 @@ class SASRecEncoder(nn.Module):
 
 
 class GRUEncoder(nn.Module):
-    """GRU over the window (Hidasi et al., ICLR 2016) with a linear map back to item space."""
+    """GRU over the window (Hidasi et al., ICLR 2016) with a linear map back to item space.
+
+    Inputs are scaled by ``sqrt(d)`` as in :class:`SASRecEncoder`: the item table starts at
+    std 0.02 (it is also the output layer), and unscaled it barely moves a GRU whose gates
+    expect unit-scale inputs (training then sits on a popularity plateau for several
+    epochs, and early stopping ended it there). The states are layer-normalised before
+    the output map, which shortens that plateau further.
+    """
 
     def __init__(self, d: int, n_layers: int, dropout: float, noise: Noise) -> None:
         super().__init__()
+        self.scale = math.sqrt(d)
         self.drop = Dropout(dropout, noise)
         self.gru = nn.GRU(d, d, n_layers, batch_first=True)
+        self.ln = nn.LayerNorm(d)
         self.proj = nn.Linear(d, d)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        h, _ = self.gru(self.drop(x) * valid[..., None].to(x.dtype))
-        return self.proj(h)
+        h, _ = self.gru(self.drop(x * self.scale) * valid[..., None].to(x.dtype))
+        return self.proj(self.ln(h))
 
 
 class SequenceNet(nn.Module):
