@@ -31,6 +31,12 @@ Cold items (``--part cold``)
     are dropped, so they never occur in train; train = all other interactions before the
     cut. Each user with a training history ranks only the new items; truth = the user's
     interactions with them after the cut. Rows: sasrec ``text``, ``id+text``, ``text2cf``.
+Seeds (``--part seeds``)
+    The sasrec rows (``id``, ``text``, ``id+text``) trained with each of ``--seeds``
+    (seed 0 read from the quality run's per-user file when present): per-user NDCG@10
+    averaged over the seeds, so that the paired bootstrap between two item
+    representations measures the representation, not one draw of the training
+    randomness; per-seed ratios shown beside it.
 Cost (``--part cost``, under flock)
     Seconds to the best validation epoch of sasrec (id) and the top-20 lists of all
     943 users; reported as ratios to an EASE fit measured in the same run.
@@ -49,6 +55,7 @@ Commands::
     .venv/bin/python benchmarks/sequential.py --part quality --ties input
     .venv/bin/python benchmarks/sequential.py --part quality --ties random
     .venv/bin/python benchmarks/sequential.py --part cold
+    .venv/bin/python benchmarks/sequential.py --part seeds --seeds 0,1,2
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part cost
     python benchmarks/sequential.py --part cost --devices cuda,cpu   # on a GPU machine
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part scale
@@ -380,6 +387,69 @@ def run_quality(args: argparse.Namespace) -> None:
     print(md)
 
 
+def run_seeds(args: argparse.Namespace) -> None:
+    """The sasrec rows over several training seeds, per-user NDCG@10 averaged over them."""
+    task = Task(movielens(args.ties))
+    work = RESULTS / f"sequential_work_{args.ties}"
+    work.mkdir(parents=True, exist_ok=True)
+    seeds = [int(v) for v in args.seeds.split(",")]
+    names = ["lmrec sasrec (id)", "lmrec sasrec (text)", "lmrec sasrec (id+text)"]
+    quality = RESULTS / f"sequential_{args.ties}_per_user.npz"
+    saved = dict(np.load(quality)) if quality.exists() else {}
+    ndcg: dict[str, dict[int, np.ndarray]] = {n: {} for n in names}
+    for name in names:
+        model, params = LMREC_ROWS[name]
+        for seed in seeds:
+            cache = work / f"seed{seed}_{''.join(c if c.isalnum() else '_' for c in name)}.npy"
+            if seed == 0 and name in saved:
+                ndcg[name][seed] = saved[name]
+            elif cache.exists():
+                ndcg[name][seed] = np.load(cache)
+            else:
+                scores, _ = lmrec_sequence_row(task, model, {**params, "seed": seed})
+                ndcg[name][seed] = task.evaluate(scores)["ndcg@10"]
+                np.save(cache, ndcg[name][seed])
+            print(f"{name} seed {seed}: {ndcg[name][seed].mean():.4f}", flush=True)
+    mean = {n: np.mean([ndcg[n][s] for s in seeds], axis=0) for n in names}
+    lines = [
+        f"Seeds {', '.join(map(str, seeds))}; ties: {args.ties}. Per-user NDCG@10 averaged "
+        "over the seeds; CIs: percentile bootstrap over users (1,000 resamples, seed 0).",
+        "",
+        "| model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean [95% CI] |",
+        "|---|" + "---:|" * (len(seeds) + 1),
+    ]
+    for n in names:
+        m, lo, hi = bootstrap_ci(mean[n], n_resamples=1000, seed=0)
+        cells = " | ".join(f"{ndcg[n][s].mean():.4f}" for s in seeds)
+        lines.append(f"| {n} | {cells} | {m:.4f} [{lo:.4f}, {hi:.4f}] |")
+    lines.append("")
+    diffs = []
+    for a, b in [(names[2], names[0]), (names[1], names[0])]:
+        d = paired_bootstrap_diff(mean[a], mean[b], n_resamples=1000, seed=0)
+        ratio = float(mean[a].mean() / mean[b].mean())
+        per_seed = ", ".join(f"{ndcg[a][s].mean() / ndcg[b][s].mean():.3f}x" for s in seeds)
+        diffs.append({"a": a, "b": b, "ratio": ratio, **d})
+        lines.append(
+            f"- {a} / {b}: {ratio:.3f}x, diff {d['mean_diff']:+.4f} "
+            f"[{d['low']:+.4f}, {d['high']:+.4f}] (per seed: {per_seed})"
+        )
+    stem = RESULTS / f"sequential_seeds_{args.ties}"
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    stem.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "seeds": seeds,
+                "ties": args.ties,
+                "ndcg@10": {n: {str(s): float(ndcg[n][s].mean()) for s in seeds} for n in names},
+                "diffs": diffs,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print("\n".join(lines))
+
+
 def run_cold(args: argparse.Namespace) -> None:
     """Cold items: 10% of items appear only after the median time; rank only them."""
     ds = movielens("input")
@@ -639,8 +709,11 @@ def _wrk_numbers(text: str) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--part", default="quality", choices=["quality", "cold", "cost", "scale", "serve"]
+        "--part",
+        default="quality",
+        choices=["quality", "seeds", "cold", "cost", "scale", "serve"],
     )
+    p.add_argument("--seeds", default="0,1,2", help="--part seeds: training seeds")
     p.add_argument("--duration", type=int, default=20, help="--part serve: seconds per wrk run")
     p.add_argument("--ties", default="input", choices=["input", "random"])
     p.add_argument("--rows", help="comma-separated row names to run (default: all)")
@@ -663,6 +736,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     parts = {
         "quality": run_quality,
+        "seeds": run_seeds,
         "cold": run_cold,
         "cost": run_cost,
         "scale": run_scale,
