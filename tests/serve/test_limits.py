@@ -87,6 +87,25 @@ def test_requests_past_the_concurrency_limit_get_503_at_once(models_root, tmp_pa
         assert srv.post("/v1/recommend", {"user": "u1"})[0] == 200
 
 
+def test_clients_within_the_concurrency_limit_are_never_refused(models_root, tmp_path):
+    """A request counts against the limit until its response is sent, not until the
+    server's task for it has wound down: a keep-alive client that sends its next request
+    as soon as it has the answer is within a limit of 1 and must always be admitted."""
+    with Server(models_root / "ease", tmp_path, "--max-concurrency", "1") as srv:
+        s = socket.create_connection((HOST, srv.port), timeout=10)
+        request = (
+            b"POST /v1/recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(RECOMMEND)}\r\n\r\n".encode()
+            + RECOMMEND
+        )
+        statuses = []
+        for _ in range(300):
+            s.sendall(request)
+            statuses.append(read_response(s)[0])
+        s.close()
+    assert statuses.count(200) == len(statuses), {c: statuses.count(c) for c in set(statuses)}
+
+
 def test_refused_requests_are_counted_in_the_metrics(models_root, tmp_path):
     import urllib.request
 

@@ -119,6 +119,10 @@ class Admission:
         self.rate = settings.rate_limit
         self.burst = float(settings.rate_burst or max(1, math.ceil(self.rate or 1)))
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()
+        #: Requests admitted by the protocol whose response is not sent yet (the number
+        #: ``max_concurrency`` bounds).
+        self.admitted = 0
+        #: Requests inside the app (the middleware's count, for servers without the protocol).
         self.in_flight = 0
         self.draining = False
         self._busy = Verdict(

@@ -49,6 +49,9 @@ class LmrecHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.admission: Admission | None = self.app_state.get(STATE_KEY)
         self._read_timer: asyncio.TimerHandle | None = None
+        # The current request was admitted and counts in ``admission.admitted`` until
+        # its response is sent (or the connection is lost before that).
+        self._holds_slot = False
 
     # ------------------------------------------------------------------ connections
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's transport is an asyncio.Transport
@@ -70,8 +73,9 @@ class LmrecHttpProtocol(HttpToolsProtocol):
         self._arm_read_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the read timer with the connection."""
+        """Forget the read timer with the connection; free a slot still held."""
         self._disarm_read_timer()
+        self._release_slot()
         super().connection_lost(exc)
 
     def _arm_read_timer(self) -> None:
@@ -117,12 +121,29 @@ class LmrecHttpProtocol(HttpToolsProtocol):
             q = url.find(b"?")
             path = (url if q < 0 else url[:q]).decode("latin-1")
             method = self.parser.get_method().decode("ascii")
-            verdict = adm.check(method, path, self.headers, len(self.tasks), self.client)
+            verdict = adm.check(method, path, self.headers, adm.admitted, self.client)
             if verdict is not None:
                 self._refuse(verdict)
                 return
             self.scope["extensions"] = {**(self.scope.get("extensions") or {}), ADMITTED: {}}
+            adm.admitted += 1
+            self._holds_slot = True
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """The response is sent: the request stops counting against the limit.
+
+        Counting the server's tasks instead would count a request until its task has
+        wound down, after the response; a keep-alive client that sends its next request
+        at once would then be refused by its own previous request.
+        """
+        self._release_slot()
+        super().on_response_complete()
+
+    def _release_slot(self) -> None:
+        if self._holds_slot and self.admission is not None:
+            self.admission.admitted -= 1
+        self._holds_slot = False
 
     def _refuse(self, verdict: Verdict) -> None:
         assert self.admission is not None
