@@ -257,6 +257,26 @@ def test_biasedmf_explains_known_users_exactly(converged_mf, tmp_path):
     np.testing.assert_array_equal(again.contributions, att.contributions)
 
 
+def test_biasedmf_files_without_ratings_still_load_and_say_why_they_cannot_explain(
+    sample, tmp_path
+):
+    """Files saved before biasedmf kept its training ratings: same recommendations, and a
+    clear message instead of an explanation."""
+    from lmrec.models import create_model, load_model
+
+    model = create_model("biasedmf", {"factors": 4, "iterations": 3}).fit(sample)
+    model.ratings_ = None  # what such a file holds
+    model.save(tmp_path / "old")
+    old = load_model(tmp_path / "old")
+    users = np.arange(5)
+    np.testing.assert_array_equal(
+        old.recommend_indices(users, 5)[0], model.recommend_indices(users, 5)[0]
+    )
+    item = int(model.recommend_indices(np.array([2]), 1)[0][0, 0])
+    with pytest.raises(ConfigError, match="refit it"):
+        old.attribute(item, user_idx=2)
+
+
 @pytest.mark.parametrize("name", sorted(NO_HISTORY_SCORING))
 def test_rating_models_score_ratings_given_at_request_time(fitted, converged_mf, name):
     model = converged_mf if name == "biasedmf" else fitted(name)

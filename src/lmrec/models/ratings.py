@@ -253,8 +253,9 @@ class BiasedMF(_RatingBase, DotProductModel):
     user_bias_: Fitted[np.ndarray] = Fitted()
     item_bias_: Fitted[np.ndarray] = Fitted()
     mean_: Fitted[float] = Fitted()
-    #: The training ratings (float32 CSR), kept to explain known users' scores.
-    ratings_: Fitted[sp.csr_matrix] = Fitted()
+    #: The training ratings (float32 CSR), kept to explain known users' scores; None for
+    #: a model file saved before biasedmf kept them (it recommends, but cannot explain).
+    ratings_: sp.csr_matrix | None = None
 
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         cfg = self.config
@@ -348,20 +349,28 @@ class BiasedMF(_RatingBase, DotProductModel):
 
     def _user_ratings(self, u: int) -> tuple[np.ndarray, np.ndarray]:
         r = self.ratings_
+        if r is None:
+            raise ConfigError(
+                "This biasedmf model was saved by an lmrec version that did not keep its "
+                "training ratings, which explanations of known users need. Its "
+                "recommendations are unaffected; refit it (lmrec train --model biasedmf ...) "
+                "to explain them."
+            )
         lo, hi = r.indptr[u], r.indptr[u + 1]
         return r.indices[lo:hi].astype(np.int64), r.data[lo:hi].astype(np.float64)
 
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        r = self.ratings_
         arrays = {
             "user_factors": self.user_factors_,
             "item_factors": self.item_factors_,
             "user_bias": self.user_bias_,
             "item_bias": self.item_bias_,
-            "ratings.data": r.data.astype(np.float32),
-            "ratings.indices": r.indices.astype(np.int64),
-            "ratings.indptr": r.indptr.astype(np.int64),
         }
+        r = self.ratings_
+        if r is not None:
+            arrays["ratings.data"] = r.data.astype(np.float32)
+            arrays["ratings.indices"] = r.indices.astype(np.int64)
+            arrays["ratings.indptr"] = r.indptr.astype(np.int64)
         return arrays, {"mean": self.mean_, **self._range_meta()}
 
     def _set_state(self, arrays: StateArrays, meta: dict[str, Any]) -> None:
@@ -371,7 +380,11 @@ class BiasedMF(_RatingBase, DotProductModel):
         self.item_factors_ = arrays.float("item_factors", (n_i, f))
         self.user_bias_ = arrays.float("user_bias", (n_u,))
         self.item_bias_ = arrays.float("item_bias", (n_i,))
-        self.ratings_ = sp.csr_matrix(arrays.csr("ratings", (n_u, n_i)), dtype=np.float32)
+        self.ratings_ = (  # absent from files saved before biasedmf kept its ratings
+            sp.csr_matrix(arrays.csr("ratings", (n_u, n_i)), dtype=np.float32)
+            if "ratings.data" in arrays
+            else None
+        )
         self.mean_ = float(meta["mean"])
         self._read_range(meta)
 
