@@ -24,7 +24,7 @@ Stability: experimental. .. versionadded:: 0.3.0
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -114,6 +114,33 @@ def _item_scores(model: Recommender, rows: list[np.ndarray], item: int) -> np.nd
     return s
 
 
+#: One pair of the test, prepared: the attributed order of the history's positions, the
+#: history's length, and a function that re-scores the explained item after each removal
+#: (its first value is the score with nothing removed).
+_Pair = tuple[np.ndarray, int, Callable[[list[np.ndarray]], np.ndarray]]
+
+
+def _deletion_curves(
+    n_pairs: int, max_removed: int, n_random: int, seed: int, pair: Callable[[int], _Pair]
+) -> DeletionResult:
+    """Remove the top-``m`` attributed, then ``n_random`` random ``m``-sets, per pair.
+
+    Shared by both tests so that history and rating models are measured the same way.
+    """
+    rng = np.random.default_rng(seed)
+    ms = np.arange(1, max_removed + 1)
+    attributed = np.empty((n_pairs, len(ms)))
+    rand = np.empty((n_pairs, len(ms)))
+    for p in range(n_pairs):
+        order, size, rescore = pair(p)
+        drops = [order[:m] for m in ms]
+        drops += [rng.choice(size, m, replace=False) for m in ms for _ in range(n_random)]
+        s = rescore(drops)
+        attributed[p] = s[0] - s[1 : 1 + len(ms)]
+        rand[p] = (s[0] - s[1 + len(ms) :]).reshape(len(ms), n_random).mean(1)
+    return DeletionResult(ms, attributed, rand)
+
+
 def deletion_test(
     model: Recommender,
     histories: Sequence[np.ndarray],
@@ -153,30 +180,21 @@ def deletion_test(
     n_random = check_int(n_random, "n_random", where="deletion_test")
     if len(histories) != len(items):
         raise ConfigError("deletion_test needs one explained item per history.")
-    rng = np.random.default_rng(seed)
-    ms = np.arange(1, max_removed + 1)
-    attributed = np.empty((len(histories), len(ms)))
-    rand = np.empty((len(histories), len(ms)))
-    for p, (hist, item) in enumerate(zip(histories, items, strict=True)):
-        hist = np.asarray(hist, np.int64)
+
+    def pair(p: int) -> _Pair:
+        hist, item = np.asarray(histories[p], np.int64), int(items[p])
         if len(hist) <= max_removed:
             raise ConfigError(
                 f"deletion_test: history {p} has {len(hist)} items; it needs more than "
                 f"max_removed={max_removed}."
             )
-        att = model.attribute(int(item), hist)
-        order = att.ranking()
-        rows = [hist]
-        rows += [np.delete(hist, order[:m]) for m in ms]
-        rows += [
-            np.delete(hist, rng.choice(len(hist), m, replace=False))
-            for m in ms
-            for _ in range(n_random)
-        ]
-        s = _item_scores(model, rows, int(item))
-        attributed[p] = s[0] - s[1 : 1 + len(ms)]
-        rand[p] = (s[0] - s[1 + len(ms) :]).reshape(len(ms), n_random).mean(1)
-    return DeletionResult(ms, attributed, rand)
+
+        def rescore(drops: list[np.ndarray]) -> np.ndarray:
+            return _item_scores(model, [hist] + [np.delete(hist, d) for d in drops], item)
+
+        return model.attribute(item, hist).ranking(), len(hist), rescore
+
+    return _deletion_curves(len(histories), max_removed, n_random, seed, pair)
 
 
 def rating_deletion_test(
@@ -204,30 +222,26 @@ def rating_deletion_test(
     n_random = check_int(n_random, "n_random", where="rating_deletion_test")
     if len(users) != len(items):
         raise ConfigError("rating_deletion_test needs one explained item per user.")
-    rng = np.random.default_rng(seed)
-    ms = np.arange(1, max_removed + 1)
-    attributed = np.empty((len(users), len(ms)))
-    rand = np.empty((len(users), len(ms)))
-    for p, (user, item) in enumerate(zip(users, items, strict=True)):
-        rated, values = model.known_ratings(int(user))
+
+    def pair(p: int) -> _Pair:
+        user, target = int(users[p]), np.array([int(items[p])])
+        rated, values = model.known_ratings(user)
         if len(rated) <= max_removed:
             raise ConfigError(
                 f"rating_deletion_test: user {user} has {len(rated)} ratings; it needs more "
                 f"than max_removed={max_removed}."
             )
-        att = model.attribute(int(item), user_idx=int(user))
+        att = model.attribute(int(target[0]), user_idx=user)
         position = {j: k for k, j in enumerate(rated.tolist())}
         order = np.array([position[j] for j in att.top(len(att.history)).tolist()])
-        drops = [order[:m] for m in ms]
-        drops += [rng.choice(len(rated), m, replace=False) for m in ms for _ in range(n_random)]
-        target = np.array([int(item)])
-        s0 = float(model.score_ratings(rated, values, target)[0])
-        s = np.array(
-            [
-                model.score_ratings(np.delete(rated, d), np.delete(values, d), target)[0]
-                for d in drops
-            ]
-        )
-        attributed[p] = s0 - s[: len(ms)]
-        rand[p] = (s0 - s[len(ms) :]).reshape(len(ms), n_random).mean(1)
-    return DeletionResult(ms, attributed, rand)
+
+        def rescore(drops: list[np.ndarray]) -> np.ndarray:
+            kept = [np.delete(np.arange(len(rated)), d) for d in drops]
+            return np.array(
+                [model.score_ratings(rated, values, target)[0]]
+                + [model.score_ratings(rated[k], values[k], target)[0] for k in kept]
+            )
+
+        return order, len(rated), rescore
+
+    return _deletion_curves(len(users), max_removed, n_random, seed, pair)
