@@ -18,6 +18,7 @@ Output: ``benchmarks/results/serve_durability.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -55,8 +56,8 @@ def trial(model: Path, work: Path, url: str, delay: float) -> dict:
                     if srv.post("/v1/feedback", {"events": [event]})[0] == 200:
                         with lock:
                             acked.append(key)
-                except OSError:
-                    pass  # in flight at the kill: never acknowledged
+                except (OSError, http.client.HTTPException):
+                    pass  # in flight at the kill (even half-read): never acknowledged
 
         threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
         for t in threads:
