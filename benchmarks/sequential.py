@@ -18,8 +18,9 @@ Rows
     lmrec ``sasrec`` (item_repr ``id``, ``text``, ``id+text``) and ``gru4rec`` with their
     defaults, early-stopped on valid NDCG@10 and scored on the train + valid sequence;
     ``ease`` and ``als`` with hyperparameters chosen on valid, then refitted on
-    train + valid. Peers: RecBole 1.2.1 SASRec (CE, its default; BPR, one negative --
-    RecBole has no BCE), GRU4Rec (CE)
+    train + valid; ``sasrec`` (id) also refitted on train + valid for its best valid
+    epoch count (the protocol of the refitted RecTools row). Peers: RecBole 1.2.1 SASRec
+    (CE, its default; BPR, one negative -- RecBole has no BCE), GRU4Rec (CE)
     and BERT4Rec in their own virtualenv (``benchmarks/peers/recbole_seq.py``), trained
     on exactly this split with their default hyperparameters, early-stopped on their
     validation NDCG@10 (a run cut by the time budget reports its best epoch so far, and
@@ -108,6 +109,7 @@ LMREC_ROWS = {
     "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
     "lmrec gru4rec (id)": ("gru4rec", {"item_repr": "id"}),
 }
+LMREC_REFIT = "lmrec sasrec (id), refit on train + valid"
 RECTOOLS_VALID = "RecTools SASRec (lmrec arch, best valid epoch)"
 RECTOOLS_REFIT = "RecTools SASRec (lmrec arch, refit on train + valid)"
 PEERS = {
@@ -209,6 +211,19 @@ def lmrec_sequence_row(task: Task, model_name: str, params: dict) -> tuple[np.nd
         "valid_ndcg@10": max(h.get("valid_ndcg@10", 0) for h in model.history_),
     }
     return scores, info
+
+
+def lmrec_refit_row(
+    task: Task, model_name: str, params: dict, epochs: int
+) -> tuple[np.ndarray, dict]:
+    """An lmrec sequence row refitted on train + valid for its best valid epoch count (the
+    protocol of the refitted RecTools row), scored on the train + valid sequence."""
+    model = create_model(model_name, {"seed": 0, **params, "epochs": epochs})
+    start = time.perf_counter()
+    model.fit(task.train_valid)
+    seconds = time.perf_counter() - start
+    scores = model.score_sequences(task.history.rows(np.arange(task.ds.n_users)))
+    return scores, {"fit_seconds": seconds, "best_epoch": epochs, "epochs": len(model.history_)}
 
 
 def tuned_row(task: Task, model_name: str, grid: list[dict]) -> tuple[np.ndarray, dict]:
@@ -390,6 +405,12 @@ def run_quality(args: argparse.Namespace) -> None:
 
     for name, (model, params) in LMREC_ROWS.items():
         add(name, lambda m=model, p=params: lmrec_sequence_row(task, m, p))
+    refit_epochs = infos.get("lmrec sasrec (id)", {}).get("best_epoch")
+    if refit_epochs:
+        add(
+            LMREC_REFIT,
+            lambda: lmrec_refit_row(task, "sasrec", {"item_repr": "id"}, refit_epochs),
+        )
     add(
         "lmrec ease", lambda: tuned_row(task, "ease", [{"l2": v} for v in (50, 100, 200, 400, 800)])
     )
@@ -449,6 +470,7 @@ def run_quality(args: argparse.Namespace) -> None:
         ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
         ("lmrec sasrec (id)", RECTOOLS_REFIT),
         ("lmrec sasrec (id)", RECTOOLS_VALID),
+        (LMREC_REFIT, RECTOOLS_REFIT),
         ("lmrec sasrec (id)", "lmrec ease"),
     ]
     table, diffs = summarise(per_user, infos, pairs)
