@@ -1,4 +1,4 @@
-"""Sequence models on MovieLens-100K leave-one-out: lmrec vs. RecBole, one evaluation for all.
+"""Sequence models on MovieLens-100K leave-one-out: lmrec vs. RecBole and RecTools, one evaluation.
 
 Protocol (issue 19)
     MovieLens-100K (the built-in copy), each user's history in time order. The tie rule:
@@ -18,14 +18,23 @@ Rows
     lmrec ``sasrec`` (item_repr ``id``, ``text``, ``id+text``) and ``gru4rec`` with their
     defaults, early-stopped on valid NDCG@10 and scored on the train + valid sequence;
     ``ease`` and ``als`` with hyperparameters chosen on valid, then refitted on
-    train + valid. Peers: RecBole 1.2.1 SASRec (CE, its default; BPR, one negative --
-    RecBole has no BCE), GRU4Rec (CE)
+    train + valid; ``sasrec`` (id) also refitted on train + valid for its best valid
+    epoch count (the protocol of the refitted RecTools row). Peers: RecBole 1.2.1 SASRec
+    (CE, its default; BPR, one negative -- RecBole has no BCE), GRU4Rec (CE)
     and BERT4Rec in their own virtualenv (``benchmarks/peers/recbole_seq.py``), trained
     on exactly this split with their default hyperparameters, early-stopped on their
     validation NDCG@10 (a run cut by the time budget reports its best epoch so far, and
-    the table says so), scored by our code; RecTools 0.19 SASRec with its defaults
-    (3 epochs, no early stopping, trained on train + valid, its own seen-item filter;
-    ``benchmarks/peers/rectools_sasrec.py``), its top-10 lists scored by our code.
+    the table says so), scored by our code. RecTools 0.19 SASRec
+    (``benchmarks/peers/rectools_sasrec.py``, its own seen-item filter, its top-10 lists
+    scored by our code): with its defaults
+    (3 epochs, no early stopping, trained on train + valid), and with lmrec's
+    architecture budget (64 factors, 2 blocks, 2 heads, max_len 50, dropout 0.2, lr 1e-3,
+    batch 128, its softmax loss) trained on train with top-10 lists after every epoch, up
+    to ``--peer-epochs`` and stopping after ``--peer-stopping`` epochs without a better
+    valid NDCG@10: the epoch is chosen on the same valid step as lmrec's rows, by the
+    shared metric code. Two rows: that epoch's model with history = train + valid (lmrec's
+    sequence-row protocol), and a seeded refit on train + valid for that many epochs (the
+    EASE/ALS protocol). ``--peer-libs`` picks the peer libraries.
 Cold items (``--part cold``)
     10% of the items (seeded) are "new": their interactions before the median timestamp
     are dropped, so they never occur in train; train = all other interactions before the
@@ -53,6 +62,7 @@ Commands::
 
     benchmarks/peers/setup.sh                       # RecBole's virtualenv, once
     .venv/bin/python benchmarks/sequential.py --part quality --ties input
+    .venv/bin/python benchmarks/sequential.py --part quality --ties input --peer-libs rectools
     .venv/bin/python benchmarks/sequential.py --part quality --ties random
     .venv/bin/python benchmarks/sequential.py --part cold
     .venv/bin/python benchmarks/sequential.py --part seeds --seeds 0,1,2
@@ -99,6 +109,9 @@ LMREC_ROWS = {
     "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
     "lmrec gru4rec (id)": ("gru4rec", {"item_repr": "id"}),
 }
+LMREC_REFIT = "lmrec sasrec (id), refit on train + valid"
+RECTOOLS_VALID = "RecTools SASRec (lmrec arch, best valid epoch)"
+RECTOOLS_REFIT = "RecTools SASRec (lmrec arch, refit on train + valid)"
 PEERS = {
     "RecBole SASRec (CE)": ("SASRec", "CE"),
     "RecBole SASRec (BPR, 1 neg)": ("SASRec", "BPR"),
@@ -146,6 +159,25 @@ class Task:
         _, per_user = compute_ranking_metrics(recs, self.truth, METRICS, n_items=self.ds.n_items)
         return per_user
 
+    def evaluate_valid(self, recs: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-user metrics of (n_users, 10) index lists for the validation step (a peer's
+        epoch choice; lmrec's models use ``validation_metric``, the same metric)."""
+        valid = self.split.valid
+        users = np.flatnonzero(valid.user_counts() > 0)
+        truth = sp.csr_matrix(valid.matrix[users])
+        truth.data[:] = 1.0
+        _, per_user = compute_ranking_metrics(recs[users], truth, METRICS, n_items=self.ds.n_items)
+        return per_user
+
+    def token_lists(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """A peer's top-10 lists of item tokens ('' padded) as (n_users, 10) indices, -1 padded."""
+        rows = self.ds.user_ids.index(users.astype(object), on_unknown="raise")
+        lists = np.full((self.ds.n_users, 10), -1, np.int64)
+        for r, got in zip(rows, items, strict=True):
+            idx = self.ds.item_ids.index(got[got != ""].astype(object), on_unknown="ignore")
+            lists[r, : len(idx)] = idx
+        return lists
+
     def export_for_recbole(self, directory: Path) -> Path:
         """``seq.inter``: every interaction, timestamp = rank in lmrec's order of the user."""
         d = directory / "seq"
@@ -179,6 +211,19 @@ def lmrec_sequence_row(task: Task, model_name: str, params: dict) -> tuple[np.nd
         "valid_ndcg@10": max(h.get("valid_ndcg@10", 0) for h in model.history_),
     }
     return scores, info
+
+
+def lmrec_refit_row(
+    task: Task, model_name: str, params: dict, epochs: int
+) -> tuple[np.ndarray, dict]:
+    """An lmrec sequence row refitted on train + valid for its best valid epoch count (the
+    protocol of the refitted RecTools row), scored on the train + valid sequence."""
+    model = create_model(model_name, {"seed": 0, **params, "epochs": epochs})
+    start = time.perf_counter()
+    model.fit(task.train_valid)
+    seconds = time.perf_counter() - start
+    scores = model.score_sequences(task.history.rows(np.arange(task.ds.n_users)))
+    return scores, {"fit_seconds": seconds, "best_epoch": epochs, "epochs": len(model.history_)}
 
 
 def tuned_row(task: Task, model_name: str, grid: list[dict]) -> tuple[np.ndarray, dict]:
@@ -222,9 +267,12 @@ def recbole_row(
     return scores, json.loads(str(z["meta"]))
 
 
-def rectools_row(task: Task, work: Path, epochs: int) -> tuple[np.ndarray, dict]:
-    """RecTools' SASRec top-10 lists (seen items filtered by RecTools), as index lists."""
-    out = work / f"rectools_SASRec_{epochs}"
+def rectools_row(
+    task: Task, work: Path, epochs: int, arch: str = "defaults"
+) -> tuple[np.ndarray, dict]:
+    """RecTools' SASRec trained ``epochs`` epochs on train + valid: its top-10 lists (seen
+    items filtered by RecTools) as index lists."""
+    out = work / ("rectools_SASRec" + ("_lmrec" if arch == "lmrec" else "") + f"_{epochs}")
     if not Path(f"{out}.npz").exists():
         cmd = [
             str(RECTOOLS_PY),
@@ -233,15 +281,50 @@ def rectools_row(task: Task, work: Path, epochs: int) -> tuple[np.ndarray, dict]
             str(out),
             "--epochs",
             str(epochs),
+            "--arch",
+            arch,
         ]
         subprocess.run(cmd, check=True)
     z = np.load(f"{out}.npz")
-    rows = task.ds.user_ids.index(z["users"].astype(object), on_unknown="raise")
-    lists = np.full((task.ds.n_users, 10), -1, np.int64)
-    for r, items in zip(rows, z["items"], strict=True):
-        idx = task.ds.item_ids.index(items[items != ""].astype(object), on_unknown="ignore")
-        lists[r, : len(idx)] = idx
-    return lists, json.loads(str(z["meta"]))
+    return task.token_lists(z["users"], z["items"]), json.loads(str(z["meta"]))
+
+
+def rectools_validation(
+    task: Task, work: Path, max_epochs: int, patience: int
+) -> tuple[np.ndarray, dict]:
+    """RecTools' SASRec (lmrec's architecture) trained on train with per-epoch lists: the
+    epoch of the best valid NDCG@10 by the shared metric code, and the test lists of that
+    epoch's model (history = train + valid, lmrec's sequence-row protocol)."""
+    out = work / "rectools_SASRec_lmrec_valid"
+    if not Path(f"{out}.npz").exists():
+        cmd = [
+            str(RECTOOLS_PY),
+            str(HERE / "peers" / "rectools_sasrec.py"),
+            str(work),
+            str(out),
+            "--arch",
+            "lmrec",
+            "--valid-epochs",
+            str(max_epochs),
+            "--patience",
+            str(patience),
+        ]
+        subprocess.run(cmd, check=True)
+    z = np.load(f"{out}.npz")
+    curve = [
+        float(np.mean(task.evaluate_valid(task.token_lists(z["users"], lists))["ndcg@10"]))
+        for lists in z["valid_items"]
+    ]
+    best = int(np.argmax(curve))
+    meta = json.loads(str(z["meta"]))
+    info = {
+        "best_epoch": best + 1,
+        "epochs": len(curve),
+        "valid_ndcg@10": curve[best],
+        "valid_curve": [round(v, 4) for v in curve],
+        "seconds": meta["seconds"],
+    }
+    return task.token_lists(z["users"], z["test_items"][best]), info
 
 
 # ---------------------------------------------------------------------- report
@@ -300,7 +383,9 @@ def run_quality(args: argparse.Namespace) -> None:
             infos[name] = saved["info"]
         elif (not args.cached_only or not keep) and (only is None or name in only):
             scores, info = run()  # type: ignore[operator]
-            per_user[name] = task.evaluate_lists(scores) if lists else task.evaluate(scores)
+            per_user[name] = (
+                task.evaluate_lists(scores[task.users]) if lists else task.evaluate(scores)
+            )
             infos[name] = info
             if keep:  # peers are read from their score files each time (cheap, never stale)
                 cache.write_text(
@@ -320,6 +405,12 @@ def run_quality(args: argparse.Namespace) -> None:
 
     for name, (model, params) in LMREC_ROWS.items():
         add(name, lambda m=model, p=params: lmrec_sequence_row(task, m, p))
+    refit_epochs = infos.get("lmrec sasrec (id)", {}).get("best_epoch")
+    if refit_epochs:
+        add(
+            LMREC_REFIT,
+            lambda: lmrec_refit_row(task, "sasrec", {"item_repr": "id"}, refit_epochs),
+        )
     add(
         "lmrec ease", lambda: tuned_row(task, "ease", [{"l2": v} for v in (50, 100, 200, 400, 800)])
     )
@@ -330,33 +421,56 @@ def run_quality(args: argparse.Namespace) -> None:
         for a in (1.0, 5.0)
     ]
     add("lmrec als", lambda: tuned_row(task, "als", grid))
-    if args.peers:
-        for name, (model, loss) in PEERS.items():
-            out = work / f"recbole_{model}_{loss}"
-            if args.cached_only and not any(
-                Path(f).exists() for f in (f"{out}.npz", f"{out}.partial.npz")
-            ):
-                continue
+    libs = set(args.peer_libs.split(",")) if args.peers else set()
+    for name, (model, loss) in PEERS.items() if "recbole" in libs else ():
+        out = work / f"recbole_{model}_{loss}"
+        if args.cached_only and not any(
+            Path(f).exists() for f in (f"{out}.npz", f"{out}.partial.npz")
+        ):
+            continue
+        add(
+            name,
+            lambda m=model, lo=loss: recbole_row(
+                task, work, m, lo, args.peer_epochs, args.peer_stopping
+            ),
+            keep=False,
+        )
+    if "rectools" in libs:
+        if not args.cached_only or (work / "rectools_SASRec_3.npz").exists():
             add(
-                name,
-                lambda m=model, lo=loss: recbole_row(
-                    task, work, m, lo, args.peer_epochs, args.peer_stopping
-                ),
-                keep=False,
-            )
-        for epochs in (3,):
-            if args.cached_only and not (work / f"rectools_SASRec_{epochs}.npz").exists():
-                continue
-            add(
-                f"RecTools SASRec ({epochs} epochs)",
-                lambda e=epochs: rectools_row(task, work, e),
+                "RecTools SASRec (its defaults: 3 epochs)",
+                lambda: rectools_row(task, work, 3),
                 lists=True,
                 keep=False,
             )
+        if not args.cached_only or (work / "rectools_SASRec_lmrec_valid.npz").exists():
+            picked: dict = {}
+
+            def validated() -> tuple[np.ndarray, dict]:
+                lists, info = rectools_validation(task, work, args.peer_epochs, args.peer_stopping)
+                picked.update(info)
+                return lists, info
+
+            add(RECTOOLS_VALID, validated, lists=True, keep=False)
+            epochs = picked.get("best_epoch")
+            refit = work / f"rectools_SASRec_lmrec_{epochs}.npz"
+            if epochs and (not args.cached_only or refit.exists()):
+                add(
+                    RECTOOLS_REFIT,
+                    lambda: rectools_row(task, work, epochs, "lmrec"),
+                    lists=True,
+                    keep=False,
+                )
+                infos.get(RECTOOLS_REFIT, {}).update(
+                    best_epoch=epochs, **{"valid_ndcg@10": picked["valid_ndcg@10"]}
+                )
     pairs = [
         ("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
         ("lmrec sasrec (text)", "lmrec sasrec (id)"),
         ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
+        ("lmrec sasrec (id)", RECTOOLS_REFIT),
+        ("lmrec sasrec (id)", RECTOOLS_VALID),
+        (LMREC_REFIT, RECTOOLS_REFIT),
         ("lmrec sasrec (id)", "lmrec ease"),
     ]
     table, diffs = summarise(per_user, infos, pairs)
@@ -723,8 +837,23 @@ def main() -> None:
         action="store_true",
         help="assemble the table from rows already computed (run nothing)",
     )
-    p.add_argument("--peer-epochs", type=int, default=300)
-    p.add_argument("--peer-stopping", type=int, default=10)
+    p.add_argument(
+        "--peer-libs",
+        default="recbole,rectools",
+        help="comma-separated peer libraries to run or read (recbole, rectools)",
+    )
+    p.add_argument(
+        "--peer-epochs",
+        type=int,
+        default=300,
+        help="most epochs of a peer's validation run (RecBole; RecTools SASRec, lmrec arch)",
+    )
+    p.add_argument(
+        "--peer-stopping",
+        type=int,
+        default=10,
+        help="a peer's validation run stops after this many epochs without a better valid NDCG@10",
+    )
     p.add_argument("--sizes", default="1e6,3e6,1e7", help="--part scale: events per run")
     p.add_argument(
         "--devices",
