@@ -125,12 +125,12 @@ def part_forget(s: dict, models: list[str]) -> dict:
 
 
 ALL_EPSILONS = [1.0, 2.0, 4.0, 8.0, math.inf]
-BPR_DP = {"factors": 16, "dp_users_per_step": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.1}
+BPR_DP = {"factors": 8, "dp_users_per_step": 743, "epochs": 100, "lr": 0.01, "dp_clip": 0.1}
 TWOTOWER_DP = {"batch_size": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.5}
 SASREC_DP = {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0}
 SASREC_EPOCHS = 5
 #: name -> (parameters, epsilons, parameters added under DP). The DP-SGD settings of
-#: twotower and sasrec are the best of DP_TUNE on validation (``--parts dp-tune``); the
+#: bpr, twotower and sasrec are the best of DP_TUNE on validation (``--parts dp-tune``); the
 #: non-private sasrec trains the epochs its early stopping chose there.
 DP_MODELS: dict[str, tuple[dict, list[float], dict]] = {
     "ease": ({"l2": 500.0}, ALL_EPSILONS, {}),
@@ -193,6 +193,9 @@ DP_TUNE = {
             "dp_clip": 0.1,
             "fold_in_l2": 10.0,
         },
+        {"factors": 8, "dp_users_per_step": 372, "epochs": 60, "lr": 0.02, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 743, "epochs": 100, "lr": 0.01, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 372, "epochs": 120, "lr": 0.005, "dp_clip": 0.1},
     ],
     "twotower": [
         {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 0.5},
