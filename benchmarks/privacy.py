@@ -125,7 +125,7 @@ def part_forget(s: dict, models: list[str]) -> dict:
 
 
 ALL_EPSILONS = [1.0, 2.0, 4.0, 8.0, math.inf]
-BPR_DP = {"factors": 8, "dp_users_per_step": 743, "epochs": 100, "lr": 0.01, "dp_clip": 0.1}
+BPR_DP = {"factors": 8, "dp_users_per_step": 743, "epochs": 50, "lr": 0.01, "dp_clip": 0.1}
 TWOTOWER_DP = {"batch_size": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.5}
 SASREC_DP = {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0}
 SASREC_EPOCHS = 5
@@ -196,6 +196,8 @@ DP_TUNE = {
         {"factors": 8, "dp_users_per_step": 372, "epochs": 60, "lr": 0.02, "dp_clip": 0.1},
         {"factors": 8, "dp_users_per_step": 743, "epochs": 100, "lr": 0.01, "dp_clip": 0.1},
         {"factors": 8, "dp_users_per_step": 372, "epochs": 120, "lr": 0.005, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 743, "epochs": 50, "lr": 0.02, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 743, "epochs": 50, "lr": 0.01, "dp_clip": 0.1},
     ],
     "twotower": [
         {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 0.5},
