@@ -20,7 +20,7 @@ Parts (``--parts``, default all):
             >= 0.85x the non-private NDCG@10 at epsilon 8; AUC <= 0.55 at every finite
             epsilon). SASRec reads each training history in time order; the attack shows
             it the known half of a history oldest first.
-``dp-tune`` the DP-SGD settings of two-tower and SASRec, chosen at epsilon 8 on a
+``dp-tune`` the DP-SGD settings of BPR, two-tower and SASRec, chosen at epsilon 8 on a
             validation split of the members' training data (never the test split).
 ``federated`` federated BPR on Flower (100 clients) vs lmrec's central BPR: NDCG@10,
             rounds, bytes per client (target >= 0.9x).
@@ -32,6 +32,9 @@ Parts (``--parts``, default all):
 Command (each part writes benchmarks/results/privacy_<part>.json)::
 
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/privacy.py [--parts dp,lists]
+
+``--models bpr,ease`` restricts ``dp`` and ``dp-tune`` to those models; their entries
+replace the same models' entries in the part's JSON file, the others are kept.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def ndcg(model, test: Dataset) -> float:
     return float(evaluate(model, test, metrics=["ndcg@10"], show_progress=False).summary["ndcg@10"])
 
 
-def part_forget(s: dict) -> dict:
+def part_forget(s: dict, models: list[str]) -> dict:
     out = {}
     for name, params in [("popularity", {}), ("itemknn", {}), ("ease", {"l2": 500.0})]:
         model = create_model(name, params).fit(s["train"])
@@ -122,24 +125,27 @@ def part_forget(s: dict) -> dict:
 
 
 ALL_EPSILONS = [1.0, 2.0, 4.0, 8.0, math.inf]
+BPR_DP = {"factors": 8, "dp_users_per_step": 743, "epochs": 50, "lr": 0.01, "dp_clip": 0.1}
 TWOTOWER_DP = {"batch_size": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.5}
 SASREC_DP = {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0}
 SASREC_EPOCHS = 5
 #: name -> (parameters, epsilons, parameters added under DP). The DP-SGD settings of
-#: twotower and sasrec are the best of DP_TUNE on validation (``--parts dp-tune``); the
+#: bpr, twotower and sasrec are the best of DP_TUNE on validation (``--parts dp-tune``); the
 #: non-private sasrec trains the epochs its early stopping chose there.
 DP_MODELS: dict[str, tuple[dict, list[float], dict]] = {
     "ease": ({"l2": 500.0}, ALL_EPSILONS, {}),
     "itemknn": ({}, ALL_EPSILONS, {}),
-    "bpr": ({}, [1.0, 8.0, math.inf], {}),
+    "bpr": ({}, ALL_EPSILONS, BPR_DP),
     "twotower": ({}, ALL_EPSILONS, TWOTOWER_DP),
     "sasrec": ({"device": "cpu", "epochs": SASREC_EPOCHS}, ALL_EPSILONS, SASREC_DP),
 }
 
 
-def part_dp(s: dict) -> dict:
+def part_dp(s: dict, models: list[str]) -> dict:
     out = {}
     for name, (params, epsilons, dp_params) in DP_MODELS.items():
+        if name not in models:
+            continue
         rows = []
         # with DP settings of its own, the model also runs them without DP (for context;
         # the ratio is to the non-private model with its own settings, the last row)
@@ -171,6 +177,28 @@ def part_dp(s: dict) -> dict:
 #: DP-SGD settings tried at epsilon 8 by ``--parts dp-tune`` on a validation split of the
 #: members' training data (never on the test split); the best goes into DP_MODELS.
 DP_TUNE = {
+    "bpr": [
+        {"factors": 16, "dp_users_per_step": 128, "epochs": 20, "lr": 0.01, "dp_clip": 1.0},
+        {"factors": 16, "dp_users_per_step": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.1},
+        {"factors": 4, "dp_users_per_step": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 256, "epochs": 30, "lr": 0.01, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 372, "epochs": 60, "lr": 0.01, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 128, "epochs": 20, "lr": 0.005, "dp_clip": 0.1},
+        {
+            "factors": 8,
+            "dp_users_per_step": 128,
+            "epochs": 20,
+            "lr": 0.01,
+            "dp_clip": 0.1,
+            "fold_in_l2": 10.0,
+        },
+        {"factors": 8, "dp_users_per_step": 372, "epochs": 60, "lr": 0.02, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 743, "epochs": 100, "lr": 0.01, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 372, "epochs": 120, "lr": 0.005, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 743, "epochs": 50, "lr": 0.02, "dp_clip": 0.1},
+        {"factors": 8, "dp_users_per_step": 743, "epochs": 50, "lr": 0.01, "dp_clip": 0.1},
+    ],
     "twotower": [
         {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 0.5},
         {"batch_size": 256, "epochs": 20, "lr": 0.01, "dp_clip": 0.2},
@@ -193,7 +221,7 @@ DP_TUNE = {
 }
 
 
-def part_dp_tune(s: dict) -> dict:
+def part_dp_tune(s: dict, models: list[str]) -> dict:
     """Validation NDCG@10 of the non-private models and of the DP_TUNE settings at epsilon 8
     (members' training data split 80/20 per user again; the test split is not read).
 
@@ -205,8 +233,10 @@ def part_dp_tune(s: dict) -> dict:
     split = random_split(s["train"], ratios=(0.8, 0.2), seed=SEED + 1)
     fit, valid = split.train, split.test
     out: dict = {}
-    base = {"twotower": {}, "sasrec": {"device": "cpu"}}
+    base = {"bpr": {}, "twotower": {}, "sasrec": {"device": "cpu"}}
     for name, grid in DP_TUNE.items():
+        if name not in models:
+            continue
         cached = {json.dumps(r["params"], sort_keys=True): r for r in done.get(name, [])}
         rows = []
         t = time.perf_counter()
@@ -242,7 +272,7 @@ def part_dp_tune(s: dict) -> dict:
     return out
 
 
-def part_federated(s: dict) -> dict:
+def part_federated(s: dict, models: list[str]) -> dict:
     from lmrec.privacy.federated import FederatedConfig, train_federated
 
     central = ndcg(create_model("bpr", {}).fit(s["train"]), s["test"])
@@ -263,7 +293,7 @@ def part_federated(s: dict) -> dict:
     return out
 
 
-def part_lists(s: dict) -> dict:
+def part_lists(s: dict, models: list[str]) -> dict:
     from lmrec.models.base import history_matrix
 
     train: Dataset = s["train"]
@@ -315,14 +345,26 @@ PARTS = {
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", default=",".join(PARTS))
+    ap.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated models for dp and dp-tune (default: all of {', '.join(DP_MODELS)})",
+    )
     args = ap.parse_args()
+    models = args.models.split(",") if args.models else list(DP_MODELS)
+    unknown = sorted(set(models) - set(DP_MODELS))
+    if unknown:
+        ap.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(DP_MODELS)}")
     s = setup()
     OUT.mkdir(exist_ok=True)
     for part in args.parts.split(","):
         t = time.perf_counter()
-        result = PARTS[part](s)
+        result = PARTS[part](s, models)
+        path = OUT / f"privacy_{part}.json"
+        if args.models and path.exists():  # keep the other models' entries
+            result = {**json.loads(path.read_text()), **result}
         result["_seconds"] = time.perf_counter() - t
-        (OUT / f"privacy_{part}.json").write_text(json.dumps(result, indent=2, default=str))
+        path.write_text(json.dumps(result, indent=2, default=str))
     return 0
 
 

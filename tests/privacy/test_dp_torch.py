@@ -1,4 +1,4 @@
-"""User-level DP-SGD of the torch models beyond BPR (issue 21.2): twotower, sasrec and
+"""User-level DP-SGD of the torch models (issue 21.2): bpr, twotower, sasrec and
 gru4rec on a real slice of MovieLens-100K -- the budget spent and reported, determinism,
 the report kept by save/load and shown by ``lmrec models``, and clear errors."""
 
@@ -17,6 +17,7 @@ pytest.importorskip("torch")
 
 #: Small settings: a few seconds per fit on 2 CPU cores (twotower without text: no encoder).
 SMALL = {
+    "bpr": {"factors": 16, "epochs": 3, "dp_users_per_step": 32, "dp_clip": 1.0},
     "twotower": {"use_text": False, "factors": 16, "epochs": 3, "batch_size": 32},
     "sasrec": {"factors": 16, "max_len": 20, "epochs": 2, "batch_size": 32, "device": "cpu"},
     "gru4rec": {"factors": 16, "max_len": 10, "epochs": 1, "batch_size": 32, "device": "cpu"},
@@ -82,6 +83,30 @@ def test_twotower_dp_learns_with_little_noise(ml_slice):
     assert history[-1]["loss"] < history[0]["loss"] - 0.3
 
 
+def test_bpr_dp_users_are_folded_in_from_their_own_history(ml_slice):
+    """Under DP, BPR's item side alone is trained (privately); each training user's
+    vector is the fold-in of their own history, so their scores equal ``score_history``
+    of that history; with little noise, the private fit ranks held-out items better than
+    popularity (NDCG@10 0.25 vs 0.19 here; 0.27 without DP)."""
+    from lmrec.data.split import random_split
+    from lmrec.eval.protocol import evaluate
+
+    model = create_model("bpr", private("bpr", epochs=5)).fit(ml_slice)
+    x = ml_slice.matrix.tocsr()
+    users = np.arange(20)
+    np.testing.assert_allclose(
+        model._score(users), model.score_history(x[users]), rtol=1e-4, atol=1e-5
+    )
+    split = random_split(ml_slice, ratios=(0.8, 0.2), seed=0)
+    ndcg = {}
+    little_noise = private("bpr", dp_epsilon=1e3, epochs=20, dp_clip=0.1)
+    for name, params in [("bpr", little_noise), ("popularity", {})]:
+        fitted = create_model(name, params).fit(split.train)
+        result = evaluate(fitted, split.test, metrics=["ndcg@10"], show_progress=False)
+        ndcg[name] = result.summary["ndcg@10"]
+    assert ndcg["bpr"] > ndcg["popularity"], ndcg
+
+
 def test_twotower_dp_hides_which_items_were_used(ml_slice):
     model = create_model("twotower", private("twotower", epochs=1)).fit(ml_slice)
     assert model.item_known_.all()
@@ -93,6 +118,8 @@ def test_twotower_dp_hides_which_items_were_used(ml_slice):
         ("twotower", {"loss": "bpr"}, "does not support loss='bpr'"),
         ("twotower", {"bf16": True}, "does not support bf16=True"),
         ("twotower", {"distributed": True}, "does not support distributed=True"),
+        ("bpr", {"bf16": True}, "does not support bf16=True"),
+        ("bpr", {"distributed": True}, "does not support distributed=True"),
         ("sasrec", {"precision": "mixed"}, "does not support precision='mixed'"),
         ("sasrec", {"loss": "sampled"}, "does not support loss='sampled'"),
         ("gru4rec", {"dp_delta": 0.01}, r"must be below 1 / n_users"),
@@ -110,6 +137,10 @@ def test_dp_sequence_fit_refuses_validation_and_checkpoints(ml_slice, tmp_path):
         create_model("sasrec", private("sasrec")).fit(ml_slice, valid=ml_slice)
     with pytest.raises(ConfigError, match="drop checkpoint_dir"):
         create_model("gru4rec", private("gru4rec")).fit(
+            ml_slice, options=FitOptions(checkpoint_dir=tmp_path)
+        )
+    with pytest.raises(ConfigError, match="does not support checkpoint_dir"):
+        create_model("bpr", private("bpr")).fit(
             ml_slice, options=FitOptions(checkpoint_dir=tmp_path)
         )
 

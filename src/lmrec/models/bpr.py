@@ -48,7 +48,7 @@ from lmrec.models.capabilities import (
     dot_user_vectors,
 )
 from lmrec.models.config import TorchConfig, search
-from lmrec.models.dp import DPConfig, check_dp_data
+from lmrec.models.dp import DPConfig
 from lmrec.models.files import StateArrays
 from lmrec.models.fitted import Fitted
 from lmrec.models.foldin import fold_in_ridge
@@ -101,11 +101,13 @@ class BPRConfig(TorchConfig, DPConfig):
     """Implicit-ALS confidence of history items in the fold-in (weight ``1 + alpha``)."""
     bf16: bool = False
     """Run the dot products under bfloat16 autocast (also on CPU); parameters stay float32."""
-    dp_clip: float = 1.0
-    """With ``dp_epsilon``: bound on the L2 norm of one user's gradient on the item side."""
-    dp_pairs_per_user: int = Field(default=32, ge=1)
-    """With ``dp_epsilon``: (positive, negative) pairs drawn per sampled user and step; a
-    step samples ``batch_size / dp_pairs_per_user`` users on average."""
+    dp_clip: float = 0.1
+    """With ``dp_epsilon``: bound on the L2 norm of one user's gradient on the item side.
+    At or below the users' gradient norms (MovieLens-100K: 0.1 clips every user), Adam
+    makes its exact value irrelevant; a larger bound lets the noise drown the unclipped."""
+    dp_users_per_step: int = Field(default=128, ge=1)
+    """With ``dp_epsilon``: users sampled per DP-SGD step on average (Poisson sampling);
+    each sampled user contributes all their items, each with a uniform negative."""
 
 
 class BPR(
@@ -145,8 +147,9 @@ class BPR(
     history_: Fitted[list[dict[str, float]] | None] = Fitted()
     #: The seed actually used (the config seed, or the drawn one when it is ``None``).
     seed_: Fitted[int | None] = Fitted()
-    #: With ``dp_epsilon``: user-level DP-SGD (Opacus) on the item side; see lmrec.train.dpsgd.
-    dp_mechanism = "DP-SGD (Opacus, RDP accountant), user level, joint DP"
+    #: With ``dp_epsilon``: user-level DP-SGD (Opacus) on the item side, users folded in;
+    #: see lmrec.models.bpr_dp.
+    dp_mechanism = "DP-SGD (Opacus, RDP accountant), user level, item side, joint DP"
     #: The differential-privacy report of the fit (None without ``dp_epsilon``).
     privacy_: dict[str, Any] | None = None
 
@@ -154,7 +157,7 @@ class BPR(
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         self.privacy_ = None
         if self.config.dp_epsilon is not None:
-            self._fit_private(dataset, options, self.config.dp_epsilon)
+            self._fit_private(dataset, options)
             return
         torch = require("torch", "torch")
         cfg = self.config
@@ -206,39 +209,25 @@ class BPR(
         finally:  # the torch state is only needed while training
             del self._params, self._trainer
 
-    def _fit_private(self, dataset: Dataset, options: FitOptions, epsilon: float) -> None:
-        """User-level DP-SGD through Opacus (:func:`lmrec.train.dpsgd.fit_bpr_private`)."""
-        from lmrec.errors import ConfigError
-        from lmrec.train.dpsgd import fit_bpr_private
+    def _fit_private(self, dataset: Dataset, options: FitOptions) -> None:
+        """User-level DP-SGD of the item side, users folded in (:mod:`lmrec.models.bpr_dp`)."""
+        from lmrec.models.bpr_dp import check_private, train_private
 
         cfg = self.config
-        if cfg.distributed or options.checkpoint_dir is not None:
-            raise ConfigError(
-                "bpr with dp_epsilon trains in one process without checkpoints; "
-                "drop distributed and checkpoint_dir."
-            )
-        check_dp_data(cfg, dataset.n_users, "bpr")
+        check_private(cfg, dataset, options)
+        torch = require("torch", "torch")
         self.seed_ = draw_seed(cfg.seed)
-        x = dataset.matrix.tocsr()
-        result = fit_bpr_private(
-            x,
-            factors=cfg.factors,
-            epochs=cfg.epochs,
-            users_per_step=max(1, cfg.batch_size // cfg.dp_pairs_per_user),
-            pairs_per_user=cfg.dp_pairs_per_user,
-            lr=cfg.lr,
-            reg=cfg.l2,
-            init_std=cfg.init_std,
-            epsilon=epsilon,
-            delta=cfg.dp_delta,
-            clip=cfg.dp_clip,
-            seed=draw_seed(cfg.dp_seed) if cfg.dp_seed is None else cfg.dp_seed,
-            device=resolve_device(require("torch", "torch"), cfg.device),
-        )
-        self.user_factors_ = result.arrays["user_factors"]
-        self.item_factors_ = result.arrays["item_factors"]
-        self.item_bias_ = result.arrays["item_bias"]
-        self.history_, self.privacy_ = result.history, result.report
+        with torch_threads(torch, cfg.n_threads):
+            arrays, self.history_, self.privacy_ = train_private(
+                torch,
+                cfg,
+                dataset.matrix.tocsr(),
+                resolve_device(torch, cfg.device),
+                draw_seed(cfg.dp_seed),
+            )
+        self.user_factors_ = arrays["user_factors"]
+        self.item_factors_ = arrays["item_factors"]
+        self.item_bias_ = arrays["item_bias"]
 
     def _train_epoch(self) -> dict[str, float]:
         """One pass over the training pairs (available while ``fit`` runs)."""

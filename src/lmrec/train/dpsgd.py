@@ -2,23 +2,19 @@
 
 Every step samples users by Poisson sampling (each user independently with
 probability ``q``); a user's whole contribution to the step -- all their training
-pairs -- is one Opacus "sample", so its gradient on the shared (item-side) parameters
-is clipped to ``clip`` as a unit and Gaussian noise of ``noise_multiplier * clip`` is
-added to the sum. The RDP accountant of Opacus turns (q, noise multiplier, steps) into
-the epsilon spent at the given delta; ``make_private_with_epsilon`` picks the noise
-multiplier that spends exactly the target epsilon over the planned epochs.
+items -- is one "sample", so its gradient on the private parameters is clipped to
+``clip`` as a unit and Gaussian noise of ``noise_multiplier * clip`` is added to the
+sum. The RDP accountant of Opacus turns (q, noise multiplier, steps) into the epsilon
+spent at the given delta; ``get_noise_multiplier`` picks the noise multiplier that
+spends exactly the target epsilon over the planned epochs.
 
-Parameters that belong to one user (a BPR user vector) are *not* part of the private
-module: each is updated only from its own user's data and the private item side, and
-is never published (it scores only that user). This is joint differential privacy
-(the "billboard" model of Kearns et al. 2014, as in Jain et al. 2018 and Chien et al.
-2021): what any other user, or the item side, reveals about a user is (epsilon,
-delta)-DP.
-
-:func:`train_per_user` is the same user-level DP-SGD for any torch model whose loss
-splits into one term per user (the two-tower and sequence models): per-user gradients
-over all its weights come from ``torch.func`` (``vmap`` of ``grad``) rather than from
-Opacus's per-layer hooks, and Opacus samples, clips, noises and accounts.
+Per-user gradients over all the trained weights come from ``torch.func`` (``vmap`` of
+``grad``) rather than from Opacus's per-layer hooks, so :func:`train_per_user` serves
+any torch model whose loss splits into one term per user (BPR, the two-tower and
+sequence models); Opacus samples, clips, noises and accounts. What a model derives
+afterwards for one user from that user's own data and the private weights (a user
+vector) scores only that user: joint differential privacy (the "billboard" model of
+Kearns et al. 2014, as in Jain et al. 2018 and Chien et al. 2021).
 
 torch and opacus are imported inside functions (``pip install lmrec[privacy]``).
 
@@ -29,76 +25,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from lmrec._optional import require
 from lmrec._progress import progress
 
 __all__ = [
-    "DPSGDResult",
     "epsilon_for",
-    "fit_bpr_private",
-    "make_private_users",
     "train_per_user",
 ]
-
-
-@dataclass
-class DPSGDResult:
-    """Trained arrays and the privacy report of a DP-SGD fit."""
-
-    arrays: dict[str, np.ndarray]
-    report: dict[str, Any]
-    history: list[dict[str, float]]
-
-
-def make_private_users(
-    torch: Any,
-    module: Any,
-    optimizer: Any,
-    *,
-    n_users: int,
-    users_per_step: int,
-    epochs: int,
-    epsilon: float,
-    delta: float,
-    clip: float,
-    seed: int,
-) -> tuple[Any, Any, Any, Any]:
-    """Wrap ``module``/``optimizer`` with Opacus for user-level DP-SGD.
-
-    Returns ``(module, optimizer, loader, engine)``; ``loader`` yields Poisson-sampled
-    batches of user indices (expected size ``users_per_step``).
-    """
-    require("opacus", "privacy")
-    from opacus import PrivacyEngine
-
-    users = torch.utils.data.TensorDataset(torch.arange(n_users))
-    loader = torch.utils.data.DataLoader(users, batch_size=min(users_per_step, n_users))
-    engine = PrivacyEngine(accountant="rdp")
-    gen = torch.Generator().manual_seed(seed)
-    with warnings.catch_warnings():  # opacus warns about secure_mode, which we state in docs
-        warnings.simplefilter("ignore")
-        module, optimizer, loader = engine.make_private_with_epsilon(
-            module=module,
-            optimizer=optimizer,
-            data_loader=loader,
-            target_epsilon=epsilon,
-            target_delta=delta,
-            epochs=epochs,
-            max_grad_norm=clip,
-            poisson_sampling=True,
-            noise_generator=gen,
-        )
-    # the loader's sampler draws with its own generator too: seed it
-    sampler = getattr(loader, "batch_sampler", None)
-    if sampler is not None and hasattr(sampler, "generator"):
-        sampler.generator = torch.Generator().manual_seed(seed + 1)
-    return module, optimizer, loader, engine
 
 
 def _report(
@@ -124,137 +61,6 @@ def _report(
         "steps": int(sum(h[2] for h in history)),
         "n_users": int(n_users),
     }
-
-
-def fit_bpr_private(
-    x: sp.csr_matrix,
-    *,
-    factors: int,
-    epochs: int,
-    users_per_step: int,
-    pairs_per_user: int,
-    lr: float,
-    reg: float,
-    init_std: float,
-    epsilon: float,
-    delta: float,
-    clip: float,
-    seed: int,
-    device: Any = "cpu",
-) -> DPSGDResult:
-    """BPR matrix factorisation with user-level DP-SGD on the item side.
-
-    Each step, every sampled user contributes ``pairs_per_user`` (positive, uniform
-    negative) pairs drawn from their history; the per-user loss is their mean BPR loss
-    plus the L2 penalty. Item factors and biases train through Opacus; user vectors with
-    plain Adam from their own pairs. After the private epochs the item side is frozen and
-    every user vector gets ``epochs`` more full passes (the per-user phase).
-    """
-    torch = require("torch", "torch")
-    require("opacus", "privacy")
-    n_users, n_items = x.shape
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
-    item_side = _bpr_item_module(torch)(n_items, factors, init_std, gen).to(device)
-    users = (torch.randn(n_users, factors, generator=gen) * init_std).to(device)
-    users.requires_grad_(True)
-    item_opt = torch.optim.Adam(item_side.parameters(), lr=lr)
-    user_opt = torch.optim.Adam([users], lr=lr)
-    module, item_opt, loader, engine = make_private_users(
-        torch,
-        item_side,
-        item_opt,
-        n_users=n_users,
-        users_per_step=users_per_step,
-        epochs=epochs,
-        epsilon=epsilon,
-        delta=delta,
-        clip=clip,
-        seed=seed,
-    )
-    indptr, indices = x.indptr, x.indices
-
-    def batch(uidx: np.ndarray) -> tuple[Any, Any, Any]:
-        counts = np.diff(indptr)[uidx]
-        offs = (rng.random((len(uidx), pairs_per_user)) * counts[:, None]).astype(np.int64)
-        pos = indices[indptr[uidx][:, None] + offs]
-        neg = rng.integers(0, n_items, size=pos.shape)
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.int64)).to(device)  # noqa: E731
-        return t(uidx), t(pos), t(neg)
-
-    history: list[dict[str, float]] = []
-    with progress(total=2 * epochs, desc="bpr (dp)", unit="epoch") as bar:
-        for epoch in range(epochs):
-            total, n = 0.0, 0
-            for (uidx_t,) in loader:
-                uidx = uidx_t.numpy().astype(np.int64)
-                item_opt.zero_grad()
-                user_opt.zero_grad()
-                if len(uidx):
-                    u, pos, neg = batch(uidx)
-                    loss = module(users[u], pos, neg, reg).mean()
-                    loss.backward()
-                    total += float(loss.detach()) * len(uidx)
-                    n += len(uidx)
-                else:  # an empty Poisson batch still takes a (pure-noise) step
-                    module(
-                        users[:0], *(torch.zeros((0, pairs_per_user), dtype=torch.int64),) * 2, reg
-                    ).sum().backward()
-                item_opt.step()
-                user_opt.step()
-            history.append({"epoch": float(epoch + 1), "loss": total / max(n, 1)})
-            bar.update(1)
-        # per-user phase: item side frozen, each user vector fitted on its own data
-        frozen = item_side._module if hasattr(item_side, "_module") else item_side
-        for p in frozen.parameters():
-            p.requires_grad_(False)
-        for _ in range(epochs):
-            for start in range(0, n_users, 512):
-                uidx = np.arange(start, min(start + 512, n_users))
-                u, pos, neg = batch(uidx)
-                user_opt.zero_grad()
-                frozen(users[u], pos, neg, reg).mean().backward()
-                user_opt.step()
-            bar.update(1)
-    report = _report(
-        engine.accountant,
-        item_opt.noise_multiplier,
-        delta=delta,
-        clip=clip,
-        n_users=n_users,
-        mechanism="DP-SGD (Opacus) on item factors and biases; user vectors per user (joint DP)",
-    )
-    to_np = lambda t: np.ascontiguousarray(t.detach().float().cpu().numpy(), np.float32)  # noqa: E731
-    arrays = {
-        "user_factors": to_np(users),
-        "item_factors": to_np(frozen.item.weight),
-        "item_bias": to_np(frozen.bias.weight[:, 0]),
-    }
-    return DPSGDResult(arrays, report, history)
-
-
-def _bpr_item_module(torch: Any) -> Any:
-    """The item side of BPR as an ``nn.Module`` Opacus can compute per-user gradients of."""
-    nn = torch.nn
-
-    class BPRItems(nn.Module):  # type: ignore[name-defined]  # base class of a module loaded at run time
-        def __init__(self, n_items: int, factors: int, init_std: float, gen: Any) -> None:
-            super().__init__()
-            self.item = nn.Embedding(n_items, factors)
-            self.bias = nn.Embedding(n_items, 1)
-            with torch.no_grad():
-                self.item.weight.copy_(torch.randn(n_items, factors, generator=gen) * init_std)
-                self.bias.weight.zero_()
-
-        def forward(self, u: Any, pos: Any, neg: Any, reg: float) -> Any:
-            """Per-user loss (B,): mean BPR loss of the user's pairs plus the L2 penalty."""
-            qi, qj = self.item(pos), self.item(neg)  # (B, P, F)
-            bi, bj = self.bias(pos)[..., 0], self.bias(neg)[..., 0]
-            x = (u[:, None, :] * (qi - qj)).sum(-1) + bi - bj
-            l2 = u.square().sum(-1) + (qi.square().sum(-1) + qj.square().sum(-1)).mean(-1)
-            return -torch.nn.functional.logsigmoid(x).mean(-1) + reg * l2
-
-    return BPRItems
 
 
 def epsilon_for(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
