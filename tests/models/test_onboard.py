@@ -9,6 +9,7 @@ import pytest
 from lmrec.data import Dataset
 from lmrec.errors import DataWarning
 from lmrec.models.attributes import AttributeGroups, attribute_labels
+from lmrec.models.base import history_matrix
 from lmrec.models.group_popularity import GroupPopularity
 from lmrec.models.onboard import Onboard
 from lmrec.testing import RecommenderContract, checkerboard
@@ -105,21 +106,68 @@ def test_onboard_explanation_is_its_own_score(ml100k):
 
 def test_cold_user_curve_reports_cis_and_beats_popularity(ml100k):
     """A small real cold-user curve: CIs, ratios, paired differences; Onboard above
-    popularity once items arrive."""
+    popularity once items arrive, and >= 1.08x popularity from a single item (1.088x; with
+    the former defaults -- summed history rows, ``l2_items=300``, ``l2_attributes_items=30``
+    -- it was 1.069x)."""
     from lmrec.eval.coldusers import cold_user_cis, cold_user_curve
     from lmrec.models.popularity import Popularity
 
     models = {"popularity": Popularity, "group_popularity": GroupPopularity, "onboard": Onboard}
-    curve = cold_user_curve(ml100k, models, ns=(0, 3), user_fraction=0.1, seed=7)
+    curve = cold_user_curve(ml100k, models, ns=(0, 1, 3), user_fraction=0.1, seed=7)
     table = cold_user_cis(curve, reference="group_popularity", n_resamples=200)
-    assert len(table) == 6 and set(table["model"]) == set(models)
+    assert len(table) == 9 and set(table["model"]) == set(models)
     assert (table["low"] <= table["mean"]).all() and (table["mean"] <= table["high"]).all()
     pop = table[table["model"] == "popularity"]
     assert np.allclose(pop["ratio"], 1.0)
     onboard = table[(table["model"] == "onboard") & (table["n_known"] == 3)].iloc[0]
     assert onboard["ratio"] > 1.05
+    one = table[(table["model"] == "onboard") & (table["n_known"] == 1)].iloc[0]
+    assert one["ratio"] >= 1.08
     assert onboard["diff"] == pytest.approx(
         onboard["mean"]
         - table[(table["model"] == "group_popularity") & (table["n_known"] == 3)]["mean"].iloc[0],
         abs=1e-9,
     )
+
+
+@pytest.mark.parametrize("norm", [0.0, 0.5, 1.0])
+def test_onboard_history_rows_are_divided_by_their_length(norm):
+    """A history of n items scores ``W_b(n)[intercept] + (sum of their V rows) / n**norm``:
+    by hand, for one and for three items."""
+    model = Onboard(l2_items=10.0, length_norm=norm, seed=3).fit(checkerboard())
+    for history in ([4], [0, 7, 12]):
+        n = len(history)
+        got = model.score_history(history_matrix([np.array(history)], model.n_items))[0]
+        bucket = max(b for b, p in enumerate(model.config.prefixes) if p <= n)
+        expected = model.W_[bucket, 0] + model.V_[history].sum(axis=0) / n**norm
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_onboard_files_keep_length_norm_and_older_files_sum_the_rows(tmp_path):
+    """Saved models score as fitted; files written before ``length_norm`` existed (no
+    ``length_norm`` in their metadata) were fitted on summed rows and load with 0."""
+    from lmrec.models import load_model
+
+    model = Onboard(l2_items=10.0, length_norm=0.5, seed=3).fit(checkerboard())
+    model.save(tmp_path / "new")
+    users = np.arange(6)
+    np.testing.assert_allclose(load_model(tmp_path / "new")._score(users), model._score(users))
+    summed = Onboard(l2_items=10.0, length_norm=0.0, seed=3).fit(checkerboard())
+    arrays, meta = summed._get_state()
+    del meta["length_norm"]
+    summed._get_state = lambda: (arrays, meta)  # what an older version wrote
+    summed.save(tmp_path / "old")
+    old = load_model(tmp_path / "old")
+    assert old.length_norm_ == 0.0
+    np.testing.assert_allclose(old._score(users), summed._score(users))
+
+
+def test_onboard_stage_zero_is_apart_from_the_stages_with_items():
+    """Stage 0 rows have no items and only stage-0 attribute columns, so its weights do not
+    depend on ``l2_attributes_items``; a larger one shrinks the group weights of the
+    stages with items (their intercepts stay nearly free)."""
+    data = checkerboard_with_groups()
+    loose = Onboard(groups=(("side",),), l2_items=10.0, l2_attributes_items=1.0).fit(data)
+    tight = Onboard(groups=(("side",),), l2_items=10.0, l2_attributes_items=1e4).fit(data)
+    np.testing.assert_allclose(loose.W_[0], tight.W_[0], rtol=1e-4, atol=1e-6)
+    assert np.abs(tight.W_[1:, 1:]).max() < 0.1 * np.abs(loose.W_[1:, 1:]).max()
