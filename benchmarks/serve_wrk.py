@@ -317,7 +317,7 @@ def main() -> None:
         help="serve through nginx, which sheds load itself (see the module docstring)",
     )
     ap.add_argument(
-        "--front-limit", type=int, default=2, help="--front nginx: requests in flight to lmrec"
+        "--front-limit", type=int, default=4, help="--front nginx: requests in flight to lmrec"
     )
     ap.add_argument("--out", default=str(HERE / "results" / "serve_wrk"))
     args = ap.parse_args()
