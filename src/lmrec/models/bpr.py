@@ -219,11 +219,7 @@ class BPR(
         self.seed_ = draw_seed(cfg.seed)
         with torch_threads(torch, cfg.n_threads):
             arrays, self.history_, self.privacy_ = train_private(
-                torch,
-                cfg,
-                dataset.matrix.tocsr(),
-                resolve_device(torch, cfg.device),
-                draw_seed(cfg.dp_seed),
+                torch, cfg, dataset.matrix.tocsr(), resolve_device(torch, cfg.device)
             )
         self.user_factors_ = arrays["user_factors"]
         self.item_factors_ = arrays["item_factors"]

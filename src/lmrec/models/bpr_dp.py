@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lmrec.models.capabilities import FitOptions
-from lmrec.models.dp import check_dp_data, refuse_options
+from lmrec.models.dp import check_dp_data, dpsgd_settings, refuse_options
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -72,7 +72,7 @@ def check_private(cfg: BPRConfig, dataset: Dataset, options: FitOptions) -> None
 
 
 def train_private(
-    torch: Any, cfg: BPRConfig, x: sp.csr_matrix, device: Any, seed: int
+    torch: Any, cfg: BPRConfig, x: sp.csr_matrix, device: Any
 ) -> tuple[dict[str, np.ndarray], list[dict[str, float]], dict[str, Any]]:
     """Train BPR's item side by user-level DP-SGD on the users x items matrix ``x``.
 
@@ -80,7 +80,10 @@ def train_private(
     per-epoch history and the privacy report.
     """
     from lmrec.train.dpsgd import train_per_user
+    from lmrec.train.pairs import to_numpy
 
+    settings = dpsgd_settings(cfg, users_per_step=cfg.dp_users_per_step, weight_decay=0.0)
+    seed = settings["seed"]
     n_users, n_items = x.shape
     gen = torch.Generator().manual_seed(seed)
     params = {
@@ -124,16 +127,9 @@ def train_private(
         user_loss,
         draw,
         n_users=n_users,
-        users_per_step=cfg.dp_users_per_step,
-        epochs=cfg.epochs,
-        lr=cfg.lr,
-        weight_decay=0.0,
-        epsilon=float(cfg.dp_epsilon),  # type: ignore[arg-type]  # set: checked by the caller
-        delta=cfg.dp_delta,
-        clip=cfg.dp_clip,
-        seed=seed,
         mechanism=MECHANISM,
         desc="bpr",
+        **settings,
     )
     with torch.no_grad():
         v = params["item"].detach()
@@ -145,11 +141,10 @@ def train_private(
                 lambda p, m: fold_in(torch, v, p, m, cfg.fold_in_l2, cfg.fold_in_alpha)
             )
             users[uidx] = batched(pos, shown + hidden).float().cpu().numpy()
-    to_np = lambda t: np.ascontiguousarray(t.detach().float().cpu().numpy(), np.float32)  # noqa: E731
     arrays = {
         "user_factors": users,
-        "item_factors": to_np(params["item"]),
-        "item_bias": to_np(params["bias"]),
+        "item_factors": to_numpy(params["item"]),
+        "item_bias": to_numpy(params["bias"]),
     }
     return arrays, history, report
 

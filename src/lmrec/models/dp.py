@@ -121,17 +121,21 @@ def refuse_options(model: str, options: list[tuple[bool, str]]) -> None:
         raise ConfigError(f"{model} with dp_epsilon does not support {'; '.join(found)}.")
 
 
-def dpsgd_settings(config: Any) -> dict[str, Any]:
+def dpsgd_settings(
+    config: Any, *, users_per_step: int | None = None, weight_decay: float | None = None
+) -> dict[str, Any]:
     """The keyword arguments of :func:`lmrec.train.dpsgd.train_per_user` that come from a
     model config with ``batch_size`` (users per step), ``epochs``, ``lr``,
-    ``weight_decay`` and the :class:`DPConfig` fields; ``seed`` is ``dp_seed`` or drawn."""
+    ``weight_decay`` and the :class:`DPConfig` fields; ``seed`` is ``dp_seed`` or drawn.
+    A model whose config names these differently (BPR: ``batch_size`` counts pairs) passes
+    ``users_per_step`` and ``weight_decay`` itself."""
     from lmrec.train.torch_utils import draw_seed
 
     return {
-        "users_per_step": config.batch_size,
+        "users_per_step": config.batch_size if users_per_step is None else users_per_step,
         "epochs": config.epochs,
         "lr": config.lr,
-        "weight_decay": config.weight_decay,
+        "weight_decay": config.weight_decay if weight_decay is None else weight_decay,
         "epsilon": float(config.dp_epsilon),
         "delta": config.dp_delta,
         "clip": config.dp_clip,
