@@ -120,6 +120,17 @@ def _item_scores(model: Recommender, rows: list[np.ndarray], item: int) -> np.nd
 _Pair = tuple[np.ndarray, int, Callable[[list[np.ndarray]], np.ndarray]]
 
 
+def _checked_sizes(
+    where: str, max_removed: int, n_random: int, n_cases: int, n_items: int, case: str
+) -> tuple[int, int]:
+    """``max_removed`` and ``n_random`` checked, and one explained item per case."""
+    max_removed = check_int(max_removed, "max_removed", where=where)
+    n_random = check_int(n_random, "n_random", where=where)
+    if n_cases != n_items:
+        raise ConfigError(f"{where} needs one explained item per {case}.")
+    return max_removed, n_random
+
+
 def _deletion_curves(
     n_pairs: int, max_removed: int, n_random: int, seed: int, pair: Callable[[int], _Pair]
 ) -> DeletionResult:
@@ -176,10 +187,9 @@ def deletion_test(
     ConfigError
         Mismatched lengths, or a history with at most ``max_removed`` items.
     """
-    max_removed = check_int(max_removed, "max_removed", where="deletion_test")
-    n_random = check_int(n_random, "n_random", where="deletion_test")
-    if len(histories) != len(items):
-        raise ConfigError("deletion_test needs one explained item per history.")
+    max_removed, n_random = _checked_sizes(
+        "deletion_test", max_removed, n_random, len(histories), len(items), "history"
+    )
 
     def pair(p: int) -> _Pair:
         hist, item = np.asarray(histories[p], np.int64), int(items[p])
@@ -218,10 +228,9 @@ def rating_deletion_test(
     ConfigError
         Mismatched lengths, or a user with at most ``max_removed`` ratings.
     """
-    max_removed = check_int(max_removed, "max_removed", where="rating_deletion_test")
-    n_random = check_int(n_random, "n_random", where="rating_deletion_test")
-    if len(users) != len(items):
-        raise ConfigError("rating_deletion_test needs one explained item per user.")
+    max_removed, n_random = _checked_sizes(
+        "rating_deletion_test", max_removed, n_random, len(users), len(items), "user"
+    )
 
     def pair(p: int) -> _Pair:
         user, target = int(users[p]), np.array([int(items[p])])
