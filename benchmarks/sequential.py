@@ -272,21 +272,19 @@ def rectools_row(
 ) -> tuple[np.ndarray, dict]:
     """RecTools' SASRec trained ``epochs`` epochs on train + valid: its top-10 lists (seen
     items filtered by RecTools) as index lists."""
-    out = work / ("rectools_SASRec" + ("_lmrec" if arch == "lmrec" else "") + f"_{epochs}")
-    if not Path(f"{out}.npz").exists():
-        cmd = [
-            str(RECTOOLS_PY),
-            str(HERE / "peers" / "rectools_sasrec.py"),
-            str(work),
-            str(out),
-            "--epochs",
-            str(epochs),
-            "--arch",
-            arch,
-        ]
-        subprocess.run(cmd, check=True)
-    z = np.load(f"{out}.npz")
+    name = "rectools_SASRec" + ("_lmrec" if arch == "lmrec" else "") + f"_{epochs}"
+    z = rectools_run(work, name, "--epochs", str(epochs), "--arch", arch)
     return task.token_lists(z["users"], z["items"]), json.loads(str(z["meta"]))
+
+
+def rectools_run(work: Path, name: str, *flags: str) -> np.lib.npyio.NpzFile:
+    """The adapter's output ``work/name.npz``, running it in RecTools' virtualenv first
+    unless a previous run left it there."""
+    out = work / name
+    if not Path(f"{out}.npz").exists():
+        cmd = [str(RECTOOLS_PY), str(HERE / "peers" / "rectools_sasrec.py"), str(work), str(out)]
+        subprocess.run([*cmd, *flags], check=True)
+    return np.load(f"{out}.npz")
 
 
 def rectools_validation(
@@ -295,22 +293,11 @@ def rectools_validation(
     """RecTools' SASRec (lmrec's architecture) trained on train with per-epoch lists: the
     epoch of the best valid NDCG@10 by the shared metric code, and the test lists of that
     epoch's model (history = train + valid, lmrec's sequence-row protocol)."""
-    out = work / "rectools_SASRec_lmrec_valid"
-    if not Path(f"{out}.npz").exists():
-        cmd = [
-            str(RECTOOLS_PY),
-            str(HERE / "peers" / "rectools_sasrec.py"),
-            str(work),
-            str(out),
-            "--arch",
-            "lmrec",
-            "--valid-epochs",
-            str(max_epochs),
-            "--patience",
-            str(patience),
-        ]
-        subprocess.run(cmd, check=True)
-    z = np.load(f"{out}.npz")
+    z = rectools_run(
+        work,
+        "rectools_SASRec_lmrec_valid",
+        *("--arch", "lmrec", "--valid-epochs", str(max_epochs), "--patience", str(patience)),
+    )
     curve = [
         float(np.mean(task.evaluate_valid(task.token_lists(z["users"], lists))["ndcg@10"]))
         for lists in z["valid_items"]
