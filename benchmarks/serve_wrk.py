@@ -53,6 +53,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def wait_ready(
+    proc: subprocess.Popen, url: str, seconds: float, why_not: Callable[[], str]
+) -> None:
+    """Wait until ``url/readyz`` answers; raise with ``why_not()`` if ``proc`` exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/readyz", timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(why_not()) from None
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready in {seconds:g} s")
+
+
+def stop(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` and wait 30 s, then kill the whole process group."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 class Server:
@@ -100,23 +127,11 @@ class Server:
         self.proc = subprocess.Popen(
             self.cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
         )
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(self.url + "/readyz", timeout=2)
-                return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(self.log.read_text()[-2000:]) from None
-                time.sleep(0.1)
-        raise RuntimeError("server did not become ready")
+        wait_ready(self.proc, self.url, 60, lambda: self.log.read_text()[-2000:])
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop(self.proc, signal.SIGTERM)
 
     def counts(self) -> collections.Counter:
         text = urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
@@ -170,7 +185,6 @@ class NginxFront:
     """nginx in front of a :class:`Server`: at most ``limit`` requests in flight to it."""
 
     def __init__(self, srv: Server, limit: int, work: Path) -> None:
-        self.srv = srv
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.conf = work / f"nginx-{self.port}.conf"
@@ -183,23 +197,11 @@ class NginxFront:
     def __enter__(self) -> NginxFront:
         cmd = ["nginx", "-c", str(self.conf), "-g", "daemon off;"]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, start_new_session=True)
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(self.url + "/readyz", timeout=2)
-                return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"nginx failed: {self.proc.stderr.read()!r}") from None
-                time.sleep(0.1)
-        raise RuntimeError("nginx did not start")
+        wait_ready(self.proc, self.url, 10, lambda: f"nginx failed: {self.proc.stderr.read()!r}")
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.proc.send_signal(signal.SIGQUIT)  # graceful: finish the requests in flight
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc, signal.SIGQUIT)  # nginx's graceful stop: finish the requests in flight
 
 
 def wrk(
