@@ -20,17 +20,18 @@ Models:
 Serving speed (issue 18.3): a second pipeline follows the same recipe (fit on train,
 choices on valid, refit on train + valid) with the ranker built for serving: its
 ``shared_context`` ranker (the context does not attend to the candidate; context
-``--context-length`` tokens, candidate ``--item-length``; the first ``--fast-layers``
-of MiniLM's 6 transformer layers, each of which costs a sixth of the scoring time) is scored with
+``--context-length`` tokens, candidate ``--item-length``; only the first layers of
+MiniLM's 6, each of which costs about a sixth of the scoring time) is scored with
 ``engine="onnx"`` (:class:`lmrec.ranker.fast.OnnxScorer`: ONNX Runtime, int8, cached
 token ids, one packed sequence per user with all its candidates, batches across
-users). int8 and the context length are chosen on *valid*: the ranker's AUC at telling
-each valid user's held-out items among their candidates, float32 at full length (the
-reference) against int8 at each of ``--lengths``; the shortest int8 length within
-0.005 of the reference is kept. Both pipelines' test evaluations are timed in the same
+users). The number of layers, int8 and the context length are chosen on *valid*, by
+the ranker's AUC at telling each valid user's held-out items among their candidates:
+the fewest of ``--fast-layers`` whose float32 AUC is within 0.005 of the reference
+ranker's, then the shortest of ``--lengths`` whose int8 AUC is within 0.005 of that
+ranker's float32 AUC at full length. Both pipelines' test evaluations are timed in the same
 process (ratio reported; the ONNX export is timed separately). NDCG@10 of fast vs reference: paired
 bootstrap CI of the difference. ``--save DIR`` writes the fast pipeline for
-``lmrec serve`` (``benchmarks/serve_ranker.sh`` measures it with wrk).
+``lmrec serve`` (``benchmarks/serve_ranker.py`` measures it with wrk).
 
 Only the top ``--candidates`` are reranked, so the pipeline's Recall@N cannot exceed
 EASE's. Run ``flock /tmp/lmrec-bench.lock python benchmarks/ranker_pipeline.py``;
@@ -67,8 +68,9 @@ def fmt_ci(res, metric: str, seed: int) -> str:
     return f"{mean:.4f} [{lo:.4f}, {hi:.4f}]"
 
 
-def choose_fast(tuner, valid, lengths: list[int]) -> tuple[dict[str, float], dict]:
-    """AUC on valid per scorer; the shortest int8 length within 0.005 of float32 at full length."""
+def valid_auc(tuner, valid, **scorer) -> float:
+    """The ranker's AUC at telling each valid user's held-out items among their candidates,
+    scored by ONNX Runtime with ``scorer`` settings (``int8``, ``score_max_length``)."""
     import numpy as np
 
     from lmrec.eval.pointwise import auc
@@ -82,18 +84,33 @@ def choose_fast(tuner, valid, lengths: list[int]) -> tuple[dict[str, float], dic
     rows = np.repeat(np.arange(len(users)), cand.shape[1])
     labels = np.asarray(truth[rows, np.maximum(cand, 0).ravel()]).reshape(cand.shape) > 0
     ok = cand >= 0
+    logits = variant(tuner, engine="onnx", **scorer).ranker_scorer().score_candidates(users, cand)
+    return auc(labels[ok].astype(np.float32), logits[ok])
+
+
+def choose_layers(fit_fast, reference: float, layers: list[int], valid) -> tuple[dict, int, object]:
+    """Float32 valid AUC of a fast pipeline per layer count; the fewest layers within 0.005
+    of ``reference`` (the reference ranker's float32 valid AUC), and its fitted pipeline."""
+    aucs, best, best_tuner = {}, None, None
+    for n in sorted(set(layers), reverse=True):
+        tuner = fit_fast(n)
+        full = tuner.ranker_.config.max_length
+        aucs[n] = valid_auc(tuner, valid, int8=False, score_max_length=full)
+        print(f"  valid AUC, {n} layers: {aucs[n]:.4f} (reference {reference:.4f})", flush=True)
+        if best is None or aucs[n] >= reference - 0.005:
+            best, best_tuner = n, tuner
+    return aucs, best, best_tuner
+
+
+def choose_fast(tuner, valid, lengths: list[int]) -> tuple[dict[str, float], dict]:
+    """AUC on valid per scorer; the shortest int8 length within 0.005 of float32 at full length."""
     full = tuner.ranker_.config.max_length
     lengths = [x for x in lengths if x <= full] or [full]
-
-    def value(**kw) -> float:
-        logits = variant(tuner, engine="onnx", **kw).ranker_scorer().score_candidates(users, cand)
-        return auc(labels[ok].astype(np.float32), logits[ok])
-
-    ref = value(int8=False, score_max_length=full)
+    ref = valid_auc(tuner, valid, int8=False, score_max_length=full)
     choice = {f"float32 {full}": ref}
     best = {"engine": "onnx", "int8": False, "score_max_length": full}
     for length in sorted(set(lengths), reverse=True):
-        choice[f"int8 {length}"] = value(int8=True, score_max_length=length)
+        choice[f"int8 {length}"] = valid_auc(tuner, valid, int8=True, score_max_length=length)
         print(
             f"  valid AUC int8 {length}: {choice[f'int8 {length}']:.4f} (ref {ref:.4f})", flush=True
         )
@@ -137,9 +154,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--fast-layers",
-        type=int,
-        default=2,
-        help="fast pipeline: transformer layers its ranker keeps (MiniLM has 6)",
+        default="6,3,2,1",
+        help="fast pipeline: transformer layer counts tried for its ranker (MiniLM has 6); "
+        "the fewest whose valid AUC is within 0.005 of the reference ranker's is kept",
     )
     ap.add_argument("--quick", action="store_true", help="smoke test: 100 users, 5 steps")
     ap.add_argument("--users", type=int, help="keep only the first N users (a smaller run)")
@@ -198,12 +215,25 @@ def main() -> None:
         shared_context=True,
         max_length=args.context_length,
         max_item_length=args.item_length,
-        n_layers=args.fast_layers,
     )
+    fast_fits: dict[int, float] = {}
+
+    def fit_fast(n_layers: int):
+        params_n = dict(
+            params, ranker_params=dict(fast_ranker, n_layers=n_layers), engine="onnx", int8=True
+        )
+        t = time.perf_counter()
+        fitted = RetrieveRerank(**params_n).fit(split.train)
+        fast_fits[n_layers] = time.perf_counter() - t
+        return fitted
+
+    ref_auc = valid_auc(tuner, split.valid, int8=False, score_max_length=args.max_length)
+    layer_aucs, n_layers, fast_tuner = choose_layers(
+        fit_fast, ref_auc, [int(x) for x in args.fast_layers.split(",")], split.valid
+    )
+    fast_ranker["n_layers"] = n_layers
     fast_params_fit = dict(params, ranker_params=fast_ranker, engine="onnx", int8=True)
-    t = time.perf_counter()
-    fast_tuner = RetrieveRerank(**fast_params_fit).fit(split.train)
-    t_fit_fast = time.perf_counter() - t
+    t_fit_fast = fast_fits[n_layers]
     choice, fast_params = choose_fast(
         fast_tuner, split.valid, [int(x) for x in args.lengths.split(",")]
     )
@@ -288,13 +318,16 @@ def main() -> None:
         "## At serving speed (issue 18.3)",
         "",
         f"Same recipe, shared-context ranker (context {args.context_length} tokens, candidate "
-        f"{args.item_length}, the first {args.fast_layers} transformer layers; fit on train "
-        f"{t_fit_fast:.0f} s) scored by ONNX Runtime "
+        f"{args.item_length}, the first {n_layers} of 6 transformer layers, chosen on valid; "
+        f"fit on train {t_fit_fast:.0f} s) scored by ONNX Runtime "
         f"(engine='onnx'): {'int8' if fast_params['int8'] else 'float32'}, context cut to "
         f"{fast_params['score_max_length']} tokens (chosen on valid), token ids cached, one "
         f"packed sequence per user, batches across users; blend on valid: {blend_fast:.2f}.",
         "",
-        "Ranker AUC on valid (held-out items among each user's candidates): "
+        "Ranker AUC on valid (held-out items among each user's candidates; float32): "
+        f"reference ranker {ref_auc:.4f}; shared-context ranker by layers kept: "
+        + ", ".join(f"{k}: {v:.4f} (fit {fast_fits[k]:.0f} s)" for k, v in layer_aucs.items())
+        + f"; the chosen {n_layers}-layer ranker by scorer: "
         + ", ".join(f"{k}: {v:.4f}" for k, v in choice.items())
         + ".",
         "",
