@@ -144,3 +144,32 @@ def test_shared_context_needs_mean_pooling(ml100k):
     small = ml100k.subset(ml100k.column("user_idx") < 10, name="ml-tiny")
     with pytest.raises(ConfigError, match="pooling='mean'"):
         LMRanker(**dict(FAST, shared_context=True, pooling="cls", max_steps=1)).fit(small)
+
+
+@pytest.mark.parametrize("layout", ["pipeline", "one_way"])
+def test_onnx_engine_scores_request_time_histories_like_torch(layout, request):
+    """New users and sessions (histories given as items) score through ONNX Runtime with
+    the pair layout and the packed one, as the torch ranker scores them."""
+    import copy
+
+    from lmrec.ranker.histories import History, candidate_logits
+
+    pipe = request.getfixturevalue(layout)
+    seqs = [np.array([1, 50, 7]), np.array([100, 3]), np.array([1, 50, 7])]
+    grid = np.array([[4, 9, 11, -1], [4, 20, 8, 2], [12, 13, 4, 9]])
+    histories = [History.of_items(s) for s in seqs]
+    torch_logits = candidate_logits(pipe.ranker_, histories, grid)
+    fast = copy.copy(pipe)
+    fast.config = pipe.config.model_copy(update={"engine": "onnx", "int8": False})
+    fast._scorer = None
+    onnx_logits = candidate_logits(fast.ranker_scorer(), histories, grid)
+    assert np.array_equal(np.isfinite(onnx_logits), grid >= 0)
+    ok = grid >= 0
+    np.testing.assert_allclose(onnx_logits[ok], torch_logits[ok], rtol=1e-3, atol=1e-3)
+    # the pipeline's own history scoring (what lmrec serve checks at load) runs on it
+    exact = copy.copy(pipe)
+    exact.config = pipe.config.model_copy(update={"engine": "torch", "int8": False})
+    exact._scorer = None
+    want, got = exact.score_histories(seqs[:2]), fast.score_histories(seqs[:2])
+    assert np.array_equal(np.isfinite(want), np.isfinite(got))
+    assert np.corrcoef(want[np.isfinite(want)], got[np.isfinite(got)])[0, 1] > 0.999

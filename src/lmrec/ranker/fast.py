@@ -20,6 +20,11 @@ that make it cheap enough to serve (issue 18.3):
 - **Shorter prompts where they cost no accuracy.** ``max_length`` may be set below the
   ranker's training length; choose it on held-out pairs (the pipeline benchmark does).
 
+Histories given at request time (new users, anonymous sessions, explanations) score
+through the same session: :class:`OnnxScorer` also answers the ranker's prompt-text
+interface (``_predict`` of rendered contexts and item texts), tokenizing those contexts
+per call.
+
 The wide part of a ranker with side features stays in NumPy (4 weights and a bias)
 and is added to the exported text logit. Needs the ``onnx`` extra
 (``pip install 'lmrec[onnx]'``) and torch to export; scoring itself runs in ONNX Runtime.
@@ -71,7 +76,10 @@ class TokenCache:
         self._items: dict[int, list[int]] = {}
         self._contexts: dict[tuple[int, int], list[int]] = {}
 
-    def _ids(self, texts: list[str]) -> list[list[int]]:
+    def ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids (no special tokens) of texts, not cached (request-time contexts)."""
+        if not texts:
+            return []
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     def items(self, item_idx: np.ndarray) -> list[list[int]]:
@@ -79,7 +87,7 @@ class TokenCache:
         todo = sorted({int(i) for i in item_idx} - self._items.keys())
         if todo:
             texts = [self.prompts.item_texts[i] for i in todo]
-            self._items.update(zip(todo, self._ids(texts), strict=True))
+            self._items.update(zip(todo, self.ids(texts), strict=True))
         return [self._items[int(i)] for i in item_idx]
 
     def contexts(self, user_idx: np.ndarray) -> list[list[int]]:
@@ -89,7 +97,7 @@ class TokenCache:
         todo = sorted(set(keys) - self._contexts.keys())
         if todo:
             texts = [self.prompts.context(u) for u, _ in todo]
-            self._contexts.update(zip(todo, self._ids(texts), strict=True))
+            self._contexts.update(zip(todo, self.ids(texts), strict=True))
         return [self._contexts[k] for k in keys]
 
     def pair(self, context: list[int], item: list[int], max_length: int) -> list[int]:
@@ -386,8 +394,10 @@ class OnnxScorer:
         )
 
     def _text_logits(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        contexts = self.tokens.contexts(users)
-        texts = self.tokens.items(items)
+        return self._pair_logits(self.tokens.contexts(users), self.tokens.items(items))
+
+    def _pair_logits(self, contexts: list[list[int]], texts: list[list[int]]) -> np.ndarray:
+        """Text logits of aligned (context, item) token ids, one pair per row."""
         pairs = [
             self.tokens.pair(c, t, self.max_length) for c, t in zip(contexts, texts, strict=True)
         ]
@@ -416,24 +426,29 @@ class OnnxScorer:
 
     def _packed_logits(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Text logits of a ``shared_context`` ranker: one packed sequence per user."""
-        cfg = self.ranker.config
         order = np.argsort(users, kind="stable")
         uniq, starts = np.unique(users[order], return_index=True)
         groups = np.split(order, starts[1:])
-        contexts = self.tokens.contexts(uniq)
-        texts = self.tokens.items(items)
+        return self._packed(self.tokens.contexts(uniq), groups, self.tokens.items(items))
+
+    def _packed(
+        self, contexts: list[list[int]], groups: list[np.ndarray], texts: list[list[int]]
+    ) -> np.ndarray:
+        """Text logits of packed sequences: ``contexts[g]`` with the items ``texts[i]`` for
+        ``i`` in ``groups[g]``; the result is aligned with ``texts``."""
         max_items = 64  # items per packed sequence: bounds its length and attention cost
+        max_item_length = self.ranker.config.max_item_length
         packs, where = [], []
         for ctx, group in zip(contexts, groups, strict=True):
             for s in range(0, len(group), max_items):
                 part = group[s : s + max_items]
                 packs.append(
                     self.tokens.pack(
-                        ctx, [texts[i] for i in part], self.max_length, cfg.max_item_length
+                        ctx, [texts[i] for i in part], self.max_length, max_item_length
                     )
                 )
                 where.append(part)
-        out = np.empty(len(users), np.float32)
+        out = np.empty(len(texts), np.float32)
         by_len = np.argsort([len(pk[0]) for pk in packs], kind="stable")
         start = 0
         while start < len(by_len):  # about tokens_per_batch tokens per forward pass
@@ -451,6 +466,58 @@ class OnnxScorer:
             start = stop
         return out
 
+    def _with_wide(self, text: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+        logit = text.astype(np.float64)
+        if self._wide is not None:
+            if features is None:
+                raise ConfigError(
+                    "This ranker was built with side_features=True and needs the side "
+                    "features of each pair (lmrec.ranker.features.side_features)."
+                )
+            logit += np.asarray(features, np.float64) @ self._wide[0] + self._wide[1]
+        return logit.astype(np.float32)
+
+    # The prompt-text interface of LMRanker, so that histories given at request time (new
+    # users, sessions) and their explanations (lmrec.ranker.histories) score through ONNX
+    # Runtime too.
+    @property
+    def prompts_(self) -> Any:
+        """The ranker's prompt data (item texts, known users' histories)."""
+        return self.ranker.prompts_
+
+    @property
+    def item_stats_(self) -> Any:
+        """The ranker's training item statistics for the side features (or None)."""
+        return self.ranker.item_stats_
+
+    def _check_fitted(self) -> None:
+        self.ranker._check_fitted()
+
+    def _check_module(self) -> None:
+        self.ranker._check_module()
+
+    def _predict(
+        self, contexts: list[str], candidates: list[str], features: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Logits (float32) of prompt pairs given as text, like ``LMRanker._predict``.
+
+        Contexts are tokenized per call (they are rendered from request-time histories);
+        a ``shared_context`` ranker packs the candidates of each distinct context into
+        one sequence.
+        """
+        if len(contexts) == 0:
+            return np.zeros(0, np.float32)
+        texts = self.tokens.ids(list(candidates))
+        if self.ranker.config.shared_context:
+            index: dict[str, int] = {}
+            group_of = np.array([index.setdefault(c, len(index)) for c in contexts])
+            order = np.argsort(group_of, kind="stable")
+            groups = np.split(order, np.flatnonzero(np.diff(group_of[order])) + 1)
+            text = self._packed(self.tokens.ids(list(index)), groups, texts)
+        else:
+            text = self._pair_logits(self.tokens.ids(list(contexts)), texts)
+        return self._with_wide(text, features)
+
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Logits (float32) of aligned (user, item) pairs over the users' whole histories."""
         users = np.asarray(users, np.int64)
@@ -458,11 +525,10 @@ class OnnxScorer:
         if len(users) == 0:
             return np.zeros(0, np.float32)
         text = self._packed_logits if self.ranker.config.shared_context else self._text_logits
-        logit = text(users, items).astype(np.float64)
+        feats = None
         if self._wide is not None:
             feats = side_features(self.ranker.prompts_, self.ranker.item_stats_, users, items)
-            logit += np.asarray(feats, np.float64) @ self._wide[0] + self._wide[1]
-        return logit.astype(np.float32)
+        return self._with_wide(text(users, items), feats)
 
     def score_candidates(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """Logits (n, c) of candidate items per user; -1 candidates score ``-inf``."""
