@@ -127,14 +127,23 @@ def part_forget(s: dict, models: list[str]) -> dict:
 ALL_EPSILONS = [1.0, 2.0, 4.0, 8.0, math.inf]
 BPR_DP = {"factors": 8, "dp_users_per_step": 743, "epochs": 50, "lr": 0.01, "dp_clip": 0.1}
 TWOTOWER_DP = {"batch_size": 128, "epochs": 20, "lr": 0.01, "dp_clip": 0.5}
-SASREC_DP = {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0}
+SASREC_DP = {
+    "batch_size": 372,
+    "epochs": 20,
+    "lr": 0.02,
+    "dp_clip": 1.0,
+    "factors": 32,
+    "n_layers": 1,
+}
+ITEMKNN_DP = {"k_neighbors": 200}
 SASREC_EPOCHS = 5
 #: name -> (parameters, epsilons, parameters added under DP). The DP-SGD settings of
-#: bpr, twotower and sasrec are the best of DP_TUNE on validation (``--parts dp-tune``); the
+#: bpr, twotower and sasrec, item-kNN's neighbour count and EASE's l2 (kept: flat on
+#: validation) are the best of DP_TUNE on validation (``--parts dp-tune``); the
 #: non-private sasrec trains the epochs its early stopping chose there.
 DP_MODELS: dict[str, tuple[dict, list[float], dict]] = {
     "ease": ({"l2": 500.0}, ALL_EPSILONS, {}),
-    "itemknn": ({}, ALL_EPSILONS, {}),
+    "itemknn": ({}, ALL_EPSILONS, ITEMKNN_DP),
     "bpr": ({}, ALL_EPSILONS, BPR_DP),
     "twotower": ({}, ALL_EPSILONS, TWOTOWER_DP),
     "sasrec": ({"device": "cpu", "epochs": SASREC_EPOCHS}, ALL_EPSILONS, SASREC_DP),
@@ -217,6 +226,31 @@ DP_TUNE = {
         {"batch_size": 743, "epochs": 20, "lr": 0.01, "dp_clip": 1.0},
         {"batch_size": 372, "epochs": 10, "lr": 0.01, "dp_clip": 1.0},
         {"batch_size": 372, "epochs": 20, "lr": 0.02, "dp_clip": 1.0},
+        # fewer weights for the same noise: a smaller model
+        {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0, "factors": 32},
+        {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0, "n_layers": 1},
+        {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0, "factors": 32, "n_layers": 1},
+        {"batch_size": 372, "epochs": 20, "lr": 0.01, "dp_clip": 1.0, "factors": 16, "n_layers": 1},
+        {"batch_size": 372, "epochs": 20, "lr": 0.02, "dp_clip": 1.0, "factors": 32, "n_layers": 1},
+    ],
+    # the Gram release is fixed by epsilon; what is read from it is post-processing
+    "ease": [
+        {"l2": 500.0},
+        {"l2": 100.0},
+        {"l2": 250.0},
+        {"l2": 1000.0},
+        {"l2": 2000.0},
+        {"l2": 4000.0},
+    ],
+    "itemknn": [
+        {"k_neighbors": 100},
+        {"k_neighbors": 25},
+        {"k_neighbors": 50},
+        {"k_neighbors": 200},
+        {"k_neighbors": 400},
+        {"shrinkage": 10.0},
+        {"shrinkage": 50.0},
+        {"k_neighbors": 200, "shrinkage": 10.0},
     ],
 }
 
@@ -233,11 +267,19 @@ def part_dp_tune(s: dict, models: list[str]) -> dict:
     split = random_split(s["train"], ratios=(0.8, 0.2), seed=SEED + 1)
     fit, valid = split.train, split.test
     out: dict = {}
-    base = {"bpr": {}, "twotower": {}, "sasrec": {"device": "cpu"}}
+    base = {
+        "bpr": {},
+        "twotower": {},
+        "sasrec": {"device": "cpu"},
+        "itemknn": {},
+        "ease": {"l2": 500.0},
+    }
     for name, grid in DP_TUNE.items():
         if name not in models:
             continue
-        cached = {json.dumps(r["params"], sort_keys=True): r for r in done.get(name, [])}
+        cached = {  # DP rows only: the non-private reference may have the same params
+            json.dumps(r["params"], sort_keys=True): r for r in done.get(name, []) if "epsilon" in r
+        }
         rows = []
         t = time.perf_counter()
         # the non-private reference; a sequence model stops early on validation

@@ -330,7 +330,7 @@ def main() -> None:
                 (
                     f"LMRanker {mode_name}",
                     f"{steps}",
-                    len(pick),
+                    len(picks[(n, 0)]),  # every draw of n has n examples
                     aucs,
                     walls,
                     trainable,
