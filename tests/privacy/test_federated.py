@@ -3,6 +3,7 @@ and the real gRPC server and clients run the same rounds."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 
@@ -37,6 +38,21 @@ def test_simulation_learns_and_sends_only_items():
         train, test, n_clients=6, config=FederatedConfig(factors=8, rounds=3, dp_noise=1.0, seed=0)
     )
     assert noisy.privacy["unit"] == "client" and noisy.privacy["epsilon"] > 0
+
+
+def test_server_side_noise_is_seeded_and_leaves_the_global_generator_alone():
+    train = checkerboard(n_users=60, n_items=30, density=0.5, seed=0)
+    cfg = FederatedConfig(factors=8, rounds=3, dp_noise=1.0, seed=0)
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
+    a = train_federated(train, None, n_clients=6, config=cfg)
+    assert np.random.random() == expected_next  # the caller's global state, untouched
+    b = train_federated(train, None, n_clients=6, config=cfg)
+    # equal up to float32 rounding: Flower sums the clients' updates in the order they finish
+    np.testing.assert_allclose(a.item_factors, b.item_factors, rtol=0, atol=1e-5)
+    c = train_federated(train, None, n_clients=6, config=dataclasses.replace(cfg, seed=1))
+    assert np.abs(a.item_factors - c.item_factors).max() > 0.01  # other noise
 
 
 def test_bad_settings():

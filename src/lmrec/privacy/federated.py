@@ -27,6 +27,8 @@ Stability: experimental. .. versionadded:: 0.2.0
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,7 +271,8 @@ def train_federated(
         client_manager=manager,
         strategy=_strategy(cfg, train.n_items, n_clients, min_clients=n_clients),
     )
-    history, _ = _quiet_fit(server, cfg.rounds)
+    with _seeded_global_numpy(cfg.seed):
+        history, _ = _quiet_fit(server, cfg.rounds)
     from flwr.common import parameters_to_ndarrays
 
     v, b = parameters_to_ndarrays(server.parameters)
@@ -290,6 +293,22 @@ def train_federated(
         bytes_down_per_client_round=down,
         privacy=_privacy(cfg, n_clients),
     )
+
+
+@contextlib.contextmanager
+def _seeded_global_numpy(seed: int) -> Iterator[None]:
+    """NumPy's global generator seeded for the duration, and restored afterwards.
+
+    Flower's server-side DP draws its Gaussian noise from ``np.random.normal`` (the global
+    generator), so without this a run with ``dp_noise`` would give different numbers on
+    every call; the caller's global state is put back untouched.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def _quiet_fit(server: Any, rounds: int) -> Any:
@@ -365,9 +384,10 @@ def start_server(
         client_manager=SimpleClientManager(),
         strategy=_strategy(cfg, n_items, n_clients, min_clients=n_clients),
     )
-    history = flwr_start_server(
-        server_address=address, server=server, config=ServerConfig(num_rounds=cfg.rounds)
-    )
+    with _seeded_global_numpy(cfg.seed):
+        history = flwr_start_server(
+            server_address=address, server=server, config=ServerConfig(num_rounds=cfg.rounds)
+        )
     v, b = parameters_to_ndarrays(server.parameters)
     scores = history.metrics_distributed.get("ndcg@10", [])
     del flwr
