@@ -96,18 +96,25 @@ def train_private(
     indptr, indices = x.indptr, x.indices
     counts = np.diff(indptr)
 
-    def draw(uidx: np.ndarray) -> tuple[Any, ...]:
-        """Each sampled user's items (padded to the longest), a uniform negative for each,
-        which of them are real, and which are hidden from the fold-in (the targets)."""
+    def on(a: np.ndarray) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    def padded(uidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The users' items, padded to the longest history, and which of them are real."""
         width = max(1, int(counts[uidx].max()))
         pos = np.zeros((len(uidx), width), np.int64)
         real = np.zeros((len(uidx), width), np.float32)
         for r, u in enumerate(uidx):
             pos[r, : counts[u]] = indices[indptr[u] : indptr[u + 1]]
             real[r, : counts[u]] = 1.0
+        return pos, real
+
+    def draw(uidx: np.ndarray) -> tuple[Any, ...]:
+        """Each sampled user's items (padded), a uniform negative for each, which of them
+        are shown to the fold-in, and which are hidden from it (the targets)."""
+        pos, real = padded(uidx)
         hide = real * (rng.random(pos.shape) < HIDDEN)
         neg = rng.integers(0, n_items, size=pos.shape)
-        on = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
         return on(pos), on(neg), on(real - hide), on(hide.astype(np.float32))
 
     def user_loss(p: dict[str, Any], pos: Any, neg: Any, shown: Any, hidden: Any) -> Any:
@@ -131,16 +138,16 @@ def train_private(
         desc="bpr",
         **settings,
     )
-    with torch.no_grad():
+    with torch.no_grad():  # every user's vector: the fold-in of their whole history
         v = params["item"].detach()
+        batched = torch.func.vmap(
+            lambda p, m: fold_in(torch, v, p, m, cfg.fold_in_l2, cfg.fold_in_alpha)
+        )
         users = np.zeros((n_users, cfg.factors), np.float32)
         for start in range(0, n_users, 256):
             uidx = np.arange(start, min(start + 256, n_users))
-            pos, _, shown, hidden = draw(uidx)
-            batched = torch.func.vmap(
-                lambda p, m: fold_in(torch, v, p, m, cfg.fold_in_l2, cfg.fold_in_alpha)
-            )
-            users[uidx] = batched(pos, shown + hidden).float().cpu().numpy()
+            pos, real = padded(uidx)
+            users[uidx] = batched(on(pos), on(real)).float().cpu().numpy()
     arrays = {
         "user_factors": users,
         "item_factors": to_numpy(params["item"]),
