@@ -426,9 +426,7 @@ class OnnxScorer:
 
     def _packed_logits(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Text logits of a ``shared_context`` ranker: one packed sequence per user."""
-        order = np.argsort(users, kind="stable")
-        uniq, starts = np.unique(users[order], return_index=True)
-        groups = np.split(order, starts[1:])
+        uniq, groups = _groups(users)
         return self._packed(self.tokens.contexts(uniq), groups, self.tokens.items(items))
 
     def _packed(
@@ -509,10 +507,8 @@ class OnnxScorer:
             return np.zeros(0, np.float32)
         texts = self.tokens.ids(list(candidates))
         if self.ranker.config.shared_context:
-            index: dict[str, int] = {}
-            group_of = np.array([index.setdefault(c, len(index)) for c in contexts])
-            order = np.argsort(group_of, kind="stable")
-            groups = np.split(order, np.flatnonzero(np.diff(group_of[order])) + 1)
+            index: dict[str, int] = {}  # distinct contexts, numbered in order of appearance
+            _, groups = _groups(np.array([index.setdefault(c, len(index)) for c in contexts]))
             text = self._packed(self.tokens.ids(list(index)), groups, texts)
         else:
             text = self._pair_logits(self.tokens.ids(list(contexts)), texts)
@@ -543,6 +539,13 @@ class OnnxScorer:
         rows, cols = np.nonzero(item_idx >= 0)
         out[rows, cols] = self.predict(user_idx[rows], item_idx[rows, cols])
         return out
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct ``keys`` (sorted) and, for each, the positions holding it (ascending)."""
+    order = np.argsort(keys, kind="stable")
+    uniq, starts = np.unique(keys[order], return_index=True)
+    return uniq, np.split(order, starts[1:])
 
 
 def open_session(path: str | Path) -> Any:
