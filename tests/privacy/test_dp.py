@@ -75,6 +75,35 @@ def test_denoising_keeps_the_signal_and_drops_the_noise():
     assert denoise_gram(noise, sigma)[1] == 0
 
 
+def test_denoising_popular_tiers_recovers_a_direction_the_whole_matrix_hides():
+    # 800 items, noise scale 1: the whole matrix's edge is 2 sqrt(800) = 56.6, and a spike
+    # needs strength above sqrt(800) = 28.3 to stand out of it. The 100 popular items
+    # (diagonal 9, against about 0.09 + noise for the others) carry a second direction of
+    # strength 20 (alternating signs): hidden in the whole matrix, above sqrt(100) = 10
+    # in the block of the 100 most popular items.
+    n = 800
+    u1 = np.full(n, 0.3)
+    u1[:100] = 3.0
+    u2 = np.zeros(n)
+    u2[:100] = np.where(np.arange(100) % 2 == 0, 1.0, -1.0) * np.sqrt(0.2)
+    signal = np.outer(u1, u1) + np.outer(u2, u2)
+    rng = np.random.default_rng(0)
+    noise = np.triu(rng.normal(0.0, 1.0, (n, n)))
+    noise = noise + np.triu(noise, 1).T
+    flat, kept_flat = denoise_gram(signal + noise, 1.0, min_tier=None)
+    tiered, kept = denoise_gram(signal + noise, 1.0, min_tier=100)
+    assert kept == kept_flat == 1  # the count is the whole matrix's
+    assert np.allclose(tiered, tiered.T)
+    w = u2[:100] / np.linalg.norm(u2[:100])
+    block = slice(0, 100)
+    assert w @ flat[block, block] @ w < 1.0  # measured 0.0: the flat projection loses it
+    assert 15.0 < w @ tiered[block, block] @ w < 25.0  # measured 18.5 (true: 20)
+    err = [np.linalg.norm(m[block, block] - signal[block, block]) for m in (flat, tiered)]
+    assert err[1] < 0.9 * err[0]  # measured 21.4 against 24.6
+    # below min_tier nothing changes: the whole-matrix projection alone
+    assert np.array_equal(denoise_gram(signal + noise, 1.0, min_tier=n)[0], flat)
+
+
 def test_noisy_gram_denoising_is_reported_and_optional():
     x = sp.csr_matrix(checkerboard().matrix)
     g_raw, raw = noisy_gram(x, epsilon=8.0, delta=1e-6, clip=3.0, seed=0, denoise=False)
