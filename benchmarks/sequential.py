@@ -28,7 +28,7 @@ Rows
     (``benchmarks/peers/rectools_sasrec.py``, its own seen-item filter, its top-10 lists
     scored by our code): with its defaults
     (3 epochs, no early stopping, trained on train + valid), and with lmrec's
-    architecture budget (64 factors, 2 blocks, 2 heads, max_len 50, dropout 0.2, lr 1e-3,
+    architecture budget (64 factors, 2 blocks, 2 heads, max_len 50, dropout 0.2, lr 5e-3,
     batch 128, its softmax loss) trained on train with top-10 lists after every epoch, up
     to ``--peer-epochs`` and stopping after ``--peer-stopping`` epochs without a better
     valid NDCG@10: the epoch is chosen on the same valid step as lmrec's rows, by the

@@ -22,7 +22,7 @@ validation (``--valid-epochs N``)
 Users with fewer than 3 items keep everything in train (lmrec's leave-one-out rule).
 ``--arch lmrec`` gives SASRec the architecture budget of lmrec's ``sasrec`` defaults
 where RecTools exposes it (n_factors 64, 2 blocks, 2 heads, session_max_len 50, dropout
-0.2, lr 1e-3, batch 128, its full-softmax loss, id embeddings only); ``--arch defaults``
+0.2, lr 5e-3, batch 128, its full-softmax loss, id embeddings only); ``--arch defaults``
 keeps RecTools' own (n_factors 256, 4 heads, session_max_len 100). Seeded (``--seed``),
 ``deterministic=True``.
 
@@ -46,7 +46,7 @@ LMREC_ARCH = {
     "n_heads": 2,
     "session_max_len": 50,
     "dropout_rate": 0.2,
-    "lr": 1e-3,
+    "lr": 5e-3,
     "batch_size": 128,
     "loss": "softmax",
 }
