@@ -137,6 +137,11 @@ SASREC_DP = {
 }
 ITEMKNN_DP = {"k_neighbors": 200}
 SASREC_EPOCHS = 5
+#: The non-private SASRec's learning rate: sasrec's default became 5e-3 (chosen on the
+#: time-ordered leave-one-out split of benchmarks/sequential.py), but on this random
+#: split 1e-3 validates better (NDCG@10 0.189 at 5 epochs against 0.179 at 2), so the
+#: reference keeps the stronger of the two: a weaker one would flatter the DP ratios.
+SASREC_LR = 1e-3
 #: name -> (parameters, epsilons, parameters added under DP). The DP-SGD settings of
 #: bpr, twotower and sasrec, item-kNN's neighbour count and EASE's l2 (kept: flat on
 #: validation) are the best of DP_TUNE on validation (``--parts dp-tune``); the
@@ -146,7 +151,11 @@ DP_MODELS: dict[str, tuple[dict, list[float], dict]] = {
     "itemknn": ({}, ALL_EPSILONS, ITEMKNN_DP),
     "bpr": ({}, ALL_EPSILONS, BPR_DP),
     "twotower": ({}, ALL_EPSILONS, TWOTOWER_DP),
-    "sasrec": ({"device": "cpu", "epochs": SASREC_EPOCHS}, ALL_EPSILONS, SASREC_DP),
+    "sasrec": (
+        {"device": "cpu", "epochs": SASREC_EPOCHS, "lr": SASREC_LR},
+        ALL_EPSILONS,
+        SASREC_DP,
+    ),
 }
 
 
@@ -270,7 +279,7 @@ def part_dp_tune(s: dict, models: list[str]) -> dict:
     base = {
         "bpr": {},
         "twotower": {},
-        "sasrec": {"device": "cpu"},
+        "sasrec": {"device": "cpu", "lr": SASREC_LR},
         "itemknn": {},
         "ease": {"l2": 500.0},
     }
