@@ -26,7 +26,7 @@ where RecTools exposes it (n_factors 64, 2 blocks, 2 heads, session_max_len 50, 
 keeps RecTools' own (n_factors 256, 4 heads, session_max_len 100). Seeded (``--seed``),
 ``deterministic=True``.
 
-Usage: python rectools_sasrec.py DIR OUT [--arch defaults|lmrec] [--epochs N]
+Usage: python rectools_sasrec.py DIR OUT [--arch defaults|lmrec [--lr LR]] [--epochs N]
        [--valid-epochs N --patience P] [--k 10] [--seed 0]
 """
 
@@ -105,6 +105,7 @@ def main() -> None:
         default=10,
         help="validation mode: stop after this many epochs without a better validation NDCG@10",
     )
+    p.add_argument("--lr", type=float, help="--arch lmrec: learning rate (default: lmrec's)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -120,6 +121,8 @@ def main() -> None:
     short = inter.groupby("user")["rank"].transform("size") < 3
     users = inter["user"].unique()
     arch = LMREC_ARCH if args.arch == "lmrec" else {}
+    if arch and args.lr is not None:
+        arch = {**arch, "lr": args.lr}
     meta: dict[str, tp.Any] = {"arch": args.arch, **arch, "seed": args.seed}
     torch.manual_seed(args.seed)  # this process is ours: RecTools seeds through torch
     start = time.perf_counter()
