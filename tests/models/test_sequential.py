@@ -301,3 +301,29 @@ def test_service_scores_sessions_in_order_and_explains_by_occlusion(sasrec):
         attribution.method == "occlusion" and weights.shape == (4,) and np.isfinite(weights).all()
     )
     assert np.argmax(weights) == 3  # the last item (i6) leads to i8 most
+
+
+def test_item_lookup_gradient_is_the_ordered_sum_on_two_threads():
+    # ``table[idx]``'s gradient adds rows with parallel atomic adds on CPU, in no fixed
+    # order, so a seeded fit could end differently from run to run (0 of 20 gradients
+    # below matched the ordered sum that way). ``lookup`` must give the ordered float32
+    # sum every time: the same sums as NumPy's sequential ``np.add.at``.
+    import torch
+
+    from lmrec.models.seq.nets import lookup
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(0)
+        idx = torch.from_numpy(rng.integers(0, 50, size=(400, 50)))
+        upstream = torch.from_numpy(rng.normal(size=(400, 50, 64)).astype(np.float32))
+        expected = np.zeros((50, 64), np.float32)
+        np.add.at(expected, idx.numpy().ravel(), upstream.numpy().reshape(-1, 64))
+        for _ in range(5):
+            table = torch.zeros(50, 64, requires_grad=True)
+            (lookup(table, idx) * upstream).sum().backward()
+            assert np.array_equal(table.grad.numpy(), expected)
+        assert torch.equal(lookup(table, idx), table[idx])  # the same rows forward
+    finally:
+        torch.set_num_threads(before)

@@ -38,6 +38,18 @@ else:  # at run time through require: thread settings first (lmrec._threads)
 INIT_STD = 0.02
 
 
+def lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` of ``table``, as ``table[idx]``, with a deterministic gradient.
+
+    The gradient of ``table[idx]`` is ``index_put_(accumulate=True)``, which on CPU adds
+    float rows from several threads at once (atomic adds in no fixed order), so two runs
+    of the same seeded fit could differ in the last bits and then drift apart over the
+    epochs (about 1 in 6 runs with 2 threads). ``F.embedding``'s gradient splits the
+    table's rows between threads and adds each row's terms in index order.
+    """
+    return F.embedding(idx, table)
+
+
 class Noise:
     """Where dropout masks come from in the current step (none: no dropout).
 
@@ -119,7 +131,7 @@ class ItemTower(nn.Module):
         idx = None if rows is None else rows.clamp(min=1) - 1  # 0-based item index
         parts = []
         if self.id is not None:
-            e = self.id[1:] if idx is None else self.id[idx + 1]
+            e = self.id[1:] if idx is None else lookup(self.id, idx + 1)
             gate = self.known if self.repr == "id+text" else None
             if id_keep is not None:
                 gate = id_keep if gate is None else gate * id_keep
@@ -220,7 +232,7 @@ class SequenceNet(nn.Module):
 
     def forward(self, seqs: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Hidden states (B, L, d) of left-padded 1-based item windows ``seqs`` (B, L)."""
-        return self.encoder(self.in_drop(table[seqs]), seqs > 0)
+        return self.encoder(self.in_drop(lookup(table, seqs)), seqs > 0)
 
 
 def build(

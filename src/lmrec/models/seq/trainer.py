@@ -200,6 +200,8 @@ class SequenceTrainer:
     def _loss(self, x: Any, y: Any, draws: dict[str, Any], first: int) -> Any:
         """Summed loss over this piece's target positions (``first``: offset of its first
         target in the global batch, for the per-target BCE negatives)."""
+        from lmrec.models.seq.nets import lookup
+
         torch, cfg = self.torch, self.cfg
         f = torch.nn.functional
         keep = None if draws["keep"] is None else torch.from_numpy(draws["keep"]).to(self.device)
@@ -219,8 +221,8 @@ class SequenceTrainer:
             table = self.net.tower(rows, keep)
             n_x = x.numel()
             h = self.net(inv[1 : 1 + n_x].view_as(x), table)[mask]
-            e_t = table[inv[1 + n_x : 1 + n_x + len(tgt)]]
-            e_n = table[inv[1 + n_x + len(tgt) :]]
+            e_t = lookup(table, inv[1 + n_x : 1 + n_x + len(tgt)])
+            e_n = lookup(table, inv[1 + n_x + len(tgt) :])
             pos = (h * e_t).sum(-1).float()
             negl = (h @ e_n.T).float()
             if cfg.logq:
@@ -234,8 +236,8 @@ class SequenceTrainer:
             return f.cross_entropy(logits, tgt - 1, reduction="sum")
         neg = torch.from_numpy(draws["neg"]).to(self.device)  # bce draws negatives too
         piece_neg = neg[first : first + len(tgt)]
-        pos = (h * table[tgt]).sum(-1).float()
-        negl = (h * table[piece_neg]).sum(-1).float()
+        pos = (h * lookup(table, tgt)).sum(-1).float()
+        negl = (h * lookup(table, piece_neg)).sum(-1).float()
         return (f.softplus(-pos) + f.softplus(negl)).sum()
 
     def _train_epoch(self) -> dict[str, float]:
