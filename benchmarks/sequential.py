@@ -32,9 +32,10 @@ Rows
     128, its softmax loss) at lr 1e-3 and 5e-3, trained on train with top-10 lists after
     every epoch, up to ``--peer-epochs`` and stopping after ``--peer-stopping`` epochs
     without a better valid NDCG@10: the learning rate and epoch are chosen on the same
-    valid step as lmrec's rows, by the shared metric code. Two rows: that epoch's model with history = train + valid (lmrec's
-    sequence-row protocol), and a seeded refit on train + valid for that many epochs (the
-    EASE/ALS protocol). ``--peer-libs`` picks the peer libraries.
+    valid step as lmrec's rows, by the shared metric code. Two rows: that epoch's model
+    with history = train + valid (lmrec's sequence-row protocol), and a seeded refit on
+    train + valid for that many epochs (the EASE/ALS protocol). ``--peer-libs`` picks the
+    peer libraries.
 Cold items (``--part cold``)
     10% of the items (seeded) are "new": their interactions before the median timestamp
     are dropped, so they never occur in train; train = all other interactions before the
