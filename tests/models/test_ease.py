@@ -71,7 +71,8 @@ def test_bad_params_are_clear():
         create_model("ease", {"l2": "lots"})
     with pytest.raises(
         ConfigError,
-        match="Valid parameters: dp_clip, dp_delta, dp_denoise, dp_epsilon, dp_seed, implicit, l2",
+        match="Valid parameters: dp_clip, dp_delta, dp_denoise, dp_denoise_popular, dp_epsilon, dp_seed, "
+        "implicit, l2",
     ):
         create_model("ease", {"lambda": 10})
 

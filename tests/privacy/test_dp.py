@@ -104,6 +104,24 @@ def test_denoising_popular_tiers_recovers_a_direction_the_whole_matrix_hides():
     assert np.array_equal(denoise_gram(signal + noise, 1.0, min_tier=n)[0], flat)
 
 
+def test_popular_block_denoising_is_an_option_of_the_gram_models():
+    # 500 items: blocks of 250 (>= MIN_TIER 200) are denoised on their own only on request
+    rng = np.random.default_rng(3)
+    x = sp.csr_matrix((rng.random((300, 500)) < 0.05 + 0.3 * (np.arange(500) < 60)) * 1.0)
+    flat, rep = noisy_gram(x, epsilon=8.0, delta=1e-6, clip=3.0, seed=0)
+    tiered, rep_t = noisy_gram(x, epsilon=8.0, delta=1e-6, clip=3.0, seed=0, denoise_popular=True)
+    assert rep == rep_t and rep["eigen_directions_kept"] > 0
+    assert not np.allclose(flat, tiered) and np.allclose(tiered, tiered.T)
+    for name in ("ease", "itemknn"):
+        model = create_model(
+            name, {"dp_epsilon": 8.0, "dp_delta": 1e-6, "dp_denoise_popular": True}
+        )
+        assert model.config.dp_denoise_popular is True
+        assert create_model(name, {}).config.dp_denoise_popular is False
+        with pytest.raises(ConfigError, match="dp_denoise=True"):
+            create_model(name, {"dp_denoise": False, "dp_denoise_popular": True})
+
+
 def test_noisy_gram_denoising_is_reported_and_optional():
     x = sp.csr_matrix(checkerboard().matrix)
     g_raw, raw = noisy_gram(x, epsilon=8.0, delta=1e-6, clip=3.0, seed=0, denoise=False)

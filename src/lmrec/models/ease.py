@@ -140,6 +140,7 @@ class EASE(Recommender, FoldInModel, UnlearningModel, PrivateModel):
             clip=cfg.dp_clip,
             seed=cfg.dp_seed,
             denoise=cfg.dp_denoise,
+            denoise_popular=cfg.dp_denoise_popular,
         )
         self.B_ = ease_weights_from_gram(gram, cfg.l2)
 

@@ -331,6 +331,7 @@ class ItemKNN(_KNNBase, FoldInModel, PrivateModel):
             clip=cfg.dp_clip,
             seed=cfg.dp_seed,
             denoise=cfg.dp_denoise,
+            denoise_popular=cfg.dp_denoise_popular,
         )
         # Shrinking by a multiple of the noise scale keeps pairs of rare items, whose noisy
         # co-counts are mostly noise, from looking like perfect neighbours.
