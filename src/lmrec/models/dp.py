@@ -23,9 +23,9 @@ a few large eigenvalues. Eigen-directions below that edge are dropped
 On MovieLens-100K at epsilon 8 this cut the membership-inference
 AUC from about 0.61 to 0.55 for EASE and item-kNN, and at epsilon 2 raised item-kNN's
 NDCG@10 from 0.08 to 0.20 (benchmarks/RESULTS.md, privacy). The edge grows with the
-number of items while co-occurrences crowd into the popular ones, so the denoising is
-repeated on nested blocks of the most popular items (popularity read from the released
-diagonal, so still post-processing), each with its own, lower edge
+number of items while co-occurrences crowd into the popular ones, so the denoising can
+be repeated on nested blocks of the most popular items (popularity read from the
+released diagonal, so still post-processing), each with its own, lower edge
 (``dp_denoise_popular``, off by default: :func:`denoise_gram` with ``min_tier``).
 
 Stability: experimental. .. versionadded:: 0.2.0
@@ -107,7 +107,7 @@ class GramDPConfig(DPConfig):
     dp_denoise_popular: bool = Field(default=False)
     """With ``dp_denoise``: also denoise nested blocks of the most popular items, each with
     its own lower edge (:func:`denoise_gram` ``min_tier``). Same (epsilon, delta); better
-    NDCG@10 (MovieLens-100K at epsilon 8: item-kNN 0.82x -> 0.85x, EASE 0.72x -> 0.76x),
+    NDCG@10 (MovieLens-100K at epsilon 8: item-kNN 0.82x -> 0.847x, EASE 0.72x -> 0.76x),
     but the kept directions carry more of each user's co-occurrences among popular
     items: an attacker who diffs public ``/similar`` lists before and after a user joins
     recovered at most 1 of 5 new items for 85% of users, against 97% without it. Off
