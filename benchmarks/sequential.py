@@ -304,30 +304,28 @@ def rectools_validation(
     each of ``RECTOOLS_LRS``: the learning rate and epoch of the best valid NDCG@10 by the
     shared metric code, and the test lists of that epoch's model (history = train +
     valid, lmrec's sequence-row protocol)."""
-    best: tuple[float, float, int, Any] | None = None
-    curves = {}
+    runs: dict[float, Any] = {}
+    curves: dict[float, list[float]] = {}
     for lr in RECTOOLS_LRS:
-        z = rectools_run(
+        runs[lr] = rectools_run(
             work,
             f"rectools_SASRec_lmrec_lr{lr:g}_valid",
             *("--arch", "lmrec", "--lr", str(lr)),
             *("--valid-epochs", str(max_epochs), "--patience", str(patience)),
         )
-        curve = [
-            float(np.mean(task.evaluate_valid(task.token_lists(z["users"], lists))["ndcg@10"]))
-            for lists in z["valid_items"]
+        curves[lr] = [
+            float(
+                np.mean(task.evaluate_valid(task.token_lists(runs[lr]["users"], lists))["ndcg@10"])
+            )
+            for lists in runs[lr]["valid_items"]
         ]
-        curves[lr] = curve
-        epoch = int(np.argmax(curve))
-        if best is None or curve[epoch] > best[0]:
-            best = (curve[epoch], lr, epoch, z)
-    assert best is not None
-    value, lr, epoch, z = best
+    lr = max(RECTOOLS_LRS, key=lambda k: max(curves[k]))  # the first on a tie
+    epoch, z = int(np.argmax(curves[lr])), runs[lr]
     info = {
         "lr": lr,
         "best_epoch": epoch + 1,
         "epochs": len(curves[lr]),
-        "valid_ndcg@10": value,
+        "valid_ndcg@10": curves[lr][epoch],
         "valid_by_lr": {f"{k:g}": round(max(c), 4) for k, c in curves.items()},
         "valid_curve": [round(v, 4) for v in curves[lr]],
         "seconds": json.loads(str(z["meta"]))["seconds"],

@@ -153,7 +153,10 @@ class SequenceTrainer:
         desc: str,
         show_progress: bool | None,
     ) -> None:
+        from lmrec.models.seq.nets import lookup  # imports torch: not at module import
+
         self.torch, self.net, self.cfg, self.device, self.dist = torch, net, cfg, device, dist
+        self.lookup = lookup
         self.inputs, self.targets = inputs, targets
         self.seed, self.evaluate = int(seed), evaluate
         self.checkpoint_dir, self.desc, self.show_progress = checkpoint_dir, desc, show_progress
@@ -200,9 +203,7 @@ class SequenceTrainer:
     def _loss(self, x: Any, y: Any, draws: dict[str, Any], first: int) -> Any:
         """Summed loss over this piece's target positions (``first``: offset of its first
         target in the global batch, for the per-target BCE negatives)."""
-        from lmrec.models.seq.nets import lookup
-
-        torch, cfg = self.torch, self.cfg
+        torch, cfg, lookup = self.torch, self.cfg, self.lookup
         f = torch.nn.functional
         keep = None if draws["keep"] is None else torch.from_numpy(draws["keep"]).to(self.device)
         mask = y > 0
