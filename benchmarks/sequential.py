@@ -29,7 +29,7 @@ Rows
     scored by our code): with its defaults
     (3 epochs, no early stopping, trained on train + valid), and with lmrec's
     architecture budget (64 factors, 2 blocks, 2 heads, max_len 50, dropout 0.2, batch
-    128, its softmax loss) at lr 1e-3 and 5e-3, trained on train with top-10 lists after
+    128, its softmax loss) at lr 1e-3, 2e-3 and 5e-3, trained on train with top-10 lists after
     every epoch, up to ``--peer-epochs`` and stopping after ``--peer-stopping`` epochs
     without a better valid NDCG@10: the learning rate and epoch are chosen on the same
     valid step as lmrec's rows, by the shared metric code. Two rows: that epoch's model
@@ -115,9 +115,8 @@ LMREC_REFIT = "lmrec sasrec (id), refit on train + valid"
 RECTOOLS_VALID = "RecTools SASRec (lmrec arch, best valid epoch)"
 RECTOOLS_REFIT = "RecTools SASRec (lmrec arch, refit on train + valid)"
 #: Learning rates tried for RecTools' SASRec with lmrec's architecture (the best on valid
-#: is kept): lmrec's default, and the 1e-3 that was lmrec's default before and validates
-#: better for RecTools.
-RECTOOLS_LRS = (1e-3, 5e-3)
+#: is kept): lmrec's default (2e-3), the 1e-3 and 5e-3 that were lmrec's defaults before.
+RECTOOLS_LRS = (1e-3, 2e-3, 5e-3)
 PEERS = {
     "RecBole SASRec (CE)": ("SASRec", "CE"),
     "RecBole SASRec (BPR, 1 neg)": ("SASRec", "BPR"),
