@@ -83,6 +83,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +113,22 @@ LMREC_ROWS = {
     "lmrec gru4rec (id)": ("gru4rec", {"item_repr": "id"}),
 }
 LMREC_REFIT = "lmrec sasrec (id), refit on train + valid"
+RECTOOLS_DEFAULTS = "RecTools SASRec (its defaults: 3 epochs)"
 RECTOOLS_VALID = "RecTools SASRec (lmrec arch, best valid epoch)"
 RECTOOLS_REFIT = "RecTools SASRec (lmrec arch, refit on train + valid)"
 #: Learning rates tried for RecTools' SASRec with lmrec's architecture (the best on valid
 #: is kept): lmrec's default (2e-3), the 1e-3 and 5e-3 that were lmrec's defaults before.
 RECTOOLS_LRS = (1e-3, 2e-3, 5e-3)
+#: The cold-item variant's rows: name -> (model, parameters).
+COLD_ROWS = {
+    "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
+    "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
+    "lmrec sasrec (id+text, id_dropout=0.5)": (
+        "sasrec",
+        {"item_repr": "id+text", "id_dropout": 0.5},
+    ),
+    "lmrec text2cf": ("text2cf", {}),
+}
 PEERS = {
     "RecBole SASRec (CE)": ("SASRec", "CE"),
     "RecBole SASRec (BPR, 1 neg)": ("SASRec", "BPR"),
@@ -332,6 +344,19 @@ def rectools_validation(
     return task.token_lists(z["users"], z["test_items"][epoch]), info
 
 
+def selected_rows(arg: str | None, known: Iterable[str]) -> set[str] | None:
+    """The row names given to ``--rows`` (separated by ``;``, since names contain commas),
+    or None for every row. An unknown name stops the run before any training, with the
+    part's row names, so that a typo does not silently run nothing."""
+    if not arg:
+        return None
+    only = {name.strip() for name in arg.split(";") if name.strip()}
+    unknown = sorted(only - set(known))
+    if unknown:
+        raise SystemExit(f"--rows: unknown row(s) {unknown}; this part's rows: {sorted(known)}")
+    return only
+
+
 # ---------------------------------------------------------------------- report
 def markdown(table: pd.DataFrame) -> str:
     """A GitHub table (floats with 4 decimals) without the optional ``tabulate``."""
@@ -376,7 +401,11 @@ def run_quality(args: argparse.Namespace) -> None:
     work = RESULTS / f"sequential_work_{args.ties}"
     task.export_for_recbole(work)
     per_user, infos = {}, {}
-    only = set(args.rows.split(",")) if args.rows else None
+    only = selected_rows(
+        args.rows,
+        [*LMREC_ROWS, LMREC_REFIT, "lmrec ease", "lmrec als", *PEERS]
+        + [RECTOOLS_DEFAULTS, RECTOOLS_VALID, RECTOOLS_REFIT],
+    )
 
     def add(name: str, run: object, lists: bool = False, keep: bool = True) -> None:
         """Run a row (or read its cached per-user metrics: rows can run in parallel
@@ -443,7 +472,7 @@ def run_quality(args: argparse.Namespace) -> None:
     if "rectools" in libs:
         if not args.cached_only or (work / "rectools_SASRec_3.npz").exists():
             add(
-                "RecTools SASRec (its defaults: 3 epochs)",
+                RECTOOLS_DEFAULTS,
                 lambda: rectools_row(task, work, 3),
                 lists=True,
                 keep=False,
@@ -460,8 +489,8 @@ def run_quality(args: argparse.Namespace) -> None:
 
             add(RECTOOLS_VALID, validated, lists=True, keep=False)
             epochs, lr = picked.get("best_epoch"), picked.get("lr")
-            refit = work / f"rectools_SASRec_lmrec_lr{lr:g}_{epochs}.npz"
-            if epochs and (not args.cached_only or refit.exists()):
+            refit = epochs and lr and work / f"rectools_SASRec_lmrec_lr{lr:g}_{epochs}.npz"
+            if refit and (not args.cached_only or refit.exists()):
                 add(
                     RECTOOLS_REFIT,
                     lambda: rectools_row(task, work, epochs, lr),
@@ -588,15 +617,8 @@ def run_cold(args: argparse.Namespace) -> None:
     history = user_sequences(train)
     inner = leave_one_out_split(train, valid=False)  # last train item of each user: valid
     per_user, infos = {}, {}
-    for name, (model_name, params) in {
-        "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
-        "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
-        "lmrec sasrec (id+text, id_dropout=0.5)": (
-            "sasrec",
-            {"item_repr": "id+text", "id_dropout": 0.5},
-        ),
-        "lmrec text2cf": ("text2cf", {}),
-    }.items():
+    only = selected_rows(args.rows, COLD_ROWS)
+    for name, (model_name, params) in COLD_ROWS.items():
         cache = (
             RESULTS
             / f"sequential_work_cold_{''.join(c if c.isalnum() else '_' for c in name)}.json"
@@ -606,7 +628,7 @@ def run_cold(args: argparse.Namespace) -> None:
             per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
             infos[name] = saved["info"]
             continue
-        if args.rows and name not in args.rows.split(","):
+        if only is not None and name not in only:
             continue
         model = create_model(model_name, params)
         if model_name == "sasrec":
@@ -837,7 +859,10 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2", help="--part seeds: training seeds")
     p.add_argument("--duration", type=int, default=20, help="--part serve: seconds per wrk run")
     p.add_argument("--ties", default="input", choices=["input", "random"])
-    p.add_argument("--rows", help="comma-separated row names to run (default: all)")
+    p.add_argument(
+        "--rows",
+        help="row names to run, separated by ';' (names contain commas; default: all)",
+    )
     p.add_argument("--no-peers", dest="peers", action="store_false")
     p.add_argument(
         "--cached-only",
