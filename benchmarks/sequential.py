@@ -46,7 +46,9 @@ Seeds (``--part seeds``)
     (seed 0 read from the quality run's per-user file when present): per-user NDCG@10
     averaged over the seeds, so that the paired bootstrap between two item
     representations measures the representation, not one draw of the training
-    randomness; per-seed ratios shown beside it.
+    randomness; per-seed ratios shown beside it. The seed-averaged sasrec (id) and
+    (id+text) are also compared with the quality table's refitted RecTools row and EASE
+    (one run each), for the peer and non-sequential targets.
 Cost (``--part cost``, under flock)
     Seconds to the best validation epoch of sasrec (id) and the top-20 lists of all
     943 users; reported as ratios to an EASE fit measured in the same run.
@@ -66,7 +68,7 @@ Commands::
     .venv/bin/python benchmarks/sequential.py --part quality --ties input --peer-libs rectools
     .venv/bin/python benchmarks/sequential.py --part quality --ties random
     .venv/bin/python benchmarks/sequential.py --part cold
-    .venv/bin/python benchmarks/sequential.py --part seeds --seeds 0,1,2
+    .venv/bin/python benchmarks/sequential.py --part seeds             # seeds 0-4
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part cost
     python benchmarks/sequential.py --part cost --devices cuda,cpu   # on a GPU machine
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part scale
@@ -538,7 +540,8 @@ def run_quality(args: argparse.Namespace) -> None:
 
 
 def run_seeds(args: argparse.Namespace) -> None:
-    """The sasrec rows over several training seeds, per-user NDCG@10 averaged over them."""
+    """The sasrec rows over several training seeds, per-user NDCG@10 averaged over them;
+    also against the quality table's refitted RecTools row and EASE (one run each)."""
     task = Task(movielens(args.ties))
     work = RESULTS / f"sequential_work_{args.ties}"
     work.mkdir(parents=True, exist_ok=True)
@@ -583,6 +586,19 @@ def run_seeds(args: argparse.Namespace) -> None:
             f"- {a} / {b}: {ratio:.3f}x, diff {d['mean_diff']:+.4f} "
             f"[{d['low']:+.4f}, {d['high']:+.4f}] (per seed: {per_seed})"
         )
+    # single-run references from the quality table: the peer and non-sequential targets,
+    # with the sasrec side averaged over the seeds
+    for ref in (RECTOOLS_REFIT, "lmrec ease"):
+        if ref not in saved:
+            continue
+        for a in (names[0], names[2]):
+            d = paired_bootstrap_diff(mean[a], saved[ref], n_resamples=1000, seed=0)
+            ratio = float(mean[a].mean() / saved[ref].mean())
+            diffs.append({"a": a, "b": ref, "ratio": ratio, **d})
+            lines.append(
+                f"- {a} (mean over seeds) / {ref} (one run): {ratio:.3f}x, diff "
+                f"{d['mean_diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+            )
     stem = RESULTS / f"sequential_seeds_{args.ties}"
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     stem.with_suffix(".json").write_text(
@@ -856,7 +872,7 @@ def main() -> None:
         default="quality",
         choices=["quality", "seeds", "cold", "cost", "scale", "serve"],
     )
-    p.add_argument("--seeds", default="0,1,2", help="--part seeds: training seeds")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="--part seeds: training seeds")
     p.add_argument("--duration", type=int, default=20, help="--part serve: seconds per wrk run")
     p.add_argument("--ties", default="input", choices=["input", "random"])
     p.add_argument(
