@@ -35,6 +35,12 @@ Command (each part writes benchmarks/results/privacy_<part>.json)::
 
 ``--models bpr,ease`` restricts ``dp`` and ``dp-tune`` to those models; their entries
 replace the same models' entries in the part's JSON file, the others are kept.
+``--denoise-popular`` gives the DP releases of EASE and item-kNN the opt-in
+``dp_denoise_popular=True`` (``dp``, ``dp-tune`` and ``lists``) and writes
+``privacy_<part>_denoise-popular.json`` instead, so the default figures stay::
+
+    .venv/bin/python benchmarks/privacy.py --parts dp-tune,dp,lists --models itemknn,ease \
+        --denoise-popular
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ from lmrec.privacy.forget import forget_users, without_users
 
 SEED = 2026
 OUT = Path(__file__).resolve().parent / "results"
+#: The models whose DP release is a noisy item-item Gram matrix (``--denoise-popular``).
+GRAM_MODELS = ("ease", "itemknn")
 
 
 def time_ordered(data: Dataset, user: int, items: np.ndarray) -> np.ndarray:
@@ -175,6 +183,7 @@ def part_dp(s: dict, models: list[str]) -> dict:
                 p.update(dp_params)
             if math.isfinite(eps):
                 p.update(dp_epsilon=eps, dp_delta=1e-5, dp_seed=SEED)
+                p.update(s["gram_dp"] if name in GRAM_MODELS else {})
             t = time.perf_counter()
             model = create_model(name, p).fit(s["train"])
             row = {
@@ -272,7 +281,7 @@ def part_dp_tune(s: dict, models: list[str]) -> dict:
     Rows already in ``results/privacy_dp-tune.json`` (same model and settings) are kept, so
     settings added to DP_TUNE later run alone.
     """
-    path = OUT / "privacy_dp-tune.json"
+    path = OUT / f"privacy_dp-tune{s['suffix']}.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     split = random_split(s["train"], ratios=(0.8, 0.2), seed=SEED + 1)
     fit, valid = split.train, split.test
@@ -305,6 +314,7 @@ def part_dp_tune(s: dict, models: list[str]) -> dict:
         )
         print(name, rows[-1], flush=True)
         for params in grid:
+            params = {**params, **(s["gram_dp"] if name in GRAM_MODELS else {})}
             if json.dumps(params, sort_keys=True) in cached:
                 rows.append(cached[json.dumps(params, sort_keys=True)])
                 continue
@@ -374,7 +384,8 @@ def part_lists(s: dict, models: list[str]) -> dict:
         return np.where(np.take_along_axis(scores, top, 1) > 0, top, -1)
 
     out = {}
-    for label, params in [("itemknn", {}), ("itemknn dp eps=8", {"dp_epsilon": 8.0})]:
+    dp = {"dp_epsilon": 8.0, **s["gram_dp"]}
+    for label, params in [("itemknn", {}), ("itemknn dp eps=8", dp)]:
         fit = lambda d, p=params: create_model("itemknn", p).fit(d)  # noqa: E731
         for votes in (1, 2):
             res = similar_list_attack(
@@ -402,17 +413,24 @@ def main() -> int:
         default=None,
         help=f"comma-separated models for dp and dp-tune (default: all of {', '.join(DP_MODELS)})",
     )
+    ap.add_argument(
+        "--denoise-popular",
+        action="store_true",
+        help="EASE and item-kNN DP releases with dp_denoise_popular=True (separate JSON files)",
+    )
     args = ap.parse_args()
     models = args.models.split(",") if args.models else list(DP_MODELS)
     unknown = sorted(set(models) - set(DP_MODELS))
     if unknown:
         ap.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(DP_MODELS)}")
     s = setup()
+    s["gram_dp"] = {"dp_denoise_popular": True} if args.denoise_popular else {}
+    s["suffix"] = "_denoise-popular" if args.denoise_popular else ""
     OUT.mkdir(exist_ok=True)
     for part in args.parts.split(","):
         t = time.perf_counter()
         result = PARTS[part](s, models)
-        path = OUT / f"privacy_{part}.json"
+        path = OUT / f"privacy_{part}{s['suffix']}.json"
         if args.models and path.exists():  # keep the other models' entries
             result = {**json.loads(path.read_text()), **result}
         result["_seconds"] = time.perf_counter() - t
