@@ -550,31 +550,41 @@ def run_seeds(args: argparse.Namespace) -> None:
     quality = RESULTS / f"sequential_{args.ties}_per_user.npz"
     saved = dict(np.load(quality)) if quality.exists() else {}
     ndcg: dict[str, dict[int, np.ndarray]] = {n: {} for n in names}
+    valid: dict[str, dict[int, float]] = {n: {} for n in names}  # best valid NDCG@10
     for name in names:
         model, params = LMREC_ROWS[name]
+        slug = "".join(c if c.isalnum() else "_" for c in name)
         for seed in seeds:
-            cache = work / f"seed{seed}_{''.join(c if c.isalnum() else '_' for c in name)}.npy"
+            cache = work / f"seed{seed}_{slug}.npy"
+            info_file = cache.with_suffix(".json")
             if seed == 0 and name in saved:
                 ndcg[name][seed] = saved[name]
+                row = work / f"row_{slug}.json"
+                info = json.loads(row.read_text())["info"] if row.exists() else {}
             elif cache.exists():
                 ndcg[name][seed] = np.load(cache)
+                info = json.loads(info_file.read_text()) if info_file.exists() else {}
             else:
-                scores, _ = lmrec_sequence_row(task, model, {**params, "seed": seed})
+                scores, info = lmrec_sequence_row(task, model, {**params, "seed": seed})
                 ndcg[name][seed] = task.evaluate(scores)["ndcg@10"]
                 np.save(cache, ndcg[name][seed])
+                info_file.write_text(json.dumps(info))
+            valid[name][seed] = info.get("valid_ndcg@10", float("nan"))
             print(f"{name} seed {seed}: {ndcg[name][seed].mean():.4f}", flush=True)
     mean = {n: np.mean([ndcg[n][s] for s in seeds], axis=0) for n in names}
     lines = [
         f"Seeds {', '.join(map(str, seeds))}; ties: {args.ties}. Per-user NDCG@10 averaged "
-        "over the seeds; CIs: percentile bootstrap over users (1,000 resamples, seed 0).",
+        "over the seeds; CIs: percentile bootstrap over users (1,000 resamples, seed 0); "
+        "valid: the best validation NDCG@10, averaged over the seeds.",
         "",
-        "| model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean [95% CI] |",
-        "|---|" + "---:|" * (len(seeds) + 1),
+        "| model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean [95% CI] | valid |",
+        "|---|" + "---:|" * (len(seeds) + 2),
     ]
     for n in names:
         m, lo, hi = bootstrap_ci(mean[n], n_resamples=1000, seed=0)
         cells = " | ".join(f"{ndcg[n][s].mean():.4f}" for s in seeds)
-        lines.append(f"| {n} | {cells} | {m:.4f} [{lo:.4f}, {hi:.4f}] |")
+        v = np.mean([valid[n][s] for s in seeds])
+        lines.append(f"| {n} | {cells} | {m:.4f} [{lo:.4f}, {hi:.4f}] | {v:.4f} |")
     lines.append("")
     diffs = []
     for a, b in [(names[2], names[0]), (names[1], names[0])]:
@@ -607,6 +617,7 @@ def run_seeds(args: argparse.Namespace) -> None:
                 "seeds": seeds,
                 "ties": args.ties,
                 "ndcg@10": {n: {str(s): float(ndcg[n][s].mean()) for s in seeds} for n in names},
+                "valid_ndcg@10": {n: {str(s): valid[n][s] for s in seeds} for n in names},
                 "diffs": diffs,
             },
             indent=2,
