@@ -68,7 +68,7 @@ Commands::
     .venv/bin/python benchmarks/sequential.py --part quality --ties input --peer-libs rectools
     .venv/bin/python benchmarks/sequential.py --part quality --ties random
     .venv/bin/python benchmarks/sequential.py --part cold
-    .venv/bin/python benchmarks/sequential.py --part seeds             # seeds 0-4
+    .venv/bin/python benchmarks/sequential.py --part seeds --seeds 0,1,2
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part cost
     python benchmarks/sequential.py --part cost --devices cuda,cpu   # on a GPU machine
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/sequential.py --part scale
@@ -99,6 +99,7 @@ from lmrec.data.sources import load_builtin
 from lmrec.eval.bootstrap import bootstrap_ci, paired_bootstrap_diff
 from lmrec.eval.metrics import compute_ranking_metrics
 from lmrec.models import create_model
+from lmrec.models.seq.config import SequenceConfig
 from lmrec.models.validation import validation_metric
 from lmrec.ops.topk import mask_rows, topk
 
@@ -322,7 +323,7 @@ def rectools_validation(
     for lr in RECTOOLS_LRS:
         runs[lr] = rectools_run(
             work,
-            f"rectools_SASRec_lmrec_lr{lr:g}_valid",
+            f"rectools_SASRec_lmrec_lr{lr:g}_p{patience}_valid",
             *("--arch", "lmrec", "--lr", str(lr)),
             *("--valid-epochs", str(max_epochs), "--patience", str(patience)),
         )
@@ -480,7 +481,8 @@ def run_quality(args: argparse.Namespace) -> None:
                 keep=False,
             )
         if not args.cached_only or all(
-            (work / f"rectools_SASRec_lmrec_lr{lr:g}_valid.npz").exists() for lr in RECTOOLS_LRS
+            (work / f"rectools_SASRec_lmrec_lr{lr:g}_p{args.peer_stopping}_valid.npz").exists()
+            for lr in RECTOOLS_LRS
         ):
             picked: dict = {}
 
@@ -883,7 +885,7 @@ def main() -> None:
         default="quality",
         choices=["quality", "seeds", "cold", "cost", "scale", "serve"],
     )
-    p.add_argument("--seeds", default="0,1,2,3,4", help="--part seeds: training seeds")
+    p.add_argument("--seeds", default="0,1,2", help="--part seeds: training seeds")
     p.add_argument("--duration", type=int, default=20, help="--part serve: seconds per wrk run")
     p.add_argument("--ties", default="input", choices=["input", "random"])
     p.add_argument(
@@ -910,8 +912,9 @@ def main() -> None:
     p.add_argument(
         "--peer-stopping",
         type=int,
-        default=10,
-        help="a peer's validation run stops after this many epochs without a better valid NDCG@10",
+        default=SequenceConfig.model_fields["patience"].default,
+        help="a peer's validation run stops after this many epochs without a better valid "
+        "NDCG@10 (default: lmrec's sequence models' patience)",
     )
     p.add_argument("--sizes", default="1e6,3e6,1e7", help="--part scale: events per run")
     p.add_argument(
