@@ -493,8 +493,8 @@ def run_quality(args: argparse.Namespace) -> None:
 
             add(RECTOOLS_VALID, validated, lists=True, keep=False)
             epochs, lr = picked.get("best_epoch"), picked.get("lr")
-            refit = epochs and lr and work / f"rectools_SASRec_lmrec_lr{lr:g}_{epochs}.npz"
-            if refit and (not args.cached_only or refit.exists()):
+            refit = work / f"rectools_SASRec_lmrec_lr{lr:g}_{epochs}.npz" if epochs else None
+            if refit is not None and (not args.cached_only or refit.exists()):
                 add(
                     RECTOOLS_REFIT,
                     lambda: rectools_row(task, work, epochs, lr),
