@@ -323,7 +323,7 @@ def rectools_validation(
     for lr in RECTOOLS_LRS:
         runs[lr] = rectools_run(
             work,
-            f"rectools_SASRec_lmrec_lr{lr:g}_p{patience}_valid",
+            rectools_valid_stem(lr, patience),
             *("--arch", "lmrec", "--lr", str(lr)),
             *("--valid-epochs", str(max_epochs), "--patience", str(patience)),
         )
@@ -345,6 +345,16 @@ def rectools_validation(
         "seconds": json.loads(str(z["meta"]))["seconds"],
     }
     return task.token_lists(z["users"], z["test_items"][epoch]), info
+
+
+def slug(name: str) -> str:
+    """A row name as a file-name part (the caches of every part are named by it)."""
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def rectools_valid_stem(lr: float, patience: int) -> str:
+    """The cache stem of RecTools' validation run at ``lr`` stopping after ``patience``."""
+    return f"rectools_SASRec_lmrec_lr{lr:g}_p{patience}_valid"
 
 
 def selected_rows(arg: str | None, known: Iterable[str]) -> set[str] | None:
@@ -413,7 +423,7 @@ def run_quality(args: argparse.Namespace) -> None:
     def add(name: str, run: object, lists: bool = False, keep: bool = True) -> None:
         """Run a row (or read its cached per-user metrics: rows can run in parallel
         processes with --rows, and a last run without --rows assembles the table)."""
-        cache = work / f"row_{''.join(c if c.isalnum() else '_' for c in name)}.json"
+        cache = work / f"row_{slug(name)}.json"
         if keep and cache.exists():
             saved = json.loads(cache.read_text())
             per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
@@ -481,7 +491,7 @@ def run_quality(args: argparse.Namespace) -> None:
                 keep=False,
             )
         if not args.cached_only or all(
-            (work / f"rectools_SASRec_lmrec_lr{lr:g}_p{args.peer_stopping}_valid.npz").exists()
+            (work / f"{rectools_valid_stem(lr, args.peer_stopping)}.npz").exists()
             for lr in RECTOOLS_LRS
         ):
             picked: dict = {}
@@ -555,13 +565,12 @@ def run_seeds(args: argparse.Namespace) -> None:
     valid: dict[str, dict[int, float]] = {n: {} for n in names}  # best valid NDCG@10
     for name in names:
         model, params = LMREC_ROWS[name]
-        slug = "".join(c if c.isalnum() else "_" for c in name)
         for seed in seeds:
-            cache = work / f"seed{seed}_{slug}.npy"
+            cache = work / f"seed{seed}_{slug(name)}.npy"
             info_file = cache.with_suffix(".json")
             if seed == 0 and name in saved:
                 ndcg[name][seed] = saved[name]
-                row = work / f"row_{slug}.json"
+                row = work / f"row_{slug(name)}.json"
                 info = json.loads(row.read_text())["info"] if row.exists() else {}
             elif cache.exists():
                 ndcg[name][seed] = np.load(cache)
@@ -648,10 +657,7 @@ def run_cold(args: argparse.Namespace) -> None:
     per_user, infos = {}, {}
     only = selected_rows(args.rows, COLD_ROWS)
     for name, (model_name, params) in COLD_ROWS.items():
-        cache = (
-            RESULTS
-            / f"sequential_work_cold_{''.join(c if c.isalnum() else '_' for c in name)}.json"
-        )
+        cache = RESULTS / f"sequential_work_cold_{slug(name)}.json"
         if cache.exists():
             saved = json.loads(cache.read_text())
             per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
