@@ -409,6 +409,21 @@ def summarise(
     return table, diffs
 
 
+def committed_rows(ties: str) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict]]:
+    """The quality table's per-user metrics and row infos as committed in ``results/``.
+
+    Only NDCG@10 is stored per user; with one test item per user (leave-one-out) the
+    hit rate at 10 is exactly ``NDCG@10 > 0``.
+    """
+    stem = RESULTS / f"sequential_{ties}"
+    ndcg = dict(np.load(f"{stem}_per_user.npz"))
+    infos = json.loads(stem.with_suffix(".json").read_text())["infos"]
+    per_user = {
+        name: {"ndcg@10": v, "hit_rate@10": (v > 0).astype(np.float64)} for name, v in ndcg.items()
+    }
+    return per_user, infos
+
+
 def run_quality(args: argparse.Namespace) -> None:
     task = Task(movielens(args.ties))
     work = RESULTS / f"sequential_work_{args.ties}"
@@ -419,15 +434,21 @@ def run_quality(args: argparse.Namespace) -> None:
         [*LMREC_ROWS, LMREC_REFIT, "lmrec ease", "lmrec als", *PEERS]
         + [RECTOOLS_DEFAULTS, RECTOOLS_VALID, RECTOOLS_REFIT],
     )
+    if args.reuse_committed and only is None:
+        raise SystemExit("--reuse-committed keeps the rows that --rows does not name; name some")
+    committed = committed_rows(args.ties) if args.reuse_committed else ({}, {})
 
     def add(name: str, run: object, lists: bool = False, keep: bool = True) -> None:
         """Run a row (or read its cached per-user metrics: rows can run in parallel
-        processes with --rows, and a last run without --rows assembles the table)."""
+        processes with --rows, and a last run without --rows assembles the table;
+        with --reuse-committed, a row --rows does not name is read from results/)."""
         cache = work / f"row_{slug(name)}.json"
         if keep and cache.exists():
             saved = json.loads(cache.read_text())
             per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
             infos[name] = saved["info"]
+        elif only is not None and name not in only and name in committed[0]:
+            per_user[name], infos[name] = committed[0][name], committed[1].get(name, {})
         elif (not args.cached_only or not keep) and (only is None or name in only):
             scores, info = run()  # type: ignore[operator]
             per_user[name] = (
@@ -502,6 +523,7 @@ def run_quality(args: argparse.Namespace) -> None:
                 return lists, info
 
             add(RECTOOLS_VALID, validated, lists=True, keep=False)
+            picked = picked or infos.get(RECTOOLS_VALID, {})  # the committed row's choice
             epochs, lr = picked.get("best_epoch"), picked.get("lr")
             refit = work / f"rectools_SASRec_lmrec_lr{lr:g}_{epochs}.npz" if epochs else None
             if refit is not None and (not args.cached_only or refit.exists()):
@@ -561,6 +583,8 @@ def run_seeds(args: argparse.Namespace) -> None:
     names = ["lmrec sasrec (id)", "lmrec sasrec (text)", "lmrec sasrec (id+text)"]
     quality = RESULTS / f"sequential_{args.ties}_per_user.npz"
     saved = dict(np.load(quality)) if quality.exists() else {}
+    table = RESULTS / f"sequential_{args.ties}.json"  # seed 0's infos, with its per-user file
+    saved_infos = json.loads(table.read_text())["infos"] if table.exists() else {}
     ndcg: dict[str, dict[int, np.ndarray]] = {n: {} for n in names}
     valid: dict[str, dict[int, float]] = {n: {} for n in names}  # best valid NDCG@10
     for name in names:
@@ -570,8 +594,7 @@ def run_seeds(args: argparse.Namespace) -> None:
             info_file = cache.with_suffix(".json")
             if seed == 0 and name in saved:
                 ndcg[name][seed] = saved[name]
-                row = work / f"row_{slug(name)}.json"
-                info = json.loads(row.read_text())["info"] if row.exists() else {}
+                info = saved_infos.get(name, {})
             elif cache.exists():
                 ndcg[name][seed] = np.load(cache)
                 info = json.loads(info_file.read_text()) if info_file.exists() else {}
@@ -903,6 +926,13 @@ def main() -> None:
         "--cached-only",
         action="store_true",
         help="assemble the table from rows already computed (run nothing)",
+    )
+    p.add_argument(
+        "--reuse-committed",
+        action="store_true",
+        help="--part quality: rows that --rows does not name keep their committed per-user "
+        "results (results/sequential_<ties>_per_user.npz), e.g. peers whose virtualenv is "
+        "not on this machine",
     )
     p.add_argument(
         "--peer-libs",

@@ -183,6 +183,19 @@ def test_text_items_without_interactions_are_recommended_and_understood():
     assert (recs["item"].str[1:3].astype(int) % 2 == 0).all()
 
 
+def test_text_vectors_carry_the_item_attributes():
+    # 30 items, genres "Even" or "Odd" half each: one-hot columns centred (1 - 0.5, 0 - 0.5)
+    # and scaled by attribute_weight, after the 384 dims of the unit-length sentence vector
+    data = cyclic_checkerboard()
+    text = SASRec(**TINY, item_repr="text", attribute_weight=0.5)._item_text(data)
+    alone = SASRec(**TINY, item_repr="text", attribute_weight=0)._item_text(data)
+    assert text.dtype == np.float32 and text.shape == (30, alone.shape[1] + 2)
+    np.testing.assert_array_equal(text[:, : alone.shape[1]], alone)
+    np.testing.assert_allclose(np.linalg.norm(alone, axis=1), 1.0, rtol=1e-5)
+    even = np.array([int(i[1:]) % 2 == 0 for i in data.item_ids.lookup(np.arange(30))])[:, None]
+    np.testing.assert_allclose(text[:, -2:], np.where(even, [0.25, -0.25], [-0.25, 0.25]))
+
+
 @pytest.mark.parametrize("loss", ["sampled", "bce"])
 def test_other_losses_learn_the_groups(loss):
     model = SASRec(**{**TINY, "epochs": 40}, loss=loss, n_negatives=8).fit(cyclic_checkerboard())

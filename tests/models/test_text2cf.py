@@ -39,6 +39,8 @@ def test_item_attributes_one_hot_and_bins():
     attrs = item_attributes(items, n_bins=2, max_categories=3)
     # title: 4 distinct values > 3, ignored; genres: X, Y, Z; year: 2 bins, NaN in none
     assert attrs.shape == (4, 3 + 2)
+    # within max_categories, a column of distinct values names items: ignored too
+    np.testing.assert_array_equal(item_attributes(items, n_bins=2, max_categories=10), attrs)
     np.testing.assert_array_equal(attrs[:, :3], [[1, 1, 0], [0, 1, 0], [0, 0, 0], [0, 0, 1]])
     assert attrs[2, 3:].sum() == 0 and (attrs[[0, 1, 3], 3:].sum(axis=1) == 1).all()
 

@@ -94,8 +94,10 @@ def item_attributes(
     """One-hot attribute matrix (float64, n_items x n_attributes) of an item table.
 
     Numeric columns are cut into ``n_bins`` quantile bins (missing values: no bin);
-    string columns with at most ``max_categories`` distinct ``|``-separated values
-    become one indicator per value; other columns are ignored.
+    string columns with at most ``max_categories`` distinct ``|``-separated values, at
+    least one of them shared by two items, become one indicator per value; other columns
+    are ignored (a column of distinct values, such as the titles of a small catalog,
+    names items rather than grouping them).
     """
     blocks: list[np.ndarray] = []
     for col in items.columns:
@@ -117,8 +119,9 @@ def item_attributes(
             [t.strip() for t in v.split("|") if t.strip()] if isinstance(v, str) else []
             for v in values.tolist()
         ]
-        vocab = sorted({t for ts in lists for t in ts})
-        if not vocab or len(vocab) > max_categories:
+        tokens = [t for ts in lists for t in set(ts)]
+        vocab = sorted(set(tokens))
+        if not vocab or len(vocab) > max_categories or len(vocab) == len(tokens):
             continue
         pos = {t: j for j, t in enumerate(vocab)}
         block = np.zeros((len(lists), len(vocab)))

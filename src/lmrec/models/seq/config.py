@@ -51,6 +51,15 @@ class SequenceConfig(TorchConfig, DPConfig):
     """Sentence encoder of the item text: the bundled default, a local directory or a hub id."""
     text_template: str | None = None
     """Item text template over the item columns (default: every string column)."""
+    attribute_weight: float = Field(default=0.5, ge=0)
+    """``text``/``id+text``: scale of the item's one-hot attributes (genres and other
+    ``|``-separated categories, numeric columns such as the year in 10 quantile bins;
+    :func:`lmrec.models.text2cf.item_attributes`), centred and appended to its frozen
+    text vector before the adaptor (0: text alone). The same content features as
+    ``text2cf``: a sentence vector blurs a genre list and a year, which the one-hot
+    columns state exactly. On MovieLens-100K (seed 0) they lifted sasrec (id+text) from
+    test NDCG@10 0.1087 to 0.1124 and, on new items, from 0.0852 to 0.1027
+    (``benchmarks/RESULTS.md``)."""
     dropout: float = Field(default=0.2, ge=0, lt=1, json_schema_extra=search("float", 0.0, 0.5))
     """Dropout on the item inputs and inside the encoder."""
     epochs: int = Field(default=200, ge=1)

@@ -9,8 +9,11 @@ and dropout draws its masks from a per-batch generator (:class:`Noise`) for the 
 Item tower (:class:`ItemTower`), for items ``i`` (index 0 is the padding item)::
 
     id:       E[i]
-    text:     A(t_i)                 t_i: frozen unit-length LM vector of the item text
+    text:     A(t_i)                 t_i: frozen content vector of the item (below)
     id+text:  m_i * E[i] + A(t_i)    m_i: 1 if the item has training interactions
+
+``t_i`` is the unit-length LM vector of the item text followed by the item's centred
+one-hot attributes times ``attribute_weight`` (``SequentialRecommender._item_text``).
 
 ``A`` is a linear map, or UniSRec's mixture of whitening experts (Hou et al., KDD 2022):
 ``A(t) = sum_k g_k(t) (t - b_k) W_k`` with ``g = softmax(t W_g)``. The tower's table is
