@@ -41,6 +41,8 @@ Cold items (``--part cold``)
     are dropped, so they never occur in train; train = all other interactions before the
     cut. Each user with a training history ranks only the new items; truth = the user's
     interactions with them after the cut. Rows: sasrec ``text``, ``id+text``, ``text2cf``.
+    ``--cold-draws`` (3) draws of the new items, the users of all draws pooled: one
+    draw has about 100 users, too few to tell the rows apart.
 Seeds (``--part seeds``)
     The sasrec rows (``id``, ``text``, ``id+text``) trained with each of ``--seeds``
     (seed 0 read from the quality run's per-user file when present): per-user NDCG@10
@@ -661,68 +663,95 @@ def run_seeds(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
-def run_cold(args: argparse.Namespace) -> None:
-    """Cold items: 10% of items appear only after the median time; rank only them."""
-    ds = movielens("input")
+def cold_split(ds: Dataset, draw: int) -> tuple[Dataset, Dataset, np.ndarray]:
+    """Draw ``draw`` of the cold-item variant: (train, test, new-item mask).
+
+    10% of the active items (seeded by ``SEED + draw``) are new: their interactions
+    before the median timestamp are dropped; test = interactions with them after it.
+    """
     ts, items = ds.column("timestamp"), ds.column("item_idx")
     cut = float(np.median(ts))
     active = np.flatnonzero(ds.item_counts() > 0)
-    new = np.random.default_rng(SEED).choice(active, size=len(active) // 10, replace=False)
+    rng = np.random.default_rng(SEED + draw)
+    new = rng.choice(active, size=len(active) // 10, replace=False)
     is_new = np.zeros(ds.n_items, bool)
     is_new[new] = True
-    train = ds.subset((ts < cut) & ~is_new[items], name="cold-train")
-    test = ds.subset((ts >= cut) & is_new[items], name="cold-test")
+    train = ds.subset((ts < cut) & ~is_new[items], name=f"cold-train-{draw}")
+    test = ds.subset((ts >= cut) & is_new[items], name=f"cold-test-{draw}")
+    return train, test, is_new
+
+
+def cold_row(
+    name: str, train: Dataset, test: Dataset, is_new: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Per-user NDCG@10 and Recall@20 of one cold row, each user ranking only the new items."""
+    model_name, params = COLD_ROWS[name]
     users = np.flatnonzero((train.user_counts() > 0) & (test.user_counts() > 0))
     truth = sp.csr_matrix(test.matrix[users])
     truth.data[:] = 1.0
-    history = user_sequences(train)
-    inner = leave_one_out_split(train, valid=False)  # last train item of each user: valid
-    per_user, infos = {}, {}
+    model = create_model(model_name, params)
+    if model_name == "sasrec":
+        inner = leave_one_out_split(train, valid=False)  # last train item of each user: valid
+        model.fit(inner.train, valid=inner.test)
+        scores = model.score_sequences(user_sequences(train).rows(users))
+        info = {"best_epoch": model.best_epoch_}
+    else:
+        model.fit(train)
+        scores = model.score(model.user_ids_.ids[users])
+        info = {}
+    block = np.array(scores, dtype=np.float32, copy=True)
+    block[:, ~is_new] = -np.inf
+    recs, _ = topk(block, 20)
+    _, pu = compute_ranking_metrics(recs, truth, ["ndcg@10", "recall@20"], n_items=len(is_new))
+    return {"ndcg@10": pu["ndcg@10"], "hit_rate@10": pu["recall@20"]}, info
+
+
+def run_cold(args: argparse.Namespace) -> None:
+    """Cold items: 10% of items appear only after the median time; rank only them.
+
+    ``--cold-draws`` seeded draws of the new items, each with its own fits; the users of
+    every draw are pooled (a user appears once per draw) before the bootstrap.
+    """
+    ds = movielens("input")
     only = selected_rows(args.rows, COLD_ROWS)
-    for name, (model_name, params) in COLD_ROWS.items():
-        cache = RESULTS / f"sequential_work_cold_{slug(name)}.json"
-        if cache.exists():
-            saved = json.loads(cache.read_text())
-            per_user[name] = {m: np.asarray(v) for m, v in saved["per_user"].items()}
-            infos[name] = saved["info"]
-            continue
-        if only is not None and name not in only:
-            continue
-        model = create_model(model_name, params)
-        if model_name == "sasrec":
-            model.fit(inner.train, valid=inner.test)
-            scores = model.score_sequences(history.rows(users))
-            infos[name] = {"best_epoch": model.best_epoch_}
-        else:
-            model.fit(train)
-            scores = model.score(model.user_ids_.ids[users])
-            infos[name] = {}
-        block = np.array(scores, dtype=np.float32, copy=True)
-        block[:, ~is_new] = -np.inf
-        recs, _ = topk(block, 20)
-        _, pu = compute_ranking_metrics(
-            recs, truth, ["ndcg@10", "ndcg@20", "recall@20"], n_items=ds.n_items
+    per_draw: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in COLD_ROWS}
+    epochs: dict[str, list] = {name: [] for name in COLD_ROWS}
+    header = []
+    for draw in range(args.cold_draws):
+        train, test, is_new = cold_split(ds, draw)
+        n_users = int(np.sum((train.user_counts() > 0) & (test.user_counts() > 0)))
+        header.append(
+            f"draw {draw}: {int(is_new.sum())} new items, {n_users} users, "
+            f"{test.n_interactions} test interactions after the cut"
         )
-        per_user[name] = {"ndcg@10": pu["ndcg@10"], "hit_rate@10": pu["recall@20"]}
-        cache.write_text(
-            json.dumps(
-                {
-                    "per_user": {m: v.tolist() for m, v in per_user[name].items()},
-                    "info": infos[name],
-                }
-            )
-        )
-        print(
-            f"{name:28s} ndcg@20={np.mean(pu['ndcg@20']):.4f} recall@20="
-            f"{np.mean(pu['recall@20']):.4f} {infos[name]}",
-            flush=True,
-        )
+        tag = "" if draw == 0 else f"d{draw}_"
+        for name in COLD_ROWS:
+            cache = RESULTS / f"sequential_work_cold_{tag}{slug(name)}.json"
+            if cache.exists():
+                saved = json.loads(cache.read_text())
+                pu = {m: np.asarray(v) for m, v in saved["per_user"].items()}
+                info = saved["info"]
+            elif only is None or name in only:
+                pu, info = cold_row(name, train, test, is_new)
+                payload = {"per_user": {m: v.tolist() for m, v in pu.items()}, "info": info}
+                cache.write_text(json.dumps(payload))
+                print(f"draw {draw} {name:28s} ndcg@10={np.mean(pu['ndcg@10']):.4f} {info}")
+            else:
+                continue
+            per_draw[name].append(pu)
+            epochs[name].append(info.get("best_epoch"))
+    complete = {n: v for n, v in per_draw.items() if len(v) == args.cold_draws}
+    per_user = {
+        n: {m: np.concatenate([d[m] for d in v]) for m in ("ndcg@10", "hit_rate@10")}
+        for n, v in complete.items()
+    }
+    infos = {n: {"best_epoch": "/".join(map(str, epochs[n]))} for n in complete}
     pairs = [(a, "lmrec text2cf") for a in per_user if a != "lmrec text2cf"]
     table, diffs = summarise(per_user, infos, pairs)
-    table = table.rename(columns={"hit_rate@10": "recall@20"})
+    table = table.rename(columns={"hit_rate@10": "recall@20"}).drop(columns="fit_s")
     md = (
-        f"{len(new)} new items, {len(users)} users, {test.n_interactions} test interactions "
-        f"after the cut\n\n"
+        "\n".join(f"- {h}" for h in header)
+        + "\n\nUsers of every draw pooled (a user once per draw); best epoch per draw.\n\n"
         + markdown(table)
         + "\n\n"
         + "\n".join(
@@ -951,6 +980,12 @@ def main() -> None:
         default=SequenceConfig.model_fields["patience"].default,
         help="a peer's validation run stops after this many epochs without a better valid "
         "NDCG@10 (default: lmrec's sequence models' patience)",
+    )
+    p.add_argument(
+        "--cold-draws",
+        type=int,
+        default=3,
+        help="--part cold: seeded draws of the new items (each trains every row)",
     )
     p.add_argument("--sizes", default="1e6,3e6,1e7", help="--part scale: events per run")
     p.add_argument(
