@@ -663,11 +663,12 @@ def run_seeds(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
-def cold_split(ds: Dataset, draw: int) -> tuple[Dataset, Dataset, np.ndarray]:
-    """Draw ``draw`` of the cold-item variant: (train, test, new-item mask).
+def cold_split(ds: Dataset, draw: int) -> tuple[Dataset, Dataset, np.ndarray, np.ndarray]:
+    """Draw ``draw`` of the cold-item variant: (train, test, new-item mask, test users).
 
     10% of the active items (seeded by ``SEED + draw``) are new: their interactions
-    before the median timestamp are dropped; test = interactions with them after it.
+    before the median timestamp are dropped; test = interactions with them after it;
+    the test users have a training history and a test interaction.
     """
     ts, items = ds.column("timestamp"), ds.column("item_idx")
     cut = float(np.median(ts))
@@ -678,15 +679,15 @@ def cold_split(ds: Dataset, draw: int) -> tuple[Dataset, Dataset, np.ndarray]:
     is_new[new] = True
     train = ds.subset((ts < cut) & ~is_new[items], name=f"cold-train-{draw}")
     test = ds.subset((ts >= cut) & is_new[items], name=f"cold-test-{draw}")
-    return train, test, is_new
+    users = np.flatnonzero((train.user_counts() > 0) & (test.user_counts() > 0))
+    return train, test, is_new, users
 
 
 def cold_row(
-    name: str, train: Dataset, test: Dataset, is_new: np.ndarray
+    name: str, train: Dataset, test: Dataset, is_new: np.ndarray, users: np.ndarray
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Per-user NDCG@10 and Recall@20 of one cold row, each user ranking only the new items."""
     model_name, params = COLD_ROWS[name]
-    users = np.flatnonzero((train.user_counts() > 0) & (test.user_counts() > 0))
     truth = sp.csr_matrix(test.matrix[users])
     truth.data[:] = 1.0
     model = create_model(model_name, params)
@@ -718,10 +719,9 @@ def run_cold(args: argparse.Namespace) -> None:
     epochs: dict[str, list] = {name: [] for name in COLD_ROWS}
     header = []
     for draw in range(args.cold_draws):
-        train, test, is_new = cold_split(ds, draw)
-        n_users = int(np.sum((train.user_counts() > 0) & (test.user_counts() > 0)))
+        train, test, is_new, users = cold_split(ds, draw)
         header.append(
-            f"draw {draw}: {int(is_new.sum())} new items, {n_users} users, "
+            f"draw {draw}: {int(is_new.sum())} new items, {len(users)} users, "
             f"{test.n_interactions} test interactions after the cut"
         )
         tag = "" if draw == 0 else f"d{draw}_"
@@ -732,7 +732,7 @@ def run_cold(args: argparse.Namespace) -> None:
                 pu = {m: np.asarray(v) for m, v in saved["per_user"].items()}
                 info = saved["info"]
             elif only is None or name in only:
-                pu, info = cold_row(name, train, test, is_new)
+                pu, info = cold_row(name, train, test, is_new, users)
                 payload = {"per_user": {m: v.tolist() for m, v in pu.items()}, "info": info}
                 cache.write_text(json.dumps(payload))
                 print(f"draw {draw} {name:28s} ndcg@10={np.mean(pu['ndcg@10']):.4f} {info}")

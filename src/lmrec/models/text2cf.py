@@ -131,6 +131,25 @@ def item_attributes(
     return np.hstack(blocks) if blocks else np.zeros((len(items), 0))
 
 
+def with_attributes(
+    vectors: np.ndarray,
+    items: pd.DataFrame,
+    weight: float,
+    *,
+    n_bins: int = 10,
+    max_categories: int = 200,
+) -> np.ndarray:
+    """``[vectors, weight * (a - mean(a))]``: item vectors followed by the items' centred
+    one-hot attributes (:func:`item_attributes`) times ``weight``; ``vectors`` unchanged
+    when the weight is 0 or the table has no attribute column."""
+    if weight <= 0:
+        return vectors
+    attrs = item_attributes(items, n_bins=n_bins, max_categories=max_categories)
+    if not attrs.shape[1]:
+        return vectors
+    return np.hstack([vectors, weight * (attrs - attrs.mean(axis=0))])
+
+
 def item_features(dataset: Dataset, cfg: ItemFeatureConfig) -> tuple[np.ndarray, str]:
     """Item feature matrix ``F`` (float64, n_items x d) and the encoder's id.
 
@@ -150,10 +169,13 @@ def item_features(dataset: Dataset, cfg: ItemFeatureConfig) -> tuple[np.ndarray,
     emb = _unit(np.asarray(encoder.encode(item_texts(dataset, cfg.text_template)), np.float64))
     if len(emb) > 1:
         emb = _unit(emb - emb.mean(axis=0))
-    if cfg.attribute_weight > 0:
-        attrs = item_attributes(dataset.items, n_bins=cfg.n_bins, max_categories=cfg.max_categories)
-        if attrs.shape[1]:
-            emb = np.hstack([emb, cfg.attribute_weight * (attrs - attrs.mean(axis=0))])
+    emb = with_attributes(
+        emb,
+        dataset.items,
+        cfg.attribute_weight,
+        n_bins=cfg.n_bins,
+        max_categories=cfg.max_categories,
+    )
     return emb, encoder.model_id
 
 

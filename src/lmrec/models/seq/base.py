@@ -187,7 +187,7 @@ class SequentialRecommender(
         """Frozen item content vectors (float32): the unit-length LM vector of each item's
         text (cached by the encoder), then ``attribute_weight`` times its centred one-hot
         attributes."""
-        from lmrec.models.text2cf import item_attributes
+        from lmrec.models.text2cf import with_attributes
         from lmrec.models.twotower import item_text_embeddings
 
         if dataset.items is None:
@@ -197,12 +197,8 @@ class SequentialRecommender(
                 "load_dataset(..., items=...)) or use item_repr='id'."
             )
         text = item_text_embeddings(dataset, self.config.encoder, self.config.text_template)
-        weight = self.config.attribute_weight
-        attrs = item_attributes(dataset.items) if weight > 0 else np.zeros((len(text), 0))
-        if not attrs.shape[1]:
-            return text
-        attrs = weight * (attrs - attrs.mean(axis=0))
-        return np.ascontiguousarray(np.hstack([text, attrs]), dtype=np.float32)
+        content = with_attributes(text, dataset.items, self.config.attribute_weight)
+        return np.ascontiguousarray(content, dtype=np.float32)
 
     def _export(self, torch: Any, net: Any) -> None:
         """Fitted arrays from the net: item table, encoder weights, user vectors."""
