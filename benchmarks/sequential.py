@@ -745,7 +745,10 @@ def run_cold(args: argparse.Namespace) -> None:
         n: {m: np.concatenate([d[m] for d in v]) for m in ("ndcg@10", "hit_rate@10")}
         for n, v in complete.items()
     }
-    infos = {n: {"best_epoch": "/".join(map(str, epochs[n]))} for n in complete}
+    infos = {  # '-' for a model without epochs (text2cf)
+        n: {"best_epoch": "/".join(map(str, epochs[n])) if any(epochs[n]) else "-"}
+        for n in complete
+    }
     pairs = [(a, "lmrec text2cf") for a in per_user if a != "lmrec text2cf"]
     table, diffs = summarise(per_user, infos, pairs)
     table = table.rename(columns={"hit_rate@10": "recall@20"}).drop(columns="fit_s")
