@@ -41,7 +41,7 @@ Cold items (``--part cold``)
     are dropped, so they never occur in train; train = all other interactions before the
     cut. Each user with a training history ranks only the new items; truth = the user's
     interactions with them after the cut. Rows: sasrec ``text``, ``id+text``, ``text2cf``.
-    ``--cold-draws`` (3) draws of the new items, the users of all draws pooled: one
+    ``--cold-draws`` (5) draws of the new items, the users of all draws pooled: one
     draw has about 100 users, too few to tell the rows apart.
 Seeds (``--part seeds``)
     The sasrec rows (``id``, ``text``, ``id+text``) trained with each of ``--seeds``
@@ -987,7 +987,7 @@ def main() -> None:
     p.add_argument(
         "--cold-draws",
         type=int,
-        default=3,
+        default=5,
         help="--part cold: seeded draws of the new items (each trains every row)",
     )
     p.add_argument("--sizes", default="1e6,3e6,1e7", help="--part scale: events per run")
