@@ -34,7 +34,8 @@ Command (each part writes benchmarks/results/privacy_<part>.json)::
     flock /tmp/lmrec-bench.lock .venv/bin/python benchmarks/privacy.py [--parts dp,lists]
 
 ``--models bpr,ease`` restricts ``dp`` and ``dp-tune`` to those models; their entries
-replace the same models' entries in the part's JSON file, the others are kept.
+replace the same models' entries in the part's JSON file, the others are kept
+(``_seconds`` holds each run's wall time under the models it ran, ``all`` for a full run).
 ``--denoise-popular`` gives the DP releases of EASE and item-kNN the opt-in
 ``dp_denoise_popular=True`` (``dp``, ``dp-tune`` and ``lists``) and writes
 ``privacy_<part>_denoise-popular.json`` instead, so the default figures stay::
@@ -431,9 +432,14 @@ def main() -> int:
         t = time.perf_counter()
         result = PARTS[part](s, models)
         path = OUT / f"privacy_{part}{s['suffix']}.json"
-        if args.models and path.exists():  # keep the other models' entries
-            result = {**json.loads(path.read_text()), **result}
-        result["_seconds"] = time.perf_counter() - t
+        # wall seconds per run, keyed by the models it ran ("all" without --models)
+        seconds = {args.models or "all": time.perf_counter() - t}
+        if args.models and path.exists():  # keep the other models' entries and times
+            old = json.loads(path.read_text())
+            kept = old.pop("_seconds", None)
+            seconds = {**(kept if isinstance(kept, dict) else {}), **seconds}
+            result = {**old, **result}
+        result["_seconds"] = seconds
         path.write_text(json.dumps(result, indent=2, default=str))
     return 0
 
