@@ -584,9 +584,8 @@ def run_seeds(args: argparse.Namespace) -> None:
     seeds = [int(v) for v in args.seeds.split(",")]
     names = ["lmrec sasrec (id)", "lmrec sasrec (text)", "lmrec sasrec (id+text)"]
     quality = RESULTS / f"sequential_{args.ties}_per_user.npz"
-    saved = dict(np.load(quality)) if quality.exists() else {}
-    table = RESULTS / f"sequential_{args.ties}.json"  # seed 0's infos, with its per-user file
-    saved_infos = json.loads(table.read_text())["infos"] if table.exists() else {}
+    committed, saved_infos = committed_rows(args.ties) if quality.exists() else ({}, {})
+    saved = {name: pu["ndcg@10"] for name, pu in committed.items()}
     ndcg: dict[str, dict[int, np.ndarray]] = {n: {} for n in names}
     valid: dict[str, dict[int, float]] = {n: {} for n in names}  # best valid NDCG@10
     for name in names:
