@@ -19,7 +19,8 @@ Stability: experimental. .. versionadded:: 0.2.0
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,6 +55,17 @@ logger = logging.getLogger(__name__)
 
 #: Sequences encoded per forward pass at inference.
 _ENCODE_BLOCK = 512
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every training pass of one fit shares: the net, where it runs, its seed."""
+
+    torch: Any
+    net: Any
+    device: Any
+    dist: DistInfo
+    seed: int
 
 
 class SequentialRecommender(
@@ -102,7 +114,6 @@ class SequentialRecommender(
     def _fit(self, dataset: Dataset, *, valid: Dataset | None, options: FitOptions) -> None:
         torch = require("torch", "torch")
         from lmrec.models.seq import nets
-        from lmrec.models.seq.trainer import SequenceTrainer, make_windows
 
         cfg = self.config
         self.privacy_ = None
@@ -113,7 +124,8 @@ class SequentialRecommender(
         seqs = user_sequences(dataset, min_pairs=True, what=f"Model {self.name!r}")
         dist = setup_distributed() if cfg.distributed else DistInfo()
         device = resolve_device(torch, cfg.device)
-        self.seed_ = shared_seed(torch, draw_seed(cfg.seed), dist)
+        seed = shared_seed(torch, draw_seed(cfg.seed), dist)
+        self.seed_ = seed
         self.sequences_ = seqs.truncate(cfg.max_len)
         counts = dataset.item_counts()
         text = self._item_text(dataset) if "text" in cfg.item_repr else None
@@ -129,7 +141,7 @@ class SequentialRecommender(
             adaptor=cfg.adaptor,
             n_experts=cfg.n_experts,
             dropout=cfg.dropout,
-            gen=torch_generator(torch, self.seed_),
+            gen=torch_generator(torch, seed),
             device=device,
             **self._encoder_params(),
         )
@@ -151,27 +163,43 @@ class SequentialRecommender(
                 net.eval()
                 self._export(torch, net)
             return
+        run = _Run(torch, net, device, dist, seed)
+        if cfg.epochs_from == "valid":
+            self._train(run, seqs, dataset, cfg, options, self._on_valid(run, valid))
+            return
+        if valid is not None:
+            raise ConfigError(
+                f"epochs_from={cfg.epochs_from!r} chooses the epoch count on data the fit holds "
+                "out itself; do not pass validation data, or use epochs_from='valid'."
+            )
+        self._choose_epochs_and_refit(run, seqs, dataset, cfg, options)
+
+    def _train(
+        self,
+        run: _Run,
+        seqs: Sequences,
+        dataset: Dataset,
+        cfg: SequenceConfig,
+        options: FitOptions,
+        evaluate: Callable[[], float | None],
+    ) -> None:
+        """Train ``run.net`` on ``seqs``, early-stopping on ``evaluate`` (None: no
+        validation), and export it."""
+        from lmrec.models.seq.trainer import SequenceTrainer, make_windows
+
+        torch = run.torch
         inputs, targets = make_windows(seqs, cfg.max_len)
-
-        def evaluate() -> float | None:
-            if valid is None:
-                return None
-            from lmrec.models.validation import validation_metric
-
-            self._export(torch, net)
-            return validation_metric(self, valid, "ndcg@10")
-
         with torch_threads(torch, cfg.n_threads):
             trainer = SequenceTrainer(
                 torch,
-                net,
+                run.net,
                 inputs,
                 targets,
-                counts,
+                dataset.item_counts(),
                 cfg,
-                device=device,
-                dist=dist,
-                seed=self.seed_,
+                device=run.device,
+                dist=run.dist,
+                seed=run.seed,
                 evaluate=evaluate,
                 checkpoint_dir=options.checkpoint_dir,
                 desc=self.name or type(self).__name__,
@@ -179,9 +207,66 @@ class SequentialRecommender(
             )
             self.history_ = trainer.fit()
             self.best_epoch_ = trainer.best_epoch if trainer.best is not None else trainer.epoch
-            net.eval()
+            run.net.eval()
             with torch.no_grad():
-                self._export(torch, net)
+                self._export(torch, run.net)
+
+    def _on_valid(self, run: _Run, valid: Dataset | None) -> Callable[[], float | None]:
+        """NDCG@10 of the net on ``valid`` under the strict protocol (None without it)."""
+
+        def evaluate() -> float | None:
+            if valid is None:
+                return None
+            from lmrec.models.validation import validation_metric
+
+            self._export(run.torch, run.net)
+            return validation_metric(self, valid, "ndcg@10")
+
+        return evaluate
+
+    def _choose_epochs_and_refit(
+        self,
+        run: _Run,
+        seqs: Sequences,
+        dataset: Dataset,
+        cfg: SequenceConfig,
+        options: FitOptions,
+    ) -> None:
+        """``epochs_from`` ``last_item``/``new_items``: early-stop a fit on held-out data,
+        then refit on all of ``dataset`` for the best epoch count (same seed, same start)."""
+        from lmrec.models.seq.holdout import holdout_ndcg, last_item_holdout, new_item_holdout
+
+        torch, net = run.torch, run.net
+        if cfg.epochs_from == "last_item":
+            holdout = last_item_holdout(dataset)
+        else:
+            holdout = new_item_holdout(dataset, cfg.new_item_share, run.seed)
+        start = [p.detach().clone() for p in net.parameters()]
+
+        def set_known(data: Dataset) -> None:  # items without interactions: text part alone
+            known = (data.item_counts() > 0).astype(np.float32)
+            net.tower.set_data(net.tower.text, torch.from_numpy(known).to(run.device))
+
+        def on_holdout() -> float:
+            table = net.tower(None, None).float()
+            states = self._encode(torch, net.encoder, table, holdout.histories)
+            return holdout_ndcg(states, table[1:].cpu().numpy(), holdout)
+
+        set_known(holdout.inner)
+        inner_seqs = user_sequences(holdout.inner, min_pairs=True, what=f"Model {self.name!r}")
+        search_options = FitOptions(show_progress=options.show_progress)  # no checkpoints
+        self._train(run, inner_seqs, holdout.inner, cfg, search_options, on_holdout)
+        search = self.history_ or []
+        epochs = int(self.best_epoch_ or cfg.epochs)
+        with torch.no_grad():
+            for p, v in zip(net.parameters(), start, strict=True):
+                p.copy_(v)
+        set_known(dataset)
+        refit = cfg.model_copy(update={"epochs": epochs})
+        self._train(run, seqs, dataset, refit, options, self._on_valid(run, None))
+        for row, found in zip(self.history_ or [], search, strict=False):
+            if "valid_ndcg@10" in found:  # measured on the held-out data, by the first fit
+                row["valid_ndcg@10"] = found["valid_ndcg@10"]
 
     def _item_text(self, dataset: Dataset) -> np.ndarray:
         """Frozen item content vectors (float32): the unit-length LM vector of each item's
