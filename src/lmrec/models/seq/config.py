@@ -80,9 +80,11 @@ class SequenceConfig(TorchConfig, DPConfig):
     for the best epoch count (no validation data needed; about twice the training time).
     ``new_items``: the same with ``new_item_share`` of the items held out instead, ranked
     among themselves (:mod:`lmrec.models.seq.holdout`): for catalogs that keep adding
-    items, with ``item_repr='text'`` or ``'id+text'``. On MovieLens-100K's cold-item
-    variant it stopped sasrec (text) after 1-4 epochs instead of about 30 and lifted it on
-    new items from NDCG@10 0.0935 to 0.1112 (five draws, ``benchmarks/RESULTS.md``)."""
+    items, with ``item_repr='text'``. On MovieLens-100K's cold-item variant it stopped
+    sasrec (text) after 1-3 epochs instead of 24-68 and lifted it on new items from
+    NDCG@10 0.0935 to 0.1140 (five draws; text2cf: 0.1142); sasrec (id+text) is better
+    stopped on warm items there (0.1240, against 0.1156), since its id vectors need the
+    longer training (``benchmarks/RESULTS.md``)."""
     new_item_share: float = Field(default=0.1, gt=0, lt=1)
     """``epochs_from='new_items'``: share of the items with interactions held out."""
     eval_every: int = Field(default=1, ge=1)
