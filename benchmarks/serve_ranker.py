@@ -58,6 +58,8 @@ def serve(model_dir: Path, tmp: Path) -> tuple[subprocess.Popen, str]:
         str(config),
         "--workers",
         "1",
+        "--store",  # a throwaway event store, not lmrec-events.db in the working directory
+        f"sqlite:///{tmp / 'events.db'}",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
