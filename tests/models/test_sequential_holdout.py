@@ -96,3 +96,21 @@ def test_epochs_from_errors():
     split = leave_one_out_split(data)
     with pytest.raises(ConfigError, match="do not pass validation data"):
         SASRec(**TINY, epochs_from="last_item").fit(split.train, valid=split.valid)
+
+
+def test_checkpoints_cover_the_refit(tmp_path, caplog):
+    import logging
+
+    from lmrec.models.capabilities import FitOptions
+
+    data = cyclic_checkerboard()
+    params = {**TINY, "epochs": 6, "patience": 2, "seed": 3, "epochs_from": "last_item"}
+    straight = SASRec(**params).fit(data)
+    first = SASRec(**params).fit(data, options=FitOptions(checkpoint_dir=tmp_path))
+    with caplog.at_level(logging.INFO, logger="lmrec.models.seq.trainer"):
+        resumed = SASRec(**params).fit(data, options=FitOptions(checkpoint_dir=tmp_path))
+    assert "resumed" in caplog.text  # the refit read the finished checkpoint
+    assert resumed.best_epoch_ == first.best_epoch_ == straight.best_epoch_
+    assert len(resumed.history_) == straight.best_epoch_  # the refit's epochs, from the file
+    np.testing.assert_array_equal(first.item_vectors_, straight.item_vectors_)
+    np.testing.assert_array_equal(resumed.item_vectors_, straight.item_vectors_)

@@ -77,7 +77,8 @@ class SequenceConfig(TorchConfig, DPConfig):
     """How the number of epochs is chosen. ``valid``: early stopping on NDCG@10 of the
     ``valid`` data when it is given, else ``epochs`` passes. ``last_item``: the fit holds
     out each user's latest item itself, early-stops on it and refits on all of the data
-    for the best epoch count (no validation data needed; about twice the training time).
+    for the best epoch count (no validation data needed; about twice the training time;
+    checkpoints cover the refit, and a resumed fit repeats the deterministic search).
     ``new_items``: the same with ``new_item_share`` of the items held out instead, ranked
     among themselves (:mod:`lmrec.models.seq.holdout`): for catalogs that keep adding
     items, with ``item_repr='text'``. On MovieLens-100K's cold-item variant it stopped
