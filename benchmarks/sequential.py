@@ -778,7 +778,8 @@ def run_cold(args: argparse.Namespace) -> None:
             for d in diffs
         )
     )
-    (RESULTS / "sequential_cold.md").write_text(md + "\n")
+    suffix = "" if args.cold_draws == 5 else f"_{args.cold_draws}draws"  # 5: the default
+    (RESULTS / f"sequential_cold{suffix}.md").write_text(md + "\n")
     print(md)
 
 
