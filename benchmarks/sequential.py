@@ -583,6 +583,35 @@ def run_quality(args: argparse.Namespace) -> None:
     print(md)
 
 
+def by_test_item_popularity(
+    task: Task, per_user: dict[str, np.ndarray], names: list[str]
+) -> list[str]:
+    """Markdown lines: mean NDCG@10 of ``names`` per quartile of the test item's count in
+    train + valid (where in the catalog a representation gains or loses), with each
+    row's difference from the first."""
+    counts = task.train_valid.item_counts()[task.truth.indices]  # one test item per user
+    edges = np.quantile(counts, [0.25, 0.5, 0.75])
+    group = np.digitize(counts, edges)
+    lines = [
+        "By the test item's interactions in train + valid (quartiles of the test users; "
+        f"edges {', '.join(f'{e:g}' for e in edges)}):",
+        "",
+        "| test item | users | " + " | ".join(names) + " |",
+        "|---|---:|" + "---:|" * len(names),
+    ]
+    bounds = [counts.min(), *edges, counts.max()]
+    for g in range(4):
+        rows = group == g
+        base = per_user[names[0]][rows].mean()
+        cells = [f"{base:.4f}"] + [
+            f"{per_user[n][rows].mean():.4f} ({per_user[n][rows].mean() - base:+.4f})"
+            for n in names[1:]
+        ]
+        label = f"{bounds[g]:g}-{bounds[g + 1]:g}"
+        lines.append(f"| {label} | {int(rows.sum())} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def run_seeds(args: argparse.Namespace) -> None:
     """The sasrec rows over several training seeds, per-user NDCG@10 averaged over them;
     also against the quality table's refitted RecTools row and EASE (one run each)."""
@@ -652,6 +681,7 @@ def run_seeds(args: argparse.Namespace) -> None:
                 f"- {a} (mean over seeds) / {ref} (one run): {ratio:.3f}x, diff "
                 f"{d['mean_diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
             )
+    lines += ["", *by_test_item_popularity(task, mean, names)]
     stem = RESULTS / f"sequential_seeds_{args.ties}"
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     stem.with_suffix(".json").write_text(
