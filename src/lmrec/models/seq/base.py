@@ -172,7 +172,7 @@ class SequentialRecommender(
                 f"epochs_from={cfg.epochs_from!r} chooses the epoch count on data the fit holds "
                 "out itself; do not pass validation data, or use epochs_from='valid'."
             )
-        self._choose_epochs_and_refit(run, seqs, dataset, cfg, options)
+        self._choose_epochs_and_refit(run, seqs, dataset, options)
 
     def _train(
         self,
@@ -229,14 +229,13 @@ class SequentialRecommender(
         run: _Run,
         seqs: Sequences,
         dataset: Dataset,
-        cfg: SequenceConfig,
         options: FitOptions,
     ) -> None:
         """``epochs_from`` ``last_item``/``new_items``: early-stop a fit on held-out data,
         then refit on all of ``dataset`` for the best epoch count (same seed, same start)."""
         from lmrec.models.seq.holdout import holdout_ndcg, last_item_holdout, new_item_holdout
 
-        torch, net = run.torch, run.net
+        cfg, torch, net = self.config, run.torch, run.net
         if cfg.epochs_from == "last_item":
             holdout = last_item_holdout(dataset)
         else:

@@ -119,13 +119,12 @@ def holdout_ndcg(user_states: np.ndarray, item_table: np.ndarray, holdout: Holdo
     ``user_states`` has one row per measured user; ``item_table`` one row per item of
     the catalog (no padding row).
     """
-    from lmrec.ops.topk import topk
+    from lmrec.ops.topk import mask_rows, topk
 
     items = item_table if holdout.candidates is None else item_table[holdout.candidates]
     scores = np.asarray(user_states @ items.T, dtype=np.float32)
     if holdout.exclude is not None:
-        rows, cols = holdout.exclude.nonzero()
-        scores[rows, cols] = -np.inf
+        mask_rows(scores, holdout.exclude)
     recs, _ = topk(scores, min(10, scores.shape[1]))
     summary, _ = compute_ranking_metrics(recs, holdout.truth, ["ndcg@10"], n_items=items.shape[0])
     return float(next(iter(summary.values())))
