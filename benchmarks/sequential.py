@@ -111,10 +111,12 @@ PEER_PY = Path(os.environ.get("RECBOLE_PYTHON", "/tmp/seqpeers/recbole-venv/bin/
 RECTOOLS_PY = Path(os.environ.get("RECTOOLS_PYTHON", "/tmp/seqpeers/rectools-venv/bin/python"))
 METRICS = ["ndcg@10", "hit_rate@10"]
 SEED = 2026
+POPULARITY_WEIGHTED = "lmrec sasrec (id+text, popularity-weighted text)"
 LMREC_ROWS = {
     "lmrec sasrec (id)": ("sasrec", {"item_repr": "id"}),
     "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
     "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
+    POPULARITY_WEIGHTED: ("sasrec", {"item_repr": "id+text", "text_weight": "popularity"}),
     "lmrec gru4rec (id)": ("gru4rec", {"item_repr": "id"}),
 }
 LMREC_REFIT = "lmrec sasrec (id), refit on train + valid"
@@ -548,6 +550,7 @@ def run_quality(args: argparse.Namespace) -> None:
                 )
     pairs = [
         ("lmrec sasrec (id+text)", "lmrec sasrec (id)"),
+        (POPULARITY_WEIGHTED, "lmrec sasrec (id)"),
         ("lmrec sasrec (text)", "lmrec sasrec (id)"),
         ("lmrec sasrec (id)", "RecBole SASRec (CE)"),
         ("lmrec sasrec (id)", RECTOOLS_REFIT),
@@ -619,7 +622,12 @@ def run_seeds(args: argparse.Namespace) -> None:
     work = RESULTS / f"sequential_work_{args.ties}"
     work.mkdir(parents=True, exist_ok=True)
     seeds = [int(v) for v in args.seeds.split(",")]
-    names = ["lmrec sasrec (id)", "lmrec sasrec (text)", "lmrec sasrec (id+text)"]
+    names = [
+        "lmrec sasrec (id)",
+        "lmrec sasrec (text)",
+        "lmrec sasrec (id+text)",
+        POPULARITY_WEIGHTED,
+    ]
     quality = RESULTS / f"sequential_{args.ties}_per_user.npz"
     committed, saved_infos = committed_rows(args.ties) if quality.exists() else ({}, {})
     saved = {name: pu["ndcg@10"] for name, pu in committed.items()}
@@ -659,7 +667,12 @@ def run_seeds(args: argparse.Namespace) -> None:
         lines.append(f"| {n} | {cells} | {m:.4f} [{lo:.4f}, {hi:.4f}] | {v:.4f} |")
     lines.append("")
     diffs = []
-    for a, b in [(names[2], names[0]), (names[1], names[0])]:
+    for a, b in [
+        (names[2], names[0]),
+        (names[3], names[0]),
+        (names[3], names[2]),
+        (names[1], names[0]),
+    ]:
         d = paired_bootstrap_diff(mean[a], mean[b], n_resamples=1000, seed=0)
         ratio = float(mean[a].mean() / mean[b].mean())
         per_seed = ", ".join(f"{ndcg[a][s].mean() / ndcg[b][s].mean():.3f}x" for s in seeds)
@@ -673,7 +686,7 @@ def run_seeds(args: argparse.Namespace) -> None:
     for ref in (RECTOOLS_REFIT, "lmrec ease"):
         if ref not in saved:
             continue
-        for a in (names[0], names[2]):
+        for a in (names[0], names[2], names[3]):
             d = paired_bootstrap_diff(mean[a], saved[ref], n_resamples=1000, seed=0)
             ratio = float(mean[a].mean() / saved[ref].mean())
             diffs.append({"a": a, "b": ref, "ratio": ratio, **d})

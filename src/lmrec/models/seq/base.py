@@ -149,6 +149,7 @@ class SequentialRecommender(
         net.tower.set_data(
             None if text is None else torch.from_numpy(text).to(device),
             torch.from_numpy(known.astype(np.float32)).to(device),
+            self._text_weight(torch, counts, device),
         )
         if dist.is_distributed:
             broadcast_(torch, list(net.parameters()))
@@ -243,8 +244,9 @@ class SequentialRecommender(
         start = [p.detach().clone() for p in net.parameters()]
 
         def set_known(data: Dataset) -> None:  # items without interactions: text part alone
-            known = (data.item_counts() > 0).astype(np.float32)
-            net.tower.set_data(net.tower.text, torch.from_numpy(known).to(run.device))
+            counts = data.item_counts()
+            known = torch.from_numpy((counts > 0).astype(np.float32)).to(run.device)
+            net.tower.set_data(net.tower.text, known, self._text_weight(torch, counts, run.device))
 
         def on_holdout() -> float:
             table = net.tower(None, None).float()
@@ -266,6 +268,13 @@ class SequentialRecommender(
         for row, found in zip(self.history_ or [], search, strict=False):
             if "valid_ndcg@10" in found:  # measured on the held-out data, by the first fit
                 row["valid_ndcg@10"] = found["valid_ndcg@10"]
+
+    def _text_weight(self, torch: Any, counts: np.ndarray, device: Any) -> Any:
+        """Per-item weight of the text part (a tensor), or None for ``uniform``."""
+        cfg = self.config
+        if cfg.text_weight == "uniform":
+            return None
+        return torch.from_numpy(popularity_text_weight(counts, cfg.text_weight_count)).to(device)
 
     def _item_text(self, dataset: Dataset) -> np.ndarray:
         """Frozen item content vectors (float32): the unit-length LM vector of each item's
@@ -409,6 +418,24 @@ class SequentialRecommender(
         self.history_ = meta.get("history")
         self.best_epoch_ = meta.get("best_epoch")
         self.seed_ = meta.get("seed")
+
+
+def popularity_text_weight(counts: np.ndarray, half: float | None = None) -> np.ndarray:
+    """``c / (c + half)`` per item (float32) for training counts ``c``, 1 where ``c == 0``.
+
+    ``half`` defaults to the median count of the items with interactions, so the weight
+    is 0.5 at the median whatever the size of the data set:
+
+    >>> popularity_text_weight(np.array([0, 1, 3, 9])).tolist()
+    [1.0, 0.25, 0.5, 0.75]
+    >>> popularity_text_weight(np.array([0, 2]), half=2.0).tolist()
+    [1.0, 0.5]
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    if half is None:
+        seen = c[c > 0]
+        half = float(np.median(seen)) if len(seen) else 1.0
+    return np.where(c > 0, c / (c + half), 1.0).astype(np.float32)
 
 
 WHITEN_SHRINK = 0.7

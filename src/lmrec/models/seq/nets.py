@@ -10,7 +10,10 @@ Item tower (:class:`ItemTower`), for items ``i`` (index 0 is the padding item)::
 
     id:       E[i]
     text:     A(t_i)                 t_i: frozen content vector of the item (below)
-    id+text:  m_i * E[i] + A(t_i)    m_i: 1 if the item has training interactions
+    id+text:  m_i * E[i] + w_i * A(t_i)
+              m_i: 1 if the item has training interactions; w_i: the text weight
+              (1, or c_i / (c_i + k) with ``text_weight='popularity'``, c_i the item's
+              training interactions; 1 for items without any)
 
 ``t_i`` is the unit-length LM vector of the item text followed by the item's centred
 one-hot attributes times ``attribute_weight`` (``SequentialRecommender._item_text``).
@@ -119,10 +122,17 @@ class ItemTower(nn.Module):
             )
         self.text: torch.Tensor | None = None  # (n_items, text_dim), frozen
         self.known: torch.Tensor | None = None  # (n_items,), 1 for items with interactions
+        self.text_weight: torch.Tensor | None = None  # (n_items,), None: 1 for every item
 
-    def set_data(self, text: torch.Tensor | None, known: torch.Tensor) -> None:
-        """Attach the frozen text vectors and the known-item mask (not parameters)."""
-        self.text, self.known = text, known
+    def set_data(
+        self,
+        text: torch.Tensor | None,
+        known: torch.Tensor,
+        text_weight: torch.Tensor | None = None,
+    ) -> None:
+        """Attach the frozen text vectors, the known-item mask and the per-item weight of
+        the text part (None: 1), none of them parameters."""
+        self.text, self.known, self.text_weight = text, known, text_weight
 
     def forward(
         self, rows: torch.Tensor | None = None, id_keep: torch.Tensor | None = None
@@ -144,7 +154,11 @@ class ItemTower(nn.Module):
         if self.adaptor is not None:
             if self.text is None:
                 raise NotFittedError("ItemTower has no text vectors; call set_data(text, known).")
-            parts.append(self.adaptor(self.text if idx is None else self.text[idx]))
+            t = self.adaptor(self.text if idx is None else self.text[idx])
+            if self.text_weight is not None:
+                w = self.text_weight
+                t = t * (w if idx is None else w[idx])[:, None]
+            parts.append(t)
         out = parts[0] if len(parts) == 1 else parts[0] + parts[1]
         if rows is None:
             return torch.cat([out.new_zeros((1, out.shape[1])), out], dim=0)
