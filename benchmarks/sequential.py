@@ -112,11 +112,13 @@ RECTOOLS_PY = Path(os.environ.get("RECTOOLS_PYTHON", "/tmp/seqpeers/rectools-ven
 METRICS = ["ndcg@10", "hit_rate@10"]
 SEED = 2026
 POPULARITY_WEIGHTED = "lmrec sasrec (id+text, popularity-weighted text)"
+PATIENCE_30 = "lmrec sasrec (id+text, patience 30)"
 LMREC_ROWS = {
     "lmrec sasrec (id)": ("sasrec", {"item_repr": "id"}),
     "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
     "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
     POPULARITY_WEIGHTED: ("sasrec", {"item_repr": "id+text", "text_weight": "popularity"}),
+    PATIENCE_30: ("sasrec", {"item_repr": "id+text", "patience": 30}),
     "lmrec gru4rec (id)": ("gru4rec", {"item_repr": "id"}),
 }
 LMREC_REFIT = "lmrec sasrec (id), refit on train + valid"
@@ -133,6 +135,10 @@ COLD_ROWS = {
     "lmrec sasrec (id+text, id_dropout=0.5)": (
         "sasrec",
         {"item_repr": "id+text", "id_dropout": 0.5},
+    ),
+    POPULARITY_WEIGHTED: (
+        "sasrec",
+        {"item_repr": "id+text", "text_weight": "popularity"},
     ),
     "lmrec sasrec (text, epochs on new items)": (
         "sasrec",
@@ -627,6 +633,7 @@ def run_seeds(args: argparse.Namespace) -> None:
         "lmrec sasrec (text)",
         "lmrec sasrec (id+text)",
         POPULARITY_WEIGHTED,
+        PATIENCE_30,
     ]
     quality = RESULTS / f"sequential_{args.ties}_per_user.npz"
     committed, saved_infos = committed_rows(args.ties) if quality.exists() else ({}, {})
@@ -671,6 +678,8 @@ def run_seeds(args: argparse.Namespace) -> None:
         (names[2], names[0]),
         (names[3], names[0]),
         (names[3], names[2]),
+        (names[4], names[0]),
+        (names[4], names[2]),
         (names[1], names[0]),
     ]:
         d = paired_bootstrap_diff(mean[a], mean[b], n_resamples=1000, seed=0)
@@ -686,7 +695,7 @@ def run_seeds(args: argparse.Namespace) -> None:
     for ref in (RECTOOLS_REFIT, "lmrec ease"):
         if ref not in saved:
             continue
-        for a in (names[0], names[2], names[3]):
+        for a in (names[0], *names[2:]):
             d = paired_bootstrap_diff(mean[a], saved[ref], n_resamples=1000, seed=0)
             ratio = float(mean[a].mean() / saved[ref].mean())
             diffs.append({"a": a, "b": ref, "ratio": ratio, **d})

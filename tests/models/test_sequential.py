@@ -340,3 +340,77 @@ def test_item_lookup_gradient_is_the_ordered_sum_on_two_threads():
         assert torch.equal(lookup(table, idx), table[idx])  # the same rows forward
     finally:
         torch.set_num_threads(before)
+
+
+def test_popularity_text_weight_scales_each_items_text_part():
+    # id+text row i is m_i * E[i] + w_i * A(t_i); with text_weight='popularity',
+    # w = c / (c + median count) and 1 for items without interactions
+    import torch
+
+    from lmrec.models.seq import nets
+    from lmrec.models.seq.base import popularity_text_weight
+
+    counts = np.array([1, 3, 9, 0])
+    w = popularity_text_weight(counts)
+    np.testing.assert_allclose(w, [0.25, 0.5, 0.75, 1.0])
+    net = nets.build(
+        "sasrec",
+        n_items=4,
+        factors=4,
+        max_len=3,
+        item_repr="id+text",
+        text_dim=3,
+        adaptor="linear",
+        n_experts=1,
+        dropout=0.0,
+        n_layers=1,
+        n_heads=1,
+        gen=torch.Generator().manual_seed(0),
+        device="cpu",
+    )
+    tower = net.tower
+    text = torch.from_numpy(np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32))
+    known = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    tower.set_data(text, known, torch.from_numpy(w))
+    with torch.no_grad():
+        table = tower(None).numpy()
+        rows = tower(torch.tensor([0, 2, 4])).numpy()
+        e = tower.id[1:].numpy()
+        a = (text @ tower.adaptor.weight.T + tower.adaptor.bias).numpy()
+    expected = known.numpy()[:, None] * e + w[:, None] * a
+    np.testing.assert_allclose(table[1:], expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(table[0], 0.0)
+    np.testing.assert_allclose(rows, table[[0, 2, 4]], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(popularity_text_weight(counts, half=1.0)[:2], [0.5, 0.75])
+
+
+def test_popularity_text_weight_fits_and_changes_the_model():
+    data = cyclic_checkerboard()
+    params = {**TINY, "item_repr": "id+text", "adaptor": "linear"}
+    plain = SASRec(**params).fit(data)
+    weighted = SASRec(**params, text_weight="popularity").fit(data)
+    recs = weighted.recommend([f"u{i}" for i in range(20)], k=3)
+    same = recs["user"].str[1:].astype(int) % 2 == recs["item"].str[1:].astype(int) % 2
+    assert same.mean() >= 0.9
+    assert not np.allclose(plain.item_vectors(), weighted.item_vectors())
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"item_repr": "id", "text_weight": "popularity"}, "needs item_repr='id\\+text'"),
+        ({"item_repr": "text", "text_weight": "popularity"}, "needs item_repr='id\\+text'"),
+        ({"item_repr": "id+text", "text_weight_count": 5.0}, "needs text_weight='popularity'"),
+        (
+            {"item_repr": "id+text", "text_weight": "popularity", "text_weight_count": 0},
+            "text_weight_count",
+        ),
+        (
+            {"item_repr": "id+text", "text_weight": "popularity", "dp_epsilon": 8.0},
+            "keeps private",
+        ),
+    ],
+)
+def test_text_weight_settings_are_checked(params, match):
+    with pytest.raises(ConfigError, match=match):
+        SASRec(**params)
