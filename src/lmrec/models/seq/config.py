@@ -54,7 +54,9 @@ class SequenceConfig(TorchConfig, DPConfig):
     with ``uniform``; ``popularity`` reached NDCG@10 0.1178 against 0.1100 with ids
     (1.071x, paired CI above zero) with ties in time broken at random, and 0.1084
     against 0.1046 (1.037x, CI includes zero) with ties in file order; ``uniform``:
-    1.034x and 1.007x (``benchmarks/RESULTS.md``)."""
+    1.034x and 1.007x. Much of that gain is in early stopping: fewer weighted fits
+    stopped at id+text's early validation peak, and among the fits that trained past it
+    the two are level (``benchmarks/RESULTS.md``)."""
     text_weight_count: float | None = Field(default=None, gt=0)
     """``text_weight='popularity'``: the training count at which the text part has half
     its weight (None: the median count of the items with interactions)."""
