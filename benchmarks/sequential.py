@@ -118,9 +118,10 @@ LMREC_ROWS = {
     "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
     "lmrec sasrec (id+text)": ("sasrec", {"item_repr": "id+text"}),
     POPULARITY_WEIGHTED: ("sasrec", {"item_repr": "id+text", "text_weight": "popularity"}),
-    PATIENCE_30: ("sasrec", {"item_repr": "id+text", "patience": 30}),
     "lmrec gru4rec (id)": ("gru4rec", {"item_repr": "id"}),
 }
+#: Rows of the seeds part only (``--part seeds``), not of the quality table.
+SEEDS_ONLY_ROWS = {PATIENCE_30: ("sasrec", {"item_repr": "id+text", "patience": 30})}
 LMREC_REFIT = "lmrec sasrec (id), refit on train + valid"
 RECTOOLS_DEFAULTS = "RecTools SASRec (its defaults: 3 epochs)"
 RECTOOLS_VALID = "RecTools SASRec (lmrec arch, best valid epoch)"
@@ -135,10 +136,6 @@ COLD_ROWS = {
     "lmrec sasrec (id+text, id_dropout=0.5)": (
         "sasrec",
         {"item_repr": "id+text", "id_dropout": 0.5},
-    ),
-    POPULARITY_WEIGHTED: (
-        "sasrec",
-        {"item_repr": "id+text", "text_weight": "popularity"},
     ),
     "lmrec sasrec (text, epochs on new items)": (
         "sasrec",
@@ -641,7 +638,7 @@ def run_seeds(args: argparse.Namespace) -> None:
     ndcg: dict[str, dict[int, np.ndarray]] = {n: {} for n in names}
     valid: dict[str, dict[int, float]] = {n: {} for n in names}  # best valid NDCG@10
     for name in names:
-        model, params = LMREC_ROWS[name]
+        model, params = {**LMREC_ROWS, **SEEDS_ONLY_ROWS}[name]
         for seed in seeds:
             cache = work / f"seed{seed}_{slug(name)}.npy"
             info_file = cache.with_suffix(".json")
