@@ -625,13 +625,8 @@ def run_seeds(args: argparse.Namespace) -> None:
     work = RESULTS / f"sequential_work_{args.ties}"
     work.mkdir(parents=True, exist_ok=True)
     seeds = [int(v) for v in args.seeds.split(",")]
-    names = [
-        "lmrec sasrec (id)",
-        "lmrec sasrec (text)",
-        "lmrec sasrec (id+text)",
-        POPULARITY_WEIGHTED,
-        PATIENCE_30,
-    ]
+    id_, text, id_text = "lmrec sasrec (id)", "lmrec sasrec (text)", "lmrec sasrec (id+text)"
+    names = [id_, text, id_text, POPULARITY_WEIGHTED, PATIENCE_30]
     quality = RESULTS / f"sequential_{args.ties}_per_user.npz"
     committed, saved_infos = committed_rows(args.ties) if quality.exists() else ({}, {})
     saved = {name: pu["ndcg@10"] for name, pu in committed.items()}
@@ -672,12 +667,12 @@ def run_seeds(args: argparse.Namespace) -> None:
     lines.append("")
     diffs = []
     for a, b in [
-        (names[2], names[0]),
-        (names[3], names[0]),
-        (names[3], names[2]),
-        (names[4], names[0]),
-        (names[4], names[2]),
-        (names[1], names[0]),
+        (id_text, id_),
+        (POPULARITY_WEIGHTED, id_),
+        (POPULARITY_WEIGHTED, id_text),
+        (PATIENCE_30, id_),
+        (PATIENCE_30, id_text),
+        (text, id_),
     ]:
         d = paired_bootstrap_diff(mean[a], mean[b], n_resamples=1000, seed=0)
         ratio = float(mean[a].mean() / mean[b].mean())
@@ -692,7 +687,7 @@ def run_seeds(args: argparse.Namespace) -> None:
     for ref in (RECTOOLS_REFIT, "lmrec ease"):
         if ref not in saved:
             continue
-        for a in (names[0], *names[2:]):
+        for a in (n for n in names if n != text):
             d = paired_bootstrap_diff(mean[a], saved[ref], n_resamples=1000, seed=0)
             ratio = float(mean[a].mean() / saved[ref].mean())
             diffs.append({"a": a, "b": ref, "ratio": ratio, **d})

@@ -145,11 +145,9 @@ class SequentialRecommender(
             device=device,
             **self._encoder_params(),
         )
-        known = (counts > 0) | (cfg.dp_epsilon is not None)  # DP: which items were used is private
         net.tower.set_data(
             None if text is None else torch.from_numpy(text).to(device),
-            torch.from_numpy(known.astype(np.float32)).to(device),
-            self._text_weight(torch, counts, device),
+            *self._item_weights(torch, counts, device),
         )
         if dist.is_distributed:
             broadcast_(torch, list(net.parameters()))
@@ -244,9 +242,8 @@ class SequentialRecommender(
         start = [p.detach().clone() for p in net.parameters()]
 
         def set_known(data: Dataset) -> None:  # items without interactions: text part alone
-            counts = data.item_counts()
-            known = torch.from_numpy((counts > 0).astype(np.float32)).to(run.device)
-            net.tower.set_data(net.tower.text, known, self._text_weight(torch, counts, run.device))
+            weights = self._item_weights(torch, data.item_counts(), run.device)
+            net.tower.set_data(net.tower.text, *weights)
 
         def on_holdout() -> float:
             table = net.tower(None, None).float()
@@ -269,12 +266,17 @@ class SequentialRecommender(
             if "valid_ndcg@10" in found:  # measured on the held-out data, by the first fit
                 row["valid_ndcg@10"] = found["valid_ndcg@10"]
 
-    def _text_weight(self, torch: Any, counts: np.ndarray, device: Any) -> Any:
-        """Per-item weight of the text part (a tensor), or None for ``uniform``."""
+    def _item_weights(self, torch: Any, counts: np.ndarray, device: Any) -> tuple[Any, Any]:
+        """The item tower's per-item tensors from training ``counts``: the known-item mask
+        (1 for items with interactions; all 1 under ``dp_epsilon``, since which items
+        were used is private) and the text part's weight (None for ``uniform``)."""
         cfg = self.config
+        known = (counts > 0) | (cfg.dp_epsilon is not None)
+        known_t = torch.from_numpy(known.astype(np.float32)).to(device)
         if cfg.text_weight == "uniform":
-            return None
-        return torch.from_numpy(popularity_text_weight(counts, cfg.text_weight_count)).to(device)
+            return known_t, None
+        weight = popularity_text_weight(counts, cfg.text_weight_count)
+        return known_t, torch.from_numpy(weight).to(device)
 
     def _item_text(self, dataset: Dataset) -> np.ndarray:
         """Frozen item content vectors (float32): the unit-length LM vector of each item's
