@@ -49,10 +49,21 @@ def test_server_side_noise_is_seeded_and_leaves_the_global_generator_alone():
     a = train_federated(train, None, n_clients=6, config=cfg)
     assert np.random.random() == expected_next  # the caller's global state, untouched
     b = train_federated(train, None, n_clients=6, config=cfg)
-    # equal up to float32 rounding: Flower sums the clients' updates in the order they finish
-    np.testing.assert_allclose(a.item_factors, b.item_factors, rtol=0, atol=1e-5)
+    # bit for bit: the clients' updates are summed in the order of their ids, not in the
+    # order Flower's threads happen to finish
+    np.testing.assert_array_equal(a.item_factors, b.item_factors)
     c = train_federated(train, None, n_clients=6, config=dataclasses.replace(cfg, seed=1))
     assert np.abs(a.item_factors - c.item_factors).max() > 0.01  # other noise
+
+
+def test_plain_fedavg_repeats_bit_for_bit():
+    train = checkerboard(n_users=60, n_items=30, density=0.5, seed=0)
+    cfg = FederatedConfig(factors=8, rounds=4, lr=0.1, batch_size=16, seed=0)
+    runs = [train_federated(train, train, n_clients=12, config=cfg) for _ in range(3)]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(runs[0].item_factors, other.item_factors)
+        np.testing.assert_array_equal(runs[0].item_bias, other.item_bias)
+        assert runs[0].history == other.history
 
 
 def test_bad_settings():

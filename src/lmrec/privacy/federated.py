@@ -207,7 +207,21 @@ def _strategy(cfg: FederatedConfig, n_items: int, n_clients: int, *, min_clients
         n = sum(m["n_users"] for _, m in pairs)
         return {"ndcg@10": total / max(n, 1), "n_users": n}
 
-    strategy: Strategy = FedAvg(
+    class OrderedFedAvg(FedAvg):
+        """FedAvg that sums the clients' results in the order of their ids.
+
+        Flower collects the results of a round in a set of finished futures, so their
+        order (and with it the float rounding of the weighted sum) changes from run to
+        run; sorting them first makes a seeded run repeat bit for bit.
+        """
+
+        def aggregate_fit(self, server_round: int, results: list, failures: list) -> Any:
+            return super().aggregate_fit(server_round, _by_client_id(results), failures)
+
+        def aggregate_evaluate(self, server_round: int, results: list, failures: list) -> Any:
+            return super().aggregate_evaluate(server_round, _by_client_id(results), failures)
+
+    strategy: Strategy = OrderedFedAvg(
         fraction_fit=1.0,
         fraction_evaluate=1.0,
         min_fit_clients=min_clients,
@@ -225,6 +239,11 @@ def _strategy(cfg: FederatedConfig, n_items: int, n_clients: int, *, min_clients
         )
     del flwr
     return strategy
+
+
+def _by_client_id(results: list) -> list:
+    """A round's ``(client proxy, result)`` pairs sorted by client id."""
+    return sorted(results, key=lambda pair: pair[0].cid)
 
 
 def _privacy(cfg: FederatedConfig, n_clients: int) -> dict[str, Any] | None:
