@@ -75,10 +75,11 @@ class SequenceConfig(TorchConfig, DPConfig):
     :func:`lmrec.models.text2cf.item_attributes`), centred and appended to its frozen
     text vector before the adaptor (0: text alone). The same content features as
     ``text2cf``: a sentence vector blurs a genre list and a year, which the one-hot
-    columns state exactly. On MovieLens-100K they lifted sasrec (id+text) on new items
-    from NDCG@10 0.0852 to 0.1027 (text2cf: 0.0967) and on known items from 0.1048 to
-    0.1077 (seeds 0-2); sasrec (text) on new items fell from 0.0828 to 0.0635, on known
-    items it rose from 0.1011 to 0.1033 (``benchmarks/RESULTS.md``)."""
+    columns state exactly. On MovieLens-100K (``benchmarks/RESULTS.md``) they lifted
+    sasrec (id+text) on new items from NDCG@10 0.0852 to 0.1027 (text2cf: 0.0967; draw 0
+    of the cold-item variant, one fit each) and on known items from 0.1048 to 0.1077
+    (leave-one-out, seeds 0-2); sasrec (text) on new items fell from 0.0828 to 0.0635
+    (draw 0), on known items it rose from 0.1011 to 0.1033 (seeds 0-2)."""
     dropout: float = Field(default=0.2, ge=0, lt=1, json_schema_extra=search("float", 0.0, 0.5))
     """Dropout on the item inputs and inside the encoder."""
     epochs: int = Field(default=200, ge=1)
