@@ -111,8 +111,10 @@ PEER_PY = Path(os.environ.get("RECBOLE_PYTHON", "/tmp/seqpeers/recbole-venv/bin/
 RECTOOLS_PY = Path(os.environ.get("RECTOOLS_PYTHON", "/tmp/seqpeers/rectools-venv/bin/python"))
 METRICS = ["ndcg@10", "hit_rate@10"]
 SEED = 2026
+ID_TEXT = "lmrec sasrec (id+text)"
 POPULARITY_WEIGHTED = "lmrec sasrec (id+text, popularity-weighted text)"
 PATIENCE_30 = "lmrec sasrec (id+text, patience 30)"
+POPULARITY_PATIENCE_30 = "lmrec sasrec (id+text, popularity-weighted text, patience 30)"
 LMREC_ROWS = {
     "lmrec sasrec (id)": ("sasrec", {"item_repr": "id"}),
     "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
@@ -121,7 +123,13 @@ LMREC_ROWS = {
     "lmrec gru4rec (id)": ("gru4rec", {"item_repr": "id"}),
 }
 #: Rows of the seeds part only (``--part seeds``), not of the quality table.
-SEEDS_ONLY_ROWS = {PATIENCE_30: ("sasrec", {"item_repr": "id+text", "patience": 30})}
+SEEDS_ONLY_ROWS = {
+    PATIENCE_30: ("sasrec", {"item_repr": "id+text", "patience": 30}),
+    POPULARITY_PATIENCE_30: (
+        "sasrec",
+        {"item_repr": "id+text", "text_weight": "popularity", "patience": 30},
+    ),
+}
 LMREC_REFIT = "lmrec sasrec (id), refit on train + valid"
 RECTOOLS_DEFAULTS = "RecTools SASRec (its defaults: 3 epochs)"
 RECTOOLS_VALID = "RecTools SASRec (lmrec arch, best valid epoch)"
@@ -145,6 +153,11 @@ COLD_ROWS = {
         "sasrec",
         {"item_repr": "id+text", "epochs_from": "new_items"},
     ),
+    "lmrec sasrec (id+text, popularity-weighted text)": (
+        "sasrec",
+        {"item_repr": "id+text", "text_weight": "popularity"},
+    ),
+    "lmrec sasrec (id+text, patience 30)": ("sasrec", {"item_repr": "id+text", "patience": 30}),
     "lmrec text2cf": ("text2cf", {}),
 }
 PEERS = {
@@ -625,8 +638,8 @@ def run_seeds(args: argparse.Namespace) -> None:
     work = RESULTS / f"sequential_work_{args.ties}"
     work.mkdir(parents=True, exist_ok=True)
     seeds = [int(v) for v in args.seeds.split(",")]
-    id_, text, id_text = "lmrec sasrec (id)", "lmrec sasrec (text)", "lmrec sasrec (id+text)"
-    names = [id_, text, id_text, POPULARITY_WEIGHTED, PATIENCE_30]
+    id_, text, id_text = "lmrec sasrec (id)", "lmrec sasrec (text)", ID_TEXT
+    names = [id_, text, id_text, POPULARITY_WEIGHTED, PATIENCE_30, POPULARITY_PATIENCE_30]
     quality = RESULTS / f"sequential_{args.ties}_per_user.npz"
     committed, saved_infos = committed_rows(args.ties) if quality.exists() else ({}, {})
     saved = {name: pu["ndcg@10"] for name, pu in committed.items()}
@@ -672,6 +685,8 @@ def run_seeds(args: argparse.Namespace) -> None:
         (POPULARITY_WEIGHTED, id_text),
         (PATIENCE_30, id_),
         (PATIENCE_30, id_text),
+        (POPULARITY_PATIENCE_30, id_),
+        (POPULARITY_PATIENCE_30, PATIENCE_30),
         (text, id_),
     ]:
         d = paired_bootstrap_diff(mean[a], mean[b], n_resamples=1000, seed=0)
@@ -808,6 +823,13 @@ def run_cold(args: argparse.Namespace) -> None:
         (a, a.replace(", epochs on new items", ""))
         for a in per_user
         if "epochs on new items" in a and a.replace(", epochs on new items", "") in per_user
+    ]
+    pairs += [  # id+text variants (a setting changed) against id+text with its defaults
+        (a, ID_TEXT)
+        for a in per_user
+        if a.startswith(ID_TEXT[:-1] + ", ")
+        and "epochs on new items" not in a
+        and ID_TEXT in per_user
     ]
     table, diffs = summarise(per_user, infos, pairs)
     table = table.rename(columns={"hit_rate@10": "recall@20"}).drop(columns="fit_s")
