@@ -158,6 +158,7 @@ COLD_ROWS = {
         {"item_repr": "id+text", "text_weight": "popularity"},
     ),
     "lmrec sasrec (id+text, patience 30)": ("sasrec", {"item_repr": "id+text", "patience": 30}),
+    POPULARITY_PATIENCE_30: SEEDS_ONLY_ROWS[POPULARITY_PATIENCE_30],
     "lmrec text2cf": ("text2cf", {}),
 }
 PEERS = {
