@@ -153,11 +153,8 @@ COLD_ROWS = {
         "sasrec",
         {"item_repr": "id+text", "epochs_from": "new_items"},
     ),
-    "lmrec sasrec (id+text, popularity-weighted text)": (
-        "sasrec",
-        {"item_repr": "id+text", "text_weight": "popularity"},
-    ),
-    "lmrec sasrec (id+text, patience 30)": ("sasrec", {"item_repr": "id+text", "patience": 30}),
+    POPULARITY_WEIGHTED: LMREC_ROWS[POPULARITY_WEIGHTED],
+    PATIENCE_30: SEEDS_ONLY_ROWS[PATIENCE_30],
     POPULARITY_PATIENCE_30: SEEDS_ONLY_ROWS[POPULARITY_PATIENCE_30],
     "lmrec text2cf": ("text2cf", {}),
 }
