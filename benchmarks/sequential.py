@@ -158,6 +158,13 @@ COLD_ROWS = {
     POPULARITY_PATIENCE_30: SEEDS_ONLY_ROWS[POPULARITY_PATIENCE_30],
     "lmrec text2cf": ("text2cf", {}),
 }
+#: Cold rows compared with id+text at its defaults (each changes one or two settings).
+ID_TEXT_VARIANTS = (
+    "lmrec sasrec (id+text, id_dropout=0.5)",
+    POPULARITY_WEIGHTED,
+    PATIENCE_30,
+    POPULARITY_PATIENCE_30,
+)
 PEERS = {
     "RecBole SASRec (CE)": ("SASRec", "CE"),
     "RecBole SASRec (BPR, 1 neg)": ("SASRec", "BPR"),
@@ -822,13 +829,8 @@ def run_cold(args: argparse.Namespace) -> None:
         for a in per_user
         if "epochs on new items" in a and a.replace(", epochs on new items", "") in per_user
     ]
-    pairs += [  # id+text variants (a setting changed) against id+text with its defaults
-        (a, ID_TEXT)
-        for a in per_user
-        if a.startswith(ID_TEXT[:-1] + ", ")
-        and "epochs on new items" not in a
-        and ID_TEXT in per_user
-    ]
+    if ID_TEXT in per_user:  # id+text with one setting changed against its defaults
+        pairs += [(a, ID_TEXT) for a in ID_TEXT_VARIANTS if a in per_user]
     table, diffs = summarise(per_user, infos, pairs)
     table = table.rename(columns={"hit_rate@10": "recall@20"}).drop(columns="fit_s")
     md = (

@@ -272,11 +272,11 @@ class SequentialRecommender(
         were used is private) and the text part's weight (None for ``uniform``)."""
         cfg = self.config
         known = (counts > 0) | (cfg.dp_epsilon is not None)
-        known_t = torch.from_numpy(known.astype(np.float32)).to(device)
-        if cfg.text_weight == "uniform":
-            return known_t, None
-        weight = popularity_text_weight(counts, cfg.text_weight_count)
-        return known_t, torch.from_numpy(weight).to(device)
+        weight = None
+        if cfg.text_weight == "popularity":
+            weight = torch.from_numpy(popularity_text_weight(counts, cfg.text_weight_count))
+            weight = weight.to(device)
+        return torch.from_numpy(known.astype(np.float32)).to(device), weight
 
     def _item_text(self, dataset: Dataset) -> np.ndarray:
         """Frozen item content vectors (float32): the unit-length LM vector of each item's
