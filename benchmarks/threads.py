@@ -23,6 +23,10 @@ alternate per workload and library. Reported: seconds and the ratio loaded / qui
 for each library, and lmrec's quiet time as a ratio of the plain library's quiet time.
 Target: lmrec loaded <= 1.3x lmrec quiet.
 
+The machine's own floor is measured in the same run: perfectly divisible work (64
+equal pure-Python tasks pulled one at a time by one worker process per usable CPU), quiet
+and loaded alike. No job that needs every core can slow down less than this reference.
+
 The machine is shared: run under ``flock /tmp/lmrec-bench.lock`` so no other benchmark
 overlaps, and read the ratios, which come from the same run.
 
@@ -132,9 +136,27 @@ def _prepare(workload: str, library: str, bpr_epochs: int):
     return fit
 
 
+def _spin_task(n: int) -> int:
+    """One unit of the divisible reference: pure interpreter work, no memory traffic."""
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def _divisible(tasks: int = 64, size: int = 1_000_000):
+    """The floor reference: a process pool (one worker per usable CPU) pulling equal tasks
+    one at a time, so whichever worker has a free core takes the next one."""
+    import multiprocessing
+
+    pool = multiprocessing.get_context("fork").Pool(len(os.sched_getaffinity(0)))
+    pool.map(_spin_task, [1000] * tasks, chunksize=1)  # workers started before timing
+    return lambda: pool.map(_spin_task, [size] * tasks, chunksize=1)
+
+
 def child(workload: str, library: str, repeats: int, bpr_epochs: int) -> None:
     """Run one (workload, library) measurement and print its JSON report."""
-    run = _prepare(workload, library, bpr_epochs)
+    run = _divisible() if workload == "divisible" else _prepare(workload, library, bpr_epochs)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -189,6 +211,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2, help="quiet/loaded alternations")
     ap.add_argument("--bpr-epochs", type=int, default=5)
+    ap.add_argument(
+        "--no-floor", action="store_true", help="skip the divisible-work floor reference"
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     if args.child:
@@ -210,6 +235,12 @@ def main() -> None:
                         f"OMP_WAIT_POLICY {rep['OMP_WAIT_POLICY']})",
                         flush=True,
                     )
+    floor: dict[str, list[float]] = {"quiet": [], "loaded": []}
+    for _ in range(0 if args.no_floor else args.rounds):
+        for state in ("quiet", "loaded"):
+            rep = measure("divisible", "reference", state == "loaded", args)
+            floor[state].append(rep["median"])
+            print(f"divisible reference {state:6s} {rep['median']:.2f}s", flush=True)
     names = {
         "encode": ("lmrec TextEncoder", "sentence-transformers"),
         "bpr": ("lmrec bpr (torch)", "implicit BPR"),
@@ -237,6 +268,16 @@ def main() -> None:
                 f"| {workload} | {names[workload][library == 'plain']} | {q:.2f} | "
                 f"{ld:.2f} | **{ld / q:.2f}** | {rel} |"
             )
+    if floor["quiet"]:
+        q, ld = min(floor["quiet"]), min(floor["loaded"])
+        summary["divisible/reference"] = {"quiet": q, "loaded": ld, "ratio": ld / q}
+        lines += [
+            "",
+            "The machine's floor, measured the same way: perfectly divisible work (64 equal "
+            "pure-Python tasks pulled one at a time by one worker process per usable CPU) "
+            f"took {q:.2f} s quiet and {ld:.2f} s loaded: **{ld / q:.2f}x**. No job that "
+            "keeps every core busy slows down less.",
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
