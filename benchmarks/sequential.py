@@ -40,7 +40,9 @@ Cold items (``--part cold``)
     10% of the items (seeded) are "new": their interactions before the median timestamp
     are dropped, so they never occur in train; train = all other interactions before the
     cut. Each user with a training history ranks only the new items; truth = the user's
-    interactions with them after the cut. Rows: sasrec ``text``, ``id+text``, ``text2cf``.
+    interactions with them after the cut. Rows: sasrec ``text``, ``id+text``, ``text2cf``,
+    and a baseline without personalisation: the new items ranked by the popularity their
+    content predicts (:func:`content_popularity`), the same list for every user.
     ``--cold-draws`` (5) draws of the new items, the users of all draws pooled: one
     draw has about 100 users, too few to tell the rows apart.
 Seeds (``--part seeds``)
@@ -137,6 +139,9 @@ RECTOOLS_REFIT = "RecTools SASRec (lmrec arch, refit on train + valid)"
 #: Learning rates tried for RecTools' SASRec with lmrec's architecture (the best on valid
 #: is kept): lmrec's default (2e-3), the 1e-3 and 5e-3 that were lmrec's defaults before.
 RECTOOLS_LRS = (1e-3, 2e-3, 5e-3)
+#: A baseline of the cold-item variant with no personalisation: every user gets the new
+#: items ranked by the popularity their content predicts (:func:`content_popularity`).
+CONTENT_POPULARITY = "content popularity (text -> log count, one list for all)"
 #: The cold-item variant's rows: name -> (model, parameters).
 COLD_ROWS = {
     "lmrec sasrec (text)": ("sasrec", {"item_repr": "text"}),
@@ -157,6 +162,7 @@ COLD_ROWS = {
     PATIENCE_30: SEEDS_ONLY_ROWS[PATIENCE_30],
     POPULARITY_PATIENCE_30: SEEDS_ONLY_ROWS[POPULARITY_PATIENCE_30],
     "lmrec text2cf": ("text2cf", {}),
+    CONTENT_POPULARITY: ("content popularity", {}),
 }
 #: Cold rows compared with id+text at its defaults (each changes one or two settings).
 ID_TEXT_VARIANTS = (
@@ -754,6 +760,21 @@ def cold_split(ds: Dataset, draw: int) -> tuple[Dataset, Dataset, np.ndarray, np
     return train, test, is_new, users
 
 
+def content_popularity(train: Dataset, l2: float = 1.0) -> np.ndarray:
+    """Each item's popularity as its content predicts it (float32, (n_items,)): ridge
+    regression (penalty ``l2``) from the item features text2cf uses (MiniLM vector and
+    attributes) to log(1 + training interactions), fitted on the items with interactions
+    and applied to every item, so items without any get a popularity from their text."""
+    from lmrec.models.text2cf import ItemFeatureConfig, item_features
+
+    feats, _ = item_features(train, ItemFeatureConfig())
+    counts = train.item_counts()
+    warm = counts > 0
+    x, y = feats[warm].astype(np.float64), np.log1p(counts[warm])
+    w = np.linalg.solve(x.T @ x + l2 * np.eye(x.shape[1]), x.T @ (y - y.mean()))
+    return (feats @ w + y.mean()).astype(np.float32)
+
+
 def cold_row(
     name: str, train: Dataset, test: Dataset, is_new: np.ndarray, users: np.ndarray
 ) -> tuple[dict[str, np.ndarray], dict]:
@@ -761,8 +782,11 @@ def cold_row(
     model_name, params = COLD_ROWS[name]
     truth = sp.csr_matrix(test.matrix[users])
     truth.data[:] = 1.0
-    model = create_model(model_name, params)
-    if model_name == "sasrec":
+    if model_name == "content popularity":
+        scores = np.tile(content_popularity(train), (len(users), 1))
+        info: dict = {}
+    elif model_name == "sasrec":
+        model = create_model(model_name, params)
         if params.get("epochs_from", "valid") == "valid":
             inner = leave_one_out_split(train, valid=False)  # last train item of each user: valid
             model.fit(inner.train, valid=inner.test)
@@ -771,6 +795,7 @@ def cold_row(
         scores = model.score_sequences(user_sequences(train).rows(users))
         info = {"best_epoch": model.best_epoch_}
     else:
+        model = create_model(model_name, params)
         model.fit(train)
         scores = model.score(model.user_ids_.ids[users])
         info = {}
