@@ -856,6 +856,8 @@ def run_cold(args: argparse.Namespace) -> None:
     ]
     if ID_TEXT in per_user:  # id+text with one setting changed against its defaults
         pairs += [(a, ID_TEXT) for a in ID_TEXT_VARIANTS if a in per_user]
+    if CONTENT_POPULARITY in per_user:  # every model against the list without personalisation
+        pairs += [(a, CONTENT_POPULARITY) for a in per_user if a.startswith("lmrec")]
     table, diffs = summarise(per_user, infos, pairs)
     table = table.rename(columns={"hit_rate@10": "recall@20"}).drop(columns="fit_s")
     md = (
