@@ -47,3 +47,15 @@ def test_search_titles_and_users_need_a_key(client, keys):
     users = client.get("/v1/ui/users", params={"q": "u1"}, headers=auth).json()["users"]
     assert users and all(u.startswith("u1") for u in users)
     assert client.get("/v1/ui/search", params={"q": ""}, headers=auth).status_code == 422
+
+
+def test_a_query_parameter_given_twice_is_refused(client, keys):
+    """Found by the schema fuzzer: ``?limit=5&limit=56.0`` used the last value and
+    answered 200; a repeated query parameter is now a 422 naming it."""
+    auth = {"Authorization": f"Bearer {keys[1]['read']}"}
+    ok = client.get("/v1/ui/users", params={"limit": 5}, headers=auth)
+    assert ok.status_code == 200 and len(ok.json()["users"]) <= 5
+    twice = client.get("/v1/ui/users?limit=5&limit=56.0", headers=auth)
+    assert twice.status_code == 422
+    assert "'limit' is given more than once" in twice.text
+    assert client.get("/v1/ui/search?q=film&q=number", headers=auth).status_code == 422

@@ -34,7 +34,7 @@ from types import FrameType
 from typing import Any
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from lmrec._version import __version__
 from lmrec.errors import ConfigError
@@ -45,7 +45,7 @@ from lmrec.serve.cluster import Cluster
 from lmrec.serve.deps import get_model
 from lmrec.serve.engine import Engine, RecList
 from lmrec.serve.events import EventStore
-from lmrec.serve.handlers import install_error_handlers
+from lmrec.serve.handlers import install_error_handlers, single_valued_query
 from lmrec.serve.metrics import Metrics
 from lmrec.serve.middleware import ObserveMiddleware
 from lmrec.serve.model_store import LoadedModel, ModelStore
@@ -223,6 +223,7 @@ def create_app(
         version=__version__,
         description="Recommendations, explanations and feedback over an lmrec model.",
         lifespan=_lifespan,
+        dependencies=[Depends(single_valued_query)],
     )
     state = app.state
     state.created = created

@@ -62,6 +62,27 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _body(500, f"Internal server error (reference {ref}); the details were logged.")
 
 
+def single_valued_query(request: Request) -> None:
+    """Refuse a query parameter given more than once (``?limit=5&limit=6``) with a 422.
+
+    Every query parameter of the API takes one value; using the last one silently would
+    hide the client's mistake. Installed on the app as a dependency of every route.
+    """
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", key),
+                        "msg": f"query parameter {key!r} is given more than once; give it once",
+                        "type": "value_error",
+                    }
+                ]
+            )
+        seen.add(key)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
     app.add_exception_handler(RequestValidationError, _validation)
