@@ -62,11 +62,12 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _body(500, f"Internal server error (reference {ref}); the details were logged.")
 
 
-def single_valued_query(request: Request) -> None:
+async def single_valued_query(request: Request) -> None:
     """Refuse a query parameter given more than once (``?limit=5&limit=6``) with a 422.
 
     Every query parameter of the API takes one value; using the last one silently would
-    hide the client's mistake. Installed on the app as a dependency of every route.
+    hide the client's mistake. Installed on the app as a dependency of every route;
+    async, so it runs on the event loop instead of a worker thread.
     """
     seen: set[str] = set()
     for key, _ in request.query_params.multi_items():
